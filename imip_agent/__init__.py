@@ -1,0 +1,1 @@
+"""imip-agent programs: thin command-line entry points over imiptools."""

@@ -1,0 +1,168 @@
+"""Site configuration: one schema drives validation, defaults and the example.
+
+The configuration file is TOML (``-c FILE`` or ``IMIP_AGENT_CONFIG``)::
+
+    [agent]
+    store = "/var/lib/imip-agent/store"
+    lock_timeout = 30
+
+    [preferences]          # site defaults for every calendar user
+    scheduling_function = "schedule_in_freebusy"
+
+Command-line options override the file; the file overrides built-in
+defaults. Unknown keys and bad values raise :class:`ConfigError` (exit 75:
+the MTA keeps the mail while the admin fixes the file).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from icalendar.prop import vDuration
+
+from imiptools.errors import ConfigError
+
+ENV_CONFIG = "IMIP_AGENT_CONFIG"
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse an RFC 5545 §3.3.6 duration (``P1D``, ``PT10M``, ``-PT1H``)."""
+    try:
+        value = vDuration.from_ical(text.strip().upper())
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not an RFC 5545 duration: {text!r}") from exc
+    if not isinstance(value, timedelta):
+        raise ValueError(f"not an RFC 5545 duration: {text!r}")
+    return value
+
+
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive integer")
+    return number
+
+
+def _positive_float(value: Any) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be positive")
+    return number
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    return value
+
+
+def _duration(value: Any) -> timedelta:
+    return value if isinstance(value, timedelta) else parse_duration(_text(value))
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration option: its parser and its help text."""
+
+    parse: Callable[[Any], Any]
+    help: str
+
+
+#: The schema of the ``[agent]`` table. Keys equal :class:`Settings` fields.
+SCHEMA: dict[str, Option] = {
+    "store": Option(_text, "directory of the filesystem store"),
+    "preferences": Option(_text, "directory of per-user preference files"),
+    "journal": Option(_text, "directory of quota journals"),
+    "publishing": Option(_text, "directory of published free/busy (.ifb) files"),
+    "calendar_address": Option(
+        _text, "From address of generated mail; empty: the user's own address"
+    ),
+    "lock_timeout": Option(_positive_float, "seconds to wait for a user's lock"),
+    "max_message_size": Option(_positive_int, "largest message accepted, in bytes"),
+    "window": Option(_duration, "how far ahead recurrences are expanded (RFC 5545)"),
+    "max_instances": Option(_positive_int, "hard cap on instances of one event"),
+    "expansion_seconds": Option(_positive_float, "time budget to expand one event"),
+    "sendmail": Option(_text, "command used to send mail"),
+    "smtp": Option(_text, "HOST[:PORT] to send through instead of sendmail"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective site settings (file, then command line, applied)."""
+
+    store: str = "/var/lib/imip-agent/store"
+    preferences: str = "/var/lib/imip-agent/preferences"
+    journal: str = "/var/lib/imip-agent/journal"
+    publishing: str = "/var/www/imip-agent/static"
+    calendar_address: str = ""
+    lock_timeout: float = 30.0
+    max_message_size: int = 10 * 1024 * 1024
+    window: timedelta = timedelta(days=365)
+    max_instances: int = 2000
+    expansion_seconds: float = 2.0
+    sendmail: str = "/usr/sbin/sendmail -i"
+    smtp: str = ""
+    #: Site defaults for preferences (``[preferences]``), validated on use.
+    preference_defaults: Mapping[str, str] = field(default_factory=dict)
+
+    def updated(self, **values: Any) -> Settings:
+        """Return a copy with the given (already parsed) values replaced."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def _parse_agent_table(table: Mapping[str, Any]) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    for key, raw in table.items():
+        option = SCHEMA.get(key)
+        if option is None:
+            raise ConfigError(f"unknown setting [agent] {key}")
+        try:
+            parsed[key] = option.parse(raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"bad value for [agent] {key}: {exc}") from exc
+    return parsed
+
+
+def load_settings(path: str | None = None) -> Settings:
+    """Read the configuration file (or ``$IMIP_AGENT_CONFIG``), if any.
+
+    No file named and none in the environment: built-in defaults.
+    """
+    path = path or os.environ.get(ENV_CONFIG)
+    if not path:
+        return Settings()
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration {path} is not valid TOML: {exc}") from exc
+    unknown = set(data) - {"agent", "preferences"}
+    if unknown:
+        raise ConfigError(f"unknown table(s) in {path}: {', '.join(sorted(unknown))}")
+    values = _parse_agent_table(data.get("agent", {}))
+    prefs = {str(k): str(v) for k, v in data.get("preferences", {}).items()}
+    return Settings(**values, preference_defaults=prefs)
+
+
+def example_config() -> str:
+    """The example configuration file, generated from the schema."""
+    defaults = Settings()
+    lines = ["# imip-agent configuration (TOML)", "", "[agent]"]
+    for f in fields(Settings):
+        if f.name not in SCHEMA:
+            continue
+        value = getattr(defaults, f.name)
+        if isinstance(value, timedelta):
+            value = f"P{value.days}D"
+        lines.append(f"# {SCHEMA[f.name].help}")
+        lines.append(f"{f.name} = {value!r}".replace("'", '"'))
+    lines += ["", "[preferences]", "# site defaults, e.g.", '# TZID = "Europe/Berlin"']
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,127 @@
+"""Errors and the exit-code table (sysexits, as every MTA understands them).
+
+Each exception class maps to exactly one row of :data:`EXIT_CODES`. Programs
+catch :class:`ImipError` at their boundary, print ``exc.status_line()`` (an
+RFC 3463 enhanced status code and a one-line reason) and exit with
+``exc.exit_code``. Anything else that escapes is an internal bug: it is
+logged with its traceback (never printed) and mapped to 75 so the MTA keeps
+the message and retries (see ``imip_agent.cli.run_program``).
+
+Postfix ``pipe(8)`` and Exim's pipe transport defer on 75 (EX_TEMPFAIL) and
+bounce on the others; the bounce carries what we printed on stdout.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """The exit codes our programs use (a subset of BSD ``sysexits.h``)."""
+
+    OK = 0  # done, including "nothing to do" and "declined"
+    USAGE = 64  # imip-admin only: wrong command line (agents use TEMPFAIL)
+    DATAERR = 65  # the sender should get the message back
+    NOUSER = 67  # imip-admin: no such calendar user
+    TEMPFAIL = 75  # transient trouble, configuration error, internal bug
+
+
+class ImipError(Exception):
+    """Base class: an error with an exit code and an RFC 3463 status."""
+
+    exit_code: ExitCode = ExitCode.TEMPFAIL
+    status: str = "4.3.0"
+
+    def status_line(self) -> str:
+        """One line for the MTA: ``"<status> <reason>"`` without CR/LF."""
+        reason = " ".join(str(self).split()) or type(self).__name__
+        return f"{self.status} {reason}"[:400]
+
+
+class TransientError(ImipError):
+    """Something that may work later: the MTA must retry (75)."""
+
+    exit_code = ExitCode.TEMPFAIL
+    status = "4.3.0"
+
+
+class LockTimeout(TransientError):
+    """A user's lock could not be taken before the deadline."""
+
+    status = "4.3.0"
+
+
+class StoreUnavailable(TransientError):
+    """The store cannot be read or written (disk full, permissions, down)."""
+
+    status = "4.3.0"
+
+
+class DeliveryFailed(TransientError):
+    """Sending or delivering a message failed transiently (4xx, socket down)."""
+
+    status = "4.4.0"
+
+
+class ConfigError(TransientError):
+    """Bad configuration or command line under the MTA: keep the mail, retry."""
+
+    status = "4.3.5"
+
+
+class InputError(ImipError):
+    """Unusable input that should go back to its sender (65)."""
+
+    exit_code = ExitCode.DATAERR
+    status = "5.6.0"
+
+
+class MessageTooBig(InputError):
+    """The message exceeds the configured maximum size (RFC 3463 5.3.4)."""
+
+    status = "5.3.4"
+
+
+class CalendarDataError(InputError):
+    """The calendar data is unusable (RFC 3463 5.6.0: bad content)."""
+
+    status = "5.6.0"
+
+
+class UnsafeName(InputError):
+    """A calendar user name that cannot be mapped to a store location."""
+
+    status = "5.1.3"
+
+
+class UsageError(ImipError):
+    """Wrong command line for an interactive tool (imip-admin)."""
+
+    exit_code = ExitCode.USAGE
+    status = "5.5.4"
+
+
+class NoSuchUser(ImipError):
+    """imip-admin was asked about a calendar user the store does not hold."""
+
+    exit_code = ExitCode.NOUSER
+    status = "5.1.1"
+
+
+#: The one table tests check: exception class -> exit code.
+EXIT_CODES: dict[type[ImipError], ExitCode] = {
+    cls: cls.exit_code
+    for cls in (
+        TransientError,
+        LockTimeout,
+        StoreUnavailable,
+        DeliveryFailed,
+        ConfigError,
+        InputError,
+        MessageTooBig,
+        CalendarDataError,
+        UnsafeName,
+        UsageError,
+        NoSuchUser,
+    )
+}

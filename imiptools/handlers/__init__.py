@@ -1,0 +1,1 @@
+"""iTIP method handlers, one class per kind of calendar user."""

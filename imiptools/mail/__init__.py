@@ -1,0 +1,1 @@
+"""MIME in and out: iMIP messages (RFC 6047)."""
