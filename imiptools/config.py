@@ -34,7 +34,7 @@ ENV_CONFIG = "IMIP_AGENT_CONFIG"
 def parse_duration(text: str) -> timedelta:
     """Parse an RFC 5545 §3.3.6 duration (``P1D``, ``PT10M``, ``-PT1H``)."""
     try:
-        value = vDuration.from_ical(text.strip().upper())
+        value = vDuration.from_ical(text.strip().upper())  # type: ignore[no-untyped-call]
     except (ValueError, TypeError) as exc:
         raise ValueError(f"not an RFC 5545 duration: {text!r}") from exc
     if not isinstance(value, timedelta):
@@ -90,6 +90,7 @@ SCHEMA: dict[str, Option] = {
     "expansion_seconds": Option(_positive_float, "time budget to expand one event"),
     "sendmail": Option(_text, "command used to send mail"),
     "smtp": Option(_text, "HOST[:PORT] to send through instead of sendmail"),
+    "log_file": Option(_text, "file to log to; empty: syslog (/dev/log) if present"),
 }
 
 
@@ -109,6 +110,7 @@ class Settings:
     expansion_seconds: float = 2.0
     sendmail: str = "/usr/sbin/sendmail -i"
     smtp: str = ""
+    log_file: str = ""
     #: Site defaults for preferences (``[preferences]``), validated on use.
     preference_defaults: Mapping[str, str] = field(default_factory=dict)
 

@@ -115,8 +115,9 @@ def to_utc(value: date | datetime, zone: tzinfo = UTC) -> datetime:
 
 
 def format_utc(value: datetime) -> str:
-    """``20300108T100000Z`` for an aware datetime."""
-    return value.astimezone(UTC).strftime(UTC_FORMAT)
+    """``20300108T100000Z`` for an aware datetime (years zero-padded)."""
+    v = value.astimezone(UTC)
+    return f"{v.year:04d}{v.month:02d}{v.day:02d}T{v.hour:02d}{v.minute:02d}{v.second:02d}Z"
 
 
 def parse_utc(text: str) -> datetime:
@@ -131,7 +132,7 @@ def format_recurrence_id(value: date | datetime, zone: tzinfo = UTC) -> str:
     UTC (``20300108T100000Z``); floating datetimes are read in ``zone``.
     """
     if not isinstance(value, datetime):
-        return value.strftime(DATE_FORMAT)
+        return f"{value.year:04d}{value.month:02d}{value.day:02d}"
     return format_utc(to_utc(value, zone))
 
 

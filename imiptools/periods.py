@@ -23,11 +23,16 @@ FIELDS = 8
 
 
 def _escape(text: str) -> str:
-    return quote(text, safe=" !\"#$&'()*+,-./:;<=>?@[]^_`{|}~") if text else "-"
+    """Percent-escape tabs, newlines, controls and '%'; '' becomes '-'."""
+    if not text:
+        return "-"
+    if text == "-":
+        return "%2D"
+    return quote(text, safe=" !\"#$&'()*+,-./:;<=>?@[]^_`{|}~", errors="surrogatepass")
 
 
 def _unescape(text: str) -> str:
-    return "" if text == "-" else unquote(text)
+    return "" if text == "-" else unquote(text, errors="surrogatepass")
 
 
 @dataclass(frozen=True, order=True)

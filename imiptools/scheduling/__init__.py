@@ -1,0 +1,132 @@
+"""Scheduling functions: small pure policies that decide a resource's answer.
+
+A resource's ``scheduling_function`` preference holds one function a line,
+with arguments (``schedule_in_freebusy 2``). Every function sees the same
+:class:`Request` and returns a :class:`Decision`; all must agree (the first
+answer that is not ACCEPTED wins, in the order of the lines). Functions are
+registered with :func:`register`; third parties add theirs through the
+``imip_agent.scheduling`` entry-point group. Functions never write and
+never send mail: the handler applies the decision.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from importlib.metadata import entry_points
+
+from imiptools.itip.recurrence import Instance
+from imiptools.periods import Period
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "imip_agent.scheduling"
+
+
+class Answer(enum.StrEnum):
+    """The PARTSTAT a decision leads to (RFC 5545 §3.2.12)."""
+
+    ACCEPTED = "ACCEPTED"
+    DECLINED = "DECLINED"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An answer with a machine-readable code and a human-readable reason."""
+
+    answer: Answer
+    code: str
+    reason: str
+    function: str = ""
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a scheduling function may look at (all read-only).
+
+    ``instances`` are the instances to book (future, inside the window);
+    ``busy`` holds the resource's busy periods over their span, excluding
+    this event's own periods.
+    """
+
+    resource: str
+    organiser: str
+    uid: str
+    summary: str
+    instances: Sequence[Instance]
+    busy: Sequence[Period]
+    now: datetime
+    zone: tzinfo
+    truncated: bool = False
+    attendees: Sequence[str] = field(default_factory=tuple)
+
+
+Function = Callable[[Request, Sequence[str]], Decision]
+FUNCTIONS: dict[str, Function] = {}
+_loaded_entry_points = False
+
+
+def register(name: str) -> Callable[[Function], Function]:
+    """Decorator: make ``function`` available under ``name``."""
+
+    def add(function: Function) -> Function:
+        FUNCTIONS[name] = function
+        return function
+
+    return add
+
+
+def parse_function_lines(text: str) -> list[tuple[str, list[str]]]:
+    """Split the preference into (name, arguments) lines; ValueError on bad quoting."""
+    lines = []
+    for line in text.splitlines():
+        words = shlex.split(line, comments=True)
+        if words:
+            lines.append((words[0], words[1:]))
+    return lines
+
+
+def lookup(name: str) -> Function | None:
+    """The function registered as ``name`` (loading entry points once)."""
+    global _loaded_entry_points
+    if name not in FUNCTIONS and not _loaded_entry_points:
+        _loaded_entry_points = True
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                FUNCTIONS.setdefault(point.name, point.load())
+            except Exception:  # a broken plug-in must not stop mail
+                log.exception("cannot load scheduling function %s", point.name)
+    return FUNCTIONS.get(name)
+
+
+def misconfigured(name: str, why: str) -> Decision:
+    """The decision for a line that cannot be run."""
+    log.error("scheduling function %r: %s", name, why)
+    return Decision(Answer.DECLINED, "misconfigured", "the resource is misconfigured", name)
+
+
+def decide(request: Request, lines: Sequence[tuple[str, list[str]]]) -> Decision:
+    """Run every function line; the first that does not accept decides."""
+    accepted: list[Decision] = []
+    for name, args in lines:
+        function = lookup(name)
+        if function is None:
+            return misconfigured(name, "unknown function")
+        try:
+            decision = function(request, args)
+        except (ValueError, TypeError) as exc:
+            return misconfigured(name, f"bad arguments {args!r}: {exc}")
+        if decision.answer is not Answer.ACCEPTED:
+            return decision
+        accepted.append(decision)
+    if not accepted:
+        return Decision(Answer.ACCEPTED, "accepted", "no scheduling rules apply")
+    return accepted[-1]
+
+
+# Register the built-in functions.
+from imiptools.scheduling import freebusy as _freebusy  # noqa: E402,F401

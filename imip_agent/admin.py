@@ -1,0 +1,150 @@
+"""imip-admin: look at and adjust a store (export, free/busy, preferences).
+
+Store options may stand before or after the subcommand. USER is an address
+or a ``mailto:`` URI. Exit codes: 0 done, 64 usage, 65 bad value, 75 store
+trouble (see ``imiptools.errors``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NoReturn
+
+from icalendar import Component, Timezone
+
+from imip_agent.cli import (
+    Parser,
+    add_store_options,
+    clock_from,
+    preferences_from,
+    run_program,
+    settings_from,
+    setup_logging,
+    store_from,
+)
+from imiptools.config import Settings
+from imiptools.dates import parse_datetime, zone_or_utc
+from imiptools.errors import ExitCode, InputError, UsageError
+from imiptools.itip import replies
+from imiptools.itip.objects import make_calendar, text_of, to_text
+from imiptools.preferences import DEFINITIONS, Preferences, validate
+from imiptools.records import HISTORY, UserRecords, Window
+from imiptools.stores.names import normalise_user
+
+
+class AdminParser(Parser):
+    """imip-admin reports usage errors as 64, not as a transient failure."""
+
+    error_class = UsageError
+
+
+def build_parser() -> AdminParser:
+    """The imip-admin command line."""
+    parser = AdminParser(prog="imip-admin", description=__doc__)
+    add_store_options(parser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=AdminParser)
+    export = commands.add_parser("export", help="print a user's calendar as iCalendar")
+    export.add_argument("user")
+    freebusy = commands.add_parser("freebusy", help="print a user's free/busy (VFREEBUSY)")
+    freebusy.add_argument("user")
+    freebusy.add_argument("--start", help="start (default: now)")
+    freebusy.add_argument("--end", help="end (default: start + the window)")
+    prefs = commands.add_parser("prefs", help="get, set or list preferences")
+    prefs.add_argument("action", choices=["get", "set", "list", "unset"])
+    prefs.add_argument("user")
+    prefs.add_argument("name", nargs="?")
+    prefs.add_argument("value", nargs="?")
+    for sub in (export, freebusy, prefs):
+        add_store_options(sub, suppress=True)
+    return parser
+
+
+def records_for(user: str, args: argparse.Namespace, settings: Settings) -> UserRecords:
+    """The user's records as the agents see them at ``--now``."""
+    preferences = Preferences(user, preferences_from(settings), settings.preference_defaults)
+    zone = zone_or_utc(preferences.get("TZID"))
+    window = Window(settings.window, settings.max_instances, settings.expansion_seconds)
+    return UserRecords(store_from(settings), user, zone, window, clock_from(args).now())
+
+
+def export(user: str, records: UserRecords) -> str:
+    """All current events of ``user`` with their overridden instances."""
+    components: list[Component] = []
+    zones: dict[str, Timezone] = {}
+    for uid in sorted(records.uids()):
+        stored = records.stored(uid)
+        if stored is None:
+            continue
+        components += stored.components
+        zones.update((text_of(z, "TZID"), z) for z in stored.timezones)
+    return to_text(make_calendar(components, None, list(zones.values())))
+
+
+def freebusy(records: UserRecords, args: argparse.Namespace, settings: Settings) -> str:
+    """The user's free/busy as a VFREEBUSY (RFC 5546 §3.3.1 PUBLISH)."""
+    start = _when(args.start, records) if args.start else records.now - HISTORY
+    end = _when(args.end, records) if args.end else records.now + settings.window
+    if end <= start:
+        raise UsageError("--end must be after --start")
+    component = replies.freebusy_component(
+        records.busy_between(start, end), start, end, records.now
+    )
+    component.add("ORGANIZER", records.user)
+    component.add("UID", f"freebusy-{records.user}")
+    return to_text(make_calendar([component], "PUBLISH"))
+
+
+def _when(text: str, records: UserRecords) -> datetime:
+    try:
+        return parse_datetime(text, records.zone)
+    except ValueError as exc:
+        raise UsageError(f"not a date-time: {text!r}") from exc
+
+
+def prefs(user: str, args: argparse.Namespace, settings: Settings) -> str:
+    """get/set/unset/list preferences; values are validated before writing."""
+    files = preferences_from(settings)
+    effective = Preferences(user, files, settings.preference_defaults)
+    if args.action == "list":
+        return "".join(
+            f"{name} = {effective.get(name)!r}  # {d.help}\n" for name, d in DEFINITIONS.items()
+        )
+    if not args.name or args.name not in DEFINITIONS:
+        raise UsageError(f"unknown preference {args.name!r}; see 'prefs list'")
+    if args.action == "get":
+        return effective.get(args.name) + "\n"
+    if args.action == "unset":
+        files.unset(user, args.name)
+        return ""
+    if args.value is None:
+        raise UsageError("prefs set needs a value")
+    try:
+        files.set(user, args.name, validate(args.name, args.value))
+    except ValueError as exc:
+        raise InputError(f"invalid value for {args.name}: {exc}") from exc
+    return ""
+
+
+def run(argv: Sequence[str]) -> ExitCode:
+    """Parse the command line, run the subcommand, print its output."""
+    args = build_parser().parse_args(argv)
+    settings = settings_from(args)
+    setup_logging(args, settings)
+    user = normalise_user(args.user)
+    if args.command == "prefs":
+        output = prefs(user, args, settings)
+    else:
+        records = records_for(user, args, settings)
+        output = (
+            export(user, records) if args.command == "export" else freebusy(records, args, settings)
+        )
+    sys.stdout.write(output.replace("\r\n", "\n") if sys.stdout.isatty() else output)
+    return ExitCode.OK
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Console entry point ``imip-admin``."""
+    run_program(run, argv)

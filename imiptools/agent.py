@@ -1,0 +1,189 @@
+"""The agent: one message, each recipient's unit of work, then sending.
+
+Per message (STYLE.md): parse once -> for each recipient: lock (with a
+deadline) -> handle each scheduling object (decide, spool replies, write the
+store) -> unlock -> send what was spooled. Errors of one scheduling object
+do not stop the others; the outcome is a :class:`Result` that the program
+turns into an exit code (see :mod:`imiptools.errors`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from imiptools.config import Settings
+from imiptools.dates import Clock, zone_or_utc
+from imiptools.errors import CalendarDataError, ConfigError, ExitCode, InputError
+from imiptools.handlers.common import Envelope, Outgoing, Unit
+from imiptools.itip.objects import ItipObject, parse_calendars, scheduling_objects
+from imiptools.lock import file_lock
+from imiptools.mail.compose import build_message
+from imiptools.mail.parse import ParsedMessage, parse_message
+from imiptools.mail.send import Sender
+from imiptools.preferences import Preferences, PreferenceSource
+from imiptools.records import UserRecords, Window
+from imiptools.spool import Spool
+from imiptools.stores.base import Store
+from imiptools.stores.names import normalise_user
+
+log = logging.getLogger(__name__)
+
+
+class Handler(Protocol):
+    """A handler for one kind of calendar user (resource, person, ...)."""
+
+    def handle(self, obj: ItipObject) -> None:
+        """Process one scheduling object; raise InputError if it is unusable."""
+        ...
+
+
+HandlerFactory = Callable[[Unit], Handler]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a run needs, built once by the program."""
+
+    settings: Settings
+    store: Store
+    preferences: PreferenceSource
+    clock: Clock
+    sender: Sender
+    spool: Spool
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of a run: exit code and a one-line status."""
+
+    code: ExitCode
+    status: str
+
+
+@dataclass
+class Extracted:
+    """The scheduling objects of a message and the errors met on the way."""
+
+    objects: list[ItipObject]
+    errors: list[str]
+    parts: int
+
+
+def extract(message: ParsedMessage) -> Extracted:
+    """Parse every calendar part; unusable parts are recorded, not raised."""
+    objects: list[ItipObject] = []
+    errors: list[str] = []
+    for part in message.parts:
+        try:
+            for calendar in parse_calendars(part.text):
+                objects += scheduling_objects(calendar, part.method)
+        except CalendarDataError as exc:
+            errors.append(str(exc))
+    return Extracted(objects, errors, len(message.parts))
+
+
+def run(raw: bytes, envelope: Sequence[Envelope], ctx: Context, factory: HandlerFactory) -> Result:
+    """Process one message for each envelope recipient, then send."""
+    if not envelope:
+        raise ConfigError("no recipient given (use -o ADDRESS)")
+    message = parse_message(raw)
+    extracted = extract(message)
+    failures: list[str] = list(extracted.errors)
+    handled = 0
+    for each in envelope:
+        user = normalise_user(each.recipient)
+        ok, failed = _process_user(user, each, message, extracted.objects, ctx, factory)
+        handled += ok
+        failures += failed
+    flush(ctx)
+    return _result(extracted, handled, failures, envelope[0].sender)
+
+
+def _result(extracted: Extracted, handled: int, failures: list[str], sender: str | None) -> Result:
+    if not extracted.parts:
+        return Result(ExitCode.OK, "2.0.0 no calendar data")
+    if handled or not failures:
+        return Result(ExitCode.OK, f"2.0.0 processed {handled} scheduling object(s)")
+    if sender == "":
+        log.warning("unusable calendar data from the null sender: %s", failures[0])
+        return Result(ExitCode.OK, "2.0.0 unusable calendar data from the null sender ignored")
+    raise CalendarDataError(failures[0])
+
+
+def _process_user(
+    user: str,
+    envelope: Envelope,
+    message: ParsedMessage,
+    objects: list[ItipObject],
+    ctx: Context,
+    factory: HandlerFactory,
+) -> tuple[int, list[str]]:
+    handled, failures = 0, []
+    with ctx.store.lock(user, ctx.settings.lock_timeout):
+        handler = factory(make_unit(user, envelope, message, ctx))
+        for obj in objects:
+            try:
+                handler.handle(obj)
+                handled += 1
+            except InputError as exc:
+                log.warning("user=%s uid=%r unusable: %s", user, obj.uid[:200], exc)
+                failures.append(str(exc))
+    return handled, failures
+
+
+def make_unit(user: str, envelope: Envelope, message: ParsedMessage, ctx: Context) -> Unit:
+    """The unit of work of ``user`` (preferences, zone, records at "now")."""
+    settings = ctx.settings
+    preferences = Preferences(user, ctx.preferences, settings.preference_defaults)
+    zone = zone_or_utc(preferences.get("TZID"))
+    now = ctx.clock.now()
+    window = Window(settings.window, settings.max_instances, settings.expansion_seconds)
+    records = UserRecords(ctx.store, user, zone, window, now)
+    spool = _spooler(ctx)
+    return Unit(user, settings, records, preferences, message, envelope, now, zone, spool)
+
+
+def _spooler(ctx: Context) -> Callable[[Unit, Outgoing], None]:
+    def spool(unit: Unit, outgoing: Outgoing) -> None:
+        data = compose(unit, outgoing)
+        ctx.spool.put(data, unit.calendar_address, outgoing.recipients, key=outgoing.key)
+
+    return spool
+
+
+def compose(unit: Unit, outgoing: Outgoing) -> bytes:
+    """The RFC 6047 message for ``outgoing``, answering the unit's message."""
+    message = unit.message
+    references = [*message.references, message.message_id] if message.message_id else []
+    return build_message(
+        from_addr=unit.calendar_address,
+        to_addrs=outgoing.recipients,
+        subject=outgoing.subject,
+        text=outgoing.text,
+        calendar=outgoing.calendar.to_ical(),
+        method=outgoing.method,
+        in_reply_to=message.message_id,
+        references=references,
+        date=unit.now,
+        message_id_domain=unit.calendar_address.rpartition("@")[2] or "localhost",
+    )
+
+
+def flush(ctx: Context) -> int:
+    """Send everything spooled (ours and any left by an interrupted run).
+
+    Holds the spool's lock so that two runs never send one message twice;
+    a failed send raises DeliveryFailed (75) and leaves the rest spooled.
+    """
+    sent = 0
+    lock = Path(ctx.spool.directory) / ".lock"
+    with file_lock(lock, ctx.settings.lock_timeout):
+        for item in ctx.spool.pending():
+            ctx.sender.send(item.envelope_from, item.recipients, item.message)
+            ctx.spool.done(item.id)
+            sent += 1
+    return sent

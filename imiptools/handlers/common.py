@@ -1,0 +1,132 @@
+"""What every handler shares: the unit of work for one recipient.
+
+A :class:`Unit` is built per (message, recipient) by the agent while the
+recipient's lock is held. Handlers read the message's scheduling objects,
+consult policies, update records through ``unit.records`` and queue the
+messages to send with :meth:`Unit.send`; the agent spools them before the
+store is written and sends them after the lock is released.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from icalendar import Calendar
+
+from imiptools.config import Settings
+from imiptools.mail.compose import check_address
+from imiptools.mail.parse import ParsedMessage
+from imiptools.preferences import Preferences
+from imiptools.records import UserRecords
+
+log = logging.getLogger("imiptools.decisions")
+
+#: Auto-Submitted values that mean "a human sent this" (RFC 3834 §5).
+HUMAN = ("", "no")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The envelope the MTA passed: ``sender`` None = unknown, '' = null sender."""
+
+    recipient: str
+    sender: str | None
+
+
+@dataclass
+class Outgoing:
+    """A message to send: the iTIP object and its human-readable text."""
+
+    key: str
+    recipients: list[str]
+    subject: str
+    text: str
+    calendar: Calendar
+    method: str
+
+
+@dataclass
+class Unit:
+    """One recipient's unit of work for one message."""
+
+    user: str
+    settings: Settings
+    records: UserRecords
+    preferences: Preferences
+    message: ParsedMessage
+    envelope: Envelope
+    now: datetime
+    zone: tzinfo
+    #: Spools an outgoing message at once (before the store is written).
+    spool: Callable[[Unit, Outgoing], None]
+
+    @property
+    def address(self) -> str:
+        """The user's bare address."""
+        return self.user.removeprefix("mailto:")
+
+    @property
+    def calendar_address(self) -> str:
+        """Where generated mail comes from (the user's own address by default)."""
+        return self.settings.calendar_address.strip().lower() or self.address
+
+    @property
+    def sent_by(self) -> str:
+        """SENT-BY for our ATTENDEE/ORGANIZER when acting as the system address."""
+        return "" if self.calendar_address == self.address else self.calendar_address
+
+    def senders(self) -> set[str]:
+        """Addresses the message claims to come from (envelope and From)."""
+        found = {self.message.from_address}
+        if self.envelope.sender:
+            found.add(self.envelope.sender.lower())
+        return {a for a in found if a}
+
+    def may_answer(self, to: str) -> bool:
+        """No answers to bounces, automatic mail (RFC 3834 §2), or ourselves.
+
+        ``Precedence: bulk`` is not a reason to stay silent: iTIP answers go
+        to the ORGANIZER who asked for them (RSVP), not to a list, and some
+        groupware marks every invitation bulk (Tine 2.0 does).
+        """
+        if self.envelope.sender == "":
+            return self._refuse("null sender")
+        if self.message.auto_submitted not in HUMAN:
+            return self._refuse(f"Auto-Submitted: {self.message.auto_submitted}")
+        if not to or to in (self.address, self.calendar_address):
+            return self._refuse("no one else to answer")
+        try:
+            check_address(to)
+        except ValueError:
+            return self._refuse(f"no usable e-mail address: {to[:100]!r}")
+        return True
+
+    def _refuse(self, why: str) -> bool:
+        log.info("user=%s no-reply reason=%r", self.user, why)
+        return False
+
+    def send(self, outgoing: Outgoing) -> None:
+        """Spool ``outgoing`` now: it is sent after the unit of work, and a
+        rerun of the same message replaces it (same key) instead of adding."""
+        self.spool(self, outgoing)
+
+    def key(self, *parts: object) -> str:
+        """A stable key for an outgoing message: reprocessing replaces, not adds."""
+        text = "\0".join(str(p) for p in (self.user, self.message.message_id, *parts))
+        return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
+
+    def decision(self, uid: str, rid: str, outcome: str, code: str, reason: str) -> None:
+        """Log one structured line per decision."""
+        log.info(
+            "user=%s uid=%r rid=%s outcome=%s code=%s reason=%r",
+            self.user,
+            uid[:200],
+            rid or "-",
+            outcome,
+            code,
+            reason,
+        )

@@ -1,0 +1,266 @@
+"""Scheduling objects: a thin layer over icalendar for iTIP (RFC 5546).
+
+A message's calendar carries one METHOD and components grouped by UID. An
+:class:`ItipObject` is what iTIP calls a scheduling object resource: all
+components of one UID in one calendar (the master, overridden instances)
+plus the VTIMEZONEs they use. Everything here reads; nothing writes stores.
+
+Contracts:
+- :func:`parse_calendars` raises :class:`CalendarDataError` (never anything
+  else) on unusable text.
+- Versions order by SEQUENCE, then DTSTAMP (RFC 5546 §2.1.5).
+- Addresses compare case-insensitively without ``mailto:``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+
+from icalendar import Calendar, Component, Timezone, vCalAddress
+
+from imiptools.dates import format_recurrence_id, to_utc
+from imiptools.errors import CalendarDataError
+
+PRODID = "-//imip-agent//imip-agent 0.1//EN"
+SCHEDULED_KINDS = ("VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_COMPONENTS = 1000
+
+
+def parse_calendars(text: str) -> list[Calendar]:
+    """Parse iCalendar text holding one or more VCALENDARs (RFC 5545 §3.4)."""
+    try:
+        calendars = Calendar.from_ical(text, multiple=True)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise CalendarDataError(f"unreadable iCalendar data: {_short(exc)}") from exc
+    result = [c for c in calendars if isinstance(c, Calendar) and c.name == "VCALENDAR"]
+    if not result:
+        raise CalendarDataError("no VCALENDAR object found")
+    return result
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:120]
+
+
+def address(value: object) -> str:
+    """Normalised address of a calendar user: ``mailto:X@Y`` -> ``x@y``."""
+    text = str(value or "").strip()
+    if text.lower().startswith("mailto:"):
+        text = text[7:]
+    return text.strip().lower()
+
+
+def uri(value: object) -> str:
+    """Normalised ``mailto:`` URI of a calendar user."""
+    return "mailto:" + address(value)
+
+
+def text_of(component: Component, name: str) -> str:
+    """A property as plain text ('' if absent or unreadable)."""
+    value = component.get(name)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return "" if value is None else str(value)
+
+
+def sequence_of(component: Component) -> int:
+    """SEQUENCE, 0 when absent or unreadable (RFC 5545 §3.8.7.4)."""
+    try:
+        return max(0, int(str(component.get("SEQUENCE", 0))))
+    except ValueError:
+        return 0
+
+
+def dtstamp_of(component: Component) -> datetime:
+    """DTSTAMP in UTC, the epoch when absent or unreadable."""
+    try:
+        value = component.decoded("DTSTAMP")
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return EPOCH
+    try:
+        return to_utc(value)
+    except (TypeError, ValueError, OverflowError):
+        return EPOCH
+
+
+def version_key(component: Component) -> tuple[int, datetime]:
+    """The ordering key of a version: (SEQUENCE, DTSTAMP) per RFC 5546 §2.1.5."""
+    return (sequence_of(component), dtstamp_of(component))
+
+
+def is_newer(incoming: Component, stored: Component | None) -> bool:
+    """True if ``incoming`` supersedes ``stored`` (a strictly later version)."""
+    return stored is None or version_key(incoming) > version_key(stored)
+
+
+def recurrence_id_of(component: Component, zone: tzinfo = UTC) -> str:
+    """The normalised RECURRENCE-ID ('' for a master or non-recurring object)."""
+    if "RECURRENCE-ID" not in component:
+        return ""
+    try:
+        value = component.decoded("RECURRENCE-ID")
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise CalendarDataError("unreadable RECURRENCE-ID") from exc
+    return format_recurrence_id(value, zone)
+
+
+def is_this_and_future(component: Component) -> bool:
+    """True for ``RECURRENCE-ID;RANGE=THISANDFUTURE`` (RFC 5545 §3.8.4.4)."""
+    prop = component.get("RECURRENCE-ID")
+    params = getattr(prop, "params", {})
+    return str(params.get("RANGE", "")).upper() == "THISANDFUTURE"
+
+
+def attendees_of(component: Component) -> list[vCalAddress]:
+    """The ATTENDEE properties, as a list even when there is one."""
+    value = component.get("ATTENDEE")
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [a if isinstance(a, vCalAddress) else vCalAddress(str(a)) for a in items]
+
+
+def find_attendee(component: Component, who: str) -> vCalAddress | None:
+    """The ATTENDEE property naming ``who`` (an address or URI), if any."""
+    wanted = address(who)
+    for attendee in attendees_of(component):
+        if mail_address_of(attendee) == wanted:
+            return attendee
+    return None
+
+
+def mail_address_of(prop: object) -> str:
+    """The e-mail address of a calendar user property (ORGANIZER, ATTENDEE).
+
+    ``mailto:`` values give their address; other URIs (CalDAV principals)
+    fall back to the RFC 7986 §6.2 EMAIL parameter; '' when there is none.
+    """
+    if isinstance(prop, list):
+        prop = prop[0] if prop else None
+    value = str(prop or "").strip()
+    if value.lower().startswith("mailto:") or ("@" in value and ":" not in value):
+        return address(value)
+    email = getattr(prop, "params", {}).get("EMAIL", "")
+    return address(email) if "@" in str(email) else address(value)
+
+
+def organizer_of(component: Component) -> str:
+    """The organiser's normalised address ('' if absent), see mail_address_of."""
+    return mail_address_of(component.get("ORGANIZER", ""))
+
+
+def sent_by_of(prop: object) -> str:
+    """The SENT-BY parameter's normalised address ('' if absent)."""
+    params = getattr(prop, "params", {})
+    return address(params.get("SENT-BY", ""))
+
+
+@dataclass
+class ItipObject:
+    """All components of one UID in one VCALENDAR, with the METHOD.
+
+    ``components`` keeps the order of the calendar; ``timezones`` holds the
+    calendar's VTIMEZONEs (needed to store the object faithfully).
+    """
+
+    method: str
+    kind: str
+    uid: str
+    components: list[Component]
+    timezones: list[Timezone] = field(default_factory=list)
+
+    @property
+    def master(self) -> Component | None:
+        """The component without RECURRENCE-ID, if present."""
+        for component in self.components:
+            if "RECURRENCE-ID" not in component:
+                return component
+        return None
+
+    @property
+    def overrides(self) -> list[Component]:
+        """Components with a RECURRENCE-ID (overridden instances)."""
+        return [c for c in self.components if "RECURRENCE-ID" in c]
+
+    @property
+    def first(self) -> Component:
+        """The master if present, else the first instance."""
+        return self.master or self.components[0]
+
+    def latest_key(self) -> tuple[int, datetime]:
+        """The highest version key among the components."""
+        return max(version_key(c) for c in self.components)
+
+
+def _method(calendar: Calendar, hint: str | None) -> str:
+    method = text_of(calendar, "METHOD").upper().strip()
+    return method or (hint or "").upper().strip() or "PUBLISH"
+
+
+def scheduling_objects(calendar: Calendar, method_hint: str | None = None) -> list[ItipObject]:
+    """Group a calendar's scheduling components by (kind, UID).
+
+    The METHOD comes from the calendar, else from the MIME ``method=``
+    parameter, else PUBLISH (RFC 5546 §1.4). Components without UID get a
+    kind-specific empty UID; the caller decides whether that is usable.
+    Raises CalendarDataError when a calendar holds absurdly many components.
+    """
+    components = [c for c in calendar.subcomponents if c.name in SCHEDULED_KINDS]
+    if len(components) > MAX_COMPONENTS:
+        raise CalendarDataError(f"too many components ({len(components)})")
+    method = _method(calendar, method_hint)
+    zones = [c for c in calendar.subcomponents if isinstance(c, Timezone)]
+    groups: dict[tuple[str, str], ItipObject] = {}
+    for component in components:
+        key = (str(component.name), text_of(component, "UID"))
+        if key not in groups:
+            groups[key] = ItipObject(method, key[0], key[1], [], zones)
+        groups[key].components.append(component)
+    return list(groups.values())
+
+
+def used_tzids(components: Iterable[Component]) -> set[str]:
+    """TZIDs referenced by the properties of ``components``."""
+    found: set[str] = set()
+    for component in components:
+        for _, value in component.property_items(recursive=True, sorted=False):
+            for item in value if isinstance(value, list) else [value]:
+                tzid = getattr(item, "params", {}).get("TZID")
+                if tzid:
+                    found.add(str(tzid))
+    return found
+
+
+def make_calendar(
+    components: Sequence[Component],
+    method: str | None = None,
+    timezones: Sequence[Timezone] = (),
+) -> Calendar:
+    """A VCALENDAR holding ``components`` and the VTIMEZONEs they use."""
+    calendar = Calendar()
+    calendar.add("PRODID", PRODID)
+    calendar.add("VERSION", "2.0")
+    if method:
+        calendar.add("METHOD", method)
+    wanted = used_tzids(components)
+    for zone in timezones:
+        if text_of(zone, "TZID") in wanted:
+            calendar.add_component(zone)
+    for component in components:
+        calendar.add_component(component)
+    return calendar
+
+
+def to_text(calendar: Calendar) -> str:
+    """Serialise a calendar (CRLF line endings, folded, RFC 5545 §3.1)."""
+    data: bytes = calendar.to_ical()
+    return data.decode("utf-8")
+
+
+def iter_components(text: str, kind: str = "VEVENT") -> Iterator[Component]:
+    """The components of ``kind`` in stored iCalendar text."""
+    for calendar in parse_calendars(text):
+        yield from calendar.walk(kind)

@@ -1,0 +1,147 @@
+"""Building the iTIP objects we send (RFC 5546 §3.2.3, §3.2.7, §3.3.2).
+
+Every function returns a complete :class:`icalendar.Calendar` with METHOD.
+Date-times are written in UTC so that no VTIMEZONE is needed; values from
+the incoming request are copied through icalendar's model, never pasted as
+text, so hostile content cannot break a content line (RFC 5545 §3.3.11
+escaping is icalendar's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+from icalendar import Calendar, Component, Event, FreeBusy, vCalAddress, vPeriod
+
+from imiptools.dates import to_utc
+from imiptools.itip.objects import find_attendee, make_calendar, sequence_of, text_of
+from imiptools.periods import Period
+
+
+def _attendee(who: str, partstat: str | None, sent_by: str = "", cn: str = "") -> vCalAddress:
+    prop = vCalAddress(who if who.lower().startswith("mailto:") else f"mailto:{who}")
+    if partstat:
+        prop.params["PARTSTAT"] = partstat
+    if sent_by:
+        prop.params["SENT-BY"] = f"mailto:{sent_by}"
+    if cn:
+        prop.params["CN"] = cn
+    return prop
+
+
+def _copy_time(target: Component, source: Component, name: str) -> None:
+    """Copy DTSTART/DTEND/RECURRENCE-ID: dates as they are, date-times in UTC."""
+    if name not in source:
+        return
+    try:
+        value = source.decoded(name)
+    except (ValueError, TypeError, AttributeError):
+        return
+    if isinstance(value, datetime):
+        value = to_utc(value)
+    elif not isinstance(value, date):
+        return
+    target.add(name, value)
+
+
+def _base(source: Component, stamp: datetime) -> Event:
+    """UID, SEQUENCE (when > 0), DTSTAMP, ORGANIZER, RECURRENCE-ID of ``source``."""
+    event = Event()
+    event.add("UID", text_of(source, "UID"))
+    if sequence_of(source):
+        event.add("SEQUENCE", sequence_of(source))
+    event.add("DTSTAMP", to_utc(stamp))
+    if "ORGANIZER" in source:
+        event["ORGANIZER"] = source["ORGANIZER"]
+    _copy_time(event, source, "RECURRENCE-ID")
+    return event
+
+
+def reply_component(
+    source: Component,
+    attendee: str,
+    partstat: str,
+    stamp: datetime,
+    *,
+    comment: str = "",
+    sent_by: str = "",
+) -> Event:
+    """One VEVENT of a REPLY (RFC 5546 §3.2.3) answering ``source``.
+
+    Carries exactly one ATTENDEE (the replying one, its CN kept), the
+    UID/SEQUENCE/RECURRENCE-ID of the request, DTSTAMP, ORGANIZER, and for
+    the reader DTSTART/DTEND/SUMMARY, plus COMMENT with the reason.
+    """
+    event = _base(source, stamp)
+    original = find_attendee(source, attendee)
+    cn = str(original.params.get("CN", "")) if original is not None else ""
+    event.add("ATTENDEE", _attendee(attendee, partstat, sent_by, cn))
+    for name in ("DTSTART", "DTEND"):
+        _copy_time(event, source, name)
+    if "SUMMARY" in source:
+        event.add("SUMMARY", text_of(source, "SUMMARY"))
+    if comment:
+        event.add("COMMENT", comment)
+    return event
+
+
+def reply(components: Iterable[Event]) -> Calendar:
+    """A METHOD:REPLY calendar holding ``components``."""
+    return make_calendar(list(components), "REPLY")
+
+
+def refresh(source: Component, attendee: str, stamp: datetime, sent_by: str = "") -> Calendar:
+    """A METHOD:REFRESH asking the organiser for the current event (RFC 5546 §3.2.7)."""
+    event = _base(source, stamp)
+    event.pop("SEQUENCE", None)
+    event.add("ATTENDEE", _attendee(attendee, None, sent_by))
+    event.add("COMMENT", "Please send the current version of this event.")
+    return make_calendar([event], "REFRESH")
+
+
+def _merge(periods: Iterable[Period]) -> list[tuple[datetime, datetime]]:
+    merged: list[tuple[datetime, datetime]] = []
+    for period in sorted(periods):
+        if merged and period.start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], period.end))
+        else:
+            merged.append((period.start, period.end))
+    return merged
+
+
+def freebusy_component(
+    periods: Iterable[Period], start: datetime, end: datetime, stamp: datetime
+) -> FreeBusy:
+    """A VFREEBUSY with merged FREEBUSY periods per FBTYPE, clipped to the range."""
+    component = FreeBusy()
+    component.add("DTSTAMP", to_utc(stamp))
+    component.add("DTSTART", to_utc(start))
+    component.add("DTEND", to_utc(end))
+    by_type: dict[str, list[Period]] = {}
+    for period in periods:
+        if period.transp != "TRANSPARENT" and period.overlaps(start, end):
+            by_type.setdefault(period.status or "BUSY", []).append(period)
+    for fbtype, items in sorted(by_type.items()):
+        for begin, finish in _merge(items):
+            value = vPeriod((max(begin, to_utc(start)), min(finish, to_utc(end))))
+            value.params["FBTYPE"] = fbtype
+            component.add("FREEBUSY", value)
+    return component
+
+
+def freebusy_reply(
+    request: Component,
+    attendee: str,
+    periods: Iterable[Period],
+    stamp: datetime,
+    start: datetime,
+    end: datetime,
+) -> Calendar:
+    """A METHOD:REPLY VFREEBUSY answering ``request`` (RFC 5546 §3.3.2)."""
+    component = freebusy_component(periods, start, end, stamp)
+    component.add("UID", text_of(request, "UID") or f"freebusy-{to_utc(stamp).timestamp():.0f}")
+    if "ORGANIZER" in request:
+        component["ORGANIZER"] = request["ORGANIZER"]
+    component.add("ATTENDEE", _attendee(attendee, None))
+    return make_calendar([component], "REPLY")

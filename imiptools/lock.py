@@ -1,0 +1,83 @@
+"""Exclusive locks with a deadline: ``flock`` on a lock file never deleted.
+
+As in Radicale's ``storage/multifilesystem/lock.py``: the lock is an
+advisory ``fcntl.flock`` on a file that is created if missing and never
+removed (removing it would let two processes lock two different files of
+the same name). The kernel drops the lock when its holder exits or
+crashes, so there is no stale lock to clean up, unlike the original
+imip-agent's lock directories.
+
+Contracts of :func:`file_lock`:
+
+* Waits by polling ``LOCK_EX | LOCK_NB`` with short sleeps until a deadline
+  on :func:`time.monotonic`; then raises :class:`~imiptools.errors.LockTimeout`
+  (exit 75: the MTA retries later). ``timeout=0`` tries exactly once.
+* Not re-entrant: ``flock`` locks belong to an open file description, so
+  taking the same lock again while holding it (same process, even the same
+  thread) waits for itself and times out. Threads of one process exclude
+  each other like processes do.
+* The lock file's parent directories are created when missing; an
+  :class:`OSError` leaves as :class:`~imiptools.errors.StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from imiptools.errors import LockTimeout, StoreUnavailable
+from imiptools.fileutil import ensure_directory
+
+#: First and largest pause between two attempts, in seconds.
+FIRST_PAUSE = 0.005
+LONGEST_PAUSE = 0.1
+
+
+@contextmanager
+def file_lock(path: Path, timeout: float) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` for the ``with`` block.
+
+    Raises :class:`LockTimeout` if it cannot be taken within ``timeout`` s.
+    """
+    descriptor = _open_lock_file(path)
+    try:
+        _acquire(descriptor, path, time.monotonic() + max(timeout, 0.0))
+        try:
+            yield
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)
+
+
+def _open_lock_file(path: Path) -> int:
+    ensure_directory(path.parent)
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(path, flags, 0o666)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot open lock file {path}: {exc.strerror}") from exc
+
+
+def _try_lock(descriptor: int, path: Path) -> bool:
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot lock {path}: {exc.strerror}") from exc
+    return True
+
+
+def _acquire(descriptor: int, path: Path, deadline: float) -> None:
+    pause = FIRST_PAUSE
+    while not _try_lock(descriptor, path):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise LockTimeout(f"lock {path} is held by another process")
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 2, LONGEST_PAUSE)

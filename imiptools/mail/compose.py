@@ -1,0 +1,248 @@
+"""iMIP out: build the RFC 5322 message that carries an iTIP reply or request.
+
+Contract of :func:`build_message` (RFC 6047):
+
+- With a calendar: ``multipart/alternative`` holding ``text/plain;
+  charset=UTF-8`` then ``text/calendar; method=<METHOD>; charset=UTF-8``
+  (§2.4: the ``method`` parameter is required and mirrors METHOD; §3 puts a
+  human-readable alternative first). The calendar is base64-encoded so its
+  CRLF line endings (RFC 5545 §3.1) survive any transport unchanged.
+- Without a calendar: a single ``text/plain`` part.
+- Headers: From, To, Subject, Date (from the caller, never the clock),
+  Message-ID (:func:`email.utils.make_msgid`), In-Reply-To/References
+  (threading with the request), Auto-Submitted (RFC 3834 §5, so that
+  agents do not answer each other forever), MIME-Version.
+- Untrusted values (a SUMMARY in the subject, message ids from the incoming
+  mail) can never add a header: control characters become spaces, the
+  subject is cut to :data:`MAX_SUBJECT` characters, invalid message ids are
+  dropped, and non-ASCII text is RFC 2047-encoded by ``email.policy.SMTP``.
+  Addresses must be bare addr-specs (ASCII ``local@domain``) or
+  :class:`ValueError` is raised: they come from our own configuration and
+  stores, and a bad one is a bug to report, not a value to repair.
+- The result uses CRLF line endings (``email.policy.SMTP``).
+"""
+
+from __future__ import annotations
+
+import email.policy
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from email.header import Header
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from types import MappingProxyType
+
+from imiptools.mail.parse import single_line
+
+__all__ = [
+    "MAX_SUBJECT",
+    "address_of",
+    "build_message",
+    "check_address",
+    "clean_subject",
+    "message_ids",
+]
+
+MAX_SUBJECT = 200
+MAX_HEADER = 2000  # extra header values are cut here
+MAX_REFERENCES = 20  # RFC 5322 §3.6.4 lets us shorten: keep the first and the latest
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?")
+_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+_MSG_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,250}>")  # printable ASCII but < and >
+_TOKEN = re.compile(r"[A-Za-z0-9-]+")
+_FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")  # RFC 5322 §3.6.8 ftext
+_RESERVED = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "date",
+        "message-id",
+        "in-reply-to",
+        "references",
+        "auto-submitted",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "content-disposition",
+    }
+)
+
+
+def address_of(uri_or_address: str) -> str:
+    """``mailto:Room@Example.COM`` -> ``room@example.com`` (no validation)."""
+    text = uri_or_address.strip()
+    if text[:7].lower() == "mailto:":
+        text = text[7:]
+    return text.strip().lower()
+
+
+def check_address(address: str) -> str:
+    """Return ``address`` if it is a bare ASCII addr-spec, else raise ValueError.
+
+    ``=?`` is refused too: the header parser would take it for the start of
+    an RFC 2047 encoded word.
+    """
+    if not _ADDR_SPEC.fullmatch(address) or "=?" in address:
+        raise ValueError(f"not a bare e-mail address: {address!r}")
+    return address
+
+
+def build_message(
+    *,
+    from_addr: str,
+    to_addrs: Sequence[str],
+    subject: str,
+    text: str,
+    calendar: bytes | None,
+    method: str | None,
+    in_reply_to: str = "",
+    references: Sequence[str] = (),
+    auto_submitted: str = "auto-replied",
+    date: datetime,
+    message_id_domain: str,
+    extra_headers: Mapping[str, str] = _NO_HEADERS,
+) -> bytes:
+    """Build an iMIP message (RFC 6047 §2) and return its bytes (CRLF).
+
+    Raises ValueError for a bad address, a naive ``date``, a calendar that is
+    not UTF-8 or lacks a METHOD token, a bad Auto-Submitted keyword, a bad
+    message-id domain, or an extra header that is malformed or reserved.
+    """
+    message = EmailMessage(policy=email.policy.SMTP)
+    message["From"] = check_address(from_addr)
+    message["To"] = ", ".join(_recipients(to_addrs))
+    _set_text_header(message, "Subject", clean_subject(subject))
+    message["Date"] = _date(date)
+    message["Message-ID"] = make_msgid(domain=_domain(message_id_domain))
+    _set_threading(message, in_reply_to, references)
+    if auto_submitted:
+        message["Auto-Submitted"] = _token(auto_submitted, "Auto-Submitted").lower()
+    for name, value in extra_headers.items():
+        _set_text_header(message, _field_name(name), single_line(value)[:MAX_HEADER])
+    _set_body(message, text, calendar, method)
+    return message.as_bytes()
+
+
+def _set_text_header(message: EmailMessage, name: str, value: str) -> None:
+    """Set a free-text header, RFC 2047-encoded by us, never re-parsed.
+
+    ``email.policy`` parses a value set with ``message[name] = value``
+    and decodes any encoded word in it; unpatched Pythons (3.11.7 here) then
+    write the decoded text out raw, so a SUMMARY such as
+    ``=?utf-8?Q?x=0D=0ABcc:_y?=`` injects a header (CPython gh-121650,
+    CVE-2024-6923; gh-144125 for BytesGenerator). Here the value is
+    encoded with :class:`email.header.Header` (any ``=?`` in it ends up
+    inside an encoded word) and stored with ``set_raw``; the folded lines are
+    short, so the generator writes them unchanged.
+    """
+    plain = value.isascii() and "=?" not in value
+    header = Header(value, "us-ascii" if plain else "utf-8", header_name=name)
+    message.set_raw(name, header.encode(linesep="\n"))
+
+
+def clean_subject(subject: str) -> str:
+    """One line, no control characters, at most :data:`MAX_SUBJECT` chars."""
+    line = single_line(subject)
+    if len(line) <= MAX_SUBJECT:
+        return line
+    return line[: MAX_SUBJECT - 1].rstrip() + "…"
+
+
+def _recipients(to_addrs: Sequence[str]) -> list[str]:
+    if isinstance(to_addrs, str) or not to_addrs:
+        raise ValueError("to_addrs must be a non-empty sequence of addresses")
+    return [check_address(address) for address in to_addrs]
+
+
+def _date(date: datetime) -> str:
+    if date.tzinfo is None or date.utcoffset() is None:
+        raise ValueError("date must be timezone-aware")
+    return format_datetime(date)
+
+
+def _domain(domain: str) -> str:
+    if not _DOMAIN.fullmatch(domain):
+        raise ValueError(f"bad message-id domain: {domain!r}")
+    return domain
+
+
+def _token(value: str, what: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise ValueError(f"bad {what} value: {value!r}")
+    return value
+
+
+def _field_name(name: str) -> str:
+    if not _FIELD_NAME.fullmatch(name) or name.lower() in _RESERVED:
+        raise ValueError(f"bad or reserved extra header name: {name!r}")
+    return name
+
+
+def message_ids(value: str) -> list[str]:
+    """The well-formed ``<id>`` tokens in an untrusted header value.
+
+    Ids containing ``=?`` are dropped (see :func:`check_address`).
+    """
+    return [found for found in _MSG_ID.findall(single_line(value)) if "=?" not in found]
+
+
+def _set_threading(message: EmailMessage, in_reply_to: str, references: Sequence[str]) -> None:
+    """In-Reply-To and References (RFC 5322 §3.6.4), invalid ids dropped."""
+    parent = message_ids(in_reply_to)[:1]
+    ids = [found for value in references for found in message_ids(value)]
+    ids = list(dict.fromkeys(ids + parent))
+    if len(ids) > MAX_REFERENCES:
+        ids = ids[:1] + ids[-(MAX_REFERENCES - 1) :]
+    if parent:
+        message["In-Reply-To"] = parent[0]
+    if ids:
+        message["References"] = " ".join(ids)
+
+
+def _set_body(message: EmailMessage, text: str, calendar: bytes | None, method: str | None) -> None:
+    if calendar is None:
+        if method is not None:
+            raise ValueError("method given without a calendar")
+        _set_text(message, text)
+        return
+    if method is None:
+        raise ValueError("a calendar needs its METHOD (RFC 6047 §2.4)")
+    _set_text(message, text)
+    _add_calendar(message, calendar, _token(method, "METHOD").upper())
+
+
+def _set_text(part: EmailMessage, text: str) -> None:
+    part.set_content(text, subtype="plain", charset="utf-8", cte=_text_cte(text))
+    part.replace_header("Content-Type", "text/plain; charset=UTF-8")
+
+
+def _add_calendar(message: EmailMessage, calendar: bytes, method: str) -> None:
+    """Append the calendar alternative (RFC 6047 §2.4), base64 to keep CRLF."""
+    message.add_alternative(_crlf_utf8(calendar), maintype="text", subtype="calendar")
+    *_, part = message.iter_parts()
+    del part["MIME-Version"]
+    part.replace_header("Content-Type", f"text/calendar; method={method}; charset=UTF-8")
+
+
+def _text_cte(text: str) -> str:
+    return "7bit" if text.isascii() and _short_lines(text) else "quoted-printable"
+
+
+def _short_lines(text: str) -> bool:
+    return all(len(line) <= 78 for line in text.splitlines())
+
+
+def _crlf_utf8(calendar: bytes) -> bytes:
+    """``calendar`` with CRLF line endings; ValueError unless it is UTF-8."""
+    try:
+        calendar.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError("the calendar is not UTF-8") from exc
+    return re.sub(rb"\r?\n", b"\r\n", calendar)

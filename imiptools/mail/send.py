@@ -1,0 +1,283 @@
+"""Sending: hand a finished message (RFC 6047 §3) to the mail system.
+
+Every :class:`Sender` takes an envelope sender (``""`` is the null reverse
+path), the envelope recipients and the message bytes, and either returns
+once the mail system has taken responsibility for the message or raises
+:class:`~imiptools.errors.DeliveryFailed`. That error maps to exit 75, so
+the MTA keeps the incoming message and retries: a duplicate reply later is
+better than a lost one.
+
+- :class:`SendmailSender` pipes into ``sendmail``: any non-zero exit, a
+  timeout or a failure to start is DeliveryFailed.
+- :class:`SmtpSender` talks SMTP to a relay (no TLS, no AUTH: meant for the
+  local MTA). 4xx replies, connection errors, and 5xx refusal of every
+  recipient are DeliveryFailed (the message says "permanent" for 5xx). When
+  only some recipients are refused the others have the message already;
+  the refusal is logged and not raised, since a retry would duplicate it.
+- :class:`DirectorySender` writes each message into a directory as
+  ``NNNN-<recipient>.eml`` (temporary dot-file, fsync, hard link into
+  place, fsync of the directory: the Maildir protocol), for tests and
+  dry runs. The file holds exactly the message; the envelope is not kept.
+- :class:`PrintSender` writes messages to a text stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import shlex
+import smtplib
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from imiptools.errors import DeliveryFailed
+from imiptools.mail.parse import single_line
+
+__all__ = [
+    "DirectorySender",
+    "PrintSender",
+    "Sender",
+    "SendmailSender",
+    "SmtpSender",
+    "parse_smtp_target",
+]
+
+log = logging.getLogger(__name__)
+
+SENDMAIL_TIMEOUT = 60.0
+SEPARATOR = "-" * 72
+_NAME = re.compile(r"(\d{4,})-.*\.eml")
+_UNSAFE = re.compile(r"[^a-z0-9.@_-]+")
+_LINK_ATTEMPTS = 100
+
+
+class Sender(Protocol):
+    """Something that sends a message or raises DeliveryFailed."""
+
+    def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
+        """Send ``message`` to ``recipients`` with reverse path ``envelope_from``."""
+
+
+def _check_envelope(envelope_from: str, recipients: Sequence[str]) -> None:
+    """ValueError for no recipients or for values that cannot be an address."""
+    if isinstance(recipients, str) or not recipients:
+        raise ValueError("recipients must be a non-empty sequence of addresses")
+    for value in (envelope_from, *recipients):
+        if single_line(value) != value or " " in value or value.startswith("-"):
+            raise ValueError(f"bad envelope address: {value!r}")
+    if "" in recipients:
+        raise ValueError("empty recipient address")
+
+
+# -- sendmail ----------------------------------------------------------------
+
+
+class SendmailSender:
+    """Send through a sendmail-compatible command (``/usr/sbin/sendmail -i``)."""
+
+    def __init__(self, command: str, timeout: float = SENDMAIL_TIMEOUT) -> None:
+        self.argv = shlex.split(command)
+        if not self.argv:
+            raise ValueError("empty sendmail command")
+        self.timeout = timeout
+
+    def command_line(self, envelope_from: str, recipients: Sequence[str]) -> list[str]:
+        """The full argv: command, ``-f <from>``, ``--``, recipients."""
+        return [*self.argv, "-f", envelope_from, "--", *recipients]
+
+    def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
+        """Run the command with ``message`` on stdin; exit 0 means accepted."""
+        _check_envelope(envelope_from, recipients)
+        argv = self.command_line(envelope_from, recipients)
+        try:
+            done = subprocess.run(
+                argv,
+                input=message,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=self.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise DeliveryFailed(f"{argv[0]} timed out after {self.timeout:g} s") from exc
+        except OSError as exc:
+            raise DeliveryFailed(f"cannot run {argv[0]}: {exc}") from exc
+        if done.returncode != 0:
+            raise DeliveryFailed(
+                f"{argv[0]} exited with {done.returncode}: {_first_line(done.stdout)}"
+            )
+
+
+def _first_line(output: bytes) -> str:
+    for line in output.decode("utf-8", errors="replace").splitlines():
+        if line.strip():
+            return single_line(line)[:200]
+    return "(no output)"
+
+
+# -- SMTP --------------------------------------------------------------------
+
+
+class SmtpSender:
+    """Send to an SMTP relay (RFC 5321), plain, without authentication."""
+
+    def __init__(self, host: str, port: int = 25, timeout: float = 30) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+
+    def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
+        """One SMTP transaction; see the module docstring for the outcomes."""
+        _check_envelope(envelope_from, recipients)
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                refused = smtp.sendmail(envelope_from, list(recipients), message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryFailed(_refusal(exc.recipients)) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise DeliveryFailed(_reply(exc.smtp_code, exc.smtp_error)) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryFailed(f"SMTP to {self.host}:{self.port} failed: {exc}") from exc
+        for recipient, (code, text) in refused.items():
+            log.warning("SMTP relay refused %s: %s", recipient, _reply(code, text))
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    """``"permanent 550 ..."`` or ``"temporary 451 ..."`` for one SMTP reply."""
+    kind = "permanent" if 500 <= code < 600 else "temporary"
+    raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+    return f"{kind} SMTP failure {code} {single_line(raw)[:200]}"
+
+
+def _refusal(recipients: dict[str, tuple[int, bytes]]) -> str:
+    """The message for "every recipient refused"."""
+    replies = sorted({_reply(code, text) for code, text in recipients.values()})
+    return "all recipients refused: " + "; ".join(replies)
+
+
+def parse_smtp_target(target: str) -> tuple[str, int]:
+    """``"host[:port]"`` (or ``"[v6]:port"``) -> ``(host, port)``, port 25 default."""
+    text = target.strip()
+    host, port = text, "25"
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"bad SMTP target: {target!r}")
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad SMTP target: {target!r}")
+    return host, int(port)
+
+
+# -- directory ---------------------------------------------------------------
+
+
+class DirectorySender:
+    """Write each message to ``directory`` as ``NNNN-<recipient>.eml``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
+        """Write the message file atomically; OSError becomes DeliveryFailed."""
+        _check_envelope(envelope_from, recipients)
+        try:
+            self._write(_slug(recipients[0]), message)
+        except OSError as exc:
+            raise DeliveryFailed(f"cannot write to {self.directory}: {exc}") from exc
+
+    def _write(self, slug: str, message: bytes) -> Path:
+        """Write ``message`` under the next free number and return its path."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temporary = _write_temporary(self.directory, message)
+        try:
+            path = _link_next(temporary, self.directory, slug)
+        finally:
+            temporary.unlink()
+        _fsync_directory(self.directory)
+        return path
+
+    def files(self) -> list[Path]:
+        """The message files written so far, in order."""
+        return sorted(p for p in self.directory.glob("*.eml") if _NAME.fullmatch(p.name))
+
+
+def _slug(recipient: str) -> str:
+    return _UNSAFE.sub("_", recipient.lower()).strip("._")[:60] or "message"
+
+
+def _write_temporary(directory: Path, data: bytes) -> Path:
+    """A fsynced ``.tmp-*`` file in ``directory`` holding ``data``.
+
+    Created with mode 0666 less the umask, as Maildir does, so that a
+    delivery process running as another user in the group can read it.
+    """
+    name = directory / f".tmp-{os.getpid()}-{secrets.token_hex(8)}.eml"
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except BaseException:
+        os.unlink(name)
+        raise
+    return name
+
+
+def _link_next(temporary: Path, directory: Path, slug: str) -> Path:
+    """Hard-link ``temporary`` to the next free ``NNNN-slug.eml`` name.
+
+    A link never replaces an existing file (unlike ``os.replace``), so two
+    writers racing for the same number cannot lose a message: the loser
+    takes the next number.
+    """
+    number = _last_number(directory) + 1
+    for _ in range(_LINK_ATTEMPTS):
+        path = directory / f"{number:04d}-{slug}.eml"
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            number += 1
+            continue
+        return path
+    raise FileExistsError(f"no free message file name in {directory}")
+
+
+def _last_number(directory: Path) -> int:
+    numbers = [int(m.group(1)) for p in directory.iterdir() if (m := _NAME.fullmatch(p.name))]
+    return max(numbers, default=0)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- printing ----------------------------------------------------------------
+
+
+class PrintSender:
+    """Write each message, then a separator line, to a text stream."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
+        """Print the message (UTF-8, LF line endings) and :data:`SEPARATOR`."""
+        _check_envelope(envelope_from, recipients)
+        text = message.decode("utf-8", errors="replace").replace("\r\n", "\n")
+        if not text.endswith("\n"):
+            text += "\n"
+        self.stream.write(text + SEPARATOR + "\n")
+        self.stream.flush()

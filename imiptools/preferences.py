@@ -1,0 +1,157 @@
+"""Preferences: what each calendar user's preference files mean.
+
+A preference is one file, ``PREFERENCES_DIR/<uri>/<name>``, holding its
+value (the original's layout). Site defaults come from the configuration's
+``[preferences]`` table; built-in defaults come from :data:`DEFINITIONS`.
+A value that fails validation is logged and the next default is used, so a
+typo in one file never stops mail.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from imiptools.config import parse_duration
+from imiptools.dates import resolve_zone
+
+log = logging.getLogger(__name__)
+
+
+class PreferenceSource(Protocol):
+    """Where per-user values live (files now; a database later)."""
+
+    def get(self, user: str, name: str) -> str | None:
+        """The raw value, or None when the user has none."""
+        ...
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return check
+
+
+def _zone(value: str) -> str:
+    if resolve_zone(value) is None:
+        raise ValueError("unknown time zone")
+    return value
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+def _any(value: str) -> str:
+    return value
+
+
+def _language(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*", value):
+        raise ValueError("not a language tag")
+    return value
+
+
+def _scheduling(value: str) -> str:
+    from imiptools.scheduling import parse_function_lines
+
+    parse_function_lines(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A preference: its built-in default, validator and help text."""
+
+    default: str
+    check: Callable[[str], str]
+    help: str
+
+
+DEFINITIONS: dict[str, Definition] = {
+    "CN": Definition("", _any, "common name used in generated messages"),
+    "LANG": Definition("en", _language, "language of generated messages"),
+    "TZID": Definition("UTC", _zone, "time zone for floating times and all-day events"),
+    "scheduling_function": Definition(
+        "schedule_in_freebusy",
+        _scheduling,
+        "resource: scheduling functions, one a line, all must agree",
+    ),
+    "add_method_response": Definition(
+        "refresh", _choice("add", "ignore", "refresh"), "how to answer ADD (RFC 5546 §3.2.4)"
+    ),
+    "event_refreshing": Definition(
+        "never", _choice("never", "always"), "resend an event on REFRESH automatically"
+    ),
+    "freebusy_bundling": Definition(
+        "never", _choice("never", "always"), "attach free/busy to messages sent"
+    ),
+    "freebusy_messages": Definition(
+        "none", _choice("none", "notify"), "notify the user of free/busy messages"
+    ),
+    "freebusy_offers": Definition("", _duration, "hold counter-proposed periods for this long"),
+    "freebusy_publishing": Definition(
+        "no", _choice("no", "publish"), "publish free/busy as a static .ifb file"
+    ),
+    "freebusy_sharing": Definition(
+        "no", _choice("no", "share"), "answer VFREEBUSY requests automatically"
+    ),
+    "incoming": Definition(
+        "message-only",
+        _choice(
+            "message-only",
+            "message-then-summary",
+            "summary-then-message",
+            "summary-only",
+            "summary-wraps-message",
+        ),
+        "what the mailbox receives",
+    ),
+    "organiser_replacement": Definition(
+        "attendee", _choice("any", "attendee", "never"), "who may take over an event"
+    ),
+    "participating": Definition(
+        "participate", _choice("participate", "no"), "whether the agent handles mail at all"
+    ),
+    "permitted_times": Definition("", _any, "granularity of start and end times"),
+}
+
+
+def validate(name: str, value: str) -> str:
+    """Return the validated value; raise ValueError (unknown name, bad value)."""
+    definition = DEFINITIONS.get(name)
+    if definition is None:
+        raise ValueError(f"unknown preference {name!r}")
+    return definition.check(value.strip())
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """One user's effective preferences: file, then site default, then built-in."""
+
+    user: str
+    source: PreferenceSource | None
+    site: Mapping[str, str]
+
+    def get(self, name: str) -> str:
+        """The effective, validated value of ``name`` (never raises for values)."""
+        definition = DEFINITIONS[name]
+        candidates = (
+            ("user", self.source.get(self.user, name) if self.source else None),
+            ("site", self.site.get(name)),
+        )
+        for origin, raw in candidates:
+            if raw is None:
+                continue
+            try:
+                return definition.check(raw.strip())
+            except ValueError as exc:
+                log.warning("invalid %s preference %s for %s: %s", origin, name, self.user, exc)
+        return definition.default

@@ -1,0 +1,193 @@
+"""One calendar user's records: stored objects, their instances, free/busy.
+
+The bridge between the iTIP model and a :class:`~imiptools.stores.base.Store`:
+loads and saves scheduling objects (main object plus overridden instances,
+the original's ``objects/`` and ``recurrences/``), expands them within the
+configured window and keeps the user's free/busy equal to what the stored
+objects say. :meth:`UserRecords.refresh_freebusy` is idempotent, so a unit
+of work interrupted by a crash converges when the message is reprocessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from typing import cast
+
+from icalendar import Component, Event, Timezone
+
+from imiptools.itip.objects import (
+    ItipObject,
+    find_attendee,
+    iter_components,
+    make_calendar,
+    organizer_of,
+    parse_calendars,
+    recurrence_id_of,
+    text_of,
+    to_text,
+)
+from imiptools.itip.recurrence import Expansion, Instance, Limits, expand
+from imiptools.periods import Period
+from imiptools.stores.base import Store
+
+#: Free/busy is recorded from this long before "now" (recent history).
+HISTORY = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What to expand: the span and the bounds on work (see recurrence.Limits)."""
+
+    ahead: timedelta
+    max_instances: int
+    budget_seconds: float
+
+
+def freebusy_status(component: Component, user: str) -> str | None:
+    """The FBTYPE ``component`` gives ``user`` (RFC 5545 §3.2.9), None for none.
+
+    Organiser: BUSY. Attendee: ACCEPTED -> BUSY; NEEDS-ACTION, TENTATIVE ->
+    BUSY-TENTATIVE; DECLINED, DELEGATED -> none. Cancelled events: none.
+    A user not named at all (a PUBLISHed event) is BUSY.
+    """
+    if text_of(component, "STATUS").upper() == "CANCELLED":
+        return None
+    if organizer_of(component) == user.removeprefix("mailto:"):
+        return "BUSY"
+    attendee = find_attendee(component, user)
+    if attendee is None:
+        return "BUSY"
+    partstat = str(attendee.params.get("PARTSTAT", "NEEDS-ACTION")).upper()
+    if partstat == "ACCEPTED":
+        return "BUSY"
+    if partstat in ("NEEDS-ACTION", "TENTATIVE"):
+        return "BUSY-TENTATIVE"
+    return None
+
+
+class UserRecords:
+    """The records of ``user`` in ``store``, seen from ``now`` in ``zone``."""
+
+    def __init__(
+        self, store: Store, user: str, zone: tzinfo, window: Window, now: datetime
+    ) -> None:
+        self.store, self.user, self.zone = store, user, zone
+        self.window, self.now = window, now
+
+    # -- loading and saving ---------------------------------------------
+
+    def stored(self, uid: str) -> ItipObject | None:
+        """The stored object of ``uid`` (main object and overrides), if any."""
+        text = self.store.get_object(self.user, uid)
+        components: list[Component] = []
+        zones: list[Timezone] = []
+        if text is not None:
+            calendars = parse_calendars(text)
+            zones += [z for c in calendars for z in c.walk("VTIMEZONE") if isinstance(z, Timezone)]
+            components += [c for c in calendars[0].subcomponents if c.name == "VEVENT"]
+        for rid in self.store.recurrence_ids(self.user, uid):
+            override = self.store.get_recurrence(self.user, uid, rid)
+            if override is not None:
+                calendars = parse_calendars(override)
+                zones += [
+                    z for c in calendars for z in c.walk("VTIMEZONE") if isinstance(z, Timezone)
+                ]
+                components += list(iter_components(override))
+        if not components:
+            return None
+        return ItipObject("PUBLISH", "VEVENT", uid, components, zones)
+
+    def stored_version(self, uid: str, rid: str) -> Component | None:
+        """The stored component an incoming one with ``rid`` competes with."""
+        stored = self.stored(uid)
+        if stored is None:
+            return None
+        for component in stored.overrides:
+            if recurrence_id_of(component, self.zone) == rid:
+                return component
+        return stored.master
+
+    def save(self, obj: ItipObject) -> None:
+        """Store ``obj`` as the whole event: it replaces overrides and
+        instance cancellations (a new full version is authoritative)."""
+        uid = obj.uid
+        if obj.master is not None:
+            text = to_text(make_calendar([obj.master], None, obj.timezones))
+            self.store.uncancel_object(self.user, uid)
+            self.store.set_object(self.user, uid, text)
+            keep = {recurrence_id_of(c, self.zone) for c in obj.overrides}
+            for rid in self.store.recurrence_ids(self.user, uid):
+                if rid not in keep:
+                    self.store.remove_recurrence(self.user, uid, rid)
+            for rid in self.store.cancelled_recurrence_ids(self.user, uid):
+                self.store.uncancel_recurrence(self.user, uid, rid)
+        for component in obj.overrides:
+            self.save_instance(uid, component, obj.timezones)
+
+    def save_instance(self, uid: str, component: Component, zones: list[Timezone]) -> None:
+        """Store one overridden instance."""
+        rid = recurrence_id_of(component, self.zone)
+        self.store.uncancel_recurrence(self.user, uid, rid)
+        text = to_text(make_calendar([component], None, zones))
+        self.store.set_recurrence(self.user, uid, rid, text)
+
+    # -- instances and free/busy -----------------------------------------
+
+    def limits(self, start: datetime | None = None, end: datetime | None = None) -> Limits:
+        """The expansion bounds: by default the free/busy window around now."""
+        return Limits(
+            window_start=start or self.now - HISTORY,
+            window_end=end or self.now + self.window.ahead,
+            max_instances=self.window.max_instances,
+            budget_seconds=self.window.budget_seconds,
+        )
+
+    def expand(
+        self,
+        obj: ItipObject,
+        limits: Limits | None = None,
+        cancelled: Collection[str] | None = None,
+    ) -> Expansion:
+        """Instances of ``obj`` less cancelled instances (by default the stored
+        cancellations of its UID; pass ``()`` for a new, authoritative version)."""
+        if cancelled is None:
+            cancelled = self.store.cancelled_recurrence_ids(self.user, obj.uid)
+        master = cast(Event | None, obj.master)
+        overrides = cast(list[Event], obj.overrides)
+        return expand(master, overrides, self.zone, limits or self.limits(), cancelled)
+
+    def periods(self, obj: ItipObject) -> list[Period]:
+        """The user's free/busy periods for ``obj`` within the window."""
+        return [p for p in map(self._period, self.expand(obj).instances) if p is not None]
+
+    def _period(self, instance: Instance) -> Period | None:
+        status = freebusy_status(instance.component, self.user)
+        if status is None or instance.end <= instance.start:
+            return None
+        return Period(
+            instance.start,
+            instance.end,
+            text_of(instance.component, "UID"),
+            instance.recurrenceid,
+            text_of(instance.component, "TRANSP").upper() or "OPAQUE",
+            text_of(instance.component, "SUMMARY"),
+            organizer_of(instance.component),
+            status,
+        )
+
+    def refresh_freebusy(self, uid: str) -> None:
+        """Make the free/busy of ``uid`` match the stored object (idempotent)."""
+        stored = self.stored(uid)
+        periods = self.periods(stored) if stored is not None else []
+        self.store.set_freebusy_for_uid(self.user, uid, periods)
+
+    def busy_between(self, start: datetime, end: datetime, exclude_uid: str = "") -> list[Period]:
+        """The user's periods overlapping [start, end), except ``exclude_uid``'s."""
+        periods = self.store.get_freebusy(self.user, start, end)
+        return [p for p in periods if p.uid != exclude_uid]
+
+    def uids(self) -> Iterator[str]:
+        """UIDs of the stored (current) objects."""
+        return self.store.object_uids(self.user)

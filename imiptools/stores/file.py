@@ -1,0 +1,515 @@
+"""The file store: one directory of plain text files per calendar user.
+
+The original imip-agent's layout, readable by an admin with ``ls`` and
+``cat``; every file holds iCalendar text or lines of text. Under
+``root/<user>/`` (``<user>`` is :func:`~imiptools.stores.names.user_component`,
+e.g. ``mailto:room@example.com``)::
+
+    .lock                               flock target, never deleted
+    .user                               the user's URI, only if <user> is hashed
+    objects/<uid>                       current main objects
+    recurrences/<uid>/<rid>             overridden instances
+    cancellations/objects/<uid>         whole-event cancellations
+    cancellations/recurrences/<uid>/<rid>
+    counters/objects/<uid>/<attendee>   COUNTERs received
+    freebusy/YYYY-MM                    busy periods overlapping that UTC month
+    freebusy/long                       periods touching more than 12 months
+    freebusy-index/<uid>                "uid <escaped uid>" then the uid's buckets
+    freebusy-other/<other>              free/busy received from others
+    requests                            "uid<TAB>rid<TAB>kind" lines, escaped
+
+Names: every ``<uid>``, ``<rid>``, ``<attendee>`` and ``<other>`` is
+:func:`~imiptools.stores.names.safe_component` of the real text. When that
+is a hashed name (``_h_`` + SHA-256), the real text is kept in a sidecar
+``_h_<hex>.name`` beside it, written before the file it names and removed
+after it, so that listings (:meth:`FileStore.object_uids`, recurrence ids,
+counters) return real UIDs, RECURRENCE-IDs and attendees whatever the file
+content. The sidecar is preferred to reading the UID out of the iCalendar
+text because it also serves attendees and RECURRENCE-IDs, and does not tie
+the store to the content. Normalised RECURRENCE-IDs (``20300108T100000Z``,
+``20300108``) are always kept verbatim.
+
+Free/busy scales with the span asked for, not with the periods held: a
+period is stored in every monthly bucket it overlaps (UTC months; years
+clamped to 1900..9999), or in ``freebusy/long`` if it touches more than
+:data:`MAX_MONTHS` buckets, so that a hostile event lasting centuries costs
+one write, not thousands. :meth:`FileStore.get_freebusy` reads the buckets
+of the span and ``long``; :meth:`FileStore.set_freebusy_for_uid` finds the
+uid's old buckets in its index. Periods are stored from 1900-01-01 onward
+(earlier starts are clamped, periods ending before are dropped; the same
+holds for others' free/busy).
+
+Durability: every write is :func:`~imiptools.fileutil.atomic_write`; multi-file
+operations are ordered so that a crash between steps leaves a state that
+rerunning the same operation converges from (see each method). Callers hold
+:meth:`FileStore.lock` around a unit of work.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote, unquote_to_bytes
+
+from imiptools.errors import StoreUnavailable, UnsafeName
+from imiptools.fileutil import (
+    atomic_write,
+    decode_text,
+    encode_text,
+    ensure_directory,
+    list_names,
+    read_text,
+    remove_directory,
+    remove_empty_directory,
+    remove_file,
+)
+from imiptools.lock import file_lock
+from imiptools.periods import Period
+from imiptools.stores.base import Store
+from imiptools.stores.names import (
+    is_hashed,
+    is_safe_component,
+    is_verbatim,
+    normalise_user,
+    safe_component,
+    user_component,
+)
+
+logger = logging.getLogger(__name__)
+
+LOCK = ".lock"
+USER_MARKER = ".user"
+NAME_SUFFIX = ".name"
+OBJECTS = "objects"
+RECURRENCES = "recurrences"
+CANCELLED_OBJECTS = "cancellations/objects"
+CANCELLED_RECURRENCES = "cancellations/recurrences"
+COUNTERS = "counters/objects"
+FREEBUSY = "freebusy"
+FREEBUSY_INDEX = "freebusy-index"
+FREEBUSY_OTHER = "freebusy-other"
+REQUESTS = "requests"
+
+#: Periods touching more monthly buckets than this go to :data:`LONG_BUCKET`.
+MAX_MONTHS = 12
+LONG_BUCKET = "long"
+#: Spans of more months than this list ``freebusy/`` instead of probing.
+PROBE_MONTHS = 36
+FIRST_YEAR = 1900
+LAST_YEAR = 9999
+FLOOR = datetime(FIRST_YEAR, 1, 1, tzinfo=UTC)
+_TICK = timedelta(microseconds=1)
+_MONTH_NAME = re.compile(r"[0-9]{4}-[0-9]{2}")
+_INDEX_HEADER = "uid "
+_SAFE_CHARS = " !\"#$&'()*+,-./:;<=>?@[]^_`{|}~"
+
+
+def escape_field(text: str) -> str:
+    """Percent-encode ``text`` so that it holds no tab, newline or non-ASCII."""
+    return quote(encode_text(text), safe=_SAFE_CHARS)
+
+
+def unescape_field(text: str) -> str:
+    """Inverse of :func:`escape_field`."""
+    return decode_text(unquote_to_bytes(text))
+
+
+# -- monthly buckets ------------------------------------------------------
+
+
+def month_number(value: datetime) -> int:
+    """Months since year 0 of the UTC month of ``value``, clamped to
+    1900-01..9999-12."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the free/busy store")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        return LAST_YEAR * 12 + 11 if value.year == LAST_YEAR else FIRST_YEAR * 12
+    number = utc.year * 12 + utc.month - 1
+    return min(max(number, FIRST_YEAR * 12), LAST_YEAR * 12 + 11)
+
+
+def month_name(number: int) -> str:
+    """``YYYY-MM`` for a :func:`month_number`."""
+    return f"{number // 12:04d}-{number % 12 + 1:02d}"
+
+
+def _month_range(start: datetime, end: datetime) -> range:
+    last = end - _TICK if end > start else start
+    return range(month_number(start), month_number(last) + 1)
+
+
+def period_buckets(period: Period) -> list[str]:
+    """The bucket names that hold ``period``."""
+    months = _month_range(period.start, period.end)
+    if len(months) > MAX_MONTHS:
+        return [LONG_BUCKET]
+    return [month_name(number) for number in months]
+
+
+def _is_month_name(name: str) -> bool:
+    return _MONTH_NAME.fullmatch(name) is not None
+
+
+def _uid_field(uid: str) -> str:
+    """The third field of a :meth:`Period.to_line` of ``uid``."""
+    return Period(FLOOR, FLOOR + _TICK, uid).to_line().split("\t")[2]
+
+
+def clamped(periods: Iterable[Period]) -> Iterator[Period]:
+    """``periods`` as stored: starts before :data:`FLOOR` are moved to it and
+    periods ending by then are dropped (the line format needs 4-digit years)."""
+    for period in periods:
+        if period.end > FLOOR:
+            yield period if period.start >= FLOOR else replace(period, start=FLOOR)
+
+
+def _lines_by_bucket(uid: str, periods: Iterable[Period]) -> dict[str, set[str]]:
+    buckets: dict[str, set[str]] = {}
+    for period in clamped(periods):
+        stored = period if period.uid == uid else replace(period, uid=uid)
+        line = stored.to_line()
+        for name in period_buckets(stored):
+            buckets.setdefault(name, set()).add(line)
+    return buckets
+
+
+def _parse_periods(lines: Iterable[str], start: datetime, end: datetime) -> list[Period]:
+    periods = []
+    for line in lines:
+        try:
+            period = Period.from_line(line)
+        except ValueError as exc:
+            raise StoreUnavailable(f"corrupt free/busy line {line[:80]!r}") from exc
+        if period.overlaps(start, end):
+            periods.append(period)
+    return sorted(periods)
+
+
+def _lines(text: str | None) -> list[str]:
+    return [line for line in text.split("\n") if line] if text else []
+
+
+def _join(lines: Iterable[str]) -> str:
+    return "".join(line + "\n" for line in lines)
+
+
+class FileStore(Store):
+    """The :class:`Store` over a directory tree (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # -- users and locking ------------------------------------------------
+
+    def _user_dir(self, user: str) -> Path:
+        return self.root / user_component(user)
+
+    def _ensure_user(self, user: str) -> Path:
+        """The user's directory, created with its ``.user`` marker if hashed."""
+        base = self._user_dir(user)
+        if is_hashed(base.name):
+            marker = base / USER_MARKER
+            if read_text(marker) is None:
+                atomic_write(marker, normalise_user(user) + "\n")
+        else:
+            ensure_directory(base)
+        return base
+
+    def lock(self, user: str, timeout: float) -> AbstractContextManager[None]:
+        """Hold ``<user>/.lock`` (see :func:`imiptools.lock.file_lock`).
+
+        Creates the user's directory, so a locked user is listed by
+        :meth:`users` from then on.
+        """
+        return file_lock(self._ensure_user(user) / LOCK, timeout)
+
+    def users(self) -> Iterator[str]:
+        for name in list_names(self.root):
+            uri = self._user_of(name)
+            if uri is not None:
+                yield uri
+
+    def _user_of(self, name: str) -> str | None:
+        path = self.root / name
+        candidate = (read_text(path / USER_MARKER) or "").strip() if is_hashed(name) else name
+        try:
+            valid = user_component(candidate) == name and path.is_dir()
+        except UnsafeName:
+            return None
+        return normalise_user(candidate) if valid else None
+
+    # -- files named by untrusted keys ---------------------------------------
+
+    def _write_keyed(self, directory: Path, key: str, text: str) -> None:
+        """Write ``directory/safe(key)``, its sidecar first if hashed."""
+        name = safe_component(key)
+        if is_hashed(name):
+            sidecar = directory / (name + NAME_SUFFIX)
+            if read_text(sidecar) != key:
+                atomic_write(sidecar, key)
+        atomic_write(directory / name, text)
+
+    def _remove_keyed(self, directory: Path, key: str) -> None:
+        """Remove ``directory/safe(key)``, then its sidecar."""
+        name = safe_component(key)
+        remove_file(directory / name)
+        if is_hashed(name):
+            remove_file(directory / (name + NAME_SUFFIX))
+
+    @staticmethod
+    def _read_keyed(directory: Path, key: str) -> str | None:
+        return read_text(directory / safe_component(key))
+
+    def _keys(self, directory: Path) -> list[str]:
+        """The real keys of the files in ``directory`` (strays skipped)."""
+        keys = []
+        for name in list_names(directory):
+            if is_verbatim(name):
+                keys.append(name)
+            elif is_hashed(name):
+                key = read_text(directory / (name + NAME_SUFFIX))
+                if key is not None and safe_component(key) == name:
+                    keys.append(key)
+                else:
+                    logger.warning("no usable name for %s", directory / name)
+        return keys
+
+    # -- current objects ------------------------------------------------------
+
+    def get_object(self, user: str, uid: str) -> str | None:
+        return self._read_keyed(self._user_dir(user) / OBJECTS, uid)
+
+    def set_object(self, user: str, uid: str, text: str) -> None:
+        self._write_keyed(self._ensure_user(user) / OBJECTS, uid, text)
+
+    def remove_object(self, user: str, uid: str) -> None:
+        """Remove the overridden instances, then the main object."""
+        base = self._user_dir(user)
+        remove_directory(base / RECURRENCES / safe_component(uid))
+        self._remove_keyed(base / OBJECTS, uid)
+
+    def object_uids(self, user: str) -> Iterator[str]:
+        yield from self._keys(self._user_dir(user) / OBJECTS)
+
+    def _recurrences(self, user: str, uid: str) -> Path:
+        return self._user_dir(user) / RECURRENCES / safe_component(uid)
+
+    def get_recurrence(self, user: str, uid: str, rid: str) -> str | None:
+        return self._read_keyed(self._recurrences(user, uid), rid)
+
+    def set_recurrence(self, user: str, uid: str, rid: str, text: str) -> None:
+        self._ensure_user(user)
+        self._write_keyed(self._recurrences(user, uid), rid, text)
+
+    def remove_recurrence(self, user: str, uid: str, rid: str) -> None:
+        directory = self._recurrences(user, uid)
+        self._remove_keyed(directory, rid)
+        remove_empty_directory(directory)
+
+    def recurrence_ids(self, user: str, uid: str) -> list[str]:
+        return sorted(self._keys(self._recurrences(user, uid)))
+
+    # -- cancellations ------------------------------------------------------
+
+    def get_cancelled_object(self, user: str, uid: str) -> str | None:
+        return self._read_keyed(self._user_dir(user) / CANCELLED_OBJECTS, uid)
+
+    def cancel_object(self, user: str, uid: str, text: str) -> None:
+        """Record the cancellation first, then remove the current object.
+
+        A crash in between leaves the event both cancelled and current;
+        rerunning completes the removal.
+        """
+        self._write_keyed(self._ensure_user(user) / CANCELLED_OBJECTS, uid, text)
+        self.remove_object(user, uid)
+
+    def uncancel_object(self, user: str, uid: str) -> None:
+        self._remove_keyed(self._user_dir(user) / CANCELLED_OBJECTS, uid)
+
+    def _cancelled_recurrences(self, user: str, uid: str) -> Path:
+        return self._user_dir(user) / CANCELLED_RECURRENCES / safe_component(uid)
+
+    def get_cancelled_recurrence(self, user: str, uid: str, rid: str) -> str | None:
+        return self._read_keyed(self._cancelled_recurrences(user, uid), rid)
+
+    def cancel_recurrence(self, user: str, uid: str, rid: str, text: str) -> None:
+        """Record the instance's cancellation first, then remove its override."""
+        self._ensure_user(user)
+        self._write_keyed(self._cancelled_recurrences(user, uid), rid, text)
+        self.remove_recurrence(user, uid, rid)
+
+    def uncancel_recurrence(self, user: str, uid: str, rid: str) -> None:
+        directory = self._cancelled_recurrences(user, uid)
+        self._remove_keyed(directory, rid)
+        remove_empty_directory(directory)
+
+    def cancelled_recurrence_ids(self, user: str, uid: str) -> list[str]:
+        return sorted(self._keys(self._cancelled_recurrences(user, uid)))
+
+    # -- the user's own free/busy ----------------------------------------------
+
+    def _read_bucket(self, directory: Path, name: str) -> list[str]:
+        """The lines of bucket ``name`` (a hook: tests count the reads)."""
+        return _lines(read_text(directory / name))
+
+    def _span_buckets(self, directory: Path, start: datetime, end: datetime) -> list[str]:
+        """The names of the buckets that may hold periods in ``[start, end)``."""
+        months = _month_range(start, end)
+        if len(months) <= PROBE_MONTHS:
+            return [*map(month_name, months), LONG_BUCKET]
+        low, high = month_name(months[0]), month_name(months[-1])
+        names = [n for n in list_names(directory) if _is_month_name(n) and low <= n <= high]
+        return [*names, LONG_BUCKET]
+
+    def get_freebusy(self, user: str, start: datetime, end: datetime) -> list[Period]:
+        """Read only the buckets of the span (and ``long``): see the module."""
+        if end <= start:
+            return []
+        directory = self._user_dir(user) / FREEBUSY
+        lines: set[str] = set()
+        for name in self._span_buckets(directory, start, end):
+            lines.update(self._read_bucket(directory, name))
+        return _parse_periods(lines, start, end)
+
+    def set_freebusy_for_uid(self, user: str, uid: str, periods: Iterable[Period]) -> None:
+        """Replace the periods of ``uid`` (their ``uid`` field is set to it).
+
+        Steps, each atomic: write the index with the union of the old and
+        new buckets; rewrite each of those buckets; write the index with the
+        new buckets only (or remove it). After a crash at any point the
+        index still names every bucket holding a line of ``uid``, so any
+        later call for ``uid`` repairs everything.
+        """
+        base = self._ensure_user(user)
+        index = base / FREEBUSY_INDEX / safe_component(uid)
+        new = _lines_by_bucket(uid, periods)
+        old = _read_index(index)
+        affected = old | new.keys()
+        if affected != old:
+            _write_index(index, uid, affected)
+        marker = _uid_field(uid)
+        for name in sorted(affected):
+            self._rewrite_bucket(base / FREEBUSY, name, marker, new.get(name, set()))
+        if new.keys() != affected:
+            _write_index(index, uid, set(new))
+
+    def _rewrite_bucket(self, directory: Path, name: str, marker: str, lines: set[str]) -> None:
+        """Replace the lines whose uid field is ``marker`` by ``lines``."""
+        current = self._read_bucket(directory, name)
+        kept = {line for line in current if line.split("\t")[2:3] != [marker]}
+        result = sorted(kept | lines)
+        if result == current:
+            return
+        if result:
+            atomic_write(directory / name, _join(result))
+        else:
+            remove_file(directory / name)
+
+    def freebusy_uids(self, user: str) -> Iterator[str]:
+        directory = self._user_dir(user) / FREEBUSY_INDEX
+        for name in filter(is_safe_component, list_names(directory)):
+            header = (read_text(directory / name) or "").split("\n", 1)[0]
+            if header.startswith(_INDEX_HEADER):
+                yield unescape_field(header[len(_INDEX_HEADER) :])
+
+    # -- others' free/busy ------------------------------------------------------
+
+    def get_freebusy_other(
+        self, user: str, other: str, start: datetime, end: datetime
+    ) -> list[Period]:
+        text = self._read_keyed(self._user_dir(user) / FREEBUSY_OTHER, other)
+        return _parse_periods(_lines(text), start, end)
+
+    def set_freebusy_other(self, user: str, other: str, periods: Iterable[Period]) -> None:
+        """Replace the file of ``other`` (removed when there are no periods)."""
+        directory = self._ensure_user(user) / FREEBUSY_OTHER
+        lines = sorted({period.to_line() for period in clamped(periods)})
+        if lines:
+            self._write_keyed(directory, other, _join(lines))
+        else:
+            self._remove_keyed(directory, other)
+
+    # -- counter-proposals ------------------------------------------------------
+
+    def _counters(self, user: str, uid: str) -> Path:
+        return self._user_dir(user) / COUNTERS / safe_component(uid)
+
+    def get_counters(self, user: str, uid: str) -> dict[str, str]:
+        directory = self._counters(user, uid)
+        counters = {}
+        for attendee in self._keys(directory):
+            text = self._read_keyed(directory, attendee)
+            if text is not None:
+                counters[attendee] = text
+        return counters
+
+    def set_counter(self, user: str, uid: str, attendee: str, text: str) -> None:
+        self._ensure_user(user)
+        self._write_keyed(self._counters(user, uid), attendee, text)
+
+    def remove_counters(self, user: str, uid: str, attendee: str | None = None) -> None:
+        directory = self._counters(user, uid)
+        if attendee is None:
+            remove_directory(directory)
+            return
+        self._remove_keyed(directory, attendee)
+        remove_empty_directory(directory)
+
+    # -- the queue of requests --------------------------------------------------
+
+    def get_requests(self, user: str) -> list[tuple[str, str, str]]:
+        text = read_text(self._user_dir(user) / REQUESTS)
+        return [_parse_request(line) for line in _lines(text)]
+
+    def queue_request(self, user: str, uid: str, rid: str = "", kind: str = "REQUEST") -> None:
+        """Append ``(uid, rid, kind)``; an item for ``(uid, rid)`` keeps its
+        place in the queue and takes the new ``kind``."""
+        items = self.get_requests(user)
+        keys = [(item_uid, item_rid) for item_uid, item_rid, _ in items]
+        updated = list(items)
+        if (uid, rid) in keys:
+            updated[keys.index((uid, rid))] = (uid, rid, kind)
+        else:
+            updated.append((uid, rid, kind))
+        if updated != items:
+            self._write_requests(user, updated)
+
+    def dequeue_request(self, user: str, uid: str, rid: str = "") -> None:
+        items = self.get_requests(user)
+        updated = [item for item in items if item[:2] != (uid, rid)]
+        if updated != items:
+            self._write_requests(user, updated)
+
+    def _write_requests(self, user: str, items: list[tuple[str, str, str]]) -> None:
+        path = self._ensure_user(user) / REQUESTS
+        if not items:
+            remove_file(path)
+            return
+        atomic_write(path, _join("\t".join(map(escape_field, item)) for item in items))
+
+
+def _parse_request(line: str) -> tuple[str, str, str]:
+    fields = line.split("\t")
+    if len(fields) != 3:
+        raise StoreUnavailable(f"corrupt requests line {line[:80]!r}")
+    uid, rid, kind = map(unescape_field, fields)
+    return uid, rid, kind
+
+
+def _read_index(path: Path) -> set[str]:
+    """The bucket names listed in a free/busy index file."""
+    return set(_lines(read_text(path))[1:])
+
+
+def _write_index(path: Path, uid: str, buckets: set[str]) -> None:
+    if not buckets:
+        remove_file(path)
+        return
+    atomic_write(path, _join([_INDEX_HEADER + escape_field(uid), *sorted(buckets)]))

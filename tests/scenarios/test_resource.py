@@ -1,0 +1,247 @@
+"""Scenario tests: imip-resource driven as Postfix's pipe(8) drives it.
+
+Each test pipes messages on stdin, checks the exit code, reads the replies
+written by ``--output`` (parsed by icalendar and vobject, checked against
+RFC 5546 §3.2.3) and looks at the store through ``imip-admin``.
+"""
+
+from __future__ import annotations
+
+from tests.support import (
+    ROOM,
+    Agent,
+    calendar_text,
+    imip_message,
+    partstat_of,
+    vevent,
+)
+
+
+def request(agent: Agent, *components: str, sender: str = "alice@example.com", **kw: object):
+    message = imip_message(calendar_text(*components), sender=sender)
+    return agent.resource(message, sender=sender, **kw)  # type: ignore[arg-type]
+
+
+def only_reply(run) -> str:  # type: ignore[no-untyped-def]
+    assert run.code == 0, run.stdout
+    assert len(run.sent) == 1, [m["Subject"] for m in run.sent]
+    return partstat_of(run.replies()[0])
+
+
+def freebusy(agent: Agent, start: str = "20300101T000000Z", end: str = "20300201T000000Z") -> str:
+    result = agent.admin("freebusy", ROOM, "--start", start, "--end", end)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_free_slot_is_accepted_and_blocks_free_busy(agent: Agent) -> None:
+    run = request(agent, vevent())
+    assert only_reply(run) == "ACCEPTED"
+    mail = run.sent[0]
+    assert mail["To"] == "alice@example.com"
+    assert mail["From"] == ROOM
+    assert mail["Auto-Submitted"] == "auto-replied"
+    assert mail["In-Reply-To"] == "<m1@example.com>"
+    assert "20300108T100000Z/20300108T110000Z" in freebusy(agent)
+
+
+def test_clashing_request_is_declined_with_reason_and_not_stored(agent: Agent) -> None:
+    request(agent, vevent())
+    run = request(
+        agent,
+        vevent(
+            "other@example.com", "20300108T103000Z", "20300108T113000Z", organiser="bob@example.com"
+        ),
+        sender="bob@example.com",
+    )
+    assert only_reply(run) == "DECLINED"
+    event = run.replies()[0].walk("VEVENT")[0]
+    assert "already booked" in str(event["COMMENT"])
+    assert "already booked" in run.sent[0].get_body(("plain",)).get_content()
+    assert "20300108T113000Z" not in freebusy(agent)
+
+
+def test_capacity_allows_n_overlapping_bookings(agent: Agent) -> None:
+    agent.set_pref(ROOM, "scheduling_function", "schedule_in_freebusy 2")
+    assert only_reply(request(agent, vevent("a"))) == "ACCEPTED"
+    assert only_reply(request(agent, vevent("b"))) == "ACCEPTED"
+    assert only_reply(request(agent, vevent("c"))) == "DECLINED"
+
+
+def test_cancel_frees_the_slot(agent: Agent) -> None:
+    request(agent, vevent())
+    cancel = vevent(sequence=1, dtstamp="20300101T100000Z")
+    run = agent.resource(imip_message(calendar_text(cancel, method="CANCEL"), method="CANCEL"))
+    assert run.code == 0 and run.sent == []
+    assert "FREEBUSY;" not in freebusy(agent)
+    second = request(agent, vevent("b", organiser="bob@example.com"), sender="bob@example.com")
+    assert only_reply(second) == "ACCEPTED"
+
+
+def test_update_moves_the_booking(agent: Agent) -> None:
+    request(agent, vevent())
+    moved = vevent(
+        start="20300108T140000Z", end="20300108T150000Z", sequence=1, dtstamp="20300101T100000Z"
+    )
+    assert only_reply(request(agent, moved)) == "ACCEPTED"
+    periods = freebusy(agent)
+    assert "20300108T140000Z/20300108T150000Z" in periods
+    assert "20300108T100000Z" not in periods
+    assert (
+        only_reply(
+            request(agent, vevent("b", organiser="bob@example.com"), sender="bob@example.com")
+        )
+        == "ACCEPTED"
+    )
+
+
+def test_stale_and_duplicate_updates_change_nothing_and_send_nothing(agent: Agent) -> None:
+    request(agent, vevent(sequence=2))
+    stale = vevent(
+        start="20300108T140000Z", end="20300108T150000Z", sequence=1, dtstamp="20300101T110000Z"
+    )
+    run = request(agent, stale)
+    assert run.code == 0 and run.sent == []
+    duplicate = request(agent, vevent(sequence=2))
+    assert duplicate.code == 0 and duplicate.sent == []
+    assert "20300108T100000Z/20300108T110000Z" in freebusy(agent)
+    assert "20300108T140000Z" not in freebusy(agent)
+
+
+def test_same_sequence_newer_dtstamp_is_an_update(agent: Agent) -> None:
+    request(agent, vevent())
+    bumped = vevent(start="20300108T140000Z", end="20300108T150000Z", dtstamp="20300101T100000Z")
+    assert only_reply(request(agent, bumped)) == "ACCEPTED"
+    assert "20300108T140000Z" in freebusy(agent)
+
+
+def test_recurring_request_is_checked_over_all_instances(agent: Agent) -> None:
+    # A single booking on the fifth Tuesday clashes with the weekly series.
+    request(
+        agent,
+        vevent("single", "20300205T100000Z", "20300205T110000Z", organiser="bob@example.com"),
+        sender="bob@example.com",
+    )
+    weekly = vevent(
+        "weekly", "20300108T100000Z", "20300108T103000Z", extra="RRULE:FREQ=WEEKLY;COUNT=10"
+    )
+    run = request(agent, weekly)
+    assert only_reply(run) == "DECLINED"
+    assert "2030-02-05" in str(run.replies()[0].walk("VEVENT")[0]["COMMENT"])
+
+
+def test_recurring_request_accepted_blocks_every_instance(agent: Agent) -> None:
+    weekly = vevent(
+        "weekly", "20300108T100000Z", "20300108T103000Z", extra="RRULE:FREQ=WEEKLY;COUNT=3"
+    )
+    assert only_reply(request(agent, weekly)) == "ACCEPTED"
+    periods = freebusy(agent, end="20300301T000000Z")
+    for day in ("20300108", "20300115", "20300122"):
+        assert f"{day}T100000Z/{day}T103000Z" in periods
+    assert "20300129" not in periods
+
+
+def test_instance_update_touches_only_that_instance(agent: Agent) -> None:
+    weekly = vevent(
+        "weekly", "20300108T100000Z", "20300108T103000Z", extra="RRULE:FREQ=WEEKLY;COUNT=3"
+    )
+    request(agent, weekly)
+    moved = vevent(
+        "weekly",
+        "20300115T140000Z",
+        "20300115T143000Z",
+        sequence=1,
+        dtstamp="20300101T100000Z",
+        extra="RECURRENCE-ID:20300115T100000Z",
+    )
+    run = request(agent, moved)
+    assert only_reply(run) == "ACCEPTED"
+    event = run.replies()[0].walk("VEVENT")[0]
+    assert event.decoded("RECURRENCE-ID").strftime("%Y%m%dT%H%M%SZ") == "20300115T100000Z"
+    periods = freebusy(agent)
+    assert "20300108T100000Z/20300108T103000Z" in periods
+    assert "20300115T140000Z/20300115T143000Z" in periods
+    assert "20300115T100000Z" not in periods
+    assert "20300122T100000Z/20300122T103000Z" in periods
+    exported = agent.admin("export", ROOM).stdout
+    assert exported.count("BEGIN:VEVENT") == 2
+
+
+def test_instance_cancel_touches_only_that_instance(agent: Agent) -> None:
+    weekly = vevent(
+        "weekly", "20300108T100000Z", "20300108T103000Z", extra="RRULE:FREQ=WEEKLY;COUNT=3"
+    )
+    request(agent, weekly)
+    cancel = vevent(
+        "weekly",
+        "20300115T100000Z",
+        "20300115T103000Z",
+        sequence=1,
+        dtstamp="20300101T100000Z",
+        extra="RECURRENCE-ID:20300115T100000Z",
+    )
+    run = agent.resource(imip_message(calendar_text(cancel, method="CANCEL"), method="CANCEL"))
+    assert run.code == 0
+    periods = freebusy(agent)
+    assert "20300108T100000Z" in periods and "20300122T100000Z" in periods
+    assert "20300115T100000Z" not in periods
+
+
+def test_vfreebusy_request_is_answered_with_busy_periods_in_range(agent: Agent) -> None:
+    request(agent, vevent())
+    request(agent, vevent("late", "20300301T100000Z", "20300301T110000Z"))
+    fb = calendar_text("""BEGIN:VFREEBUSY
+UID:fb-1
+DTSTAMP:20300101T000000Z
+DTSTART:20300107T000000Z
+DTEND:20300114T000000Z
+ORGANIZER:mailto:dave@example.com
+ATTENDEE:mailto:room@example.com
+END:VFREEBUSY""")
+    run = agent.resource(imip_message(fb, sender="dave@example.com"))
+    assert run.code == 0 and len(run.sent) == 1
+    reply = run.replies()[0]
+    assert str(reply["METHOD"]) == "REPLY"
+    component = reply.walk("VFREEBUSY")[0]
+    assert str(component["ORGANIZER"]) == "mailto:dave@example.com"
+    assert str(component["ATTENDEE"]) == f"mailto:{ROOM}"
+    text = component.to_ical().decode()
+    assert "20300108T100000Z/20300108T110000Z" in text
+    assert "20300301" not in text.split("DTEND")[1]
+
+
+def test_add_is_answered_with_refresh_by_default(agent: Agent) -> None:
+    request(agent, vevent("weekly", extra="RRULE:FREQ=WEEKLY;COUNT=3"))
+    add = vevent(
+        "weekly", "20300201T100000Z", "20300201T110000Z", sequence=1, dtstamp="20300101T100000Z"
+    )
+    run = agent.resource(imip_message(calendar_text(add, method="ADD"), method="ADD"))
+    assert run.code == 0 and len(run.sent) == 1
+    refresh = run.replies()[0]
+    assert str(refresh["METHOD"]) == "REFRESH"
+    assert str(refresh.walk("VEVENT")[0]["ATTENDEE"]) == f"mailto:{ROOM}"
+
+
+def test_past_event_is_declined_with_reason(agent: Agent) -> None:
+    run = request(agent, vevent(start="20200108T100000Z", end="20200108T110000Z"))
+    assert only_reply(run) == "DECLINED"
+    assert "past" in str(run.replies()[0].walk("VEVENT")[0]["COMMENT"])
+
+
+def test_all_day_event_in_the_users_zone(agent: Agent) -> None:
+    agent.set_pref(ROOM, "TZID", "Europe/Berlin")
+    run = request(agent, vevent(start=";VALUE=DATE:20300108", end=";VALUE=DATE:20300109"))
+    assert only_reply(run) == "ACCEPTED"
+    assert "20300107T230000Z/20300108T230000Z" in freebusy(agent)
+
+
+def test_windows_time_zone_names_are_understood(agent: Agent) -> None:
+    start = ';TZID="W. Europe Standard Time":20300108T100000'
+    end = ';TZID="W. Europe Standard Time":20300108T110000'
+    assert only_reply(request(agent, vevent(start=start, end=end))) == "ACCEPTED"
+    assert "20300108T090000Z/20300108T100000Z" in freebusy(agent)
+
+
+def test_uninvited_resource_does_not_answer(agent: Agent) -> None:
+    run = request(agent, vevent(attendees=("someone@example.com",)))
+    assert run.code == 0 and run.sent == []

@@ -1,0 +1,1 @@
+"""Store tests: the contract every store meets, and each store's own tests."""
