@@ -80,7 +80,9 @@ def export(user: str, records: UserRecords) -> str:
             continue
         components += stored.components
         zones.update((text_of(z, "TZID"), z) for z in stored.timezones)
-    return to_text(make_calendar(components, None, list(zones.values())))
+    calendar = make_calendar(components, None, list(zones.values()))
+    calendar.add_missing_timezones()  # RFC 5545 §3.6.5: every TZID needs its VTIMEZONE
+    return to_text(calendar)
 
 
 def freebusy(records: UserRecords, args: argparse.Namespace, settings: Settings) -> str:

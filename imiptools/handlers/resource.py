@@ -179,7 +179,9 @@ class ResourceHandler:
     def _text(
         self, obj: ItipObject, components: Sequence[Component], verb: str, decision: Decision
     ) -> str:
-        name = self.unit.preferences.get("CN") or self.unit.address
+        attendee = find_attendee(components[0], self.unit.user)
+        invited_as = str(attendee.params.get("CN", "")) if attendee is not None else ""
+        name = self.unit.preferences.get("CN") or invited_as or self.unit.address
         summary = text_of(obj.first, "SUMMARY") or "(no title)"
         when = self._when(components[0])
         return (

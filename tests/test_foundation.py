@@ -1,0 +1,118 @@
+"""Unit tests of the foundation: exit-code table, dates, config, periods."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from imiptools import errors
+from imiptools.config import Settings, example_config, load_settings, parse_duration
+from imiptools.dates import (
+    add_duration,
+    format_recurrence_id,
+    format_utc,
+    parse_datetime,
+    resolve_zone,
+    to_utc,
+)
+from imiptools.errors import EXIT_CODES, ExitCode
+from imiptools.periods import Period, max_overlap
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def test_exit_code_table() -> None:
+    assert {int(c) for c in ExitCode} == {0, 64, 65, 67, 75}
+    for cls, code in EXIT_CODES.items():
+        assert cls.exit_code is code
+        assert cls.status[0] == ("4" if code is ExitCode.TEMPFAIL else "5")
+    assert EXIT_CODES[errors.LockTimeout] is ExitCode.TEMPFAIL
+    assert EXIT_CODES[errors.CalendarDataError] is ExitCode.DATAERR
+
+
+def test_status_line_is_one_line() -> None:
+    line = errors.CalendarDataError("bad\r\nBcc: x\n\tdata").status_line()
+    assert line == "5.6.0 bad Bcc: x data"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2030-01-08T10:00:00Z", "20300108T100000Z", "2030-01-08T11:00:00+01:00"],
+)
+def test_parse_datetime_forms(text: str) -> None:
+    assert parse_datetime(text) == datetime(2030, 1, 8, 10, tzinfo=UTC)
+
+
+def test_parse_datetime_local_and_dates() -> None:
+    assert parse_datetime("20300108", BERLIN) == datetime(2030, 1, 8, tzinfo=BERLIN)
+    with pytest.raises(ValueError):
+        parse_datetime("next tuesday")
+
+
+def test_zones_iana_and_windows() -> None:
+    assert resolve_zone("Europe/Berlin") is not None
+    assert resolve_zone("W. Europe Standard Time") is not None
+    assert resolve_zone("Nowhere/Special") is None
+
+
+def test_to_utc_floating_and_dates_in_user_zone() -> None:
+    assert to_utc(datetime(2030, 7, 1, 12), BERLIN) == datetime(2030, 7, 1, 10, tzinfo=UTC)
+    assert to_utc(date(2030, 1, 8), BERLIN) == datetime(2030, 1, 7, 23, tzinfo=UTC)
+
+
+def test_recurrence_ids_normalised() -> None:
+    assert format_recurrence_id(datetime(2030, 1, 8, 11, tzinfo=BERLIN)) == "20300108T100000Z"
+    assert format_recurrence_id(date(2030, 1, 8)) == "20300108"
+    assert format_utc(datetime(999, 1, 1, tzinfo=UTC)) == "09990101T000000Z"
+
+
+def test_add_duration_days_in_wall_time() -> None:
+    before_dst = datetime(2030, 3, 30, 10, tzinfo=BERLIN)
+    assert add_duration(before_dst, timedelta(days=1)).astimezone(BERLIN).hour == 10
+
+
+def test_config_file_and_errors(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('[agent]\nlock_timeout = 5\nwindow = "P30D"\n[preferences]\nTZID = "UTC"\n')
+    settings = load_settings(str(good))
+    assert settings.lock_timeout == 5 and settings.window == timedelta(days=30)
+    assert settings.preference_defaults == {"TZID": "UTC"}
+    for bad in ("[agent]\nnope = 1\n", "[agent]\nlock_timeout = -1\n", "[other]\n", "= ="):
+        path = tmp_path / "bad.toml"
+        path.write_text(bad)
+        with pytest.raises(errors.ConfigError):
+            load_settings(str(path))
+    with pytest.raises(errors.ConfigError):
+        load_settings(str(tmp_path / "missing.toml"))
+
+
+def test_example_config_is_loadable(tmp_path: Path) -> None:
+    path = tmp_path / "example.toml"
+    path.write_text(example_config())
+    assert load_settings(str(path)) == Settings()
+
+
+def test_durations() -> None:
+    assert parse_duration("PT10M") == timedelta(minutes=10)
+    with pytest.raises(ValueError):
+        parse_duration("ten minutes")
+
+
+def test_period_lines_round_trip_hostile_fields() -> None:
+    start = datetime(2030, 1, 8, 10, tzinfo=UTC)
+    period = Period(start, start + timedelta(hours=1), "a\tb\nc%-", "", "OPAQUE", "-", "x", "BUSY")
+    line = period.to_line()
+    assert "\n" not in line and line.count("\t") == 7
+    assert Period.from_line(line) == period
+
+
+def test_max_overlap() -> None:
+    t = datetime(2030, 1, 1, tzinfo=UTC)
+    h = timedelta(hours=1)
+    periods = [Period(t, t + 2 * h), Period(t + h, t + 3 * h), Period(t + 2 * h, t + 4 * h)]
+    assert max_overlap(periods, t, t + 4 * h) == 2
+    assert max_overlap(periods, t + 3 * h, t + 4 * h) == 1
+    assert max_overlap(periods, t + 5 * h, t + 6 * h) == 0
