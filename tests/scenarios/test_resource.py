@@ -245,3 +245,141 @@ def test_windows_time_zone_names_are_understood(agent: Agent) -> None:
 def test_uninvited_resource_does_not_answer(agent: Agent) -> None:
     run = request(agent, vevent(attendees=("someone@example.com",)))
     assert run.code == 0 and run.sent == []
+
+
+def test_floating_times_are_read_in_the_resources_zone(agent: Agent) -> None:
+    agent.set_pref(ROOM, "TZID", "America/New_York")
+    run = request(agent, vevent(start="20300108T100000", end="20300108T110000"))
+    assert only_reply(run) == "ACCEPTED"
+    assert "20300108T150000Z/20300108T160000Z" in freebusy(agent)
+
+
+def test_site_defaults_come_from_the_configuration(agent: Agent) -> None:
+    config = agent.root / "site.toml"
+    config.write_text('[preferences]\nscheduling_function = "schedule_in_freebusy 2"\n')
+    args = ("-c", str(config))
+    assert only_reply(request(agent, vevent("a"), args=args)) == "ACCEPTED"
+    assert only_reply(request(agent, vevent("b"), args=args)) == "ACCEPTED"
+    assert only_reply(request(agent, vevent("c"), args=args)) == "DECLINED"
+
+
+def test_unknown_scheduling_function_declines_as_misconfigured(agent: Agent) -> None:
+    prefs = agent.root / "prefs" / f"mailto:{ROOM}"
+    prefs.mkdir(parents=True)
+    (prefs / "scheduling_function").write_text("no_such_function\n")
+    run = request(agent, vevent())
+    assert only_reply(run) == "DECLINED"
+    assert "misconfigured" in str(run.replies()[0].walk("VEVENT")[0]["COMMENT"])
+
+
+def test_calendar_system_address_sends_with_sent_by(agent: Agent) -> None:
+    config = agent.root / "site.toml"
+    config.write_text('[agent]\ncalendar_address = "calendar@example.com"\n')
+    run = request(agent, vevent(), args=("-c", str(config)))
+    assert only_reply(run) == "ACCEPTED"
+    assert run.sent[0]["From"] == "calendar@example.com"
+    attendee = run.replies()[0].walk("VEVENT")[0]["ATTENDEE"]
+    assert str(attendee.params["SENT-BY"]).lower() == "mailto:calendar@example.com"
+
+
+def test_add_with_add_method_response_add_books_the_new_instance(agent: Agent) -> None:
+    agent.set_pref(ROOM, "add_method_response", "add")
+    request(agent, vevent("weekly", extra="RRULE:FREQ=WEEKLY;COUNT=2"))
+    add = vevent(
+        "weekly", "20300201T100000Z", "20300201T110000Z", sequence=1, dtstamp="20300101T100000Z"
+    )
+    run = agent.resource(imip_message(calendar_text(add, method="ADD"), method="ADD"))
+    assert only_reply(run) == "ACCEPTED"
+    assert "20300201T100000Z/20300201T110000Z" in freebusy(agent, end="20300301T000000Z")
+
+
+def test_add_is_ignored_when_configured(agent: Agent) -> None:
+    agent.set_pref(ROOM, "add_method_response", "ignore")
+    request(agent, vevent("weekly", extra="RRULE:FREQ=WEEKLY;COUNT=2"))
+    add = vevent("weekly", "20300201T100000Z", "20300201T110000Z", sequence=1)
+    run = agent.resource(imip_message(calendar_text(add, method="ADD"), method="ADD"))
+    assert run.code == 0 and run.sent == []
+
+
+def test_this_and_future_cancel_frees_later_instances(agent: Agent) -> None:
+    request(
+        agent,
+        vevent("weekly", "20300108T100000Z", "20300108T103000Z", extra="RRULE:FREQ=WEEKLY;COUNT=4"),
+    )
+    cancel = vevent(
+        "weekly",
+        "20300122T100000Z",
+        "20300122T103000Z",
+        sequence=1,
+        dtstamp="20300101T100000Z",
+        extra="RECURRENCE-ID;RANGE=THISANDFUTURE:20300122T100000Z",
+    )
+    run = agent.resource(imip_message(calendar_text(cancel, method="CANCEL"), method="CANCEL"))
+    assert run.code == 0
+    periods = freebusy(agent, end="20300301T000000Z")
+    assert "20300108T100000Z" in periods and "20300115T100000Z" in periods
+    assert "20300122T100000Z" not in periods and "20300129T100000Z" not in periods
+
+
+def test_stale_cancel_is_ignored(agent: Agent) -> None:
+    request(agent, vevent(sequence=3))
+    cancel = vevent(sequence=1, dtstamp="20300101T100000Z")
+    run = agent.resource(imip_message(calendar_text(cancel, method="CANCEL"), method="CANCEL"))
+    assert run.code == 0
+    assert "20300108T100000Z" in freebusy(agent)
+
+
+def test_request_after_cancel_with_higher_sequence_books_again(agent: Agent) -> None:
+    request(agent, vevent())
+    cancel = vevent(sequence=1, dtstamp="20300101T100000Z")
+    agent.resource(imip_message(calendar_text(cancel, method="CANCEL"), method="CANCEL"))
+    stale = request(agent, vevent())
+    assert stale.code == 0 and stale.sent == []
+    again = request(agent, vevent(sequence=2, dtstamp="20300101T110000Z"))
+    assert only_reply(again) == "ACCEPTED"
+    assert "20300108T100000Z" in freebusy(agent)
+
+
+def test_published_freebusy_of_others_is_stored_not_merged(agent: Agent) -> None:
+    fb = calendar_text(
+        """BEGIN:VFREEBUSY
+UID:fb-pub
+DTSTAMP:20300101T000000Z
+DTSTART:20300107T000000Z
+DTEND:20300114T000000Z
+ORGANIZER:mailto:dave@example.com
+FREEBUSY;FBTYPE=BUSY:20300109T100000Z/20300109T120000Z
+END:VFREEBUSY""",
+        method="PUBLISH",
+    )
+    run = agent.resource(imip_message(fb, sender="dave@example.com", method="PUBLISH"))
+    assert run.code == 0 and run.sent == []
+    assert "20300109" not in freebusy(agent)
+    others = list((agent.root / "store").glob("*/freebusy-other/*"))
+    assert len(others) == 1 and "20300109T100000Z" in others[0].read_text()
+
+
+def test_two_recipients_in_one_run(agent: Agent) -> None:
+    other = "projector@example.com"
+    message = imip_message(calendar_text(vevent(attendees=(ROOM, other))))
+    run = agent.resource(message, args=("-o", other))
+    assert run.code == 0 and len(run.sent) == 2
+    repliers = sorted(str(c.walk("VEVENT")[0]["ATTENDEE"]) for c in run.replies())
+    assert repliers == [f"mailto:{other}", f"mailto:{ROOM}"]
+
+
+def test_export_shows_events_with_the_resources_partstat(agent: Agent) -> None:
+    request(agent, vevent())
+    request(agent, vevent("b", organiser="bob@example.com"), sender="bob@example.com")
+    exported = agent.admin("export", ROOM)
+    assert exported.returncode == 0
+    import vobject
+
+    calendar = vobject.readOne(exported.stdout)
+    states = sorted(
+        a.params["PARTSTAT"][0]
+        for event in calendar.vevent_list
+        for a in event.attendee_list
+        if a.value.lower() == f"mailto:{ROOM}"
+    )
+    assert states == ["ACCEPTED", "DECLINED"]
