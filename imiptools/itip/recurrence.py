@@ -8,7 +8,11 @@ that overlap a window, in UTC, each with the component that describes it.
 The recurrence set (RFC 5545 §3.8.5.3) is DTSTART, the RRULE instances
 (expanded by dateutil in DTSTART's own zone, so a daily 10:00 stays 10:00
 across DST), RDATE values (a PERIOD value brings its own end), less EXDATE
-values. Floating values and dates are read in the calendar user's zone;
+values. A local time that a DST change skips is read with the offset before
+the gap (RFC 5545 §3.3.5: 02:30 becomes 03:30), as most clients do, although
+§3.3.10 says to ignore such instances: for free/busy, erring towards busy is
+safer. If that puts it on the time of the next instance, it is listed once.
+Floating values and dates are read in the calendar user's zone;
 floating RDATE, EXDATE and UNTIL values of an event whose DTSTART has a zone
 are read in DTSTART's zone. A DATE EXDATE of a DATE-TIME event removes every
 instance of that day. An override replaces the generated instance with the
@@ -67,7 +71,15 @@ ITERATIONS_PER_INSTANCE = 50
 
 @dataclass(frozen=True)
 class Expansion:
-    """The instances of one event in a window, and whether that is all."""
+    """The instances of one event in a window, and whether that is all.
+
+    ``instances`` overlap the window, sorted by start. ``indefinite``: some
+    RRULE has neither COUNT nor UNTIL. ``truncated``: instances may exist
+    that are not listed, at or after the window's end or beyond a bound;
+    ``reason`` says which (``"window"``, ``"instance cap N"``,
+    ``"iteration cap N"``, ``"time budget"``), '' when not truncated.
+    Instances that ended before the window are never reported.
+    """
 
     instances: list[Instance]
     indefinite: bool
@@ -77,7 +89,9 @@ class Expansion:
 
 @dataclass(frozen=True)
 class Limits:
-    """The window asked for (aware) and the bounds on the work."""
+    """The window asked for (aware, ``[window_start, window_end)``) and the
+    bounds on the work: bound (a) ``max_instances`` and bound (d)
+    ``budget_seconds`` (see the module docstring)."""
 
     window_start: datetime
     window_end: datetime
@@ -116,11 +130,12 @@ def _expand(
 ) -> Expansion:
     run = _Run(limits)
     chosen = latest_overrides(overrides, zone)
-    if master is not None and not recurs(master):
-        run.offer(instance_of(master, zone, ""))  # RFC 5545 §3.8.4.4: no RECURRENCE-ID
-        master = None
-    window = (limits.window_start, limits.window_end)
-    plan = None if master is None else master_set(master, chosen, zone, window, cancelled)
+    plan = None
+    if master is not None and recurs(master):
+        window = (limits.window_start, limits.window_end)
+        plan = master_set(master, chosen, zone, window, cancelled)
+    elif master is not None:
+        run.offer(instance_of(master, zone, ""))  # a single event has no RECURRENCE-ID
     for override in chosen.values():
         if override.rid not in cancelled and not (plan and plan.drops(override)):
             run.offer(override.instance)
@@ -143,6 +158,7 @@ class _Run:
     iterated: int = 0
     reason: str = ""
     beyond: bool = False
+    previous: datetime | None = None  # the last generated start, in UTC
 
     @property
     def iteration_cap(self) -> int:
@@ -203,5 +219,8 @@ def _step(plan: MasterSet, run: _Run, deadline: Deadline, original: datetime) ->
     if moment >= plan.stop_at:
         run.beyond = True
         return False
-    instance = plan.instance(original, local) if moment >= plan.skip_before else None
+    if moment < plan.skip_before or moment == run.previous:
+        return True
+    run.previous = moment
+    instance = plan.instance(original, local)
     return instance is None or run.offer(instance)

@@ -3,10 +3,10 @@
 :func:`master_set` prepares, once per expansion, what generating instances
 needs: the dateutil rules of the RRULEs (each fast-forwarded to just before
 the window where that is safe, see :func:`imiptools.itip.rules.fast_forward`)
-and the dates (DTSTART and the RDATEs); the RECURRENCE-IDs
-that EXDATE, cancellations and overrides take out; the ends of PERIOD
-RDATEs; the THISANDFUTURE overrides; and the stretch of original starts
-that can reach the window. :meth:`MasterSet.instance` turns one generated
+and the dates (DTSTART and the RDATEs); the instances that EXDATE,
+cancellations and overrides take out; the ends of PERIOD RDATEs; the
+THISANDFUTURE overrides; and the stretch of original starts that can reach
+the window. :meth:`MasterSet.instance` turns one generated
 start into an :class:`Instance`.
 
 Expansion happens in DTSTART's own zone (RFC 5545 §3.3.10: wall-clock
@@ -179,8 +179,9 @@ def master_set(
     overridden = namer.names([o.rid_value for o in overrides.values()], overrides)
     stop_at = window[1].astimezone(UTC) + early
     return MasterSet(
-        master, namer, span, rules, dates, indefinite, removed, removed | overridden, ends,
-        tuple(futures), skip_before, stop_at,
+        master=master, namer=namer, span=span, rules=rules, dates=dates,
+        indefinite=indefinite, removed=removed, skipped=removed | overridden,
+        period_ends=ends, futures=tuple(futures), skip_before=skip_before, stop_at=stop_at,
     )  # fmt: skip
 
 

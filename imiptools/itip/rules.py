@@ -193,7 +193,9 @@ def normalise_until(until: date | datetime, start: datetime, zone: tzinfo) -> da
     DTSTART). For an aware ``start`` the result is aware: a floating UNTIL
     (a common mistake) is read in DTSTART's zone. For a naive ``start``
     (floating or all-day) the result is naive: an aware UNTIL is converted
-    to ``zone``, the zone such events are read in.
+    to ``zone``, the zone such events are read in. (icalendar's
+    ``tzp.fix_rrule_until`` does not do this: it only caps rules without an
+    end at 2038, for VTIMEZONE definitions.)
     """
     if not isinstance(until, datetime):
         return datetime.combine(until, _LAST_SECOND, tzinfo=start.tzinfo)

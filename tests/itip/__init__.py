@@ -1,0 +1,1 @@
+"""Tests of the iTIP model layer (imiptools.itip)."""
