@@ -40,8 +40,19 @@ class Handler(Protocol):
         """Process one scheduling object; raise InputError if it is unusable."""
         ...
 
+    def deliveries(self, raw: bytes) -> list[bytes]:
+        """What the user's mailbox receives (nothing for a resource)."""
+        ...
 
-HandlerFactory = Callable[[Unit], Handler]
+
+class HandlerFactory(Protocol):
+    """A handler class: built per unit; says whether unusable data bounces."""
+
+    bounce_unusable: bool
+
+    def __call__(self, unit: Unit) -> Handler:
+        """A handler for ``unit``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,8 @@ class Context:
     clock: Clock
     sender: Sender
     spool: Spool
+    #: Where people's mail is delivered (LMTP, local SMTP, sendmail, --output).
+    deliverer: Sender | None = None
 
 
 @dataclass(frozen=True)
@@ -94,20 +107,43 @@ def run(raw: bytes, envelope: Sequence[Envelope], ctx: Context, factory: Handler
     extracted = extract(message)
     failures: list[str] = list(extracted.errors)
     handled = 0
+    handlers: list[tuple[str, Handler]] = []
     for each in envelope:
         user = normalise_user(each.recipient)
-        ok, failed = _process_user(user, each, message, extracted.objects, ctx, factory)
+        handler, ok, failed = _process_user(user, each, message, extracted.objects, ctx, factory)
+        handlers.append((user, handler))
         handled += ok
         failures += failed
     flush(ctx)
-    return _result(extracted, handled, failures, envelope[0].sender)
+    deliver(raw, handlers, envelope[0].sender, ctx)
+    return _result(extracted, handled, failures, envelope[0].sender, factory.bounce_unusable)
 
 
-def _result(extracted: Extracted, handled: int, failures: list[str], sender: str | None) -> Result:
+def deliver(
+    raw: bytes, handlers: list[tuple[str, Handler]], sender: str | None, ctx: Context
+) -> None:
+    """Deliver to each user's mailbox what its handler says, after the replies.
+
+    A failure raises DeliveryFailed (75): the MTA retries the whole message,
+    whose calendar data is then a duplicate that changes nothing.
+    """
+    for user, handler in handlers:
+        for message in handler.deliveries(raw):
+            if ctx.deliverer is None:
+                raise ConfigError("no delivery method configured (-l, -L or --sendmail)")
+            ctx.deliverer.send(sender or "", [user.removeprefix("mailto:")], message)
+
+
+def _result(
+    extracted: Extracted, handled: int, failures: list[str], sender: str | None, bounce: bool
+) -> Result:
     if not extracted.parts:
         return Result(ExitCode.OK, "2.0.0 no calendar data")
     if handled or not failures:
         return Result(ExitCode.OK, f"2.0.0 processed {handled} scheduling object(s)")
+    if not bounce:
+        log.warning("unusable calendar data delivered as it is: %s", failures[0])
+        return Result(ExitCode.OK, "2.0.0 delivered; unusable calendar data ignored")
     if sender == "":
         log.warning("unusable calendar data from the null sender: %s", failures[0])
         return Result(ExitCode.OK, "2.0.0 unusable calendar data from the null sender ignored")
@@ -121,7 +157,7 @@ def _process_user(
     objects: list[ItipObject],
     ctx: Context,
     factory: HandlerFactory,
-) -> tuple[int, list[str]]:
+) -> tuple[Handler, int, list[str]]:
     handled, failures = 0, []
     with ctx.store.lock(user, ctx.settings.lock_timeout):
         handler = factory(make_unit(user, envelope, message, ctx))
@@ -132,7 +168,7 @@ def _process_user(
             except InputError as exc:
                 log.warning("user=%s uid=%r unusable: %s", user, obj.uid[:200], exc)
                 failures.append(str(exc))
-    return handled, failures
+    return handler, handled, failures
 
 
 def make_unit(user: str, envelope: Envelope, message: ParsedMessage, ctx: Context) -> Unit:

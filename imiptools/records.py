@@ -109,22 +109,31 @@ class UserRecords:
                 return component
         return stored.master
 
-    def save(self, obj: ItipObject) -> None:
-        """Store ``obj`` as the whole event: it replaces overrides and
-        instance cancellations (a new full version is authoritative)."""
+    def save(self, obj: ItipObject, authoritative: bool = True) -> None:
+        """Store ``obj`` as the whole event.
+
+        ``authoritative`` (a new version from the organiser): it replaces the
+        stored overrides and forgets instance cancellations. Otherwise (our
+        own edit of the stored event, e.g. a merged REPLY) only the given
+        components are written.
+        """
         uid = obj.uid
         if obj.master is not None:
             text = to_text(make_calendar([obj.master], None, obj.timezones))
             self.store.uncancel_object(self.user, uid)
             self.store.set_object(self.user, uid, text)
-            keep = {recurrence_id_of(c, self.zone) for c in obj.overrides}
-            for rid in self.store.recurrence_ids(self.user, uid):
-                if rid not in keep:
-                    self.store.remove_recurrence(self.user, uid, rid)
-            for rid in self.store.cancelled_recurrence_ids(self.user, uid):
-                self.store.uncancel_recurrence(self.user, uid, rid)
+            if authoritative:
+                self._forget_other_instances(obj)
         for component in obj.overrides:
             self.save_instance(uid, component, obj.timezones)
+
+    def _forget_other_instances(self, obj: ItipObject) -> None:
+        keep = {recurrence_id_of(c, self.zone) for c in obj.overrides}
+        for rid in self.store.recurrence_ids(self.user, obj.uid):
+            if rid not in keep:
+                self.store.remove_recurrence(self.user, obj.uid, rid)
+        for rid in self.store.cancelled_recurrence_ids(self.user, obj.uid):
+            self.store.uncancel_recurrence(self.user, obj.uid, rid)
 
     def save_instance(self, uid: str, component: Component, zones: list[Timezone]) -> None:
         """Store one overridden instance."""

@@ -55,6 +55,10 @@ class BaseHandler:
         self.unit = unit
         self.records = unit.records
 
+    def deliveries(self, raw: bytes) -> list[bytes]:
+        """What the user's mailbox receives: nothing, unless a subclass says."""
+        return []
+
     def handle(self, obj: ItipObject) -> None:
         """Dispatch ``obj`` by component and METHOD; unknown pairs are logged."""
         name = f"{obj.kind}_{obj.method}".lower().replace("-", "_")

@@ -130,6 +130,22 @@ class Store(ABC):
     def set_freebusy_other(self, user: str, other: str, periods: Iterable[Period]) -> None:
         """Replace what is known of ``other``'s free/busy."""
 
+    # -- offers: periods we proposed in COUNTERs, held until they expire -----
+
+    @abstractmethod
+    def get_offers(self, user: str, now: datetime) -> list[Period]:
+        """The user's offers that have not expired at ``now``, sorted."""
+
+    @abstractmethod
+    def set_offers(
+        self, user: str, uid: str, periods: Iterable[Period], expires: datetime
+    ) -> None:
+        """Hold ``periods`` for event ``uid`` until ``expires`` (replacing its offers)."""
+
+    @abstractmethod
+    def remove_offers(self, user: str, uid: str) -> None:
+        """Drop the offers made for ``uid``."""
+
     # -- counter-proposals (counters/UID/ATTENDEE) ---------------------
 
     @abstractmethod

@@ -16,6 +16,7 @@ e.g. ``mailto:room@example.com``)::
     freebusy/long                       periods touching more than 12 months
     freebusy-index/<uid>                "uid <escaped uid>" then the uid's buckets
     freebusy-other/<other>              free/busy received from others
+    freebusy-offers                     periods offered in our COUNTERs, with expiry
     requests                            "uid<TAB>rid<TAB>kind" lines, escaped
 
 Names: every ``<uid>``, ``<rid>``, ``<attendee>`` and ``<other>`` is
@@ -56,6 +57,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, unquote_to_bytes
 
+from imiptools.dates import format_utc, parse_utc
 from imiptools.errors import StoreUnavailable, UnsafeName
 from imiptools.fileutil import (
     atomic_write,
@@ -93,6 +95,7 @@ COUNTERS = "counters/objects"
 FREEBUSY = "freebusy"
 FREEBUSY_INDEX = "freebusy-index"
 FREEBUSY_OTHER = "freebusy-other"
+FREEBUSY_OFFERS = "freebusy-offers"
 REQUESTS = "requests"
 
 #: Periods touching more monthly buckets than this go to :data:`LONG_BUCKET`.
@@ -435,6 +438,43 @@ class FileStore(Store):
             self._write_keyed(directory, other, _join(lines))
         else:
             self._remove_keyed(directory, other)
+
+    # -- offers (freebusy-offers: "<expiry>\t<period line>", sorted) ----------
+
+    def _offers(self, user: str) -> list[tuple[datetime, Period]]:
+        text = read_text(self._user_dir(user) / FREEBUSY_OFFERS)
+        offers = []
+        for line in _lines(text):
+            expires, _, period = line.partition("\t")
+            try:
+                offers.append((parse_utc(expires), Period.from_line(period)))
+            except ValueError as exc:
+                raise StoreUnavailable(f"corrupt {FREEBUSY_OFFERS} line: {line[:80]!r}") from exc
+        return offers
+
+    def _write_offers(self, user: str, offers: Iterable[tuple[datetime, Period]]) -> None:
+        lines = sorted(f"{format_utc(when)}\t{period.to_line()}" for when, period in offers)
+        path = self._ensure_user(user) / FREEBUSY_OFFERS
+        if lines:
+            atomic_write(path, _join(lines))
+        else:
+            remove_file(path)
+
+    def get_offers(self, user: str, now: datetime) -> list[Period]:
+        return sorted(period for expires, period in self._offers(user) if expires > now)
+
+    def set_offers(
+        self, user: str, uid: str, periods: Iterable[Period], expires: datetime
+    ) -> None:
+        kept = [(when, p) for when, p in self._offers(user) if p.uid != uid]
+        added = [(expires, replace(p, uid=uid)) for p in clamped(periods)]
+        self._write_offers(user, kept + added)
+
+    def remove_offers(self, user: str, uid: str) -> None:
+        offers = self._offers(user)
+        kept = [(when, p) for when, p in offers if p.uid != uid]
+        if len(kept) != len(offers):
+            self._write_offers(user, kept)
 
     # -- counter-proposals ------------------------------------------------------
 

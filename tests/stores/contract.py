@@ -442,3 +442,26 @@ def all_periods(store: Store, user: str) -> Iterator[Period]:
     yield from store.get_freebusy(
         user, datetime(1900, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC)
     )
+
+    # -- offers ------------------------------------------------------------
+
+    def test_offers_are_held_until_they_expire(self, store: Store) -> None:
+        store.set_offers(USER, "a", [period("a", 1)], T0 + HOUR)
+        store.set_offers(USER, "b", [period("b", 2)], T0 + 3 * HOUR)
+        assert [p.uid for p in store.get_offers(USER, T0)] == ["a", "b"]
+        assert [p.uid for p in store.get_offers(USER, T0 + 2 * HOUR)] == ["b"]
+        assert store.get_offers(USER, T0 + 4 * HOUR) == []
+
+    def test_set_offers_replaces_those_of_the_uid(self, store: Store) -> None:
+        store.set_offers(USER, "a", [period("a", 1), period("a", 5)], T0 + HOUR)
+        store.set_offers(USER, "a", [period("a", 3)], T0 + HOUR)
+        assert [p.start for p in store.get_offers(USER, T0)] == [T0 + 3 * HOUR]
+
+    @pytest.mark.parametrize("uid", AWKWARD_UIDS[:4])
+    def test_remove_offers(self, store: Store, uid: str) -> None:
+        store.set_offers(USER, uid, [period(uid, 1)], T0 + HOUR)
+        store.set_offers(USER, "keep", [period("keep", 1)], T0 + HOUR)
+        store.remove_offers(USER, uid)
+        store.remove_offers(USER, "never-offered")
+        assert [p.uid for p in store.get_offers(USER, T0)] == ["keep"]
+        assert store.get_offers(OTHER_USER, T0) == []
