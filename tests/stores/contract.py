@@ -436,13 +436,6 @@ class StoreContract:
         store.queue_request(USER, "a")
         assert store.get_requests(OTHER_USER) == []
 
-
-def all_periods(store: Store, user: str) -> Iterator[Period]:
-    """Every period of ``user`` (a span covering the representable years)."""
-    yield from store.get_freebusy(
-        user, datetime(1900, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC)
-    )
-
     # -- offers ------------------------------------------------------------
 
     def test_offers_are_held_until_they_expire(self, store: Store) -> None:
@@ -465,3 +458,10 @@ def all_periods(store: Store, user: str) -> Iterator[Period]:
         store.remove_offers(USER, "never-offered")
         assert [p.uid for p in store.get_offers(USER, T0)] == ["keep"]
         assert store.get_offers(OTHER_USER, T0) == []
+
+
+def all_periods(store: Store, user: str) -> Iterator[Period]:
+    """Every period of ``user`` (a span covering the representable years)."""
+    yield from store.get_freebusy(
+        user, datetime(1900, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC)
+    )
