@@ -17,9 +17,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from imiptools import agent
 from imiptools.config import Settings, load_settings
 from imiptools.dates import Clock, FixedClock, SystemClock, parse_datetime
 from imiptools.errors import ConfigError, ExitCode, ImipError, UsageError
+from imiptools.handlers.common import Envelope
+from imiptools.mail.parse import read_message
 from imiptools.mail.send import (
     DirectorySender,
     PrintSender,
@@ -29,6 +32,7 @@ from imiptools.mail.send import (
     parse_smtp_target,
 )
 from imiptools.preferences_store import PreferenceFiles
+from imiptools.spool import Spool
 from imiptools.stores.file import FileStore
 
 log = logging.getLogger("imip_agent")
@@ -179,6 +183,46 @@ def run_program(main: Callable[[Sequence[str]], ExitCode], argv: Sequence[str] |
         print("4.3.0 internal error in imip-agent (details in its log)", flush=True)
         code = ExitCode.TEMPFAIL
     sys.exit(int(code))
+
+
+def build_parser(prog: str, description: str) -> Parser:
+    """The command line of a mail agent (the contract in the README)."""
+    parser = Parser(prog=prog, description=description)
+    add_store_options(parser)
+    add_agent_options(parser)
+    return parser
+
+
+def recipients_envelope(args: argparse.Namespace, raw: bytes) -> list[Envelope]:
+    """One unit of work per ``-o`` recipient, with the ``-s`` sender."""
+    return [Envelope(recipient, args.sender) for recipient in args.recipients]
+
+
+def run_agent(
+    argv: Sequence[str],
+    parser: Parser,
+    factory: agent.HandlerFactory,
+    deliverer: Callable[[argparse.Namespace, Settings], Sender] | None = None,
+    envelope: Callable[[argparse.Namespace, bytes], list[Envelope]] = recipients_envelope,
+) -> ExitCode:
+    """Parse options, read stdin, run the agent; print a status line on failure."""
+    args = parser.parse_args(argv)
+    settings = settings_from(args)
+    setup_logging(args, settings)
+    raw = read_message(sys.stdin.buffer, settings.max_message_size)
+    ctx = agent.Context(
+        settings=settings,
+        store=store_from(settings),
+        preferences=preferences_from(settings),
+        clock=clock_from(args),
+        sender=sender_from(args, settings),
+        spool=Spool(Path(settings.store) / ".outbox"),
+        deliverer=deliverer(args, settings) if deliverer else None,
+    )
+    result = agent.run(raw, envelope(args, raw), ctx, factory)
+    if result.code is not ExitCode.OK:
+        print(result.status, flush=True)
+    return result.code
 
 
 def require(condition: bool, message: str, error: type[ImipError] = UsageError) -> None:

@@ -1,21 +1,65 @@
-"""imip-person: declared here, implemented by the people issue (not yet).
+"""imip-person: the agent for mail *to* a person.
 
-Until then it keeps every message queued at the MTA (exit 75 with a status
-line) rather than dropping or mis-handling it: no mail is lost.
+Reads one message on stdin, records what its calendar objects mean for the
+person (see ``imiptools.handlers.person``), sends what preferences allow,
+then delivers the message to the mailbox: over LMTP (``-l``), to a local
+SMTP listener that does not filter again (``-L``), or through the sendmail
+command; ``--output DIR`` writes the deliveries as files instead. Exit
+codes: ``imiptools.errors.ExitCode`` (75 when delivery fails, so the MTA
+retries; a person's mail never bounces for its calendar data).
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from typing import NoReturn
 
-from imip_agent.cli import run_program
-from imiptools.errors import ExitCode, TransientError
+from imip_agent.cli import build_parser, run_agent, run_program, sender_from
+from imiptools.config import Settings
+from imiptools.errors import ExitCode
+from imiptools.handlers.person import PersonHandler
+from imiptools.mail.lmtp import LmtpSender
+from imiptools.mail.send import Sender, SendmailSender, SmtpSender, parse_smtp_target
+
+#: The usual Postfix re-injection listener without content filtering.
+LOCAL_SMTP = "127.0.0.1:10025"
+
+
+def add_delivery_options(parser: argparse.ArgumentParser) -> None:
+    """How the person's mailbox is reached."""
+    parser.add_argument(
+        "-l",
+        "--lmtp",
+        metavar="SOCKET|HOST:PORT",
+        help="deliver over LMTP (e.g. /run/dovecot/lmtp)",
+    )
+    parser.add_argument(
+        "-L",
+        "--local-smtp",
+        nargs="?",
+        const=LOCAL_SMTP,
+        metavar="HOST:PORT",
+        help=f"deliver by SMTP to a listener that does not filter (default {LOCAL_SMTP})",
+    )
+
+
+def deliverer_from(args: argparse.Namespace, settings: Settings) -> Sender:
+    """``--output``/``-d`` win (tests, dry runs); then -l, -L, sendmail."""
+    if args.output or args.print_only:
+        return sender_from(args, settings)
+    if args.lmtp:
+        return LmtpSender(args.lmtp)
+    if args.local_smtp:
+        return SmtpSender(*parse_smtp_target(args.local_smtp))
+    return SendmailSender(settings.sendmail)
 
 
 def run(argv: Sequence[str]) -> ExitCode:
-    """Refuse transiently: the MTA keeps the message."""
-    raise TransientError("imip-person is not implemented yet; message kept for retry")
+    """Parse options and run the person agent."""
+    parser = build_parser("imip-person", __doc__ or "")
+    add_delivery_options(parser)
+    return run_agent(argv, parser, PersonHandler, deliverer_from)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

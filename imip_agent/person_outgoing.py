@@ -1,21 +1,38 @@
-"""imip-person-outgoing: declared here, implemented by the people issue (not yet).
+"""imip-person-outgoing: copies of mail a person *sends*.
 
-Until then it keeps every message queued at the MTA (exit 75 with a status
-line) rather than dropping or mis-handling it: no mail is lost.
+The MTA passes a copy of each message a person submits (Postfix
+``sender_bcc_maps``); the person is the envelope sender (``-s``, else the
+From address). Their own invitations, replies, cancellations and
+counter-proposals update their records (``imiptools.handlers.outgoing``).
+Nothing is sent and nothing is delivered. Exit codes:
+``imiptools.errors.ExitCode``.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from typing import NoReturn
 
-from imip_agent.cli import run_program
-from imiptools.errors import ExitCode, TransientError
+from imip_agent.cli import build_parser, run_agent, run_program
+from imiptools.errors import ConfigError, ExitCode
+from imiptools.handlers.common import Envelope
+from imiptools.handlers.outgoing import OutgoingHandler
+from imiptools.mail.parse import parse_message
+
+
+def sender_envelope(args: argparse.Namespace, raw: bytes) -> list[Envelope]:
+    """The person is the sender: ``-s``, else the message's From address."""
+    person = args.sender or parse_message(raw).from_address
+    if not person:
+        raise ConfigError("no sender to record for (use -s ADDRESS)")
+    return [Envelope(person, person)]
 
 
 def run(argv: Sequence[str]) -> ExitCode:
-    """Refuse transiently: the MTA keeps the message."""
-    raise TransientError("imip-person-outgoing is not implemented yet; message kept for retry")
+    """Parse options and record what the person sent."""
+    parser = build_parser("imip-person-outgoing", __doc__ or "")
+    return run_agent(argv, parser, OutgoingHandler, envelope=sender_envelope)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

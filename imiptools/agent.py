@@ -19,6 +19,7 @@ from imiptools.config import Settings
 from imiptools.dates import Clock, zone_or_utc
 from imiptools.errors import CalendarDataError, ConfigError, ExitCode, InputError
 from imiptools.handlers.common import Envelope, Outgoing, Unit
+from imiptools.i18n import translator
 from imiptools.itip.objects import ItipObject, parse_calendars, scheduling_objects
 from imiptools.lock import file_lock
 from imiptools.mail.compose import build_message
@@ -38,6 +39,10 @@ class Handler(Protocol):
 
     def handle(self, obj: ItipObject) -> None:
         """Process one scheduling object; raise InputError if it is unusable."""
+        ...
+
+    def finish(self) -> None:
+        """Called once after every object, still under the user's lock."""
         ...
 
     def deliveries(self, raw: bytes) -> list[bytes]:
@@ -168,6 +173,7 @@ def _process_user(
             except InputError as exc:
                 log.warning("user=%s uid=%r unusable: %s", user, obj.uid[:200], exc)
                 failures.append(str(exc))
+        handler.finish()
     return handler, handled, failures
 
 
@@ -180,7 +186,8 @@ def make_unit(user: str, envelope: Envelope, message: ParsedMessage, ctx: Contex
     window = Window(settings.window, settings.max_instances, settings.expansion_seconds)
     records = UserRecords(ctx.store, user, zone, window, now)
     spool = _spooler(ctx)
-    return Unit(user, settings, records, preferences, message, envelope, now, zone, spool)
+    language = translator(preferences.get("LANG"))
+    return Unit(user, settings, records, preferences, message, envelope, now, zone, spool, language)
 
 
 def _spooler(ctx: Context) -> Callable[[Unit, Outgoing], None]:

@@ -76,6 +76,10 @@ class UserRecords:
         self.store, self.user, self.zone = store, user, zone
         self.window, self.now = window, now
 
+    def as_user(self, user: str) -> UserRecords:
+        """The same store and window seen by another calendar user."""
+        return UserRecords(self.store, user, self.zone, self.window, self.now)
+
     # -- loading and saving ---------------------------------------------
 
     def stored(self, uid: str) -> ItipObject | None:

@@ -21,7 +21,7 @@ from icalendar import Component
 from imiptools.dates import to_utc
 from imiptools.errors import CalendarDataError
 from imiptools.handlers.common import Outgoing, Unit
-from imiptools.itip import replies
+from imiptools.itip import merge, replies
 from imiptools.itip.objects import (
     ItipObject,
     address,
@@ -54,6 +54,20 @@ class BaseHandler:
     def __init__(self, unit: Unit) -> None:
         self.unit = unit
         self.records = unit.records
+        #: One line per change, for the user's summary (``incoming``).
+        self.notes: list[str] = []
+        #: Whether the last CANCEL handled cancelled something.
+        self.cancelled = False
+
+    def _(self, message: str) -> str:
+        """``message`` in the user's language (LANG preference)."""
+        return self.unit.gettext(message)
+
+    def _summary(self, component: Component) -> str:
+        return text_of(component, "SUMMARY") or self._("(no title)")
+
+    def finish(self) -> None:
+        """Called once, still under the user's lock, after every object."""
 
     def deliveries(self, raw: bytes) -> list[bytes]:
         """What the user's mailbox receives: nothing, unless a subclass says."""
@@ -76,32 +90,48 @@ class BaseHandler:
         except (KeyError, ValueError, TypeError, AttributeError):
             return ""
         if not isinstance(start, datetime) and isinstance(start, date):
-            return f" on {start.isoformat()}"
+            return " " + self._("on {date}").format(date=start.isoformat())
         begin = to_utc(start, self.unit.zone).astimezone(self.unit.zone)
-        return f" starting {begin:%Y-%m-%d %H:%M %Z}"
+        return " " + self._("starting {start}").format(start=f"{begin:%Y-%m-%d %H:%M %Z}")
+
+    def _targets(self, stored: ItipObject, component: Component, rid: str) -> list[Component]:
+        """The stored components a reply applies to (creating an override)."""
+        if not rid:
+            return list(stored.components)
+        for override in stored.overrides:
+            if recurrence_id_of(override, self.unit.zone) == rid:
+                return [override]
+        if stored.master is None:
+            return []
+        instance = merge.instance_of(stored.master, component.decoded("RECURRENCE-ID"))
+        stored.components.append(instance)
+        return [instance]
 
     def vevent_cancel(self, obj: ItipObject) -> None:
         """Cancel the whole booking or some instances (RFC 5546 §3.2.5)."""
         stored = self.records.stored(obj.uid) if obj.uid else None
+        self.cancelled = False
         if stored is None:
             self.unit.decision(obj.uid, "", "ignored", "unknown", "cancel of an unknown event")
         elif self._authorised(stored.first, obj.first):
             if obj.master is not None:
-                self._cancel_whole(obj, stored)
+                self.cancelled = self._cancel_whole(obj, stored)
             else:
                 for component in obj.overrides:
                     self._cancel_instance(obj, stored, component)
+                self.cancelled = bool(obj.overrides)
         if obj.uid:
             self.records.refresh_freebusy(obj.uid)
 
-    def _cancel_whole(self, obj: ItipObject, stored: ItipObject) -> None:
+    def _cancel_whole(self, obj: ItipObject, stored: ItipObject) -> bool:
         assert obj.master is not None
         if stored.master is not None and version_key(obj.master)[0] < version_key(stored.master)[0]:
             self.unit.decision(obj.uid, "", "ignored", "stale", "cancel of an older version")
-            return
+            return False
         text = to_text(make_calendar(obj.components, "CANCEL", obj.timezones))
         self.unit.records.store.cancel_object(self.unit.user, obj.uid, text)
         self.unit.decision(obj.uid, "", "cancelled", "cancel", "the organiser cancelled")
+        return True
 
     def _cancel_instance(self, obj: ItipObject, stored: ItipObject, component: Component) -> None:
         rid = recurrence_id_of(component, self.unit.zone)
@@ -123,13 +153,16 @@ class BaseHandler:
         self.unit.decision(obj.uid, "", "refresh", "add", "asking the organiser for the event")
         if not self.unit.may_answer(organiser):
             return
-        summary = text_of(obj.first, "SUMMARY") or "(no title)"
+        summary = self._summary(obj.first)
         self.unit.send(
             Outgoing(
                 key=self.unit.key(obj.uid, version_key(obj.first), "REFRESH"),
                 recipients=[organiser],
-                subject=f"Refresh: {summary}",
-                text=f'Please send the complete, current version of "{summary}".\n',
+                subject=self._("Refresh: {summary}").format(summary=summary),
+                text=self._('Please send the complete, current version of "{summary}".').format(
+                    summary=summary
+                )
+                + "\n",
                 calendar=replies.refresh(
                     obj.first, self.unit.user, self.unit.now, self.unit.sent_by
                 ),
@@ -155,9 +188,13 @@ class BaseHandler:
             Outgoing(
                 key=self.unit.key(obj.uid, start, end, "FREEBUSY"),
                 recipients=[organiser],
-                subject=f"Free/busy: {self.unit.address}",
-                text=f"Busy times of {self.unit.address} from {start:%Y-%m-%d %H:%M} to "
-                f"{end:%Y-%m-%d %H:%M} UTC are attached.\n",
+                subject=self._("Free/busy: {user}").format(user=self.unit.address),
+                text=self._("Busy times of {user} from {start} to {end} UTC are attached.").format(
+                    user=self.unit.address,
+                    start=f"{start:%Y-%m-%d %H:%M}",
+                    end=f"{end:%Y-%m-%d %H:%M}",
+                )
+                + "\n",
                 calendar=replies.freebusy_reply(
                     component, self.unit.user, periods, self.unit.now, start, end
                 ),

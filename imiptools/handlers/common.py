@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 from icalendar import Calendar
 
 from imiptools.config import Settings
+from imiptools.i18n import Translator, translator
 from imiptools.mail.compose import check_address
 from imiptools.mail.parse import ParsedMessage
 from imiptools.preferences import Preferences
@@ -63,6 +64,12 @@ class Unit:
     zone: tzinfo
     #: Spools an outgoing message at once (before the store is written).
     spool: Callable[[Unit, Outgoing], None]
+    #: Translates generated texts into the user's language (LANG).
+    translator: Translator = field(default_factory=lambda: translator("en"))
+
+    def gettext(self, message: str) -> str:
+        """``message`` in the user's language."""
+        return self.translator.gettext(message)
 
     @property
     def address(self) -> str:

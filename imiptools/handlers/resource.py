@@ -20,6 +20,7 @@ from imiptools.dates import to_utc
 from imiptools.errors import CalendarDataError
 from imiptools.handlers.base import BaseHandler
 from imiptools.handlers.common import Outgoing
+from imiptools.i18n import N_, N_plural
 from imiptools.itip import replies
 from imiptools.itip.objects import (
     ItipObject,
@@ -67,7 +68,7 @@ class ResourceHandler(BaseHandler):
     def _book(self, obj: ItipObject, components: Sequence[Component], full: bool) -> None:
         decision = self._schedule(obj, full)
         rid = "" if full else recurrence_id_of(components[0], self.unit.zone)
-        self.unit.decision(obj.uid, rid, decision.answer, decision.code, decision.reason)
+        self.unit.decision(obj.uid, rid, decision.answer, decision.code, decision.text())
         self._reply(obj, components, decision)
         for component in components:
             attendee = find_attendee(component, self.unit.user)
@@ -86,7 +87,8 @@ class ResourceHandler(BaseHandler):
             return Decision(
                 Answer.DECLINED,
                 "too-many-instances",
-                f"the event recurs too often to be checked ({expansion.reason})",
+                N_("the event recurs too often to be checked ({reason})"),
+                params={"reason": expansion.reason},
             )
         future = [i for i in expansion.instances if i.end > now]
         if not future:
@@ -101,12 +103,14 @@ class ResourceHandler(BaseHandler):
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise CalendarDataError("event without a usable DTSTART") from exc
         if first < self.unit.now:
-            return Decision(Answer.DECLINED, "past", "the event is in the past")
+            return Decision(Answer.DECLINED, "past", N_("the event is in the past"))
+        singular, plural = N_plural(
+            "the event does not occur within the next {count} day",
+            "the event does not occur within the next {count} days",
+        )
         days = self.unit.settings.window.days
         return Decision(
-            Answer.DECLINED,
-            "outside-window",
-            f"the event does not occur within the next {days} days",
+            Answer.DECLINED, "outside-window", singular, params={"count": days}, plural=plural
         )
 
     def _request(self, obj: ItipObject, instances: list[Instance]) -> Request:
@@ -134,37 +138,46 @@ class ResourceHandler(BaseHandler):
                 self.unit.user,
                 str(decision.answer),
                 stamp,
-                comment=decision.reason,
+                comment=decision.text(self.unit.translator),
                 sent_by=self.unit.sent_by,
             )
             for c in components
             if find_attendee(c, self.unit.user) is not None
         ]
-        summary = text_of(obj.first, "SUMMARY") or "(no title)"
-        verb = "accepted" if decision.answer is Answer.ACCEPTED else "declined"
+        accepted = decision.answer is Answer.ACCEPTED
+        subject = self._("Accepted: {summary}") if accepted else self._("Declined: {summary}")
         self.unit.send(
             Outgoing(
                 key=self.unit.key(obj.uid, [version_key(c) for c in components], "REPLY"),
                 recipients=[organiser],
-                subject=f"{verb.capitalize()}: {summary}",
-                text=self._text(obj, components, verb, decision),
+                subject=subject.format(summary=self._summary(obj.first)),
+                text=self._text(obj, components, accepted, decision),
                 calendar=replies.reply(answers),
                 method="REPLY",
             )
         )
 
     def _text(
-        self, obj: ItipObject, components: Sequence[Component], verb: str, decision: Decision
+        self, obj: ItipObject, components: Sequence[Component], accepted: bool, decision: Decision
     ) -> str:
         attendee = find_attendee(components[0], self.unit.user)
         invited_as = str(attendee.params.get("CN", "")) if attendee is not None else ""
         name = self.unit.preferences.get("CN") or invited_as or self.unit.address
-        summary = text_of(obj.first, "SUMMARY") or "(no title)"
-        when = self._when(components[0])
+        sentence = (
+            self._('{name} has accepted the invitation "{summary}"{when}.')
+            if accepted
+            else self._('{name} has declined the invitation "{summary}"{when}.')
+        )
+        reason = self._("Reason: {reason}.").format(reason=decision.text(self.unit.translator))
         return (
-            f'{name} has {verb} the invitation "{summary}"{when}.\n'
-            f"Reason: {decision.reason}.\n\n"
-            "This answer was sent automatically by the resource's booking agent.\n"
+            sentence.format(
+                name=name, summary=self._summary(obj.first), when=self._when(components[0])
+            )
+            + "\n"
+            + reason
+            + "\n\n"
+            + self._("This answer was sent automatically by the resource's booking agent.")
+            + "\n"
         )
 
     def vevent_add(self, obj: ItipObject) -> None:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import enum
 import logging
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from importlib.metadata import entry_points
 
+from imiptools.i18n import N_, Translator
 from imiptools.itip.recurrence import Instance
 from imiptools.periods import Period
 
@@ -36,12 +37,31 @@ class Answer(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Decision:
-    """An answer with a machine-readable code and a human-readable reason."""
+    """An answer with a machine-readable code and a human-readable reason.
+
+    ``reason`` is an English ``str.format`` template (a gettext msgid marked
+    with ``N_``) filled from ``params``; :meth:`text` renders it in the
+    recipient's language. With ``plural``, the form is chosen by
+    ``params["count"]``.
+    """
 
     answer: Answer
     code: str
     reason: str
     function: str = ""
+    params: Mapping[str, object] = field(default_factory=dict)
+    plural: str = ""
+
+    def text(self, translator: Translator | None = None) -> str:
+        """The reason, translated when a translator is given, then filled in."""
+        if translator is None:
+            template = self.reason
+        elif self.plural:
+            count = self.params.get("count", 1)
+            template = translator.ngettext(self.reason, self.plural, int(str(count)))
+        else:
+            template = translator.gettext(self.reason)
+        return template.format(**self.params)
 
 
 @dataclass(frozen=True)
@@ -106,7 +126,7 @@ def lookup(name: str) -> Function | None:
 def misconfigured(name: str, why: str) -> Decision:
     """The decision for a line that cannot be run."""
     log.error("scheduling function %r: %s", name, why)
-    return Decision(Answer.DECLINED, "misconfigured", "the resource is misconfigured", name)
+    return Decision(Answer.DECLINED, "misconfigured", N_("the resource is misconfigured"), name)
 
 
 def decide(request: Request, lines: Sequence[tuple[str, list[str]]]) -> Decision:
@@ -124,7 +144,7 @@ def decide(request: Request, lines: Sequence[tuple[str, list[str]]]) -> Decision
             return decision
         accepted.append(decision)
     if not accepted:
-        return Decision(Answer.ACCEPTED, "accepted", "no scheduling rules apply")
+        return Decision(Answer.ACCEPTED, "accepted", N_("no scheduling rules apply"))
     return accepted[-1]
 
 

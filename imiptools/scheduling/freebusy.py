@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
+from imiptools.i18n import N_
 from imiptools.periods import busy_only, max_overlap
 from imiptools.scheduling import Answer, Decision, Request, register
 
@@ -44,12 +45,13 @@ def schedule_in_freebusy(request: Request, args: Sequence[str]) -> Decision:
             return Decision(
                 Answer.DECLINED,
                 "conflict",
-                f"the resource is already booked at {when}",
+                N_("the resource is already booked at {period}"),
                 "schedule_in_freebusy",
+                {"period": when},
             )
     return Decision(
         Answer.ACCEPTED,
         "free",
-        "the resource is free at the requested time",
+        N_("the resource is free at the requested time"),
         "schedule_in_freebusy",
     )

@@ -137,9 +137,7 @@ class Store(ABC):
         """The user's offers that have not expired at ``now``, sorted."""
 
     @abstractmethod
-    def set_offers(
-        self, user: str, uid: str, periods: Iterable[Period], expires: datetime
-    ) -> None:
+    def set_offers(self, user: str, uid: str, periods: Iterable[Period], expires: datetime) -> None:
         """Hold ``periods`` for event ``uid`` until ``expires`` (replacing its offers)."""
 
     @abstractmethod

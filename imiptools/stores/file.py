@@ -463,9 +463,7 @@ class FileStore(Store):
     def get_offers(self, user: str, now: datetime) -> list[Period]:
         return sorted(period for expires, period in self._offers(user) if expires > now)
 
-    def set_offers(
-        self, user: str, uid: str, periods: Iterable[Period], expires: datetime
-    ) -> None:
+    def set_offers(self, user: str, uid: str, periods: Iterable[Period], expires: datetime) -> None:
         kept = [(when, p) for when, p in self._offers(user) if p.uid != uid]
         added = [(expires, replace(p, uid=uid)) for p in clamped(periods)]
         self._write_offers(user, kept + added)

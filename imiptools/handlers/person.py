@@ -1,0 +1,398 @@
+"""The person handler: mail *to* a person (``imip-person``).
+
+Records what each scheduling object means for the person, queues what
+needs their attention, sends only what preferences allow (REFRESH answers,
+free/busy replies), and then lets the message through to the mailbox, with
+a summary if the ``incoming`` preference asks for one. A calendar part that
+cannot be used never stops delivery.
+
+RFC 5546 roles: as an attendee the person receives REQUEST (§3.2.2), ADD
+(§3.2.4), CANCEL (§3.2.5) and DECLINECOUNTER (§3.2.8); as the organiser
+it receives REPLY (§3.2.3), REFRESH (§3.2.6) and COUNTER (§3.2.7);
+delegation follows §4.2.5 to §4.2.7.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from icalendar import Component, vCalAddress
+
+from imiptools.errors import CalendarDataError
+from imiptools.handlers.base import BaseHandler
+from imiptools.handlers.common import Outgoing, Unit
+from imiptools.itip import merge
+from imiptools.itip.objects import (
+    ItipObject,
+    attendees_of,
+    find_attendee,
+    mail_address_of,
+    make_calendar,
+    organizer_of,
+    recurrence_id_of,
+    sent_by_of,
+    sequence_of,
+    text_of,
+    to_text,
+    version_key,
+)
+from imiptools.mail.summary import deliveries_for
+from imiptools.publishing import publish_freebusy
+
+
+class PersonHandler(BaseHandler):
+    """Handles one message for one person, then says what to deliver."""
+
+    def __init__(self, unit: Unit) -> None:
+        super().__init__(unit)
+        self.participating = unit.preferences.get("participating") != "no"
+        self.changed = False
+
+    def handle(self, obj: ItipObject) -> None:
+        """Process ``obj`` unless the person does not participate."""
+        if self.participating:
+            super().handle(obj)
+
+    def finish(self) -> None:
+        """Publish free/busy if it changed and the person wants it published."""
+        if self.changed and self.unit.preferences.get("freebusy_publishing") == "publish":
+            publish_freebusy(self.unit)
+
+    def deliveries(self, raw: bytes) -> list[bytes]:
+        """The message, with or without a summary, per ``incoming``."""
+        if not self.participating:
+            return [raw]
+        return deliveries_for(self.unit, raw, self.notes)
+
+    # -- as an attendee ------------------------------------------------------
+
+    def vevent_request(self, obj: ItipObject) -> None:
+        """Record an invitation or update if newer; busy time stays tentative."""
+        self._check_usable(obj)
+        if organizer_of(obj.first) == self.unit.address:
+            self.unit.decision(obj.uid, "", "ignored", "own-event", "we organise it")
+            return
+        stored = self.records.stored(obj.uid)
+        if stored is not None and not self._may_replace(stored.first, obj.first):
+            return
+        if obj.master is None:
+            for component in obj.overrides:
+                self._record_instance(obj, component)
+        elif self._is_new_version(obj.uid, obj.master, stored):
+            self.records.save(obj)
+            self._recorded(obj, "", "REQUEST", self._invitation_note(obj, stored is None))
+        self.records.refresh_freebusy(obj.uid)
+
+    def vevent_publish(self, obj: ItipObject) -> None:
+        """Record a published event (no reply, nothing queued)."""
+        self._check_uid(obj)
+        stored = self.records.stored(obj.uid)
+        if stored is not None and not self._may_replace(stored.first, obj.first):
+            return
+        if obj.master is None or self._is_new_version(obj.uid, obj.master, stored):
+            self.records.save(obj)
+            self.changed = True
+            self.unit.decision(obj.uid, "", "recorded", "publish", "published event")
+        self.records.refresh_freebusy(obj.uid)
+
+    def _record_instance(self, obj: ItipObject, component: Component) -> None:
+        rid = recurrence_id_of(component, self.unit.zone)
+        current = self.records.stored_version(obj.uid, rid)
+        if current is not None and not self._newer_or_log(obj.uid, rid, component, current):
+            return
+        self.records.save_instance(obj.uid, component, obj.timezones)
+        note = self._('{organiser} has updated "{summary}"{when}.').format(
+            organiser=organizer_of(component),
+            summary=self._summary(component),
+            when=self._when(component),
+        )
+        self._recorded(obj, rid, "REQUEST", note)
+
+    def _recorded(self, obj: ItipObject, rid: str, kind: str, note: str) -> None:
+        self.unit.records.store.queue_request(self.unit.user, obj.uid, rid, kind)
+        self.unit.decision(obj.uid, rid, "recorded", kind.lower(), "queued for the user")
+        self.notes.append(note)
+        self.changed = True
+
+    def _invitation_note(self, obj: ItipObject, new: bool) -> str:
+        text = (
+            self._('{organiser} invites you to "{summary}"{when}.')
+            if new
+            else self._('{organiser} has updated "{summary}"{when}.')
+        )
+        return text.format(
+            organiser=organizer_of(obj.first),
+            summary=self._summary(obj.first),
+            when=self._when(obj.first),
+        )
+
+    def _may_replace(self, stored: Component, incoming: Component) -> bool:
+        """The stored organiser, or a new one per ``organiser_replacement``."""
+        old, new = organizer_of(stored), organizer_of(incoming)
+        if old == new:
+            return self._authorised(stored, incoming)
+        policy = self.unit.preferences.get("organiser_replacement")
+        allowed = policy == "any" or (
+            policy == "attendee" and find_attendee(stored, new) is not None
+        )
+        if allowed and new in self.unit.senders():
+            self.unit.decision(text_of(stored, "UID"), "", "replaced", "organiser", new)
+            return True
+        self.unit.decision(
+            text_of(stored, "UID"),
+            "",
+            "refused",
+            "organiser-replacement",
+            f"{new} may not replace {old} ({policy})",
+        )
+        return False
+
+    def vevent_cancel(self, obj: ItipObject) -> None:
+        """Cancel the event, some instances, or our attendance (§4.2.10)."""
+        super().vevent_cancel(obj)
+        if obj.uid and self.cancelled:
+            removed = (
+                find_attendee(obj.first, self.unit.user) is not None
+                and text_of(obj.first, "STATUS").upper() != "CANCELLED"
+            )
+            text = (
+                self._('{organiser} has removed you from "{summary}".')
+                if removed
+                else self._('{organiser} has cancelled "{summary}".')
+            )
+            if obj.master is None:
+                text = self._('{organiser} has cancelled one occurrence of "{summary}"{when}.')
+            self.notes.append(
+                text.format(
+                    organiser=organizer_of(obj.first),
+                    summary=self._summary(obj.first),
+                    when=self._when(obj.first),
+                )
+            )
+            self.unit.records.store.queue_request(self.unit.user, obj.uid, "", "CANCEL")
+            self.changed = True
+
+    def vevent_add(self, obj: ItipObject) -> None:
+        """ADD per ``add_method_response``: add instances, ignore, or REFRESH."""
+        self._check_usable(obj)
+        response = self.unit.preferences.get("add_method_response")
+        stored = self.records.stored(obj.uid)
+        if stored is None or response == "refresh":
+            self._refresh(obj)
+        elif response == "add" and self._authorised(stored.first, obj.first):
+            for component in obj.components:
+                if "RECURRENCE-ID" not in component and "DTSTART" in component:
+                    component.add("RECURRENCE-ID", component.decoded("DTSTART"))
+                self.records.save_instance(obj.uid, component, obj.timezones)
+            note = self._('{organiser} added occurrences to "{summary}".').format(
+                organiser=organizer_of(obj.first), summary=self._summary(obj.first)
+            )
+            self._recorded(obj, "", "ADD", note)
+            self.records.refresh_freebusy(obj.uid)
+        else:
+            self.unit.decision(obj.uid, "", "ignored", "add-ignored", "add_method_response")
+
+    def vevent_declinecounter(self, obj: ItipObject) -> None:
+        """The organiser declined our proposal: drop our offer (§3.2.8)."""
+        stored = self.records.stored(obj.uid) if obj.uid else None
+        if stored is None or not self._authorised(stored.first, obj.first):
+            return
+        self.unit.records.store.remove_offers(self.unit.user, obj.uid)
+        self.notes.append(
+            self._('{organiser} declined your proposal for "{summary}".').format(
+                organiser=organizer_of(obj.first), summary=self._summary(obj.first)
+            )
+        )
+        self.changed = True
+
+    # -- as the organiser ----------------------------------------------------
+
+    def vevent_reply(self, obj: ItipObject) -> None:
+        """Merge an attendee's answer into our event (per instance if named)."""
+        stored = self._organised(obj)
+        if stored is None:
+            return
+        for component in obj.components:
+            if sequence_of(component) < sequence_of(stored.first):
+                self.unit.decision(obj.uid, "", "ignored", "stale", "reply to an older version")
+                continue
+            for answer in self._answers(component, stored):
+                self._merge_answer(stored, component, answer)
+        self.records.save(stored, authoritative=False)
+        self.records.refresh_freebusy(obj.uid)
+        self.changed = True
+
+    def _organised(self, obj: ItipObject) -> ItipObject | None:
+        stored = self.records.stored(obj.uid) if obj.uid else None
+        if stored is None or organizer_of(stored.first) != self.unit.address:
+            self.unit.decision(
+                obj.uid,
+                "",
+                "ignored",
+                "not-organiser",
+                f"{obj.method} for an event we do not organise",
+            )
+            return None
+        return stored
+
+    def _answers(self, component: Component, stored: ItipObject) -> Iterator[vCalAddress]:
+        """The ATTENDEEs of a REPLY that its sender may speak for.
+
+        The sender itself (envelope, From or SENT-BY), and delegates the
+        sender names in DELEGATED-TO (RFC 5546 §4.2.5).
+        """
+        senders = self.unit.senders()
+        delegated: set[str] = set()
+        for attendee in attendees_of(component):
+            if mail_address_of(attendee) in senders or sent_by_of(attendee) in senders:
+                delegated |= _addresses(attendee.params.get("DELEGATED-TO", ""))
+                yield attendee
+        for attendee in attendees_of(component):
+            if mail_address_of(attendee) in delegated - senders:
+                yield attendee
+        refused = {mail_address_of(a) for a in attendees_of(component)} - senders - delegated
+        if refused:
+            self.unit.decision(
+                text_of(component, "UID"),
+                "",
+                "refused",
+                "not-attendee",
+                f"{sorted(self.unit.senders())} may not answer for {sorted(refused)}",
+            )
+
+    def _merge_answer(self, stored: ItipObject, component: Component, answer: vCalAddress) -> None:
+        rid = recurrence_id_of(component, self.unit.zone)
+        for target in self._targets(stored, component, rid):
+            if not merge.set_participation(target, answer):
+                if answer.params.get("DELEGATED-FROM"):
+                    merge.add_attendee(target, answer)
+                else:
+                    self.unit.decision(
+                        stored.uid, rid, "ignored", "uninvited", mail_address_of(answer)
+                    )
+                    return
+        self.notes.append(self._answer_note(stored.first, answer))
+        self._record_attendee_busy(stored, mail_address_of(answer))
+        self.unit.decision(
+            stored.uid,
+            rid,
+            "merged",
+            "reply",
+            f"{mail_address_of(answer)} {answer.params.get('PARTSTAT', '')}",
+        )
+
+    def _answer_note(self, event: Component, answer: vCalAddress) -> str:
+        partstat = str(answer.params.get("PARTSTAT", "")).upper()
+        texts = {
+            "ACCEPTED": self._('{attendee} has accepted "{summary}".'),
+            "DECLINED": self._('{attendee} has declined "{summary}".'),
+            "TENTATIVE": self._('{attendee} has tentatively accepted "{summary}".'),
+            "DELEGATED": self._('{attendee} has delegated "{summary}" to {delegate}.'),
+        }
+        text = texts.get(partstat, self._('{attendee} has accepted "{summary}".'))
+        delegate = ", ".join(sorted(_addresses(answer.params.get("DELEGATED-TO", ""))))
+        return text.format(
+            attendee=mail_address_of(answer), summary=self._summary(event), delegate=delegate
+        )
+
+    def _record_attendee_busy(self, stored: ItipObject, attendee: str) -> None:
+        """Keep the attendee's busy time for this event among others' free/busy."""
+        store, user, other = self.unit.records.store, self.unit.user, f"mailto:{attendee}"
+        window = self.records.limits()
+        kept = [
+            p
+            for p in store.get_freebusy_other(user, other, window.window_start, window.window_end)
+            if p.uid != stored.uid
+        ]
+        own = self.records.as_user(other).periods(stored)
+        store.set_freebusy_other(user, other, kept + own)
+
+    def vevent_refresh(self, obj: ItipObject) -> None:
+        """Resend the event (``event_refreshing=always``) or queue it (§3.2.6)."""
+        stored = self._organised(obj)
+        if stored is None:
+            return
+        requester = next(
+            (
+                mail_address_of(a)
+                for a in attendees_of(obj.first)
+                if mail_address_of(a) in self.unit.senders()
+            ),
+            "",
+        )
+        if not requester or find_attendee(stored.first, requester) is None:
+            self.unit.decision(obj.uid, "", "refused", "not-attendee", "refresh from a stranger")
+            return
+        self.notes.append(
+            self._('{attendee} asks for the current version of "{summary}".').format(
+                attendee=requester, summary=self._summary(stored.first)
+            )
+        )
+        if self.unit.preferences.get("event_refreshing") == "always":
+            self._resend(stored, requester)
+        else:
+            self.unit.records.store.queue_request(self.unit.user, obj.uid, "", "REFRESH")
+
+    def _resend(self, stored: ItipObject, requester: str) -> None:
+        if not self.unit.may_answer(requester):
+            return
+        calendar = make_calendar(stored.components, "REQUEST", stored.timezones)
+        summary = self._summary(stored.first)
+        self.unit.send(
+            Outgoing(
+                key=self.unit.key(stored.uid, requester, version_key(stored.first), "REQUEST"),
+                recipients=[requester],
+                subject=summary,
+                text=self._('{organiser} invites you to "{summary}"{when}.').format(
+                    organiser=self.unit.address, summary=summary, when=self._when(stored.first)
+                ),
+                calendar=calendar,
+                method="REQUEST",
+            )
+        )
+        self.unit.decision(stored.uid, "", "sent", "refresh", f"REQUEST to {requester}")
+
+    def vevent_counter(self, obj: ItipObject) -> None:
+        """Keep an attendee's counter-proposal for the organiser (§3.2.7)."""
+        stored = self._organised(obj)
+        if stored is None:
+            return
+        proposer = next(
+            (
+                mail_address_of(a)
+                for a in attendees_of(obj.first)
+                if mail_address_of(a) in self.unit.senders()
+            ),
+            "",
+        )
+        if not proposer:
+            self.unit.decision(obj.uid, "", "refused", "not-attendee", "counter from a stranger")
+            return
+        text = to_text(make_calendar(obj.components, "COUNTER", obj.timezones))
+        self.unit.records.store.set_counter(self.unit.user, obj.uid, f"mailto:{proposer}", text)
+        self.unit.records.store.queue_request(self.unit.user, obj.uid, "", "COUNTER")
+        self.notes.append(
+            self._('{attendee} proposes a new time for "{summary}"{when}.').format(
+                attendee=proposer, summary=self._summary(obj.first), when=self._when(obj.first)
+            )
+        )
+        self.changed = True
+
+    # -- free/busy -------------------------------------------------------------
+
+    def vfreebusy_request(self, obj: ItipObject) -> None:
+        """Answered only when ``freebusy_sharing=share``; else left to the user."""
+        if self.unit.preferences.get("freebusy_sharing") == "share":
+            super().vfreebusy_request(obj)
+        else:
+            self.unit.decision(obj.uid, "", "ignored", "not-shared", "freebusy_sharing=no")
+
+    def _check_uid(self, obj: ItipObject) -> None:
+        if not obj.uid:
+            raise CalendarDataError(f"{obj.method} without UID")
+
+
+def _addresses(value: object) -> set[str]:
+    """Addresses in a DELEGATED-TO/FROM parameter (one or a list)."""
+    items = value if isinstance(value, list) else [value] if value else []
+    return {mail_address_of(str(item)) for item in items}

@@ -1,0 +1,40 @@
+"""Published free/busy: a static ``.ifb`` file per user, for a web server.
+
+``freebusy_publishing=publish`` makes the agent write the user's free/busy
+(RFC 5545 §3.6.4 VFREEBUSY, METHOD:PUBLISH per RFC 5546 §3.3.1) to
+``PUBLISHING_DIR/<URL-encoded URI>.ifb`` (e.g.
+``mailto%3Aalice%40example.com.ifb``) whenever it changes, atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from imiptools.fileutil import atomic_write
+from imiptools.handlers.common import Unit
+from imiptools.itip import replies
+from imiptools.itip.objects import make_calendar, to_text
+
+
+def published_path(directory: Path, user: str) -> Path:
+    """Where ``user``'s free/busy is published."""
+    return directory / f"{quote(user, safe='')}.ifb"
+
+
+def freebusy_text(unit: Unit) -> str:
+    """The user's VFREEBUSY for the window, as iCalendar text."""
+    limits = unit.records.limits()
+    start, end = limits.window_start, limits.window_end
+    periods = unit.records.busy_between(start, end)
+    component = replies.freebusy_component(periods, start, end, unit.now)
+    component.add("ORGANIZER", unit.user)
+    component.add("UID", f"freebusy-{unit.user}")
+    return to_text(make_calendar([component], "PUBLISH"))
+
+
+def publish_freebusy(unit: Unit) -> Path:
+    """Write the user's .ifb file; return its path."""
+    path = published_path(Path(unit.settings.publishing), unit.user)
+    atomic_write(path, freebusy_text(unit))
+    return path
