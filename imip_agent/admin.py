@@ -29,7 +29,7 @@ from imiptools.config import Settings
 from imiptools.dates import parse_datetime, zone_or_utc
 from imiptools.errors import ExitCode, InputError, UsageError
 from imiptools.itip import replies
-from imiptools.itip.objects import make_calendar, text_of, to_text
+from imiptools.itip.objects import make_calendar, portable_timezones, text_of, to_text
 from imiptools.preferences import DEFINITIONS, Preferences, validate
 from imiptools.records import HISTORY, UserRecords, Window
 from imiptools.stores.names import normalise_user
@@ -81,8 +81,7 @@ def export(user: str, records: UserRecords) -> str:
         components += stored.components
         zones.update((text_of(z, "TZID"), z) for z in stored.timezones)
     calendar = make_calendar(components, None, list(zones.values()))
-    calendar.add_missing_timezones()  # RFC 5545 §3.6.5: every TZID needs its VTIMEZONE
-    return to_text(calendar)
+    return to_text(portable_timezones(calendar))
 
 
 def freebusy(records: UserRecords, args: argparse.Namespace, settings: Settings) -> str:

@@ -6,7 +6,8 @@ then delivers the message to the mailbox: over LMTP (``-l``), to a local
 SMTP listener that does not filter again (``-L``), or through the sendmail
 command; ``--output DIR`` writes the deliveries as files instead. Exit
 codes: ``imiptools.errors.ExitCode`` (75 when delivery fails, so the MTA
-retries; a person's mail never bounces for its calendar data).
+retries; 65 only when the mailbox server rejects the recipient for good;
+a person's mail never bounces for its calendar data).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import NoReturn
 
 from imip_agent.cli import build_parser, run_agent, run_program, sender_from
 from imiptools.config import Settings
-from imiptools.errors import ExitCode
+from imiptools.errors import ConfigError, ExitCode
 from imiptools.handlers.person import PersonHandler
 from imiptools.mail.lmtp import LmtpSender
 from imiptools.mail.send import Sender, SendmailSender, SmtpSender, parse_smtp_target
@@ -49,7 +50,10 @@ def deliverer_from(args: argparse.Namespace, settings: Settings) -> Sender:
     if args.output or args.print_only:
         return sender_from(args, settings)
     if args.lmtp:
-        return LmtpSender(args.lmtp)
+        try:
+            return LmtpSender(args.lmtp)
+        except ValueError as exc:
+            raise ConfigError(f"-l/--lmtp: {exc}") from exc
     if args.local_smtp:
         return SmtpSender(*parse_smtp_target(args.local_smtp))
     return SendmailSender(settings.sendmail)

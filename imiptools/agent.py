@@ -22,7 +22,7 @@ from imiptools.handlers.common import Envelope, Outgoing, Unit
 from imiptools.i18n import translator
 from imiptools.itip.objects import ItipObject, parse_calendars, scheduling_objects
 from imiptools.lock import file_lock
-from imiptools.mail.compose import build_message
+from imiptools.mail.compose import build_message, check_address
 from imiptools.mail.parse import ParsedMessage, parse_message
 from imiptools.mail.send import Sender
 from imiptools.preferences import Preferences, PreferenceSource
@@ -132,11 +132,21 @@ def deliver(
     A failure raises DeliveryFailed (75): the MTA retries the whole message,
     whose calendar data is then a duplicate that changes nothing.
     """
+    envelope_from = _usable_sender(sender)
     for user, handler in handlers:
         for message in handler.deliveries(raw):
             if ctx.deliverer is None:
                 raise ConfigError("no delivery method configured (-l, -L or --sendmail)")
-            ctx.deliverer.send(sender or "", [user.removeprefix("mailto:")], message)
+            ctx.deliverer.send(envelope_from, [user.removeprefix("mailto:")], message)
+
+
+def _usable_sender(sender: str | None) -> str:
+    """The envelope sender to deliver with; '' (null) when it is not an address."""
+    try:
+        return check_address(sender) if sender else ""
+    except ValueError:
+        log.warning("delivering with the null sender instead of %r", sender[:100] if sender else "")
+        return ""
 
 
 def _result(

@@ -99,10 +99,26 @@ class Run:
     stdout: str
     stderr: str
     sent: list[EmailMessage] = field(default_factory=list)
+    #: The message piped in, and the bytes of each file written to --output.
+    given: bytes = b""
+    files: list[bytes] = field(default_factory=list)
 
     def replies(self) -> list[Calendar]:
         """The calendar parts of the messages sent, parsed and checked."""
-        return [parse_calendar_part(m) for m in self.sent]
+        return [parse_calendar_part(m) for m in self.generated()]
+
+    def _delivered(self, index: int) -> bool:
+        """The original, byte for byte, or a summary for the mailbox."""
+        summary = self.sent[index].get("Auto-Submitted", "") == "auto-generated"
+        return self.files[index] == self.given or summary
+
+    def delivered(self) -> list[EmailMessage]:
+        """Messages for the mailbox: the original or a summary (imip-person)."""
+        return [m for i, m in enumerate(self.sent) if self._delivered(i)]
+
+    def generated(self) -> list[EmailMessage]:
+        """Messages the agent sent to others."""
+        return [m for i, m in enumerate(self.sent) if not self._delivered(i)]
 
 
 @dataclass
@@ -157,6 +173,65 @@ class Agent:
             argv += ["-s", _from_of(message) if sender == FROM_HEADER else sender]
         return _run(argv, message, out)
 
+    def person(
+        self,
+        message: bytes,
+        recipient: str,
+        *,
+        sender: str | None = FROM_HEADER,
+        args: tuple[str, ...] = (),
+        now: str | None = None,
+    ) -> Run:
+        """Pipe ``message`` to ``recipient`` through imip-person (deliveries to --output)."""
+        return self._program("imip-person", message, ["-o", recipient], sender, args, now)
+
+    def outgoing(
+        self, message: bytes, sender: str, *, args: tuple[str, ...] = (), now: str | None = None
+    ) -> Run:
+        """Pipe a copy of what ``sender`` sent through imip-person-outgoing."""
+        return self._program(
+            "imip-person-outgoing", message, ["-o", "outgoing@example.com"], sender, args, now
+        )
+
+    def _program(
+        self,
+        name: str,
+        message: bytes,
+        extra: list[str],
+        sender: str | None,
+        args: tuple[str, ...],
+        now: str | None,
+    ) -> Run:
+        self.runs += 1
+        out = self.root / "out" / str(self.runs)
+        argv = [
+            str(BIN / name),
+            *self.store_options,
+            "--now",
+            now or self.now,
+            *extra,
+            "--output",
+            str(out),
+            *args,
+        ]
+        if sender is not None:
+            argv += ["-s", _from_of(message) if sender == FROM_HEADER else sender]
+        return _run(argv, message, out)
+
+    def requests(self, user: str) -> list[tuple[str, str, str]]:
+        """The user's queue of items awaiting attention."""
+        from imiptools.stores.file import FileStore
+
+        return FileStore(self.root / "store").get_requests(f"mailto:{user}")
+
+    def exported(self, user: str, check_vobject: bool = True) -> Calendar:
+        """The user's calendar through imip-admin export (also read by vobject)."""
+        result = self.admin("export", user)
+        assert result.returncode == 0, result.stdout + result.stderr
+        if check_vobject:
+            vobject.readOne(result.stdout)
+        return Calendar.from_ical(result.stdout)
+
     def admin(self, *args: str, now: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run imip-admin with this store."""
         argv = [str(BIN / "imip-admin"), *self.store_options, "--now", now or self.now, *args]
@@ -180,13 +255,15 @@ def _run(argv: list[str], message: bytes, out: Path) -> Run:
     done = subprocess.run(
         argv, input=message, capture_output=True, timeout=120, env=env, check=False, cwd="/"
     )
-    files = sorted(out.glob("*")) if out.exists() else []
-    sent = [_parse_mail(path.read_bytes()) for path in files]
+    paths = sorted(out.glob("*")) if out.exists() else []
+    files = [path.read_bytes() for path in paths]
     return Run(
         done.returncode,
         done.stdout.decode("utf-8", "replace"),
         done.stderr.decode("utf-8", "replace"),
-        sent,
+        [_parse_mail(data) for data in files],
+        message,
+        files,
     )
 
 

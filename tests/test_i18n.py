@@ -125,8 +125,6 @@ def test_translations_keep_the_placeholders(po: Path) -> None:
         assert placeholders(translation) == placeholders(msgid), key
 
 
-
-
 @pytest.mark.parametrize("po", PO_FILES, ids=lambda po: po.parent.parent.name)
 def test_every_message_of_the_template_is_translated(po: Path) -> None:
     need("msgcmp")

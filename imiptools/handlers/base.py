@@ -83,16 +83,19 @@ class BaseHandler:
         method(obj)
 
     def _when(self, component: Component) -> str:
+        """' on DAY' / ' starting TIME' for texts; '' when the start is unusable."""
         try:
             start = component.decoded(
                 "RECURRENCE-ID" if "RECURRENCE-ID" in component else "DTSTART"
             )
         except (KeyError, ValueError, TypeError, AttributeError):
             return ""
-        if not isinstance(start, datetime) and isinstance(start, date):
+        if isinstance(start, datetime):
+            begin = to_utc(start, self.unit.zone).astimezone(self.unit.zone)
+            return " " + self._("starting {start}").format(start=f"{begin:%Y-%m-%d %H:%M %Z}")
+        if isinstance(start, date):
             return " " + self._("on {date}").format(date=start.isoformat())
-        begin = to_utc(start, self.unit.zone).astimezone(self.unit.zone)
-        return " " + self._("starting {start}").format(start=f"{begin:%Y-%m-%d %H:%M %Z}")
+        return ""
 
     def _targets(self, stored: ItipObject, component: Component, rid: str) -> list[Component]:
         """The stored components a reply applies to (creating an override)."""

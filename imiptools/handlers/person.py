@@ -79,6 +79,7 @@ class PersonHandler(BaseHandler):
             for component in obj.overrides:
                 self._record_instance(obj, component)
         elif self._is_new_version(obj.uid, obj.master, stored):
+            self.records.expand(obj)  # unusable data raises here, before any write
             self.records.save(obj)
             self._recorded(obj, "", "REQUEST", self._invitation_note(obj, stored is None))
         self.records.refresh_freebusy(obj.uid)
@@ -90,6 +91,7 @@ class PersonHandler(BaseHandler):
         if stored is not None and not self._may_replace(stored.first, obj.first):
             return
         if obj.master is None or self._is_new_version(obj.uid, obj.master, stored):
+            self.records.expand(obj)  # unusable data raises here, before any write
             self.records.save(obj)
             self.changed = True
             self.unit.decision(obj.uid, "", "recorded", "publish", "published event")
@@ -100,6 +102,7 @@ class PersonHandler(BaseHandler):
         current = self.records.stored_version(obj.uid, rid)
         if current is not None and not self._newer_or_log(obj.uid, rid, component, current):
             return
+        self.records.expand(ItipObject(obj.method, obj.kind, obj.uid, [component]))
         self.records.save_instance(obj.uid, component, obj.timezones)
         note = self._('{organiser} has updated "{summary}"{when}.').format(
             organiser=organizer_of(component),

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 
 from icalendar import Calendar, Component, Timezone, vCalAddress
 
-from imiptools.dates import format_recurrence_id, to_utc
+from imiptools.dates import format_recurrence_id, resolve_zone, to_utc
 from imiptools.errors import CalendarDataError
 
 PRODID = "-//imip-agent//imip-agent 0.1//EN"
@@ -264,3 +264,33 @@ def iter_components(text: str, kind: str = "VEVENT") -> Iterator[Component]:
     """The components of ``kind`` in stored iCalendar text."""
     for calendar in parse_calendars(text):
         yield from calendar.walk(kind)
+
+
+def portable_timezones(calendar: Calendar) -> Calendar:
+    """Give every TZID a well-formed VTIMEZONE (RFC 5545 §3.6.5), for export.
+
+    Senders' VTIMEZONEs for zones we know by name (IANA or Windows) are
+    often broken (no DTSTART, DTSTART with TZID, absurd offsets); they are
+    replaced by ones generated from the zone database. Custom zones keep
+    their own definition. icalendar writes fixed-offset zones with a DATE
+    DTSTART, which RFC 5545 forbids: those become midnight DATE-TIMEs.
+    """
+    known = [
+        z
+        for z in calendar.subcomponents
+        if isinstance(z, Timezone) and resolve_zone(text_of(z, "TZID")) is not None
+    ]
+    for zone in known:
+        calendar.subcomponents.remove(zone)
+    try:
+        calendar.add_missing_timezones()
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CalendarDataError(f"cannot describe a time zone: {_short(exc)}") from exc
+    for vtimezone in calendar.walk("VTIMEZONE"):
+        for rule in vtimezone.subcomponents:
+            start = rule.get("DTSTART")
+            value = getattr(start, "dt", None)
+            if isinstance(value, date) and not isinstance(value, datetime):
+                rule.pop("DTSTART")
+                rule.add("DTSTART", datetime.combine(value, time(0)))
+    return calendar

@@ -11,6 +11,7 @@ and that satisfies RFC 5546 §3.2.3.
 from __future__ import annotations
 
 import email
+import re
 from dataclasses import dataclass
 from email import policy
 from email.message import Message
@@ -52,6 +53,10 @@ def calendars_of(path: Path) -> list[tuple[str | None, str]]:
     return found
 
 
+#: What an MTA can pass as an envelope recipient (``-o``).
+PLAIN_ADDRESS = re.compile(r"[^@\s;:,<>\"]+@[^@\s;:,<>\"]+")
+
+
 def own_parts(message: Message) -> list[Message]:
     """The parts of a message, not descending into attached messages."""
     if message.get_content_maintype() == "message":
@@ -64,6 +69,8 @@ def own_parts(message: Message) -> list[Message]:
 
 def mail_address(prop: object) -> str:
     """mailto: value, else the EMAIL parameter (CalDAV principals)."""
+    if isinstance(prop, list):  # a broken file with the property twice
+        prop = prop[0]
     value = str(prop).lower().strip()
     if value.startswith("mailto:"):
         return value.removeprefix("mailto:")
@@ -84,7 +91,7 @@ def expectation(path: Path) -> Expectation:
                 attendees = attendees if isinstance(attendees, list) else [attendees]
                 for attendee in attendees:
                     who = mail_address(attendee)
-                    if "@" in who and who != organiser:
+                    if PLAIN_ADDRESS.fullmatch(who) and who != organiser:
                         usable = bool(organiser and event.get("UID"))
                         return Expectation(who, organiser, method == "REQUEST" and usable)
     return Expectation(ROOM, "", False)

@@ -1,0 +1,1 @@
+"""Tests against real mail servers (Dovecot LMTP), installed by tools/ci-services."""
