@@ -223,6 +223,7 @@ def compose(unit: Unit, outgoing: Outgoing) -> bytes:
         references=references,
         date=unit.now,
         message_id_domain=unit.calendar_address.rpartition("@")[2] or "localhost",
+        attachments=[(c.to_ical(), m, name) for c, m, name in outgoing.attachments],
     )
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
+from icalendar import Calendar
+
 from imiptools.fileutil import atomic_write
 from imiptools.handlers.common import Unit
 from imiptools.itip import replies
@@ -22,15 +24,20 @@ def published_path(directory: Path, user: str) -> Path:
     return directory / f"{quote(user, safe='')}.ifb"
 
 
-def freebusy_text(unit: Unit) -> str:
-    """The user's VFREEBUSY for the window, as iCalendar text."""
+def freebusy_calendar(unit: Unit) -> Calendar:
+    """The user's VFREEBUSY for the window (METHOD:PUBLISH)."""
     limits = unit.records.limits()
     start, end = limits.window_start, limits.window_end
     periods = unit.records.busy_between(start, end)
     component = replies.freebusy_component(periods, start, end, unit.now)
     component.add("ORGANIZER", unit.user)
     component.add("UID", f"freebusy-{unit.user}")
-    return to_text(make_calendar([component], "PUBLISH"))
+    return make_calendar([component], "PUBLISH")
+
+
+def freebusy_text(unit: Unit) -> str:
+    """:func:`freebusy_calendar` as iCalendar text."""
+    return to_text(freebusy_calendar(unit))
 
 
 def publish_freebusy(unit: Unit) -> Path:

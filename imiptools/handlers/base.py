@@ -66,6 +66,10 @@ class BaseHandler:
     def _summary(self, component: Component) -> str:
         return text_of(component, "SUMMARY") or self._("(no title)")
 
+    def send(self, outgoing: Outgoing) -> None:
+        """Spool ``outgoing`` (subclasses may add to it first)."""
+        self.unit.send(outgoing)
+
     def finish(self) -> None:
         """Called once, still under the user's lock, after every object."""
 
@@ -157,7 +161,7 @@ class BaseHandler:
         if not self.unit.may_answer(organiser):
             return
         summary = self._summary(obj.first)
-        self.unit.send(
+        self.send(
             Outgoing(
                 key=self.unit.key(obj.uid, version_key(obj.first), "REFRESH"),
                 recipients=[organiser],
@@ -187,7 +191,7 @@ class BaseHandler:
         if end <= start or not self.unit.may_answer(organiser):
             return
         periods = self.records.busy_between(start, end)
-        self.unit.send(
+        self.send(
             Outgoing(
                 key=self.unit.key(obj.uid, start, end, "FREEBUSY"),
                 recipients=[organiser],

@@ -48,6 +48,8 @@ class Outgoing:
     text: str
     calendar: Calendar
     method: str
+    #: Further calendars to attach: (calendar, METHOD, file name).
+    attachments: list[tuple[Calendar, str, str]] = field(default_factory=list)
 
 
 @dataclass

@@ -37,7 +37,7 @@ from imiptools.itip.objects import (
     version_key,
 )
 from imiptools.mail.summary import deliveries_for
-from imiptools.publishing import publish_freebusy
+from imiptools.publishing import freebusy_calendar, publish_freebusy
 
 
 class PersonHandler(BaseHandler):
@@ -47,6 +47,12 @@ class PersonHandler(BaseHandler):
         super().__init__(unit)
         self.participating = unit.preferences.get("participating") != "no"
         self.changed = False
+
+    def send(self, outgoing: Outgoing) -> None:
+        """Send, with our free/busy attached under ``freebusy_bundling=always``."""
+        if self.unit.preferences.get("freebusy_bundling") == "always":
+            outgoing.attachments.append((freebusy_calendar(self.unit), "PUBLISH", "freebusy.ifb"))
+        self.unit.send(outgoing)
 
     def handle(self, obj: ItipObject) -> None:
         """Process ``obj`` unless the person does not participate."""
@@ -341,7 +347,7 @@ class PersonHandler(BaseHandler):
             return
         calendar = make_calendar(stored.components, "REQUEST", stored.timezones)
         summary = self._summary(stored.first)
-        self.unit.send(
+        self.send(
             Outgoing(
                 key=self.unit.key(stored.uid, requester, version_key(stored.first), "REQUEST"),
                 recipients=[requester],

@@ -146,7 +146,7 @@ class ResourceHandler(BaseHandler):
         ]
         accepted = decision.answer is Answer.ACCEPTED
         subject = self._("Accepted: {summary}") if accepted else self._("Declined: {summary}")
-        self.unit.send(
+        self.send(
             Outgoing(
                 key=self.unit.key(obj.uid, [version_key(c) for c in components], "REPLY"),
                 recipients=[organiser],

@@ -108,8 +108,13 @@ def build_message(
     date: datetime,
     message_id_domain: str,
     extra_headers: Mapping[str, str] = _NO_HEADERS,
+    attachments: Sequence[tuple[bytes, str, str]] = (),
 ) -> bytes:
     """Build an iMIP message (RFC 6047 §2) and return its bytes (CRLF).
+
+    ``attachments`` are further calendars, (data, METHOD, filename), added
+    as ``text/calendar`` attachments after the alternative (e.g. the
+    sender's free/busy, ``freebusy_bundling``).
 
     Raises ValueError for a bad address, a naive ``date``, a calendar that is
     not UTF-8 or lacks a METHOD token, a bad Auto-Submitted keyword, a bad
@@ -127,7 +132,23 @@ def build_message(
     for name, value in extra_headers.items():
         _set_text_header(message, _field_name(name), single_line(value)[:MAX_HEADER])
     _set_body(message, text, calendar, method)
+    for data, part_method, filename in attachments:
+        _attach_calendar(message, data, _token(part_method, "METHOD").upper(), filename)
     return message.as_bytes()
+
+
+def _attach_calendar(message: EmailMessage, data: bytes, method: str, filename: str) -> None:
+    """A text/calendar attachment (multipart/mixed around the alternative)."""
+    message.add_attachment(
+        _crlf_utf8(data), maintype="text", subtype="calendar", filename=_safe_filename(filename)
+    )
+    *_, part = message.iter_parts()
+    del part["MIME-Version"]
+    part.replace_header("Content-Type", f"text/calendar; method={method}; charset=UTF-8")
+
+
+def _safe_filename(name: str) -> str:
+    return "".join(c for c in name if c.isalnum() or c in "._-")[:64] or "calendar.ics"
 
 
 def _set_text_header(message: EmailMessage, name: str, value: str) -> None:

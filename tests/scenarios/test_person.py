@@ -431,3 +431,66 @@ def test_freebusy_publishing_writes_an_ifb_file(agent: Agent) -> None:
     assert published.exists()
     calendar = Calendar.from_ical(published.read_text())
     assert "20300108T100000Z" in calendar.to_ical().decode()
+
+
+def test_freebusy_bundling_attaches_our_freebusy(agent: Agent) -> None:
+    invite(agent)
+    agent.set_pref(BOB, "freebusy_sharing", "share")
+    agent.set_pref(BOB, "freebusy_bundling", "always")
+    request = imip_message(
+        calendar_text(f"""BEGIN:VFREEBUSY
+UID:fb-2
+DTSTAMP:20300101T000000Z
+DTSTART:20300107T000000Z
+DTEND:20300114T000000Z
+ORGANIZER:mailto:{DAVE}
+ATTENDEE:mailto:{BOB}
+END:VFREEBUSY"""),
+        sender=DAVE,
+    )
+    [sent] = agent.person(request, BOB).generated()
+    calendars = [p for p in sent.walk() if p.get_content_type() == "text/calendar"]
+    assert [p.get_param("method") for p in calendars] == ["REPLY", "PUBLISH"]
+    bundled = Calendar.from_ical(calendars[1].get_payload(decode=True))
+    assert str(bundled.walk("VFREEBUSY")[0]["ORGANIZER"]) == f"mailto:{BOB}"
+
+
+def test_organiser_replacement(agent: Agent) -> None:
+    agent.person(msg(vevent(**EVENT), "REQUEST", ALICE), BOB)
+    takeover = vevent(
+        UID,
+        organiser=CAROL,
+        attendees=(ALICE, BOB, CAROL),
+        sequence=1,
+        dtstamp="20300101T100000Z",
+        summary="Carol's now",
+    )
+    agent.set_pref(BOB, "organiser_replacement", "never")
+    agent.person(msg(takeover, "REQUEST", CAROL), BOB)
+    assert str(agent.exported(BOB).walk("VEVENT")[0]["ORGANIZER"]) == f"mailto:{ALICE}"
+    agent.set_pref(BOB, "organiser_replacement", "attendee")
+    stranger = takeover.replace(f"ORGANIZER:mailto:{CAROL}", "ORGANIZER:mailto:eve@example.com")
+    agent.person(msg(stranger, "REQUEST", "eve@example.com"), BOB)
+    assert str(agent.exported(BOB).walk("VEVENT")[0]["ORGANIZER"]) == f"mailto:{ALICE}"
+    agent.person(msg(takeover, "REQUEST", CAROL), BOB)
+    assert str(agent.exported(BOB).walk("VEVENT")[0]["ORGANIZER"]) == f"mailto:{CAROL}"
+
+
+def test_this_and_future_request_moves_the_rest_of_the_series(agent: Agent) -> None:
+    weekly = dict(EVENT, extra="RRULE:FREQ=WEEKLY;COUNT=4")
+    agent.person(msg(vevent(**weekly), "REQUEST", ALICE), BOB)
+    later = vevent(
+        UID,
+        "20300122T140000Z",
+        "20300122T150000Z",
+        organiser=ALICE,
+        attendees=(ALICE, BOB),
+        sequence=1,
+        dtstamp="20300101T100000Z",
+        extra="RECURRENCE-ID;RANGE=THISANDFUTURE:20300122T100000Z",
+    )
+    assert agent.person(msg(later, "REQUEST", ALICE), BOB).code == 0
+    busy = freebusy(agent, BOB)
+    for start in ("20300108T100000Z", "20300115T100000Z", "20300122T140000Z", "20300129T140000Z"):
+        assert start in busy
+    assert "20300129T100000Z" not in busy
