@@ -316,19 +316,18 @@ class PersonHandler(BaseHandler):
         own = self.records.as_user(other).periods(stored)
         store.set_freebusy_other(user, other, kept + own)
 
+    def _sending_attendee(self, component: Component) -> str:
+        """The ATTENDEE of ``component`` who sent the message ('' if none)."""
+        senders = self.unit.senders()
+        found = (mail_address_of(a) for a in attendees_of(component))
+        return next((who for who in found if who in senders), "")
+
     def vevent_refresh(self, obj: ItipObject) -> None:
         """Resend the event (``event_refreshing=always``) or queue it (§3.2.6)."""
         stored = self._organised(obj)
         if stored is None:
             return
-        requester = next(
-            (
-                mail_address_of(a)
-                for a in attendees_of(obj.first)
-                if mail_address_of(a) in self.unit.senders()
-            ),
-            "",
-        )
+        requester = self._sending_attendee(obj.first)
         if not requester or find_attendee(stored.first, requester) is None:
             self.unit.decision(obj.uid, "", "refused", "not-attendee", "refresh from a stranger")
             return
@@ -366,14 +365,7 @@ class PersonHandler(BaseHandler):
         stored = self._organised(obj)
         if stored is None:
             return
-        proposer = next(
-            (
-                mail_address_of(a)
-                for a in attendees_of(obj.first)
-                if mail_address_of(a) in self.unit.senders()
-            ),
-            "",
-        )
+        proposer = self._sending_attendee(obj.first)
         if not proposer:
             self.unit.decision(obj.uid, "", "refused", "not-attendee", "counter from a stranger")
             return
