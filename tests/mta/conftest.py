@@ -99,6 +99,19 @@ class Dovecot:
     def log(self) -> str:
         return _read(self.directory / "dovecot.log") + _read(self.directory / "stderr")
 
+    def wait_for_log(self, text: str, seconds: float = 5.0) -> bool:
+        """Whether ``text`` appears in the log within ``seconds``.
+
+        Dovecot writes some lines after it has answered the client, so a
+        test that reads the log right after a reply must wait for them.
+        """
+        deadline = time.monotonic() + seconds
+        while text not in self.log:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
 
 @dataclass(frozen=True)
 class Mailbox:

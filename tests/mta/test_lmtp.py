@@ -135,7 +135,7 @@ def test_unwritable_maildir_is_a_temporary_failure(
     assert f"{locked_mailbox.user} deferred at DATA: 451 4.2.0" in str(caught.value)
     assert caught.value.exit_code == ExitCode.TEMPFAIL
     assert locked_mailbox.messages() == []
-    assert "Permission denied" in dovecot.log
+    assert dovecot.wait_for_log("Permission denied")
 
 
 def test_temporary_failure_stops_the_run(
