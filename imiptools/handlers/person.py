@@ -388,6 +388,12 @@ class PersonHandler(BaseHandler):
         else:
             self.unit.decision(obj.uid, "", "ignored", "not-shared", "freebusy_sharing=no")
 
+    def _store_other(self, other: str, component: Component) -> None:
+        """Keep another user's free/busy; tell the person under ``freebusy_messages``."""
+        super()._store_other(other, component)
+        if other and self.unit.preferences.get("freebusy_messages") == "notify":
+            self.notes.append(self._("Free/busy information of {user}.").format(user=other))
+
     def _check_uid(self, obj: ItipObject) -> None:
         if not obj.uid:
             raise CalendarDataError(f"{obj.method} without UID")
