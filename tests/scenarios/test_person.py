@@ -499,14 +499,21 @@ def test_this_and_future_request_moves_the_rest_of_the_series(agent: Agent) -> N
 def test_freebusy_messages_notify_in_the_summary(agent: Agent) -> None:
     agent.set_pref(BOB, "freebusy_messages", "notify")
     agent.set_pref(BOB, "incoming", "summary-only")
-    published = imip_message(calendar_text(f"""BEGIN:VFREEBUSY
+    published = imip_message(
+        calendar_text(
+            f"""BEGIN:VFREEBUSY
 UID:fb-3
 DTSTAMP:20300101T000000Z
 DTSTART:20300107T000000Z
 DTEND:20300114T000000Z
 ORGANIZER:mailto:{DAVE}
 FREEBUSY:20300108T100000Z/20300108T110000Z
-END:VFREEBUSY""", method="PUBLISH"), sender=DAVE, method="PUBLISH")
+END:VFREEBUSY""",
+            method="PUBLISH",
+        ),
+        sender=DAVE,
+        method="PUBLISH",
+    )
     [summary] = agent.person(published, BOB).delivered()
     assert f"Free/busy information of {DAVE}" in summary.get_body(("plain",)).get_content()
     others = list((agent.root / "store").glob("mailto:bob*/freebusy-other/*"))
