@@ -364,6 +364,12 @@ END:VFREEBUSY"""),
     assert len(run.generated()) == 1
     text = run.replies()[0].to_ical().decode().replace("\r\n ", "")
     assert "20300108T100000Z/20300108T110000Z" in text
+    # Dave receives Bob's answer: kept as Bob's free/busy, never as Dave's own.
+    answer = run.files[run.sent.index(run.generated()[0])]
+    assert agent.person(answer, DAVE).code == 0
+    kept = list((agent.root / "store").glob("mailto:dave*/freebusy-other/mailto:bob*"))
+    assert len(kept) == 1 and "20300108T100000Z" in kept[0].read_text()
+    assert "20300108T100000Z" not in freebusy(agent, DAVE)
 
 
 def test_participating_no_passes_the_message_through(agent: Agent) -> None:
