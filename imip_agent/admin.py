@@ -8,6 +8,7 @@ trouble (see ``imiptools.errors``).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -52,12 +53,15 @@ def build_parser() -> AdminParser:
     freebusy.add_argument("user")
     freebusy.add_argument("--start", help="start (default: now)")
     freebusy.add_argument("--end", help="end (default: start + the window)")
+    log = commands.add_parser("log", help="show a resource's decisions")
+    log.add_argument("user")
+    log.add_argument("--json", action="store_true", help="print the JSON lines as stored")
     prefs = commands.add_parser("prefs", help="get, set or list preferences")
     prefs.add_argument("action", choices=["get", "set", "list", "unset"])
     prefs.add_argument("user")
     prefs.add_argument("name", nargs="?")
     prefs.add_argument("value", nargs="?")
-    for sub in (export, freebusy, prefs):
+    for sub in (export, freebusy, log, prefs):
         add_store_options(sub, suppress=True)
     return parser
 
@@ -105,6 +109,26 @@ def _when(text: str, records: UserRecords) -> datetime:
         raise UsageError(f"not a date-time: {text!r}") from exc
 
 
+def decision_log(user: str, args: argparse.Namespace, settings: Settings) -> str:
+    """The user's decisions, one a line: time, answer, code, UID, reason."""
+    lines = list(store_from(settings).decisions(user))
+    if args.json:
+        return "".join(line + "\n" for line in lines)
+    return "".join(_decision_row(line) for line in lines)
+
+
+def _decision_row(line: str) -> str:
+    try:
+        entry = json.loads(line)
+        rid = f" [{entry['recurrence_id']}]" if entry.get("recurrence_id") else ""
+        return (
+            f"{entry['time']} {entry['answer']:<8} {entry['code']:<18} "
+            f"{entry['uid']}{rid} from {entry['organiser']}: {entry['reason']}\n"
+        )
+    except (ValueError, KeyError, TypeError):
+        return f"(unreadable log line) {line[:200]}\n"
+
+
 def prefs(user: str, args: argparse.Namespace, settings: Settings) -> str:
     """get/set/unset/list preferences; values are validated before writing."""
     files = preferences_from(settings)
@@ -137,6 +161,8 @@ def run(argv: Sequence[str]) -> ExitCode:
     user = normalise_user(args.user)
     if args.command == "prefs":
         output = prefs(user, args, settings)
+    elif args.command == "log":
+        output = decision_log(user, args, settings)
     else:
         records = records_for(user, args, settings)
         output = (

@@ -53,6 +53,36 @@ def _any(value: str) -> str:
     return value
 
 
+def _count(value: str) -> str:
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+FREQUENCIES = ("SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+
+
+def _frequencies(value: str) -> str:
+    unknown = set(value.upper().split()) - set(FREQUENCIES)
+    if unknown:
+        raise ValueError(f"unknown frequencies {sorted(unknown)}")
+    return value.upper()
+
+
+def _periods_per_interval(value: str) -> str:
+    count, _, interval = value.partition(" ")
+    _count(count)
+    parse_duration(interval)
+    return value
+
+
+def _acl(value: str) -> str:
+    from imiptools.scheduling.access import parse_acl
+
+    parse_acl(value)
+    return value
+
+
 def _language(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*", value):
         raise ValueError("not a language tag")
@@ -121,6 +151,22 @@ DEFINITIONS: dict[str, Definition] = {
         "participate", _choice("participate", "no"), "whether the agent handles mail at all"
     ),
     "permitted_times": Definition("", _any, "granularity of start and end times"),
+    # Event limits (every event recorded for the user; enforced by resources).
+    "max_duration": Definition("", _duration, "longest instance, e.g. PT4H"),
+    "min_duration": Definition("", _duration, "shortest instance, e.g. PT15M"),
+    "max_instances": Definition("", _count, "most instances a series may have"),
+    "allow_indefinite": Definition(
+        "yes", _choice("yes", "no"), "accept series without COUNT or UNTIL"
+    ),
+    "permitted_frequencies": Definition(
+        "", _frequencies, "recurrence frequencies allowed, e.g. DAILY WEEKLY MONTHLY YEARLY"
+    ),
+    "max_periods_per_interval": Definition(
+        "", _periods_per_interval, "at most N periods in any interval, e.g. 2 P1D"
+    ),
+    "booking_window": Definition("", _duration, "how far ahead bookings may start, e.g. P180D"),
+    "min_notice": Definition("", _duration, "how long before its start a booking must come"),
+    "acl": Definition("", _acl, "access rules for access_control_list, one a line"),
 }
 
 

@@ -11,12 +11,13 @@ what is stored, so an interrupted earlier run converges.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 
 from icalendar import Component
 
-from imiptools.dates import to_utc
+from imiptools.dates import format_utc, to_utc
 from imiptools.errors import CalendarDataError
 from imiptools.handlers.base import BaseHandler
 from imiptools.handlers.common import Outgoing
@@ -24,9 +25,12 @@ from imiptools.i18n import N_, N_plural
 from imiptools.itip import replies
 from imiptools.itip.objects import (
     ItipObject,
+    attendees_of,
     find_attendee,
+    mail_address_of,
     organizer_of,
     recurrence_id_of,
+    sequence_of,
     text_of,
     version_key,
 )
@@ -69,6 +73,7 @@ class ResourceHandler(BaseHandler):
         decision = self._schedule(obj, full)
         rid = "" if full else recurrence_id_of(components[0], self.unit.zone)
         self.unit.decision(obj.uid, rid, decision.answer, decision.code, decision.text())
+        self._log(obj, rid, components[0], decision)
         self._reply(obj, components, decision)
         for component in components:
             attendee = find_attendee(component, self.unit.user)
@@ -78,6 +83,23 @@ class ResourceHandler(BaseHandler):
             self.records.save(obj)
         else:
             self.records.save_instance(obj.uid, components[0], obj.timezones)
+
+    def _log(self, obj: ItipObject, rid: str, component: Component, decision: Decision) -> None:
+        """One JSON line per decision in the resource's log (``imip-admin log``)."""
+        entry = {
+            "time": format_utc(self.unit.now),
+            "message_id": self.unit.message.message_id,
+            "resource": self.unit.user,
+            "organiser": organizer_of(obj.first),
+            "uid": obj.uid,
+            "recurrence_id": rid,
+            "sequence": sequence_of(component),
+            "verdicts": [list(v) for v in decision.verdicts],
+            "answer": str(decision.answer),
+            "code": decision.code,
+            "reason": decision.text(),
+        }
+        self.records.store.log_decision(self.unit.user, json.dumps(entry, ensure_ascii=False))
 
     def _schedule(self, obj: ItipObject, full: bool) -> Decision:
         now, unit = self.unit.now, self.unit
@@ -94,7 +116,7 @@ class ResourceHandler(BaseHandler):
         if not future:
             return self._nothing_to_book(obj)
         lines = parse_function_lines(unit.preferences.get("scheduling_function"))
-        return decide(self._request(obj, future), lines)
+        return decide(self._request(obj, future, expansion.indefinite), lines)
 
     def _nothing_to_book(self, obj: ItipObject) -> Decision:
         """No instance between now and the window's end: past, or too far ahead."""
@@ -113,7 +135,7 @@ class ResourceHandler(BaseHandler):
             Answer.DECLINED, "outside-window", singular, params={"count": days}, plural=plural
         )
 
-    def _request(self, obj: ItipObject, instances: list[Instance]) -> Request:
+    def _request(self, obj: ItipObject, instances: list[Instance], indefinite: bool) -> Request:
         start = min(i.start for i in instances)
         end = max(i.end for i in instances)
         return Request(
@@ -125,6 +147,10 @@ class ResourceHandler(BaseHandler):
             busy=self.records.busy_between(start, end, exclude_uid=obj.uid),
             now=self.unit.now,
             zone=self.unit.zone,
+            attendees=[mail_address_of(a) for a in attendees_of(obj.first)],
+            component=obj.first,
+            indefinite=indefinite,
+            preference=self.unit.preferences.get,
         )
 
     def _reply(self, obj: ItipObject, components: Sequence[Component], decision: Decision) -> None:
@@ -139,6 +165,7 @@ class ResourceHandler(BaseHandler):
                 str(decision.answer),
                 stamp,
                 comment=decision.text(self.unit.translator),
+                request_status=decision.request_status(),
                 sent_by=self.unit.sent_by,
             )
             for c in components

@@ -12,11 +12,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from icalendar import Calendar, Component, Event, FreeBusy, vCalAddress, vPeriod
+from icalendar import Calendar, Component, Event, FreeBusy, vCalAddress, vPeriod, vText
 
 from imiptools.dates import to_utc
 from imiptools.itip.objects import find_attendee, make_calendar, sequence_of, text_of
 from imiptools.periods import Period
+
+
+class RequestStatus(vText):
+    """A REQUEST-STATUS value (RFC 5545 §3.8.8.3): ``statcode;statdesc[;extdata]``.
+
+    The semicolons between the parts are separators and must stay bare;
+    icalendar's text type would escape them, so each part is escaped on its
+    own (RFC 5545 §3.3.11) and the parts are joined.
+    """
+
+    def to_ical(self) -> bytes:
+        parts = str(self).split(";", 2)
+        return ";".join(_escape_text(part) for part in parts).encode("utf-8")
+
+
+def _escape_text(text: str) -> str:
+    text = text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+    return text.replace("\r\n", "\\n").replace("\n", "\\n")
 
 
 def _attendee(who: str, partstat: str | None, sent_by: str = "", cn: str = "") -> vCalAddress:
@@ -66,6 +84,7 @@ def reply_component(
     *,
     comment: str = "",
     sent_by: str = "",
+    request_status: str = "",
 ) -> Event:
     """One VEVENT of a REPLY (RFC 5546 §3.2.3) answering ``source``.
 
@@ -83,6 +102,8 @@ def reply_component(
         event.add("SUMMARY", text_of(source, "SUMMARY"))
     if comment:
         event.add("COMMENT", comment)
+    if request_status:
+        event["REQUEST-STATUS"] = RequestStatus(request_status)
     return event
 
 

@@ -15,9 +15,11 @@ import enum
 import logging
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from importlib.metadata import entry_points
+
+from icalendar import Component
 
 from imiptools.i18n import N_, Translator
 from imiptools.itip.recurrence import Instance
@@ -51,6 +53,14 @@ class Decision:
     function: str = ""
     params: Mapping[str, object] = field(default_factory=dict)
     plural: str = ""
+    #: (function, answer, code) of every function that ran (see decide()).
+    verdicts: tuple[tuple[str, str, str], ...] = ()
+
+    def request_status(self) -> str:
+        """The REQUEST-STATUS of the answer (RFC 5546 §3.6), e.g. ``2.0;Success``."""
+        if self.answer is Answer.ACCEPTED:
+            return "2.0;Success"
+        return REQUEST_STATUS.get(self.code, "3.8;No authority")
 
     def text(self, translator: Translator | None = None) -> str:
         """The reason, translated when a translator is given, then filled in."""
@@ -62,6 +72,23 @@ class Decision:
         else:
             template = translator.gettext(self.reason)
         return template.format(**self.params)
+
+
+#: REQUEST-STATUS (RFC 5546 §3.6) of declining decisions, by code. Refusals
+#: by policy are "3.8 No authority" unless a closer status exists: a clash is
+#: "4.0 Event conflict", a request the resource cannot evaluate is "3.14
+#: Unsupported capability", a resource that cannot decide is "5.1".
+REQUEST_STATUS: dict[str, str] = {
+    "conflict": "4.0;Event conflict. Date-time is busy.",
+    "misconfigured": "5.1;Service unavailable",
+    "past": "3.1;Invalid property value;DTSTART",
+    "outside-window": "3.1;Invalid property value;DTSTART",
+    "too-many-instances": "3.14;Unsupported capability;RRULE",
+}
+
+
+def _no_preference(name: str) -> str:
+    return ""
 
 
 @dataclass(frozen=True)
@@ -83,9 +110,16 @@ class Request:
     zone: tzinfo
     truncated: bool = False
     attendees: Sequence[str] = field(default_factory=tuple)
+    #: The requested component (the master of a series): its RRULE, DTSTART...
+    component: Component | None = None
+    #: Whether some RRULE has neither COUNT nor UNTIL (RFC 5545 §3.3.10).
+    indefinite: bool = False
+    #: The resource's effective preferences (validated; '' when unset).
+    preference: Callable[[str], str] = _no_preference
 
 
 Function = Callable[[Request, Sequence[str]], Decision]
+
 FUNCTIONS: dict[str, Function] = {}
 _loaded_entry_points = False
 
@@ -130,22 +164,29 @@ def misconfigured(name: str, why: str) -> Decision:
 
 
 def decide(request: Request, lines: Sequence[tuple[str, list[str]]]) -> Decision:
-    """Run every function line; the first that does not accept decides."""
-    accepted: list[Decision] = []
+    """Run every function line; the first that does not accept decides.
+
+    The result's ``verdicts`` lists (function, answer, code) of each line
+    run, for the decision log.
+    """
+    verdicts: list[tuple[str, str, str]] = []
+    decision = Decision(Answer.ACCEPTED, "accepted", N_("no scheduling rules apply"))
     for name, args in lines:
-        function = lookup(name)
-        if function is None:
-            return misconfigured(name, "unknown function")
-        try:
-            decision = function(request, args)
-        except (ValueError, TypeError) as exc:
-            return misconfigured(name, f"bad arguments {args!r}: {exc}")
+        decision = _run_line(request, name, args)
+        verdicts.append((name, str(decision.answer), decision.code))
         if decision.answer is not Answer.ACCEPTED:
-            return decision
-        accepted.append(decision)
-    if not accepted:
-        return Decision(Answer.ACCEPTED, "accepted", N_("no scheduling rules apply"))
-    return accepted[-1]
+            break
+    return replace(decision, verdicts=tuple(verdicts))
+
+
+def _run_line(request: Request, name: str, args: list[str]) -> Decision:
+    function = lookup(name)
+    if function is None:
+        return misconfigured(name, "unknown function")
+    try:
+        return function(request, args)
+    except (ValueError, TypeError) as exc:
+        return misconfigured(name, f"bad arguments {args!r}: {exc}")
 
 
 # Register the built-in functions.

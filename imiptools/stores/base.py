@@ -158,6 +158,16 @@ class Store(ABC):
     def remove_counters(self, user: str, uid: str, attendee: str | None = None) -> None:
         """Remove one attendee's counter, or all of ``uid``'s."""
 
+    # -- the decision log (append-only) -----------------------------------
+
+    @abstractmethod
+    def log_decision(self, user: str, line: str) -> None:
+        """Append one line (no newlines in it) to the user's decision log."""
+
+    @abstractmethod
+    def decisions(self, user: str) -> Iterator[str]:
+        """The lines of the user's decision log, oldest first."""
+
     # -- the queue of items awaiting the user (requests) ----------------
 
     @abstractmethod

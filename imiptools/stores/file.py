@@ -17,6 +17,7 @@ e.g. ``mailto:room@example.com``)::
     freebusy-index/<uid>                "uid <escaped uid>" then the uid's buckets
     freebusy-other/<other>              free/busy received from others
     freebusy-offers                     periods offered in our COUNTERs, with expiry
+    decisions.log                       the resource's decisions, one JSON object a line
     requests                            "uid<TAB>rid<TAB>kind" lines, escaped
 
 Names: every ``<uid>``, ``<rid>``, ``<attendee>`` and ``<other>`` is
@@ -49,6 +50,7 @@ rerunning the same operation converges from (see each method). Callers hold
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -96,6 +98,7 @@ FREEBUSY = "freebusy"
 FREEBUSY_INDEX = "freebusy-index"
 FREEBUSY_OTHER = "freebusy-other"
 FREEBUSY_OFFERS = "freebusy-offers"
+DECISIONS = "decisions.log"
 REQUESTS = "requests"
 
 #: Periods touching more monthly buckets than this go to :data:`LONG_BUCKET`.
@@ -438,6 +441,27 @@ class FileStore(Store):
             self._write_keyed(directory, other, _join(lines))
         else:
             self._remove_keyed(directory, other)
+
+    # -- decision log (decisions.log: one JSON object a line, appended) -------
+
+    def log_decision(self, user: str, line: str) -> None:
+        """Append with O_APPEND and fsync; a crash can only cut the last line."""
+        if "\n" in line or "\r" in line:
+            raise ValueError("a log line must be one line")
+        path = self._ensure_user(user) / DECISIONS
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                os.write(fd, line.encode("utf-8", "surrogatepass") + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot append to {path}: {exc.strerror}") from exc
+
+    def decisions(self, user: str) -> Iterator[str]:
+        text = read_text(self._user_dir(user) / DECISIONS) or ""
+        return iter([line for line in text.split("\n") if line])
 
     # -- offers (freebusy-offers: "<expiry>\t<period line>", sorted) ----------
 

@@ -7,6 +7,8 @@ RFC 5546 §3.2.3) and looks at the store through ``imip-admin``.
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+
 from tests.support import (
     ROOM,
     Agent,
@@ -15,6 +17,14 @@ from tests.support import (
     partstat_of,
     vevent,
 )
+
+
+def raw_calendar(message: EmailMessage) -> bytes:
+    """The calendar part as sent (content lines as they are on the wire)."""
+    part = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+    data = part.get_payload(decode=True)
+    assert isinstance(data, bytes)
+    return data
 
 
 def request(agent: Agent, *components: str, sender: str = "alice@example.com", **kw: object):
@@ -37,6 +47,7 @@ def freebusy(agent: Agent, start: str = "20300101T000000Z", end: str = "20300201
 def test_free_slot_is_accepted_and_blocks_free_busy(agent: Agent) -> None:
     run = request(agent, vevent())
     assert only_reply(run) == "ACCEPTED"
+    assert b"\r\nREQUEST-STATUS:2.0;Success\r\n" in raw_calendar(run.sent[0])
     mail = run.sent[0]
     assert mail["To"] == "alice@example.com"
     assert mail["From"] == ROOM
@@ -57,6 +68,7 @@ def test_clashing_request_is_declined_with_reason_and_not_stored(agent: Agent) -
     assert only_reply(run) == "DECLINED"
     event = run.replies()[0].walk("VEVENT")[0]
     assert "already booked" in str(event["COMMENT"])
+    assert b"\r\nREQUEST-STATUS:4.0;Event conflict" in raw_calendar(run.sent[0])
     assert "already booked" in run.sent[0].get_body(("plain",)).get_content()
     assert "20300108T113000Z" not in freebusy(agent)
 
@@ -383,3 +395,19 @@ def test_export_shows_events_with_the_resources_partstat(agent: Agent) -> None:
         if a.value.lower() == f"mailto:{ROOM}"
     )
     assert states == ["ACCEPTED", "DECLINED"]
+
+
+def test_decisions_are_logged_and_shown_by_imip_admin_log(agent: Agent) -> None:
+    request(agent, vevent())
+    request(agent, vevent("b", organiser="bob@example.com"), sender="bob@example.com")
+    shown = agent.admin("log", ROOM)
+    assert shown.returncode == 0
+    lines = shown.stdout.splitlines()
+    assert len(lines) == 2
+    assert "ACCEPTED" in lines[0] and "event-1@example.com" in lines[0]
+    assert "DECLINED" in lines[1] and "conflict" in lines[1] and "bob@example.com" in lines[1]
+    import json
+
+    entries = [json.loads(line) for line in agent.admin("log", ROOM, "--json").stdout.splitlines()]
+    assert entries[1]["verdicts"] == [["schedule_in_freebusy", "DECLINED", "conflict"]]
+    assert entries[1]["message_id"] == "<m1@example.com>"

@@ -459,6 +459,19 @@ class StoreContract:
         assert [p.uid for p in store.get_offers(USER, T0)] == ["keep"]
         assert store.get_offers(OTHER_USER, T0) == []
 
+    # -- decision log --------------------------------------------------------
+
+    def test_decision_log_appends_in_order(self, store: Store) -> None:
+        assert list(store.decisions(USER)) == []
+        for n in range(3):
+            store.log_decision(USER, f'{{"n": {n}, "text": "Ünïcödé"}}')
+        assert list(store.decisions(USER)) == [f'{{"n": {n}, "text": "Ünïcödé"}}' for n in range(3)]
+        assert list(store.decisions(OTHER_USER)) == []
+
+    def test_decision_log_lines_are_single_lines(self, store: Store) -> None:
+        with pytest.raises(ValueError):
+            store.log_decision(USER, "two\nlines")
+
 
 def all_periods(store: Store, user: str) -> Iterator[Period]:
     """Every period of ``user`` (a span covering the representable years)."""
