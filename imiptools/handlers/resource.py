@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from icalendar import Component
 
@@ -36,6 +37,7 @@ from imiptools.itip.objects import (
 )
 from imiptools.itip.recurrence import Instance
 from imiptools.scheduling import Answer, Decision, Request, decide, parse_function_lines
+from imiptools.scheduling.limits import check_limits
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +104,17 @@ class ResourceHandler(BaseHandler):
         self.records.store.log_decision(self.unit.user, json.dumps(entry, ensure_ascii=False))
 
     def _schedule(self, obj: ItipObject, full: bool) -> Decision:
+        """Event limits first, then the scheduling functions (RFC 5546 §3.2.3)."""
         now, unit = self.unit.now, self.unit
         limits = self.records.limits(now, now + unit.settings.window)
         expansion = self.records.expand(obj, limits, () if full else None)
+        future = [i for i in expansion.instances if i.end > now]
+        if not future:
+            return self._nothing_to_book(obj)
+        request = self._request(obj, future, expansion.indefinite)
+        limited = check_limits(request)
+        if limited is not None:
+            return replace(limited, verdicts=((limited.function, "DECLINED", limited.code),))
         if expansion.truncated and expansion.reason != "window":
             return Decision(
                 Answer.DECLINED,
@@ -112,11 +122,8 @@ class ResourceHandler(BaseHandler):
                 N_("the event recurs too often to be checked ({reason})"),
                 params={"reason": expansion.reason},
             )
-        future = [i for i in expansion.instances if i.end > now]
-        if not future:
-            return self._nothing_to_book(obj)
         lines = parse_function_lines(unit.preferences.get("scheduling_function"))
-        return decide(self._request(obj, future, expansion.indefinite), lines)
+        return decide(request, lines)
 
     def _nothing_to_book(self, obj: ItipObject) -> Decision:
         """No instance between now and the window's end: past, or too far ahead."""

@@ -65,7 +65,8 @@ class Decision:
     def text(self, translator: Translator | None = None) -> str:
         """The reason, translated when a translator is given, then filled in."""
         if translator is None:
-            template = self.reason
+            count = self.params.get("count", 1)
+            template = self.plural if self.plural and str(count) != "1" else self.reason
         elif self.plural:
             count = self.params.get("count", 1)
             template = translator.ngettext(self.reason, self.plural, int(str(count)))
@@ -79,6 +80,8 @@ class Decision:
 #: "4.0 Event conflict", a request the resource cannot evaluate is "3.14
 #: Unsupported capability", a resource that cannot decide is "5.1".
 REQUEST_STATUS: dict[str, str] = {
+    "acl": "3.8;No authority",
+    "domain": "3.8;No authority",
     "conflict": "4.0;Event conflict. Date-time is busy.",
     "misconfigured": "5.1;Service unavailable",
     "past": "3.1;Invalid property value;DTSTART",
@@ -190,4 +193,20 @@ def _run_line(request: Request, name: str, args: list[str]) -> Decision:
 
 
 # Register the built-in functions.
+from imiptools.scheduling import access as _access  # noqa: E402,F401
 from imiptools.scheduling import freebusy as _freebusy  # noqa: E402,F401
+from imiptools.scheduling import limits as _limits  # noqa: E402
+
+#: RFC 5546 §3.6 descriptions of the status codes we send.
+STATUS_TEXT: dict[str, str] = {
+    "3.1": "Invalid property value",
+    "3.5": "Invalid date or time",
+    "3.6": "Invalid rule",
+    "3.8": "No authority",
+    "3.14": "Unsupported capability",
+    "4.0": "Event conflict. Date-time is busy.",
+    "5.1": "Service unavailable",
+}
+REQUEST_STATUS.update(
+    (code, f"{status};{STATUS_TEXT[status]}") for code, status in _limits.REQUEST_STATUS.items()
+)

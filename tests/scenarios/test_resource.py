@@ -411,3 +411,77 @@ def test_decisions_are_logged_and_shown_by_imip_admin_log(agent: Agent) -> None:
     entries = [json.loads(line) for line in agent.admin("log", ROOM, "--json").stdout.splitlines()]
     assert entries[1]["verdicts"] == [["schedule_in_freebusy", "DECLINED", "conflict"]]
     assert entries[1]["message_id"] == "<m1@example.com>"
+
+
+def test_access_rules_combined_with_capacity(agent: Agent) -> None:
+    agent.set_pref(
+        ROOM, "scheduling_function", "same_domain_only partner.example\nschedule_in_freebusy 2"
+    )
+    outsider = request(
+        agent, vevent("x", organiser="eve@elsewhere.example"), sender="eve@elsewhere.example"
+    )
+    assert only_reply(outsider) == "DECLINED"
+    assert b"REQUEST-STATUS:3.8;No authority" in raw_calendar(outsider.sent[0])
+    assert only_reply(request(agent, vevent("a"))) == "ACCEPTED"
+    partner = request(
+        agent, vevent("p", organiser="pat@partner.example"), sender="pat@partner.example"
+    )
+    assert only_reply(partner) == "ACCEPTED"
+    assert only_reply(request(agent, vevent("c"))) == "DECLINED"  # capacity 2 reached
+
+
+def test_access_control_list_first_match_wins(agent: Agent) -> None:
+    agent.set_pref(ROOM, "acl", "decline organiser bob@example.com\naccept domain example.com")
+    agent.set_pref(ROOM, "scheduling_function", "access_control_list\nschedule_in_freebusy")
+    bob = request(agent, vevent("b", organiser="bob@example.com"), sender="bob@example.com")
+    assert only_reply(bob) == "DECLINED"
+    assert "do not allow" in str(bob.replies()[0].walk("VEVENT")[0]["COMMENT"])
+    assert only_reply(request(agent, vevent("a"))) == "ACCEPTED"
+    log = agent.admin("log", ROOM, "--json").stdout.splitlines()
+    assert '"access_control_list", "DECLINED", "acl"' in log[0]
+
+
+def test_event_limits_decline_with_reasons(agent: Agent) -> None:
+    agent.set_pref(ROOM, "max_duration", "PT2H")
+    agent.set_pref(ROOM, "min_notice", "PT1H")
+    agent.set_pref(ROOM, "booking_window", "P30D")
+    long = request(agent, vevent("long", "20300108T100000Z", "20300108T130000Z"))
+    assert only_reply(long) == "DECLINED"
+    assert "longer than the 2 hours" in str(long.replies()[0].walk("VEVENT")[0]["COMMENT"])
+    assert b"REQUEST-STATUS:3.1;" in raw_calendar(long.sent[0])
+    soon = request(agent, vevent("soon", "20300101T123000Z", "20300101T130000Z"))
+    assert only_reply(soon) == "DECLINED"
+    assert "in advance" in str(soon.replies()[0].walk("VEVENT")[0]["COMMENT"])
+    far = request(agent, vevent("far", "20300301T100000Z", "20300301T110000Z"))
+    assert only_reply(far) == "DECLINED"
+    assert only_reply(request(agent, vevent("ok"))) == "ACCEPTED"
+    assert "20300108T100000Z/20300108T110000Z" in freebusy(agent)
+
+
+def test_indefinite_minutely_series_declined_by_allow_indefinite(agent: Agent) -> None:
+    agent.set_pref(ROOM, "allow_indefinite", "no")
+    bomb = vevent("bomb", "20300108T100000Z", "20300108T100100Z", extra="RRULE:FREQ=MINUTELY")
+    run = request(agent, bomb)
+    assert only_reply(run) == "DECLINED"
+    assert "without end" in str(run.replies()[0].walk("VEVENT")[0]["COMMENT"])
+    assert b"REQUEST-STATUS:3.6;" in raw_calendar(run.sent[0])
+
+
+def test_frequency_and_instance_limits(agent: Agent) -> None:
+    agent.set_pref(ROOM, "permitted_frequencies", "DAILY WEEKLY")
+    agent.set_pref(ROOM, "max_instances", "5")
+    hourly = vevent("h", "20300108T100000Z", "20300108T103000Z", extra="RRULE:FREQ=HOURLY;COUNT=3")
+    assert only_reply(request(agent, hourly)) == "DECLINED"
+    many = vevent("m", "20300108T100000Z", "20300108T103000Z", extra="RRULE:FREQ=DAILY;COUNT=6")
+    assert only_reply(request(agent, many)) == "DECLINED"
+    few = vevent("f", "20300108T100000Z", "20300108T103000Z", extra="RRULE:FREQ=DAILY;COUNT=5")
+    assert only_reply(request(agent, few)) == "ACCEPTED"
+
+
+def test_limit_reasons_in_german(agent: Agent) -> None:
+    agent.set_pref(ROOM, "LANG", "de")
+    agent.set_pref(ROOM, "allow_indefinite", "no")
+    run = request(agent, vevent("w", extra="RRULE:FREQ=WEEKLY"))
+    assert only_reply(run) == "DECLINED"
+    assert run.sent[0]["Subject"].startswith("Abgelehnt")
+    assert "ohne Ende" in run.sent[0].get_body(("plain",)).get_content()
