@@ -136,6 +136,13 @@ def format_recurrence_id(value: date | datetime, zone: tzinfo = UTC) -> str:
     return format_utc(to_utc(value, zone))
 
 
+def parse_recurrence_id(text: str) -> date | datetime:
+    """Inverse of :func:`format_recurrence_id`: a date or an aware UTC datetime."""
+    if len(text) == 8:
+        return datetime.strptime(text, DATE_FORMAT).date()
+    return parse_utc(text)
+
+
 def add_duration(value: datetime, duration: timedelta) -> datetime:
     """Add an RFC 5545 duration: day parts in wall-clock time, the rest exactly.
 

@@ -53,6 +53,18 @@ def _any(value: str) -> str:
     return value
 
 
+def _whole(value: str) -> str:
+    if not value.isdigit():
+        raise ValueError("must be a whole number")
+    return value
+
+
+def _percent(value: str) -> str:
+    if not value.isdigit() or int(value) > 100:
+        raise ValueError("must be a whole number from 0 to 100")
+    return value
+
+
 def _count(value: str) -> str:
     if not value.isdigit() or int(value) < 1:
         raise ValueError("must be a positive whole number")
@@ -167,6 +179,15 @@ DEFINITIONS: dict[str, Definition] = {
     "booking_window": Definition("", _duration, "how far ahead bookings may start, e.g. P180D"),
     "min_notice": Definition("", _duration, "how long before its start a booking must come"),
     "acl": Definition("", _acl, "access rules for access_control_list, one a line"),
+    "max_conflict_instances": Definition(
+        "0", _whole, "clashing instances a series may have and still be accepted"
+    ),
+    "max_conflict_percent": Definition(
+        "0", _percent, "per cent of a series that may clash and still be accepted"
+    ),
+    "conflict_details": Definition(
+        "no", _choice("no", "yes"), "name who holds a clashing booking in a decline"
+    ),
 }
 
 

@@ -16,14 +16,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
-from icalendar import Component
+from icalendar import Component, Event
 
-from imiptools.dates import format_utc, to_utc
+from imiptools.dates import format_utc, parse_recurrence_id, to_utc
 from imiptools.errors import CalendarDataError
 from imiptools.handlers.base import BaseHandler
 from imiptools.handlers.common import Outgoing
 from imiptools.i18n import N_, N_plural
-from imiptools.itip import replies
+from imiptools.itip import merge, replies
 from imiptools.itip.objects import (
     ItipObject,
     attendees_of,
@@ -36,7 +36,14 @@ from imiptools.itip.objects import (
     version_key,
 )
 from imiptools.itip.recurrence import Instance
-from imiptools.scheduling import Answer, Decision, Request, decide, parse_function_lines
+from imiptools.scheduling import (
+    REQUEST_STATUS,
+    Answer,
+    Decision,
+    Request,
+    decide,
+    parse_function_lines,
+)
 from imiptools.scheduling.limits import check_limits
 
 log = logging.getLogger(__name__)
@@ -76,15 +83,37 @@ class ResourceHandler(BaseHandler):
         rid = "" if full else recurrence_id_of(components[0], self.unit.zone)
         self.unit.decision(obj.uid, rid, decision.answer, decision.code, decision.text())
         self._log(obj, rid, components[0], decision)
-        self._reply(obj, components, decision)
-        for component in components:
-            attendee = find_attendee(component, self.unit.user)
-            if attendee is not None:
-                attendee.params["PARTSTAT"] = str(decision.answer)
+        self._set_partstat(components, str(decision.answer))
+        declined = self._declined_instances(obj, decision.declined) if full else []
+        self._reply(obj, [*components, *declined], decision)
         if full:
             self.records.save(obj)
         else:
             self.records.save_instance(obj.uid, components[0], obj.timezones)
+
+    def _set_partstat(self, components: Sequence[Component], partstat: str) -> None:
+        for component in components:
+            attendee = find_attendee(component, self.unit.user)
+            if attendee is not None:
+                attendee.params["PARTSTAT"] = partstat
+
+    def _declined_instances(self, obj: ItipObject, rids: Sequence[str]) -> list[Component]:
+        """Overridden instances marking the declined ones of an accepted series.
+
+        They go into the REPLY (RFC 5546 §3.2.3: one component per instance
+        answered differently) and into the store, where they do not block.
+        """
+        by_rid = {recurrence_id_of(c, self.unit.zone): c for c in obj.overrides}
+        added: list[Component] = []
+        for rid in rids:
+            instance = by_rid.get(rid)
+            if instance is None and obj.master is not None:
+                instance = merge.instance_of(obj.master, parse_recurrence_id(rid))
+                obj.components.append(instance)
+                added.append(instance)
+            if instance is not None:
+                self._set_partstat([instance], "DECLINED")
+        return added
 
     def _log(self, obj: ItipObject, rid: str, component: Component, decision: Decision) -> None:
         """One JSON line per decision in the resource's log (``imip-admin log``)."""
@@ -164,19 +193,8 @@ class ResourceHandler(BaseHandler):
         organiser = organizer_of(obj.first)
         if not self.unit.may_answer(organiser):
             return
-        stamp = self.unit.now
         answers = [
-            replies.reply_component(
-                c,
-                self.unit.user,
-                str(decision.answer),
-                stamp,
-                comment=decision.text(self.unit.translator),
-                request_status=decision.request_status(),
-                sent_by=self.unit.sent_by,
-            )
-            for c in components
-            if find_attendee(c, self.unit.user) is not None
+            self._answer(c, decision) for c in components if find_attendee(c, self.unit.user)
         ]
         accepted = decision.answer is Answer.ACCEPTED
         subject = self._("Accepted: {summary}") if accepted else self._("Declined: {summary}")
@@ -189,6 +207,27 @@ class ResourceHandler(BaseHandler):
                 calendar=replies.reply(answers),
                 method="REPLY",
             )
+        )
+
+    def _answer(self, component: Component, decision: Decision) -> Event:
+        """The REPLY component for one (master or instance) component.
+
+        Its PARTSTAT is the one set on the component (a declined instance
+        of an accepted series says DECLINED, with status 4.0).
+        """
+        attendee = find_attendee(component, self.unit.user)
+        partstat = str(attendee.params.get("PARTSTAT", decision.answer)) if attendee else ""
+        status = decision.request_status()
+        if partstat == "DECLINED" and decision.answer is Answer.ACCEPTED:
+            status = REQUEST_STATUS["conflict"]
+        return replies.reply_component(
+            component,
+            self.unit.user,
+            partstat,
+            self.unit.now,
+            comment=decision.text(self.unit.translator),
+            request_status=status,
+            sent_by=self.unit.sent_by,
         )
 
     def _text(

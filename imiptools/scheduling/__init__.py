@@ -35,6 +35,8 @@ class Answer(enum.StrEnum):
 
     ACCEPTED = "ACCEPTED"
     DECLINED = "DECLINED"
+    #: Not a PARTSTAT: the resource answers with METHOD:COUNTER (RFC 5546 §3.2.7).
+    COUNTER = "COUNTER"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Decision:
     plural: str = ""
     #: (function, answer, code) of every function that ran (see decide()).
     verdicts: tuple[tuple[str, str, str], ...] = ()
+    #: RECURRENCE-IDs of instances declined while the series is accepted.
+    declined: tuple[str, ...] = ()
 
     def request_status(self) -> str:
         """The REQUEST-STATUS of the answer (RFC 5546 §3.6), e.g. ``2.0;Success``."""
@@ -170,16 +174,19 @@ def decide(request: Request, lines: Sequence[tuple[str, list[str]]]) -> Decision
     """Run every function line; the first that does not accept decides.
 
     The result's ``verdicts`` lists (function, answer, code) of each line
-    run, for the decision log.
+    run, for the decision log; ``declined`` gathers the instances that any
+    accepting function declined.
     """
     verdicts: list[tuple[str, str, str]] = []
+    declined: set[str] = set()
     decision = Decision(Answer.ACCEPTED, "accepted", N_("no scheduling rules apply"))
     for name, args in lines:
         decision = _run_line(request, name, args)
         verdicts.append((name, str(decision.answer), decision.code))
+        declined.update(decision.declined)
         if decision.answer is not Answer.ACCEPTED:
             break
-    return replace(decision, verdicts=tuple(verdicts))
+    return replace(decision, verdicts=tuple(verdicts), declined=tuple(sorted(declined)))
 
 
 def _run_line(request: Request, name: str, args: list[str]) -> Decision:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
 from imiptools.i18n import N_
+from imiptools.itip.recurrence import Instance
 from imiptools.periods import busy_only, max_overlap
 from imiptools.scheduling import Answer, Decision, Request, register
 
@@ -28,27 +29,75 @@ def capacity_of(args: Sequence[str]) -> int:
     return capacity
 
 
+def clashes(request: Request, capacity: int) -> list[Instance]:
+    """The instances that would exceed ``capacity`` overlapping bookings."""
+    busy = busy_only(request.busy)
+    return [
+        i
+        for i in request.instances
+        if i.end > i.start and max_overlap(busy, i.start, i.end) >= capacity
+    ]
+
+
+def tolerated(request: Request, clashing: int) -> bool:
+    """Whether a series may be accepted with ``clashing`` instances declined.
+
+    ``max_conflict_instances`` and ``max_conflict_percent`` (both default 0:
+    any clash declines the series) must both hold, as Exchange's
+    MaximumConflictInstances and ConflictPercentageAllowed do.
+    """
+    total = len(request.instances)
+    if total < 2 or clashing >= total:
+        return False
+    most = int(request.preference("max_conflict_instances") or 0)
+    percent = int(request.preference("max_conflict_percent") or 0)
+    return clashing <= most and clashing * 100 <= percent * total
+
+
+def holder(request: Request, instance: Instance) -> str:
+    """Who holds the clashing booking (``conflict_details=yes``), else ''."""
+    if request.preference("conflict_details") != "yes":
+        return ""
+    for period in busy_only(request.busy):
+        if period.overlaps(instance.start, instance.end):
+            return period.organiser or period.summary
+    return ""
+
+
+def conflict(request: Request, instance: Instance) -> Decision:
+    """The decline for a clash, naming the time (and the holder if allowed)."""
+    params = {"period": describe(instance.start, instance.end, request.zone)}
+    who = holder(request, instance)
+    if who:
+        params["holder"] = who
+        reason = N_("the resource is already booked at {period} by {holder}")
+    else:
+        reason = N_("the resource is already booked at {period}")
+    return Decision(Answer.DECLINED, "conflict", reason, "schedule_in_freebusy", params)
+
+
 @register("schedule_in_freebusy")
 def schedule_in_freebusy(request: Request, args: Sequence[str]) -> Decision:
     """Accept if every instance finds fewer than N overlapping bookings.
 
     ``schedule_in_freebusy N``: N bookings may overlap (capacity, default 1).
+    A series with a few clashing instances (see :func:`tolerated`) is
+    accepted with those instances declined (``Decision.declined``).
     The reason names the first clashing instance.
     """
-    capacity = capacity_of(args)
-    busy = busy_only(request.busy)
-    for instance in request.instances:
-        if instance.end <= instance.start:
-            continue
-        if max_overlap(busy, instance.start, instance.end) >= capacity:
-            when = describe(instance.start, instance.end, request.zone)
-            return Decision(
-                Answer.DECLINED,
-                "conflict",
-                N_("the resource is already booked at {period}"),
-                "schedule_in_freebusy",
-                {"period": when},
-            )
+    clashing = clashes(request, capacity_of(args))
+    if clashing and not tolerated(request, len(clashing)):
+        return conflict(request, clashing[0])
+    if clashing:
+        days = ", ".join(describe(i.start, i.end, request.zone) for i in clashing)
+        return Decision(
+            Answer.ACCEPTED,
+            "partly-free",
+            N_("the resource is free except at {periods}, which are declined"),
+            "schedule_in_freebusy",
+            {"periods": days},
+            declined=tuple(i.recurrenceid for i in clashing),
+        )
     return Decision(
         Answer.ACCEPTED,
         "free",

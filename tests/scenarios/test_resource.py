@@ -13,6 +13,7 @@ from tests.support import (
     ROOM,
     Agent,
     calendar_text,
+    check_reply,
     imip_message,
     partstat_of,
     vevent,
@@ -485,3 +486,52 @@ def test_limit_reasons_in_german(agent: Agent) -> None:
     assert only_reply(run) == "DECLINED"
     assert run.sent[0]["Subject"].startswith("Abgelehnt")
     assert "ohne Ende" in run.sent[0].get_body(("plain",)).get_content()
+
+
+def test_series_with_a_few_clashes_is_accepted_with_those_instances_declined(
+    agent: Agent,
+) -> None:
+    agent.set_pref(ROOM, "max_conflict_instances", "1")
+    agent.set_pref(ROOM, "max_conflict_percent", "25")
+    request(
+        agent,
+        vevent("single", "20300115T100000Z", "20300115T110000Z", organiser="bob@example.com"),
+        sender="bob@example.com",
+    )
+    weekly = vevent(
+        "weekly", "20300108T100000Z", "20300108T103000Z", extra="RRULE:FREQ=WEEKLY;COUNT=4"
+    )
+    run = request(agent, weekly)
+    assert run.code == 0 and len(run.sent) == 1
+    reply = run.replies()[0]
+    check_reply(reply)
+    answers = {
+        str(e.get("RECURRENCE-ID").to_ical().decode() if "RECURRENCE-ID" in e else ""): str(
+            e["ATTENDEE"].params["PARTSTAT"]
+        )
+        for e in reply.walk("VEVENT")
+    }
+    assert answers == {"": "ACCEPTED", "20300115T100000Z": "DECLINED"}
+    assert "2030-01-15" in run.sent[0].get_body(("plain",)).get_content()
+    periods = freebusy(agent, end="20300301T000000Z")
+    assert "20300108T100000Z/20300108T103000Z" in periods
+    assert "20300122T100000Z/20300122T103000Z" in periods
+    assert "20300115T100000Z/20300115T103000Z" not in periods
+    # Two clashes exceed max_conflict_instances 1: the series is declined.
+    request(
+        agent,
+        vevent("single2", "20300205T100000Z", "20300205T110000Z", organiser="bob@example.com"),
+        sender="bob@example.com",
+    )
+    other = vevent(
+        "weekly2", "20300115T100000Z", "20300115T103000Z", extra="RRULE:FREQ=WEEKLY;COUNT=4"
+    )
+    assert only_reply(request(agent, other)) == "DECLINED"
+
+
+def test_conflict_details_name_the_holder_when_allowed(agent: Agent) -> None:
+    request(agent, vevent())
+    agent.set_pref(ROOM, "conflict_details", "yes")
+    run = request(agent, vevent("b", organiser="bob@example.com"), sender="bob@example.com")
+    assert only_reply(run) == "DECLINED"
+    assert "by alice@example.com" in str(run.replies()[0].walk("VEVENT")[0]["COMMENT"])
