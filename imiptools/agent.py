@@ -193,7 +193,7 @@ def make_unit(user: str, envelope: Envelope, message: ParsedMessage, ctx: Contex
     preferences = Preferences(user, ctx.preferences, settings.preference_defaults)
     zone = zone_or_utc(preferences.get("TZID"))
     now = ctx.clock.now()
-    window = Window(settings.window, settings.max_instances, settings.expansion_seconds)
+    window = Window.for_user(settings, preferences)
     records = UserRecords(ctx.store, user, zone, window, now)
     spool = _spooler(ctx)
     language = translator(preferences.get("LANG"))

@@ -29,7 +29,9 @@ from imiptools.itip.objects import (
     to_text,
 )
 from imiptools.itip.recurrence import Expansion, Instance, Limits, expand
+from imiptools.config import Settings
 from imiptools.periods import Period
+from imiptools.preferences import Preferences
 from imiptools.stores.base import Store
 
 #: Free/busy is recorded from this long before "now" (recent history).
@@ -43,6 +45,17 @@ class Window:
     ahead: timedelta
     max_instances: int
     budget_seconds: float
+
+    @classmethod
+    def for_user(cls, settings: Settings, preferences: Preferences) -> Window:
+        """The site's window, with the user's ``max_instances`` limit if lower.
+
+        Event limits apply to every event recorded for a user: however often
+        an event recurs, what the store records for it stays this small.
+        """
+        limit = preferences.get("max_instances")
+        cap = min(settings.max_instances, int(limit)) if limit else settings.max_instances
+        return cls(settings.window, cap, settings.expansion_seconds)
 
 
 def freebusy_status(component: Component, user: str) -> str | None:

@@ -524,3 +524,24 @@ END:VFREEBUSY""",
     assert f"Free/busy information of {DAVE}" in summary.get_body(("plain",)).get_content()
     others = list((agent.root / "store").glob("mailto:bob*/freebusy-other/*"))
     assert len(others) == 1
+
+
+def test_event_limits_bound_what_a_person_records(agent: Agent) -> None:
+    agent.set_pref(BOB, "max_instances", "50")
+    bomb = vevent(
+        UID,
+        "20300108T100000Z",
+        "20300108T100100Z",
+        organiser=ALICE,
+        attendees=(BOB,),
+        extra="RRULE:FREQ=MINUTELY",
+    )
+    run = agent.person(msg(bomb, "REQUEST", ALICE), BOB)
+    assert run.code == 0 and len(run.delivered()) == 1
+    from datetime import UTC, datetime
+
+    from imiptools.stores.file import FileStore
+
+    store = FileStore(agent.root / "store")
+    start, end = datetime(2029, 1, 1, tzinfo=UTC), datetime(2032, 1, 1, tzinfo=UTC)
+    assert 0 < len(store.get_freebusy(f"mailto:{BOB}", start, end)) <= 50
