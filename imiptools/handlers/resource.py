@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from icalendar import Component, Event
 
@@ -36,6 +37,7 @@ from imiptools.itip.objects import (
     version_key,
 )
 from imiptools.itip.recurrence import Instance
+from imiptools.periods import Period
 from imiptools.scheduling import (
     REQUEST_STATUS,
     Answer,
@@ -180,7 +182,7 @@ class ResourceHandler(BaseHandler):
             uid=obj.uid,
             summary=text_of(obj.first, "SUMMARY"),
             instances=instances,
-            busy=self.records.busy_between(start, end, exclude_uid=obj.uid),
+            busy=self._busy(obj.uid, start, end),
             now=self.unit.now,
             zone=self.unit.zone,
             attendees=[mail_address_of(a) for a in attendees_of(obj.first)],
@@ -252,6 +254,19 @@ class ResourceHandler(BaseHandler):
             + self._("This answer was sent automatically by the resource's booking agent.")
             + "\n"
         )
+
+    def _busy(self, uid: str, start: datetime, end: datetime) -> list[Period]:
+        """Bookings and other organisers' held offers over [start, end), not ``uid``'s."""
+        offers = self.records.store.get_offers(self.unit.user, self.unit.now)
+        held = [p for p in offers if p.uid != uid and p.overlaps(start, end)]
+        return self.records.busy_between(start, end, exclude_uid=uid) + held
+
+    def vevent_declinecounter(self, obj: ItipObject) -> None:
+        """The organiser declined our proposal: release the held offer (§3.2.8)."""
+        stored = self.records.stored(obj.uid) if obj.uid else None
+        if stored is not None and self._authorised(stored.first, obj.first):
+            self.records.store.remove_offers(self.unit.user, obj.uid)
+            self.unit.decision(obj.uid, "", "released", "declinecounter", "offer released")
 
     def vevent_add(self, obj: ItipObject) -> None:
         """ADD (RFC 5546 §3.2.4): per ``add_method_response``; unknown -> REFRESH."""

@@ -107,6 +107,37 @@ def reply_component(
     return event
 
 
+def counter(
+    source: Component,
+    attendee: str,
+    start: datetime,
+    end: datetime,
+    stamp: datetime,
+    *,
+    comment: str = "",
+    sent_by: str = "",
+) -> Calendar:
+    """A METHOD:COUNTER proposing ``start``-``end`` instead (RFC 5546 §3.2.7).
+
+    The request's event with the proposed times (UTC), a new DTSTAMP, the
+    same UID, SEQUENCE and ORGANIZER, no recurrence (a counter to a single
+    event), and ``attendee`` with PARTSTAT=NEEDS-ACTION.
+    """
+    event = Event()
+    for name in ("UID", "SEQUENCE", "ORGANIZER", "SUMMARY", "LOCATION", "RECURRENCE-ID"):
+        if name in source:
+            event[name] = source[name]
+    event.add("DTSTAMP", to_utc(stamp))
+    event.add("DTSTART", to_utc(start))
+    event.add("DTEND", to_utc(end))
+    original = find_attendee(source, attendee)
+    cn = str(original.params.get("CN", "")) if original is not None else ""
+    event.add("ATTENDEE", _attendee(attendee, "NEEDS-ACTION", sent_by, cn))
+    if comment:
+        event.add("COMMENT", comment)
+    return make_calendar([event], "COUNTER")
+
+
 def reply(components: Iterable[Event]) -> Calendar:
     """A METHOD:REPLY calendar holding ``components``."""
     return make_calendar(list(components), "REPLY")
