@@ -8,11 +8,17 @@ trouble (see ``imiptools.errors``).
 from __future__ import annotations
 
 import argparse
+import email
+import io
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NoReturn
+from email import policy
+from email.message import Message
+from pathlib import Path
+from typing import NoReturn, TextIO
 
 from icalendar import Component, Timezone
 
@@ -26,14 +32,21 @@ from imip_agent.cli import (
     setup_logging,
     store_from,
 )
+from imiptools import agent
 from imiptools.config import Settings
 from imiptools.dates import parse_datetime, zone_or_utc
 from imiptools.errors import ExitCode, InputError, UsageError
+from imiptools.handlers.common import Envelope
+from imiptools.handlers.resource import ResourceHandler
 from imiptools.itip import replies
 from imiptools.itip.objects import make_calendar, portable_timezones, text_of, to_text
+from imiptools.mail.parse import parse_message, read_message
+from imiptools.mail.send import SEPARATOR, PrintSender, Sender
 from imiptools.preferences import DEFINITIONS, Preferences, validate
 from imiptools.records import HISTORY, UserRecords, Window
+from imiptools.spool import Spool
 from imiptools.stores.names import normalise_user
+from imiptools.stores.overlay import OverlayStore
 
 
 class AdminParser(Parser):
@@ -61,7 +74,13 @@ def build_parser() -> AdminParser:
     prefs.add_argument("user")
     prefs.add_argument("name", nargs="?")
     prefs.add_argument("value", nargs="?")
-    for sub in (export, freebusy, log, prefs):
+    whatif = commands.add_parser(
+        "whatif", help="show what imip-resource would answer to the message on stdin"
+    )
+    whatif.add_argument("user", metavar="RESOURCE")
+    whatif.add_argument("--sender", help="envelope sender (default: the message's From)")
+    whatif.add_argument("--raw", action="store_true", help="print the mail exactly as sent")
+    for sub in (export, freebusy, log, prefs, whatif):
         add_store_options(sub, suppress=True)
     return parser
 
@@ -70,7 +89,7 @@ def records_for(user: str, args: argparse.Namespace, settings: Settings) -> User
     """The user's records as the agents see them at ``--now``."""
     preferences = Preferences(user, preferences_from(settings), settings.preference_defaults)
     zone = zone_or_utc(preferences.get("TZID"))
-    window = Window(settings.window, settings.max_instances, settings.expansion_seconds)
+    window = Window.for_user(settings, preferences)
     return UserRecords(store_from(settings), user, zone, window, clock_from(args).now())
 
 
@@ -129,6 +148,97 @@ def _decision_row(line: str) -> str:
         return f"(unreadable log line) {line[:200]}\n"
 
 
+def what_if(user: str, args: argparse.Namespace, settings: Settings) -> str:
+    """What imip-resource would decide and send for the message on stdin.
+
+    Runs the resource agent as ``imip-resource -o USER`` would, over an
+    :class:`OverlayStore` of the real store, with a spool in a temporary
+    directory and a sender that only prints: the store, the spool and the
+    mail system are left untouched. Returns the decision lines (as ``log``
+    prints them), a separator, then each message that would be sent, each
+    followed by a separator: readable (envelope, headers, each part decoded)
+    or, with ``--raw``, as :class:`PrintSender` prints it. Unusable calendar
+    data raises as the agent does (65).
+    """
+    raw = read_message(sys.stdin.buffer, settings.max_message_size)
+    store = OverlayStore(store_from(settings))
+    printed = io.StringIO()
+    with tempfile.TemporaryDirectory(prefix="imip-whatif-") as spool:
+        ctx = _what_if_context(args, settings, store, Spool(Path(spool)), printed)
+        envelope = Envelope(args.user, _what_if_sender(args, raw))
+        result = agent.run(raw, [envelope], ctx, ResourceHandler)
+    decisions = "".join(_decision_row(line) for line in store.added_decisions(user))
+    return (
+        (decisions or f"no decision ({result.status})\n")
+        + SEPARATOR
+        + "\n"
+        + (printed.getvalue() or "nothing would be sent\n")
+    )
+
+
+def _what_if_context(
+    args: argparse.Namespace,
+    settings: Settings,
+    store: OverlayStore,
+    spool: Spool,
+    out: io.StringIO,
+) -> agent.Context:
+    """The context of ``imip-resource`` (see ``run_agent``), writing nowhere
+    but ``store`` (in memory), ``spool`` (temporary) and ``out``."""
+    sender: Sender = PrintSender(out) if args.raw else ReadableSender(out)
+    return agent.Context(
+        settings=settings,
+        store=store,
+        preferences=preferences_from(settings),
+        clock=clock_from(args),
+        sender=sender,
+        spool=spool,
+    )
+
+
+class ReadableSender:
+    """A :class:`Sender` that prints each message for a person to read.
+
+    Prints the envelope, the headers (less the MIME ones), then each part
+    with its type and its decoded text, then :data:`SEPARATOR`.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
+        """Print ``message``; sends nothing."""
+        parsed = email.message_from_bytes(message, policy=policy.default)
+        lines = [f"Envelope-From: <{envelope_from}>", f"Envelope-To: {', '.join(recipients)}"]
+        lines += [f"{k}: {v}" for k, v in parsed.items() if k.lower() not in _MIME_HEADERS]
+        for part in parsed.walk():
+            if not part.is_multipart():
+                lines += ["", *_part_lines(part)]
+        self.stream.write("\n".join(lines) + "\n" + SEPARATOR + "\n")
+
+
+_MIME_HEADERS = {"mime-version", "content-type", "content-transfer-encoding"}
+
+
+def _part_lines(part: Message) -> list[str]:
+    """``[type; method=...]`` then the part's decoded text (or its size)."""
+    method = part.get_param("method")
+    label = f"[{part.get_content_type()}{f'; method={method}' if method else ''}]"
+    payload = part.get_payload(decode=True)
+    data = payload if isinstance(payload, bytes) else b""
+    if part.get_content_maintype() != "text":
+        return [label, f"({len(data)} bytes)"]
+    text = data.decode(part.get_content_charset() or "utf-8", errors="replace")
+    return [label, *text.replace("\r\n", "\n").rstrip("\n").split("\n")]
+
+
+def _what_if_sender(args: argparse.Namespace, raw: bytes) -> str | None:
+    """``--sender`` if given ('' is the null sender), else the From address."""
+    if args.sender is not None:
+        return str(args.sender)
+    return parse_message(raw).from_address or None
+
+
 def prefs(user: str, args: argparse.Namespace, settings: Settings) -> str:
     """get/set/unset/list preferences; values are validated before writing."""
     files = preferences_from(settings)
@@ -157,12 +267,15 @@ def run(argv: Sequence[str]) -> ExitCode:
     """Parse the command line, run the subcommand, print its output."""
     args = build_parser().parse_args(argv)
     settings = settings_from(args)
-    setup_logging(args, settings)
+    if args.command != "whatif" or args.verbose:  # a forecast is no decision to log
+        setup_logging(args, settings)
     user = normalise_user(args.user)
     if args.command == "prefs":
         output = prefs(user, args, settings)
     elif args.command == "log":
         output = decision_log(user, args, settings)
+    elif args.command == "whatif":
+        output = what_if(user, args, settings)
     else:
         records = records_for(user, args, settings)
         output = (
