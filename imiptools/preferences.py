@@ -88,6 +88,20 @@ def _periods_per_interval(value: str) -> str:
     return value
 
 
+def _permitted_times(value: str) -> str:
+    from imiptools.scheduling.hours import parse_permitted_times
+
+    parse_permitted_times(value)
+    return value
+
+
+def _opening_hours(value: str) -> str:
+    from imiptools.scheduling.hours import parse_opening
+
+    parse_opening(value)
+    return value
+
+
 def _acl(value: str) -> str:
     from imiptools.scheduling.access import parse_acl
 
@@ -162,7 +176,15 @@ DEFINITIONS: dict[str, Definition] = {
     "participating": Definition(
         "participate", _choice("participate", "no"), "whether the agent handles mail at all"
     ),
-    "permitted_times": Definition("", _any, "granularity of start and end times"),
+    "permitted_times": Definition(
+        "", _permitted_times, "granularity of start and end times, e.g. 0,15,30,45"
+    ),
+    "opening_hours": Definition(
+        "",
+        _opening_hours,
+        "when the resource can be booked, e.g. MO-FR 08:00-18:00 (one rule a line) "
+        "or an RFC 7953 VAVAILABILITY",
+    ),
     # Event limits (every event recorded for the user; enforced by resources).
     "max_duration": Definition("", _duration, "longest instance, e.g. PT4H"),
     "min_duration": Definition("", _duration, "shortest instance, e.g. PT15M"),

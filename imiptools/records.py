@@ -17,6 +17,7 @@ from typing import cast
 
 from icalendar import Component, Event, Timezone
 
+from imiptools.config import Settings
 from imiptools.itip.objects import (
     ItipObject,
     find_attendee,
@@ -29,7 +30,6 @@ from imiptools.itip.objects import (
     to_text,
 )
 from imiptools.itip.recurrence import Expansion, Instance, Limits, expand
-from imiptools.config import Settings
 from imiptools.periods import Period
 from imiptools.preferences import Preferences
 from imiptools.stores.base import Store

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from icalendar import Component, Event
 
+from imiptools.config import parse_duration
 from imiptools.dates import format_utc, parse_recurrence_id, to_utc
 from imiptools.errors import CalendarDataError
 from imiptools.handlers.base import BaseHandler
@@ -46,6 +47,7 @@ from imiptools.scheduling import (
     decide,
     parse_function_lines,
 )
+from imiptools.scheduling.counter import delegated_limits, search_span
 from imiptools.scheduling.limits import check_limits
 
 log = logging.getLogger(__name__)
@@ -85,9 +87,15 @@ class ResourceHandler(BaseHandler):
         rid = "" if full else recurrence_id_of(components[0], self.unit.zone)
         self.unit.decision(obj.uid, rid, decision.answer, decision.code, decision.text())
         self._log(obj, rid, components[0], decision)
-        self._set_partstat(components, str(decision.answer))
-        declined = self._declined_instances(obj, decision.declined) if full else []
-        self._reply(obj, [*components, *declined], decision)
+        if decision.answer is Answer.COUNTER:
+            self._set_partstat(components, "DECLINED")  # the requested time is not booked
+            self._counter(obj, components[0], decision)
+        else:
+            self._set_partstat(components, str(decision.answer))
+            declined = self._declined_instances(obj, decision.declined) if full else []
+            self._reply(obj, [*components, *declined], decision)
+        if decision.answer is Answer.ACCEPTED:
+            self.records.store.remove_offers(self.unit.user, obj.uid)
         if full:
             self.records.save(obj)
         else:
@@ -143,7 +151,7 @@ class ResourceHandler(BaseHandler):
         if not future:
             return self._nothing_to_book(obj)
         request = self._request(obj, future, expansion.indefinite)
-        limited = check_limits(request)
+        limited = check_limits(request, skip=delegated_limits(request))
         if limited is not None:
             return replace(limited, verdicts=((limited.function, "DECLINED", limited.code),))
         if expansion.truncated and expansion.reason != "window":
@@ -174,21 +182,57 @@ class ResourceHandler(BaseHandler):
         )
 
     def _request(self, obj: ItipObject, instances: list[Instance], indefinite: bool) -> Request:
-        start = min(i.start for i in instances)
-        end = max(i.end for i in instances)
-        return Request(
+        """The policies' view; busy periods cover what a counter search may need."""
+        request = Request(
             resource=self.unit.user,
             organiser=organizer_of(obj.first),
             uid=obj.uid,
             summary=text_of(obj.first, "SUMMARY"),
             instances=instances,
-            busy=self._busy(obj.uid, start, end),
+            busy=(),
             now=self.unit.now,
             zone=self.unit.zone,
             attendees=[mail_address_of(a) for a in attendees_of(obj.first)],
             component=obj.first,
             indefinite=indefinite,
             preference=self.unit.preferences.get,
+        )
+        return replace(request, busy=self._busy(obj.uid, *search_span(request)))
+
+    def _counter(self, obj: ItipObject, component: Component, decision: Decision) -> None:
+        """Propose another time (RFC 5546 §3.2.7) and hold it per ``freebusy_offers``."""
+        start, end = decision.params["start"], decision.params["end"]
+        assert isinstance(start, datetime) and isinstance(end, datetime)
+        hold = self.unit.preferences.get("freebusy_offers")
+        if hold:
+            offer = Period(
+                start, end, obj.uid, "", "OPAQUE", "", organizer_of(obj.first), "BUSY-TENTATIVE"
+            )
+            expires = self.unit.now + parse_duration(hold)
+            self.records.store.set_offers(self.unit.user, obj.uid, [offer], expires)
+        organiser = organizer_of(obj.first)
+        if not self.unit.may_answer(organiser):
+            return
+        reason = decision.text(self.unit.translator)
+        self.send(
+            Outgoing(
+                key=self.unit.key(obj.uid, version_key(component), "COUNTER"),
+                recipients=[organiser],
+                subject=self._("Counter-proposal: {summary}").format(
+                    summary=self._summary(obj.first)
+                ),
+                text=self._("Reason: {reason}.").format(reason=reason) + "\n",
+                calendar=replies.counter(
+                    component,
+                    self.unit.user,
+                    start,
+                    end,
+                    self.unit.now,
+                    comment=reason,
+                    sent_by=self.unit.sent_by,
+                ),
+                method="COUNTER",
+            )
         )
 
     def _reply(self, obj: ItipObject, components: Sequence[Component], decision: Decision) -> None:

@@ -201,7 +201,9 @@ def _run_line(request: Request, name: str, args: list[str]) -> Decision:
 
 # Register the built-in functions.
 from imiptools.scheduling import access as _access  # noqa: E402,F401
+from imiptools.scheduling import counter as _counter  # noqa: E402,F401
 from imiptools.scheduling import freebusy as _freebusy  # noqa: E402,F401
+from imiptools.scheduling import hours as _hours  # noqa: E402
 from imiptools.scheduling import limits as _limits  # noqa: E402
 
 #: RFC 5546 §3.6 descriptions of the status codes we send.
@@ -214,6 +216,7 @@ STATUS_TEXT: dict[str, str] = {
     "4.0": "Event conflict. Date-time is busy.",
     "5.1": "Service unavailable",
 }
-REQUEST_STATUS.update(
-    (code, f"{status};{STATUS_TEXT[status]}") for code, status in _limits.REQUEST_STATUS.items()
-)
+for _table in (_limits.REQUEST_STATUS, _hours.REQUEST_STATUS):
+    REQUEST_STATUS.update(
+        (code, f"{status};{STATUS_TEXT[status]}") for code, status in _table.items()
+    )

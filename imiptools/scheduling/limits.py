@@ -365,13 +365,28 @@ LIMITS: tuple[tuple[str, Limit], ...] = (
 )
 
 
-def check_limits(request: Request) -> Decision | None:
-    """The first limit, in the order of :data:`LIMITS`, that declines; None if all keep.
+def all_limits() -> tuple[tuple[str, Limit], ...]:
+    """:data:`LIMITS`, then the time-of-day limits of :mod:`.hours`, in order."""
+    from imiptools.scheduling import hours
 
+    return (
+        *LIMITS,
+        ("permitted_times", hours.permitted_times_limit),
+        ("opening_hours", hours.opening_hours_limit),
+    )
+
+
+def check_limits(request: Request, skip: frozenset[str] = frozenset()) -> Decision | None:
+    """The first limit, in the order of :func:`all_limits`, that declines; None if all keep.
+
+    Limits named in ``skip`` are left to a scheduling function that applies
+    them itself (one that counter-proposes, see ``counter.delegated_limits``).
     A preference value a limit cannot read (possible only when the
     preferences were not validated) gives the ``misconfigured`` decision.
     """
-    for name, limit in LIMITS:
+    for name, limit in all_limits():
+        if name in skip:
+            continue
         try:
             decision = limit(request)
         except (ValueError, TypeError) as exc:

@@ -7,8 +7,10 @@ RFC 5546 §3.2.3) and looks at the store through ``imip-admin``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
+from imiptools.stores.file import FileStore
 from tests.support import (
     ROOM,
     Agent,
@@ -535,3 +537,79 @@ def test_conflict_details_name_the_holder_when_allowed(agent: Agent) -> None:
     run = request(agent, vevent("b", organiser="bob@example.com"), sender="bob@example.com")
     assert only_reply(run) == "DECLINED"
     assert "by alice@example.com" in str(run.replies()[0].walk("VEVENT")[0]["COMMENT"])
+
+
+def counter_of(run) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """(DTSTART, DTEND) of the one COUNTER a run sent, checked by both parsers."""
+    assert run.code == 0 and len(run.sent) == 1, run.stdout
+    [calendar] = run.replies()
+    assert str(calendar["METHOD"]) == "COUNTER"
+    event = calendar.walk("VEVENT")[0]
+    assert str(event["ATTENDEE"]).lower() == f"mailto:{ROOM}"
+    for name in ("UID", "DTSTAMP", "ORGANIZER"):
+        assert name in event
+    return (
+        event.decoded("DTSTART").strftime("%Y%m%dT%H%M%SZ"),
+        event.decoded("DTEND").strftime("%Y%m%dT%H%M%SZ"),
+    )
+
+
+def test_next_available_counters_holds_the_offer_and_accepts_the_follow_up(
+    agent: Agent,
+) -> None:
+    agent.set_pref(ROOM, "scheduling_function", "schedule_next_available_in_freebusy")
+    agent.set_pref(ROOM, "freebusy_offers", "PT1H")
+    request(agent, vevent("taken"))
+    wanted = vevent("wants", organiser="bob@example.com")
+    offered = counter_of(request(agent, wanted, sender="bob@example.com"))
+    assert offered == ("20300108T110000Z", "20300108T120000Z")
+    # The held offer is not proposed to, or booked by, a second organiser.
+    carol = vevent("carol", "20300108T110000Z", "20300108T120000Z", organiser="carol@example.com")
+    assert counter_of(request(agent, carol, sender="carol@example.com"))[0] != offered[0]
+    # Bob accepts the proposal: an updated REQUEST for the offered period.
+    follow = vevent(
+        "wants", *offered, organiser="bob@example.com", sequence=1, dtstamp="20300101T100000Z"
+    )
+    assert only_reply(request(agent, follow, sender="bob@example.com")) == "ACCEPTED"
+    store = FileStore(agent.root / "store")
+    day = datetime(2030, 1, 8, tzinfo=UTC)
+    booked = {p.uid: p for p in store.get_freebusy(f"mailto:{ROOM}", day, day + timedelta(1))}
+    assert booked["wants"].start == datetime(2030, 1, 8, 11, tzinfo=UTC)
+    assert store.get_offers(f"mailto:{ROOM}", day) == []
+
+
+def test_declinecounter_releases_the_offer(agent: Agent) -> None:
+    agent.set_pref(ROOM, "scheduling_function", "schedule_next_available_in_freebusy")
+    agent.set_pref(ROOM, "freebusy_offers", "PT1H")
+    request(agent, vevent("taken"))
+    counter_of(
+        request(agent, vevent("wants", organiser="bob@example.com"), sender="bob@example.com")
+    )
+    decline = vevent("wants", organiser="bob@example.com", dtstamp="20300101T100000Z")
+    run = agent.resource(
+        imip_message(
+            calendar_text(decline, method="DECLINECOUNTER"),
+            sender="bob@example.com",
+            method="DECLINECOUNTER",
+        )
+    )
+    assert run.code == 0 and run.sent == []
+    assert not list((agent.root / "store").glob("*/freebusy-offers"))
+
+
+def test_corrected_counter_snaps_to_permitted_times(agent: Agent) -> None:
+    agent.set_pref(ROOM, "scheduling_function", "schedule_corrected_in_freebusy")
+    agent.set_pref(ROOM, "permitted_times", "0,30")
+    odd = vevent("odd", "20300108T101000Z", "20300108T105000Z")
+    assert counter_of(request(agent, odd)) == ("20300108T100000Z", "20300108T110000Z")
+
+
+def test_opening_hours_decline_outside_them(agent: Agent) -> None:
+    agent.set_pref(ROOM, "TZID", "Europe/Berlin")
+    agent.set_pref(ROOM, "opening_hours", "MO-FR 08:00-18:00")
+    evening = vevent("late", "20300108T180000Z", "20300108T190000Z")
+    run = request(agent, evening)
+    assert only_reply(run) == "DECLINED"
+    assert "MO-FR 08:00-18:00" in str(run.replies()[0].walk("VEVENT")[0]["COMMENT"])
+    assert b"REQUEST-STATUS:3.5;" in raw_calendar(run.sent[0])
+    assert only_reply(request(agent, vevent("day"))) == "ACCEPTED"
