@@ -201,6 +201,11 @@ DEFINITIONS: dict[str, Definition] = {
     "booking_window": Definition("", _duration, "how far ahead bookings may start, e.g. P180D"),
     "min_notice": Definition("", _duration, "how long before its start a booking must come"),
     "acl": Definition("", _acl, "access rules for access_control_list, one a line"),
+    "limit_action": Definition(
+        "decline",
+        _choice("decline", "counter"),
+        "answer a broken limit with a decline or a compliant counter-proposal",
+    ),
     "max_conflict_instances": Definition(
         "0", _whole, "clashing instances a series may have and still be accepted"
     ),

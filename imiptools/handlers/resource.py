@@ -44,9 +44,11 @@ from imiptools.scheduling import (
     Answer,
     Decision,
     Request,
+    alternatives,
     decide,
     parse_function_lines,
 )
+from imiptools.scheduling.alternatives import alternative
 from imiptools.scheduling.counter import delegated_limits, search_span
 from imiptools.scheduling.limits import check_limits
 
@@ -153,7 +155,7 @@ class ResourceHandler(BaseHandler):
         request = self._request(obj, future, expansion.indefinite)
         limited = check_limits(request, skip=delegated_limits(request))
         if limited is not None:
-            return replace(limited, verdicts=((limited.function, "DECLINED", limited.code),))
+            return self._limited(request, limited)
         if expansion.truncated and expansion.reason != "window":
             return Decision(
                 Answer.DECLINED,
@@ -163,6 +165,14 @@ class ResourceHandler(BaseHandler):
             )
         lines = parse_function_lines(unit.preferences.get("scheduling_function"))
         return decide(request, lines)
+
+    def _limited(self, request: Request, limited: Decision) -> Decision:
+        """A broken limit: decline, or counter with a compliant alternative."""
+        if self.unit.preferences.get("limit_action") == "counter":
+            offer = alternative(request, limited)
+            if offer is not None:
+                return replace(offer, verdicts=((limited.function, "COUNTER", offer.code),))
+        return replace(limited, verdicts=((limited.function, "DECLINED", limited.code),))
 
     def _nothing_to_book(self, obj: ItipObject) -> Decision:
         """No instance between now and the window's end: past, or too far ahead."""
@@ -197,7 +207,11 @@ class ResourceHandler(BaseHandler):
             indefinite=indefinite,
             preference=self.unit.preferences.get,
         )
-        return replace(request, busy=self._busy(obj.uid, *search_span(request)))
+        start, end = search_span(request)
+        if self.unit.preferences.get("limit_action") == "counter":
+            wider = alternatives.search_span(request)
+            start, end = min(start, wider[0]), max(end, wider[1])
+        return replace(request, busy=self._busy(obj.uid, start, end))
 
     def _counter(self, obj: ItipObject, component: Component, decision: Decision) -> None:
         """Propose another time (RFC 5546 §3.2.7) and hold it per ``freebusy_offers``."""
@@ -230,6 +244,7 @@ class ResourceHandler(BaseHandler):
                     self.unit.now,
                     comment=reason,
                     sent_by=self.unit.sent_by,
+                    rrule=str(decision.params.get("rrule", "")),
                 ),
                 method="COUNTER",
             )

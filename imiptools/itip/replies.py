@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from icalendar import Calendar, Component, Event, FreeBusy, vCalAddress, vPeriod, vText
+from icalendar import Calendar, Component, Event, FreeBusy, vCalAddress, vPeriod, vRecur, vText
 
 from imiptools.dates import to_utc
 from imiptools.itip.objects import find_attendee, make_calendar, sequence_of, text_of
@@ -116,12 +116,13 @@ def counter(
     *,
     comment: str = "",
     sent_by: str = "",
+    rrule: str = "",
 ) -> Calendar:
     """A METHOD:COUNTER proposing ``start``-``end`` instead (RFC 5546 §3.2.7).
 
     The request's event with the proposed times (UTC), a new DTSTAMP, the
-    same UID, SEQUENCE and ORGANIZER, no recurrence (a counter to a single
-    event), and ``attendee`` with PARTSTAT=NEEDS-ACTION.
+    same UID, SEQUENCE and ORGANIZER, no recurrence unless ``rrule`` is
+    given (a truncated series), and ``attendee`` with PARTSTAT=NEEDS-ACTION.
     """
     event = Event()
     for name in ("UID", "SEQUENCE", "ORGANIZER", "SUMMARY", "LOCATION", "RECURRENCE-ID"):
@@ -130,6 +131,8 @@ def counter(
     event.add("DTSTAMP", to_utc(stamp))
     event.add("DTSTART", to_utc(start))
     event.add("DTEND", to_utc(end))
+    if rrule:
+        event.add("RRULE", vRecur.from_ical(rrule))
     original = find_attendee(source, attendee)
     cn = str(original.params.get("CN", "")) if original is not None else ""
     event.add("ATTENDEE", _attendee(attendee, "NEEDS-ACTION", sent_by, cn))

@@ -613,3 +613,21 @@ def test_opening_hours_decline_outside_them(agent: Agent) -> None:
     assert "MO-FR 08:00-18:00" in str(run.replies()[0].walk("VEVENT")[0]["COMMENT"])
     assert b"REQUEST-STATUS:3.5;" in raw_calendar(run.sent[0])
     assert only_reply(request(agent, vevent("day"))) == "ACCEPTED"
+
+
+def test_limit_action_counter_offers_a_compliant_period(agent: Agent) -> None:
+    agent.set_pref(ROOM, "limit_action", "counter")
+    agent.set_pref(ROOM, "max_duration", "PT1H")
+    long = vevent("long", "20300108T100000Z", "20300108T130000Z")
+    assert counter_of(request(agent, long)) == ("20300108T100000Z", "20300108T110000Z")
+
+
+def test_limit_action_counter_truncates_an_endless_series(agent: Agent) -> None:
+    agent.set_pref(ROOM, "limit_action", "counter")
+    agent.set_pref(ROOM, "allow_indefinite", "no")
+    agent.set_pref(ROOM, "max_instances", "10")
+    weekly = vevent("w", "20300108T100000Z", "20300108T110000Z", extra="RRULE:FREQ=WEEKLY")
+    run = request(agent, weekly)
+    assert counter_of(run) == ("20300108T100000Z", "20300108T110000Z")
+    rule = run.replies()[0].walk("VEVENT")[0]["RRULE"]
+    assert rule["FREQ"] == ["WEEKLY"] and rule["COUNT"] == [10]

@@ -1,0 +1,358 @@
+"""Compliant alternatives: a COUNTER (RFC 5546 §3.2.7) instead of a limit's decline.
+
+With the preference ``limit_action`` set to ``counter``, a request that
+breaks an event limit (:mod:`imiptools.scheduling.limits`,
+:mod:`imiptools.scheduling.hours`) is answered with a proposal that keeps
+every limit, made by :func:`alternative` from the limit's DECLINED decision:
+
+- a single event (one instance, no RRULE) that is too long or too short gets
+  the same start and the longest (``max_duration``) or shortest
+  (``min_duration``) allowed length, its end moved back or forward to the
+  ``permitted_times`` grid; one too soon (``min_notice``), outside the
+  ``opening_hours`` or off the ``permitted_times`` grid gets the first later
+  period of the same length that keeps them;
+- a series that is too long (``allow_indefinite``, ``max_instances``,
+  ``booking_window``) gets its RRULE with COUNT set to the allowed number and
+  UNTIL removed (params ``rrule`` and ``count``).
+
+Every proposal is re-checked with :func:`~imiptools.scheduling.limits.check_limits`
+(no limit skipped) and must be free in ``request.busy``. Free means that no
+busy period overlaps it: a capacity of 1, whatever capacity a scheduling
+function is configured with. A moved single event is searched for on the
+grid (``permitted_times``, or every quarter hour), jumping over closed hours
+and busy periods, for at most :data:`MAX_CANDIDATES` candidates and no later
+than ``now + booking_window`` (without one, :data:`DEFAULT_SEARCH` after the
+first candidate). The caller must load busy periods over :func:`search_span`.
+
+A series is truncated only when it can be counted from its first instance:
+one RRULE, no RDATE or EXDATE, and the first instance to book is DTSTART
+(a series already under way, whose COUNT would include past instances, gets
+no alternative). An indefinite series without ``max_instances`` or
+``booking_window`` is cut to :data:`INDEFINITE_COUNT` instances.
+
+A COUNTER decision has code ``counter``, the ``function`` of the limit that
+fired, and params ``start`` and ``end`` (aware UTC; the first instance of a
+series), ``period`` (in words) and those of the decline (``limit``,
+``hours``, ``times``), used by the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from icalendar import Component, Event, vRecur
+
+from imiptools.config import parse_duration
+from imiptools.dates import to_utc
+from imiptools.i18n import N_, N_plural
+from imiptools.itip.recurrence import Instance
+from imiptools.periods import busy_only, max_overlap
+from imiptools.scheduling import Answer, Decision, Request
+from imiptools.scheduling.counter import DEFAULT_GRID, DEFAULT_SEARCH
+from imiptools.scheduling.freebusy import describe
+from imiptools.scheduling.hours import PermittedTimes, parse_opening, parse_permitted_times
+from imiptools.scheduling.limits import check_limits
+
+__all__ = [
+    "INDEFINITE_COUNT",
+    "MAX_CANDIDATES",
+    "REASONS",
+    "SERIES_LIMITS",
+    "SINGLE_LIMITS",
+    "alternative",
+    "search_span",
+]
+
+#: How many candidate periods the search for a moved single event looks at, at most.
+MAX_CANDIDATES = 500
+#: How many instances an indefinite series is offered when no limit gives a number.
+INDEFINITE_COUNT = 52
+#: How far ahead to look for the next opening after a closed candidate.
+_OPENING_LOOKAHEAD = timedelta(days=8)
+#: The limits that a later start can fix; any other ends the search.
+_MOVABLE = frozenset({"min_notice", "opening_hours", "permitted_times"})
+#: "Try no later start": past every latest start.
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+#: The reason of a single-event proposal, by the limit that fired.
+REASONS: dict[str, str] = {
+    "max_duration": N_(
+        "the event is longer than the {limit} the resource can be booked for; it offers {period}"
+    ),
+    "min_duration": N_(
+        "the event is shorter than the {limit} the resource must be booked for; it offers {period}"
+    ),
+    "min_notice": N_("the resource must be booked at least {limit} in advance; it offers {period}"),
+    "opening_hours": N_("the resource can only be booked {hours}; it offers {period}"),
+    "permitted_times": N_("the event must start and end at {times}; it offers {period}"),
+}
+SERIES_REASON = N_plural(
+    "the series is too long; the resource offers its first instance",
+    "the series is too long; the resource offers its first {count} instances",
+)
+#: The limits answered with another period for a single event.
+SINGLE_LIMITS = frozenset(REASONS)
+#: The limits answered with a truncated series.
+SERIES_LIMITS = frozenset({"allow_indefinite", "max_instances", "booking_window"})
+
+EndOf = Callable[[datetime], datetime]
+
+
+def alternative(request: Request, declined: Decision) -> Decision | None:
+    """A COUNTER that keeps every limit, for ``request`` which the limit behind
+    ``declined`` refused; None when there is none (the caller then declines).
+
+    See the module docstring for what is proposed for which limit.
+    """
+    if declined.answer is not Answer.DECLINED or declined.code == "misconfigured":
+        return None
+    try:
+        if _rule(request) is not None:
+            if declined.function in SERIES_LIMITS:
+                return _truncated(request, declined)
+            return None
+        if len(request.instances) == 1 and declined.function in SINGLE_LIMITS:
+            return _moved(request, declined)
+    except ValueError:  # a preference that was not validated: no alternative
+        return None
+    return None
+
+
+def search_span(request: Request) -> tuple[datetime, datetime]:
+    """The span over which the caller must load ``request.busy`` for :func:`alternative`.
+
+    The instances' span, widened for a single event to every period the
+    search may propose. Reads preferences and instances, never ``busy``.
+    """
+    if not request.instances:
+        return request.now, request.now
+    start = min(instance.start for instance in request.instances)
+    end = max(instance.end for instance in request.instances)
+    if len(request.instances) != 1:
+        return start, end
+    try:
+        latest = _latest(request, max(start, _earliest(request)))
+    except ValueError:  # the limits answer "misconfigured"
+        return start, end
+    return start, max(end, latest + max(end - start, _longest(request)) + timedelta(days=1))
+
+
+# -- single events -----------------------------------------------------------
+
+
+def _moved(request: Request, declined: Decision) -> Decision | None:
+    """A single event shortened, lengthened or moved later (see the module docstring)."""
+    instance = request.instances[0]
+    times = parse_permitted_times(request.preference("permitted_times"))
+    end_of = _end_of(request, declined.function, instance, times)
+    first = max(instance.start, _earliest(request))
+    found = _search(request, first, end_of, times)
+    if found is None:
+        return None
+    return _counter(request, declined, REASONS[declined.function], *found)
+
+
+def _end_of(
+    request: Request, function: str, instance: Instance, times: PermittedTimes | None
+) -> EndOf:
+    """How a candidate starting at ``start`` ends: the limit's length, else the request's,
+    moved to the grid (back for ``max_duration``, else forward)."""
+    if function == "max_duration":
+        limit = parse_duration(request.preference("max_duration"))
+        return lambda start: _snap(start + limit, times, False, request.zone)
+    if function == "min_duration":
+        limit = parse_duration(request.preference("min_duration"))
+        return lambda start: _snap(start + limit, times, True, request.zone)
+    length = instance.end - instance.start
+    return lambda start: _snap(start + length, times, True, request.zone)
+
+
+def _snap(moment: datetime, times: PermittedTimes | None, forward: bool, zone: tzinfo) -> datetime:
+    """``moment`` moved to the grid (forward or back) in ``zone``, unchanged without one; UTC."""
+    if times is None:
+        return moment
+    local = moment.astimezone(zone)
+    moved = times.next_at_or_after(local) if forward else times.previous_at_or_before(local)
+    return moved.astimezone(UTC)
+
+
+def _earliest(request: Request) -> datetime:
+    """``now`` plus ``min_notice``: no proposal starts before it."""
+    notice = request.preference("min_notice")
+    return request.now + (parse_duration(notice) if notice else timedelta(0))
+
+
+def _latest(request: Request, first: datetime) -> datetime:
+    """The last start the search tries: ``now + booking_window``, else ``first`` plus
+    :data:`DEFAULT_SEARCH`."""
+    window = request.preference("booking_window")
+    return request.now + parse_duration(window) if window else first + DEFAULT_SEARCH
+
+
+def _longest(request: Request) -> timedelta:
+    """The longest proposal length that ``min_duration`` may ask for."""
+    value = request.preference("min_duration")
+    return parse_duration(value) if value else timedelta(0)
+
+
+def _search(
+    request: Request, first: datetime, end_of: EndOf, times: PermittedTimes | None
+) -> tuple[datetime, datetime] | None:
+    """The first compliant, free (start, end) from ``first`` on, starts on the grid
+    (``first`` itself too when there is no ``permitted_times``); None if there is
+    none within :data:`MAX_CANDIDATES` candidates or before the latest start."""
+    latest = _latest(request, first)
+    start = _snap(first, times, True, request.zone)
+    for _ in range(MAX_CANDIDATES):
+        if start > latest:
+            return None
+        end = end_of(start)
+        later = _later(request, start, end) if end >= start else start
+        if later is None:
+            return start, end
+        step = _snap(start + timedelta(seconds=1), times or DEFAULT_GRID, True, request.zone)
+        start = max(step, later)
+    return None
+
+
+def _later(request: Request, start: datetime, end: datetime) -> datetime | None:
+    """None if ``[start, end)`` keeps every limit and is free; else the earliest start
+    worth trying next (a start on the grid may still have to follow it), or
+    :data:`_NEVER` when a limit fails that no later start can keep."""
+    limited = check_limits(_with_instances(request, [_instance(request, start, end)]))
+    if limited is not None:
+        if limited.function not in _MOVABLE:
+            return _NEVER
+        if limited.function == "opening_hours":
+            return _next_opening(request, start)
+        return start
+    busy = [p for p in busy_only(request.busy) if p.overlaps(start, end)]
+    if max_overlap(busy, start, end) >= 1:  # capacity 1
+        return min(period.end for period in busy)
+    return None
+
+
+def _next_opening(request: Request, start: datetime) -> datetime:
+    """The first opening after ``start`` (``start`` itself if there is none soon:
+    the search then just steps on)."""
+    hours = parse_opening(request.preference("opening_hours"), request.zone)
+    if hours is None:
+        return start
+    opens = [s for s, _ in hours.periods_around(start, start + _OPENING_LOOKAHEAD, request.zone)]
+    return min((s for s in opens if s > start), default=start)
+
+
+def _instance(request: Request, start: datetime, end: datetime) -> Instance:
+    component = request.component if isinstance(request.component, Event) else Event()
+    return Instance(start, end, "", component, False)
+
+
+def _with_instances(
+    request: Request, instances: Sequence[Instance], component: Component | None = None
+) -> Request:
+    """``request`` for the proposed instances (and component, for a series)."""
+    if component is None:
+        return replace(request, instances=list(instances))
+    return replace(
+        request, instances=list(instances), component=component, indefinite=False, truncated=False
+    )
+
+
+def _counter(
+    request: Request,
+    declined: Decision,
+    reason: str,
+    start: datetime,
+    end: datetime,
+    plural: str = "",
+    **extra: object,
+) -> Decision:
+    params: dict[str, object] = dict(declined.params)
+    params.update(start=start, end=end, period=describe(start, end, request.zone), **extra)
+    return Decision(Answer.COUNTER, "counter", reason, declined.function, params, plural)
+
+
+# -- series ------------------------------------------------------------------
+
+
+def _rule(request: Request) -> object:
+    """The RRULE value of the requested component (a list if there are several);
+    None for a single event."""
+    if request.component is None:
+        return None
+    value: object = request.component.get("RRULE")
+    return value
+
+
+def _truncated(request: Request, declined: Decision) -> Decision | None:
+    """The series cut to its allowed number of instances, if that keeps every limit
+    and each kept instance is free."""
+    rule, component = _rule(request), request.component
+    if not isinstance(rule, vRecur) or component is None or not _countable(request, component):
+        return None
+    count = _allowed_count(request)
+    kept = sorted(request.instances, key=lambda instance: instance.start)[:count]
+    if not kept:
+        return None
+    shorter = vRecur(rule)
+    shorter.pop("UNTIL", None)
+    shorter["COUNT"] = [len(kept)]
+    proposed = _with_rule(component, shorter)
+    if check_limits(_with_instances(request, kept, proposed)) is not None:
+        return None
+    if any(_busy(request, instance) for instance in kept):
+        return None
+    singular, plural = SERIES_REASON
+    text: bytes = shorter.to_ical()  # type: ignore[no-untyped-call]
+    first = kept[0]
+    return _counter(
+        request,
+        declined,
+        singular,
+        first.start,
+        first.end,
+        plural,
+        rrule=text.decode("ascii"),
+        count=len(kept),
+    )
+
+
+def _countable(request: Request, component: Component) -> bool:
+    """Whether COUNT can be set from the instances: no RDATE or EXDATE, and the
+    first instance to book is DTSTART (nothing of the series is past)."""
+    if "RDATE" in component or "EXDATE" in component or not request.instances:
+        return False
+    try:
+        dtstart = to_utc(component.decoded("DTSTART"), request.zone)
+    except (KeyError, ValueError, TypeError):
+        return False
+    return min(instance.start for instance in request.instances) == dtstart
+
+
+def _allowed_count(request: Request) -> int:
+    """The smallest number that ``max_instances`` and ``booking_window`` allow;
+    :data:`INDEFINITE_COUNT` (or fewer instances) when neither is set."""
+    counts = []
+    maximum = request.preference("max_instances")
+    if maximum:
+        counts.append(int(maximum))
+    window = request.preference("booking_window")
+    if window:
+        last = request.now + parse_duration(window)
+        counts.append(sum(1 for instance in request.instances if instance.start <= last))
+    return min(counts) if counts else INDEFINITE_COUNT
+
+
+def _with_rule(component: Component, rule: vRecur) -> Component:
+    """A copy of ``component`` with ``rule`` as its only RRULE."""
+    copy = Event.from_ical(component.to_ical())
+    copy.pop("RRULE", None)
+    copy.add("RRULE", rule)
+    return copy
+
+
+def _busy(request: Request, instance: Instance) -> bool:
+    """Whether a busy period overlaps ``instance`` (capacity 1)."""
+    return max_overlap(busy_only(request.busy), instance.start, instance.end) >= 1
