@@ -89,7 +89,7 @@ REASONS: dict[str, str] = {
     "permitted_times": N_("the event must start and end at {times}; it offers {period}"),
 }
 SERIES_REASON = N_plural(
-    "the series is too long; the resource offers its first instance",
+    "the series is too long; the resource offers its first {count} instance",
     "the series is too long; the resource offers its first {count} instances",
 )
 #: The limits answered with another period for a single event.

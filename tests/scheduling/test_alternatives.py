@@ -203,7 +203,7 @@ def test_too_many_instances_keep_the_first_max_instances() -> None:
 
 def test_a_series_limited_to_one_instance_says_so_in_the_singular() -> None:
     decision = truncated(series("FREQ=DAILY;COUNT=3", max_instances="1"))
-    assert decision.text() == "the series is too long; the resource offers its first instance"
+    assert decision.text() == "the series is too long; the resource offers its first 1 instance"
 
 
 def test_series_past_the_booking_window_keeps_the_instances_inside_it() -> None:
