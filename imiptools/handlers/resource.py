@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -40,13 +40,18 @@ from imiptools.itip.objects import (
 from imiptools.itip.recurrence import Instance
 from imiptools.periods import Period
 from imiptools.scheduling import (
+    CONFIRMATIONS,
     REQUEST_STATUS,
+    RETRACTIONS,
     Answer,
+    Booking,
     Decision,
     Request,
+    Step,
     alternatives,
     decide,
     parse_function_lines,
+    run_steps,
 )
 from imiptools.scheduling.alternatives import alternative
 from imiptools.scheduling.counter import delegated_limits, search_span
@@ -59,6 +64,8 @@ class ResourceHandler(BaseHandler):
     """Handles the scheduling objects of one message for one resource."""
 
     bounce_unusable = True
+    #: The instances the last scheduling decision was about (for steps).
+    booked: Sequence[Instance] = ()
 
     def vevent_request(self, obj: ItipObject) -> None:
         """Answer an invitation, an update, or an instance update."""
@@ -102,6 +109,8 @@ class ResourceHandler(BaseHandler):
             self.records.save(obj)
         else:
             self.records.save_instance(obj.uid, components[0], obj.timezones)
+        if decision.answer is Answer.ACCEPTED:
+            self._steps(CONFIRMATIONS, obj, [rid], self.booked)
 
     def _set_partstat(self, components: Sequence[Component], partstat: str) -> None:
         for component in components:
@@ -150,6 +159,7 @@ class ResourceHandler(BaseHandler):
         limits = self.records.limits(now, now + unit.settings.window)
         expansion = self.records.expand(obj, limits, () if full else None)
         future = [i for i in expansion.instances if i.end > now]
+        self.booked = future
         if not future:
             return self._nothing_to_book(obj)
         request = self._request(obj, future, expansion.indefinite)
@@ -165,6 +175,28 @@ class ResourceHandler(BaseHandler):
             )
         lines = parse_function_lines(unit.preferences.get("scheduling_function"))
         return decide(request, lines)
+
+    def _steps(
+        self,
+        steps: Mapping[str, Step],
+        obj: ItipObject,
+        rids: Sequence[str],
+        instances: Sequence[Instance],
+    ) -> None:
+        """Run confirmation or retraction steps of the configured functions."""
+        lines = parse_function_lines(self.unit.preferences.get("scheduling_function"))
+        booking = Booking(
+            self.unit.user, organizer_of(obj.first), obj.uid, rids, instances, self.unit.now
+        )
+        for name in run_steps(steps, booking, lines):
+            self.unit.decision(obj.uid, ",".join(rids), "step", name, "ran")
+
+    def vevent_cancel(self, obj: ItipObject) -> None:
+        """Cancel (see BaseHandler), then retract what the functions confirmed."""
+        super().vevent_cancel(obj)
+        if self.cancelled:
+            rids = [recurrence_id_of(c, self.unit.zone) for c in obj.overrides] or [""]
+            self._steps(RETRACTIONS, obj, rids, [])
 
     def _limited(self, request: Request, limited: Decision) -> Decision:
         """A broken limit: decline, or counter with a compliant alternative."""

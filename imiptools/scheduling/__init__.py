@@ -151,6 +151,69 @@ def parse_function_lines(text: str) -> list[tuple[str, list[str]]]:
     return lines
 
 
+@dataclass(frozen=True)
+class Booking:
+    """What confirmation and retraction steps see of a booking (or its end).
+
+    ``recurrence_ids`` are the instances concerned ('' alone: the whole
+    event). ``instances`` are the booked instances (empty for a retraction).
+    """
+
+    resource: str
+    organiser: str
+    uid: str
+    recurrence_ids: Sequence[str]
+    instances: Sequence[Instance]
+    now: datetime
+
+
+Step = Callable[[Booking, Sequence[str]], None]
+#: Run after a booking is accepted / after it is cancelled or given up, for
+#: each ``scheduling_function`` line whose name has a step registered.
+CONFIRMATIONS: dict[str, Step] = {}
+RETRACTIONS: dict[str, Step] = {}
+
+
+def register_confirmation(name: str) -> Callable[[Step], Step]:
+    """Decorator: run ``step`` after ``name`` helped accept a booking."""
+
+    def add(step: Step) -> Step:
+        CONFIRMATIONS[name] = step
+        return step
+
+    return add
+
+
+def register_retraction(name: str) -> Callable[[Step], Step]:
+    """Decorator: run ``step`` when a booking ``name`` confirmed ends early."""
+
+    def add(step: Step) -> Step:
+        RETRACTIONS[name] = step
+        return step
+
+    return add
+
+
+def run_steps(
+    steps: Mapping[str, Step], booking: Booking, lines: Sequence[tuple[str, list[str]]]
+) -> list[str]:
+    """Run the steps registered for the configured lines; return their names.
+
+    Unlike the decisions, steps may write (a quota journal, say). They run
+    after the store is written, under the resource's lock; one that fails
+    raises, and the message is retried (75), which the steps must tolerate:
+    they are idempotent per (resource, uid, recurrence id).
+    """
+    ran = []
+    for name, args in lines:
+        lookup(name)  # loads entry points, which may register steps too
+        step = steps.get(name)
+        if step is not None:
+            step(booking, args)
+            ran.append(name)
+    return ran
+
+
 def lookup(name: str) -> Function | None:
     """The function registered as ``name`` (loading entry points once)."""
     global _loaded_entry_points
