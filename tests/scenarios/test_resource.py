@@ -631,3 +631,59 @@ def test_limit_action_counter_truncates_an_endless_series(agent: Agent) -> None:
     assert counter_of(run) == ("20300108T100000Z", "20300108T110000Z")
     rule = run.replies()[0].walk("VEVENT")[0]["RRULE"]
     assert rule["FREQ"] == ["WEEKLY"] and rule["COUNT"] == [10]
+
+
+def test_min_duration_and_periods_per_interval(agent: Agent) -> None:
+    agent.set_pref(ROOM, "min_duration", "PT30M")
+    agent.set_pref(ROOM, "max_periods_per_interval", "1 P1D")
+    short = vevent("short", "20300108T100000Z", "20300108T101500Z")
+    assert only_reply(request(agent, short)) == "DECLINED"
+    twice = vevent(
+        "twice",
+        "20300108T100000Z",
+        "20300108T110000Z",
+        extra="RRULE:FREQ=HOURLY;INTERVAL=4;COUNT=2",
+    )
+    run = request(agent, twice)
+    assert only_reply(run) == "DECLINED"
+    assert b"REQUEST-STATUS:3.6;" in raw_calendar(run.sent[0])
+    daily = vevent(
+        "daily", "20300108T100000Z", "20300108T110000Z", extra="RRULE:FREQ=DAILY;COUNT=3"
+    )
+    assert only_reply(request(agent, daily)) == "ACCEPTED"
+
+
+def test_permitted_times_limit_declines_off_grid_times(agent: Agent) -> None:
+    agent.set_pref(ROOM, "permitted_times", "0,30")
+    odd = vevent("odd", "20300108T101000Z", "20300108T105000Z")
+    run = request(agent, odd)
+    assert only_reply(run) == "DECLINED"
+    assert "start and end" in str(run.replies()[0].walk("VEVENT")[0]["COMMENT"])
+    assert only_reply(request(agent, vevent("even"))) == "ACCEPTED"
+
+
+def test_opening_hours_as_vavailability(agent: Agent) -> None:
+    availability = (
+        "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//tests//EN\nBEGIN:VAVAILABILITY\n"
+        "UID:open\nDTSTAMP:20300101T000000Z\nBEGIN:AVAILABLE\nUID:weekdays\n"
+        "DTSTAMP:20300101T000000Z\nDTSTART:20300107T090000Z\nDTEND:20300107T120000Z\n"
+        "RRULE:FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR\nEND:AVAILABLE\nEND:VAVAILABILITY\n"
+        "END:VCALENDAR\n"
+    )
+    agent.set_pref(ROOM, "opening_hours", availability)
+    assert only_reply(request(agent, vevent())) == "ACCEPTED"  # Tuesday 10:00-11:00 UTC
+    late = vevent("late", "20300108T130000Z", "20300108T140000Z")
+    assert only_reply(request(agent, late)) == "DECLINED"
+
+
+def test_acl_capacity_and_limits_combined(agent: Agent) -> None:
+    agent.set_pref(ROOM, "acl", "accept domain example.com\ndefault decline")
+    agent.set_pref(ROOM, "scheduling_function", "access_control_list\nschedule_in_freebusy 2")
+    agent.set_pref(ROOM, "max_duration", "PT2H")
+    stranger = vevent("s", organiser="eve@elsewhere.example")
+    assert only_reply(request(agent, stranger, sender="eve@elsewhere.example")) == "DECLINED"
+    too_long = vevent("l", "20300108T100000Z", "20300108T130000Z")
+    assert only_reply(request(agent, too_long)) == "DECLINED"
+    assert only_reply(request(agent, vevent("a"))) == "ACCEPTED"
+    assert only_reply(request(agent, vevent("b"))) == "ACCEPTED"
+    assert only_reply(request(agent, vevent("c"))) == "DECLINED"
