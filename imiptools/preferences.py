@@ -9,6 +9,7 @@ typo in one file never stops mail.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -88,25 +89,20 @@ def _periods_per_interval(value: str) -> str:
     return value
 
 
-def _permitted_times(value: str) -> str:
-    from imiptools.scheduling.hours import parse_permitted_times
+def _parsed_by(module: str, function: str) -> Callable[[str], str]:
+    """A validator calling ``module.function(value)`` (imported when used:
+    the scheduling modules import this one)."""
 
-    parse_permitted_times(value)
-    return value
+    def check(value: str) -> str:
+        getattr(importlib.import_module(module), function)(value)
+        return value
 
-
-def _opening_hours(value: str) -> str:
-    from imiptools.scheduling.hours import parse_opening
-
-    parse_opening(value)
-    return value
+    return check
 
 
-def _acl(value: str) -> str:
-    from imiptools.scheduling.access import parse_acl
-
-    parse_acl(value)
-    return value
+_permitted_times = _parsed_by("imiptools.scheduling.hours", "parse_permitted_times")
+_opening_hours = _parsed_by("imiptools.scheduling.hours", "parse_opening")
+_acl = _parsed_by("imiptools.scheduling.access", "parse_acl")
 
 
 def _language(value: str) -> str:
@@ -115,11 +111,7 @@ def _language(value: str) -> str:
     return value
 
 
-def _scheduling(value: str) -> str:
-    from imiptools.scheduling import parse_function_lines
-
-    parse_function_lines(value)
-    return value
+_scheduling = _parsed_by("imiptools.scheduling", "parse_function_lines")
 
 
 @dataclass(frozen=True)

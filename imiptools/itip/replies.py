@@ -48,6 +48,13 @@ def _attendee(who: str, partstat: str | None, sent_by: str = "", cn: str = "") -
     return prop
 
 
+def _answering(source: Component, attendee: str, partstat: str, sent_by: str) -> vCalAddress:
+    """Our ATTENDEE for an answer to ``source``, keeping the CN it gave us."""
+    original = find_attendee(source, attendee)
+    cn = str(original.params.get("CN", "")) if original is not None else ""
+    return _attendee(attendee, partstat, sent_by, cn)
+
+
 def _copy_time(target: Component, source: Component, name: str) -> None:
     """Copy DTSTART/DTEND/RECURRENCE-ID: dates as they are, date-times in UTC."""
     if name not in source:
@@ -93,9 +100,7 @@ def reply_component(
     the reader DTSTART/DTEND/SUMMARY, plus COMMENT with the reason.
     """
     event = _base(source, stamp)
-    original = find_attendee(source, attendee)
-    cn = str(original.params.get("CN", "")) if original is not None else ""
-    event.add("ATTENDEE", _attendee(attendee, partstat, sent_by, cn))
+    event.add("ATTENDEE", _answering(source, attendee, partstat, sent_by))
     for name in ("DTSTART", "DTEND"):
         _copy_time(event, source, name)
     if "SUMMARY" in source:
@@ -133,9 +138,7 @@ def counter(
     event.add("DTEND", to_utc(end))
     if rrule:
         event.add("RRULE", vRecur.from_ical(rrule))
-    original = find_attendee(source, attendee)
-    cn = str(original.params.get("CN", "")) if original is not None else ""
-    event.add("ATTENDEE", _attendee(attendee, "NEEDS-ACTION", sent_by, cn))
+    event.add("ATTENDEE", _answering(source, attendee, "NEEDS-ACTION", sent_by))
     if comment:
         event.add("COMMENT", comment)
     return make_calendar([event], "COUNTER")
