@@ -16,7 +16,7 @@ import logging
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from importlib.metadata import entry_points
 
 from icalendar import Component
@@ -37,6 +37,11 @@ class Answer(enum.StrEnum):
     DECLINED = "DECLINED"
     #: Not a PARTSTAT: the resource answers with METHOD:COUNTER (RFC 5546 §3.2.7).
     COUNTER = "COUNTER"
+
+
+class Words(str):
+    """A parameter value that is itself a msgid (marked ``N_``): translated
+    when the reason is rendered."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ class Decision:
             template = translator.ngettext(self.reason, self.plural, int(str(count)))
         else:
             template = translator.gettext(self.reason)
-        return template.format(**self.params)
+        return template.format(**{k: _render(v, translator) for k, v in self.params.items()})
 
 
 #: REQUEST-STATUS (RFC 5546 §3.6) of declining decisions, by code. Refusals
@@ -92,6 +97,17 @@ REQUEST_STATUS: dict[str, str] = {
     "outside-window": "3.1;Invalid property value;DTSTART",
     "too-many-instances": "3.14;Unsupported capability;RRULE",
 }
+
+
+def _render(value: object, translator: Translator | None) -> object:
+    """A parameter as words: durations and :class:`Words` in the reader's language."""
+    if isinstance(value, timedelta):
+        from imiptools.scheduling.limits import describe_duration
+
+        return describe_duration(value, translator)
+    if isinstance(value, Words) and translator is not None:
+        return translator.gettext(value)
+    return value
 
 
 def _no_preference(name: str) -> str:

@@ -52,7 +52,6 @@ from imiptools.scheduling.hours import (
     parse_permitted_times,
     permitted_times_decision,
 )
-from imiptools.scheduling.limits import describe_duration
 
 __all__ = [
     "COUNTER_FUNCTIONS",
@@ -168,7 +167,7 @@ def _too_soon(policy: _Policy, function: str) -> Decision:
         "min-notice",
         N_("the resource must be booked at least {limit} in advance"),
         function,
-        {"limit": describe_duration(policy.notice)},
+        {"limit": policy.notice},
     )
 
 

@@ -30,9 +30,9 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from imiptools.config import parse_duration
-from imiptools.i18n import N_, N_plural
+from imiptools.i18n import N_, N_plural, Translator
 from imiptools.itip.recurrence import Instance
-from imiptools.scheduling import Answer, Decision, Request, misconfigured
+from imiptools.scheduling import Answer, Decision, Request, Words, misconfigured
 from imiptools.scheduling.freebusy import describe
 
 __all__ = [
@@ -79,16 +79,22 @@ REQUEST_STATUS: dict[str, str] = {
 
 #: English names of the RFC 5545 §3.3.10 FREQ values, for the reason text.
 FREQUENCY_WORDS: dict[str, str] = {
-    "SECONDLY": "every second",
-    "MINUTELY": "every minute",
-    "HOURLY": "every hour",
-    "DAILY": "every day",
-    "WEEKLY": "every week",
-    "MONTHLY": "every month",
-    "YEARLY": "every year",
+    "SECONDLY": N_("every second"),
+    "MINUTELY": N_("every minute"),
+    "HOURLY": N_("every hour"),
+    "DAILY": N_("every day"),
+    "WEEKLY": N_("every week"),
+    "MONTHLY": N_("every month"),
+    "YEARLY": N_("every year"),
 }
 
-_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+_UNITS = (
+    (N_plural("{count} day", "{count} days"), 86400),
+    (N_plural("{count} hour", "{count} hours"), 3600),
+    (N_plural("{count} minute", "{count} minutes"), 60),
+    (N_plural("{count} second", "{count} seconds"), 1),
+)
+MINUS = N_("minus {duration}")
 
 MAX_INSTANCES = N_plural(
     "the resource can be booked for at most {count} instance of a series",
@@ -103,27 +109,37 @@ PERIODS_PER_INTERVAL = N_plural(
 # -- helpers -----------------------------------------------------------------
 
 
-def describe_duration(duration: timedelta) -> str:
-    """English words for ``duration``: ``4 hours``, ``1 day 2 hours``, ``30 minutes``.
+def describe_duration(duration: timedelta, translator: Translator | None = None) -> str:
+    """Words for ``duration``: ``4 hours``, ``1 day 2 hours``, ``30 minutes``.
 
     Whole days, hours, minutes and seconds, largest first, zero parts left
     out (microseconds are dropped); ``0 seconds`` for zero; a negative
-    duration is prefixed with ``minus``.
+    duration is prefixed with ``minus``. In the translator's language when
+    one is given.
     """
     seconds = int(abs(duration).total_seconds())
     parts = []
-    for name, size in _UNITS:
+    for (singular, plural), size in _UNITS:
         amount, seconds = divmod(seconds, size)
         if amount:
-            parts.append(f"{amount} {name}{'' if amount == 1 else 's'}")
-    text = " ".join(parts) or "0 seconds"
-    return f"minus {text}" if duration < timedelta(0) else text
+            parts.append(_plural(translator, singular, plural, amount).format(count=amount))
+    text = " ".join(parts) or _plural(translator, *_UNITS[-1][0], 0).format(count=0)
+    if duration < timedelta(0):
+        minus = translator.gettext(MINUS) if translator else MINUS
+        return minus.format(duration=text)
+    return text
+
+
+def _plural(translator: Translator | None, singular: str, plural: str, count: int) -> str:
+    if translator is not None:
+        return translator.ngettext(singular, plural, count)
+    return singular if count == 1 else plural
 
 
 def _duration_params(text: str, limit: timedelta) -> dict[str, object]:
     """The params every duration limit gives: words, RFC 5545 text, seconds."""
     return {
-        "limit": describe_duration(limit),
+        "limit": limit,  # rendered in the reader's language by Decision.text
         "limit_iso": text.strip().upper(),
         "limit_seconds": int(limit.total_seconds()),
     }
@@ -209,7 +225,7 @@ def permitted_frequencies(request: Request) -> Decision | None:
                 "frequency",
                 N_("the resource cannot be booked for an event that repeats {frequency}"),
                 "permitted_frequencies",
-                {"frequency": FREQUENCY_WORDS.get(freq, freq.lower()), "freq": freq},
+                {"frequency": Words(FREQUENCY_WORDS.get(freq, freq.lower())), "freq": freq},
             )
     return None
 

@@ -687,3 +687,12 @@ def test_acl_capacity_and_limits_combined(agent: Agent) -> None:
     assert only_reply(request(agent, vevent("a"))) == "ACCEPTED"
     assert only_reply(request(agent, vevent("b"))) == "ACCEPTED"
     assert only_reply(request(agent, vevent("c"))) == "DECLINED"
+
+
+def test_limit_words_are_translated_too(agent: Agent) -> None:
+    agent.set_pref(ROOM, "LANG", "de")
+    agent.set_pref(ROOM, "max_duration", "PT2H")
+    run = request(agent, vevent("long", "20300108T100000Z", "20300108T130000Z"))
+    assert only_reply(run) == "DECLINED"
+    comment = str(run.replies()[0].walk("VEVENT")[0]["COMMENT"])
+    assert "2 Stunden" in comment and "hours" not in comment
