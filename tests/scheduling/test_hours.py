@@ -12,12 +12,12 @@ from icalendar import Event
 
 from imiptools.itip.recurrence import Instance
 from imiptools.scheduling import STATUS_TEXT, Answer, Request
+from imiptools.scheduling.availability import opening_hours_from_vavailability
 from imiptools.scheduling.hours import (
     REQUEST_STATUS,
     OpeningHours,
     PermittedTimes,
     Rule,
-    opening_hours_from_vavailability,
     opening_hours_limit,
     parse_opening,
     parse_opening_hours,
