@@ -1,0 +1,285 @@
+"""The quota journal: one directory per quota group, files an admin can read.
+
+Layout under the journal root (``-j DIR``, setting ``journal``)::
+
+    rooms/limits     WHO MEASURE PERIOD VALUE      (see imiptools.quota.limits)
+    rooms/groups     ADDRESS GROUP                 one user a line
+    rooms/exempt     ADDRESS                       one user a line
+    rooms/delegates  RESOURCE-URI                  one resource a line
+    rooms/bookings   USER<TAB>RESOURCE<TAB>UID<TAB>RID<TAB>START<TAB>END
+    rooms/.lock      flock target, never deleted
+
+In the admin files blank lines and ``#`` comments are ignored; a bad line
+raises ValueError naming the file and line number. ``bookings`` is written
+only by this module: fields from event data are percent-escaped as in
+:mod:`imiptools.periods`, times are UTC (``20300108T100000Z``).
+
+Locking and lock order: every update of ``bookings`` rewrites the whole
+file atomically (:func:`~imiptools.fileutil.atomic_write`) under the quota's
+lock. A unit of work that touches quotas takes, in this order, the user
+store lock of the resource first, then the quota locks sorted by name
+(:meth:`QuotaJournal.locked`), so that concurrent deliveries to several
+resources of several quotas can never deadlock. A journal instance
+remembers the quota locks it holds: updates made inside :meth:`locked` use
+them (check, then write, in one critical section); an update outside takes
+its quota's lock alone, and one that would take a lock out of order raises
+:class:`LockOrderError`. An instance belongs to one thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import quote, unquote
+
+from imiptools.dates import format_utc, parse_utc
+from imiptools.errors import UnsafeName
+from imiptools.fileutil import atomic_write, read_text
+from imiptools.lock import file_lock
+from imiptools.quota.limits import (
+    EVERYONE,
+    GROUP_PREFIX,
+    QuotaBooking,
+    QuotaLimit,
+    parse_period,
+    parse_value,
+)
+from imiptools.stores.names import is_verbatim, normalise_user
+
+LOCK_FILE = ".lock"
+BOOKING_FIELDS = 6
+T = TypeVar("T")
+_SAFE = " !\"#$&'()*+,-./:;<=>?@[]^_`{|}~"
+
+
+class LockOrderError(RuntimeError):
+    """A quota lock was requested out of the documented order (a bug)."""
+
+
+def _escape(text: str) -> str:
+    """Percent-escape as :mod:`imiptools.periods` does; '' becomes '-'."""
+    if not text:
+        return "-"
+    if text == "-":
+        return "%2D"
+    return quote(text, safe=_SAFE, errors="surrogatepass")
+
+
+def _unescape(text: str) -> str:
+    return "" if text == "-" else unquote(text, errors="surrogatepass")
+
+
+def booking_line(booking: QuotaBooking) -> str:
+    """One ``bookings`` line (no newline) for ``booking``."""
+    fields = (booking.user, booking.resource, booking.uid, booking.rid)
+    times = (format_utc(booking.start), format_utc(booking.end))
+    return "\t".join((*map(_escape, fields), *times))
+
+
+def parse_booking(line: str) -> QuotaBooking:
+    """Inverse of :func:`booking_line`; raises ValueError."""
+    parts = line.split("\t")
+    if len(parts) != BOOKING_FIELDS:
+        raise ValueError(f"expected {BOOKING_FIELDS} tab-separated fields")
+    user, resource, uid, rid = map(_unescape, parts[:4])
+    start, end = parse_utc(parts[4]), parse_utc(parts[5])
+    if not start < end:
+        raise ValueError("start must be before end")
+    return QuotaBooking(user, resource, uid, rid, start, end)
+
+
+def parse_who(text: str) -> str:
+    """WHO of a limit: ``*``, ``@group`` or an address (normalised)."""
+    if text == EVERYONE:
+        return text
+    if text.startswith(GROUP_PREFIX):
+        return GROUP_PREFIX + parse_group(text[1:])
+    return parse_user(text)
+
+
+def parse_user(text: str) -> str:
+    """A user address, normalised to ``mailto:...``; ValueError if unusable."""
+    try:
+        return normalise_user(text)
+    except UnsafeName as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def parse_group(text: str) -> str:
+    """A group name: a verbatim safe component (``staff``); ValueError else."""
+    if not is_verbatim(text):
+        raise ValueError(f"bad group name {text!r}")
+    return text
+
+
+def parse_limit(line: str) -> QuotaLimit:
+    """One ``limits`` line ``WHO MEASURE PERIOD VALUE``; raises ValueError."""
+    words = line.split()
+    if len(words) != 4:
+        raise ValueError("expected WHO MEASURE PERIOD VALUE")
+    who, measure, period, value = words
+    return QuotaLimit(parse_who(who), measure, parse_period(period), parse_value(measure, value))
+
+
+def _parse_group_line(line: str) -> tuple[str, str]:
+    words = line.split()
+    if len(words) != 2:
+        raise ValueError("expected ADDRESS GROUP")
+    return parse_user(words[0]), parse_group(words[1])
+
+
+def _content_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, stripped line) of lines that are not blank or comments."""
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            yield number, line
+
+
+class QuotaJournal:
+    """The quota groups under ``root``; see the module docstring for the files.
+
+    ``timeout`` is the deadline in seconds for the quota locks that updates
+    take themselves. Reads take no lock (files are replaced atomically).
+    """
+
+    def __init__(self, root: Path, timeout: float = 30.0) -> None:
+        self.root = root
+        self.timeout = timeout
+        self._held: list[str] = []
+
+    def directory(self, quota: str) -> Path:
+        """The directory of ``quota``; raises :class:`UnsafeName` for bad names."""
+        if not is_verbatim(quota):
+            raise UnsafeName(f"bad quota name {quota!r}")
+        return self.root / quota
+
+    # Locks.
+
+    @contextmanager
+    def lock(self, quota: str, timeout: float) -> Iterator[None]:
+        """Hold the flock of ``quota`` (``<quota>/.lock``); LockTimeout after ``timeout`` s.
+
+        Raises :class:`LockOrderError` if a quota of a later or equal name is held.
+        """
+        if self._held and self._held[-1] >= quota:
+            raise LockOrderError(f"quota lock {quota!r} after {self._held[-1]!r}")
+        with file_lock(self.directory(quota) / LOCK_FILE, timeout):
+            self._held.append(quota)
+            try:
+                yield
+            finally:
+                self._held.remove(quota)
+
+    @contextmanager
+    def locked(self, quotas: Iterable[str], timeout: float) -> Iterator[None]:
+        """Hold the locks of all ``quotas``, taken in sorted order (duplicates once)."""
+        with ExitStack() as stack:
+            for quota in sorted(set(quotas)):
+                stack.enter_context(self.lock(quota, timeout))
+            yield
+
+    @contextmanager
+    def _guard(self, quota: str) -> Iterator[None]:
+        """Use the lock of ``quota`` if held, else take it alone."""
+        if quota in self._held:
+            yield
+        else:
+            with self.lock(quota, self.timeout):
+                yield
+
+    # Admin files.
+
+    def _parse_file(self, quota: str, name: str, parse: Callable[[str], T]) -> list[T]:
+        path = self.directory(quota) / name
+        values = []
+        for number, line in _content_lines(read_text(path) or ""):
+            try:
+                values.append(parse(line))
+            except ValueError as exc:
+                raise ValueError(f"{path}:{number}: {exc}") from exc
+        return values
+
+    def limits(self, quota: str) -> list[QuotaLimit]:
+        """The limits of ``quota`` in file order ([] without a file)."""
+        return self._parse_file(quota, "limits", parse_limit)
+
+    def groups(self, quota: str) -> dict[str, str]:
+        """User (normalised) to group name; a later line for a user wins."""
+        return dict(self._parse_file(quota, "groups", _parse_group_line))
+
+    def group_of(self, quota: str, user: str) -> str | None:
+        """The group of ``user`` in ``quota``, or None."""
+        return self.groups(quota).get(parse_user(user))
+
+    def members(self, quota: str, group: str) -> set[str]:
+        """The users (normalised) of ``group`` in ``quota``."""
+        return {user for user, name in self.groups(quota).items() if name == group}
+
+    def exempt(self, quota: str) -> set[str]:
+        """The exempt users (normalised) of ``quota``."""
+        return set(self._parse_file(quota, "exempt", parse_user))
+
+    def is_exempt(self, quota: str, user: str) -> bool:
+        """True if ``user`` is listed in ``exempt``."""
+        return parse_user(user) in self.exempt(quota)
+
+    def delegates(self, quota: str) -> list[str]:
+        """The resources (normalised URIs) that may stand in for each other."""
+        return self._parse_file(quota, "delegates", parse_user)
+
+    # Bookings.
+
+    def bookings(self, quota: str) -> list[QuotaBooking]:
+        """Every booking recorded in ``quota``, in file order."""
+        return self._parse_file(quota, "bookings", parse_booking)
+
+    def _write_bookings(self, quota: str, bookings: Iterable[QuotaBooking]) -> None:
+        text = "".join(booking_line(b) + "\n" for b in sorted(bookings, key=_order))
+        atomic_write(self.directory(quota) / "bookings", text)
+
+    def add_bookings(self, quota: str, items: Iterable[QuotaBooking]) -> None:
+        """Record ``items``; a record with the same key replaces the old one."""
+        with self._guard(quota):
+            records = {b.key: b for b in self.bookings(quota)}
+            records.update((b.key, b) for b in items)
+            self._write_bookings(quota, records.values())
+
+    def remove_bookings(
+        self,
+        quota: str,
+        user: str,
+        resource: str,
+        uid: str,
+        rids: Iterable[str] | None = None,
+    ) -> int:
+        """Drop the records of (user, resource, uid), only ``rids`` if given.
+
+        Returns how many were dropped (0 when there were none: idempotent).
+        """
+        wanted = None if rids is None else set(rids)
+
+        def doomed(b: QuotaBooking) -> bool:
+            same = (b.user, b.resource, b.uid) == (user, resource, uid)
+            return same and (wanted is None or b.rid in wanted)
+
+        return self._drop(quota, doomed)
+
+    def expire(self, quota: str, before: datetime) -> int:
+        """Drop bookings that ended at or before ``before``; return how many."""
+        return self._drop(quota, lambda b: b.end <= before)
+
+    def _drop(self, quota: str, doomed: Callable[[QuotaBooking], bool]) -> int:
+        with self._guard(quota):
+            records = self.bookings(quota)
+            kept = [b for b in records if not doomed(b)]
+            if len(kept) != len(records):
+                self._write_bookings(quota, kept)
+            return len(records) - len(kept)
+
+
+def _order(booking: QuotaBooking) -> tuple[datetime, tuple[str, str, str, str]]:
+    return (booking.start, booking.key)

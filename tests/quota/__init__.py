@@ -1,0 +1,1 @@
+"""Tests of imiptools.quota (issue 5)."""
