@@ -289,42 +289,46 @@ def _first(instances: Sequence[Instance], wrong: Callable[[timedelta], bool]) ->
     return None
 
 
-def max_duration(request: Request) -> Decision | None:
-    """Decline if an instance is longer than ``max_duration``."""
-    value = request.preference("max_duration")
+def _duration_limit(
+    request: Request,
+    preference: str,
+    code: str,
+    reason: str,
+    breaks: Callable[[timedelta, timedelta], bool],
+) -> Decision | None:
+    """Decline for the first instance whose length ``breaks`` the limit."""
+    value = request.preference(preference)
     if not value:
         return None
     limit = parse_duration(value)
-    instance = _first(request.instances, lambda length: length > limit)
+    instance = _first(request.instances, lambda length: breaks(length, limit))
     if instance is None:
         return None
     params = _duration_params(value, limit)
     params["period"] = describe(instance.start, instance.end, request.zone)
-    return _decline(
+    return _decline(code, reason, preference, params)
+
+
+def max_duration(request: Request) -> Decision | None:
+    """Decline if an instance is longer than ``max_duration``."""
+    return _duration_limit(
+        request,
+        "max_duration",
         "max-duration",
         N_("the event is longer than the {limit} the resource can be booked for"),
-        "max_duration",
-        params,
+        lambda length, limit: length > limit,
     )
 
 
 def min_duration(request: Request) -> Decision | None:
     """Decline if an instance is shorter than ``min_duration`` (a
     zero-length instance is compared as it is)."""
-    value = request.preference("min_duration")
-    if not value:
-        return None
-    limit = parse_duration(value)
-    instance = _first(request.instances, lambda length: length < limit)
-    if instance is None:
-        return None
-    params = _duration_params(value, limit)
-    params["period"] = describe(instance.start, instance.end, request.zone)
-    return _decline(
+    return _duration_limit(
+        request,
+        "min_duration",
         "min-duration",
         N_("the event is shorter than the {limit} the resource must be booked for"),
-        "min_duration",
-        params,
+        lambda length, limit: length < limit,
     )
 
 
