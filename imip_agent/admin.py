@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import email
+import importlib
 import io
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from email import policy
 from email.message import Message
@@ -55,34 +56,94 @@ class AdminParser(Parser):
     error_class = UsageError
 
 
+#: A subcommand: (parsed arguments, settings) -> text to print.
+Command = Callable[[argparse.Namespace, Settings], str]
+#: Modules that add subcommands: each has ``add_commands(commands)``, which
+#: adds subparsers and sets their ``command_function`` default (a Command).
+#: Keeps this module small; every group of subcommands lives in its own.
+COMMAND_MODULES = ("imip_agent.admin_quota", "imip_agent.admin_store", "imip_agent.admin_install")
+
+
 def build_parser() -> AdminParser:
     """The imip-admin command line."""
     parser = AdminParser(prog="imip-admin", description=__doc__)
     add_store_options(parser)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=AdminParser)
-    export = commands.add_parser("export", help="print a user's calendar as iCalendar")
+    add_commands(commands)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.add_commands(commands)
+    return parser
+
+
+def add_command(
+    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    function: Command,
+    help: str,
+    description: str | None = None,
+) -> AdminParser:
+    """Add subcommand ``name`` running ``function``; store options accepted after it."""
+    sub: AdminParser = commands.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub.set_defaults(command_function=function)
+    add_store_options(sub, suppress=True)
+    return sub
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """The subcommands of this module: export, freebusy, log, prefs, whatif."""
+    export = add_command(commands, "export", _export, "print a user's calendar as iCalendar")
     export.add_argument("user")
-    freebusy = commands.add_parser("freebusy", help="print a user's free/busy (VFREEBUSY)")
+    freebusy = add_command(commands, "freebusy", _freebusy, "print a user's free/busy (VFREEBUSY)")
     freebusy.add_argument("user")
     freebusy.add_argument("--start", help="start (default: now)")
     freebusy.add_argument("--end", help="end (default: start + the window)")
-    log = commands.add_parser("log", help="show a resource's decisions")
+    log = add_command(commands, "log", _log, "show a resource's decisions")
     log.add_argument("user")
     log.add_argument("--json", action="store_true", help="print the JSON lines as stored")
-    prefs = commands.add_parser("prefs", help="get, set or list preferences")
-    prefs.add_argument("action", choices=["get", "set", "list", "unset"])
-    prefs.add_argument("user")
-    prefs.add_argument("name", nargs="?")
-    prefs.add_argument("value", nargs="?")
-    whatif = commands.add_parser(
-        "whatif", help="show what imip-resource would answer to the message on stdin"
+    prefs_ = add_command(commands, "prefs", _prefs, "get, set or list preferences")
+    prefs_.add_argument("action", choices=["get", "set", "list", "unset"])
+    prefs_.add_argument("user")
+    prefs_.add_argument("name", nargs="?")
+    prefs_.add_argument("value", nargs="?")
+    whatif = add_command(
+        commands, "whatif", _what_if, "show what imip-resource would answer to the message on stdin"
     )
     whatif.add_argument("user", metavar="RESOURCE")
     whatif.add_argument("--sender", help="envelope sender (default: the message's From)")
     whatif.add_argument("--raw", action="store_true", help="print the mail exactly as sent")
-    for sub in (export, freebusy, log, prefs, whatif):
-        add_store_options(sub, suppress=True)
-    return parser
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> str:
+    user = normalise_user(args.user)
+    return export(user, records_for(user, args, settings))
+
+
+def _freebusy(args: argparse.Namespace, settings: Settings) -> str:
+    user = normalise_user(args.user)
+    return freebusy(records_for(user, args, settings), args, settings)
+
+
+def _log(args: argparse.Namespace, settings: Settings) -> str:
+    return decision_log(normalise_user(args.user), args, settings)
+
+
+def _prefs(args: argparse.Namespace, settings: Settings) -> str:
+    return prefs(normalise_user(args.user), args, settings)
+
+
+def _what_if(args: argparse.Namespace, settings: Settings) -> str:
+    return what_if(normalise_user(args.user), args, settings)
 
 
 def records_for(user: str, args: argparse.Namespace, settings: Settings) -> UserRecords:
@@ -269,18 +330,8 @@ def run(argv: Sequence[str]) -> ExitCode:
     settings = settings_from(args)
     if args.command != "whatif" or args.verbose:  # a forecast is no decision to log
         setup_logging(args, settings)
-    user = normalise_user(args.user)
-    if args.command == "prefs":
-        output = prefs(user, args, settings)
-    elif args.command == "log":
-        output = decision_log(user, args, settings)
-    elif args.command == "whatif":
-        output = what_if(user, args, settings)
-    else:
-        records = records_for(user, args, settings)
-        output = (
-            export(user, records) if args.command == "export" else freebusy(records, args, settings)
-        )
+    function: Command = args.command_function
+    output = function(args, settings)
     sys.stdout.write(output.replace("\r\n", "\n") if sys.stdout.isatty() else output)
     return ExitCode.OK
 
