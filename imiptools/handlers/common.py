@@ -95,16 +95,18 @@ class Unit:
             found.add(self.envelope.sender.lower())
         return {a for a in found if a}
 
-    def may_answer(self, to: str) -> bool:
+    def may_answer(self, to: str, forwarded: bool = False) -> bool:
         """No answers to bounces, automatic mail (RFC 3834 §2), or ourselves.
 
         ``Precedence: bulk`` is not a reason to stay silent: iTIP answers go
         to the ORGANIZER who asked for them (RSVP), not to a list, and some
-        groupware marks every invitation bulk (Tine 2.0 does).
+        groupware marks every invitation bulk (Tine 2.0 does). ``forwarded``:
+        the message is an automatic delegation from a trusted resource, and
+        the answer goes to the organiser, not back to it (no loop).
         """
         if self.envelope.sender == "":
             return self._refuse("null sender")
-        if self.message.auto_submitted not in HUMAN:
+        if self.message.auto_submitted not in HUMAN and not forwarded:
             return self._refuse(f"Auto-Submitted: {self.message.auto_submitted}")
         if not to or to in (self.address, self.calendar_address):
             return self._refuse("no one else to answer")

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
 from icalendar import Component, Event
 
@@ -31,6 +33,7 @@ from imiptools.itip.objects import (
     attendees_of,
     find_attendee,
     mail_address_of,
+    make_calendar,
     organizer_of,
     recurrence_id_of,
     sequence_of,
@@ -39,6 +42,7 @@ from imiptools.itip.objects import (
 )
 from imiptools.itip.recurrence import Instance
 from imiptools.periods import Period
+from imiptools.quota.journal import QuotaJournal, QuotaState
 from imiptools.scheduling import (
     CONFIRMATIONS,
     REQUEST_STATUS,
@@ -56,6 +60,7 @@ from imiptools.scheduling import (
 from imiptools.scheduling.alternatives import alternative
 from imiptools.scheduling.counter import delegated_limits, search_span
 from imiptools.scheduling.limits import check_limits
+from imiptools.scheduling.quota import quotas_named
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,55 @@ class ResourceHandler(BaseHandler):
     bounce_unusable = True
     #: The instances the last scheduling decision was about (for steps).
     booked: Sequence[Instance] = ()
+    #: The quota groups the configured functions name, read under their locks.
+    quotas: Mapping[str, QuotaState] = {}
+    journal: QuotaJournal | None = None
+    #: RECURRENCE-IDs the current message is about ('' alone: the whole event).
+    touched: Sequence[str] = ("",)
+    #: Whether the message being handled was delegated to us by a pool member.
+    forwarded = False
+
+    def handle(self, obj: ItipObject) -> None:
+        """Dispatch ``obj`` holding the locks of the quotas the functions name.
+
+        Lock order (see imiptools.quota.journal): the resource's store lock,
+        held by the caller, then the quota locks by name. They are held from
+        the decision until the confirmation steps have recorded it.
+        """
+        with self._quota_locks():
+            super().handle(obj)
+
+    @contextmanager
+    def _quota_locks(self) -> Iterator[None]:
+        names = quotas_named(self._lines())
+        if not names:
+            yield
+            return
+        settings = self.unit.settings
+        journal = QuotaJournal(Path(settings.journal), settings.lock_timeout)
+        with journal.locked(names, settings.lock_timeout):
+            self.journal, self.quotas = journal, self._snapshots(journal, names)
+            try:
+                yield
+            finally:
+                self.journal, self.quotas = None, {}
+
+    def _snapshots(self, journal: QuotaJournal, names: Sequence[str]) -> dict[str, QuotaState]:
+        """The readable quotas; one with a bad file is left out (its functions
+        then answer "misconfigured") and logged."""
+        states = {}
+        for name in names:
+            try:
+                states[name] = journal.snapshot(name)
+            except ValueError as exc:
+                log.error("quota %s: %s", name, exc)
+        return states
+
+    def _lines(self) -> list[tuple[str, list[str]]]:
+        try:
+            return parse_function_lines(self.unit.preferences.get("scheduling_function"))
+        except ValueError:
+            return []
 
     def vevent_request(self, obj: ItipObject) -> None:
         """Answer an invitation, an update, or an instance update."""
@@ -76,12 +130,15 @@ class ResourceHandler(BaseHandler):
         stored = self.records.stored(obj.uid)
         if stored is not None and not self._authorised(stored.first, obj.first):
             return
+        self.touched = ("",)
+        self.forwarded = self._forwarded_by_pool(obj)
         if obj.master is None:
             for component in obj.overrides:
                 self._instance_request(obj, component)
         elif self._is_new_version(obj.uid, obj.master, stored):
             self._book(obj, obj.components, full=True)
         self.records.refresh_freebusy(obj.uid)
+        self._after(obj, retract=stored is not None)
 
     def _instance_request(self, obj: ItipObject, component: Component) -> None:
         rid = recurrence_id_of(component, self.unit.zone)
@@ -94,11 +151,14 @@ class ResourceHandler(BaseHandler):
     def _book(self, obj: ItipObject, components: Sequence[Component], full: bool) -> None:
         decision = self._schedule(obj, full)
         rid = "" if full else recurrence_id_of(components[0], self.unit.zone)
+        self.touched = (rid,)
         self.unit.decision(obj.uid, rid, decision.answer, decision.code, decision.text())
         self._log(obj, rid, components[0], decision)
         if decision.answer is Answer.COUNTER:
             self._set_partstat(components, "DECLINED")  # the requested time is not booked
             self._counter(obj, components[0], decision)
+        elif decision.answer is Answer.DELEGATED:
+            self._delegate(obj, components, decision)
         else:
             self._set_partstat(components, str(decision.answer))
             declined = self._declined_instances(obj, decision.declined) if full else []
@@ -109,8 +169,6 @@ class ResourceHandler(BaseHandler):
             self.records.save(obj)
         else:
             self.records.save_instance(obj.uid, components[0], obj.timezones)
-        if decision.answer is Answer.ACCEPTED:
-            self._steps(CONFIRMATIONS, obj, [rid], self.booked)
 
     def _set_partstat(self, components: Sequence[Component], partstat: str) -> None:
         for component in components:
@@ -176,27 +234,49 @@ class ResourceHandler(BaseHandler):
         lines = parse_function_lines(unit.preferences.get("scheduling_function"))
         return decide(request, lines)
 
+    def _after(self, obj: ItipObject, retract: bool) -> None:
+        """Run the steps of the configured functions for the event as now stored:
+        confirmations when the resource is busy for it, else retractions (only
+        when ``retract``: an event that was never booked has nothing to undo).
+        Runs after every message about the UID, so that a redelivered message
+        completes what an interrupted run left undone."""
+        stored = self.records.stored(obj.uid)
+        periods = self.records.periods(stored) if stored is not None else []
+        if periods:
+            self._steps(CONFIRMATIONS, obj, self.booked, periods)
+        elif retract:
+            self._steps(RETRACTIONS, obj, (), periods)
+
     def _steps(
         self,
         steps: Mapping[str, Step],
         obj: ItipObject,
-        rids: Sequence[str],
         instances: Sequence[Instance],
+        periods: Sequence[Period],
     ) -> None:
         """Run confirmation or retraction steps of the configured functions."""
-        lines = parse_function_lines(self.unit.preferences.get("scheduling_function"))
         booking = Booking(
-            self.unit.user, organizer_of(obj.first), obj.uid, rids, instances, self.unit.now
+            self.unit.user,
+            organizer_of(obj.first),
+            obj.uid,
+            self.touched,
+            instances,
+            self.unit.now,
+            periods,
+            self.journal,
         )
-        for name in run_steps(steps, booking, lines):
-            self.unit.decision(obj.uid, ",".join(rids), "step", name, "ran")
+        for name in run_steps(steps, booking, self._lines()):
+            self.unit.decision(obj.uid, ",".join(self.touched), "step", name, "ran")
 
     def vevent_cancel(self, obj: ItipObject) -> None:
         """Cancel (see BaseHandler), then retract what the functions confirmed."""
         super().vevent_cancel(obj)
         if self.cancelled:
             rids = [recurrence_id_of(c, self.unit.zone) for c in obj.overrides] or [""]
-            self._steps(RETRACTIONS, obj, rids, [])
+            self.touched, self.booked = tuple(rids), ()
+            stored = self.records.stored(obj.uid)
+            periods = self.records.periods(stored) if stored is not None else []
+            self._steps(RETRACTIONS, obj, (), periods)
 
     def _limited(self, request: Request, limited: Decision) -> Decision:
         """A broken limit: decline, or counter with a compliant alternative."""
@@ -238,6 +318,8 @@ class ResourceHandler(BaseHandler):
             component=obj.first,
             indefinite=indefinite,
             preference=self.unit.preferences.get,
+            quotas=self.quotas,
+            busy_of=self._busy_of,
         )
         start, end = search_span(request)
         if self.unit.preferences.get("limit_action") == "counter":
@@ -257,7 +339,7 @@ class ResourceHandler(BaseHandler):
             expires = self.unit.now + parse_duration(hold)
             self.records.store.set_offers(self.unit.user, obj.uid, [offer], expires)
         organiser = organizer_of(obj.first)
-        if not self.unit.may_answer(organiser):
+        if not self._may_answer(organiser):
             return
         reason = decision.text(self.unit.translator)
         self.send(
@@ -284,21 +366,67 @@ class ResourceHandler(BaseHandler):
 
     def _reply(self, obj: ItipObject, components: Sequence[Component], decision: Decision) -> None:
         organiser = organizer_of(obj.first)
-        if not self.unit.may_answer(organiser):
+        if not self._may_answer(organiser):
             return
         answers = [
             self._answer(c, decision) for c in components if find_attendee(c, self.unit.user)
         ]
-        accepted = decision.answer is Answer.ACCEPTED
-        subject = self._("Accepted: {summary}") if accepted else self._("Declined: {summary}")
+        subject = {
+            Answer.ACCEPTED: self._("Accepted: {summary}"),
+            Answer.DELEGATED: self._("Delegated: {summary}"),
+        }.get(decision.answer, self._("Declined: {summary}"))
         self.send(
             Outgoing(
                 key=self.unit.key(obj.uid, [version_key(c) for c in components], "REPLY"),
                 recipients=[organiser],
                 subject=subject.format(summary=self._summary(obj.first)),
-                text=self._text(obj, components, accepted, decision),
+                text=self._text(obj, components, decision),
                 calendar=replies.reply(answers),
                 method="REPLY",
+            )
+        )
+
+    def _may_answer(self, organiser: str) -> bool:
+        """May we answer? A request a pool member forwarded to us (RFC 5546
+        §3.2.2.3) is automatic mail, but its organiser expects our answer."""
+        return self.unit.may_answer(organiser, forwarded=self.forwarded)
+
+    def _forwarded_by_pool(self, obj: ItipObject) -> bool:
+        """Whether ``obj`` was delegated to us by a resource of one of our
+        quotas (our ATTENDEE's DELEGATED-FROM, which also sent the message)."""
+        attendee = find_attendee(obj.first, self.unit.user)
+        if attendee is None:
+            return False
+        delegators = {
+            mail_address_of(a) for a in str(attendee.params.get("DELEGATED-FROM", "")).split(",")
+        }
+        pool = {d.removeprefix("mailto:") for q in self.quotas.values() for d in q.delegates}
+        return bool(delegators & self.unit.senders() & pool)
+
+    def _delegate(
+        self, obj: ItipObject, components: Sequence[Component], decision: Decision
+    ) -> None:
+        """Delegate (RFC 5546 §3.2.2.3): REPLY DELEGATED to the organiser, and the
+        request, with the delegate added, to the delegate, which answers itself."""
+        delegate = str(decision.params["delegate"])
+        for component in components:
+            attendee = find_attendee(component, self.unit.user)
+            if attendee is not None:
+                attendee.params["PARTSTAT"] = "DELEGATED"
+                attendee.params["DELEGATED-TO"] = f"mailto:{delegate}"
+        self._reply(obj, components, decision)
+        if not self._may_answer(organizer_of(obj.first)):
+            return
+        forwarded = [replies.delegation(c, self.unit.user, delegate) for c in components]
+        self.send(
+            Outgoing(
+                key=self.unit.key(obj.uid, [version_key(c) for c in components], "DELEGATE"),
+                recipients=[delegate],
+                subject=self._("Delegated: {summary}").format(summary=self._summary(obj.first)),
+                text=self._("Reason: {reason}.").format(reason=decision.text(self.unit.translator))
+                + "\n",
+                calendar=make_calendar(forwarded, "REQUEST", obj.timezones),
+                method="REQUEST",
             )
         )
 
@@ -313,38 +441,55 @@ class ResourceHandler(BaseHandler):
         status = decision.request_status()
         if partstat == "DECLINED" and decision.answer is Answer.ACCEPTED:
             status = REQUEST_STATUS["conflict"]
+        delegated_to = str(attendee.params.get("DELEGATED-TO", "")) if attendee else ""
+        comment = "; ".join(d.text(self.unit.translator) for d in (decision, *decision.remarks))
         return replies.reply_component(
             component,
             self.unit.user,
             partstat,
             self.unit.now,
-            comment=decision.text(self.unit.translator),
+            comment=comment,
             request_status=status,
             sent_by=self.unit.sent_by,
+            delegated_to=delegated_to if partstat == "DELEGATED" else "",
         )
 
-    def _text(
-        self, obj: ItipObject, components: Sequence[Component], accepted: bool, decision: Decision
-    ) -> str:
+    def _text(self, obj: ItipObject, components: Sequence[Component], decision: Decision) -> str:
         attendee = find_attendee(components[0], self.unit.user)
         invited_as = str(attendee.params.get("CN", "")) if attendee is not None else ""
         name = self.unit.preferences.get("CN") or invited_as or self.unit.address
-        sentence = (
-            self._('{name} has accepted the invitation "{summary}"{when}.')
-            if accepted
-            else self._('{name} has declined the invitation "{summary}"{when}.')
+        sentence = {
+            Answer.ACCEPTED: self._('{name} has accepted the invitation "{summary}"{when}.'),
+            Answer.DELEGATED: self._(
+                '{name} has delegated the invitation "{summary}"{when} to {delegate}.'
+            ),
+        }.get(decision.answer, self._('{name} has declined the invitation "{summary}"{when}.'))
+        translator = self.unit.translator
+        reason = self._("Reason: {reason}.").format(reason=decision.text(translator))
+        notes = "".join(
+            "\n" + self._("Note: {note}.").format(note=r.text(translator)) for r in decision.remarks
         )
-        reason = self._("Reason: {reason}.").format(reason=decision.text(self.unit.translator))
         return (
             sentence.format(
-                name=name, summary=self._summary(obj.first), when=self._when(components[0])
+                name=name,
+                summary=self._summary(obj.first),
+                when=self._when(components[0]),
+                delegate=decision.params.get("delegate", ""),
             )
             + "\n"
             + reason
+            + notes
             + "\n\n"
             + self._("This answer was sent automatically by the resource's booking agent.")
             + "\n"
         )
+
+    def _busy_of(self, resource: str, start: datetime, end: datetime) -> list[Period]:
+        """Another resource's bookings and held offers over [start, end) (no lock:
+        files are replaced atomically; that resource decides for itself)."""
+        store = self.records.store
+        offers = [p for p in store.get_offers(resource, self.unit.now) if p.overlaps(start, end)]
+        return store.get_freebusy(resource, start, end) + offers
 
     def _busy(self, uid: str, start: datetime, end: datetime) -> list[Period]:
         """Bookings and other organisers' held offers over [start, end), not ``uid``'s."""
@@ -372,6 +517,7 @@ class ResourceHandler(BaseHandler):
             for component in obj.components:
                 self._add_instance(obj, component)
             self.records.refresh_freebusy(obj.uid)
+            self._after(obj, retract=True)
 
     def _add_instance(self, obj: ItipObject, component: Component) -> None:
         if "RECURRENCE-ID" not in component and "DTSTART" in component:

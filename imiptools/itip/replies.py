@@ -37,8 +37,37 @@ def _escape_text(text: str) -> str:
     return text.replace("\r\n", "\\n").replace("\n", "\\n")
 
 
+def _uri(who: str) -> str:
+    return who if who.lower().startswith("mailto:") else f"mailto:{who}"
+
+
+def delegation(source: Component, delegator: str, delegate: str) -> Component:
+    """A copy of ``source`` delegated (RFC 5546 §3.2.2.3): the delegator's
+    ATTENDEE gets PARTSTAT=DELEGATED and DELEGATED-TO, and the delegate is
+    added with DELEGATED-FROM, NEEDS-ACTION and RSVP, keeping the
+    delegator's ROLE and CUTYPE. Returns the new component; ``source`` is
+    left alone.
+    """
+    copy = type(source).from_ical(source.to_ical())
+    attendees = copy.get("ATTENDEE", [])
+    found = find_attendee(copy, delegator)
+    new = _attendee(delegate, "NEEDS-ACTION")
+    new.params["DELEGATED-FROM"] = _uri(delegator)
+    new.params["RSVP"] = "TRUE"
+    if found is not None:
+        found.params["PARTSTAT"] = "DELEGATED"
+        found.params["DELEGATED-TO"] = _uri(delegate)
+        for name in ("ROLE", "CUTYPE"):
+            if name in found.params:
+                new.params[name] = found.params[name]
+    copy.pop("ATTENDEE", None)
+    for attendee in [*(attendees if isinstance(attendees, list) else [attendees]), new]:
+        copy.add("ATTENDEE", attendee)
+    return copy
+
+
 def _attendee(who: str, partstat: str | None, sent_by: str = "", cn: str = "") -> vCalAddress:
-    prop = vCalAddress(who if who.lower().startswith("mailto:") else f"mailto:{who}")
+    prop = vCalAddress(_uri(who))
     if partstat:
         prop.params["PARTSTAT"] = partstat
     if sent_by:
@@ -92,15 +121,20 @@ def reply_component(
     comment: str = "",
     sent_by: str = "",
     request_status: str = "",
+    delegated_to: str = "",
 ) -> Event:
     """One VEVENT of a REPLY (RFC 5546 §3.2.3) answering ``source``.
 
-    Carries exactly one ATTENDEE (the replying one, its CN kept), the
+    Carries exactly one ATTENDEE (the replying one, its CN kept; with
+    DELEGATED-TO when ``delegated_to`` is given, RFC 5546 §3.2.2.3), the
     UID/SEQUENCE/RECURRENCE-ID of the request, DTSTAMP, ORGANIZER, and for
     the reader DTSTART/DTEND/SUMMARY, plus COMMENT with the reason.
     """
     event = _base(source, stamp)
-    event.add("ATTENDEE", _answering(source, attendee, partstat, sent_by))
+    answering = _answering(source, attendee, partstat, sent_by)
+    if delegated_to:
+        answering.params["DELEGATED-TO"] = _uri(delegated_to)
+    event.add("ATTENDEE", answering)
     for name in ("DTSTART", "DTEND"):
         _copy_time(event, source, name)
     if "SUMMARY" in source:

@@ -6,6 +6,7 @@ Layout under the journal root (``-j DIR``, setting ``journal``)::
     rooms/groups     ADDRESS GROUP                 one user a line
     rooms/exempt     ADDRESS                       one user a line
     rooms/delegates  RESOURCE-URI                  one resource a line
+    rooms/tzid       ZONE                          calendar periods' zone (optional)
     rooms/bookings   USER<TAB>RESOURCE<TAB>UID<TAB>RID<TAB>START<TAB>END
     rooms/.lock      flock target, never deleted
 
@@ -28,14 +29,15 @@ its quota's lock alone, and one that would take a lock out of order raises
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote, unquote
 
-from imiptools.dates import format_utc, parse_utc
+from imiptools.dates import format_utc, parse_utc, resolve_zone
 from imiptools.errors import UnsafeName
 from imiptools.fileutil import atomic_write, read_text
 from imiptools.lock import file_lock
@@ -129,6 +131,27 @@ def _parse_group_line(line: str) -> tuple[str, str]:
     if len(words) != 2:
         raise ValueError("expected ADDRESS GROUP")
     return parse_user(words[0]), parse_group(words[1])
+
+
+@dataclass(frozen=True)
+class QuotaState:
+    """A consistent reading of one quota group (taken under its lock).
+
+    ``zone`` is the zone of the ``tzid`` file, None when there is none
+    (the deciding resource's zone applies then).
+    """
+
+    name: str
+    limits: tuple[QuotaLimit, ...] = ()
+    groups: Mapping[str, str] = field(default_factory=dict)
+    exempt: frozenset[str] = frozenset()
+    delegates: tuple[str, ...] = ()
+    bookings: tuple[QuotaBooking, ...] = ()
+    zone: tzinfo | None = None
+
+    def members(self, group: str | None) -> set[str]:
+        """The users of ``group`` (none for None)."""
+        return {user for user, name in self.groups.items() if group and name == group}
 
 
 def _content_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -231,6 +254,54 @@ class QuotaJournal:
         """The resources (normalised URIs) that may stand in for each other."""
         return self._parse_file(quota, "delegates", parse_user)
 
+    def zone(self, quota: str) -> tzinfo | None:
+        """The zone of ``<quota>/tzid`` (None without one); ValueError if unknown."""
+        path = self.directory(quota) / "tzid"
+        lines = [line for _, line in _content_lines(read_text(path) or "")]
+        if not lines:
+            return None
+        zone = resolve_zone(lines[0])
+        if zone is None:
+            raise ValueError(f"{path}: unknown time zone {lines[0]!r}")
+        return zone
+
+    def snapshot(self, quota: str) -> QuotaState:
+        """Everything about ``quota`` at once; ValueError for a bad file."""
+        return QuotaState(
+            quota,
+            tuple(self.limits(quota)),
+            self.groups(quota),
+            frozenset(self.exempt(quota)),
+            tuple(self.delegates(quota)),
+            tuple(self.bookings(quota)),
+            self.zone(quota),
+        )
+
+    def quotas(self) -> list[str]:
+        """The names of the quota groups that exist under the root."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_verbatim(p.name))
+
+    # Admin updates (validated before writing; atomic, under the quota's lock).
+
+    def write_admin_file(self, quota: str, name: str, lines: Iterable[str]) -> None:
+        """Replace the admin file ``name`` of ``quota`` with ``lines`` (validated)."""
+        parse = _ADMIN_FILES[name]
+        text = "".join(line + "\n" for line in lines)
+        for number, line in _content_lines(text):
+            try:
+                parse(line)
+            except ValueError as exc:
+                raise ValueError(f"{name}:{number}: {exc}") from exc
+        self.directory(quota).mkdir(parents=True, exist_ok=True)
+        with self._guard(quota):
+            atomic_write(self.directory(quota) / name, text)
+
+    def admin_lines(self, quota: str, name: str) -> list[str]:
+        """The lines of admin file ``name`` (comments and blanks included)."""
+        return (read_text(self.directory(quota) / name) or "").splitlines()
+
     # Bookings.
 
     def bookings(self, quota: str) -> list[QuotaBooking]:
@@ -268,9 +339,38 @@ class QuotaJournal:
 
         return self._drop(quota, doomed)
 
-    def expire(self, quota: str, before: datetime) -> int:
-        """Drop bookings that ended at or before ``before``; return how many."""
-        return self._drop(quota, lambda b: b.end <= before)
+    def replace_event(
+        self,
+        quota: str,
+        resource: str,
+        uid: str,
+        items: Iterable[QuotaBooking],
+        since: datetime,
+    ) -> bool:
+        """Make the records of (``resource``, ``uid``) ending after ``since`` be
+        exactly ``items`` (whoever booked them); earlier records stay, for
+        period limits, until :meth:`expire`. Returns whether anything changed.
+        """
+        wanted = {b.key: b for b in items if b.end > since}
+        with self._guard(quota):
+            records = self.bookings(quota)
+            kept = [
+                b
+                for b in records
+                if (b.resource, b.uid) != (resource, uid)
+                or (b.end <= since and b.key not in wanted)
+            ]
+            new = kept + list(wanted.values())
+            if sorted(new, key=_order) == sorted(records, key=_order):
+                return False
+            self._write_bookings(quota, new)
+            return True
+
+    def expire(self, quota: str, before: datetime, now: datetime | None = None) -> int:
+        """Drop bookings that ended at or before ``now`` (default ``before``) and
+        started before ``before``; return how many."""
+        ended = before if now is None else now
+        return self._drop(quota, lambda b: b.end <= ended and b.start < before)
 
     def _drop(self, quota: str, doomed: Callable[[QuotaBooking], bool]) -> int:
         with self._guard(quota):
@@ -279,6 +379,30 @@ class QuotaJournal:
             if len(kept) != len(records):
                 self._write_bookings(quota, kept)
             return len(records) - len(kept)
+
+
+def _same_event(
+    booking: QuotaBooking, resource: str, uid: str, since: datetime, wanted: Mapping[object, object]
+) -> bool:
+    """Whether ``booking`` is a record of (resource, uid) that ``wanted`` replaces."""
+    if (booking.resource, booking.uid) != (resource, uid):
+        return False
+    return booking.end > since or booking.key in wanted
+
+
+def _parse_tzid(line: str) -> str:
+    if resolve_zone(line) is None:
+        raise ValueError(f"unknown time zone {line!r}")
+    return line
+
+
+_ADMIN_FILES: dict[str, Callable[[str], object]] = {
+    "limits": parse_limit,
+    "groups": _parse_group_line,
+    "exempt": parse_user,
+    "delegates": parse_user,
+    "tzid": _parse_tzid,
+}
 
 
 def _order(booking: QuotaBooking) -> tuple[datetime, tuple[str, str, str, str]]:

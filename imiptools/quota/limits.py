@@ -311,3 +311,22 @@ def check(
         if violation is not None:
             return violation
     return None
+
+
+def expiry_cutoff(limits: Iterable[QuotaLimit], now: datetime, zone: tzinfo) -> datetime:
+    """The moment before which an ended booking can no longer count for any limit.
+
+    A booking that ended at or before ``now`` still counts for the calendar
+    period under way (this week's bookings count for the week), and for a
+    rolling window reaching back from ``now``; :func:`expire` callers drop
+    bookings that ended at or before ``now`` and started before the cutoff.
+    ``outstanding`` needs nothing past, so with no other limit it is ``now``.
+    """
+    cutoff = now
+    for limit in limits:
+        window = limit.window
+        if window is not None:
+            cutoff = min(cutoff, now - window)
+        elif limit.period in CALENDAR_PERIODS:
+            cutoff = min(cutoff, period_bounds(limit.period, now, zone)[0])
+    return cutoff

@@ -24,6 +24,7 @@ from icalendar import Component
 from imiptools.i18n import N_, Translator
 from imiptools.itip.recurrence import Instance
 from imiptools.periods import Period
+from imiptools.quota.journal import QuotaJournal, QuotaState
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,31 @@ class Answer(enum.StrEnum):
     DECLINED = "DECLINED"
     #: Not a PARTSTAT: the resource answers with METHOD:COUNTER (RFC 5546 §3.2.7).
     COUNTER = "COUNTER"
+    #: The resource hands the request to ``params["delegate"]`` (RFC 5546 §3.2.2.3).
+    DELEGATED = "DELEGATED"
 
 
 class Words(str):
     """A parameter value that is itself a msgid (marked ``N_``): translated
     when the reason is rendered."""
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A parameter value that is a msgid with parameters of its own: translated,
+    then filled (its parameters rendered the same way), when the reason is."""
+
+    template: str
+    params: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Count:
+    """A number of things, rendered with the right plural (``5 bookings``)."""
+
+    count: int
+    singular: str
+    plural: str
 
 
 @dataclass(frozen=True)
@@ -64,6 +85,11 @@ class Decision:
     verdicts: tuple[tuple[str, str, str], ...] = ()
     #: RECURRENCE-IDs of instances declined while the series is accepted.
     declined: tuple[str, ...] = ()
+    #: An accepting decision worth telling the organiser about even when
+    #: another function has the last word (``2 hours of your 6 hours remain``).
+    remark: bool = False
+    #: The remarks of the accepting functions (see decide()).
+    remarks: tuple[Decision, ...] = ()
 
     def request_status(self) -> str:
         """The REQUEST-STATUS of the answer (RFC 5546 §3.6), e.g. ``2.0;Success``."""
@@ -100,18 +126,32 @@ REQUEST_STATUS: dict[str, str] = {
 
 
 def _render(value: object, translator: Translator | None) -> object:
-    """A parameter as words: durations and :class:`Words` in the reader's language."""
+    """A parameter as words: durations, :class:`Words`, :class:`Phrase` and
+    :class:`Count` in the reader's language."""
     if isinstance(value, timedelta):
         from imiptools.scheduling.limits import describe_duration
 
         return describe_duration(value, translator)
     if isinstance(value, Words) and translator is not None:
         return translator.gettext(value)
+    if isinstance(value, Phrase):
+        template = translator.gettext(value.template) if translator else value.template
+        return template.format(**{k: _render(v, translator) for k, v in value.params.items()})
+    if isinstance(value, Count):
+        if translator is not None:
+            template = translator.ngettext(value.singular, value.plural, value.count)
+        else:
+            template = value.singular if value.count == 1 else value.plural
+        return template.format(count=value.count)
     return value
 
 
 def _no_preference(name: str) -> str:
     return ""
+
+
+def _nobody_busy(resource: str, start: datetime, end: datetime) -> Sequence[Period]:
+    return ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +179,11 @@ class Request:
     indefinite: bool = False
     #: The resource's effective preferences (validated; '' when unset).
     preference: Callable[[str], str] = _no_preference
+    #: Snapshots of the quota groups named by the configured functions, by
+    #: name, read under their locks (see imiptools.scheduling.quota).
+    quotas: Mapping[str, QuotaState] = field(default_factory=dict)
+    #: The busy periods (and held offers) of another resource over [start, end).
+    busy_of: Callable[[str, datetime, datetime], Sequence[Period]] = _nobody_busy
 
 
 Function = Callable[[Request, Sequence[str]], Decision]
@@ -172,7 +217,10 @@ class Booking:
     """What confirmation and retraction steps see of a booking (or its end).
 
     ``recurrence_ids`` are the instances concerned ('' alone: the whole
-    event). ``instances`` are the booked instances (empty for a retraction).
+    event). ``instances`` are the instances just decided (empty for a
+    retraction, and when the message changed nothing). ``periods`` are the
+    resource's busy periods for the UID as stored *after* the message: the
+    state a step makes its records match.
     """
 
     resource: str
@@ -181,6 +229,9 @@ class Booking:
     recurrence_ids: Sequence[str]
     instances: Sequence[Instance]
     now: datetime
+    periods: Sequence[Period] = ()
+    #: The quota journal, holding the locks of the quotas the functions name.
+    journal: QuotaJournal | None = None
 
 
 Step = Callable[[Booking, Sequence[str]], None]
@@ -216,9 +267,13 @@ def run_steps(
     """Run the steps registered for the configured lines; return their names.
 
     Unlike the decisions, steps may write (a quota journal, say). They run
-    after the store is written, under the resource's lock; one that fails
-    raises, and the message is retried (75), which the steps must tolerate:
-    they are idempotent per (resource, uid, recurrence id).
+    after the store is written, under the resource's lock, after *every*
+    message about a UID: confirmations when the resource holds busy periods
+    for it afterwards, retractions when it holds none (cancelled, declined,
+    delegated). A step therefore makes its records match ``booking.periods``
+    and must be idempotent: one that fails raises, the message is retried
+    (75), and a redelivered message runs the steps again, so that an
+    interrupted run converges.
     """
     ran = []
     for name, args in lines:
@@ -254,18 +309,28 @@ def decide(request: Request, lines: Sequence[tuple[str, list[str]]]) -> Decision
 
     The result's ``verdicts`` lists (function, answer, code) of each line
     run, for the decision log; ``declined`` gathers the instances that any
-    accepting function declined.
+    accepting function declined; ``remarks`` the accepting decisions marked
+    ``remark`` (when the final answer is ACCEPTED).
     """
     verdicts: list[tuple[str, str, str]] = []
     declined: set[str] = set()
+    remarks: list[Decision] = []
     decision = Decision(Answer.ACCEPTED, "accepted", N_("no scheduling rules apply"))
     for name, args in lines:
         decision = _run_line(request, name, args)
         verdicts.append((name, str(decision.answer), decision.code))
         declined.update(decision.declined)
         if decision.answer is not Answer.ACCEPTED:
+            remarks.clear()
             break
-    return replace(decision, verdicts=tuple(verdicts), declined=tuple(sorted(declined)))
+        if decision.remark:
+            remarks.append(decision)
+    return replace(
+        decision,
+        verdicts=tuple(verdicts),
+        declined=tuple(sorted(declined)),
+        remarks=tuple(remarks),
+    )
 
 
 def _run_line(request: Request, name: str, args: list[str]) -> Decision:
@@ -284,6 +349,7 @@ from imiptools.scheduling import counter as _counter  # noqa: E402,F401
 from imiptools.scheduling import freebusy as _freebusy  # noqa: E402,F401
 from imiptools.scheduling import hours as _hours  # noqa: E402
 from imiptools.scheduling import limits as _limits  # noqa: E402
+from imiptools.scheduling import quota as _quota  # noqa: E402
 
 #: RFC 5546 §3.6 descriptions of the status codes we send.
 STATUS_TEXT: dict[str, str] = {
@@ -295,7 +361,7 @@ STATUS_TEXT: dict[str, str] = {
     "4.0": "Event conflict. Date-time is busy.",
     "5.1": "Service unavailable",
 }
-for _table in (_limits.REQUEST_STATUS, _hours.REQUEST_STATUS):
+for _table in (_limits.REQUEST_STATUS, _hours.REQUEST_STATUS, _quota.REQUEST_STATUS):
     REQUEST_STATUS.update(
         (code, f"{status};{STATUS_TEXT[status]}") for code, status in _table.items()
     )

@@ -63,6 +63,8 @@ __all__ = [
     "SINGLE_LIMITS",
     "alternative",
     "search_span",
+    "shortened",
+    "truncated",
 ]
 
 #: How many candidate periods the search for a moved single event looks at, at most.
@@ -287,12 +289,22 @@ def _rule(request: Request) -> object:
 
 
 def _truncated(request: Request, declined: Decision) -> Decision | None:
-    """The series cut to its allowed number of instances, if that keeps every limit
-    and each kept instance is free."""
+    """The series cut to its allowed number of instances (see :func:`truncated`)."""
+    return truncated(request, declined, _allowed_count(request), SERIES_REASON)
+
+
+def truncated(
+    request: Request, declined: Decision, count: int, reason: tuple[str, str]
+) -> Decision | None:
+    """A COUNTER for ``request``'s series cut to its first ``count`` instances
+    (COUNT set, UNTIL removed), if that keeps every event limit and each kept
+    instance is free; None otherwise, or when the series cannot be counted
+    (see the module docstring). ``reason`` is a (singular, plural) pair
+    with ``{count}`` and the params of ``declined``.
+    """
     rule, component = _rule(request), request.component
     if not isinstance(rule, vRecur) or component is None or not _countable(request, component):
         return None
-    count = _allowed_count(request)
     kept = sorted(request.instances, key=lambda instance: instance.start)[:count]
     if not kept:
         return None
@@ -304,7 +316,7 @@ def _truncated(request: Request, declined: Decision) -> Decision | None:
         return None
     if any(_busy(request, instance) for instance in kept):
         return None
-    singular, plural = SERIES_REASON
+    singular, plural = reason
     text: bytes = shorter.to_ical()  # type: ignore[no-untyped-call]
     first = kept[0]
     return _counter(
@@ -317,6 +329,17 @@ def _truncated(request: Request, declined: Decision) -> Decision | None:
         rrule=text.decode("ascii"),
         count=len(kept),
     )
+
+
+def shortened(request: Request, declined: Decision, reason: str, end: datetime) -> Decision | None:
+    """A COUNTER for ``request``'s single instance ending at ``end`` instead,
+    if that keeps every event limit and is free (capacity 1); else None."""
+    if _rule(request) is not None or len(request.instances) != 1:
+        return None
+    start = request.instances[0].start
+    if not start < end or _later(request, start, end) is not None:
+        return None
+    return _counter(request, declined, reason, start, end)
 
 
 def _countable(request: Request, component: Component) -> bool:

@@ -1,0 +1,293 @@
+"""imip-admin quota: manage quota groups and see how they are used (issue 5).
+
+These forms are kept stable; tools outside the project rely on them::
+
+    imip-admin quota set-limit QUOTA WHO LIMIT [--per day|week|month|PERIOD|outstanding]
+    imip-admin quota set-group QUOTA USER GROUP        (GROUP '-' removes the user)
+    imip-admin quota set-delegates QUOTA RESOURCE...
+    imip-admin quota show QUOTA
+    imip-admin quota report QUOTA [--user U] [--json]
+    imip-admin quota expire [QUOTA...]
+
+and besides: ``quota exempt QUOTA ADDRESS... [--remove]`` and
+``quota set-zone QUOTA TZID``. Every change is validated, then written
+atomically under the quota's lock (see :mod:`imiptools.quota.journal`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+
+from imip_agent.admin import AdminParser, add_command
+from imip_agent.cli import clock_from
+from imiptools.config import Settings, parse_duration
+from imiptools.errors import InputError, UsageError
+from imiptools.quota.journal import QuotaJournal, QuotaState, parse_group, parse_user, parse_who
+from imiptools.quota.limits import (
+    EVERYONE,
+    GROUP_PREFIX,
+    QuotaLimit,
+    applicable,
+    expiry_cutoff,
+    format_amount,
+    members_for,
+    parse_value,
+    usage,
+    window_of,
+)
+
+EXAMPLES = """examples:
+  imip-admin quota set-limit rooms '*' PT10H --per week
+  imip-admin quota set-limit rooms staff 20 --per month      (the group staff, pooled)
+  imip-admin quota set-limit rooms bob@example.com PT6H --per P7D
+  imip-admin quota set-group rooms alice@example.com staff
+  imip-admin quota set-delegates rooms room1@example.com room2@example.com
+  imip-admin quota report rooms --user alice@example.com
+  imip-admin quota expire                                    (from cron, daily)
+"""
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``imip-admin quota ...``."""
+    quota = commands.add_parser(
+        "quota",
+        help="manage quota groups (limits, groups, delegates) and report their use",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = quota.add_subparsers(dest="action", required=True, parser_class=AdminParser)
+    limit = add_command(actions, "set-limit", set_limit, "set (or replace) a limit")
+    limit.add_argument("quota")
+    limit.add_argument("who", help="an address, a group name, or '*' for everyone else")
+    limit.add_argument("limit", help="a duration (PT6H: booked time) or a number (bookings)")
+    limit.add_argument(
+        "--per",
+        default="outstanding",
+        help="day, week, month, outstanding (default), or a duration for a rolling window",
+    )
+    limit.add_argument("--remove", action="store_true", help="remove the limit instead")
+    group = add_command(actions, "set-group", set_group, "put a user in a group ('-': none)")
+    group.add_argument("quota")
+    group.add_argument("user")
+    group.add_argument("group")
+    delegates = add_command(
+        actions, "set-delegates", set_delegates, "set the resources that stand in for each other"
+    )
+    delegates.add_argument("quota")
+    delegates.add_argument("resources", nargs="*", metavar="RESOURCE")
+    exempt = add_command(actions, "exempt", set_exempt, "exempt users from the quota's limits")
+    exempt.add_argument("quota")
+    exempt.add_argument("users", nargs="+", metavar="ADDRESS")
+    exempt.add_argument("--remove", action="store_true", help="end the exemption instead")
+    zone = add_command(actions, "set-zone", set_zone, "the zone of days, weeks and months")
+    zone.add_argument("quota")
+    zone.add_argument("tzid")
+    show = add_command(actions, "show", show_quota, "print a quota's files")
+    show.add_argument("quota")
+    report = add_command(actions, "report", report_quota, "use and remaining allowance now")
+    report.add_argument("quota")
+    report.add_argument("--user", help="only this user (and their group)")
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+    expire = add_command(actions, "expire", expire_quotas, "retire bookings that no longer count")
+    expire.add_argument("quotas", nargs="*", metavar="QUOTA", help="default: every quota")
+
+
+def journal_from(settings: Settings) -> QuotaJournal:
+    """The quota journal of the settings (``-j``, setting ``journal``)."""
+    return QuotaJournal(Path(settings.journal), settings.lock_timeout)
+
+
+def _checked(function: Callable[[str], object], text: str, what: str) -> str:
+    try:
+        return str(function(text))
+    except ValueError as exc:
+        raise InputError(f"bad {what}: {exc}") from exc
+
+
+def _who(text: str) -> str:
+    """WHO of set-limit: '*', an address, or a group name (``staff`` or ``@staff``)."""
+    if text == EVERYONE or "@" in text.lstrip(GROUP_PREFIX):
+        return _checked(parse_who, text, "address")
+    return GROUP_PREFIX + _checked(parse_group, text.lstrip(GROUP_PREFIX), "group name")
+
+
+def _period(text: str) -> str:
+    if text in ("day", "week", "month", "outstanding"):
+        return text
+    try:
+        window = parse_duration(text)
+    except ValueError as exc:
+        raise InputError(f"bad --per {text!r}: day, week, month, outstanding or P7D") from exc
+    if window.total_seconds() <= 0:
+        raise InputError(f"bad --per {text!r}: a rolling window must be positive")
+    return f"rolling:{text.upper()}"
+
+
+def set_limit(args: argparse.Namespace, settings: Settings) -> str:
+    """Add or replace the line for (WHO, measure, period); or remove it."""
+    who, period = _who(args.who), _period(args.per)
+    measure = "count" if args.limit.isdigit() else "time"
+    try:
+        value = parse_value(measure, args.limit)
+    except ValueError as exc:
+        raise InputError(f"bad limit: {exc}") from exc
+    new = QuotaLimit(who, measure, period, value)
+    journal = journal_from(settings)
+    kept = [
+        line
+        for line in journal.admin_lines(args.quota, "limits")
+        if line.split()[:3] != [who, measure, period]
+    ]
+    _write(journal, args.quota, "limits", kept if args.remove else [*kept, new.to_line()])
+    return ""
+
+
+def _write(journal: QuotaJournal, quota: str, name: str, lines: list[str]) -> None:
+    try:
+        journal.write_admin_file(quota, name, lines)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+
+
+def set_group(args: argparse.Namespace, settings: Settings) -> str:
+    """Put USER in GROUP (one group per user in a quota); '-' takes them out."""
+    user = _checked(parse_user, args.user, "address")
+    journal = journal_from(settings)
+    kept = [
+        line
+        for line in journal.admin_lines(args.quota, "groups")
+        if not line.split() or _same_user(line.split()[0], user) is False
+    ]
+    if args.group != "-":
+        kept.append(f"{user} {_checked(parse_group, args.group, 'group name')}")
+    _write(journal, args.quota, "groups", kept)
+    return ""
+
+
+def _same_user(word: str, user: str) -> bool | None:
+    """Whether ``word`` names ``user`` (None for a comment or a bad word)."""
+    if word.startswith("#"):
+        return None
+    try:
+        return parse_user(word) == user
+    except ValueError:
+        return None
+
+
+def set_delegates(args: argparse.Namespace, settings: Settings) -> str:
+    """Replace the list of resources that may stand in for each other."""
+    resources = [_checked(parse_user, r, "resource address") for r in args.resources]
+    _write(journal_from(settings), args.quota, "delegates", resources)
+    return ""
+
+
+def set_exempt(args: argparse.Namespace, settings: Settings) -> str:
+    """Add (or with ``--remove`` drop) exempt users."""
+    users = {_checked(parse_user, u, "address") for u in args.users}
+    journal = journal_from(settings)
+    current = _quota_state(journal, args.quota).exempt
+    wanted = current - users if args.remove else current | users
+    _write(journal, args.quota, "exempt", sorted(wanted))
+    return ""
+
+
+def set_zone(args: argparse.Namespace, settings: Settings) -> str:
+    """Set the zone in which days, weeks and months are counted."""
+    _write(journal_from(settings), args.quota, "tzid", [args.tzid])
+    return ""
+
+
+def _quota_state(journal: QuotaJournal, quota: str) -> QuotaState:
+    try:
+        return journal.snapshot(quota)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+
+
+def show_quota(args: argparse.Namespace, settings: Settings) -> str:
+    """The quota's admin files as written, and how many bookings it records."""
+    journal = journal_from(settings)
+    if not journal.directory(args.quota).is_dir():
+        raise UsageError(f"no quota {args.quota!r} in {journal.root}")
+    state = _quota_state(journal, args.quota)
+    out = [f"quota {args.quota} ({journal.directory(args.quota)})"]
+    for name in ("limits", "groups", "exempt", "delegates", "tzid"):
+        lines = [line for line in journal.admin_lines(args.quota, name) if line.strip()]
+        out.append(f"{name}:" + ("" if lines else " (none)"))
+        out += [f"  {line}" for line in lines]
+    out.append(f"bookings: {len(state.bookings)}")
+    return "\n".join(out) + "\n"
+
+
+def report_quota(args: argparse.Namespace, settings: Settings) -> str:
+    """Use and remaining allowance of each user and group for the period under way."""
+    journal = journal_from(settings)
+    state = _quota_state(journal, args.quota)
+    now = clock_from(args).now()
+    zone = state.zone or UTC
+    users = _users(state)
+    if args.user:
+        users = [_checked(parse_user, args.user, "address")]
+    rows = [row for user in users for row in _rows(state, user, now, zone)]
+    if args.json:
+        return json.dumps({"quota": args.quota, "now": now.isoformat(), "rows": rows}) + "\n"
+    if not rows:
+        return f"no limits apply in {args.quota}\n"
+    lines = [f"{'who':<32} {'limit':<36} {'used':>10} {'remaining':>10}  period from"]
+    for row in rows:
+        lines.append(
+            f"{row['who']:<32} {row['limit']:<36} {row['used']:>10} {row['remaining']:>10}"
+            f"  {row['from']}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _users(state: QuotaState) -> list[str]:
+    """Everyone the quota knows: with bookings, in a group, or named in a limit."""
+    named = {limit.who for limit in state.limits if limit.who.startswith("mailto:")}
+    return sorted({b.user for b in state.bookings} | set(state.groups) | named)
+
+
+def _rows(state: QuotaState, user: str, now: datetime, zone: tzinfo) -> list[dict[str, str]]:
+    if user in state.exempt:
+        return [{"who": user, "limit": "exempt", "used": "", "remaining": "", "from": ""}]
+    group = state.groups.get(user)
+    rows = []
+    for limit in applicable(state.limits, user, group):
+        who = members_for(limit, user, state.members(group))
+        used = usage(state.bookings, who, limit, now, zone)
+        remaining = limit.value - used  # type: ignore[operator]
+        start = window_of(limit, now, zone)[0]
+        rows.append(
+            {
+                "who": user if not limit.who.startswith(GROUP_PREFIX) else f"{user} ({limit.who})",
+                "limit": limit.to_line(),
+                "used": format_amount(used),
+                "remaining": format_amount(remaining),
+                "from": start.astimezone(zone).isoformat(),
+            }
+        )
+    return rows
+
+
+def expire_quotas(args: argparse.Namespace, settings: Settings) -> str:
+    """Retire bookings that ended and can no longer count for any limit."""
+    journal = journal_from(settings)
+    now = clock_from(args).now()
+    names = args.quotas or journal.quotas()
+    out = []
+    for name in names:
+        state = _quota_state(journal, name)
+        cutoff = expiry_cutoff(state.limits, now, state.zone or UTC)
+        dropped = journal.expire(name, cutoff, now)
+        out.append(f"{name}: {dropped} booking{'s' if dropped != 1 else ''} retired")
+    return "".join(line + "\n" for line in out) if _verbose(args) else ""
+
+
+def _verbose(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "verbose", 0))

@@ -1,0 +1,85 @@
+"""Concurrent deliveries never overspend a quota (issue 5).
+
+Twenty imip-resource processes start at once, each booking a different
+slot of one of two resources that share the quota ``rooms``, all for the
+same organiser, whose limit allows exactly five bookings. Whatever the
+interleaving, exactly five are accepted and recorded, over repeated runs.
+"""
+
+from __future__ import annotations
+
+import email
+import subprocess
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from imiptools.quota.journal import QuotaJournal
+from tests.support import BIN, Agent, calendar_text, imip_message, parse_calendar_part, vevent
+
+ROOMS = ("room1@example.com", "room2@example.com")
+PROCESSES = 20
+ALLOWED = 5
+
+
+def _message(index: int, room: str) -> bytes:
+    start = f"203001{8 + index // 8:02d}T{8 + index % 8:02d}0000Z"
+    end = f"203001{8 + index // 8:02d}T{8 + index % 8:02d}3000Z"
+    event = vevent(f"slot-{index}", start, end, attendees=(room,))
+    return imip_message(calendar_text(event), to=room, message_id=f"<slot-{index}@t>")
+
+
+def _start(agent: Agent, index: int) -> tuple[subprocess.Popen[bytes], Path]:
+    room = ROOMS[index % 2]
+    out = agent.root / "out" / str(index)
+    argv = [
+        str(BIN / "imip-resource"),
+        *agent.store_options,
+        "--now",
+        agent.now,
+        "-o",
+        room,
+        "-s",
+        "alice@example.com",
+        "--output",
+        str(out),
+    ]
+    process = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdin is not None
+    process.stdin.write(_message(index, room))
+    process.stdin.close()
+    return process, out
+
+
+def _partstat(out: Path) -> str:
+    [path] = list(out.iterdir())
+    mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert isinstance(mail, EmailMessage)
+    event = parse_calendar_part(mail).walk("VEVENT")[0]
+    return str(event["ATTENDEE"].params["PARTSTAT"])
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_twenty_processes_book_exactly_the_allowance(tmp_path: Path, attempt: int) -> None:
+    agent = Agent(tmp_path)
+    for room in ROOMS:
+        agent.set_pref(room, "scheduling_function", "check_quota rooms\nschedule_in_freebusy")
+    result = agent.admin("quota", "set-limit", "rooms", "alice@example.com", str(ALLOWED))
+    assert result.returncode == 0, result.stdout
+    started = [_start(agent, i) for i in range(PROCESSES)]
+    for process, _ in started:
+        assert process.wait(timeout=120) == 0, process.stdout.read() if process.stdout else ""
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+    answers = [_partstat(out) for _, out in started]
+    assert answers.count("ACCEPTED") == ALLOWED
+    assert answers.count("DECLINED") == PROCESSES - ALLOWED
+    records = QuotaJournal(tmp_path / "journal").bookings("rooms")
+    assert len(records) == ALLOWED
+    accepted = {f"slot-{i}" for i, a in enumerate(answers) if a == "ACCEPTED"}
+    assert {r.uid for r in records} == accepted
