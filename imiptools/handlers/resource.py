@@ -333,11 +333,12 @@ class ResourceHandler(BaseHandler):
         assert isinstance(start, datetime) and isinstance(end, datetime)
         hold = self.unit.preferences.get("freebusy_offers")
         if hold:
-            offer = Period(
-                start, end, obj.uid, "", "OPAQUE", "", organizer_of(obj.first), "BUSY-TENTATIVE"
-            )
+            offers = [
+                Period(s, e, obj.uid, rid, "OPAQUE", "", organizer_of(obj.first), "BUSY-TENTATIVE")
+                for s, e, rid in self._offered(decision, start, end)
+            ]
             expires = self.unit.now + parse_duration(hold)
-            self.records.store.set_offers(self.unit.user, obj.uid, [offer], expires)
+            self.records.store.set_offers(self.unit.user, obj.uid, offers, expires)
         organiser = organizer_of(obj.first)
         if not self._may_answer(organiser):
             return
@@ -363,6 +364,18 @@ class ResourceHandler(BaseHandler):
                 method="COUNTER",
             )
         )
+
+    def _offered(
+        self, decision: Decision, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime, str]]:
+        """The periods a COUNTER proposes: every kept instance of a series cut
+        to ``count`` instances (same times as requested), else the one period."""
+        count = decision.params.get("count")
+        if decision.params.get("rrule") and isinstance(count, int) and self.booked:
+            kept = sorted(self.booked, key=lambda i: i.start)[:count]
+            if kept and kept[0].start == start and kept[0].end == end:
+                return [(i.start, i.end, i.recurrenceid) for i in kept]
+        return [(start, end, "")]
 
     def _reply(self, obj: ItipObject, components: Sequence[Component], decision: Decision) -> None:
         organiser = organizer_of(obj.first)

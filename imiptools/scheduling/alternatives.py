@@ -98,6 +98,18 @@ SERIES_REASON = N_plural(
 SINGLE_LIMITS = frozenset(REASONS)
 #: The limits answered with a truncated series.
 SERIES_LIMITS = frozenset({"allow_indefinite", "max_instances", "booking_window"})
+#: The limits answered with a series whose every instance is resized.
+_LENGTH_LIMITS = frozenset({"max_duration", "min_duration"})
+RESIZED_REASONS: dict[str, str] = {
+    "max_duration": N_(
+        "the instances are longer than the {limit} the resource can be booked for;"
+        " it offers the series from {period}"
+    ),
+    "min_duration": N_(
+        "the instances are shorter than the {limit} the resource must be booked for;"
+        " it offers the series from {period}"
+    ),
+}
 
 EndOf = Callable[[datetime], datetime]
 
@@ -114,6 +126,8 @@ def alternative(request: Request, declined: Decision) -> Decision | None:
         if _rule(request) is not None:
             if declined.function in SERIES_LIMITS:
                 return _truncated(request, declined)
+            if declined.function in _LENGTH_LIMITS:
+                return _resized(request, declined)
             return None
         if len(request.instances) == 1 and declined.function in SINGLE_LIMITS:
             return _moved(request, declined)
@@ -329,6 +343,32 @@ def truncated(
         rrule=text.decode("ascii"),
         count=len(kept),
     )
+
+
+def _resized(request: Request, declined: Decision) -> Decision | None:
+    """The series with every instance given the limit's length (its end on the
+    ``permitted_times`` grid), if every instance then keeps every limit and is
+    free; the same RRULE, so COUNT and UNTIL stay as requested."""
+    rule, component = _rule(request), request.component
+    if not isinstance(rule, vRecur) or component is None or not request.instances:
+        return None
+    first = min(request.instances, key=lambda instance: instance.start)
+    times = parse_permitted_times(request.preference("permitted_times"))
+    length = _end_of(request, declined.function, first, times)(first.start) - first.start
+    if length <= timedelta(0):
+        return None
+    resized = [
+        Instance(i.start, i.start + length, i.recurrenceid, i.component, i.all_day)
+        for i in request.instances
+    ]
+    if check_limits(_with_instances(request, resized)) is not None:
+        return None
+    if any(_busy(request, instance) for instance in resized):
+        return None
+    text: bytes = rule.to_ical()  # type: ignore[no-untyped-call]
+    reason = RESIZED_REASONS[declined.function]
+    end = first.start + length
+    return _counter(request, declined, reason, first.start, end, rrule=text.decode("ascii"))
 
 
 def shortened(request: Request, declined: Decision, reason: str, end: datetime) -> Decision | None:

@@ -633,6 +633,36 @@ def test_limit_action_counter_truncates_an_endless_series(agent: Agent) -> None:
     assert rule["FREQ"] == ["WEEKLY"] and rule["COUNT"] == [10]
 
 
+def test_limit_action_counter_shortens_every_instance_of_a_series(agent: Agent) -> None:
+    agent.set_pref(ROOM, "limit_action", "counter")
+    agent.set_pref(ROOM, "max_duration", "PT1H")
+    weekly = vevent("w", "20300108T100000Z", "20300108T123000Z", extra="RRULE:FREQ=WEEKLY;COUNT=4")
+    run = request(agent, weekly)
+    assert counter_of(run) == ("20300108T100000Z", "20300108T110000Z")
+    event = run.replies()[0].walk("VEVENT")[0]
+    assert event["RRULE"].to_ical() == b"FREQ=WEEKLY;COUNT=4"
+    assert "it offers the series from" in str(event["COMMENT"])
+    # A week that is taken leaves no compliant series to offer: declined.
+    agent.set_pref(ROOM, "max_duration", "PT30M")
+    request(agent, vevent("x", "20300122T100000Z", "20300122T103000Z"))
+    again = vevent("w2", "20300108T100000Z", "20300108T123000Z", extra="RRULE:FREQ=WEEKLY;COUNT=4")
+    assert only_reply(request(agent, again)) == "DECLINED"
+
+
+def test_a_truncated_series_offer_holds_every_kept_instance(agent: Agent) -> None:
+    agent.set_pref(ROOM, "limit_action", "counter")
+    agent.set_pref(ROOM, "max_instances", "3")
+    agent.set_pref(ROOM, "freebusy_offers", "PT1H")
+    weekly = vevent("w", "20300108T100000Z", "20300108T110000Z", extra="RRULE:FREQ=WEEKLY")
+    request(agent, weekly)
+    day = datetime(2030, 1, 1, 12, tzinfo=UTC)
+    held = FileStore(agent.root / "store").get_offers(f"mailto:{ROOM}", day)
+    assert [p.start.day for p in held] == [8, 15, 22]
+    # A second organiser is not given the third week while it is held.
+    third = vevent("x", "20300122T100000Z", "20300122T110000Z", organiser="bob@example.com")
+    assert only_reply(request(agent, third, sender="bob@example.com")) == "DECLINED"
+
+
 def test_min_duration_and_periods_per_interval(agent: Agent) -> None:
     agent.set_pref(ROOM, "min_duration", "PT30M")
     agent.set_pref(ROOM, "max_periods_per_interval", "1 P1D")

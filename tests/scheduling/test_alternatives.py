@@ -252,8 +252,16 @@ def test_series_already_under_way_gets_no_alternative() -> None:
     assert alternative(request, declined(request)) is None
 
 
-def test_other_limits_of_a_series_get_no_alternative() -> None:
+def test_a_series_too_long_per_instance_gets_every_instance_shortened() -> None:
     request = series("FREQ=DAILY;COUNT=3", max_duration="PT30M")
+    offer = alternative(request, declined(request))
+    assert offer is not None and offer.answer is Answer.COUNTER
+    assert offer.params["end"] - offer.params["start"] == timedelta(minutes=30)
+    assert offer.params["rrule"] == "FREQ=DAILY;COUNT=3"
+
+
+def test_other_limits_of_a_series_get_no_alternative() -> None:
+    request = series("FREQ=DAILY;COUNT=3", min_notice="P30D")
     assert alternative(request, declined(request)) is None
 
 
