@@ -1,0 +1,103 @@
+"""Quota records derived from a resource's store: regenerate and verify.
+
+A resource whose ``scheduling_function`` has ``check_quota QUOTA`` or
+``schedule_across_quota QUOTA`` lines records each booked instance in the
+quota (see :mod:`imiptools.scheduling.quota`). The records of its events
+that have not ended are derived data: they equal the resource's busy
+periods in the window. :func:`sync_resource` compares them and, asked to,
+rewrites them: ``imip-admin make-freebusy`` regenerates them (so instances of
+indefinite series that enter the window are counted), ``imip-admin check``
+reports differences and ``--repair`` fixes them.
+
+The caller holds the resource's store lock; the quota locks are taken here,
+after it, in name order (the documented lock order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from imiptools.itip.objects import organizer_of
+from imiptools.quota.journal import QuotaJournal, parse_user
+from imiptools.quota.limits import QuotaBooking
+from imiptools.records import UserRecords
+from imiptools.scheduling import parse_function_lines
+from imiptools.scheduling.quota import ACROSS, CHECK
+
+#: The functions whose bookings are recorded in their quota.
+RECORDING = frozenset({CHECK, ACROSS})
+
+
+def recorded_quotas(preference: Callable[[str], str]) -> list[str]:
+    """The quotas in which the resource records its bookings (sorted)."""
+    try:
+        lines = parse_function_lines(preference("scheduling_function"))
+    except ValueError:
+        return []
+    return sorted({args[0] for name, args in lines if name in RECORDING and args})
+
+
+def expected(records: UserRecords) -> dict[str, list[QuotaBooking]]:
+    """The records each stored event of the resource should have, by UID."""
+    wanted: dict[str, list[QuotaBooking]] = {}
+    for uid in records.uids():
+        stored = records.stored(uid)
+        if stored is None:
+            continue
+        organiser = organizer_of(stored.first)
+        if not organiser:
+            continue
+        user = parse_user(organiser)
+        wanted[uid] = [
+            QuotaBooking(user, records.user, uid, p.recurrenceid, p.start, p.end)
+            for p in records.periods(stored)
+            if p.end > records.now
+        ]
+    return wanted
+
+
+def sync_resource(
+    records: UserRecords,
+    preference: Callable[[str], str],
+    journal: QuotaJournal,
+    repair: bool,
+) -> list[str]:
+    """Differences between the resource's quota records and its store, one
+    plain sentence each; with ``repair``, the records are made to match.
+
+    Only records that have not ended are compared (past ones stay for period
+    limits until ``quota expire``).
+    """
+    quotas = recorded_quotas(preference)
+    if not quotas:
+        return []
+    wanted = expected(records)
+    findings = []
+    with journal.locked(quotas, journal.timeout):
+        for quota in quotas:
+            current = _current(journal, quota, records)
+            for uid in sorted(set(wanted) | set(current)):
+                want = sorted(wanted.get(uid, []), key=_key)
+                if want != sorted(current.get(uid, []), key=_key):
+                    findings.append(
+                        f"quota {quota}: the records of {uid!r} at {records.user} do not"
+                        f" match its bookings ({len(current.get(uid, []))} recorded,"
+                        f" {len(want)} booked)"
+                    )
+                    if repair:
+                        journal.replace_event(quota, records.user, uid, want, records.now)
+    return findings
+
+
+def _current(
+    journal: QuotaJournal, quota: str, records: UserRecords
+) -> dict[str, list[QuotaBooking]]:
+    found: dict[str, list[QuotaBooking]] = {}
+    for booking in journal.bookings(quota):
+        if booking.resource == records.user and booking.end > records.now:
+            found.setdefault(booking.uid, []).append(booking)
+    return found
+
+
+def _key(booking: QuotaBooking) -> tuple[object, ...]:
+    return (booking.start, booking.key)
