@@ -16,9 +16,9 @@ every limit, made by :func:`alternative` from the limit's DECLINED decision:
   UNTIL removed (params ``rrule`` and ``count``).
 
 Every proposal is re-checked with :func:`~imiptools.scheduling.limits.check_limits`
-(no limit skipped) and must be free in ``request.busy``. Free means that no
-busy period overlaps it: a capacity of 1, whatever capacity a scheduling
-function is configured with. A moved single event is searched for on the
+(no limit skipped) and must be free in ``request.busy``: fewer overlapping
+busy periods than the resource's capacity (:func:`capacity`, the ``N`` of its
+free/busy functions, default 1). A moved single event is searched for on the
 grid (``permitted_times``, or every quarter hour), jumping over closed hours
 and busy periods, for at most :data:`MAX_CANDIDATES` candidates and no later
 than ``now + booking_window`` (without one, :data:`DEFAULT_SEARCH` after the
@@ -49,9 +49,9 @@ from imiptools.dates import to_utc
 from imiptools.i18n import N_, N_plural
 from imiptools.itip.recurrence import Instance
 from imiptools.periods import busy_only, max_overlap
-from imiptools.scheduling import Answer, Decision, Request
+from imiptools.scheduling import Answer, Decision, Request, parse_function_lines
 from imiptools.scheduling.counter import DEFAULT_GRID, DEFAULT_SEARCH
-from imiptools.scheduling.freebusy import describe
+from imiptools.scheduling.freebusy import capacity_of, describe
 from imiptools.scheduling.hours import PermittedTimes, parse_opening, parse_permitted_times
 from imiptools.scheduling.limits import check_limits
 
@@ -62,6 +62,7 @@ __all__ = [
     "SERIES_LIMITS",
     "SINGLE_LIMITS",
     "alternative",
+    "capacity",
     "search_span",
     "shortened",
     "truncated",
@@ -96,6 +97,14 @@ SERIES_REASON = N_plural(
 )
 #: The limits answered with another period for a single event.
 SINGLE_LIMITS = frozenset(REASONS)
+#: The functions whose argument N is the resource's capacity.
+_CAPACITY_FUNCTIONS = frozenset(
+    {
+        "schedule_in_freebusy",
+        "schedule_corrected_in_freebusy",
+        "schedule_next_available_in_freebusy",
+    }
+)
 #: The limits answered with a truncated series.
 SERIES_LIMITS = frozenset({"allow_indefinite", "max_instances", "booking_window"})
 #: The limits answered with a series whose every instance is resized.
@@ -245,7 +254,7 @@ def _later(request: Request, start: datetime, end: datetime) -> datetime | None:
             return _next_opening(request, start)
         return start
     busy = [p for p in busy_only(request.busy) if p.overlaps(start, end)]
-    if max_overlap(busy, start, end) >= 1:  # capacity 1
+    if max_overlap(busy, start, end) >= capacity(request):
         return min(period.end for period in busy)
     return None
 
@@ -373,7 +382,7 @@ def _resized(request: Request, declined: Decision) -> Decision | None:
 
 def shortened(request: Request, declined: Decision, reason: str, end: datetime) -> Decision | None:
     """A COUNTER for ``request``'s single instance ending at ``end`` instead,
-    if that keeps every event limit and is free (capacity 1); else None."""
+    if that keeps every event limit and is free (see :func:`capacity`); else None."""
     if _rule(request) is not None or len(request.instances) != 1:
         return None
     start = request.instances[0].start
@@ -417,5 +426,18 @@ def _with_rule(component: Component, rule: vRecur) -> Component:
 
 
 def _busy(request: Request, instance: Instance) -> bool:
-    """Whether a busy period overlaps ``instance`` (capacity 1)."""
-    return max_overlap(busy_only(request.busy), instance.start, instance.end) >= 1
+    """Whether ``instance`` would exceed the resource's :func:`capacity`."""
+    busy = busy_only(request.busy)
+    return max_overlap(busy, instance.start, instance.end) >= capacity(request)
+
+
+def capacity(request: Request) -> int:
+    """How many bookings may overlap: the smallest capacity ``N`` of the
+    configured free/busy functions (``schedule_in_freebusy N`` and the two
+    counter functions), 1 when none is configured or one is unreadable."""
+    try:
+        lines = parse_function_lines(request.preference("scheduling_function"))
+        found = [capacity_of(args) for name, args in lines if name in _CAPACITY_FUNCTIONS]
+    except ValueError:
+        return 1
+    return min(found, default=1)

@@ -13,7 +13,12 @@ from icalendar import Calendar, Event, vRecur
 from imiptools.itip.recurrence import Instance, Limits, expand
 from imiptools.periods import Period
 from imiptools.scheduling import Answer, Decision, Request
-from imiptools.scheduling.alternatives import INDEFINITE_COUNT, alternative, search_span
+from imiptools.scheduling.alternatives import (
+    INDEFINITE_COUNT,
+    alternative,
+    capacity,
+    search_span,
+)
 from imiptools.scheduling.limits import check_limits
 
 #: A Tuesday.
@@ -269,3 +274,20 @@ def test_a_decision_that_is_no_decline_gets_no_alternative() -> None:
     request = single(utc(2, 10), utc(2, 13), max_duration="PT2H")
     accepted = Decision(Answer.ACCEPTED, "free", "free", "max_duration")
     assert alternative(request, accepted) is None
+
+
+def test_proposals_respect_the_configured_capacity() -> None:
+    taken = [busy(utc(2, 10), utc(2, 11))]
+    alone = single(utc(2, 10), utc(2, 13), taken, max_duration="PT1H")
+    assert proposed(alone)[0] == utc(2, 11)  # capacity 1: after the booking
+    shared = single(
+        utc(2, 10),
+        utc(2, 13),
+        taken,
+        max_duration="PT1H",
+        scheduling_function="schedule_in_freebusy 2",
+    )
+    assert proposed(shared) == (utc(2, 10), utc(2, 11))  # room for a second
+    assert capacity(shared) == 2
+    odd = single(utc(2, 10), utc(2, 11), scheduling_function="schedule_in_freebusy x")
+    assert capacity(odd) == 1
