@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 from icalendar import Component, Event
@@ -360,10 +360,23 @@ class ResourceHandler(BaseHandler):
                     comment=reason,
                     sent_by=self.unit.sent_by,
                     rrule=str(decision.params.get("rrule", "")),
+                    zone=self._series_zone(component),
+                    timezones=obj.timezones,
                 ),
                 method="COUNTER",
             )
         )
+
+    def _series_zone(self, component: Component) -> tzinfo | None:
+        """The zone a series' DTSTART recurs in: its own, or the resource's for
+        floating times; None for an all-day or unusable DTSTART."""
+        try:
+            start = component.decoded("DTSTART")
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return None
+        if not isinstance(start, datetime):
+            return None
+        return start.tzinfo or self.unit.zone
 
     def _offered(
         self, decision: Decision, start: datetime, end: datetime

@@ -9,10 +9,20 @@ escaping is icalendar's).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date, datetime
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, tzinfo
 
-from icalendar import Calendar, Component, Event, FreeBusy, vCalAddress, vPeriod, vRecur, vText
+from icalendar import (
+    Calendar,
+    Component,
+    Event,
+    FreeBusy,
+    Timezone,
+    vCalAddress,
+    vPeriod,
+    vRecur,
+    vText,
+)
 
 from imiptools.dates import to_utc
 from imiptools.itip.objects import find_attendee, make_calendar, sequence_of, text_of
@@ -156,26 +166,36 @@ def counter(
     comment: str = "",
     sent_by: str = "",
     rrule: str = "",
+    zone: tzinfo | None = None,
+    timezones: Sequence[Timezone] = (),
 ) -> Calendar:
     """A METHOD:COUNTER proposing ``start``-``end`` instead (RFC 5546 §3.2.7).
 
-    The request's event with the proposed times (UTC), a new DTSTAMP, the
-    same UID, SEQUENCE and ORGANIZER, no recurrence unless ``rrule`` is
-    given (a truncated series), and ``attendee`` with PARTSTAT=NEEDS-ACTION.
+    The request's event with the proposed times, a new DTSTAMP, the same
+    UID, SEQUENCE and ORGANIZER, no recurrence unless ``rrule`` is given (a
+    series), and ``attendee`` with PARTSTAT=NEEDS-ACTION. Times are UTC,
+    except for a series with a ``zone``: its DTSTART and DTEND are then in
+    that zone (with its VTIMEZONE, from ``timezones`` or generated), so that
+    the rule recurs at the same local time across daylight-saving changes,
+    as the request did (RFC 5545 §3.3.10).
     """
     event = Event()
     for name in ("UID", "SEQUENCE", "ORGANIZER", "SUMMARY", "LOCATION", "RECURRENCE-ID"):
         if name in source:
             event[name] = source[name]
     event.add("DTSTAMP", to_utc(stamp))
-    event.add("DTSTART", to_utc(start))
-    event.add("DTEND", to_utc(end))
+    local = zone is not None and bool(rrule)
+    event.add("DTSTART", start.astimezone(zone) if local else to_utc(start))
+    event.add("DTEND", end.astimezone(zone) if local else to_utc(end))
     if rrule:
         event.add("RRULE", vRecur.from_ical(rrule))
     event.add("ATTENDEE", _answering(source, attendee, "NEEDS-ACTION", sent_by))
     if comment:
         event.add("COMMENT", comment)
-    return make_calendar([event], "COUNTER")
+    calendar = make_calendar([event], "COUNTER", timezones)
+    if local:
+        calendar.add_missing_timezones()
+    return calendar
 
 
 def reply(components: Iterable[Event]) -> Calendar:

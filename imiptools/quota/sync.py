@@ -3,8 +3,8 @@
 A resource whose ``scheduling_function`` has ``check_quota QUOTA`` or
 ``schedule_across_quota QUOTA`` lines records each booked instance in the
 quota (see :mod:`imiptools.scheduling.quota`). The records of its events
-that have not ended are derived data: they equal the resource's busy
-periods in the window. :func:`sync_resource` compares them and, asked to,
+that have not ended are derived data: they equal the resource's stored
+free/busy periods. :func:`sync_resource` compares them and, asked to,
 rewrites them: ``imip-admin make-freebusy`` regenerates them (so instances of
 indefinite series that enter the window are counted), ``imip-admin check``
 reports differences and ``--repair`` fixes them.
@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from imiptools.itip.objects import organizer_of
 from imiptools.quota.journal import QuotaJournal, parse_user
 from imiptools.quota.limits import QuotaBooking
 from imiptools.records import UserRecords
 from imiptools.scheduling import parse_function_lines
 from imiptools.scheduling.quota import ACROSS, CHECK
+from imiptools.stores.base import ALL_TIME
 
 #: The functions whose bookings are recorded in their quota.
 RECORDING = frozenset({CHECK, ACROSS})
@@ -38,21 +38,18 @@ def recorded_quotas(preference: Callable[[str], str]) -> list[str]:
 
 
 def expected(records: UserRecords) -> dict[str, list[QuotaBooking]]:
-    """The records each stored event of the resource should have, by UID."""
+    """The records the resource's stored free/busy calls for, by UID: one per
+    period that has not ended (free/busy is itself derived from the stored
+    events by the agents and ``make-freebusy``; ``check`` verifies that)."""
     wanted: dict[str, list[QuotaBooking]] = {}
-    for uid in records.uids():
-        stored = records.stored(uid)
-        if stored is None:
+    for period in records.store.get_freebusy(records.user, records.now, ALL_TIME[1]):
+        if period.end <= records.now or not period.organiser:
             continue
-        organiser = organizer_of(stored.first)
-        if not organiser:
-            continue
-        user = parse_user(organiser)
-        wanted[uid] = [
-            QuotaBooking(user, records.user, uid, p.recurrenceid, p.start, p.end)
-            for p in records.periods(stored)
-            if p.end > records.now
-        ]
+        user = parse_user(period.organiser)
+        booking = QuotaBooking(
+            user, records.user, period.uid, period.recurrenceid, period.start, period.end
+        )
+        wanted.setdefault(period.uid, []).append(booking)
     return wanted
 
 

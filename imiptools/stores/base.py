@@ -16,9 +16,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import UTC, datetime
 
 from imiptools.periods import Period
+
+#: The span :meth:`Store.all_freebusy` covers: every period a store can hold.
+ALL_TIME = (datetime(1900, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
 
 
 class Store(ABC):
@@ -101,6 +104,10 @@ class Store(ABC):
     def cancelled_recurrence_ids(self, user: str, uid: str) -> list[str]:
         """Normalised RECURRENCE-IDs of cancelled instances of ``uid``, sorted."""
 
+    @abstractmethod
+    def cancelled_object_uids(self, user: str) -> Iterator[str]:
+        """UIDs of the events cancelled whole, in no given order."""
+
     # -- the user's own free/busy ---------------------------------------
 
     @abstractmethod
@@ -118,6 +125,25 @@ class Store(ABC):
     def freebusy_uids(self, user: str) -> Iterator[str]:
         """UIDs that have periods in the user's free/busy (for checks)."""
 
+    def all_freebusy(self, user: str) -> list[Period]:
+        """Every period of the user's free/busy, sorted (for maintenance)."""
+        return self.get_freebusy(user, *ALL_TIME)
+
+    def replace_freebusy(self, user: str, periods: Iterable[Period]) -> None:
+        """Make the user's whole free/busy exactly ``periods`` (by their uid).
+
+        Periods of uids not among ``periods`` are dropped. Each write is
+        atomic; a crash part way leaves every period as before or as after,
+        and rerunning converges. This default works through
+        :meth:`set_freebusy_for_uid`; stores override it to also drop
+        records their indexes lost.
+        """
+        by_uid: dict[str, list[Period]] = {}
+        for period in periods:
+            by_uid.setdefault(period.uid, []).append(period)
+        for uid in sorted(set(self.freebusy_uids(user)) | by_uid.keys()):
+            self.set_freebusy_for_uid(user, uid, by_uid.get(uid, []))
+
     # -- others' free/busy (freebusy-other/USER) -------------------------
 
     @abstractmethod
@@ -129,6 +155,10 @@ class Store(ABC):
     @abstractmethod
     def set_freebusy_other(self, user: str, other: str, periods: Iterable[Period]) -> None:
         """Replace what is known of ``other``'s free/busy."""
+
+    @abstractmethod
+    def freebusy_other_users(self, user: str) -> list[str]:
+        """The others whose free/busy the user holds (as given), sorted."""
 
     # -- offers: periods we proposed in COUNTERs, held until they expire -----
 
@@ -143,6 +173,23 @@ class Store(ABC):
     @abstractmethod
     def remove_offers(self, user: str, uid: str) -> None:
         """Drop the offers made for ``uid``."""
+
+    @abstractmethod
+    def all_offers(self, user: str) -> list[tuple[datetime, Period]]:
+        """Every offer with its expiry, expired ones included, sorted."""
+
+    def expire_offers(self, user: str, now: datetime) -> list[str]:
+        """Drop the offers of every uid whose offers have all expired at ``now``.
+
+        Returns those uids, sorted. Idempotent; the caller holds the lock.
+        """
+        live: dict[str, bool] = {}
+        for expires, period in self.all_offers(user):
+            live[period.uid] = live.get(period.uid, False) or expires > now
+        expired = sorted(uid for uid, alive in live.items() if not alive)
+        for uid in expired:
+            self.remove_offers(user, uid)
+        return expired
 
     # -- counter-proposals (counters/UID/ATTENDEE) ---------------------
 

@@ -67,6 +67,7 @@ from imiptools.fileutil import (
     encode_text,
     ensure_directory,
     list_names,
+    read_bytes,
     read_text,
     remove_directory,
     remove_empty_directory,
@@ -217,6 +218,10 @@ class FileStore(Store):
     def _user_dir(self, user: str) -> Path:
         return self.root / user_component(user)
 
+    def user_directory(self, user: str) -> Path:
+        """The directory holding ``user``'s records (for checks and tools)."""
+        return self._user_dir(user)
+
     def _ensure_user(self, user: str) -> Path:
         """The user's directory, created with its ``.user`` marker if hashed."""
         base = self._user_dir(user)
@@ -359,6 +364,9 @@ class FileStore(Store):
     def cancelled_recurrence_ids(self, user: str, uid: str) -> list[str]:
         return sorted(self._keys(self._cancelled_recurrences(user, uid)))
 
+    def cancelled_object_uids(self, user: str) -> Iterator[str]:
+        yield from self._keys(self._user_dir(user) / CANCELLED_OBJECTS)
+
     # -- the user's own free/busy ----------------------------------------------
 
     def _read_bucket(self, directory: Path, name: str) -> list[str]:
@@ -418,6 +426,31 @@ class FileStore(Store):
         else:
             remove_file(directory / name)
 
+    def replace_freebusy(self, user: str, periods: Iterable[Period]) -> None:
+        """Rewrite every bucket and index of the user from ``periods``.
+
+        Steps, each file atomic: write each new uid's index with the union
+        of its old and new buckets; write every bucket (existing or new)
+        with exactly its new lines, dropping unreadable lines and lines no
+        index names; write or remove each index. A period wanted before and
+        after is present throughout; rerunning converges.
+        """
+        base = self._ensure_user(user)
+        buckets, indexes = _layout(periods)
+        index_dir = base / FREEBUSY_INDEX
+        for uid, names in indexes.items():
+            path = index_dir / safe_component(uid)
+            _write_index(path, uid, _readable_index(path) | names)
+        existing = [n for n in list_names(base / FREEBUSY) if _is_bucket_name(n)]
+        for name in sorted(set(existing) | buckets.keys()):
+            _write_if_changed(base / FREEBUSY / name, sorted(buckets.get(name, set())))
+        wanted = {safe_component(uid): uid for uid in indexes}
+        for name in filter(is_safe_component, list_names(index_dir)):
+            if name in wanted:
+                _write_index(index_dir / name, wanted[name], indexes[wanted[name]])
+            else:
+                remove_file(index_dir / name)
+
     def freebusy_uids(self, user: str) -> Iterator[str]:
         directory = self._user_dir(user) / FREEBUSY_INDEX
         for name in filter(is_safe_component, list_names(directory)):
@@ -441,6 +474,9 @@ class FileStore(Store):
             self._write_keyed(directory, other, _join(lines))
         else:
             self._remove_keyed(directory, other)
+
+    def freebusy_other_users(self, user: str) -> list[str]:
+        return sorted(self._keys(self._user_dir(user) / FREEBUSY_OTHER))
 
     # -- decision log (decisions.log: one JSON object a line, appended) -------
 
@@ -497,6 +533,9 @@ class FileStore(Store):
         kept = [(when, p) for when, p in offers if p.uid != uid]
         if len(kept) != len(offers):
             self._write_offers(user, kept)
+
+    def all_offers(self, user: str) -> list[tuple[datetime, Period]]:
+        return sorted(self._offers(user))
 
     # -- counter-proposals ------------------------------------------------------
 
@@ -565,9 +604,43 @@ def _parse_request(line: str) -> tuple[str, str, str]:
     return uid, rid, kind
 
 
+def _is_bucket_name(name: str) -> bool:
+    return name == LONG_BUCKET or _is_month_name(name)
+
+
+def _layout(periods: Iterable[Period]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Bucket name -> lines, and uid -> bucket names, for ``periods``."""
+    by_uid: dict[str, list[Period]] = {}
+    for period in periods:
+        by_uid.setdefault(period.uid, []).append(period)
+    buckets: dict[str, set[str]] = {}
+    indexes: dict[str, set[str]] = {}
+    for uid, group in by_uid.items():
+        for name, lines in _lines_by_bucket(uid, group).items():
+            buckets.setdefault(name, set()).update(lines)
+            indexes.setdefault(uid, set()).add(name)
+    return buckets, indexes
+
+
+def _write_if_changed(path: Path, lines: list[str]) -> None:
+    """Make ``path`` hold ``lines`` (removed when none), writing only if needed."""
+    if not lines:
+        remove_file(path)
+    elif read_bytes(path) != encode_text(_join(lines)):
+        atomic_write(path, _join(lines))
+
+
 def _read_index(path: Path) -> set[str]:
     """The bucket names listed in a free/busy index file."""
     return set(_lines(read_text(path))[1:])
+
+
+def _readable_index(path: Path) -> set[str]:
+    """:func:`_read_index`, empty when the file cannot be read (to be rewritten)."""
+    try:
+        return _read_index(path)
+    except StoreUnavailable:
+        return set()
 
 
 def _write_index(path: Path, uid: str, buckets: set[str]) -> None:

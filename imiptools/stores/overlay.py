@@ -221,6 +221,10 @@ class OverlayStore(Store):
         base = self.base.cancelled_recurrence_ids(user, uid)
         return sorted(self._cancelled_recurrences.names((self._user(user), uid), base))
 
+    def cancelled_object_uids(self, user: str) -> Iterator[str]:
+        base = self.base.cancelled_object_uids(user)
+        yield from self._cancelled.names((self._user(user),), base)
+
     # -- the user's own free/busy ---------------------------------------------
 
     def get_freebusy(self, user: str, start: datetime, end: datetime) -> list[Period]:
@@ -257,6 +261,13 @@ class OverlayStore(Store):
     def set_freebusy_other(self, user: str, other: str, periods: Iterable[Period]) -> None:
         self._freebusy_other[(self._user(user, create=True), other)] = sorted(set(periods))
 
+    def freebusy_other_users(self, user: str) -> list[str]:
+        """The base's others not emptied here, plus those given periods here."""
+        uri = self._user(user)
+        mine = {k[1]: bool(periods) for k, periods in self._freebusy_other.items() if k[0] == uri}
+        base = [o for o in self.base.freebusy_other_users(user) if mine.get(o, True)]
+        return sorted(set(base) | {other for other, held in mine.items() if held})
+
     # -- offers --------------------------------------------------------------
 
     def get_offers(self, user: str, now: datetime) -> list[Period]:
@@ -272,6 +283,14 @@ class OverlayStore(Store):
 
     def remove_offers(self, user: str, uid: str) -> None:
         self._offers[(self._user(user), uid)] = None
+
+    def all_offers(self, user: str) -> list[tuple[datetime, Period]]:
+        """The base's offers of uids not replaced here, plus the overlay's."""
+        uri = self._user(user)
+        replaced = {key[1]: offer for key, offer in self._offers.items() if key[0] == uri}
+        kept = [(e, p) for e, p in self.base.all_offers(user) if p.uid not in replaced]
+        mine = [(o.expires, p) for o in replaced.values() if o is not None for p in o.periods]
+        return sorted(kept + mine)
 
     # -- counter-proposals ---------------------------------------------------
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
+import recurring_ical_events
+
 from imiptools.stores.file import FileStore
 from tests.support import (
     ROOM,
@@ -647,6 +649,26 @@ def test_limit_action_counter_shortens_every_instance_of_a_series(agent: Agent) 
     request(agent, vevent("x", "20300122T100000Z", "20300122T103000Z"))
     again = vevent("w2", "20300108T100000Z", "20300108T123000Z", extra="RRULE:FREQ=WEEKLY;COUNT=4")
     assert only_reply(request(agent, again)) == "DECLINED"
+
+
+def test_a_truncated_series_counter_keeps_local_time_across_dst(agent: Agent) -> None:
+    agent.set_pref(ROOM, "limit_action", "counter")
+    agent.set_pref(ROOM, "max_instances", "15")
+    weekly = vevent(
+        "dst",
+        ";TZID=Europe/Berlin:20300108T100000",
+        ";TZID=Europe/Berlin:20300108T110000",
+        extra="RRULE:FREQ=WEEKLY;COUNT=30",
+    )
+    run = request(agent, weekly)
+    [counter] = run.replies()
+    event = counter.walk("VEVENT")[0]
+    assert event["DTSTART"].params["TZID"] == "Europe/Berlin"
+    assert event.decoded("DTSTART").hour == 10
+    assert [str(z["TZID"]) for z in counter.walk("VTIMEZONE")] == ["Europe/Berlin"]
+    # The proposal, expanded, keeps 10:00 Berlin time after the change to summer time.
+    april = recurring_ical_events.of(counter).between((2030, 4, 1), (2030, 4, 30))
+    assert {e.decoded("DTSTART").astimezone(UTC).hour for e in april} == {8}
 
 
 def test_a_truncated_series_offer_holds_every_kept_instance(agent: Agent) -> None:

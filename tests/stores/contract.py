@@ -459,6 +459,60 @@ class StoreContract:
         assert [p.uid for p in store.get_offers(USER, T0)] == ["keep"]
         assert store.get_offers(OTHER_USER, T0) == []
 
+    def test_all_offers_include_expired_ones(self, store: Store) -> None:
+        store.set_offers(USER, "b", [period("b", 2)], T0 + 3 * HOUR)
+        store.set_offers(USER, "a", [period("a", 1)], T0 + HOUR)
+        assert store.all_offers(USER) == [
+            (T0 + HOUR, period("a", 1)),
+            (T0 + 3 * HOUR, period("b", 2)),
+        ]
+        assert store.all_offers(OTHER_USER) == []
+
+    def test_expire_offers_drops_only_expired_ones(self, store: Store) -> None:
+        store.set_offers(USER, "a", [period("a", 1)], T0 + HOUR)
+        store.set_offers(USER, "b", [period("b", 2)], T0 + 3 * HOUR)
+        assert store.expire_offers(USER, T0 + 2 * HOUR) == ["a"]
+        assert store.expire_offers(USER, T0 + 2 * HOUR) == []
+        assert [p.uid for _, p in store.all_offers(USER)] == ["b"]
+
+    # -- maintenance listings and whole free/busy ------------------------------
+
+    def test_cancelled_object_uids(self, store: Store) -> None:
+        assert list(store.cancelled_object_uids(USER)) == []
+        store.set_object(USER, "a", event("a"))
+        store.cancel_object(USER, "a", event("a"))
+        store.cancel_object(USER, AWKWARD_UIDS[2], event(AWKWARD_UIDS[2]))
+        assert sorted(store.cancelled_object_uids(USER)) == sorted(["a", AWKWARD_UIDS[2]])
+        store.uncancel_object(USER, "a")
+        assert list(store.cancelled_object_uids(USER)) == [AWKWARD_UIDS[2]]
+
+    def test_freebusy_other_users(self, store: Store) -> None:
+        store.set_freebusy_other(USER, BOB, [period("x", 1)])
+        store.set_freebusy_other(USER, ALICE, [period("y", 1)])
+        assert store.freebusy_other_users(USER) == [ALICE, BOB]
+        store.set_freebusy_other(USER, BOB, [])
+        assert store.freebusy_other_users(USER) == [ALICE]
+        assert store.freebusy_other_users(OTHER_USER) == []
+
+    def test_all_freebusy_spans_every_year(self, store: Store) -> None:
+        far = Period(T0 + timedelta(days=365 * 50), T0 + timedelta(days=365 * 50, hours=1), "b")
+        store.set_freebusy_for_uid(USER, "a", [period("a", 0)])
+        store.set_freebusy_for_uid(USER, "b", [far])
+        assert store.all_freebusy(USER) == [period("a", 0), far]
+
+    def test_replace_freebusy_makes_it_exactly_so(self, store: Store) -> None:
+        store.set_freebusy_for_uid(USER, "a", [period("a", 0)])
+        store.set_freebusy_for_uid(USER, "gone", [period("gone", 2)])
+        wanted = [period("a", 24 * 40), period("b", 1), period("b", 3)]
+        store.replace_freebusy(USER, wanted)
+        store.replace_freebusy(USER, wanted)
+        assert store.all_freebusy(USER) == sorted(wanted)
+        assert sorted(store.freebusy_uids(USER)) == ["a", "b"]
+        store.set_freebusy_for_uid(USER, "a", [])
+        assert store.all_freebusy(USER) == [period("b", 1), period("b", 3)]
+        store.replace_freebusy(USER, [])
+        assert store.all_freebusy(USER) == []
+
     # -- decision log --------------------------------------------------------
 
     def test_decision_log_appends_in_order(self, store: Store) -> None:

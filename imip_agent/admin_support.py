@@ -1,0 +1,85 @@
+"""What the store subcommands of imip-admin share: the site, users, progress."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TextIO
+
+from imip_agent.cli import clock_from, preferences_from, store_from
+from imiptools.config import Settings
+from imiptools.errors import NoSuchUser, UsageError
+from imiptools.maintenance import Site
+from imiptools.stores.names import normalise_user
+
+
+def site_from(settings: Settings) -> Site:
+    """The store, preferences and settings named on the command line."""
+    return Site(store_from(settings), preferences_from(settings), settings)
+
+
+def now_from(args: argparse.Namespace) -> datetime:
+    """``--now``, else the current time."""
+    return clock_from(args).now()
+
+
+def add_user_selection(parser: argparse.ArgumentParser) -> None:
+    """``USER ...`` or ``--all`` (exactly one of them)."""
+    parser.add_argument("users", nargs="*", metavar="USER", help="calendar users")
+    parser.add_argument("--all", action="store_true", help="every user in the store")
+
+
+def selected_users(args: argparse.Namespace, site: Site, default_all: bool = False) -> list[str]:
+    """The normalised users named, or every user of the store with ``--all``.
+
+    Raises UsageError when both or neither are given (unless
+    ``default_all``), NoSuchUser (67) for a user the store does not hold.
+    """
+    every = getattr(args, "all", False)
+    if args.users and every:
+        raise UsageError("give users or --all, not both")
+    if not args.users and not (every or default_all):
+        raise UsageError("give at least one USER, or --all")
+    if not args.users:
+        return sorted(site.store.users())
+    users = [normalise_user(user) for user in args.users]
+    known = set(site.store.users())
+    for user in users:
+        if user not in known:
+            raise NoSuchUser(f"the store holds no calendar user {user}")
+    return users
+
+
+def is_interactive(stream: TextIO) -> bool:
+    """True when ``stream`` is a terminal (not cron, not a pipe)."""
+    try:
+        return stream.isatty()
+    except ValueError:
+        return False
+
+
+def with_progress(users: Sequence[str], label: str, stream: TextIO = sys.stderr) -> Iterator[str]:
+    """Yield ``users``, drawing a progress bar on ``stream`` if it is a terminal."""
+    show = is_interactive(stream)
+    for number, user in enumerate(users, 1):
+        if show:
+            _draw(stream, label, number - 1, len(users), user)
+        yield user
+    if show and users:
+        _draw(stream, label, len(users), len(users), "done")
+        stream.write("\n")
+
+
+def _draw(stream: TextIO, label: str, done: int, total: int, what: str) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    bar = "#" * filled + "." * (width - filled)
+    stream.write(f"\r{label} [{bar}] {done}/{total} {what[:40]:<40}")
+    stream.flush()
+
+
+def wants_summary(args: argparse.Namespace) -> bool:
+    """Print a summary on a terminal or with -v; stay quiet under cron."""
+    return bool(getattr(args, "verbose", 0)) or is_interactive(sys.stdout)

@@ -1,0 +1,348 @@
+"""Store checks: find what is wrong in a user's records, repair what can be derived.
+
+What ``imip-admin check`` verifies, per calendar user, under the user's
+lock (so agents never see a half-repaired state):
+
+* every stored file parses (objects, overridden instances, cancellations,
+  counters, the request queue, offers, others' free/busy);
+* every free/busy period belongs to a stored event, and every stored
+  event's periods within the window are present and as the event says;
+  a window that has merely not been moved forward (``make-freebusy``) is
+  a *note*, not a fault;
+* (file store) no stray temporary files; every free/busy line is named by
+  its uid's index;
+* every preference value is valid.
+
+Each :class:`Finding` says what is wrong in plain words and, when the
+repair can be derived from the stored objects, carries it: free/busy is
+regenerated (:func:`imiptools.maintenance.reset_freebusy`), stray files are
+removed. Unreadable objects and invalid preferences need an admin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from imiptools import maintenance
+from imiptools.errors import InputError, StoreUnavailable
+from imiptools.fileutil import remove_file
+from imiptools.itip.objects import parse_calendars
+from imiptools.maintenance import Site
+from imiptools.periods import Period
+from imiptools.preferences import DEFINITIONS, validate
+from imiptools.preferences_store import PreferenceFiles
+from imiptools.quota.journal import QuotaJournal
+from imiptools.quota.sync import recorded_quotas, sync_resource
+from imiptools.records import UserRecords
+from imiptools.stores.base import ALL_TIME
+from imiptools.stores.file import FileStore
+from imiptools.stores.filecheck import stray_temporary_files, unindexed_periods
+from imiptools.stores.names import user_component
+
+#: Temporary files outside a locked user's records (preferences, outbox)
+#: count as stray only when at least this old (seconds): they may be in use.
+UNLOCKED_TEMPORARY_AGE = 3600.0
+
+Fix = Callable[[], None]
+
+
+@dataclass
+class Finding:
+    """One thing found: its text, and the repair when one can be derived.
+
+    ``note``: worth saying, not a fault (the check still passes).
+    """
+
+    user: str
+    text: str
+    fix: Fix | None = None
+    note: bool = False
+    repaired: bool = False
+
+    def line(self) -> str:
+        """The finding as one line of the report."""
+        status = " (repaired)" if self.repaired else ""
+        kind = "note: " if self.note else ""
+        return f"{self.user}: {kind}{self.text}{status}"
+
+
+@dataclass
+class Report:
+    """Every finding of a check, in the order found."""
+
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def faults(self) -> list[Finding]:
+        """Findings that are faults (not notes)."""
+        return [f for f in self.findings if not f.note]
+
+    @property
+    def remaining(self) -> list[Finding]:
+        """Faults not repaired."""
+        return [f for f in self.faults if not f.repaired]
+
+    def summary(self) -> str:
+        """One line: how many problems, repaired, notes."""
+        faults, notes = len(self.faults), len(self.findings) - len(self.faults)
+        repaired = faults - len(self.remaining)
+        return f"{faults} problem(s), {repaired} repaired, {notes} note(s)"
+
+
+def check_user(site: Site, user: str, now: datetime, repair: bool) -> list[Finding]:
+    """Check ``user``'s records under the user's lock; with ``repair``,
+    apply each distinct derivable repair once, still under the lock."""
+    with maintenance.locked_records(site, user, now) as records:
+        findings = _user_findings(site, records)
+        if repair:
+            _repair(findings)
+    preferences = _preference_findings(site, user)
+    if repair:
+        _repair(preferences)
+    return findings + preferences
+
+
+def check_store(site: Site, users: Iterable[str], now: datetime, repair: bool) -> Report:
+    """Check every user in ``users`` (see :func:`check_user`), then the site."""
+    report = Report()
+    users = list(users)
+    for user in users:
+        report.findings += check_user(site, user, now, repair)
+    report.findings += quota_findings(site, users, now, repair)
+    return report
+
+
+def quota_findings(site: Site, users: Iterable[str], now: datetime, repair: bool) -> list[Finding]:
+    """Every quota's files parse, and each resource's quota records match its
+    bookings (see :mod:`imiptools.quota.sync`); with ``repair`` the records
+    are rewritten, under the resource's lock and then the quota locks."""
+    journal = QuotaJournal(Path(site.settings.journal), site.settings.lock_timeout)
+    findings = []
+    for quota in journal.quotas():
+        try:
+            journal.snapshot(quota)
+        except ValueError as exc:
+            findings.append(Finding("", f"quota {quota}: {exc}"))
+    for user in users:
+        preference = site.preferences_of(user).get
+        if not recorded_quotas(preference):
+            continue
+        with maintenance.locked_records(site, user, now) as records:
+            try:
+                texts = sync_resource(records, preference, journal, repair)
+            except ValueError as exc:
+                findings.append(Finding(user, f"quota records cannot be read: {exc}"))
+                continue
+        findings += [Finding(user, text, repaired=repair) for text in texts]
+    return findings
+
+
+def _repair(findings: list[Finding]) -> None:
+    done: dict[int, bool] = {}
+    for finding in findings:
+        if finding.fix is None:
+            continue
+        if id(finding.fix) not in done:
+            finding.fix()
+            done[id(finding.fix)] = True
+        finding.repaired = True
+
+
+def _user_findings(site: Site, records: UserRecords) -> list[Finding]:
+    findings, unreadable = _parse_findings(records)
+    findings += _queue_findings(records)
+    reset = _resetter(records)
+    findings += _freebusy_findings(records, unreadable, reset)
+    if isinstance(site.store, FileStore):
+        findings += _file_findings(site.store, records.user, reset)
+    return findings
+
+
+def _resetter(records: UserRecords) -> Fix:
+    """One repair shared by every free/busy finding of the user."""
+    return lambda: maintenance.reset_freebusy(records)
+
+
+# -- files parse ------------------------------------------------------------------
+
+
+def _parse_findings(records: UserRecords) -> tuple[list[Finding], set[str]]:
+    """Findings for stored texts that do not parse, and the uids concerned."""
+    store, user = records.store, records.user
+    findings: list[Finding] = []
+    unreadable: set[str] = set()
+    cancelled = set(store.cancelled_object_uids(user))
+    for uid in sorted(set(records.uids()) | cancelled):
+        for what, text in _texts_of(records, uid):
+            problem = _parse_problem(text)
+            if problem:
+                unreadable.add(uid)
+                findings.append(Finding(user, f'{what} of event "{uid}" {problem}'))
+    return findings, unreadable
+
+
+def _texts_of(records: UserRecords, uid: str) -> Iterable[tuple[str, str | None]]:
+    store, user = records.store, records.user
+    yield "the stored object", store.get_object(user, uid)
+    for rid in store.recurrence_ids(user, uid):
+        yield f"instance {rid}", store.get_recurrence(user, uid, rid)
+    yield "the cancellation", store.get_cancelled_object(user, uid)
+    for rid in store.cancelled_recurrence_ids(user, uid):
+        yield f"the cancellation of instance {rid}", store.get_cancelled_recurrence(user, uid, rid)
+    for attendee, text in store.get_counters(user, uid).items():
+        yield f"the counter-proposal of {attendee}", text
+
+
+def _parse_problem(text: str | None) -> str:
+    """'' if ``text`` is missing or parses, else why it does not."""
+    if text is None:
+        return ""
+    try:
+        parse_calendars(text)
+    except InputError as exc:
+        return f"does not parse: {exc}"
+    return ""
+
+
+def _queue_findings(records: UserRecords) -> list[Finding]:
+    """The request queue, offers and others' free/busy must be readable."""
+    store, user = records.store, records.user
+    reads: list[tuple[str, Callable[[], object]]] = [
+        ("the request queue", lambda: store.get_requests(user)),
+        ("the counter-proposal offers", lambda: store.all_offers(user)),
+    ]
+    for other in _others(records):
+        reads.append(
+            (f"the free/busy received from {other}", _other_reader(records, other)),
+        )
+    return [Finding(user, f"{what} cannot be read: {e}") for what, e in _failures(reads)]
+
+
+def _others(records: UserRecords) -> list[str]:
+    try:
+        return records.store.freebusy_other_users(records.user)
+    except StoreUnavailable:
+        return []
+
+
+def _other_reader(records: UserRecords, other: str) -> Callable[[], object]:
+    return lambda: records.store.get_freebusy_other(records.user, other, *ALL_TIME)
+
+
+def _failures(reads: list[tuple[str, Callable[[], object]]]) -> list[tuple[str, str]]:
+    failed = []
+    for what, read in reads:
+        try:
+            read()
+        except StoreUnavailable as exc:
+            failed.append((what, str(exc)))
+    return failed
+
+
+# -- free/busy matches the stored objects ---------------------------------------
+
+
+def _freebusy_findings(records: UserRecords, unreadable: set[str], reset: Fix) -> list[Finding]:
+    user = records.user
+    try:
+        held = records.store.all_freebusy(user)
+    except StoreUnavailable as exc:
+        return [Finding(user, f"the free/busy records cannot be read: {exc}", reset)]
+    by_uid: dict[str, list[Period]] = {}
+    for period in held:
+        by_uid.setdefault(period.uid, []).append(period)
+    stored = set(records.uids())
+    findings = [
+        Finding(
+            user,
+            f'free/busy holds {len(by_uid[uid])} period(s) of "{uid}", which is not a stored event',
+            reset,
+        )
+        for uid in sorted(by_uid.keys() - stored)
+    ]
+    for uid in sorted(stored - unreadable):
+        finding = _compare(records, uid, by_uid.get(uid, []), reset)
+        if finding is not None:
+            findings.append(finding)
+    return findings
+
+
+def _compare(records: UserRecords, uid: str, held: list[Period], reset: Fix) -> Finding | None:
+    """A finding if ``uid``'s periods in the window differ from what it gives."""
+    try:
+        stored = records.stored(uid)
+        wanted = records.periods(stored) if stored is not None else []
+    except InputError as exc:
+        return Finding(records.user, f'event "{uid}" cannot be expanded: {exc}')
+    limits = records.limits()
+    span = (limits.window_start, limits.window_end)
+    have = {p.to_line(): p for p in held if p.overlaps(*span)}
+    want = {p.to_line(): p for p in wanted}
+    missing = [want[line] for line in want.keys() - have.keys()]
+    extra = have.keys() - want.keys()
+    if not missing and not extra:
+        return None
+    if not extra and have and min(missing).start > max(have.values()).start:
+        text = f'the free/busy window of "{uid}" has not been moved forward (make-freebusy)'
+        return Finding(records.user, text, lambda: records.refresh_freebusy(uid), note=True)
+    text = (
+        f'free/busy of "{uid}" differs from the stored event: '
+        f"{len(missing)} period(s) missing, {len(extra)} not in the event"
+    )
+    return Finding(records.user, text, reset)
+
+
+# -- the file store's own layout, preferences -----------------------------------------
+
+
+def _file_findings(store: FileStore, user: str, reset: Fix) -> list[Finding]:
+    findings = [
+        Finding(user, f"stray temporary file {path}", _remover(path))
+        for path in stray_temporary_files(store.user_directory(user))
+    ]
+    try:
+        unindexed = unindexed_periods(store, user)
+    except StoreUnavailable as exc:
+        return [*findings, Finding(user, f"the free/busy index cannot be read: {exc}", reset)]
+    findings += [
+        Finding(
+            user,
+            f'free/busy file(s) {", ".join(names)} hold periods of "{uid}" '
+            "that its index does not name",
+            reset,
+        )
+        for uid, names in sorted(unindexed.items())
+    ]
+    return findings
+
+
+def _remover(path: Path) -> Fix:
+    return lambda: remove_file(path)
+
+
+def _preference_findings(site: Site, user: str) -> list[Finding]:
+    files = site.preferences
+    if not isinstance(files, PreferenceFiles):
+        return []
+    findings = [
+        Finding(user, f"stray temporary file {path}", _remover(path))
+        for path in stray_temporary_files(files.root / user_component(user), UNLOCKED_TEMPORARY_AGE)
+    ]
+    for name in files.names(user):
+        findings += _preference_finding(files, user, name)
+    return findings
+
+
+def _preference_finding(files: PreferenceFiles, user: str, name: str) -> list[Finding]:
+    if name not in DEFINITIONS:
+        return [Finding(user, f"unknown preference {name} (ignored)", note=True)]
+    try:
+        validate(name, files.get(user, name) or "")
+    except ValueError as exc:
+        return [Finding(user, f"preference {name} is invalid ({exc}); the default is used")]
+    except StoreUnavailable as exc:
+        return [Finding(user, f"preference {name} cannot be read: {exc}")]
+    return []
