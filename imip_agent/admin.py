@@ -12,6 +12,7 @@ import email
 import importlib
 import io
 import json
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -224,8 +225,10 @@ def what_if(user: str, args: argparse.Namespace, settings: Settings) -> str:
     raw = read_message(sys.stdin.buffer, settings.max_message_size)
     store = OverlayStore(store_from(settings))
     printed = io.StringIO()
-    with tempfile.TemporaryDirectory(prefix="imip-whatif-") as spool:
-        ctx = _what_if_context(args, settings, store, Spool(Path(spool)), printed)
+    with tempfile.TemporaryDirectory(prefix="imip-whatif-") as scratch:
+        settings = _scratch_journal(settings, Path(scratch) / "journal")
+        spool = Spool(Path(scratch) / "spool")
+        ctx = _what_if_context(args, settings, store, spool, printed)
         envelope = Envelope(args.user, _what_if_sender(args, raw))
         result = agent.run(raw, [envelope], ctx, ResourceHandler)
     decisions = "".join(_decision_row(line) for line in store.added_decisions(user))
@@ -235,6 +238,15 @@ def what_if(user: str, args: argparse.Namespace, settings: Settings) -> str:
         + "\n"
         + (printed.getvalue() or "nothing would be sent\n")
     )
+
+
+def _scratch_journal(settings: Settings, copy: Path) -> Settings:
+    """``settings`` with the quota journal replaced by a copy in ``copy`` (quota
+    steps then record there, not in the real journal; locks are not copied)."""
+    real = Path(settings.journal)
+    if real.is_dir():
+        shutil.copytree(real, copy, ignore=shutil.ignore_patterns(".lock", ".*.tmp*"))
+    return settings.updated(journal=str(copy))
 
 
 def _what_if_context(

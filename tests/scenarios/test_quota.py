@@ -8,6 +8,7 @@ from Monday 2030-01-07. Every reply is parsed by icalendar and vobject.
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -17,6 +18,7 @@ from icalendar import Calendar
 from imiptools.quota.journal import QuotaJournal
 from tests.scenarios.test_resource import raw_calendar
 from tests.support import (
+    BIN,
     Agent,
     Run,
     calendar_text,
@@ -315,3 +317,29 @@ def test_journal_path_is_the_agents_option(tmp_path: Path) -> None:
     admin(agent, "quota", "set-limit", "rooms", "*", "1")
     book(agent, "a", *hour(8, 9))
     assert (tmp_path / "journal" / "rooms" / "bookings").read_text().count("\n") == 1
+
+
+def test_whatif_leaves_the_quota_journal_alone(agent: Agent) -> None:
+    setup(agent)
+    admin(agent, "quota", "set-limit", "rooms", "*", "1")
+    book(agent, "a", *hour(8, 9))
+    journal = agent.root / "journal" / "rooms" / "bookings"
+    before = journal.read_bytes()
+    event = vevent("b", *hour(9, 9), attendees=(ROOM1,))
+    message = imip_message(calendar_text(event), to=ROOM1, message_id="<whatif@t>")
+    argv = [str(BIN / "imip-admin"), *agent.store_options, "--now", agent.now]
+    result = subprocess.run(
+        [*argv, "whatif", ROOM1], input=message, capture_output=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout
+    assert b"DECLINED" in result.stdout and b"allowed for you in rooms" in result.stdout
+    cancelling = imip_message(
+        calendar_text(vevent("a", *hour(8, 9), attendees=(ROOM1,), sequence=1), method="CANCEL"),
+        to=ROOM1,
+        method="CANCEL",
+    )
+    result = subprocess.run(
+        [*argv, "whatif", ROOM1], input=cancelling, capture_output=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout
+    assert journal.read_bytes() == before
