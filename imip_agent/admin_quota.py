@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
@@ -233,7 +233,7 @@ def report_quota(args: argparse.Namespace, settings: Settings) -> str:
     users = _users(state)
     if args.user:
         users = [_checked(parse_user, args.user, "address")]
-    rows = [row for user in users for row in _rows(state, user, now, zone)]
+    rows = _unique(row for user in users for row in _rows(state, user, now, zone))
     if args.json:
         return json.dumps({"quota": args.quota, "now": now.isoformat(), "rows": rows}) + "\n"
     if not rows:
@@ -245,6 +245,17 @@ def report_quota(args: argparse.Namespace, settings: Settings) -> str:
             f"  {row['from']}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _unique(rows: Iterable[dict[str, str]]) -> list[dict[str, str]]:
+    """Rows in order, a group's pooled row once (every member has it)."""
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for row in rows:
+        if (row["who"], row["limit"]) not in seen:
+            seen.add((row["who"], row["limit"]))
+            unique.append(row)
+    return unique
 
 
 def _users(state: QuotaState) -> list[str]:
@@ -265,7 +276,7 @@ def _rows(state: QuotaState, user: str, now: datetime, zone: tzinfo) -> list[dic
         start = window_of(limit, now, zone)[0]
         rows.append(
             {
-                "who": user if not limit.who.startswith(GROUP_PREFIX) else f"{user} ({limit.who})",
+                "who": limit.who if limit.who.startswith(GROUP_PREFIX) else user,
                 "limit": limit.to_line(),
                 "used": format_amount(used),
                 "remaining": format_amount(remaining),

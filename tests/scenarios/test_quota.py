@@ -311,6 +311,18 @@ def test_report_shows_use_and_what_remains(agent: Agent) -> None:
     assert "mailto:alice@example.com" in text
 
 
+def test_report_shows_a_pooled_allowance_once_per_group(agent: Agent) -> None:
+    setup(agent)
+    admin(agent, "quota", "set-limit", "rooms", "staff", "3", "--per", "month")
+    for user in ("alice@example.com", "bob@example.com"):
+        admin(agent, "quota", "set-group", "rooms", user, "staff")
+    book(agent, "a", *hour(8, 9))
+    book(agent, "b", *hour(9, 9), organiser="bob@example.com")
+    rows = json.loads(admin(agent, "quota", "report", "rooms", "--json"))["rows"]
+    pooled = [r for r in rows if r["who"] == "@staff"]
+    assert len(pooled) == 1 and pooled[0]["used"] == "2" and pooled[0]["remaining"] == "1"
+
+
 def test_journal_path_is_the_agents_option(tmp_path: Path) -> None:
     agent = Agent(tmp_path)
     setup(agent)
