@@ -22,7 +22,7 @@ from imiptools.config import Settings, load_settings
 from imiptools.dates import Clock, FixedClock, SystemClock, parse_datetime
 from imiptools.errors import ConfigError, ExitCode, ImipError, UsageError
 from imiptools.handlers.common import Envelope
-from imiptools.mail.parse import read_message
+from imiptools.mail.parse import read_message, single_line
 from imiptools.mail.send import (
     DirectorySender,
     PrintSender,
@@ -100,6 +100,12 @@ def add_agent_options(parser: argparse.ArgumentParser) -> None:
     )
     add("--sendmail", default=None, metavar="CMD", help="sendmail command")
     add("--smtp", default=None, metavar="HOST[:PORT]", help="send through this SMTP server")
+    add(
+        "--queue-id",
+        default=None,
+        metavar="ID",
+        help="the MTA's queue id, put on every log line (Postfix ${queue_id})",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -149,26 +155,103 @@ def sender_from(args: argparse.Namespace, settings: Settings) -> Sender:
     return SendmailSender(settings.sendmail)
 
 
+#: Where syslog lines go: the mail log, beside the MTA's own lines.
+SYSLOG_FACILITY = logging.handlers.SysLogHandler.LOG_MAIL
+FILE_FORMAT = (
+    "%(asctime)s %(program)s[%(process)d]: %(queue_id)s%(levelname)s %(name)s: %(message)s"
+)
+SYSLOG_FORMAT = "%(queue_id)s%(levelname)s %(name)s: %(message)s"
+
+
+class MailLogFilter(logging.Filter):
+    """Adds ``program`` and ``queue_id`` (``"4F2A1234: "`` or ``""``) to records.
+
+    Every line a run logs then starts as Postfix's own lines do, so that
+    ``grep QUEUEID /var/log/mail.log`` shows the MTA and the agent together.
+    """
+
+    def __init__(self, program: str, queue_id: str | None) -> None:
+        super().__init__()
+        self.program = program
+        self.prefix = f"{single_line(queue_id)[:64]}: " if queue_id else ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Annotate ``record``; never drops one."""
+        record.program = self.program
+        record.queue_id = self.prefix
+        return True
+
+
 def setup_logging(args: argparse.Namespace, settings: Settings) -> None:
-    """Log to a file, to stderr with -v (never under an MTA), or to syslog."""
+    """Log to a file, to stderr with -v (never under an MTA), or to syslog.
+
+    The file is ``--log`` or the ``log_file`` setting; without either (and
+    without ``-v``) lines go to syslog's mail facility when ``/dev/log``
+    exists, else nowhere. A log file that cannot be opened falls back to
+    the same (with a warning there): mail is not deferred for a log. Never
+    to stderr unless asked: an MTA puts whatever a pipe program writes into
+    the bounce.
+    """
     logging.captureWarnings(True)  # library warnings must not reach stderr
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if getattr(args, "verbose", 0) > 1 else logging.INFO)
-    fmt = logging.Formatter("%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s")
-    handlers: list[logging.Handler] = []
+    program = os.path.basename(sys.argv[0]) or "imip-agent"
+    annotate = MailLogFilter(program, getattr(args, "queue_id", None))
+    handlers: list[tuple[logging.Handler, str]] = []
+    problem = ""
     if settings.log_file:
-        handlers.append(logging.FileHandler(settings.log_file, encoding="utf-8"))
+        try:
+            handlers.append((logging.FileHandler(settings.log_file, encoding="utf-8"), FILE_FORMAT))
+        except OSError as exc:  # mail must not wait for a log file: fall back
+            problem = f"cannot open log file {settings.log_file}: {exc.strerror}"
     if getattr(args, "verbose", 0):
-        handlers.append(logging.StreamHandler(sys.stderr))
+        handlers.append((logging.StreamHandler(sys.stderr), FILE_FORMAT))
     if not handlers and os.path.exists("/dev/log"):
-        handlers.append(logging.handlers.SysLogHandler("/dev/log"))
-    for handler in handlers or [logging.NullHandler()]:
-        handler.setFormatter(fmt)
+        handlers.append((_syslog_handler(program), SYSLOG_FORMAT))
+    for handler, fmt in handlers or [(logging.NullHandler(), FILE_FORMAT)]:
+        handler.setFormatter(logging.Formatter(fmt))
+        handler.addFilter(annotate)
         root.addHandler(handler)
+    if problem:
+        log.warning("%s", problem)
+
+
+def _syslog_handler(program: str) -> logging.Handler:
+    """A handler for ``/dev/log``, facility mail, tagged ``program[pid]: ``."""
+    handler = logging.handlers.SysLogHandler("/dev/log", facility=SYSLOG_FACILITY)
+    handler.ident = f"{program}[{os.getpid()}]: "
+    return handler
+
+
+def log_outcome(args: argparse.Namespace, code: ExitCode, status: str) -> None:
+    """The one line per message an admin looks for: recipients, sender, outcome.
+
+    Shaped like Postfix's delivery lines (``to=<...>, from=<...>,
+    status=...``); the queue id is added by :class:`MailLogFilter`.
+    """
+    recipients = ",".join(f"<{single_line(r)[:200]}>" for r in getattr(args, "recipients", []))
+    sender = getattr(args, "sender", None)
+    log.info(
+        "to=%s, from=%s, exit=%d, status=%s (%s)",
+        recipients or "-",
+        "-" if sender is None else f"<{single_line(sender)[:200]}>",
+        int(code),
+        OUTCOMES.get(code, "failed"),
+        status,
+    )
+
+
+#: What the MTA does with each exit code, as the outcome line says it.
+OUTCOMES = {ExitCode.OK: "done", ExitCode.TEMPFAIL: "deferred", ExitCode.DATAERR: "bounced"}
 
 
 def run_program(main: Callable[[Sequence[str]], ExitCode], argv: Sequence[str] | None) -> NoReturn:
-    """The exit boundary: exceptions become a status line and an exit code."""
+    """The exit boundary: exceptions become a status line and an exit code.
+
+    Nothing but that line is printed: until logging is set up, log records
+    go nowhere (not to Python's last-resort handler on stderr).
+    """
+    logging.getLogger().addHandler(logging.NullHandler())
     try:
         code = main(sys.argv[1:] if argv is None else argv)
     except ImipError as exc:
@@ -209,6 +292,27 @@ def run_agent(
     args = parser.parse_args(argv)
     settings = settings_from(args)
     setup_logging(args, settings)
+    try:
+        result = _run_once(args, settings, factory, deliverer, envelope)
+    except ImipError as exc:
+        result = agent.Result(exc.exit_code, exc.status_line())
+    except Exception:
+        log_outcome(args, ExitCode.TEMPFAIL, "4.3.0 internal error")
+        raise  # run_program logs the traceback
+    log_outcome(args, result.code, result.status)
+    if result.code is not ExitCode.OK:
+        print(result.status, flush=True)
+    return result.code
+
+
+def _run_once(
+    args: argparse.Namespace,
+    settings: Settings,
+    factory: agent.HandlerFactory,
+    deliverer: Callable[[argparse.Namespace, Settings], Sender] | None,
+    envelope: Callable[[argparse.Namespace, bytes], list[Envelope]],
+) -> agent.Result:
+    """Read the message on stdin and run the agent over it."""
     raw = read_message(sys.stdin.buffer, settings.max_message_size)
     ctx = agent.Context(
         settings=settings,
@@ -219,10 +323,7 @@ def run_agent(
         spool=Spool(Path(settings.store) / ".outbox"),
         deliverer=deliverer(args, settings) if deliverer else None,
     )
-    result = agent.run(raw, envelope(args, raw), ctx, factory)
-    if result.code is not ExitCode.OK:
-        print(result.status, flush=True)
-    return result.code
+    return agent.run(raw, envelope(args, raw), ctx, factory)
 
 
 def require(condition: bool, message: str, error: type[ImipError] = UsageError) -> None:

@@ -2,8 +2,12 @@
 
 The ``dovecot`` fixture runs one Dovecot for the whole session from a small
 standalone configuration in a temporary directory (its own ``base_dir``,
-``state_dir`` and log, a unix listener and a 127.0.0.1 listener on a free
-port), so it clashes with nothing on the machine. It runs in the
+``state_dir`` and log, a 127.0.0.1 listener on a free port) that includes
+our ``conf/dovecot/imip-agent.conf`` (the unix listener ``run/lmtp``, for
+root and the ``imip-agent`` group, and the user name format), so it
+clashes with nothing on the machine. The directory is reachable by every
+user (not under pytest's private temporary directory): the pipe programs
+of the end-to-end tests connect to the socket as ``imip-agent``. It runs in the
 foreground (``dovecot -F``, not daemonized) under a small subreaper that
 is our child: at the end we stop it and every Dovecot process is reaped,
 so none is left behind, not even a zombie.
@@ -17,6 +21,7 @@ installs Dovecot).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -24,14 +29,28 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from tests.mta.mailsystem import Site
+
 DOVECOT = Path("/usr/sbin/dovecot")
+POSTFIX = Path("/usr/sbin/postfix")
+#: Held (flock) by a session while it uses the test users, Postfix and port 25.
+MACHINE_LOCK = Path(tempfile.gettempdir()) / "imip-agent-mta-tests.lock"
+MACHINE_WAIT_SECONDS = 900.0
+ROOT = Path(__file__).resolve().parents[2]
+#: Our Dovecot settings for LMTP delivery, as an admin installs them.
+DOVECOT_CONF = ROOT / "conf" / "dovecot" / "imip-agent.conf"
+#: The system user the MTA runs the agents as (README, conf/postfix/master.cf).
+AGENT_USER = "imip-agent"
 START_SECONDS = 10.0
 STOP_SECONDS = 10.0
 FIRST, SECOND, LOCKED = "imiptest1", "imiptest2", "imiptest3"
@@ -44,17 +63,14 @@ base_dir = {directory}/run
 state_dir = {directory}/state
 log_path = {directory}/dovecot.log
 mail_location = maildir:~/Maildir
-auth_username_format = %Ln
 userdb {{
   driver = passwd
 }}
 passdb {{
   driver = passwd
 }}
+!include {include}
 service lmtp {{
-  unix_listener {directory}/lmtp {{
-    mode = 0666
-  }}
   inet_listener lmtp {{
     address = 127.0.0.1
     port = {port}
@@ -89,7 +105,7 @@ class Dovecot:
 
     @property
     def socket_target(self) -> str:
-        return str(self.directory / "lmtp")
+        return str(self.directory / "run" / "lmtp")
 
     @property
     def tcp_target(self) -> str:
@@ -205,16 +221,40 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+def machine() -> Iterator[None]:
+    """This session's hold on the machine-wide parts: test users, Postfix, its port.
+
+    Two test runs on one machine (two checkouts, two engineers) would
+    clear each other's Maildirs, queue and stores; the second waits here
+    (``flock``) until the first has finished its MTA tests.
+    """
+    with MACHINE_LOCK.open("a") as lock:
+        deadline = time.monotonic() + MACHINE_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another test run held {MACHINE_LOCK} too long", pytrace=False)
+                time.sleep(0.5)
+        yield
+
+
+@pytest.fixture(scope="session")
+def dovecot(machine: None) -> Iterator[Dovecot]:
     """A Dovecot LMTP server running for the whole session."""
     if not DOVECOT.exists():
         _unavailable(f"{DOVECOT} is not installed (run tools/ci-services as root)")
     if os.geteuid() != 0:
         _unavailable("the Dovecot tests need root (test users, delivery as them)")
-    directory = tmp_path_factory.mktemp("dovecot")
+    ensure_agent_user()  # the socket's group
+    directory = Path(tempfile.mkdtemp(prefix="imip-dovecot-"))
+    directory.chmod(0o755)
     server = Dovecot(directory, free_port())
     config = directory / "dovecot.conf"
-    config.write_text(CONFIG.format(directory=directory, port=server.port))
+    text = CONFIG.format(directory=directory, port=server.port, include=DOVECOT_CONF)
+    config.write_text(text)
     for name in ("run", "state"):
         (directory / name).mkdir()
     with (directory / "stderr").open("wb") as stderr:
@@ -230,6 +270,22 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
         yield server
     finally:
         _stop(process)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def ensure_agent_user() -> None:
+    """The system user and group ``imip-agent``, created when missing (README)."""
+    try:
+        pwd.getpwnam(AGENT_USER)
+    except KeyError:
+        subprocess.run(
+            [
+                *("useradd", "--system", "--user-group", "--no-create-home"),
+                *("--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", AGENT_USER),
+            ],
+            check=True,
+            capture_output=True,
+        )
 
 
 def _ensure_user(name: str) -> Mailbox:
@@ -281,3 +337,14 @@ def locked_mailbox(users: dict[str, Mailbox]) -> Iterator[Mailbox]:
     mailbox.lock()
     yield mailbox
     mailbox.clear()
+
+
+@pytest.fixture(scope="session")
+def site(dovecot: Dovecot) -> Site:
+    """The agent installed and configured as the README says (needs Postfix)."""
+    if not POSTFIX.exists():
+        _unavailable(f"{POSTFIX} is not installed (run tools/ci-services as root)")
+    from tests.mta import mailsystem
+
+    mailsystem.install_agent()
+    return mailsystem.make_site()

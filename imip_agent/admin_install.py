@@ -1,0 +1,223 @@
+"""imip-admin check-install: can the MTA's user run the agents on this site?
+
+The MTA runs the agents as an unprivileged user (``imip-agent`` in the
+README's install guide). That user must reach the interpreter and the
+programs through every parent directory, read the configuration, and write
+the store, preferences, journal and log. A missing permission there does not
+show until mail arrives, and then Postfix bounces (Python exits 2) or keeps
+deferring it; this command finds it before.
+
+Permissions are worked out from the mode bits, owner and group of each path
+and the user's groups (ACLs are not read). Run as root, it also starts
+``imip-resource --help`` as the user, which proves the venv loads. Prints one
+line per check (``ok`` or ``FAIL``); any failure exits 75 (ConfigError).
+"""
+
+from __future__ import annotations
+
+import argparse
+import grp
+import os
+import pwd
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from imip_agent.admin import add_command
+from imiptools.config import ENV_CONFIG, Settings
+from imiptools.errors import ConfigError, UsageError
+
+#: The system user of the install guide (README) and conf/postfix/master.cf.
+DEFAULT_USER = "imip-agent"
+PROGRAMS = ("imip-person", "imip-person-outgoing", "imip-resource")
+READ, WRITE, SEARCH = 4, 2, 1
+
+DESCRIPTION = """\
+Check an installation as the MTA will use it: the directories of the
+configuration exist and the user can write them, the configuration and log
+file are usable, and the user can run the programs (and their interpreter)
+through every parent directory. Exit 0 when all is well, 75 otherwise.
+
+example:
+  imip-admin -c /etc/imip-agent/imip-agent.toml check-install --user imip-agent
+"""
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user as the kernel checks permissions: uid and all group ids."""
+
+    name: str
+    uid: int
+    gid: int
+    gids: frozenset[int]
+
+    @classmethod
+    def named(cls, name: str) -> Account:
+        """The account ``name``; UsageError if there is none."""
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError as exc:
+            raise UsageError(f"no such user: {name!r}") from exc
+        groups = {g.gr_gid for g in grp.getgrall() if name in g.gr_mem}
+        return cls(name, entry.pw_uid, entry.pw_gid, frozenset({entry.pw_gid, *groups}))
+
+    def may(self, path: Path, wanted: int) -> bool:
+        """Whether the mode bits of ``path`` grant ``wanted`` (READ|WRITE|SEARCH)."""
+        info = path.stat()
+        if self.uid == 0:
+            return not wanted & SEARCH or bool(info.st_mode & 0o111) or path.is_dir()
+        if info.st_uid == self.uid:
+            bits = (info.st_mode >> 6) & 7
+        elif info.st_gid in self.gids:
+            bits = (info.st_mode >> 3) & 7
+        else:
+            bits = info.st_mode & 7
+        return bits & wanted == wanted
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    ok: bool
+    text: str
+
+    def __str__(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'} {self.text}"
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """The subcommand of this module: check-install."""
+    sub = add_command(
+        commands, "check-install", _check_install, "check directories and permissions", DESCRIPTION
+    )
+    sub.add_argument(
+        "--user", default=DEFAULT_USER, help=f"the user the MTA runs the agents as ({DEFAULT_USER})"
+    )
+
+
+def _check_install(args: argparse.Namespace, settings: Settings) -> str:
+    account = Account.named(args.user)
+    config = getattr(args, "config", None) or os.environ.get(ENV_CONFIG)
+    checks = list(check_install(account, settings, config, Path(sys.executable)))
+    report = "".join(f"{check}\n" for check in checks)
+    failed = sum(not check.ok for check in checks)
+    if failed:
+        sys.stdout.write(report)
+        sys.stdout.flush()
+        raise ConfigError(f"check-install: {failed} problem(s) for user {account.name}")
+    return report
+
+
+def check_install(
+    account: Account, settings: Settings, config: str | None, python: Path
+) -> Iterator[Check]:
+    """Every check, in the order an admin fixes them."""
+    yield _config_check(account, config)
+    for name in ("store", "preferences", "journal"):
+        yield _directory_check(account, name, Path(getattr(settings, name)), writable=True)
+    yield _directory_check(account, "publishing", Path(settings.publishing), writable=False)
+    if settings.log_file:
+        yield _log_check(account, Path(settings.log_file))
+    yield _reachable(account, "interpreter", python.resolve(), READ | SEARCH)
+    for program in PROGRAMS:
+        yield _reachable(account, program, python.parent / program, READ | SEARCH)
+    if os.geteuid() == 0 and account.uid != 0:
+        yield _runs_as(account, python.parent / "imip-resource")
+
+
+def _config_check(account: Account, config: str | None) -> Check:
+    if not config:
+        return Check(True, "no configuration file (-c): built-in defaults")
+    return _reachable(account, "configuration", Path(config), READ)
+
+
+def _directory_check(account: Account, name: str, path: Path, writable: bool) -> Check:
+    wanted = READ | WRITE | SEARCH if writable else READ | SEARCH
+    what = "writes" if writable else "reads"
+    if not path.is_dir():
+        return Check(False, f"{name} {path}: not a directory (create it for {account.name})")
+    blocked = _blocked(account, path, wanted)
+    if blocked:
+        return Check(False, f"{name} {path}: {account.name} cannot {blocked}")
+    return Check(True, f"{name} {path}: {account.name} {what} it")
+
+
+def _log_check(account: Account, path: Path) -> Check:
+    if path.exists():
+        return _reachable(account, "log file", path, WRITE)
+    return _directory_check(account, "log directory", path.parent, writable=True)
+
+
+def _reachable(account: Account, name: str, path: Path, wanted: int) -> Check:
+    if not path.exists():
+        return Check(False, f"{name} {path}: missing")
+    blocked = _blocked(account, path, wanted)
+    if blocked:
+        return Check(False, f"{name} {path}: {account.name} cannot {blocked}")
+    return Check(True, f"{name} {path}: usable by {account.name}")
+
+
+def _blocked(account: Account, path: Path, wanted: int) -> str:
+    """What stops ``account`` from using ``path`` as ``wanted``; '' if nothing.
+
+    Every parent directory must be searchable; symbolic links are followed
+    (``Path.stat``), so a venv's ``python`` link is checked at its target too.
+    """
+    absolute = path.absolute()
+    for parent in reversed(absolute.parents):
+        if not account.may(parent, SEARCH):
+            return f"enter {parent} (mode {_mode(parent)})"
+    if not account.may(absolute, wanted):
+        verbs = [
+            v for bit, v in ((READ, "read"), (WRITE, "write"), (SEARCH, "run")) if wanted & bit
+        ]
+        return f"{'/'.join(verbs)} it (mode {_mode(absolute)})"
+    return ""
+
+
+def _mode(path: Path) -> str:
+    info = path.stat()
+    return f"{stat.filemode(info.st_mode)} {_owner(info.st_uid)}:{_group(info.st_gid)}"
+
+
+def _owner(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _runs_as(account: Account, program: Path) -> Check:
+    """Start ``program --help`` as the user, with the environment pipe(8) gives."""
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    try:
+        done = subprocess.run(
+            [str(program), "--help"],
+            capture_output=True,
+            user=account.uid,
+            group=account.gid,
+            extra_groups=sorted(account.gids),
+            cwd="/",
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Check(False, f"{program.name} cannot start as {account.name}: {exc}")
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr).decode("utf-8", "replace").strip().splitlines()
+        last = output[-1] if output else "(no output)"
+        return Check(False, f"{program.name} as {account.name} exited {done.returncode}: {last}")
+    return Check(True, f"{program.name} starts as {account.name}")

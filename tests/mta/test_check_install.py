@@ -1,0 +1,39 @@
+"""imip-admin check-install against the end-to-end tests' installation.
+
+The site of ``conftest.py`` is installed as the README says (venv under
+/opt, directories owned by ``imip-agent``), so the check passes; breaking
+one permission makes it fail with a line naming the path.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.mta import mailsystem as ms
+from tests.mta.conftest import AGENT_USER
+
+
+def check_install(site: ms.Site) -> subprocess.CompletedProcess[str]:
+    argv = [str(ms.VENV / "bin" / "imip-admin"), "-c", str(site.config)]
+    argv += ["check-install", "--user", AGENT_USER]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_installation_passes(site: ms.Site) -> None:
+    done = check_install(site)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "FAIL" not in done.stdout
+    assert "imip-resource starts as imip-agent" in done.stdout
+    assert done.stderr == ""
+
+
+def test_a_store_the_user_cannot_write_fails(site: ms.Site) -> None:
+    store = site.directory("store")
+    store.chmod(0o550)
+    try:
+        done = check_install(site)
+    finally:
+        store.chmod(0o750)
+    assert done.returncode == 75, done.stdout
+    assert f"FAIL store {store}: imip-agent cannot read/write/run it" in done.stdout
+    assert done.stdout.splitlines()[-1].startswith("4.3.5 check-install: 1 problem(s)")
