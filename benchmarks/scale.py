@@ -76,8 +76,9 @@ def populate(store: FileStore, count: int) -> None:
 
 
 def request(index: int) -> bytes:
-    """A request for a free slot (17:00-18:00 UTC on a weekday in 2031)."""
-    start = datetime(2031, 3, 3, 17, tzinfo=UTC) + timedelta(days=index)
+    """A request for a free slot (17:00-18:00 UTC, from 2030-03-04 on: inside
+    the window, so that it is checked and booked, not declined as too far)."""
+    start = datetime(2030, 3, 4, 17, tzinfo=UTC) + timedelta(days=index)
     uid = f"new-{index}@example.com"
     text = event_text(uid, start, start + timedelta(hours=1), "NEEDS-ACTION")
     text = text.replace("VERSION:2.0\r\n", "VERSION:2.0\r\nMETHOD:REQUEST\r\n")
@@ -148,8 +149,10 @@ def measure(count: int, runs: int) -> tuple[float, float, float]:
         filled = time.perf_counter() - begin
         inside = statistics.median(in_process(root, runs, 0)) * 1000
         outside = statistics.median(whole_process(root, runs, runs)) * 1000
-        sent = len(list((root / "out").iterdir()))
-        assert sent == 2 * runs, f"expected {2 * runs} replies, found {sent}"
+        replies = [p.read_bytes() for p in (root / "out").iterdir()]
+        assert len(replies) == 2 * runs, f"expected {2 * runs} replies, found {len(replies)}"
+        accepted = sum(b"\nSubject: Accepted:" in reply for reply in replies)
+        assert accepted == 2 * runs, f"expected every request accepted, {accepted} were"
     return filled, inside, outside
 
 

@@ -42,7 +42,7 @@ from imiptools.itip.objects import (
 )
 from imiptools.itip.recurrence import Instance
 from imiptools.periods import Period
-from imiptools.quota.journal import QuotaJournal, QuotaState
+from imiptools.quota.journal import QuotaJournal, QuotaState, parse_user
 from imiptools.scheduling import (
     CONFIRMATIONS,
     REQUEST_STATUS,
@@ -63,6 +63,14 @@ from imiptools.scheduling.limits import check_limits
 from imiptools.scheduling.quota import quotas_named
 
 log = logging.getLogger(__name__)
+
+
+def _quota_user(obj: ItipObject) -> str | None:
+    """The organiser as quota records name users (None when unusable)."""
+    try:
+        return parse_user(organizer_of(obj.first)) if obj.components else None
+    except ValueError:
+        return None
 
 
 class ResourceHandler(BaseHandler):
@@ -86,11 +94,11 @@ class ResourceHandler(BaseHandler):
         held by the caller, then the quota locks by name. They are held from
         the decision until the confirmation steps have recorded it.
         """
-        with self._quota_locks():
+        with self._quota_locks(obj):
             super().handle(obj)
 
     @contextmanager
-    def _quota_locks(self) -> Iterator[None]:
+    def _quota_locks(self, obj: ItipObject) -> Iterator[None]:
         names = quotas_named(self._lines())
         if not names:
             yield
@@ -98,19 +106,23 @@ class ResourceHandler(BaseHandler):
         settings = self.unit.settings
         journal = QuotaJournal(Path(settings.journal), settings.lock_timeout)
         with journal.locked(names, settings.lock_timeout):
-            self.journal, self.quotas = journal, self._snapshots(journal, names)
+            organiser = _quota_user(obj)
+            self.journal, self.quotas = journal, self._snapshots(journal, names, organiser)
             try:
                 yield
             finally:
                 self.journal, self.quotas = None, {}
 
-    def _snapshots(self, journal: QuotaJournal, names: Sequence[str]) -> dict[str, QuotaState]:
-        """The readable quotas; one with a bad file is left out (its functions
-        then answer "misconfigured") and logged."""
+    def _snapshots(
+        self, journal: QuotaJournal, names: Sequence[str], organiser: str | None
+    ) -> dict[str, QuotaState]:
+        """The readable quotas, with the bookings of the organiser and their
+        group; one with a bad file is left out (its functions then answer
+        "misconfigured") and logged."""
         states = {}
         for name in names:
             try:
-                states[name] = journal.snapshot(name)
+                states[name] = journal.snapshot(name, organiser)
             except ValueError as exc:
                 log.error("quota %s: %s", name, exc)
         return states

@@ -7,13 +7,17 @@ Layout under the journal root (``-j DIR``, setting ``journal``)::
     rooms/exempt     ADDRESS                       one user a line
     rooms/delegates  RESOURCE-URI                  one resource a line
     rooms/tzid       ZONE                          calendar periods' zone (optional)
-    rooms/bookings   USER<TAB>RESOURCE<TAB>UID<TAB>RID<TAB>START<TAB>END
+    rooms/bookings/mailto:alice@example.com        one file per user, lines:
+                     USER<TAB>RESOURCE<TAB>UID<TAB>RID<TAB>START<TAB>END
     rooms/.lock      flock target, never deleted
 
 In the admin files blank lines and ``#`` comments are ignored; a bad line
 raises ValueError naming the file and line number. ``bookings`` is written
-only by this module: fields from event data are percent-escaped as in
-:mod:`imiptools.periods`, times are UTC (``20300108T100000Z``).
+only by this module, one file per user (named as the store names users:
+the address, or a hash for a hostile one) so that a decision reads only
+the files of the organiser and their group: fields from event data are
+percent-escaped as in :mod:`imiptools.periods`, times are UTC
+(``20300108T100000Z``).
 
 Locking and lock order: every update of ``bookings`` rewrites the whole
 file atomically (:func:`~imiptools.fileutil.atomic_write`) under the quota's
@@ -29,7 +33,8 @@ its quota's lock alone, and one that would take a lock out of order raises
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -39,7 +44,7 @@ from urllib.parse import quote, unquote
 
 from imiptools.dates import format_utc, parse_utc, resolve_zone
 from imiptools.errors import UnsafeName
-from imiptools.fileutil import atomic_write, read_text
+from imiptools.fileutil import atomic_write, read_text, remove_file
 from imiptools.lock import file_lock
 from imiptools.quota.limits import (
     EVERYONE,
@@ -49,12 +54,15 @@ from imiptools.quota.limits import (
     parse_period,
     parse_value,
 )
-from imiptools.stores.names import is_verbatim, normalise_user
+from imiptools.stores.names import is_hashed, is_verbatim, normalise_user, user_component
 
 LOCK_FILE = ".lock"
+BOOKINGS = "bookings"
 BOOKING_FIELDS = 6
 T = TypeVar("T")
 _SAFE = " !\"#$&'()*+,-./:;<=>?@[]^_`{|}~"
+#: Text that quote() with _SAFE leaves unchanged (ASCII letters, digits, _SAFE).
+_PLAIN = re.compile(r"[A-Za-z0-9" + re.escape(_SAFE) + r"]+")
 
 
 class LockOrderError(RuntimeError):
@@ -67,11 +75,15 @@ def _escape(text: str) -> str:
         return "-"
     if text == "-":
         return "%2D"
+    if _PLAIN.fullmatch(text):  # the common case, without quote()'s cost
+        return text
     return quote(text, safe=_SAFE, errors="surrogatepass")
 
 
 def _unescape(text: str) -> str:
-    return "" if text == "-" else unquote(text, errors="surrogatepass")
+    if text == "-":
+        return ""
+    return unquote(text, errors="surrogatepass") if "%" in text else text
 
 
 def booking_line(booking: QuotaBooking) -> str:
@@ -173,6 +185,9 @@ class QuotaJournal:
         self.root = root
         self.timeout = timeout
         self._held: list[str] = []
+        #: Each user's bookings read or written while their quota's lock is
+        #: held here (nobody else can change them then); dropped with the lock.
+        self._cache: dict[tuple[str, str], tuple[QuotaBooking, ...]] = {}
 
     def directory(self, quota: str) -> Path:
         """The directory of ``quota``; raises :class:`UnsafeName` for bad names."""
@@ -196,6 +211,8 @@ class QuotaJournal:
                 yield
             finally:
                 self._held.remove(quota)
+                for key in [k for k in self._cache if k[0] == quota]:
+                    del self._cache[key]
 
     @contextmanager
     def locked(self, quotas: Iterable[str], timeout: float) -> Iterator[None]:
@@ -265,15 +282,24 @@ class QuotaJournal:
             raise ValueError(f"{path}: unknown time zone {lines[0]!r}")
         return zone
 
-    def snapshot(self, quota: str) -> QuotaState:
-        """Everything about ``quota`` at once; ValueError for a bad file."""
+    def snapshot(self, quota: str, user: str | None = None) -> QuotaState:
+        """Everything about ``quota`` at once; ValueError for a bad file.
+
+        With ``user``, the bookings are only those of ``user`` and of the
+        members of their group (all that a decision for them needs).
+        """
+        groups = self.groups(quota)
+        scope = None
+        if user is not None:
+            group = groups.get(user)
+            scope = {user} | {u for u, g in groups.items() if group and g == group}
         return QuotaState(
             quota,
             tuple(self.limits(quota)),
-            self.groups(quota),
+            groups,
             frozenset(self.exempt(quota)),
             tuple(self.delegates(quota)),
-            tuple(self.bookings(quota)),
+            tuple(self.bookings(quota, scope)),
             self.zone(quota),
         )
 
@@ -302,22 +328,94 @@ class QuotaJournal:
         """The lines of admin file ``name`` (comments and blanks included)."""
         return (read_text(self.directory(quota) / name) or "").splitlines()
 
-    # Bookings.
+    # Bookings: one file per user under <quota>/bookings/.
 
-    def bookings(self, quota: str) -> list[QuotaBooking]:
-        """Every booking recorded in ``quota``, in file order."""
-        return self._parse_file(quota, "bookings", parse_booking)
+    def _bookings_dir(self, quota: str) -> Path:
+        return self.directory(quota) / BOOKINGS
 
-    def _write_bookings(self, quota: str, bookings: Iterable[QuotaBooking]) -> None:
-        text = "".join(booking_line(b) + "\n" for b in sorted(bookings, key=_order))
-        atomic_write(self.directory(quota) / "bookings", text)
+    def booking_users(self, quota: str) -> list[str]:
+        """The users with a bookings file in ``quota`` (sorted)."""
+        directory = self._bookings_dir(quota)
+        if not directory.is_dir():
+            return []
+        users = set()
+        for path in directory.iterdir():
+            if is_verbatim(path.name):
+                users.add(path.name)  # user_component() of a normal address
+            elif is_hashed(path.name):
+                users.update(b.user for b in self._parse_path(path))
+        return sorted(users)
+
+    def bookings(self, quota: str, users: Iterable[str] | None = None) -> list[QuotaBooking]:
+        """The bookings of ``users`` (normalised; default: everyone) in
+        ``quota``, by user, each user's in time order."""
+        chosen = self.booking_users(quota) if users is None else sorted(set(users))
+        found: list[QuotaBooking] = []
+        for user in chosen:
+            found += self._user_bookings(quota, user)
+        return found
+
+    def _user_bookings(self, quota: str, user: str) -> tuple[QuotaBooking, ...]:
+        key = (quota, user)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        found = self._parse_path(self._bookings_dir(quota) / user_component(user))
+        if quota in self._held:
+            self._cache[key] = found
+        return found
+
+    @staticmethod
+    def _parse_path(path: Path) -> tuple[QuotaBooking, ...]:
+        records = []
+        for number, line in _content_lines(read_text(path) or ""):
+            try:
+                records.append(parse_booking(line))
+            except ValueError as exc:
+                raise ValueError(f"{path}:{number}: {exc}") from exc
+        return tuple(records)
+
+    def _write_user(self, quota: str, user: str, bookings: Iterable[QuotaBooking]) -> None:
+        """Replace ``user``'s file (removed when empty), atomically."""
+        ordered = tuple(sorted(bookings, key=_order))
+        path = self._bookings_dir(quota) / user_component(user)
+        self._cache.pop((quota, user), None)
+        if ordered:
+            atomic_write(path, "".join(booking_line(b) + "\n" for b in ordered))
+        else:
+            remove_file(path)
+        if quota in self._held:
+            self._cache[(quota, user)] = ordered
+
+    def _update_user(
+        self,
+        quota: str,
+        user: str,
+        change: Callable[[tuple[QuotaBooking, ...]], list[QuotaBooking]],
+    ) -> int:
+        """Apply ``change`` to ``user``'s records under the quota's lock; write
+        only when something changed. Returns how many records differ."""
+        with self._guard(quota):
+            old = self._user_bookings(quota, user)
+            new = change(old)
+            differ = len(set(old) ^ set(new))
+            if differ:
+                self._write_user(quota, user, new)
+            return differ
 
     def add_bookings(self, quota: str, items: Iterable[QuotaBooking]) -> None:
         """Record ``items``; a record with the same key replaces the old one."""
-        with self._guard(quota):
-            records = {b.key: b for b in self.bookings(quota)}
-            records.update((b.key, b) for b in items)
-            self._write_bookings(quota, records.values())
+        by_user: dict[str, list[QuotaBooking]] = {}
+        for item in items:
+            by_user.setdefault(item.user, []).append(item)
+        for user, added in by_user.items():
+
+            def merged(old: tuple[QuotaBooking, ...]) -> list[QuotaBooking]:
+                records = {b.key: b for b in old}
+                records.update((b.key, b) for b in added)  # noqa: B023 (used at once)
+                return list(records.values())
+
+            self._update_user(quota, user, merged)
 
     def remove_bookings(
         self,
@@ -333,11 +431,15 @@ class QuotaJournal:
         """
         wanted = None if rids is None else set(rids)
 
-        def doomed(b: QuotaBooking) -> bool:
-            same = (b.user, b.resource, b.uid) == (user, resource, uid)
-            return same and (wanted is None or b.rid in wanted)
+        def kept(old: tuple[QuotaBooking, ...]) -> list[QuotaBooking]:
+            return [
+                b
+                for b in old
+                if (b.resource, b.uid) != (resource, uid)
+                or (wanted is not None and b.rid not in wanted)
+            ]
 
-        return self._drop(quota, doomed)
+        return self._update_user(quota, user, kept)
 
     def replace_event(
         self,
@@ -346,48 +448,50 @@ class QuotaJournal:
         uid: str,
         items: Iterable[QuotaBooking],
         since: datetime,
+        users: Iterable[str] | None = None,
     ) -> bool:
         """Make the records of (``resource``, ``uid``) ending after ``since`` be
-        exactly ``items`` (whoever booked them); earlier records stay, for
-        period limits, until :meth:`expire`. Returns whether anything changed.
+        exactly ``items``; earlier records stay, for period limits, until
+        :meth:`expire`. Looks in the files of ``users`` and of the users of
+        ``items`` (default: every user). Returns whether anything changed.
         """
-        wanted = {b.key: b for b in items if b.end > since}
-        with self._guard(quota):
-            records = self.bookings(quota)
-            kept = [
-                b
-                for b in records
-                if (b.resource, b.uid) != (resource, uid)
-                or (b.end <= since and b.key not in wanted)
-            ]
-            new = kept + list(wanted.values())
-            if sorted(new, key=_order) == sorted(records, key=_order):
-                return False
-            self._write_bookings(quota, new)
-            return True
+        wanted = [b for b in items if b.end > since]
+        owners = {b.user for b in wanted}
+        scope = set(self.booking_users(quota)) if users is None else set(users)
+        changed = 0
+        for user in sorted(scope | owners):
+            mine = [b for b in wanted if b.user == user]
+
+            def replaced(old: tuple[QuotaBooking, ...]) -> list[QuotaBooking]:
+                keys = {b.key for b in mine}  # noqa: B023 (used at once)
+                kept = [b for b in old if not _same_event(b, resource, uid, since, keys)]
+                return kept + mine  # noqa: B023
+
+            changed += self._update_user(quota, user, replaced)
+        return bool(changed)
 
     def expire(self, quota: str, before: datetime, now: datetime | None = None) -> int:
         """Drop bookings that ended at or before ``now`` (default ``before``) and
         started before ``before``; return how many."""
         ended = before if now is None else now
-        return self._drop(quota, lambda b: b.end <= ended and b.start < before)
-
-    def _drop(self, quota: str, doomed: Callable[[QuotaBooking], bool]) -> int:
-        with self._guard(quota):
-            records = self.bookings(quota)
-            kept = [b for b in records if not doomed(b)]
-            if len(kept) != len(records):
-                self._write_bookings(quota, kept)
-            return len(records) - len(kept)
+        dropped = 0
+        for user in self.booking_users(quota):
+            dropped += self._update_user(
+                quota,
+                user,
+                lambda old: [b for b in old if not (b.end <= ended and b.start < before)],
+            )
+        return dropped
 
 
 def _same_event(
-    booking: QuotaBooking, resource: str, uid: str, since: datetime, wanted: Mapping[object, object]
+    booking: QuotaBooking, resource: str, uid: str, since: datetime, keys: Collection[object]
 ) -> bool:
-    """Whether ``booking`` is a record of (resource, uid) that ``wanted`` replaces."""
+    """Whether ``booking`` is a record of (resource, uid) that a replacement drops:
+    one that has not ended at ``since``, or one that a new record replaces."""
     if (booking.resource, booking.uid) != (resource, uid):
         return False
-    return booking.end > since or booking.key in wanted
+    return booking.end > since or booking.key in keys
 
 
 def _parse_tzid(line: str) -> str:

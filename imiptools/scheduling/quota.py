@@ -373,7 +373,8 @@ def record(booking: Booking, args: Sequence[str]) -> None:
         QuotaBooking(user, booking.resource, booking.uid, p.recurrenceid, p.start, p.end)
         for p in booking.periods
     ]
-    booking.journal.replace_event(args[0], booking.resource, booking.uid, items, booking.now)
+    journal, quota = booking.journal, args[0]
+    journal.replace_event(quota, booking.resource, booking.uid, items, booking.now, {user})
 
 
 add_to_quota = record

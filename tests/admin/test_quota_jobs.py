@@ -36,7 +36,7 @@ def test_check_finds_and_repairs_quota_records(agent: Agent) -> None:
     journal = quota_room(agent)
     book(agent, vevent("one"))
     book(agent, vevent("two", "20300109T100000Z", "20300109T110000Z"))
-    bookings = agent.root / "journal" / "rooms" / "bookings"
+    bookings = agent.root / "journal" / "rooms" / "bookings" / "mailto:alice@example.com"
     lines = bookings.read_text().splitlines(keepends=True)
     bookings.write_text(lines[0] + lines[0].replace("\tone\t", "\tghost\t"))
     result = agent.admin("check")

@@ -22,7 +22,7 @@ def booking(uid: str = "uid-1", rid: str = "", hours: int = 0, user: str = ALICE
 
 
 def write(root: Path, name: str, text: str, quota: str = "rooms") -> None:
-    (root / quota).mkdir(parents=True, exist_ok=True)
+    (root / quota / name).parent.mkdir(parents=True, exist_ok=True)
     (root / quota / name).write_text(text, encoding="utf-8")
 
 
@@ -96,9 +96,24 @@ def test_bad_groups_line(journal: QuotaJournal, tmp_path: Path) -> None:
 
 
 def test_bad_bookings_line(journal: QuotaJournal, tmp_path: Path) -> None:
-    write(tmp_path, "bookings", booking_line(booking()) + "\nbroken\n")
-    with pytest.raises(ValueError, match=r"rooms/bookings:2: "):
+    write(tmp_path, f"bookings/{ALICE}", booking_line(booking()) + "\nbroken\n")
+    with pytest.raises(ValueError, match=r"rooms/bookings/mailto:alice@example.com:2: "):
         journal.bookings("rooms")
+
+
+def test_bookings_are_kept_per_user(journal: QuotaJournal, tmp_path: Path) -> None:
+    bob = "mailto:bob@example.com"
+    theirs = QuotaBooking(bob, ROOM, "uid-2", "", T0, T0 + timedelta(hours=1))
+    journal.add_bookings("rooms", [booking(), theirs])
+    assert sorted(p.name for p in (tmp_path / "rooms" / "bookings").iterdir()) == [ALICE, bob]
+    assert journal.bookings("rooms", [bob]) == [theirs]
+    assert journal.booking_users("rooms") == [ALICE, bob]
+    # A hostile address gets a hashed file name; its records still say who.
+    long = "mailto:" + "j" * 160 + "@example.com"
+    odd = QuotaBooking(long, ROOM, "u", "", T0, T0 + timedelta(hours=1))
+    journal.add_bookings("rooms", [odd])
+    assert odd in journal.bookings("rooms") and long in journal.booking_users("rooms")
+    assert any(p.name.startswith("_h_") for p in (tmp_path / "rooms" / "bookings").iterdir())
 
 
 def test_unsafe_quota_name(journal: QuotaJournal) -> None:
@@ -134,6 +149,7 @@ def test_writes_leave_no_temporary_files(journal: QuotaJournal, tmp_path: Path) 
     journal.add_bookings("rooms", [booking()])
     journal.remove_bookings("rooms", ALICE, ROOM, "uid-1")
     assert sorted(p.name for p in (tmp_path / "rooms").iterdir()) == [".lock", "bookings"]
+    assert list((tmp_path / "rooms" / "bookings").iterdir()) == []  # empty files go
 
 
 def test_expire(journal: QuotaJournal) -> None:

@@ -48,7 +48,8 @@ def test_damage_is_found_and_repaired(tmp_path: Path) -> None:
     journal = QuotaJournal(tmp_path / "journal")
     recorded = len(journal.bookings("rooms"))
     assert recorded == 52  # a year's window of weekly instances
-    (tmp_path / "journal" / "rooms" / "bookings").write_text("")
+    for path in (tmp_path / "journal" / "rooms" / "bookings").iterdir():
+        path.unlink()
     now = datetime(2030, 1, 1, 12, tzinfo=UTC)
     user, preferences = records(tmp_path, now)
     findings = sync_resource(user, preferences.get, journal, repair=False)

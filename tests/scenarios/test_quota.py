@@ -328,14 +328,15 @@ def test_journal_path_is_the_agents_option(tmp_path: Path) -> None:
     setup(agent)
     admin(agent, "quota", "set-limit", "rooms", "*", "1")
     book(agent, "a", *hour(8, 9))
-    assert (tmp_path / "journal" / "rooms" / "bookings").read_text().count("\n") == 1
+    bookings = tmp_path / "journal" / "rooms" / "bookings" / "mailto:alice@example.com"
+    assert bookings.read_text().count("\n") == 1
 
 
 def test_whatif_leaves_the_quota_journal_alone(agent: Agent) -> None:
     setup(agent)
     admin(agent, "quota", "set-limit", "rooms", "*", "1")
     book(agent, "a", *hour(8, 9))
-    journal = agent.root / "journal" / "rooms" / "bookings"
+    journal = agent.root / "journal" / "rooms" / "bookings" / "mailto:alice@example.com"
     before = journal.read_bytes()
     event = vevent("b", *hour(9, 9), attendees=(ROOM1,))
     message = imip_message(calendar_text(event), to=ROOM1, message_id="<whatif@t>")
