@@ -145,6 +145,18 @@ def _parse_group_line(line: str) -> tuple[str, str]:
     return parse_user(words[0]), parse_group(words[1])
 
 
+def _parse_lines(path: Path, parse: Callable[[str], T]) -> list[T]:
+    """``parse`` of each content line of ``path`` ([] if absent); a bad line
+    raises ValueError naming the file and line number."""
+    values = []
+    for number, line in _content_lines(read_text(path) or ""):
+        try:
+            values.append(parse(line))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from exc
+    return values
+
+
 @dataclass(frozen=True)
 class QuotaState:
     """A consistent reading of one quota group (taken under its lock).
@@ -234,14 +246,7 @@ class QuotaJournal:
     # Admin files.
 
     def _parse_file(self, quota: str, name: str, parse: Callable[[str], T]) -> list[T]:
-        path = self.directory(quota) / name
-        values = []
-        for number, line in _content_lines(read_text(path) or ""):
-            try:
-                values.append(parse(line))
-            except ValueError as exc:
-                raise ValueError(f"{path}:{number}: {exc}") from exc
-        return values
+        return _parse_lines(self.directory(quota) / name, parse)
 
     def limits(self, quota: str) -> list[QuotaLimit]:
         """The limits of ``quota`` in file order ([] without a file)."""
@@ -367,13 +372,7 @@ class QuotaJournal:
 
     @staticmethod
     def _parse_path(path: Path) -> tuple[QuotaBooking, ...]:
-        records = []
-        for number, line in _content_lines(read_text(path) or ""):
-            try:
-                records.append(parse_booking(line))
-            except ValueError as exc:
-                raise ValueError(f"{path}:{number}: {exc}") from exc
-        return tuple(records)
+        return tuple(_parse_lines(path, parse_booking))
 
     def _write_user(self, quota: str, user: str, bookings: Iterable[QuotaBooking]) -> None:
         """Replace ``user``'s file (removed when empty), atomically."""

@@ -143,9 +143,7 @@ def check_quota(request: Request, args: Sequence[str]) -> Decision:
     state = _state(request, args)
     user = _user(request)
     if user in state.exempt:
-        return Decision(
-            Answer.ACCEPTED, "quota-exempt", N_("{quota} does not limit you"), CHECK, _q(state)
-        )
+        return _exempt(state, CHECK)
     zone = state.zone or request.zone
     held = [b for b in state.bookings if not _replaced(request, b)]
     new = _new(request, user)
@@ -166,6 +164,12 @@ def check_quota(request: Request, args: Sequence[str]) -> Decision:
 
 def _q(state: QuotaState) -> dict[str, object]:
     return {"quota": state.name}
+
+
+def _exempt(state: QuotaState, function: str) -> Decision:
+    """ACCEPTED: the organiser is in the quota's ``exempt`` file."""
+    reason = N_("{quota} does not limit you")
+    return Decision(Answer.ACCEPTED, "quota-exempt", reason, function, _q(state))
 
 
 def _whom(limit: QuotaLimit) -> object:
@@ -304,9 +308,7 @@ def schedule_across_quota(request: Request, args: Sequence[str]) -> Decision:
     state = _state(request, args)
     user = _user(request)
     if user in state.exempt:
-        return Decision(
-            Answer.ACCEPTED, "quota-exempt", N_("{quota} does not limit you"), ACROSS, _q(state)
-        )
+        return _exempt(state, ACROSS)
     others = [b for b in state.bookings if b.user == user and b.resource != request.resource]
     for instance in request.instances:
         for booking in others:
