@@ -13,7 +13,13 @@ every limit, made by :func:`alternative` from the limit's DECLINED decision:
   period of the same length that keeps them;
 - a series that is too long (``allow_indefinite``, ``max_instances``,
   ``booking_window``) gets its RRULE with COUNT set to the allowed number and
-  UNTIL removed (params ``rrule`` and ``count``).
+  UNTIL removed (params ``rrule`` and ``count``);
+- a series whose instances are too long or too short gets every instance
+  resized; one that starts too soon (``min_notice``) starts at its first
+  timely instance (COUNT reduced); one outside the ``opening_hours`` or off
+  the ``permitted_times`` grid is moved later on the day of its first
+  instance. A moved series is expanded again as the organiser's client will
+  expand it (in its own zone), and those instances are what is checked.
 
 Every proposal is re-checked with :func:`~imiptools.scheduling.limits.check_limits`
 (no limit skipped) and must be free in ``request.busy``: fewer overlapping
@@ -46,8 +52,9 @@ from icalendar import Component, Event, vRecur
 
 from imiptools.config import parse_duration
 from imiptools.dates import to_utc
+from imiptools.errors import CalendarDataError
 from imiptools.i18n import N_, N_plural
-from imiptools.itip.recurrence import Instance
+from imiptools.itip.recurrence import Instance, Limits, expand
 from imiptools.periods import busy_only, max_overlap
 from imiptools.scheduling import Answer, Decision, Request, parse_function_lines
 from imiptools.scheduling.counter import DEFAULT_GRID, DEFAULT_SEARCH
@@ -137,6 +144,10 @@ def alternative(request: Request, declined: Decision) -> Decision | None:
                 return _truncated(request, declined)
             if declined.function in _LENGTH_LIMITS:
                 return _resized(request, declined)
+            if declined.function == "min_notice":
+                return _series_from_notice(request, declined)
+            if declined.function in ("opening_hours", "permitted_times"):
+                return _series_moved(request, declined)
             return None
         if len(request.instances) == 1 and declined.function in SINGLE_LIMITS:
             return _moved(request, declined)
@@ -378,6 +389,130 @@ def _resized(request: Request, declined: Decision) -> Decision | None:
     reason = RESIZED_REASONS[declined.function]
     end = first.start + length
     return _counter(request, declined, reason, first.start, end, rrule=text.decode("ascii"))
+
+
+SERIES_REASONS: dict[str, str] = {
+    "min_notice": N_(
+        "the resource must be booked at least {limit} in advance;"
+        " it offers the series from {period}"
+    ),
+    "opening_hours": N_(
+        "the resource can only be booked {hours}; it offers the series at {period}"
+    ),
+    "permitted_times": N_(
+        "the event must start and end at {times}; it offers the series at {period}"
+    ),
+}
+#: How many later times of day a moved series tries, at most.
+SERIES_CANDIDATES = 96
+
+
+def _series_from_notice(request: Request, declined: Decision) -> Decision | None:
+    """The series from its first instance that meets ``min_notice`` (COUNT
+    reduced by the instances left out), if that is exactly the rest of it,
+    keeps every limit and is free."""
+    rule, component = _rule(request), request.component
+    if not isinstance(rule, vRecur) or component is None or not _plain_series(component):
+        return None
+    ordered = sorted(request.instances, key=lambda instance: instance.start)
+    kept = [i for i in ordered if i.start >= _earliest(request)]
+    if not kept:
+        return None
+    later = vRecur(rule)
+    if "COUNT" in later:
+        later["COUNT"] = [int(later["COUNT"][0]) - (len(ordered) - len(kept))]
+    first = kept[0]
+    proposed = _with_times(component, first.start, first.end, later, request.zone)
+    return _series_offer(request, declined, proposed, later, [i.start for i in kept])
+
+
+def _series_moved(request: Request, declined: Decision) -> Decision | None:
+    """The series moved later on the same day of its first instance (the same
+    length, its end moved to the ``permitted_times`` grid), at the first time
+    at which every instance keeps every limit and is free."""
+    rule, component = _rule(request), request.component
+    if not isinstance(rule, vRecur) or component is None or not _plain_series(component):
+        return None
+    first = min(request.instances, key=lambda instance: instance.start)
+    times = parse_permitted_times(request.preference("permitted_times"))
+    end_of = _end_of(request, declined.function, first, times)
+    local = first.start.astimezone(request.zone)
+    last = local.replace(hour=23, minute=59, second=59).astimezone(UTC)
+    start = _snap(max(first.start, _earliest(request)), times, True, request.zone)
+    for _ in range(SERIES_CANDIDATES):
+        if start > last:
+            return None
+        proposed = _with_times(component, start, end_of(start), rule, request.zone)
+        offer = _series_offer(request, declined, proposed, rule, None)
+        if offer is not None:
+            return offer
+        start = _snap(start + timedelta(seconds=1), times or DEFAULT_GRID, True, request.zone)
+    return None
+
+
+def _plain_series(component: Component) -> bool:
+    """One RRULE and no RDATE or EXDATE: a series that a new DTSTART moves whole."""
+    return "RDATE" not in component and "EXDATE" not in component
+
+
+def _with_times(
+    component: Component, start: datetime, end: datetime, rule: vRecur, zone: tzinfo
+) -> Component:
+    """A copy of ``component`` from ``start`` to ``end`` (in its own zone, or
+    ``zone`` for floating times, so that it recurs at the same local time),
+    with ``rule`` as its only RRULE."""
+    try:
+        own = component.decoded("DTSTART").tzinfo
+    except (KeyError, ValueError, TypeError, AttributeError):
+        own = None
+    local = own or zone
+    copy = _with_rule(component, rule)
+    for name in ("DTSTART", "DTEND", "DURATION"):
+        copy.pop(name, None)
+    copy.add("DTSTART", start.astimezone(local))
+    copy.add("DTEND", end.astimezone(local))
+    return copy
+
+
+def _series_offer(
+    request: Request,
+    declined: Decision,
+    proposed: Component,
+    rule: vRecur,
+    starts: Sequence[datetime] | None,
+) -> Decision | None:
+    """A COUNTER with ``proposed`` if its instances (expanded again: what the
+    organiser's client will see) are as many as requested (or start exactly
+    at ``starts``), keep every limit and are free."""
+    instances = _expanded(request, proposed)
+    if instances is None or not instances:
+        return None
+    if starts is not None and [i.start for i in instances] != list(starts):
+        return None
+    if starts is None and len(instances) != len(request.instances):
+        return None
+    if check_limits(_with_instances(request, instances, proposed)) is not None:
+        return None
+    if any(_busy(request, instance) for instance in instances):
+        return None
+    text: bytes = rule.to_ical()  # type: ignore[no-untyped-call]
+    first = instances[0]
+    reason = SERIES_REASONS[declined.function]
+    return _counter(request, declined, reason, first.start, first.end, rrule=text.decode("ascii"))
+
+
+def _expanded(request: Request, proposed: Component) -> list[Instance] | None:
+    """The future instances of ``proposed`` over the span the request's cover
+    (and a day more); None when it cannot be expanded."""
+    if not isinstance(proposed, Event):
+        return None
+    end = max(i.end for i in request.instances) + timedelta(days=1)
+    limits = Limits(request.now, end, max_instances=len(request.instances) + 1)
+    try:
+        expansion = expand(proposed, [], request.zone, limits)
+    except (CalendarDataError, ValueError):
+        return None
+    return [i for i in expansion.instances if i.end > request.now]
 
 
 def shortened(request: Request, declined: Decision, reason: str, end: datetime) -> Decision | None:

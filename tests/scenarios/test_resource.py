@@ -671,6 +671,32 @@ def test_a_truncated_series_counter_keeps_local_time_across_dst(agent: Agent) ->
     assert {e.decoded("DTSTART").astimezone(UTC).hour for e in april} == {8}
 
 
+def test_limit_action_counter_moves_a_series_into_opening_hours(agent: Agent) -> None:
+    agent.set_pref(ROOM, "limit_action", "counter")
+    agent.set_pref(ROOM, "TZID", "Europe/Berlin")
+    agent.set_pref(ROOM, "opening_hours", "MO-FR 09:00-17:00")
+    early = vevent(
+        "early",
+        ";TZID=Europe/Berlin:20300108T080000",
+        ";TZID=Europe/Berlin:20300108T090000",
+        extra="RRULE:FREQ=WEEKLY;COUNT=20",
+    )
+    run = request(agent, early)
+    [counter] = run.replies()
+    event = counter.walk("VEVENT")[0]
+    assert str(counter["METHOD"]) == "COUNTER"
+    assert event.decoded("DTSTART").hour == 9 and event["DTSTART"].params["TZID"]
+    assert event["RRULE"].to_ical() == b"FREQ=WEEKLY;COUNT=20"
+    assert "it offers the series at" in str(event["COMMENT"])
+
+
+def test_limit_action_counter_starts_a_series_when_the_notice_allows(agent: Agent) -> None:
+    agent.set_pref(ROOM, "limit_action", "counter")
+    agent.set_pref(ROOM, "min_notice", "P2D")
+    soon = vevent("soon", "20300101T150000Z", "20300101T160000Z", extra="RRULE:FREQ=DAILY;COUNT=5")
+    assert counter_of(request(agent, soon)) == ("20300103T150000Z", "20300103T160000Z")
+
+
 def test_a_truncated_series_offer_holds_every_kept_instance(agent: Agent) -> None:
     agent.set_pref(ROOM, "limit_action", "counter")
     agent.set_pref(ROOM, "max_instances", "3")

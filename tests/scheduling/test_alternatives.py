@@ -266,8 +266,10 @@ def test_a_series_too_long_per_instance_gets_every_instance_shortened() -> None:
 
 
 def test_other_limits_of_a_series_get_no_alternative() -> None:
-    request = series("FREQ=DAILY;COUNT=3", min_notice="P30D")
+    request = series("FREQ=DAILY;COUNT=3", permitted_frequencies="WEEKLY")
     assert alternative(request, declined(request)) is None
+    entirely_too_soon = series("FREQ=DAILY;COUNT=3", min_notice="P30D")
+    assert alternative(entirely_too_soon, declined(entirely_too_soon)) is None
 
 
 def test_a_decision_that_is_no_decline_gets_no_alternative() -> None:
@@ -291,3 +293,34 @@ def test_proposals_respect_the_configured_capacity() -> None:
     assert capacity(shared) == 2
     odd = single(utc(2, 10), utc(2, 11), scheduling_function="schedule_in_freebusy x")
     assert capacity(odd) == 1
+
+
+def test_a_series_too_soon_is_offered_from_its_first_timely_instance() -> None:
+    request = series("FREQ=DAILY;COUNT=5", "20300101T100000Z", min_notice="P2D")
+    offer = alternative(request, declined(request))
+    assert offer is not None and offer.answer is Answer.COUNTER
+    assert offer.params["start"] == utc(3, 10)
+    assert offer.params["rrule"] == "FREQ=DAILY;COUNT=3"
+
+
+def test_a_series_outside_opening_hours_is_moved_later_that_day() -> None:
+    request = series("FREQ=WEEKLY;COUNT=4", "20300108T070000Z", opening_hours="MO-FR 09:00-17:00")
+    offer = alternative(request, declined(request))
+    assert offer is not None and offer.answer is Answer.COUNTER
+    assert (offer.params["start"], offer.params["end"]) == (utc(8, 9), utc(8, 10))
+    assert offer.params["rrule"] == "FREQ=WEEKLY;COUNT=4"
+
+
+def test_a_moved_series_avoids_a_busy_week() -> None:
+    taken = [busy(utc(15, 9), utc(15, 10))]
+    request = series(
+        "FREQ=WEEKLY;COUNT=4", "20300108T070000Z", taken, opening_hours="MO-FR 09:00-17:00"
+    )
+    offer = alternative(request, declined(request))
+    assert offer is not None
+    assert (offer.params["start"], offer.params["end"]) == (utc(8, 10), utc(8, 11))
+
+
+def test_a_series_that_cannot_move_within_its_day_gets_nothing() -> None:
+    request = series("FREQ=WEEKLY;COUNT=4", "20300108T070000Z", opening_hours="SA 09:00-17:00")
+    assert alternative(request, declined(request)) is None
