@@ -98,12 +98,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     sub.add_argument(
         "--user", default=DEFAULT_USER, help=f"the user the MTA runs the agents as ({DEFAULT_USER})"
     )
+    sub.add_argument(
+        "--lmtp",
+        metavar="SOCKET",
+        help="also check that the user may connect to this LMTP socket (imip-person -l)",
+    )
 
 
 def _check_install(args: argparse.Namespace, settings: Settings) -> str:
     account = Account.named(args.user)
     config = getattr(args, "config", None) or os.environ.get(ENV_CONFIG)
     checks = list(check_install(account, settings, config, Path(sys.executable)))
+    if args.lmtp:
+        checks.append(_socket_check(account, Path(args.lmtp)))
     report = "".join(f"{check}\n" for check in checks)
     failed = sum(not check.ok for check in checks)
     if failed:
@@ -128,6 +135,14 @@ def check_install(
         yield _reachable(account, program, python.parent / program, READ | SEARCH)
     if os.geteuid() == 0 and account.uid != 0:
         yield _runs_as(account, python.parent / "imip-resource")
+
+
+def _socket_check(account: Account, path: Path) -> Check:
+    """Connecting to a unix socket needs write permission on it (and search
+    on every directory above it)."""
+    if not path.is_socket():
+        return Check(False, f"LMTP socket {path}: not a socket (is the LMTP server running?)")
+    return _reachable(account, "LMTP socket", path, WRITE)
 
 
 def _config_check(account: Account, config: str | None) -> Check:

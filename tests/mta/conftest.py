@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 DOVECOT = Path("/usr/sbin/dovecot")
 POSTFIX = Path("/usr/sbin/postfix")
+EXIM = Path("/usr/sbin/exim4")
 #: Held (flock) by a session while it uses the test users, Postfix and port 25.
 MACHINE_LOCK = Path(tempfile.gettempdir()) / "imip-agent-mta-tests.lock"
 MACHINE_WAIT_SECONDS = 900.0
@@ -341,8 +342,8 @@ def locked_mailbox(users: dict[str, Mailbox]) -> Iterator[Mailbox]:
 
 @pytest.fixture(scope="session")
 def site(dovecot: Dovecot) -> Site:
-    """The agent installed and configured as the README says (needs Postfix)."""
-    if not POSTFIX.exists():
+    """The agent installed and configured as the README says (needs Postfix or Exim)."""
+    if not POSTFIX.exists() and not EXIM.exists():
         _unavailable(f"{POSTFIX} is not installed (run tools/ci-services as root)")
     from tests.mta import mailsystem
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from icalendar import Calendar
 
-from tests.mta.conftest import AGENT_USER, ROOT, Dovecot
+from tests.mta.conftest import AGENT_USER, EXIM, ROOT, Dovecot
 
 VENV = Path("/opt/imip-agent-test/venv")
 SITE_ROOT = Path("/var/lib/imip-agent-test")
@@ -269,25 +269,30 @@ def submit(message: bytes, sender: str, recipients: list[str]) -> str:
             assert code == 250, (recipient, code, reply)
         code, reply = smtp.data(message)
     assert code == 250, (code, reply)
-    found = re.search(rb"queued as ([0-9A-Za-z]+)", reply)
+    # Postfix: "250 2.0.0 Ok: queued as 4F2A1234"; Exim: "250 OK id=1tAbCd-000123-Ef".
+    found = re.search(rb"(?:queued as |id=)([0-9A-Za-z-]+)", reply)
     assert found, reply
     return found.group(1).decode()
 
 
 @dataclass
-class PostfixLog:
-    """The part of Postfix's log written since ``offset``."""
+class MailLog:
+    """The part of the MTA's log (Postfix's, unless ``path`` says) written since ``offset``."""
 
     offset: int = 0
+    path: Path = POSTFIX_LOG
 
     def text(self) -> str:
-        with POSTFIX_LOG.open("rb") as log:
-            log.seek(self.offset)
-            return log.read().decode("utf-8", "replace")
+        try:
+            with self.path.open("rb") as log:
+                log.seek(self.offset)
+                return log.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
 
     def skip(self) -> None:
         """Start reading from the end (at the start of a test)."""
-        self.offset = POSTFIX_LOG.stat().st_size if POSTFIX_LOG.exists() else 0
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
 
     def pipe_lines(self) -> list[str]:
         """The delivery lines of the pipe services (``relay=imip-...``)."""
@@ -333,3 +338,117 @@ def _read(path: Path) -> str:
         return path.read_text(errors="replace")
     except FileNotFoundError:
         return ""
+
+
+# -- Exim, configured from conf/exim ------------------------------------------
+
+EXIM_CONF = CONF / "exim"
+EXIM_DIR = Path("/etc/exim4")
+#: The configuration Debian's exim4 reads first (before the generated one).
+EXIM_CONFIG = EXIM_DIR / "exim4.conf"
+EXIM_LOG_DIR = Path("/var/log/imip-agent-test-exim")
+EXIM_LOG = EXIM_LOG_DIR / "mainlog"
+EXIM_SPOOL = Path("/var/spool/exim4")
+EXIM_USER = "Debian-exim"
+#: The lookup files routers.conf names, installed as they are.
+EXIM_LISTS = ("imip-people", "imip-resources")
+#: The Exim configuration around our three files: loopback only, its own
+#: log, quick retries, a recipient ACL accepting the test site's domains.
+BASE_EXIM_CONF = """\
+{marker}
+primary_hostname = mail.{domain}
+qualify_domain = {domain}
+domainlist local_domains = {domain} : localhost
+local_interfaces = 127.0.0.1
+daemon_smtp_ports = 25
+log_file_path = {log_dir}/%slog
+host_lookup =
+rfc1413_hosts =
+rfc1413_query_timeout = 0s
+keep_environment =
+tls_advertise_hosts =
+never_users = root
+acl_smtp_rcpt = acl_check_rcpt
+# a bounce that cannot be delivered is dropped, not frozen for days
+ignore_bounce_errors_after = 0s
+timeout_frozen_after = 1m
+
+# -- conf/exim/main.conf
+{main}
+
+begin acl
+
+acl_check_rcpt:
+  accept domains = +local_domains : +imip_resource_domains
+         verify = recipient
+  deny   message = relay not permitted
+
+begin routers
+
+# -- conf/exim/routers.conf
+{routers}
+
+begin transports
+
+# -- conf/exim/transports.conf
+{transports}
+
+begin retry
+
+# retry deferred mail every 2 s (the daemon runs the queue with -q2s)
+*   *   F,1h,2s
+"""
+
+
+def configure_exim(site: Site, dovecot: Dovecot) -> None:
+    """Write /etc/exim4/exim4.conf around conf/exim's files; check it (``exim4 -bV``)."""
+    parts = {
+        name: site_text((EXIM_CONF / f"{name}.conf").read_text(), site, dovecot)
+        for name in ("main", "routers", "transports")
+    }
+    text = BASE_EXIM_CONF.format(marker=MARKER, domain=DOMAIN, log_dir=EXIM_LOG_DIR, **parts)
+    EXIM_CONFIG.write_text(text)
+    for name in EXIM_LISTS:
+        (EXIM_DIR / name).write_text(site_text((EXIM_CONF / name).read_text(), site, dovecot))
+    EXIM_LOG_DIR.mkdir(mode=0o750, exist_ok=True)
+    entry = pwd.getpwnam(EXIM_USER)
+    os.chown(EXIM_LOG_DIR, entry.pw_uid, entry.pw_gid)
+    _run([str(EXIM), "-bV"])
+
+
+def exim_is_ours() -> bool:
+    """Whether /etc/exim4/exim4.conf is the one these tests wrote."""
+    return _read(EXIM_CONFIG).startswith(MARKER)
+
+
+def unconfigure_exim() -> None:
+    """Remove our exim4.conf, so that Debian's generated configuration applies again."""
+    if exim_is_ours():
+        EXIM_CONFIG.unlink()
+
+
+def exim_queue() -> list[str]:
+    """The ids of the messages in Exim's queue (``exim4 -bp``), deferred or in flight."""
+    done = _run([str(EXIM), "-bp"])
+    return re.findall(
+        r"\b([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4})\b", done.stdout.decode()
+    )
+
+
+def exim_clear_queue() -> None:
+    """Delete every queued message and the retry hints (between tests)."""
+    ids = exim_queue()
+    if ids:
+        subprocess.run([str(EXIM), "-Mrm", *ids], capture_output=True, check=False)
+    for hints in (EXIM_SPOOL / "db").glob("retry*"):
+        hints.unlink(missing_ok=True)
+
+
+def exim_flush_queue() -> None:
+    """Retry deferred mail now (``exim4 -qff``)."""
+    _run([str(EXIM), "-qff"])
+
+
+def exim_settled() -> bool:
+    """Nothing queued in Exim: every message delivered, bounced or dropped."""
+    return not exim_queue()

@@ -10,12 +10,12 @@ from __future__ import annotations
 import subprocess
 
 from tests.mta import mailsystem as ms
-from tests.mta.conftest import AGENT_USER
+from tests.mta.conftest import AGENT_USER, Dovecot
 
 
-def check_install(site: ms.Site) -> subprocess.CompletedProcess[str]:
+def check_install(site: ms.Site, *extra: str) -> subprocess.CompletedProcess[str]:
     argv = [str(ms.VENV / "bin" / "imip-admin"), "-c", str(site.config)]
-    argv += ["check-install", "--user", AGENT_USER]
+    argv += ["check-install", "--user", AGENT_USER, *extra]
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -37,3 +37,12 @@ def test_a_store_the_user_cannot_write_fails(site: ms.Site) -> None:
     assert done.returncode == 75, done.stdout
     assert f"FAIL store {store}: imip-agent cannot read/write/run it" in done.stdout
     assert done.stdout.splitlines()[-1].startswith("4.3.5 check-install: 1 problem(s)")
+
+
+def test_the_lmtp_socket_is_checked_when_named(site: ms.Site, dovecot: Dovecot) -> None:
+    done = check_install(site, "--lmtp", dovecot.socket_target)
+    assert done.returncode == 0, done.stdout
+    assert f"LMTP socket {dovecot.socket_target}: usable by {AGENT_USER}" in done.stdout
+    missing = check_install(site, "--lmtp", "/nonexistent/lmtp")
+    assert missing.returncode == 75
+    assert "FAIL LMTP socket /nonexistent/lmtp: not a socket" in missing.stdout
