@@ -174,7 +174,8 @@ class ResourceHandler(BaseHandler):
         else:
             self._set_partstat(components, str(decision.answer))
             declined = self._declined_instances(obj, decision.declined) if full else []
-            self._reply(obj, [*components, *declined], decision)
+            added = [c for c in declined if not any(c is known for known in components)]
+            self._reply(obj, [*components, *added], decision)
         if decision.answer is Answer.ACCEPTED:
             self.records.store.remove_offers(self.unit.user, obj.uid)
         if full:
@@ -189,7 +190,8 @@ class ResourceHandler(BaseHandler):
                 attendee.params["PARTSTAT"] = partstat
 
     def _declined_instances(self, obj: ItipObject, rids: Sequence[str]) -> list[Component]:
-        """Overridden instances marking the declined ones of an accepted series.
+        """Overridden instances marking the declined ones of an accepted series
+        (new ones are appended to ``obj.components`` too).
 
         They go into the REPLY (RFC 5546 §3.2.3: one component per instance
         answered differently) and into the store, where they do not block.

@@ -16,7 +16,9 @@ for the files and :mod:`imiptools.quota.limits` for the arithmetic)::
   that fits: a single event shortened to the time that remains, a series
   cut to the instances that fit (COUNT). Accepting, it remarks what remains.
 - ``schedule_across_quota QUOTA`` declines when the organiser already holds
-  another resource of the quota at an overlapping time.
+  another resource of the quota at an overlapping time; a series with a few
+  such instances is accepted with those declined, within the resource's
+  ``max_conflict_instances`` and ``max_conflict_percent`` (as for clashes).
 - ``schedule_for_delegate QUOTA``: when this resource is busy for some
   instance, it delegates (RFC 5546 §3.2.2.3) to the first resource in the
   quota's ``delegates`` that is free for every instance and not already an
@@ -35,10 +37,11 @@ the message: idempotent, so a redelivered message converges.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
 
 from imiptools.i18n import N_, N_plural
+from imiptools.itip.recurrence import Instance
 from imiptools.periods import busy_only, max_overlap
 from imiptools.quota.journal import QuotaState, parse_user
 from imiptools.quota.limits import (
@@ -65,7 +68,7 @@ from imiptools.scheduling import (
     register_retraction,
 )
 from imiptools.scheduling.alternatives import shortened, truncated
-from imiptools.scheduling.freebusy import clashes, describe
+from imiptools.scheduling.freebusy import clashes, describe, tolerated
 
 CHECK = "check_quota"
 ACROSS = "schedule_across_quota"
@@ -310,23 +313,46 @@ def schedule_across_quota(request: Request, args: Sequence[str]) -> Decision:
     if user in state.exempt:
         return _exempt(state, ACROSS)
     others = [b for b in state.bookings if b.user == user and b.resource != request.resource]
-    for instance in request.instances:
-        for booking in others:
-            if booking.start < instance.end and instance.start < booking.end:
-                params = {
-                    **_q(state),
-                    "holding": booking.resource.removeprefix("mailto:"),
-                    "period": describe(booking.start, booking.end, request.zone),
-                }
-                reason = N_("you already hold {holding} of {quota} at {period}")
-                return Decision(Answer.DECLINED, "quota-overlap", reason, ACROSS, params)
-    return Decision(
-        Answer.ACCEPTED,
-        "quota-free",
-        N_("you hold nothing else of {quota} then"),
-        ACROSS,
-        _q(state),
-    )
+    held = {i.recurrenceid: _held(i, others) for i in request.instances}
+    overlapping = [i for i in request.instances if held[i.recurrenceid] is not None]
+    if not overlapping:
+        reason = N_("you hold nothing else of {quota} then")
+        return Decision(Answer.ACCEPTED, "quota-free", reason, ACROSS, _q(state))
+    return _overlapping(request, state, overlapping, held)
+
+
+def _overlapping(
+    request: Request,
+    state: QuotaState,
+    overlapping: Sequence[Instance],
+    held: Mapping[str, QuotaBooking | None],
+) -> Decision:
+    """A few overlapping instances of a series declined, else the whole request."""
+    if tolerated(request, len(overlapping)):
+        periods = ", ".join(describe(i.start, i.end, request.zone) for i in overlapping)
+        reason = N_("you hold another resource of {quota} at {periods}, which are declined")
+        params = {**_q(state), "periods": periods}
+        declined = tuple(i.recurrenceid for i in overlapping)
+        return Decision(
+            Answer.ACCEPTED, "quota-partly", reason, ACROSS, params, declined=declined, remark=True
+        )
+    booking = held[overlapping[0].recurrenceid]
+    assert booking is not None
+    params = {
+        **_q(state),
+        "holding": booking.resource.removeprefix("mailto:"),
+        "period": describe(booking.start, booking.end, request.zone),
+    }
+    reason = N_("you already hold {holding} of {quota} at {period}")
+    return Decision(Answer.DECLINED, "quota-overlap", reason, ACROSS, params)
+
+
+def _held(instance: Instance, others: Sequence[QuotaBooking]) -> QuotaBooking | None:
+    """The first of ``others`` overlapping ``instance``, or None."""
+    for booking in others:
+        if booking.start < instance.end and instance.start < booking.end:
+            return booking
+    return None
 
 
 # -- schedule_for_delegate -----------------------------------------------------

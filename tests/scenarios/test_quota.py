@@ -185,6 +185,24 @@ def test_collective_scheduling_stops_simultaneous_bookings(agent: Agent) -> None
     assert answer(other, ROOM2)[0] == "ACCEPTED"
 
 
+def test_collective_scheduling_declines_only_a_few_overlapping_instances(agent: Agent) -> None:
+    setup(agent, "schedule_across_quota rooms\nschedule_in_freebusy", rooms=(ROOM1, ROOM2))
+    agent.set_pref(ROOM2, "max_conflict_instances", "1")
+    agent.set_pref(ROOM2, "max_conflict_percent", "50")
+    assert answer(book(agent, "a", *hour(15, 9), room=ROOM1), ROOM1)[0] == "ACCEPTED"
+    run = book(agent, "w", *hour(8, 9), room=ROOM2, extra="RRULE:FREQ=WEEKLY;COUNT=4")
+    [mail] = run.generated()
+    [reply] = run.replies()
+    events = reply.walk("VEVENT")
+    declined = [e for e in events if "RECURRENCE-ID" in e]
+    assert [str(e["ATTENDEE"].params["PARTSTAT"]) for e in declined] == ["DECLINED"]
+    assert declined[0].decoded("RECURRENCE-ID").day == 15
+    text = mail.get_body(("plain",)).get_content()
+    assert "you hold another resource of rooms at 2030-01-15 09:00-10:00" in text
+    busy = admin(agent, "freebusy", ROOM2, "--start", "20300101T000000Z", "--end", "20300201")
+    assert "20300115T090000Z" not in busy and "20300122T090000Z" in busy
+
+
 def test_delegation_forwards_to_a_free_pool_member(agent: Agent) -> None:
     setup(agent, "schedule_for_delegate rooms\nschedule_in_freebusy", rooms=(ROOM1, ROOM2))
     admin(agent, "quota", "set-delegates", "rooms", ROOM1, ROOM2)

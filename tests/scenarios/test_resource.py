@@ -516,6 +516,7 @@ def test_series_with_a_few_clashes_is_accepted_with_those_instances_declined(
         for e in reply.walk("VEVENT")
     }
     assert answers == {"": "ACCEPTED", "20300115T100000Z": "DECLINED"}
+    assert len(reply.walk("VEVENT")) == 2  # one component per instance answered
     assert "2030-01-15" in run.sent[0].get_body(("plain",)).get_content()
     periods = freebusy(agent, end="20300301T000000Z")
     assert "20300108T100000Z/20300108T103000Z" in periods
