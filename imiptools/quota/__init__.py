@@ -4,7 +4,9 @@
 journal directory (files an admin can read, atomic updates under flock, a
 fixed lock order); :mod:`imiptools.quota.limits` holds the values and the
 pure arithmetic (usage per period, which limits apply, the first that
-fails). The scheduling functions built on them come separately.
+fails); :mod:`imiptools.quota.sync` derives a resource's records from its
+store (for ``make-freebusy`` and ``check``). The scheduling functions that
+use them are in :mod:`imiptools.scheduling.quota`.
 """
 
 from imiptools.quota.journal import LockOrderError, QuotaJournal
