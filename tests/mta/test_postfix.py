@@ -1,53 +1,26 @@
-"""End to end: real mail over SMTP through Postfix, the agents and Dovecot.
+"""End to end through Postfix: the scenarios of ``scenarios.py``.
 
 Postfix runs from our ``conf/postfix`` files (see ``mailsystem.py``) with
 the agents installed in a world-readable venv and run as ``imip-agent``;
-people's mail reaches Dovecot (``conftest.py``) over LMTP. The people are
-the test users ``imiptest1`` (the organiser) and ``imiptest2``; the
-resources are ``room`` and ``room2`` in ``resources.example.test``.
-
-Each test sends mail with smtplib, waits until Postfix's queue is empty
-(nothing in flight, nothing deferred) and then looks at the Maildirs, the
-stores (``imip-admin``), Postfix's log and the agent's log. Needs root and
+people's mail reaches Dovecot (``conftest.py``) over LMTP. Needs root and
 Postfix (``tools/ci-services`` installs it); skips otherwise, and fails
 under ``CI=true``.
 """
 
 from __future__ import annotations
 
-import email
 import os
 import re
 import socket
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from email import policy
-from email.message import EmailMessage
 
 import pytest
-from icalendar import Calendar
 
 from tests.mta import mailsystem as ms
-from tests.mta.conftest import (
-    AGENT_USER,
-    POSTFIX,
-    REAPER,
-    Dovecot,
-    Mailbox,
-    _accepts,
-    _stop,
-    _unavailable,
-)
-from tests.support import calendar_text, check_reply, imip_message, vevent
-
-ORGANISER = f"imiptest1@{ms.DOMAIN}"
-PERSON = f"imiptest2@{ms.DOMAIN}"
-ROOM = f"room@{ms.RESOURCES}"
-ROOM2 = f"room2@{ms.RESOURCES}"
-OUTGOING = "outgoing@imip-agent.invalid"
+from tests.mta.conftest import POSTFIX, REAPER, Dovecot, _accepts, _stop, _unavailable
+from tests.mta.scenarios import OUTGOING, Delivery, MailSystem, Scenarios
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("IMIP_TEST_EXIM") == "1" and not POSTFIX.exists(),
@@ -55,27 +28,15 @@ pytestmark = pytest.mark.skipif(
     " it; tools/ci-services without the variable brings Postfix back)",
 )
 
-# A day well inside the booking window, whatever the date the tests run.
-DAY = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y%m%d")
-START, END = f"{DAY}T100000Z", f"{DAY}T110000Z"
-STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-# Holds a user's store lock, as the agent takes it, until stdin closes.
-HOLD_LOCK = """\
-import sys
-from pathlib import Path
-from imiptools.stores.file import FileStore
-with FileStore(Path(sys.argv[1])).lock(sys.argv[2], 10.0):
-    print("locked", flush=True)
-    sys.stdin.read()
-"""
-
-
-# -- fixtures -----------------------------------------------------------------
+#: Postfix's log line of a run of one of our pipe services (one recipient each):
+#: ``4F2A1234: to=<imiptest2@example.test>, relay=imip-person, ..., status=sent (...)``.
+PIPE_RUN = (
+    r": ([0-9A-F]+): to=<([^>]*)>, (?:orig_to=<[^>]*>, )?relay=(imip-[a-z-]+), .*, status=(\w+)"
+)
 
 
 @pytest.fixture(scope="session")
-def postfix(site: ms.Site, dovecot: Dovecot) -> Iterator[ms.MailLog]:
+def mta(site: ms.Site, dovecot: Dovecot) -> Iterator[ms.MailLog]:
     """Postfix from conf/postfix, on 127.0.0.1:25, for the whole session."""
     if ms.postfix_running():
         if not ms.postfix_is_ours():
@@ -104,320 +65,56 @@ def postfix(site: ms.Site, dovecot: Dovecot) -> Iterator[ms.MailLog]:
         _stop(process)
 
 
-@pytest.fixture
-def system(
-    postfix: ms.MailLog, site: ms.Site, mailbox: Mailbox, second_mailbox: Mailbox
-) -> Iterator[MailSystem]:
-    """An empty queue, empty stores, empty Maildirs, and a log read from now."""
-    ms.clear_queue()
-    ms.reset_site(site)
-    postfix.skip()
-    world = MailSystem(site, postfix, mailbox, second_mailbox)
-    yield world
-    ms.clear_queue()
+class PostfixSystem(MailSystem):
+    """Postfix's queue (``postqueue``) and log (``maillog_file``)."""
 
+    name = "Postfix"
+    # Postfix takes our status code as the DSN's and the rest as its text.
+    bounce_logged = "dsn=5.6.0, status=bounced (REQUEST without ORGANIZER"
+    bounce_says = ("Status: 5.6.0", "Diagnostic-Code: x-unix; REQUEST without ORGANIZER")
 
-class MailSystem:
-    """What a test drives and inspects: SMTP in, Maildirs, stores, logs."""
+    def queue(self) -> list[dict[str, object]]:
+        return ms.queue()
 
-    def __init__(self, site: ms.Site, log: ms.MailLog, organiser: Mailbox, person: Mailbox) -> None:
-        self.site = site
-        self.log = log
-        self.organiser = organiser
-        self.person = person
+    def clear_queue(self) -> None:
+        ms.clear_queue()
 
-    def send(self, message: bytes, sender: str, *recipients: str) -> str:
-        """Submit over SMTP; the queue id."""
-        return ms.submit(message, sender, list(recipients))
+    def flush(self) -> None:
+        ms.flush_queue()
 
-    def settle(self) -> None:
-        """Wait until the queue is empty (fails with the logs if it never is)."""
-        ms.wait_for(ms.settled, "the queue did not empty", self.explain)
-
-    def explain(self) -> str:
-        return (
-            f"queue: {ms.queue()}\n--- postfix log:\n{self.log.text()[-4000:]}"
-            f"\n--- agent log:\n{self.site.log_text()[-4000:]}"
-        )
-
-    def replies(self, mailbox: Mailbox) -> list[tuple[str, str]]:
-        """(UID, PARTSTAT) of each iTIP REPLY in ``mailbox``, checked (RFC 5546)."""
+    def _pipe_runs(self) -> list[tuple[str, str, str, str]]:
+        """(queue id, recipient, service, status) of every pipe line, whatever its status."""
         found = []
-        for message in messages(mailbox):
-            for part in message.walk():
-                if part.get_content_type() == "text/calendar" and "REPLY" in part.get(
-                    "Content-Type", ""
-                ):
-                    found.append(_reply_of(part))
+        for line in self.log.pipe_lines():
+            match = re.search(PIPE_RUN, line)
+            assert match, f"a pipe line not understood: {line}"
+            found.append((match.group(1), match.group(2), match.group(3), match.group(4)))
         return found
 
-    def agent_outcomes(self) -> list[tuple[str, str]]:
-        """(queue id, status word) of each outcome line in the agent's log."""
-        pattern = r": ([0-9A-Za-z-]+): INFO imip_agent: to=.* status=(\w+) \("
-        return [(m.group(1), m.group(2)) for m in ms.each_line(self.site.log_text(), pattern)]
+    def runs(self) -> list[Delivery]:
+        """Every run: delivered, deferred or bounced (one line each)."""
+        return [(q, r, t) for q, r, t, _ in self._pipe_runs()]
+
+    def deliveries(self) -> list[Delivery]:
+        return [(q, r, t) for q, r, t, status in self._pipe_runs() if status == "sent"]
+
+    def deferred(self, queue_id: str, recipient: str) -> bool:
+        pattern = rf"{queue_id}: to=<{re.escape(recipient)}>, .*status=deferred"
+        return re.search(pattern, self.log.text()) is not None
+
+    def bounce_lines(self, queue_id: str, recipient: str) -> list[str]:
+        """Each pipe line of delivering ``queue_id`` to ``recipient`` (one per attempt)."""
+        return [line for line in self.log.pipe_lines() if f"{queue_id}: to=<{recipient}>" in line]
+
+    def received_from(self, sender: str) -> bool:
+        return f"from=<{sender}>" in self.log.text()
+
+    def outgoing_copy_to(self, *recipients: str) -> tuple[str, ...]:
+        """sender_bcc_maps: one more recipient, whatever the message's."""
+        return (OUTGOING,)
 
 
-def _reply_of(part: email.message.Message) -> tuple[str, str]:
-    payload = part.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    calendar = Calendar.from_ical(payload)
-    event = calendar.walk("VEVENT")[0]
-    who = str(event["ATTENDEE"]).removeprefix("mailto:")
-    check_reply(calendar, who)
-    return str(event["UID"]), str(event["ATTENDEE"].params["PARTSTAT"])
+class TestPostfix(Scenarios):
+    """The scenarios through Postfix."""
 
-
-def messages(mailbox: Mailbox) -> list[EmailMessage]:
-    """The messages in the Maildir's ``new/``, parsed."""
-    parsed = []
-    for data in mailbox.messages():
-        message = email.message_from_bytes(data, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        parsed.append(message)
-    return parsed
-
-
-def request(
-    uid: str,
-    *attendees: str,
-    sequence: int = 0,
-    organiser: str = ORGANISER,
-    headers: dict[str, str] | None = None,
-) -> bytes:
-    """The organiser's invitation (RFC 6047), addressed to ``attendees``."""
-    event = vevent(
-        uid, START, END, organiser=organiser, attendees=attendees, sequence=sequence, dtstamp=STAMP
-    )
-    return imip_message(
-        calendar_text(event),
-        sender=organiser,
-        to=", ".join(attendees),
-        message_id=f"<{uid}.{sequence}@{ms.DOMAIN}>",
-        headers=headers,
-    )
-
-
-def cancel(uid: str, *attendees: str, sequence: int) -> bytes:
-    event = vevent(
-        uid, START, END, organiser=ORGANISER, attendees=attendees, sequence=sequence, dtstamp=STAMP
-    )
-    return imip_message(
-        calendar_text(event, method="CANCEL"),
-        method="CANCEL",
-        sender=ORGANISER,
-        to=", ".join(attendees),
-        subject="Cancelled",
-        message_id=f"<{uid}.cancel@{ms.DOMAIN}>",
-    )
-
-
-def reply(uid: str, attendee: str, partstat: str) -> bytes:
-    """``attendee``'s REPLY to the organiser, as their mail client sends it."""
-    event = vevent(
-        uid,
-        START,
-        END,
-        organiser=ORGANISER,
-        attendees=(),
-        dtstamp=STAMP,
-        extra=f"ATTENDEE;PARTSTAT={partstat}:mailto:{attendee}",
-    )
-    return imip_message(
-        calendar_text(event, method="REPLY"),
-        method="REPLY",
-        sender=attendee,
-        to=ORGANISER,
-        subject="Accepted",
-        message_id=f"<{uid}.reply@{ms.DOMAIN}>",
-    )
-
-
-def uids(calendar: Calendar) -> list[str]:
-    return sorted({str(e["UID"]) for e in calendar.walk("VEVENT")})
-
-
-def partstats(site: ms.Site, user: str, uid: str) -> dict[str, str]:
-    """ATTENDEE -> PARTSTAT of ``uid`` in ``user``'s store."""
-    for event in ms.exported(site, user).walk("VEVENT"):
-        if str(event["UID"]) == uid:
-            attendees = event.get("ATTENDEE", [])
-            attendees = attendees if isinstance(attendees, list) else [attendees]
-            return {
-                str(a).removeprefix("mailto:"): str(a.params.get("PARTSTAT")) for a in attendees
-            }
-    raise AssertionError(f"{uid} not in the store of {user}")
-
-
-def busy(site: ms.Site, user: str) -> list[str]:
-    """The busy periods of ``user`` (``imip-admin freebusy``), as text."""
-    text = ms.admin(site, "freebusy", user).replace("\r\n ", "")
-    return [
-        v
-        for line in text.splitlines()
-        if line.startswith("FREEBUSY")
-        for v in line.partition(":")[2].split(",")
-    ]
-
-
-def invite(system: MailSystem, uid: str = "meeting-1") -> str:
-    """The organiser invites the person and the room; wait until all is done."""
-    queue_id = system.send(request(uid, PERSON, ROOM), ORGANISER, PERSON, ROOM)
-    system.settle()
-    return queue_id
-
-
-# -- the invitation -----------------------------------------------------------
-
-
-def test_invitation_reaches_person_room_and_organiser(system: MailSystem) -> None:
-    queue_id = invite(system)
-    # The person's copy went through imip-person, then Dovecot LMTP.
-    (delivered,) = messages(system.person)
-    assert delivered["Message-ID"] == f"<meeting-1.0@{ms.DOMAIN}>"
-    assert delivered["Delivered-To"] == PERSON
-    assert "LMTP" in delivered["Received"]
-    # The room's answer reached the organiser's Maildir.
-    assert system.replies(system.organiser) == [("meeting-1", "ACCEPTED")]
-    # The stores: the person's, the room's, and the organiser's own (outgoing copy).
-    assert uids(ms.exported(system.site, PERSON)) == ["meeting-1"]
-    assert uids(ms.exported(system.site, ROOM)) == ["meeting-1"]
-    assert uids(ms.exported(system.site, ORGANISER)) == ["meeting-1"]
-    assert "ACCEPTED" in ms.admin(system.site, "log", ROOM)
-    # One pipe run for each recipient: person, room, the organiser's copy.
-    relays = Counter(re.findall(r"relay=(imip-[a-z-]+)", "\n".join(system.log.pipe_lines())))
-    assert relays == {"imip-person": 2, "imip-resource": 1, "imip-person-outgoing": 1}
-    assert f"{queue_id}: to=<{OUTGOING}>" in system.log.text()
-
-
-def test_one_log_line_per_delivery_with_the_queue_id(system: MailSystem) -> None:
-    """Each pipe run Postfix logs has one outcome line, with the same queue id."""
-    invite(system)
-    postfix_runs = Counter(
-        m.group(1) for m in ms.each_line(system.log.text(), r": ([0-9A-F]+): to=.*relay=imip-")
-    )
-    agent_runs = Counter(queue_id for queue_id, _ in system.agent_outcomes())
-    assert postfix_runs == agent_runs
-    assert {status for _, status in system.agent_outcomes()} == {"done"}
-
-
-def test_person_reply_through_postfix_updates_the_organiser(system: MailSystem) -> None:
-    invite(system)
-    system.send(reply("meeting-1", PERSON, "ACCEPTED"), PERSON, ORGANISER)
-    system.settle()
-    assert partstats(system.site, ORGANISER, "meeting-1")[PERSON] == "ACCEPTED"
-    # The person's REPLY is in the organiser's Maildir too (after the room's).
-    assert sorted(system.replies(system.organiser)) == [("meeting-1", "ACCEPTED")] * 2
-
-
-# -- the room's calendar --------------------------------------------------------
-
-
-def test_clash_is_declined_and_a_cancel_frees_the_room(system: MailSystem) -> None:
-    invite(system, "meeting-1")
-    system.send(request("meeting-2", ROOM), ORGANISER, ROOM)
-    system.settle()
-    assert sorted(system.replies(system.organiser)) == [
-        ("meeting-1", "ACCEPTED"),
-        ("meeting-2", "DECLINED"),
-    ]
-
-    assert busy(system.site, ROOM) == [f"{START}/{END}"]
-
-    system.send(cancel("meeting-1", PERSON, ROOM, sequence=1), ORGANISER, PERSON, ROOM)
-    system.settle()
-    assert busy(system.site, ROOM) == []  # the declined meeting-2 is kept, not busy
-    assert "meeting-1" not in uids(ms.exported(system.site, ROOM))
-    assert uids(ms.exported(system.site, PERSON)) == []
-
-    system.send(request("meeting-2", ROOM, sequence=1), ORGANISER, ROOM)
-    system.settle()
-    assert ("meeting-2", "ACCEPTED") in system.replies(system.organiser)
-    assert busy(system.site, ROOM) == [f"{START}/{END}"]
-
-
-def test_held_lock_defers_and_postfix_delivers_once_free(system: MailSystem) -> None:
-    store = str(system.site.directory("store"))
-    python = str(ms.VENV / "bin" / "python")
-    holder = subprocess.Popen(
-        [python, "-c", HOLD_LOCK, store, f"mailto:{ROOM}"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        user=AGENT_USER,
-        cwd="/",
-    )
-    assert holder.stdout is not None and holder.stdin is not None
-    try:
-        assert holder.stdout.readline() == b"locked\n"
-        queue_id = system.send(request("meeting-1", ROOM), ORGANISER, ROOM)
-        ms.wait_for(
-            lambda: (queue_id, "deferred") in system.agent_outcomes(),
-            "the agent did not defer",
-            system.explain,
-        )
-        ms.wait_for(
-            lambda: (
-                f"{queue_id}: to=<{ROOM}>" in system.log.text()
-                and "status=deferred" in system.log.text()
-            ),
-            "Postfix did not defer",
-            system.explain,
-        )
-        assert system.replies(system.organiser) == []
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=30)
-    ms.flush_queue()
-    system.settle()
-    assert system.replies(system.organiser) == [("meeting-1", "ACCEPTED")]
-    assert uids(ms.exported(system.site, ROOM)) == ["meeting-1"]
-    assert ms.admin(system.site, "log", ROOM).count("meeting-1") == 1
-    outcomes = [status for qid, status in system.agent_outcomes() if qid == queue_id]
-    # Deferred first, then done once; the other "done" is the organiser's copy.
-    assert sorted(outcomes) == ["deferred", "done", "done"], outcomes
-
-
-# -- what must not be answered ------------------------------------------------------
-
-
-def test_unusable_message_bounces_with_our_reason(system: MailSystem) -> None:
-    """No ORGANIZER: 65, and the DSN says why in our one status line."""
-    event = vevent("broken-1", START, END, organiser="", attendees=(ROOM,), dtstamp=STAMP)
-    message = imip_message(calendar_text(event), sender=ORGANISER, to=ROOM)
-    queue_id = system.send(message, ORGANISER, ROOM)
-    system.settle()
-    bounced = [line for line in system.log.pipe_lines() if f"{queue_id}: to=<{ROOM}>" in line]
-    # Postfix takes our status code as the DSN's and the rest as its text.
-    assert len(bounced) == 1, bounced
-    assert "dsn=5.6.0, status=bounced (REQUEST without ORGANIZER" in bounced[0], bounced
-    (dsn,) = messages(system.organiser)
-    assert dsn.get_content_type() == "multipart/report"
-    text = dsn.as_string()  # the delivery-status part is its second part
-    assert "Status: 5.6.0" in text
-    assert "Diagnostic-Code: x-unix; REQUEST without ORGANIZER" in text
-    assert "Traceback" not in dsn.as_string()
-    assert uids(ms.exported(system.site, ROOM)) == []
-
-
-def test_null_sender_and_auto_submitted_get_no_reply(system: MailSystem) -> None:
-    system.send(request("from-bounce", ROOM), "", ROOM)
-    system.send(
-        request("automatic", ROOM, headers={"Auto-Submitted": "auto-generated"}), ORGANISER, ROOM
-    )
-    system.settle()
-    assert messages(system.organiser) == []
-    assert f"from=<{ROOM}>" not in system.log.text()
-    assert system.log.text().count("relay=imip-resource") == 2
-
-
-def test_resources_answering_each_other_do_not_loop(system: MailSystem) -> None:
-    """room2 invites room: room answers once; room2 never answers a REPLY."""
-    system.send(request("rooms", ROOM, organiser=ROOM2), ROOM2, ROOM)
-    system.send(request("ourselves", ROOM, organiser=ROOM), ROOM, ROOM)
-    system.settle()
-    runs = Counter(
-        m.group(1) for m in ms.each_line(system.log.text(), r"to=<([^>]+)>, relay=imip-resource")
-    )
-    assert runs == {ROOM: 2, ROOM2: 1}
-    assert "loop" not in system.log.text().lower()
-    assert messages(system.organiser) == []
-    assert os.path.exists(system.site.log)
+    mail_system = PostfixSystem
