@@ -59,7 +59,12 @@ from imiptools.periods import busy_only, max_overlap
 from imiptools.scheduling import Answer, Decision, Request, parse_function_lines
 from imiptools.scheduling.counter import DEFAULT_GRID, DEFAULT_SEARCH
 from imiptools.scheduling.freebusy import capacity_of, describe
-from imiptools.scheduling.hours import PermittedTimes, parse_opening, parse_permitted_times
+from imiptools.scheduling.hours import (
+    PermittedTimes,
+    parse_opening,
+    parse_permitted_times,
+    snap,
+)
 from imiptools.scheduling.limits import check_limits
 
 __all__ = [
@@ -197,21 +202,12 @@ def _end_of(
     moved to the grid (back for ``max_duration``, else forward)."""
     if function == "max_duration":
         limit = parse_duration(request.preference("max_duration"))
-        return lambda start: _snap(start + limit, times, False, request.zone)
+        return lambda start: snap(start + limit, times, False, request.zone)
     if function == "min_duration":
         limit = parse_duration(request.preference("min_duration"))
-        return lambda start: _snap(start + limit, times, True, request.zone)
+        return lambda start: snap(start + limit, times, True, request.zone)
     length = instance.end - instance.start
-    return lambda start: _snap(start + length, times, True, request.zone)
-
-
-def _snap(moment: datetime, times: PermittedTimes | None, forward: bool, zone: tzinfo) -> datetime:
-    """``moment`` moved to the grid (forward or back) in ``zone``, unchanged without one; UTC."""
-    if times is None:
-        return moment
-    local = moment.astimezone(zone)
-    moved = times.next_at_or_after(local) if forward else times.previous_at_or_before(local)
-    return moved.astimezone(UTC)
+    return lambda start: snap(start + length, times, True, request.zone)
 
 
 def _earliest(request: Request) -> datetime:
@@ -240,7 +236,7 @@ def _search(
     (``first`` itself too when there is no ``permitted_times``); None if there is
     none within :data:`MAX_CANDIDATES` candidates or before the latest start."""
     latest = _latest(request, first)
-    start = _snap(first, times, True, request.zone)
+    start = snap(first, times, True, request.zone)
     for _ in range(MAX_CANDIDATES):
         if start > latest:
             return None
@@ -248,7 +244,7 @@ def _search(
         later = _later(request, start, end) if end >= start else start
         if later is None:
             return start, end
-        step = _snap(start + timedelta(seconds=1), times or DEFAULT_GRID, True, request.zone)
+        step = snap(start + timedelta(seconds=1), times or DEFAULT_GRID, True, request.zone)
         start = max(step, later)
     return None
 
@@ -438,7 +434,7 @@ def _series_moved(request: Request, declined: Decision) -> Decision | None:
     end_of = _end_of(request, declined.function, first, times)
     local = first.start.astimezone(request.zone)
     last = local.replace(hour=23, minute=59, second=59).astimezone(UTC)
-    start = _snap(max(first.start, _earliest(request)), times, True, request.zone)
+    start = snap(max(first.start, _earliest(request)), times, True, request.zone)
     for _ in range(SERIES_CANDIDATES):
         if start > last:
             return None
@@ -446,7 +442,7 @@ def _series_moved(request: Request, declined: Decision) -> Decision | None:
         offer = _series_offer(request, declined, proposed, rule, None)
         if offer is not None:
             return offer
-        start = _snap(start + timedelta(seconds=1), times or DEFAULT_GRID, True, request.zone)
+        start = snap(start + timedelta(seconds=1), times or DEFAULT_GRID, True, request.zone)
     return None
 
 

@@ -51,6 +51,7 @@ from imiptools.scheduling.hours import (
     parse_opening,
     parse_permitted_times,
     permitted_times_decision,
+    snap,
 )
 
 __all__ = [
@@ -117,15 +118,6 @@ def _policy(request: Request, args: Sequence[str], start: datetime) -> _Policy:
         earliest=request.now + (notice or timedelta(0)),
         latest=request.now + parse_duration(window) if window else start + DEFAULT_SEARCH,
     )
-
-
-def _snap(moment: datetime, times: PermittedTimes | None, forward: bool, zone: tzinfo) -> datetime:
-    """``moment`` moved to the grid (forward or back), unchanged without one; UTC."""
-    if times is None:
-        return moment
-    local = moment.astimezone(zone)
-    moved = times.next_at_or_after(local) if forward else times.previous_at_or_before(local)
-    return moved.astimezone(UTC)
 
 
 def _busy(policy: _Policy, proposal: Proposal) -> Period | None:
@@ -218,8 +210,8 @@ def _requested(request: Request) -> Proposal:
 def _corrected(policy: _Policy, requested: Proposal) -> Proposal:
     """``requested`` widened to the grid: start back, end forward."""
     return Proposal(
-        _snap(requested.start, policy.times, False, policy.zone),
-        _snap(requested.end, policy.times, True, policy.zone),
+        snap(requested.start, policy.times, False, policy.zone),
+        snap(requested.end, policy.times, True, policy.zone),
     )
 
 
@@ -261,7 +253,7 @@ def _closed_until(opening: list[tuple[datetime, datetime]], p: Proposal) -> date
 
 def _candidate(policy: _Policy, start: datetime, length: timedelta) -> Proposal:
     """The proposal starting at ``start`` (on the grid), its end moved to the grid."""
-    return Proposal(start, _snap(start + length, policy.times, True, policy.zone))
+    return Proposal(start, snap(start + length, policy.times, True, policy.zone))
 
 
 def _next_available(policy: _Policy, requested: Proposal) -> Proposal | None:
@@ -276,7 +268,7 @@ def _next_available(policy: _Policy, requested: Proposal) -> Proposal | None:
         opening = policy.hours.periods_around(requested.start, horizon, policy.zone)
     moment = max(requested.start, policy.earliest)
     for _ in range(MAX_STEPS):
-        start = _snap(moment, grid, True, policy.zone)
+        start = snap(moment, grid, True, policy.zone)
         if start > latest:
             return None
         proposal = _candidate(policy, start, length)

@@ -65,6 +65,7 @@ __all__ = [
     "parse_permitted_times",
     "permitted_times_decision",
     "permitted_times_limit",
+    "snap",
 ]
 
 #: RFC 5546 §3.6 status by code, as in :data:`imiptools.scheduling.limits.REQUEST_STATUS`:
@@ -154,6 +155,16 @@ class PermittedTimes:
         if self.hours is None:
             return ", ".join(f"xx:{minute:02d}" for minute in self.minutes)
         return ", ".join(f"{slot // 60:02d}:{slot % 60:02d}" for slot in self.slots)
+
+
+def snap(moment: datetime, times: PermittedTimes | None, forward: bool, zone: tzinfo) -> datetime:
+    """``moment`` moved to the ``times`` grid (forward or back) in ``zone``;
+    unchanged without a grid. Returns UTC."""
+    if times is None:
+        return moment
+    local = moment.astimezone(zone)
+    moved = times.next_at_or_after(local) if forward else times.previous_at_or_before(local)
+    return moved.astimezone(UTC)
 
 
 def _numbers(text: str, limit: int, what: str) -> tuple[int, ...]:
