@@ -46,7 +46,8 @@ from imiptools.stores.names import user_component
 #: count as stray only when at least this old (seconds): they may be in use.
 UNLOCKED_TEMPORARY_AGE = 3600.0
 
-Fix = Callable[[], None]
+#: A repair, called for its effect (what it returns is ignored).
+Fix = Callable[[], object]
 
 
 @dataclass

@@ -203,11 +203,13 @@ class UserRecords:
             status,
         )
 
-    def refresh_freebusy(self, uid: str) -> None:
-        """Make the free/busy of ``uid`` match the stored object (idempotent)."""
+    def refresh_freebusy(self, uid: str) -> list[Period]:
+        """Make the free/busy of ``uid`` match the stored object (idempotent);
+        returns the periods written."""
         stored = self.stored(uid)
         periods = self.periods(stored) if stored is not None else []
         self.store.set_freebusy_for_uid(self.user, uid, periods)
+        return periods
 
     def busy_between(self, start: datetime, end: datetime, exclude_uid: str = "") -> list[Period]:
         """The user's periods overlapping [start, end), except ``exclude_uid``'s."""

@@ -58,6 +58,8 @@ class BaseHandler:
         self.notes: list[str] = []
         #: Whether the last CANCEL handled cancelled something.
         self.cancelled = False
+        #: The free/busy periods the last :meth:`refresh` wrote.
+        self.refreshed: list[Period] = []
 
     def _(self, message: str) -> str:
         """``message`` in the user's language (LANG preference)."""
@@ -128,7 +130,13 @@ class BaseHandler:
                     self._cancel_instance(obj, stored, component)
                 self.cancelled = bool(obj.overrides)
         if obj.uid:
-            self.records.refresh_freebusy(obj.uid)
+            self.refresh(obj.uid)
+
+    def refresh(self, uid: str) -> list[Period]:
+        """Re-derive the free/busy of ``uid`` from what is stored; the periods
+        are kept in :attr:`refreshed` for what follows in the same message."""
+        self.refreshed = self.records.refresh_freebusy(uid)
+        return self.refreshed
 
     def _cancel_whole(self, obj: ItipObject, stored: ItipObject) -> bool:
         assert obj.master is not None

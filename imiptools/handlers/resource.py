@@ -149,8 +149,7 @@ class ResourceHandler(BaseHandler):
                 self._instance_request(obj, component)
         elif self._is_new_version(obj.uid, obj.master, stored):
             self._book(obj, obj.components, full=True)
-        self.records.refresh_freebusy(obj.uid)
-        self._after(obj, retract=stored is not None)
+        self._after(obj, self.refresh(obj.uid), retract=stored is not None)
 
     def _instance_request(self, obj: ItipObject, component: Component) -> None:
         rid = recurrence_id_of(component, self.unit.zone)
@@ -248,14 +247,12 @@ class ResourceHandler(BaseHandler):
         lines = parse_function_lines(unit.preferences.get("scheduling_function"))
         return decide(request, lines)
 
-    def _after(self, obj: ItipObject, retract: bool) -> None:
-        """Run the steps of the configured functions for the event as now stored:
-        confirmations when the resource is busy for it, else retractions (only
-        when ``retract``: an event that was never booked has nothing to undo).
-        Runs after every message about the UID, so that a redelivered message
-        completes what an interrupted run left undone."""
-        stored = self.records.stored(obj.uid)
-        periods = self.records.periods(stored) if stored is not None else []
+    def _after(self, obj: ItipObject, periods: Sequence[Period], retract: bool) -> None:
+        """Run the steps of the configured functions for the event as now stored
+        (``periods``, its free/busy): confirmations when the resource is busy for
+        it, else retractions (only when ``retract``: an event that was never
+        booked has nothing to undo). Runs after every message about the UID, so
+        that a redelivered message completes what an interrupted run left undone."""
         if periods:
             self._steps(CONFIRMATIONS, obj, self.booked, periods)
         elif retract:
@@ -288,9 +285,7 @@ class ResourceHandler(BaseHandler):
         if self.cancelled:
             rids = [recurrence_id_of(c, self.unit.zone) for c in obj.overrides] or [""]
             self.touched, self.booked = tuple(rids), ()
-            stored = self.records.stored(obj.uid)
-            periods = self.records.periods(stored) if stored is not None else []
-            self._steps(RETRACTIONS, obj, (), periods)
+            self._steps(RETRACTIONS, obj, (), self.refreshed)
 
     def _limited(self, request: Request, limited: Decision) -> Decision:
         """A broken limit: decline, or counter with a compliant alternative."""
@@ -556,8 +551,7 @@ class ResourceHandler(BaseHandler):
         elif self._authorised(stored.first, obj.first):
             for component in obj.components:
                 self._add_instance(obj, component)
-            self.records.refresh_freebusy(obj.uid)
-            self._after(obj, retract=True)
+            self._after(obj, self.refresh(obj.uid), retract=True)
 
     def _add_instance(self, obj: ItipObject, component: Component) -> None:
         if "RECURRENCE-ID" not in component and "DTSTART" in component:
