@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, tzinfo
+from datetime import datetime
 from pathlib import Path
 
 from icalendar import Component, Event
@@ -41,6 +41,7 @@ from imiptools.itip.objects import (
     version_key,
 )
 from imiptools.itip.recurrence import Instance
+from imiptools.itip.timing import start_zone
 from imiptools.periods import Period
 from imiptools.quota.journal import QuotaJournal, QuotaState, parse_user
 from imiptools.scheduling import (
@@ -99,7 +100,7 @@ class ResourceHandler(BaseHandler):
 
     @contextmanager
     def _quota_locks(self, obj: ItipObject) -> Iterator[None]:
-        names = quotas_named(self._lines())
+        names = quotas_named(self._lines()) if obj.kind == "VEVENT" else []
         if not names:
             yield
             return
@@ -369,23 +370,12 @@ class ResourceHandler(BaseHandler):
                     comment=reason,
                     sent_by=self.unit.sent_by,
                     rrule=str(decision.params.get("rrule", "")),
-                    zone=self._series_zone(component),
+                    zone=start_zone(component, self.unit.zone),
                     timezones=obj.timezones,
                 ),
                 method="COUNTER",
             )
         )
-
-    def _series_zone(self, component: Component) -> tzinfo | None:
-        """The zone a series' DTSTART recurs in: its own, or the resource's for
-        floating times; None for an all-day or unusable DTSTART."""
-        try:
-            start = component.decoded("DTSTART")
-        except (KeyError, ValueError, TypeError, AttributeError):
-            return None
-        if not isinstance(start, datetime):
-            return None
-        return start.tzinfo or self.unit.zone
 
     def _offered(
         self, decision: Decision, start: datetime, end: datetime

@@ -89,6 +89,19 @@ def value_of(component: Any, name: str) -> Moment | None:
     return value
 
 
+def start_zone(component: Any, floating: tzinfo) -> tzinfo | None:
+    """The zone DTSTART is given in (``floating`` for a floating time), the one
+    a series recurs in (RFC 5545 §3.3.10); None for a DATE or an absent or
+    unreadable DTSTART."""
+    try:
+        value = value_of(component, "DTSTART")
+    except CalendarDataError:
+        return None
+    if not isinstance(value, datetime):
+        return None
+    return value.tzinfo or floating
+
+
 def start_of(component: Any) -> Moment:
     """DTSTART (required here: RFC 5546 §3.2 requires it in every VEVENT)."""
     value = value_of(component, "DTSTART")

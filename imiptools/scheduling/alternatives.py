@@ -55,6 +55,7 @@ from imiptools.dates import to_utc
 from imiptools.errors import CalendarDataError
 from imiptools.i18n import N_, N_plural
 from imiptools.itip.recurrence import Instance, Limits, expand
+from imiptools.itip.timing import start_zone
 from imiptools.periods import busy_only, max_overlap
 from imiptools.scheduling import Answer, Decision, Request, parse_function_lines
 from imiptools.scheduling.counter import DEFAULT_GRID, DEFAULT_SEARCH
@@ -457,11 +458,7 @@ def _with_times(
     """A copy of ``component`` from ``start`` to ``end`` (in its own zone, or
     ``zone`` for floating times, so that it recurs at the same local time),
     with ``rule`` as its only RRULE."""
-    try:
-        own = component.decoded("DTSTART").tzinfo
-    except (KeyError, ValueError, TypeError, AttributeError):
-        own = None
-    local = own or zone
+    local = start_zone(component, zone) or zone
     copy = _with_rule(component, rule)
     for name in ("DTSTART", "DTEND", "DURATION"):
         copy.pop(name, None)
