@@ -10,7 +10,8 @@ turns into an exit code (see :mod:`imiptools.errors`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -30,12 +31,18 @@ from imiptools.records import UserRecords, Window
 from imiptools.spool import Spool
 from imiptools.stores.base import Store
 from imiptools.stores.names import normalise_user
+from imiptools.stores.recording import RecordingStore
+from imiptools.stores.transaction import OutgoingMessage, Transaction
 
 log = logging.getLogger(__name__)
 
 
 class Handler(Protocol):
     """A handler for one kind of calendar user (resource, person, ...)."""
+
+    def scope(self, obj: ItipObject) -> AbstractContextManager[None]:
+        """Held around handling ``obj`` and committing it (further locks)."""
+        ...
 
     def handle(self, obj: ItipObject) -> None:
         """Process one scheduling object; raise InputError if it is unusable."""
@@ -173,17 +180,24 @@ def _process_user(
     ctx: Context,
     factory: HandlerFactory,
 ) -> tuple[Handler, int, list[str]]:
+    """The unit of work of ``user``: each scheduling object is one transaction,
+    committed (store writes, quota records and replies together) before the
+    next is handled; :meth:`Handler.finish` is one more."""
     handled, failures = 0, []
     with ctx.store.lock(user, ctx.settings.lock_timeout):
-        handler = factory(make_unit(user, envelope, message, ctx))
+        unit = make_unit(user, envelope, message, ctx)
+        handler = factory(unit)
         for obj in objects:
-            try:
-                handler.handle(obj)
-                handled += 1
-            except InputError as exc:
-                log.warning("user=%s uid=%r unusable: %s", user, obj.uid[:200], exc)
-                failures.append(str(exc))
+            with handler.scope(obj):
+                try:
+                    handler.handle(obj)
+                    handled += 1
+                except InputError as exc:
+                    log.warning("user=%s uid=%r unusable: %s", user, obj.uid[:200], exc)
+                    failures.append(str(exc))
+                unit.store.commit()
         handler.finish()
+        unit.store.commit()
     return handler, handled, failures
 
 
@@ -194,18 +208,19 @@ def make_unit(user: str, envelope: Envelope, message: ParsedMessage, ctx: Contex
     zone = zone_or_utc(preferences.get("TZID"))
     now = ctx.clock.now()
     window = Window.for_user(settings, preferences)
-    records = UserRecords(ctx.store, user, zone, window, now)
-    spool = _spooler(ctx)
+    store = RecordingStore(ctx.store, Transaction(user, ctx.spool))
+    records = UserRecords(store, user, zone, window, now)
     language = translator(preferences.get("LANG"))
-    return Unit(user, settings, records, preferences, message, envelope, now, zone, spool, language)
+    return Unit(
+        user, settings, records, preferences, message, envelope, now, zone, _spool, language
+    )
 
 
-def _spooler(ctx: Context) -> Callable[[Unit, Outgoing], None]:
-    def spool(unit: Unit, outgoing: Outgoing) -> None:
-        data = compose(unit, outgoing)
-        ctx.spool.put(data, unit.calendar_address, outgoing.recipients, key=outgoing.key)
-
-    return spool
+def _spool(unit: Unit, outgoing: Outgoing) -> None:
+    """Keep ``outgoing`` in the unit's transaction: spooled when it commits."""
+    data = compose(unit, outgoing)
+    message = OutgoingMessage(unit.calendar_address, outgoing.recipients, data, outgoing.key)
+    unit.store.transaction.send(message)
 
 
 def compose(unit: Unit, outgoing: Outgoing) -> bytes:

@@ -145,10 +145,28 @@ class Spool:
         ensure_directory(self.new)
         temporary = self.tmp / identifier
         try:
-            _write_new_file(temporary, data)
+            write_new_file(temporary, data)
             os.rename(temporary, self.new / identifier)
         except OSError as exc:
             _discard(temporary)
+            raise StoreUnavailable(f"cannot spool {identifier}: {exc.strerror}") from exc
+        fsync_directory(self.new)
+
+    def adopt(self, source: Path, identifier: str) -> None:
+        """Move the complete spool file ``source`` into ``new/`` as ``identifier``.
+
+        ``source`` was written and fsynced by its writer on the same
+        filesystem (a store transaction's staged message); one rename makes
+        it ready to send, so it can never be spooled twice. A ``source``
+        already gone (moved by an earlier, interrupted run) is fine.
+        """
+        key_of(identifier)  # validates: an id never names another path
+        ensure_directory(self.new)
+        try:
+            os.rename(source, self.new / identifier)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
             raise StoreUnavailable(f"cannot spool {identifier}: {exc.strerror}") from exc
         fsync_directory(self.new)
 
@@ -182,7 +200,8 @@ class Spool:
         remove_file(self.new / identifier)
 
 
-def _write_new_file(path: Path, data: bytes) -> None:
+def write_new_file(path: Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist) holding ``data``, fsynced."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     descriptor = os.open(path, flags, 0o666)
     try:

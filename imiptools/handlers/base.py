@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date, datetime, timedelta
 
 from icalendar import Component
@@ -78,6 +79,10 @@ class BaseHandler:
     def deliveries(self, raw: bytes) -> list[bytes]:
         """What the user's mailbox receives: nothing, unless a subclass says."""
         return []
+
+    def scope(self, obj: ItipObject) -> AbstractContextManager[None]:
+        """Held while ``obj`` is handled and committed: nothing more here."""
+        return nullcontext()
 
     def handle(self, obj: ItipObject) -> None:
         """Dispatch ``obj`` by component and METHOD; unknown pairs are logged."""

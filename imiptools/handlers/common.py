@@ -3,8 +3,10 @@
 A :class:`Unit` is built per (message, recipient) by the agent while the
 recipient's lock is held. Handlers read the message's scheduling objects,
 consult policies, update records through ``unit.records`` and queue the
-messages to send with :meth:`Unit.send`; the agent spools them before the
-store is written and sends them after the lock is released.
+messages to send with :meth:`Unit.send`. Both are kept in the unit's
+transaction until the agent commits it (after each scheduling object), so
+that a message is spooled exactly when the decision it reports is stored;
+the agent sends after the lock is released.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from typing import cast
 
 from icalendar import Calendar
 
@@ -23,6 +26,7 @@ from imiptools.mail.compose import check_address
 from imiptools.mail.parse import ParsedMessage
 from imiptools.preferences import Preferences
 from imiptools.records import UserRecords
+from imiptools.stores.recording import RecordingStore
 
 log = logging.getLogger("imiptools.decisions")
 
@@ -64,10 +68,15 @@ class Unit:
     envelope: Envelope
     now: datetime
     zone: tzinfo
-    #: Spools an outgoing message at once (before the store is written).
+    #: Keeps an outgoing message for the commit of the unit's transaction.
     spool: Callable[[Unit, Outgoing], None]
     #: Translates generated texts into the user's language (LANG).
     translator: Translator = field(default_factory=lambda: translator("en"))
+
+    @property
+    def store(self) -> RecordingStore:
+        """The unit's store: writes are kept until the agent commits them."""
+        return cast(RecordingStore, self.records.store)
 
     def gettext(self, message: str) -> str:
         """``message`` in the user's language."""
@@ -121,8 +130,8 @@ class Unit:
         return False
 
     def send(self, outgoing: Outgoing) -> None:
-        """Spool ``outgoing`` now: it is sent after the unit of work, and a
-        rerun of the same message replaces it (same key) instead of adding."""
+        """Spool ``outgoing`` when the unit's transaction commits (it is sent
+        after the unit of work)."""
         self.spool(self, outgoing)
 
     def key(self, *parts: object) -> str:

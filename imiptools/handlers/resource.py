@@ -88,18 +88,17 @@ class ResourceHandler(BaseHandler):
     #: Whether the message being handled was delegated to us by a pool member.
     forwarded = False
 
-    def handle(self, obj: ItipObject) -> None:
-        """Dispatch ``obj`` holding the locks of the quotas the functions name.
+    @contextmanager
+    def scope(self, obj: ItipObject) -> Iterator[None]:
+        """Hold the locks of the quotas the functions name while ``obj`` is
+        handled and committed.
 
         Lock order (see imiptools.quota.journal): the resource's store lock,
         held by the caller, then the quota locks by name. They are held from
-        the decision until the confirmation steps have recorded it.
+        the decision until the commit has recorded it; the journal's writes
+        go into the unit's transaction, so that quota records and bookings
+        are committed together.
         """
-        with self._quota_locks(obj):
-            super().handle(obj)
-
-    @contextmanager
-    def _quota_locks(self, obj: ItipObject) -> Iterator[None]:
         names = quotas_named(self._lines()) if obj.kind == "VEVENT" else []
         if not names:
             yield
@@ -107,6 +106,7 @@ class ResourceHandler(BaseHandler):
         settings = self.unit.settings
         journal = QuotaJournal(Path(settings.journal), settings.lock_timeout)
         with journal.locked(names, settings.lock_timeout):
+            journal.defer(self.unit.store.transaction)
             organiser = _quota_user(obj)
             self.journal, self.quotas = journal, self._snapshots(journal, names, organiser)
             try:

@@ -46,6 +46,7 @@ from imiptools.dates import format_utc, parse_utc, resolve_zone
 from imiptools.errors import UnsafeName
 from imiptools.fileutil import atomic_write, read_text, remove_file
 from imiptools.lock import file_lock
+from imiptools.pending import resolve_all
 from imiptools.quota.limits import (
     EVERYONE,
     GROUP_PREFIX,
@@ -55,6 +56,7 @@ from imiptools.quota.limits import (
     parse_value,
 )
 from imiptools.stores.names import is_hashed, is_verbatim, normalise_user, user_component
+from imiptools.stores.transaction import Transaction
 
 LOCK_FILE = ".lock"
 BOOKINGS = "bookings"
@@ -200,6 +202,15 @@ class QuotaJournal:
         #: Each user's bookings read or written while their quota's lock is
         #: held here (nobody else can change them then); dropped with the lock.
         self._cache: dict[tuple[str, str], tuple[QuotaBooking, ...]] = {}
+        #: Where bookings writes go while a unit of work runs (see :meth:`defer`).
+        self._transaction: Transaction | None = None
+
+    def defer(self, transaction: Transaction | None) -> None:
+        """Send bookings writes of held quotas to ``transaction`` (None: write
+        at once). A deferred write is seen by this instance's reads at once
+        and reaches the files when the transaction commits, under the same
+        locks (see :mod:`imiptools.pending`)."""
+        self._transaction = transaction
 
     def directory(self, quota: str) -> Path:
         """The directory of ``quota``; raises :class:`UnsafeName` for bad names."""
@@ -218,6 +229,7 @@ class QuotaJournal:
         if self._held and self._held[-1] >= quota:
             raise LockOrderError(f"quota lock {quota!r} after {self._held[-1]!r}")
         with file_lock(self.directory(quota) / LOCK_FILE, timeout):
+            resolve_all(self.directory(quota))
             self._held.append(quota)
             try:
                 yield
@@ -349,6 +361,9 @@ class QuotaJournal:
                 users.add(path.name)  # user_component() of a normal address
             elif is_hashed(path.name):
                 users.update(b.user for b in self._parse_path(path))
+        if quota in self._held:  # writes not yet committed, kept in the cache
+            users |= {u for (q, u), found in self._cache.items() if q == quota and found}
+            users -= {u for (q, u), found in self._cache.items() if q == quota and not found}
         return sorted(users)
 
     def bookings(self, quota: str, users: Iterable[str] | None = None) -> list[QuotaBooking]:
@@ -379,8 +394,11 @@ class QuotaJournal:
         ordered = tuple(sorted(bookings, key=_order))
         path = self._bookings_dir(quota) / user_component(user)
         self._cache.pop((quota, user), None)
-        if ordered:
-            atomic_write(path, "".join(booking_line(b) + "\n" for b in ordered))
+        text = "".join(booking_line(b) + "\n" for b in ordered) if ordered else None
+        if self._transaction is not None and quota in self._held:
+            self._transaction.write_foreign(self.directory(quota), path, text)
+        elif text is not None:
+            atomic_write(path, text)
         else:
             remove_file(path)
         if quota in self._held:

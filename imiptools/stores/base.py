@@ -18,7 +18,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
+from imiptools.fileutil import atomic_write, remove_file
 from imiptools.periods import Period
+from imiptools.stores.transaction import Transaction
 
 #: The span :meth:`Store.all_freebusy` covers: every period a store can hold.
 ALL_TIME = (datetime(1900, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
@@ -32,6 +34,31 @@ class Store(ABC):
     @abstractmethod
     def lock(self, user: str, timeout: float) -> AbstractContextManager[None]:
         """Hold the user's exclusive lock; raise LockTimeout after ``timeout`` s."""
+
+    def commit(self, transaction: Transaction) -> None:
+        """Make every write of ``transaction`` happen: its store calls, its
+        writes in other lock domains (held by the caller) and its messages
+        (spooled). The caller holds the user's lock.
+
+        Contract: after a crash at any point, the store holds all of it or
+        none of it by the time the user's lock is next taken (a store that
+        cannot promise that overrides this: see :class:`FileStore`). This
+        default applies each part in turn, for stores that are not durable
+        (an overlay for a what-if).
+        """
+        for directory in transaction.foreign.values():
+            for path, text in directory.writes.items():
+                if text is None:
+                    remove_file(path)
+                else:
+                    atomic_write(path, text)
+        for name, args in transaction.calls:
+            getattr(self, name)(*args)
+        for message in transaction.messages:
+            assert transaction.outbox is not None
+            transaction.outbox.put(
+                message.message, message.envelope_from, message.recipients, key=message.key
+            )
 
     # -- users -----------------------------------------------------------
 

@@ -49,14 +49,16 @@ rerunning the same operation converges from (see each method). Callers hold
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
 from imiptools.dates import format_utc, parse_utc
@@ -66,6 +68,7 @@ from imiptools.fileutil import (
     decode_text,
     encode_text,
     ensure_directory,
+    fsync_directory,
     list_names,
     read_bytes,
     read_text,
@@ -74,7 +77,10 @@ from imiptools.fileutil import (
     remove_file,
 )
 from imiptools.lock import file_lock
+from imiptools.pending import apply_record, write_record
 from imiptools.periods import Period
+from imiptools.spool import Spool, envelope_block, write_new_file
+from imiptools.spool import new_id as new_spool_id
 from imiptools.stores.base import Store
 from imiptools.stores.names import (
     is_hashed,
@@ -84,6 +90,8 @@ from imiptools.stores.names import (
     safe_component,
     user_component,
 )
+from imiptools.stores.transaction import Transaction, decode_call, encode_call
+from imiptools.stores.transaction import new_id as new_transaction_id
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +108,10 @@ FREEBUSY_INDEX = "freebusy-index"
 FREEBUSY_OTHER = "freebusy-other"
 FREEBUSY_OFFERS = "freebusy-offers"
 DECISIONS = "decisions.log"
+TXN = ".txn"
+STAGED = ".staged"
+#: How far from its end the decision log is searched for a replayed line.
+LOG_TAIL = 1 << 20
 REQUESTS = "requests"
 
 #: Periods touching more monthly buckets than this go to :data:`LONG_BUCKET`.
@@ -233,13 +245,125 @@ class FileStore(Store):
             ensure_directory(base)
         return base
 
-    def lock(self, user: str, timeout: float) -> AbstractContextManager[None]:
-        """Hold ``<user>/.lock`` (see :func:`imiptools.lock.file_lock`).
+    @contextmanager
+    def lock(self, user: str, timeout: float) -> Iterator[None]:
+        """Hold ``<user>/.lock`` (see :func:`imiptools.lock.file_lock`), first
+        completing a transaction an earlier holder committed but did not
+        finish (see :meth:`commit`).
 
         Creates the user's directory, so a locked user is listed by
         :meth:`users` from then on.
         """
-        return file_lock(self._ensure_user(user) / LOCK, timeout)
+        directory = self._ensure_user(user)
+        with file_lock(directory / LOCK, timeout):
+            self._recover(user, directory, timeout)
+            yield
+
+    # -- transactions (.txn, .staged/) -------------------------------------------
+
+    def commit(self, transaction: Transaction) -> None:
+        """Commit ``transaction`` durably (the caller holds the user's lock and
+        the locks of its foreign writes).
+
+        Order: the messages are staged (``.staged/<id>/``, each fsynced), the
+        foreign writes become pending records in their domains (see
+        :mod:`imiptools.pending`), then ``.txn`` is written atomically: the
+        commit point. It is then applied: pending records, store calls,
+        messages renamed into the outbox, and ``.txn`` removed. A crash
+        before the commit point leaves garbage that the next lock removes
+        (nothing was decided); a crash after it is completed by the next
+        lock of the user (or, for the pending records, of their domain).
+        """
+        if transaction.empty():
+            return
+        directory = self._ensure_user(transaction.user)
+        txn = new_transaction_id()
+        messages = self._stage(directory / STAGED / txn, transaction)
+        pending = [
+            [str(write_record(f.directory, txn, directory / TXN, f.writes)), str(f.lock)]
+            for f in transaction.foreign.values()
+            if f.writes
+        ]
+        outbox = str(transaction.outbox.directory) if transaction.outbox else ""
+        record = {
+            "id": txn,
+            "calls": [encode_call(c) for c in transaction.calls],
+            "pending": pending,
+            "outbox": outbox,
+            "messages": messages,
+        }
+        atomic_write(directory / TXN, json.dumps(record, ensure_ascii=False))
+        self._apply(transaction.user, directory, record, None)
+
+    @staticmethod
+    def _stage(directory: Path, transaction: Transaction) -> list[str]:
+        """Write each message, ready to spool, into ``directory``; their ids."""
+        if not transaction.messages:
+            return []
+        ensure_directory(directory)
+        identifiers = []
+        for message in transaction.messages:
+            identifier = new_spool_id(message.key)
+            data = envelope_block(message.envelope_from, message.recipients) + message.message
+            try:
+                write_new_file(directory / identifier, data)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot stage {identifier}: {exc.strerror}") from exc
+            identifiers.append(identifier)
+        fsync_directory(directory)
+        return identifiers
+
+    def _apply(
+        self, user: str, directory: Path, record: dict[str, Any], timeout: float | None
+    ) -> None:
+        """Apply a committed record; ``timeout`` None: the foreign locks are held."""
+        for path, lock in record["pending"]:
+            if timeout is None:
+                apply_record(Path(path))
+            else:
+                with file_lock(Path(lock), timeout):
+                    apply_record(Path(path))
+        replaying = timeout is not None
+        for call in record["calls"]:
+            name, args = decode_call(call)
+            if not (replaying and name == "log_decision" and self._logged(user, args[1])):
+                getattr(self, name)(*args)
+        staged = directory / STAGED / record["id"]
+        if record["messages"]:
+            outbox = Spool(Path(record["outbox"]))
+            for identifier in record["messages"]:
+                outbox.adopt(staged / identifier, identifier)
+        remove_directory(staged)
+        remove_file(directory / TXN)
+
+    def _recover(self, user: str, directory: Path, timeout: float) -> None:
+        """Finish a committed transaction left by a crash; drop uncommitted
+        staged messages. Runs under the user's lock."""
+        text = read_text(directory / TXN)
+        if text is not None:
+            try:
+                record = json.loads(text)
+            except ValueError as exc:
+                raise StoreUnavailable(f"unreadable transaction {directory / TXN}") from exc
+            logger.warning("user=%s completing interrupted transaction %s", user, record["id"])
+            self._apply(user, directory, record, timeout)
+        for name in list_names(directory / STAGED):
+            logger.info("user=%s dropping uncommitted messages %s", user, name)
+            remove_directory(directory / STAGED / name)
+        remove_empty_directory(directory / STAGED)
+
+    def _logged(self, user: str, line: str) -> bool:
+        """Whether ``line`` ends the decision log already (a replayed append)."""
+        path = self._user_dir(user) / DECISIONS
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(max(0, handle.seek(0, os.SEEK_END) - LOG_TAIL))
+                tail = handle.read()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read {path}: {exc.strerror}") from exc
+        return encode_text(line) + b"\n" in tail
 
     def users(self) -> Iterator[str]:
         for name in list_names(self.root):
