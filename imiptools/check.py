@@ -9,8 +9,9 @@ lock (so agents never see a half-repaired state):
   event's periods within the window are present and as the event says;
   a window that has merely not been moved forward (``make-freebusy``) is
   a *note*, not a fault;
-* (file store) no stray temporary files; every free/busy line is named by
-  its uid's index;
+* (file store) every free/busy line is named by its uid's index; stray
+  temporary files (left by a write that a crash interrupted: harmless, the
+  old content stands) are notes, removed by ``--repair``;
 * every preference value is valid.
 
 Each :class:`Finding` says what is wrong in plain words and, when the
@@ -301,7 +302,7 @@ def _compare(records: UserRecords, uid: str, held: list[Period], reset: Fix) -> 
 
 def _file_findings(store: FileStore, user: str, reset: Fix) -> list[Finding]:
     findings = [
-        Finding(user, f"stray temporary file {path}", _remover(path))
+        Finding(user, f"stray temporary file {path}", _remover(path), note=True)
         for path in stray_temporary_files(store.user_directory(user))
     ]
     try:

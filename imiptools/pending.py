@@ -91,7 +91,11 @@ def apply_record(path: Path) -> bool:
 
 
 def resolve_all(directory: Path) -> int:
-    """Resolve every pending record under ``directory`` (lock held); returns
-    how many were applied."""
+    """Resolve every pending record under ``directory`` (lock held) and drop
+    the temporary file of one whose writing a crash interrupted (it never
+    committed); returns how many were applied."""
     pending = directory / PENDING
+    for name in list_names(pending, hidden=True):
+        if name.startswith(".") and name.endswith(".tmp"):
+            remove_file(pending / name)
     return sum(apply_record(pending / name) for name in list_names(pending))

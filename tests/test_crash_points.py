@@ -1,0 +1,326 @@
+"""Kill a delivery just before each write it makes; the store stays consistent.
+
+The writes are found by tracing, not listed by hand: a clean delivery runs
+with an audit hook (:func:`sys.addaudithook`) that counts every filesystem
+write under the site's directory (an ``open`` for writing, a rename, a
+removal, a new directory). Then, for each write ``k``, a fresh copy of the
+site receives the same delivery in a forked process whose hook SIGKILLs it
+just before write ``k``: a real kill, not an exception. What follows is
+what an MTA does: optionally another delivery arrives first (the *rival*,
+which competes for the same slot or quota), then the killed message is
+delivered again.
+
+After every case: no two bookings overlap, the quota is not overspent,
+every request has exactly one answer (a resend of the very same message,
+same Message-ID, after the MTA took it but before the spool forgot it, is
+the same answer), each answer agrees with what the store holds, free/busy
+equals the accepted bookings, ``check`` is clean, and nothing is left
+pending (transaction records, staged or spooled messages).
+"""
+
+from __future__ import annotations
+
+import email
+import itertools
+import os
+import shutil
+import signal
+import sys
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imip_agent import resource
+from imiptools.check import check_store
+from imiptools.config import Settings
+from imiptools.itip.objects import find_attendee
+from imiptools.maintenance import Site
+from imiptools.preferences_store import PreferenceFiles
+from imiptools.quota.journal import QuotaJournal
+from imiptools.records import UserRecords, Window
+from imiptools.stores.file import FileStore
+from tests.support import Agent, calendar_text, imip_message, parse_calendar_part, vevent
+
+NOW = "2030-01-01T12:00:00Z"
+ROOM1, ROOM2 = "room1@example.com", "room2@example.com"
+ALICE, BOB = "alice@example.com", "bob@example.com"
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+WRITE_EVENTS = ("os.rename", "os.remove", "os.rmdir", "os.mkdir", "os.truncate", "os.link")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message for one room, as the MTA pipes it."""
+
+    room: str
+    sender: str
+    uid: str
+    message: bytes = field(repr=False)
+    answered: bool = True
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Deliveries made before, the one killed, and its rival."""
+
+    name: str
+    setup: tuple[Delivery, ...]
+    killed: Delivery
+    rival: Delivery
+    quota: bool = False
+
+
+def _request(
+    uid: str, start: str, end: str, who: str = ALICE, room: str = ROOM1, **kw: Any
+) -> Delivery:
+    event = vevent(uid, start, end, organiser=who, attendees=(room,), **kw)
+    message_id = f"<{uid}-{kw.get('sequence', 0)}-{start}@{who.partition('@')[2]}>"
+    message = imip_message(calendar_text(event), sender=who, to=room, message_id=message_id)
+    return Delivery(room, who, uid, message)
+
+
+def _cancel(uid: str, start: str, end: str, who: str = ALICE, room: str = ROOM1) -> Delivery:
+    event = vevent(uid, start, end, organiser=who, attendees=(room,), sequence=1)
+    text = calendar_text(event, method="CANCEL")
+    message = imip_message(
+        text, sender=who, to=room, method="CANCEL", message_id=f"<cancel-{uid}@t>"
+    )
+    return Delivery(room, who, uid, message, answered=False)
+
+
+SLOT = ("20300108T100000Z", "20300108T110000Z")
+LATER = ("20300108T140000Z", "20300108T150000Z")
+SCENARIOS = [
+    Scenario("new-booking", (), _request("a", *SLOT), _request("b", *SLOT, who=BOB)),
+    Scenario(
+        "clash",
+        (_request("b", *SLOT, who=BOB),),
+        _request("a", "20300108T103000Z", "20300108T113000Z"),
+        _cancel("b", *SLOT, who=BOB),
+    ),
+    Scenario(
+        "update",
+        (_request("a", *SLOT),),
+        _request("a", *LATER, sequence=1, dtstamp="20300101T100000Z"),
+        _request("b", *LATER, who=BOB),
+    ),
+    Scenario("cancel", (_request("a", *SLOT),), _cancel("a", *SLOT), _request("b", *SLOT, who=BOB)),
+    Scenario(
+        "quota-booking",
+        (),
+        _request("a", *SLOT),
+        _request("c", *LATER, room=ROOM2),
+        quota=True,
+    ),
+    Scenario(
+        "single-occurrence",
+        (),
+        _request("s", *SLOT, extra=f"RECURRENCE-ID:{SLOT[0]}"),
+        _request("b", *SLOT, who=BOB),
+    ),
+]
+
+
+# -- running a delivery in a forked process, maybe killed at a write ----------------
+
+
+def _is_write(event: str, args: tuple[Any, ...], root: str) -> bool:
+    if event == "open":
+        path, _, flags = args
+        return isinstance(path, str) and path.startswith(root) and bool(flags & WRITE_FLAGS)
+    return event in WRITE_EVENTS and isinstance(args[0], str) and args[0].startswith(root)
+
+
+def _install_killer(root: Path, kill_at: int, trace: Path) -> None:
+    """Count writes under ``root``; SIGKILL ourselves before write ``kill_at``
+    (0: never), appending each write to ``trace``."""
+    count = 0
+    prefix = str(root) + os.sep
+    log = os.open(trace, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        nonlocal count
+        if not _is_write(event, args, prefix):
+            return
+        count += 1
+        if count == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        os.write(log, f"{count} {event} {args[0]}\n".encode())
+
+    sys.addaudithook(hook)
+
+
+def _argv(site: Path, delivery: Delivery) -> list[str]:
+    return [
+        *("-S", str(site / "store"), "-p", str(site / "prefs"), "-j", str(site / "journal")),
+        *("-P", str(site / "published"), "--now", NOW, "-o", delivery.room),
+        *("-s", delivery.sender, "--output", str(site / "out"), "--log", str(site / "log")),
+    ]
+
+
+def deliver(site: Path, delivery: Delivery, kill_at: int | None = None) -> int | None:
+    """Run imip-resource on ``delivery`` in a child process; its exit code,
+    or None when it was killed. ``kill_at``: trace (0) or kill at that write."""
+    source = site.parent / f"{site.name}.message"
+    source.write_bytes(delivery.message)
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 70
+        try:
+            if kill_at is not None:
+                _install_killer(site, kill_at, site.parent / f"{site.name}.trace")
+            sys.stdin = open(source, encoding="utf-8")  # noqa: SIM115 (the child exits)
+            code = int(resource.run(_argv(site, delivery)))
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        assert os.WTERMSIG(status) == signal.SIGKILL
+        return None
+    return os.WEXITSTATUS(status)
+
+
+# -- the site and what must hold -----------------------------------------------------
+
+
+def _prepare(root: Path, scenario: Scenario) -> Path:
+    """A site with the rooms' preferences and the setup deliveries made."""
+    site = root / "prepared"
+    site.mkdir()
+    agent = Agent(site, now=NOW)
+    functions = "check_quota rooms\nschedule_in_freebusy" if scenario.quota else ""
+    for room in (ROOM1, ROOM2):
+        if functions:
+            agent.set_pref(room, "scheduling_function", functions)
+    if scenario.quota:
+        result = agent.admin("quota", "set-limit", "rooms", ALICE, "1")
+        assert result.returncode == 0, result.stdout + result.stderr
+    for delivery in scenario.setup:
+        assert deliver(site, delivery) == 0
+    shutil.rmtree(site / "out", ignore_errors=True)
+    return site
+
+
+def _sent(site: Path) -> list[EmailMessage]:
+    found = []
+    for path in sorted((site / "out").glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        found.append(message)
+    return found
+
+
+def _answers(site: Path, deliveries: list[Delivery]) -> dict[str, dict[str, str]]:
+    """Per answered request's Message-ID: answer Message-ID -> PARTSTAT(s)."""
+    by_request: dict[str, dict[str, str]] = {}
+    for message in _sent(site):
+        calendar = parse_calendar_part(message)
+        states = ",".join(
+            str(e["ATTENDEE"].params.get("PARTSTAT", "")) for e in calendar.walk("VEVENT")
+        )
+        verb = f"{calendar['METHOD']}:{states}"
+        by_request.setdefault(str(message["In-Reply-To"]), {})[str(message["Message-ID"])] = verb
+    return by_request
+
+
+def _stored_partstat(store: FileStore, room: str, uid: str) -> str:
+    user = f"mailto:{room}"
+    settings = Settings()
+    window = Window(settings.window, settings.max_instances, settings.expansion_seconds)
+    records = UserRecords(store, user, UTC, window, datetime(2030, 1, 1, 12, tzinfo=UTC))
+    stored = records.stored(uid)
+    if stored is None:
+        return "-"
+    states = []
+    for component in stored.components:
+        attendee = find_attendee(component, user)
+        states.append(str(attendee.params.get("PARTSTAT", "")) if attendee is not None else "")
+    return ",".join(states)
+
+
+def _no_overlap(store: FileStore, room: str) -> None:
+    periods = sorted(p for p in store.all_freebusy(f"mailto:{room}") if p.transp == "OPAQUE")
+    for first, second in itertools.pairwise(periods):
+        assert first.uid == second.uid or first.end <= second.start, f"double booking {periods}"
+
+
+def _site_of(site: Path) -> Site:
+    settings = Settings(
+        store=str(site / "store"), preferences=str(site / "prefs"), journal=str(site / "journal")
+    )
+    return Site(FileStore(site / "store"), PreferenceFiles(site / "prefs"), settings)
+
+
+def verify(site: Path, scenario: Scenario, deliveries: list[Delivery]) -> None:
+    """Everything the module docstring promises."""
+    store = FileStore(site / "store")
+    answers = _answers(site, deliveries)
+    for delivery in deliveries:
+        message_id = str(email.message_from_bytes(delivery.message)["Message-ID"])
+        given = answers.get(message_id, {})
+        if delivery.answered:
+            assert len(given) == 1, f"answers to {message_id}: {given}"
+            [verb] = given.values()
+            stored = _stored_partstat(store, delivery.room, delivery.uid)
+            if verb.startswith("REPLY:"):
+                assert verb.removeprefix("REPLY:") in stored, f"{delivery.uid}: {verb} vs {stored}"
+    for room in (ROOM1, ROOM2):
+        _no_overlap(store, room)
+    report = check_store(_site_of(site), store.users(), datetime(2030, 1, 1, 12, tzinfo=UTC), False)
+    assert not report.faults, [f.text for f in report.faults]
+    if scenario.quota:
+        booked = QuotaJournal(site / "journal").bookings("rooms")
+        accepted = [m for m in answers.values() for v in m.values() if "ACCEPTED" in v]
+        assert len(booked) <= 1 and len(booked) == len(accepted), (booked, answers)
+    leftovers = [
+        p
+        for p in site.rglob("*")
+        if p.is_file() and (p.name == ".txn" or p.parent.name in ("new", "pending", ".staged"))
+    ]
+    assert not leftovers, leftovers
+
+
+def _case(root: Path, prepared: Path, scenario: Scenario, kill_at: int, rival: bool) -> None:
+    site = root / f"{'rival' if rival else 'alone'}-{kill_at}"
+    shutil.copytree(prepared, site, symlinks=True)
+    assert deliver(site, scenario.killed, kill_at) is None, "the write was not reached"
+    deliveries = [scenario.killed]
+    if rival:
+        assert deliver(site, scenario.rival) == 0
+        deliveries.append(scenario.rival)
+    assert deliver(site, scenario.killed) == 0  # the MTA delivers it again
+    verify(site, scenario, deliveries)
+    shutil.rmtree(site)
+
+
+def _traced_writes(root: Path, prepared: Path, scenario: Scenario) -> list[str]:
+    site = root / "traced"
+    shutil.copytree(prepared, site, symlinks=True)
+    assert deliver(site, scenario.killed, kill_at=0) == 0
+    trace = (root / "traced.trace").read_text(encoding="utf-8").splitlines()
+    verify(site, scenario, [scenario.killed])
+    return trace
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_kill_before_each_write_leaves_a_consistent_store(
+    tmp_path: Path, scenario: Scenario
+) -> None:
+    prepared = _prepare(tmp_path, scenario)
+    writes = _traced_writes(tmp_path, prepared, scenario)
+    assert len(writes) > 5, writes
+    for kill_at in range(1, len(writes) + 1):
+        for rival in (False, True):
+            try:
+                _case(tmp_path, prepared, scenario, kill_at, rival)
+            except AssertionError as exc:
+                where = writes[kill_at - 1]
+                raise AssertionError(f"killed before write {where} (rival={rival}): {exc}") from exc
