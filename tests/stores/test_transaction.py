@@ -1,0 +1,178 @@
+"""Transactions: recorded writes, committed by the file store, replayed after a crash.
+
+The whole store contract runs against a recording store that commits after
+every write, so every write method goes through recording, JSON and the
+file store's commit and must still behave as the contract says. Then the
+file store's commit protocol: a committed but unapplied transaction is
+completed by the next lock; an uncommitted one leaves nothing; pending
+records in another lock domain follow their commit file.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imiptools.pending import resolve_all, write_record
+from imiptools.spool import Spool
+from imiptools.stores.base import Store
+from imiptools.stores.file import STAGED, TXN, FileStore
+from imiptools.stores.recording import RecordingStore
+from imiptools.stores.transaction import (
+    WRITES,
+    OutgoingMessage,
+    Transaction,
+    decode_call,
+    encode_call,
+)
+from tests.stores.contract import USER, StoreContract, event, period
+from tests.stores.test_file_store import lock_held_by_child
+
+#: Every other public method of the interface only reads (or locks, commits).
+READS = {
+    "lock",
+    "commit",
+    "users",
+    "get_object",
+    "object_uids",
+    "get_recurrence",
+    "recurrence_ids",
+    "get_cancelled_object",
+    "get_cancelled_recurrence",
+    "cancelled_recurrence_ids",
+    "cancelled_object_uids",
+    "get_freebusy",
+    "freebusy_uids",
+    "all_freebusy",
+    "replace_freebusy",  # written through set_freebusy_for_uid
+    "get_freebusy_other",
+    "freebusy_other_users",
+    "get_offers",
+    "all_offers",
+    "expire_offers",  # written through remove_offers
+    "get_counters",
+    "decisions",
+    "get_requests",
+}
+
+
+def test_every_store_method_is_a_recorded_write_or_a_read() -> None:
+    public = {name for name, _ in inspect.getmembers(Store) if not name.startswith("_")}
+    assert public == set(WRITES) | READS, "classify a new Store method in WRITES or READS"
+    assert not set(WRITES) & READS
+
+
+class Committing(RecordingStore):
+    """Commits after every write: each goes through JSON and FileStore.commit."""
+
+
+def _committing(name: str) -> Any:
+    def write(self: Committing, *args: Any) -> None:
+        getattr(RecordingStore, name)(self, *args)
+        self.commit()
+
+    return write
+
+
+for _name in WRITES:
+    setattr(Committing, _name, _committing(_name))
+
+
+class TestCommittedWritesKeepTheContract(StoreContract):
+    """The store contract when every write is recorded and committed."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Store:
+        return Committing(FileStore(tmp_path / "store"), Transaction(USER))
+
+    def held_elsewhere(self, store: Store, user: str) -> AbstractContextManager[None]:
+        assert isinstance(store, Committing) and isinstance(store.base, FileStore)
+        return lock_held_by_child(store.base.root, user)
+
+
+def test_calls_survive_json() -> None:
+    call = ("set_freebusy_for_uid", (USER, "a/b", [period("a/b", 1), period("a/b", 3)]))
+    assert decode_call(json.loads(json.dumps(encode_call(call)))) == call
+
+
+def test_a_recorded_call_must_be_a_store_write() -> None:
+    with pytest.raises(ValueError, match="not a recorded store write"):
+        decode_call(["remove_directory", ["/"]])
+
+
+# -- the file store's commit protocol -------------------------------------------------
+
+
+class Crash(BaseException):
+    """The process 'dies' here."""
+
+
+def _transaction(tmp_path: Path) -> Transaction:
+    transaction = Transaction(USER, Spool(tmp_path / "store" / ".outbox"))
+    transaction.calls.append(("set_object", (USER, "a", event("a"))))
+    transaction.calls.append(("set_freebusy_for_uid", (USER, "a", [period("a", 1)])))
+    transaction.calls.append(("log_decision", (USER, '{"uid": "a"}')))
+    transaction.send(OutgoingMessage("room@example.com", ["alice@example.com"], b"Subject: x\r\n"))
+    return transaction
+
+
+def test_a_transaction_committed_but_not_applied_is_completed_by_the_next_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path / "store")
+
+    def crash(*args: object) -> None:
+        raise Crash
+
+    with store.lock(USER, 5):
+        monkeypatch.setattr(store, "set_freebusy_for_uid", crash)
+        with pytest.raises(Crash):
+            store.commit(_transaction(tmp_path))
+    monkeypatch.undo()
+    directory = store.user_directory(USER)
+    assert (directory / TXN).exists() and store.get_object(USER, "a") is not None
+    assert store.all_freebusy(USER) == []  # not yet
+    with store.lock(USER, 5):
+        pass
+    assert [p.uid for p in store.all_freebusy(USER)] == ["a"]
+    assert list(store.decisions(USER)) == ['{"uid": "a"}']  # appended once
+    assert len(Spool(tmp_path / "store" / ".outbox").pending()) == 1
+    assert not (directory / TXN).exists() and not (directory / STAGED).exists()
+
+
+def test_an_uncommitted_transaction_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path / "store")
+
+    def crash(*args: object) -> None:
+        raise Crash
+
+    monkeypatch.setattr("imiptools.stores.file.atomic_write", crash)  # the .txn write
+    with store.lock(USER, 5), pytest.raises(Crash):
+        store.commit(_transaction(tmp_path))
+    monkeypatch.undo()
+    directory = store.user_directory(USER)
+    assert (directory / STAGED).exists()  # the staged reply, uncommitted
+    with store.lock(USER, 5):
+        pass
+    assert not (directory / STAGED).exists()
+    assert store.get_object(USER, "a") is None
+    assert Spool(tmp_path / "store" / ".outbox").pending() == []
+
+
+def test_a_pending_record_follows_its_commit_file(tmp_path: Path) -> None:
+    domain, target = tmp_path / "quota", tmp_path / "quota" / "bookings" / "alice"
+    commit = tmp_path / "user" / TXN
+    write_record(domain, "t1", commit, {target: "booked\n"})
+    assert resolve_all(domain) == 0 and not target.exists()  # never committed: dropped
+    write_record(domain, "t2", commit, {target: "booked\n"})
+    commit.parent.mkdir()
+    commit.write_text(json.dumps({"id": "t2"}))
+    assert resolve_all(domain) == 1 and target.read_text() == "booked\n"
+    assert list((domain / "pending").iterdir()) == []
