@@ -12,9 +12,10 @@ line with exactly eight fields, whatever a hostile UID or SUMMARY holds.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import quote, unquote
 
 from imiptools.dates import format_utc, parse_utc
@@ -57,6 +58,20 @@ class Period:
     def overlaps(self, start: datetime, end: datetime) -> bool:
         """True if this period shares any instant with ``[start, end)``."""
         return self.start < end and start < self.end
+
+    def key(self) -> tuple[datetime, datetime, str, str, str, str, str, str]:
+        """The fields in order: sorting by this key is sorting periods (the
+        dataclass order), several times faster for many periods."""
+        return (
+            self.start,
+            self.end,
+            self.uid,
+            self.recurrenceid,
+            self.transp,
+            self.summary,
+            self.organiser,
+            self.status,
+        )
 
     def to_line(self) -> str:
         """Serialise as one tab-separated line (no trailing newline)."""
@@ -114,3 +129,54 @@ def max_overlap(periods: Iterable[Period], start: datetime, end: datetime) -> in
         current += delta
         peak = max(peak, current)
     return peak
+
+
+#: Periods longer than this are kept aside by a :class:`Timeline` (scanned
+#: on every query) so that the window searched for the others stays short.
+LONG_PERIOD = timedelta(days=7)
+
+
+class Timeline:
+    """Periods indexed for many queries: built once in O(n log n), then
+    :meth:`peak` costs O(log n + boundaries in the span) and
+    :meth:`overlapping` O(log n + periods near the span), instead of a scan
+    of every period per query (a series checked against a busy resource
+    asks once per instance). Periods without duration are ignored.
+    """
+
+    def __init__(self, periods: Iterable[Period]) -> None:
+        kept = sorted((p for p in periods if p.end > p.start), key=lambda p: (p.start, p.end))
+        self._long = [p for p in kept if p.end - p.start > LONG_PERIOD]
+        self._short = [p for p in kept if p.end - p.start <= LONG_PERIOD]
+        self._starts = [p.start for p in self._short]
+        self._reach = max((p.end - p.start for p in self._short), default=timedelta(0))
+        self._points: list[datetime] = []
+        self._counts: list[int] = []
+        events = sorted([(p.start, 1) for p in kept] + [(p.end, -1) for p in kept])
+        current = 0
+        for when, delta in events:  # ends sort before starts at the same instant
+            current += delta
+            if self._points and self._points[-1] == when:
+                self._counts[-1] = current
+            else:
+                self._points.append(when)
+                self._counts.append(current)
+
+    def peak(self, start: datetime, end: datetime) -> int:
+        """The largest number of periods in effect at one instant of [start, end)
+        (what :func:`max_overlap` computes)."""
+        index = bisect_right(self._points, start) - 1
+        peak = self._counts[index] if index >= 0 else 0
+        index += 1
+        while index < len(self._points) and self._points[index] < end:
+            peak = max(peak, self._counts[index])
+            index += 1
+        return peak
+
+    def overlapping(self, start: datetime, end: datetime) -> list[Period]:
+        """The periods overlapping [start, end), in order of their start."""
+        low = bisect_left(self._starts, start - self._reach)
+        high = bisect_left(self._starts, end)
+        near = [p for p in self._short[low:high] if p.end > start]
+        far = [p for p in self._long if p.overlaps(start, end)]
+        return sorted(near + far, key=lambda p: (p.start, p.end)) if far else near

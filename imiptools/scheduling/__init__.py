@@ -17,13 +17,14 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
+from functools import cached_property
 from importlib.metadata import entry_points
 
 from icalendar import Component
 
 from imiptools.i18n import N_, Translator
 from imiptools.itip.recurrence import Instance
-from imiptools.periods import Period
+from imiptools.periods import Period, Timeline, busy_only
 from imiptools.quota.journal import QuotaJournal, QuotaState
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,12 @@ class Request:
     quotas: Mapping[str, QuotaState] = field(default_factory=dict)
     #: The busy periods (and held offers) of another resource over [start, end).
     busy_of: Callable[[str, datetime, datetime], Sequence[Period]] = _nobody_busy
+
+    @cached_property
+    def timeline(self) -> Timeline:
+        """The periods of ``busy`` that make the resource busy, indexed once
+        for the many queries of a series (see :class:`Timeline`)."""
+        return Timeline(busy_only(self.busy))
 
 
 Function = Callable[[Request, Sequence[str]], Decision]

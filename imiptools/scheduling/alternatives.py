@@ -56,7 +56,6 @@ from imiptools.errors import CalendarDataError
 from imiptools.i18n import N_, N_plural
 from imiptools.itip.recurrence import Instance, Limits, expand
 from imiptools.itip.timing import start_zone
-from imiptools.periods import busy_only, max_overlap
 from imiptools.scheduling import Answer, Decision, Request, parse_function_lines
 from imiptools.scheduling.counter import DEFAULT_GRID, DEFAULT_SEARCH
 from imiptools.scheduling.freebusy import capacity_of, describe
@@ -261,9 +260,8 @@ def _later(request: Request, start: datetime, end: datetime) -> datetime | None:
         if limited.function == "opening_hours":
             return _next_opening(request, start)
         return start
-    busy = [p for p in busy_only(request.busy) if p.overlaps(start, end)]
-    if max_overlap(busy, start, end) >= capacity(request):
-        return min(period.end for period in busy)
+    if request.timeline.peak(start, end) >= capacity(request):
+        return min(period.end for period in request.timeline.overlapping(start, end))
     return None
 
 
@@ -555,8 +553,7 @@ def _with_rule(component: Component, rule: vRecur) -> Component:
 
 def _busy(request: Request, instance: Instance) -> bool:
     """Whether ``instance`` would exceed the resource's :func:`capacity`."""
-    busy = busy_only(request.busy)
-    return max_overlap(busy, instance.start, instance.end) >= capacity(request)
+    return request.timeline.peak(instance.start, instance.end) >= capacity(request)
 
 
 def capacity(request: Request) -> int:

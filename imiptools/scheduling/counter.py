@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from imiptools.config import parse_duration
 from imiptools.i18n import N_
-from imiptools.periods import Period, busy_only, max_overlap
+from imiptools.periods import Period, Timeline
 from imiptools.scheduling import Answer, Decision, Request, parse_function_lines, register
 from imiptools.scheduling.freebusy import capacity_of, describe, schedule_in_freebusy
 from imiptools.scheduling.hours import (
@@ -95,7 +95,7 @@ class _Policy:
 
     zone: tzinfo
     capacity: int
-    busy: list[Period]
+    busy: Timeline
     times: PermittedTimes | None
     hours: OpeningHours | None
     notice: timedelta | None
@@ -111,7 +111,7 @@ def _policy(request: Request, args: Sequence[str], start: datetime) -> _Policy:
     return _Policy(
         zone=request.zone,
         capacity=capacity_of(args),
-        busy=busy_only(request.busy),
+        busy=request.timeline,
         times=parse_permitted_times(request.preference("permitted_times")),
         hours=parse_opening(request.preference("opening_hours"), request.zone),
         notice=notice,
@@ -124,10 +124,9 @@ def _busy(policy: _Policy, proposal: Proposal) -> Period | None:
     """A busy period that makes ``proposal`` exceed the capacity: the one that ends
     first among those overlapping it (no later start is free before its end)."""
     start, end = proposal.start, proposal.end
-    overlapping = [p for p in policy.busy if p.overlaps(start, end)]
-    if end <= start or max_overlap(overlapping, start, end) < policy.capacity:
+    if end <= start or policy.busy.peak(start, end) < policy.capacity:
         return None
-    return min(overlapping, key=lambda period: period.end)
+    return min(policy.busy.overlapping(start, end), key=lambda period: period.end)
 
 
 def _refusal(policy: _Policy, proposal: Proposal, function: str) -> Decision | None:

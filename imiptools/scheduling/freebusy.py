@@ -7,7 +7,6 @@ from datetime import datetime, tzinfo
 
 from imiptools.i18n import N_
 from imiptools.itip.recurrence import Instance
-from imiptools.periods import busy_only, max_overlap
 from imiptools.scheduling import Answer, Decision, Request, register
 
 
@@ -31,11 +30,11 @@ def capacity_of(args: Sequence[str]) -> int:
 
 def clashes(request: Request, capacity: int) -> list[Instance]:
     """The instances that would exceed ``capacity`` overlapping bookings."""
-    busy = busy_only(request.busy)
+    timeline = request.timeline
     return [
         i
         for i in request.instances
-        if i.end > i.start and max_overlap(busy, i.start, i.end) >= capacity
+        if i.end > i.start and timeline.peak(i.start, i.end) >= capacity
     ]
 
 
@@ -58,9 +57,8 @@ def holder(request: Request, instance: Instance) -> str:
     """Who holds the clashing booking (``conflict_details=yes``), else ''."""
     if request.preference("conflict_details") != "yes":
         return ""
-    for period in busy_only(request.busy):
-        if period.overlaps(instance.start, instance.end):
-            return period.organiser or period.summary
+    for period in request.timeline.overlapping(instance.start, instance.end):
+        return period.organiser or period.summary
     return ""
 
 

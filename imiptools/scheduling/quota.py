@@ -42,7 +42,7 @@ from datetime import datetime, timedelta, tzinfo
 
 from imiptools.i18n import N_, N_plural
 from imiptools.itip.recurrence import Instance
-from imiptools.periods import busy_only, max_overlap
+from imiptools.periods import Timeline, busy_only
 from imiptools.quota.journal import QuotaState, parse_user
 from imiptools.quota.limits import (
     Amount,
@@ -383,8 +383,8 @@ def _free(request: Request, resource: str) -> bool:
     """Whether ``resource`` has nothing busy during any instance (capacity 1)."""
     start = min(i.start for i in request.instances)
     end = max(i.end for i in request.instances)
-    busy = busy_only(request.busy_of(resource, start, end))
-    return all(max_overlap(busy, i.start, i.end) < 1 for i in request.instances)
+    busy = Timeline(busy_only(request.busy_of(resource, start, end)))
+    return all(busy.peak(i.start, i.end) < 1 for i in request.instances)
 
 
 # -- confirmation and retraction -----------------------------------------------

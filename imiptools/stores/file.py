@@ -200,15 +200,21 @@ def _lines_by_bucket(uid: str, periods: Iterable[Period]) -> dict[str, set[str]]
 
 
 def _parse_periods(lines: Iterable[str], start: datetime, end: datetime) -> list[Period]:
+    """The periods of ``lines`` overlapping [start, end), sorted. A line that
+    is plainly outside (its UTC texts compare like the times they spell) is
+    not parsed."""
     periods = []
+    first, last = format_utc(start), format_utc(end)
     for line in lines:
+        if line[:16] >= last or (line[16:17] == "\t" and line[17:33] <= first):
+            continue
         try:
             period = Period.from_line(line)
         except ValueError as exc:
             raise StoreUnavailable(f"corrupt free/busy line {line[:80]!r}") from exc
         if period.overlaps(start, end):
             periods.append(period)
-    return sorted(periods)
+    return sorted(periods, key=Period.key)
 
 
 def _lines(text: str | None) -> list[str]:

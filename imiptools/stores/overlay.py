@@ -236,7 +236,7 @@ class OverlayStore(Store):
         replaced = {key[1]: periods for key, periods in self._freebusy.items() if key[0] == uri}
         kept = [p for p in found if p.uid not in replaced]
         added = [p for periods in replaced.values() for p in _overlapping(periods, start, end)]
-        return sorted(kept + added)
+        return sorted(kept + added, key=Period.key)
 
     def set_freebusy_for_uid(self, user: str, uid: str, periods: Iterable[Period]) -> None:
         """Replace the periods of ``uid`` (their ``uid`` field is set to it)."""
