@@ -44,6 +44,7 @@ from imiptools.maintenance import Site
 from imiptools.preferences_store import PreferenceFiles
 from imiptools.quota.journal import QuotaJournal
 from imiptools.records import UserRecords, Window
+from imiptools.stores.file import TXN as TXN_NAME
 from imiptools.stores.file import FileStore
 from tests.support import Agent, calendar_text, imip_message, parse_calendar_part, vevent
 
@@ -151,7 +152,8 @@ def _install_killer(root: Path, kill_at: int, trace: Path) -> None:
         count += 1
         if count == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
-        os.write(log, f"{count} {event} {args[0]}\n".encode())
+        target = f" -> {args[1]}" if event == "os.rename" else ""
+        os.write(log, f"{count} {event} {args[0]}{target}\n".encode())
 
     sys.addaudithook(hook)
 
@@ -324,3 +326,68 @@ def test_kill_before_each_write_leaves_a_consistent_store(
             except AssertionError as exc:
                 where = writes[kill_at - 1]
                 raise AssertionError(f"killed before write {where} (rival={rival}): {exc}") from exc
+
+
+# -- the two reproducers of issue 11 (items 2 and 3), as fixture messages -----------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "crash"
+
+
+def _fixture(name: str, sender: str, uid: str) -> Delivery:
+    return Delivery(ROOM1, sender, uid, (FIXTURES / name).read_bytes())
+
+
+def _write_index(trace: list[str], needle: str, after: bool) -> int:
+    """The 1-based index of the first traced write whose line holds ``needle``
+    (with ``after``: the write that follows it)."""
+    index = next(n for n, line in enumerate(trace, 1) if needle in line + "\n")
+    return index + 1 if after else index
+
+
+def _race(tmp_path: Path, needle: str, after: bool) -> tuple[Path, list[Delivery]]:
+    """Kill alice's request at the traced write, let bob's clashing request
+    in first, then redeliver alice's; returns the site and the deliveries."""
+    alice = _fixture("request-alice.eml", ALICE, "slot-a@example.com")
+    bob = _fixture("request-bob.eml", "bob@example.net", "slot-b@example.net")
+    scenario = Scenario("fixture", (), alice, bob)
+    prepared = _prepare(tmp_path, scenario)
+    trace = _traced_writes(tmp_path, prepared, scenario)
+    site = tmp_path / "raced"
+    shutil.copytree(prepared, site)
+    assert deliver(site, alice, _write_index(trace, needle, after)) is None
+    assert deliver(site, bob) == 0
+    assert deliver(site, alice) == 0
+    verify(site, scenario, [alice, bob])
+    return site, [alice, bob]
+
+
+def test_a_booking_committed_before_a_crash_holds_its_slot_against_the_next_request(
+    tmp_path: Path,
+) -> None:
+    """Issue 11 item 2: the event was written before its free/busy, so a kill
+    between the two let the next request take the slot (both ACCEPTED).
+    Killed just after the commit point, alice keeps the slot: bob is declined."""
+    site, _ = _race(tmp_path, f"/{TXN_NAME}\n", after=True)
+    partstats = {m["In-Reply-To"]: v for m, v in _partstats(site)}
+    assert partstats == {"<slot-a@example.com>": "ACCEPTED", "<slot-b@example.net>": "DECLINED"}
+
+
+def test_no_reply_is_sent_for_a_decision_a_crash_kept_from_being_saved(tmp_path: Path) -> None:
+    """Issue 11 item 3: the reply was spooled before the store write, so after
+    a kill another delivery sent alice ACCEPTED, and her redelivery then
+    DECLINED. Killed just before the commit point (the reply staged), alice's
+    first decision never happened: bob gets the slot, alice one DECLINED."""
+    site, _ = _race(tmp_path, f"/{TXN_NAME}\n", after=False)
+    partstats = [(m["In-Reply-To"], v) for m, v in _partstats(site)]
+    assert sorted(partstats) == [
+        ("<slot-a@example.com>", "DECLINED"),
+        ("<slot-b@example.net>", "ACCEPTED"),
+    ]
+
+
+def _partstats(site: Path) -> list[tuple[EmailMessage, str]]:
+    found = []
+    for message in _sent(site):
+        event = parse_calendar_part(message).walk("VEVENT")[0]
+        found.append((message, str(event["ATTENDEE"].params["PARTSTAT"])))
+    return found
