@@ -206,7 +206,7 @@ def _parse_periods(lines: Iterable[str], start: datetime, end: datetime) -> list
     periods = []
     first, last = format_utc(start), format_utc(end)
     for line in lines:
-        if line[:16] >= last or (line[16:17] == "\t" and line[17:33] <= first):
+        if _outside(line, first, last):
             continue
         try:
             period = Period.from_line(line)
@@ -215,6 +215,14 @@ def _parse_periods(lines: Iterable[str], start: datetime, end: datetime) -> list
         if period.overlaps(start, end):
             periods.append(period)
     return sorted(periods, key=Period.key)
+
+
+def _outside(line: str, first: str, last: str) -> bool:
+    """Whether a well-formed line's period plainly misses [first, last) (UTC
+    texts of fixed width compare like the times they spell); a line of
+    another shape is never skipped, so that its parsing reports it."""
+    shaped = line[16:17] == "\t" and line[33:34] == "\t" and line[:4].isdigit()
+    return shaped and (line[:16] >= last or line[17:33] <= first)
 
 
 def _lines(text: str | None) -> list[str]:
