@@ -310,7 +310,7 @@ def send_spooled(ctx: Context, item: SpooledMessage) -> bool:
     """
     try:
         ctx.sender.send(item.envelope_from, item.recipients, item.message)
-    except DeliveryRefused as exc:
+    except (DeliveryRefused, InputError) as exc:  # InputError: UnusableAddress, a 5xx
         return _set_aside(ctx, item, str(exc))
     except TransientError:
         raise

@@ -237,10 +237,12 @@ class Spool:
         """
         key_of(identifier)
         ensure_directory(self.held_directory)
-        atomic_write(self.held_directory / (identifier + REASON_SUFFIX), _one_line(reason) + "\n")
+        reason_path = self.held_directory / (identifier + REASON_SUFFIX)
+        atomic_write(reason_path, _one_line(reason) + "\n")
         try:
             os.rename(self.new / identifier, self.held_directory / identifier)
         except FileNotFoundError:
+            remove_file(reason_path)
             return
         except OSError as exc:
             raise StoreUnavailable(f"cannot set aside {identifier}: {exc.strerror}") from exc

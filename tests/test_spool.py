@@ -178,6 +178,7 @@ def test_drop_removes_a_held_message(spool: Spool) -> None:
 def test_hold_of_a_message_already_gone_is_fine(spool: Spool) -> None:
     spool.hold(new_id(), "sent meanwhile")
     assert spool.held() == []
+    assert os.listdir(spool.directory / "held") == []
 
 
 def test_scan_names_unreadable_files(spool: Spool) -> None:
