@@ -108,6 +108,39 @@ def add_agent_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: Options whose value is an envelope address, by every spelling, and the
+#: long form it is bound to (see :func:`bind_address_values`).
+ADDRESS_OPTIONS = {
+    "-o": "--original-recipient",
+    "--original-recipient": "--original-recipient",
+    "-s": "--sender",
+    "--sender": "--sender",
+}
+
+
+def bind_address_values(argv: Sequence[str]) -> list[str]:
+    """``-s VALUE`` -> ``--sender=VALUE`` (and so for ``-o``), whatever VALUE is.
+
+    An envelope address may start with ``-`` (``-x@example.com``), and
+    argparse takes such a word for an option and fails (Python bpo-9334):
+    under an MTA's pipe (``-s ${sender}``, Exim's ``-s "$SENDER"``) the word
+    after ``-s`` and ``-o`` is always the value, so it is bound to its
+    option before argparse sees it. Words after ``--`` are left alone.
+    """
+    bound: list[str] = []
+    words = iter(argv)
+    for word in words:
+        option = ADDRESS_OPTIONS.get(word)
+        value = next(words, None) if option else None
+        if word == "--":
+            bound += [word, *words]
+        elif option is None or value is None:
+            bound.append(word)
+        else:
+            bound.append(f"{option}={value}")
+    return bound
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """Built-in defaults, then the configuration file, then the command line."""
     settings = load_settings(getattr(args, "config", None))
@@ -289,7 +322,7 @@ def run_agent(
     envelope: Callable[[argparse.Namespace, bytes], list[Envelope]] = recipients_envelope,
 ) -> ExitCode:
     """Parse options, read stdin, run the agent; print a status line on failure."""
-    args = parser.parse_args(argv)
+    args = parser.parse_args(bind_address_values(argv))
     settings = settings_from(args)
     setup_logging(args, settings)
     try:
@@ -320,7 +353,7 @@ def _run_once(
         preferences=preferences_from(settings),
         clock=clock_from(args),
         sender=sender_from(args, settings),
-        spool=Spool(Path(settings.store) / ".outbox"),
+        spool=Spool.of_store(settings.store),
         deliverer=deliverer(args, settings) if deliverer else None,
     )
     return agent.run(raw, envelope(args, raw), ctx, factory)

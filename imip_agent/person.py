@@ -6,8 +6,9 @@ then delivers the message to the mailbox: over LMTP (``-l``), to a local
 SMTP listener that does not filter again (``-L``), or through the sendmail
 command; ``--output DIR`` writes the deliveries as files instead. Exit
 codes: ``imiptools.errors.ExitCode`` (75 when delivery fails, so the MTA
-retries; 65 only when the mailbox server rejects the recipient for good;
-a person's mail never bounces for its calendar data).
+retries; 65 only when the mailbox server rejects the recipient for good,
+or when no sender can use the recipient's address (5.1.3); a person's
+mail never bounces for its calendar data).
 """
 
 from __future__ import annotations

@@ -13,22 +13,30 @@ import logging
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
+from imiptools import addresses
 from imiptools.config import Settings
 from imiptools.dates import Clock, zone_or_utc
-from imiptools.errors import CalendarDataError, ConfigError, ExitCode, InputError
+from imiptools.errors import (
+    CalendarDataError,
+    ConfigError,
+    DeliveryRefused,
+    ExitCode,
+    InputError,
+    TransientError,
+    UnusableAddress,
+)
 from imiptools.handlers.common import Envelope, Outgoing, Unit
 from imiptools.i18n import translator
 from imiptools.itip.objects import ItipObject, parse_calendars, scheduling_objects
 from imiptools.lock import file_lock
-from imiptools.mail.compose import build_message, check_address
+from imiptools.mail.compose import build_message
 from imiptools.mail.parse import ParsedMessage, parse_message
 from imiptools.mail.send import Sender
 from imiptools.preferences import Preferences, PreferenceSource
 from imiptools.records import UserRecords, Window
-from imiptools.spool import Spool
+from imiptools.spool import Spool, SpooledMessage
 from imiptools.stores.base import Store
 from imiptools.stores.names import normalise_user
 from imiptools.stores.recording import RecordingStore
@@ -115,13 +123,15 @@ def run(raw: bytes, envelope: Sequence[Envelope], ctx: Context, factory: Handler
     """Process one message for each envelope recipient, then send."""
     if not envelope:
         raise ConfigError("no recipient given (use -o ADDRESS)")
+    users = _front(envelope, ctx.settings)
+    if users is None:
+        return Result(ExitCode.OK, "2.0.0 unusable recipient address from the null sender ignored")
     message = parse_message(raw)
     extracted = extract(message)
     failures: list[str] = list(extracted.errors)
     handled = 0
     handlers: list[tuple[str, Handler]] = []
-    for each in envelope:
-        user = normalise_user(each.recipient)
+    for user, each in zip(users, envelope, strict=True):
         handler, ok, failed = _process_user(user, each, message, extracted.objects, ctx, factory)
         handlers.append((user, handler))
         handled += ok
@@ -129,6 +139,41 @@ def run(raw: bytes, envelope: Sequence[Envelope], ctx: Context, factory: Handler
     flush(ctx)
     deliver(raw, handlers, envelope[0].sender, ctx)
     return _result(extracted, handled, failures, envelope[0].sender, factory.bounce_unusable)
+
+
+def _front(envelope: Sequence[Envelope], settings: Settings) -> list[str] | None:
+    """The calendar user of each recipient, checked before anything is done.
+
+    Raises UnusableAddress (65) for a recipient no sender can use (its
+    replies and deliveries could never leave), ConfigError (75) for an
+    unusable ``calendar_address``; None when the message is a bounce (the
+    null sender), which is dropped rather than bounced again.
+    """
+    if settings.calendar_address.strip():
+        try:
+            addresses.check(addresses.normalise(settings.calendar_address))
+        except UnusableAddress as exc:
+            raise ConfigError(f"calendar_address: {exc}") from exc
+    try:
+        return [recipient_user(each.recipient) for each in envelope]
+    except UnusableAddress as exc:
+        if envelope[0].sender != "":
+            raise
+        log.warning("dropped: %s", exc)
+        return None
+
+
+def recipient_user(recipient: str) -> str:
+    """The normalised ``mailto:`` URI of an envelope recipient (RFC 6068:
+    ``mailto:``, case, a trailing dot and percent-encoding are normalised).
+
+    Raises UnsafeName or UnusableAddress (65) when it cannot be used.
+    """
+    user = normalise_user(recipient)
+    why = addresses.problem(user.removeprefix("mailto:"))
+    if why:
+        raise UnusableAddress(f"unusable recipient {recipient[:100]!r}: {why}")
+    return user
 
 
 def deliver(
@@ -148,12 +193,15 @@ def deliver(
 
 
 def _usable_sender(sender: str | None) -> str:
-    """The envelope sender to deliver with; '' (null) when it is not an address."""
-    try:
-        return check_address(sender) if sender else ""
-    except ValueError:
-        log.warning("delivering with the null sender instead of %r", sender[:100] if sender else "")
+    """The envelope sender to deliver with: as given, else normalised
+    (a trailing dot, ``mailto:``), else '' (the null sender)."""
+    if not sender:
         return ""
+    for candidate in (sender, addresses.normalise(sender)):
+        if addresses.is_usable(candidate):
+            return candidate
+    log.warning("delivering with the null sender instead of %r", sender[:100])
+    return ""
 
 
 def _result(
@@ -218,6 +266,7 @@ def make_unit(user: str, envelope: Envelope, message: ParsedMessage, ctx: Contex
 
 def _spool(unit: Unit, outgoing: Outgoing) -> None:
     """Keep ``outgoing`` in the unit's transaction: spooled when it commits."""
+    addresses.check_envelope(unit.calendar_address, outgoing.recipients)
     data = compose(unit, outgoing)
     message = OutgoingMessage(unit.calendar_address, outgoing.recipients, data, outgoing.key)
     unit.store.transaction.send(message)
@@ -245,14 +294,50 @@ def compose(unit: Unit, outgoing: Outgoing) -> bytes:
 def flush(ctx: Context) -> int:
     """Send everything spooled (ours and any left by an interrupted run).
 
-    Holds the spool's lock so that two runs never send one message twice;
-    a failed send raises DeliveryFailed (75) and leaves the rest spooled.
+    Holds the spool's lock so that two runs never send one message twice.
+    Each message goes through :func:`send_spooled`: a transient failure
+    raises DeliveryFailed (75) and leaves it and the rest spooled; one that
+    can never be sent is set aside and the others still go. Unreadable
+    spool files are set aside too.
     """
     sent = 0
-    lock = Path(ctx.spool.directory) / ".lock"
-    with file_lock(lock, ctx.settings.lock_timeout):
-        for item in ctx.spool.pending():
-            ctx.sender.send(item.envelope_from, item.recipients, item.message)
-            ctx.spool.done(item.id)
-            sent += 1
+    with file_lock(ctx.spool.lock_path, ctx.settings.lock_timeout):
+        items, unreadable = ctx.spool.scan()
+        for identifier, reason in unreadable:
+            log.error("outbox: set aside %s: %s", identifier, reason)
+            ctx.spool.hold(identifier, reason)
+        for item in items:
+            sent += send_spooled(ctx, item)
     return sent
+
+
+def send_spooled(ctx: Context, item: SpooledMessage) -> bool:
+    """Send one spooled message; True once the mail system took it.
+
+    - sent: removed from the spool;
+    - DeliveryRefused (SMTP 5xx, sendmail EX_DATAERR/EX_NOUSER/EX_NOHOST),
+      UnusableAddress, or any other error that is not transient: set aside
+      in ``held/`` with the reason (``imip-admin outbox``, reported by
+      ``imip-admin check``), False; a message that can never be sent must
+      never stop the others (Mailman's shunt queue);
+    - any other TransientError (sendmail exit 75, SMTP 4xx, a socket down):
+      raised, so the run exits 75 and this message stays first in line.
+    """
+    try:
+        ctx.sender.send(item.envelope_from, item.recipients, item.message)
+    except (DeliveryRefused, InputError) as exc:  # InputError: UnusableAddress, a 5xx
+        return _set_aside(ctx, item, str(exc))
+    except TransientError:
+        raise
+    except Exception as exc:  # the shunt: nothing may block the outbox
+        log.exception("outbox: cannot send %s", item.id)
+        return _set_aside(ctx, item, f"{type(exc).__name__}: {exc}")
+    ctx.spool.done(item.id)
+    return True
+
+
+def _set_aside(ctx: Context, item: SpooledMessage, reason: str) -> bool:
+    to = ",".join(item.recipients)
+    log.error("outbox: set aside %s (to=<%s>): %s", item.id, to[:200], reason)
+    ctx.spool.hold(item.id, reason)
+    return False

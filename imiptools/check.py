@@ -12,7 +12,10 @@ lock (so agents never see a half-repaired state):
 * (file store) every free/busy line is named by its uid's index; stray
   temporary files (left by a write that a crash interrupted: harmless, the
   old content stands) are notes, removed by ``--repair``;
-* every preference value is valid.
+* every preference value is valid;
+* (site) no message of the outbox is set aside (``held/``, see
+  :mod:`imiptools.spool`) and every spooled file is readable: such a message
+  needs an admin (``imip-admin outbox``).
 
 Each :class:`Finding` says what is wrong in plain words and, when the
 repair can be derived from the stored objects, carries it: free/busy is
@@ -38,6 +41,7 @@ from imiptools.preferences_store import PreferenceFiles
 from imiptools.quota.journal import QuotaJournal
 from imiptools.quota.sync import recorded_quotas, sync_resource
 from imiptools.records import UserRecords
+from imiptools.spool import HeldMessage, Spool
 from imiptools.stores.base import ALL_TIME
 from imiptools.stores.file import FileStore
 from imiptools.stores.filecheck import stray_temporary_files, unindexed_periods
@@ -114,7 +118,32 @@ def check_store(site: Site, users: Iterable[str], now: datetime, repair: bool) -
     for user in users:
         report.findings += check_user(site, user, now, repair)
     report.findings += quota_findings(site, users, now, repair)
+    report.findings += outbox_findings(Spool.of_store(site.settings.store))
     return report
+
+
+def outbox_findings(spool: Spool) -> list[Finding]:
+    """A finding per message set aside, and per unreadable spool file (which
+    the next agent run sets aside); none is repaired here."""
+    findings = [
+        Finding(
+            "outbox",
+            f"message {entry.id} to {_recipients(entry)} set aside: {entry.reason}"
+            " (imip-admin outbox list|retry|drop)",
+        )
+        for entry in spool.held()
+    ]
+    findings += [
+        Finding("outbox", f"{reason} ({identifier}; set aside at the next delivery)")
+        for identifier, reason in spool.scan()[1]
+    ]
+    return findings
+
+
+def _recipients(entry: HeldMessage) -> str:
+    if entry.message is None:
+        return "(unreadable)"
+    return ", ".join(entry.message.recipients)[:200]
 
 
 def quota_findings(site: Site, users: Iterable[str], now: datetime, repair: bool) -> list[Finding]:

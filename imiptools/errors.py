@@ -63,6 +63,18 @@ class DeliveryFailed(TransientError):
     status = "4.4.0"
 
 
+class DeliveryRefused(DeliveryFailed):
+    """The mail system refused a message for good (SMTP 5xx for every
+    recipient or for the message, sendmail EX_DATAERR/EX_NOUSER/EX_NOHOST).
+
+    Still 75 where it ends a run (a person's delivery is retried as
+    before), but the outbox sets such a spooled message aside instead of
+    retrying it before every other (see ``imiptools.agent.send_spooled``).
+    """
+
+    status = "4.4.0"
+
+
 class ConfigError(TransientError):
     """Bad configuration or command line under the MTA: keep the mail, retry."""
 
@@ -94,6 +106,14 @@ class UnsafeName(InputError):
     status = "5.1.3"
 
 
+class UnusableAddress(InputError, ValueError):
+    """An address no sender can use (see :mod:`imiptools.addresses`): 5.1.3,
+    "bad destination mailbox address syntax" (RFC 3463). Also a ValueError,
+    as the senders' envelope checks always raised."""
+
+    status = "5.1.3"
+
+
 class UsageError(ImipError):
     """Wrong command line for an interactive tool (imip-admin)."""
 
@@ -116,11 +136,13 @@ EXIT_CODES: dict[type[ImipError], ExitCode] = {
         LockTimeout,
         StoreUnavailable,
         DeliveryFailed,
+        DeliveryRefused,
         ConfigError,
         InputError,
         MessageTooBig,
         CalendarDataError,
         UnsafeName,
+        UnusableAddress,
         UsageError,
         NoSuchUser,
     )

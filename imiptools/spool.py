@@ -9,9 +9,18 @@ before (same ``key``) instead of adding a second copy. The protocol is
 
 Layout under the spool directory::
 
-    tmp/<id>     being written (a crash may leave one: ignored)
-    new/<id>     ready to send, in ``<id>`` order
-    .lock        taken by whoever sends (see ``imiptools.agent.flush``)
+    tmp/<id>            being written (a crash may leave one: ignored)
+    new/<id>            ready to send, in ``<id>`` order
+    held/<id>           set aside: it can never be sent as it is (a
+                        permanent refusal, an unusable address, an
+                        unreadable file); unchanged, so it can be retried
+    held/<id>.reason    why, one line (written before the message moves)
+    .lock               taken by whoever sends or moves messages (see
+                        ``imiptools.agent.flush`` and ``imip-admin outbox``)
+
+A held message never stops the others: ``imip-admin check`` reports it and
+``imip-admin outbox list|retry|drop`` shows it, puts it back into ``new/``
+or removes it.
 
 A spooled file is readable with ``cat``: an envelope block of lines
 ``X-Imip-Envelope-From: <address>`` (empty for the null sender) and one
@@ -36,6 +45,7 @@ from pathlib import Path
 
 from imiptools.errors import StoreUnavailable
 from imiptools.fileutil import (
+    atomic_write,
     ensure_directory,
     fsync_directory,
     list_names,
@@ -51,6 +61,11 @@ TO_HEADER = b"X-Imip-Envelope-To: "
 _KEY = re.compile(r"[A-Za-z0-9_]{1,100}")
 _ID = re.compile(r"(\d{20})-(\d+)-(\d+)(?:-([A-Za-z0-9_]{1,100}))?")
 _BAD_ADDRESS = re.compile(r"[\r\n\x00]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+REASON_SUFFIX = ".reason"
+MAX_REASON = 500
+#: The outbox of a store: ``STORE/.outbox``.
+OUTBOX = ".outbox"
 _counter = itertools.count()
 
 
@@ -63,6 +78,16 @@ class SpooledMessage:
     recipients: list[str]
     message: bytes
     key: str = ""
+
+
+@dataclass(frozen=True)
+class HeldMessage:
+    """A message set aside in ``held/``: why, since when, and (if readable) what."""
+
+    id: str
+    reason: str
+    held_at: float  # seconds since the epoch
+    message: SpooledMessage | None
 
 
 def _check_address(address: str) -> bytes:
@@ -114,6 +139,17 @@ class Spool:
         self.directory = Path(directory)
         self.tmp = self.directory / "tmp"
         self.new = self.directory / "new"
+        self.held_directory = self.directory / "held"
+
+    @classmethod
+    def of_store(cls, store: Path | str) -> Spool:
+        """The outbox of the store at ``store`` (``STORE/.outbox``)."""
+        return cls(Path(store) / OUTBOX)
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock file taken to send or move messages."""
+        return self.directory / ".lock"
 
     def put(
         self,
@@ -181,9 +217,18 @@ class Spool:
     def pending(self) -> list[SpooledMessage]:
         """The messages in ``new/``, oldest first.
 
-        Files that cannot be parsed are logged and left for an admin.
+        Files that cannot be parsed are logged and left (see :meth:`scan`).
         """
-        messages = []
+        messages, unreadable = self.scan()
+        for identifier, reason in unreadable:
+            log.warning("spool: skipping unreadable %s: %s", identifier, reason)
+        return messages
+
+    def scan(self) -> tuple[list[SpooledMessage], list[tuple[str, str]]]:
+        """The readable messages in ``new/``, oldest first, and the ids of
+        the files that cannot be parsed with the reason."""
+        messages: list[SpooledMessage] = []
+        unreadable: list[tuple[str, str]] = []
         for identifier in self._ids():
             data = read_bytes(self.new / identifier)
             if data is None:
@@ -191,13 +236,97 @@ class Spool:
             try:
                 messages.append(parse_spooled(identifier, data))
             except (ValueError, UnicodeDecodeError) as exc:
-                log.warning("spool: skipping unreadable %s: %s", identifier, exc)
-        return messages
+                unreadable.append((identifier, f"unreadable spool file: {exc}"))
+        return messages, unreadable
 
     def done(self, identifier: str) -> None:
         """Forget a sent message; an id already gone is fine."""
         key_of(identifier)  # validates: an id never names another path
         remove_file(self.new / identifier)
+
+    # -- messages set aside ---------------------------------------------------
+
+    def hold(self, identifier: str, reason: str) -> None:
+        """Move ``new/<id>`` to ``held/<id>``, with ``reason`` (one line) beside it.
+
+        The reason is written first, so a held message always has one (a
+        reason left alone by a crash is ignored). An id no longer in
+        ``new/`` (sent or moved meanwhile) is fine. Raises StoreUnavailable.
+        """
+        key_of(identifier)
+        ensure_directory(self.held_directory)
+        reason_path = self.held_directory / (identifier + REASON_SUFFIX)
+        atomic_write(reason_path, _one_line(reason) + "\n")
+        try:
+            os.rename(self.new / identifier, self.held_directory / identifier)
+        except FileNotFoundError:
+            remove_file(reason_path)
+            return
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot set aside {identifier}: {exc.strerror}") from exc
+        fsync_directory(self.held_directory)
+        fsync_directory(self.new)
+
+    def held(self) -> list[HeldMessage]:
+        """The messages set aside, oldest first."""
+        found = []
+        for identifier in list_names(self.held_directory):
+            if _ID.fullmatch(identifier) is None:
+                continue
+            entry = self._held_entry(identifier)
+            if entry is not None:
+                found.append(entry)
+        return found
+
+    def _held_entry(self, identifier: str) -> HeldMessage | None:
+        path = self.held_directory / identifier
+        data = read_bytes(path)
+        if data is None:
+            return None
+        reason_path = self.held_directory / (identifier + REASON_SUFFIX)
+        reason = (read_bytes(reason_path) or b"").decode("utf-8", "replace").strip()
+        held_at = _mtime(reason_path) or _mtime(path)
+        try:
+            message: SpooledMessage | None = parse_spooled(identifier, data)
+        except (ValueError, UnicodeDecodeError):
+            message = None
+        return HeldMessage(identifier, reason or "(no reason recorded)", held_at, message)
+
+    def release(self, identifier: str) -> bool:
+        """Put ``held/<id>`` back into ``new/`` (sent by the next flush);
+        False if no such held message. Raises StoreUnavailable."""
+        key_of(identifier)
+        ensure_directory(self.new)
+        try:
+            os.rename(self.held_directory / identifier, self.new / identifier)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot release {identifier}: {exc.strerror}") from exc
+        fsync_directory(self.new)
+        remove_file(self.held_directory / (identifier + REASON_SUFFIX))
+        return True
+
+    def drop(self, identifier: str) -> bool:
+        """Remove a held message for good; False if no such held message."""
+        key_of(identifier)
+        path = self.held_directory / identifier
+        if read_bytes(path) is None:
+            return False
+        remove_file(path)
+        remove_file(self.held_directory / (identifier + REASON_SUFFIX))
+        return True
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _one_line(reason: str) -> str:
+    return " ".join(_CONTROL.sub(" ", reason).split())[:MAX_REASON] or "(no reason given)"
 
 
 def write_new_file(path: Path, data: bytes) -> None:

@@ -136,3 +136,72 @@ def test_unicode_addresses(spool: Spool) -> None:
     spool.put(MESSAGE, "röom@exämple.org", ["jöran@exämple.org"])
     (item,) = spool.pending()
     assert (item.envelope_from, item.recipients) == ("röom@exämple.org", ["jöran@exämple.org"])
+
+
+# -- messages set aside (held/) --------------------------------------------------
+
+
+def test_hold_moves_the_message_aside_with_its_reason(spool: Spool) -> None:
+    first = spool.put(MESSAGE, "room@example.com", ["alice@example.com"])
+    second = spool.put(MESSAGE, "room@example.com", ["bob@example.com"])
+    spool.hold(first, "permanent SMTP failure 550\r\nBcc: x")
+    assert [item.id for item in spool.pending()] == [second]
+    (held,) = spool.held()
+    assert held.id == first and held.reason == "permanent SMTP failure 550 Bcc: x"
+    assert held.message is not None and held.message.recipients == ["alice@example.com"]
+    assert held.held_at > 0
+    assert (spool.directory / "held" / first).read_bytes() == (
+        b"X-Imip-Envelope-From: room@example.com\n"
+        b"X-Imip-Envelope-To: alice@example.com\n\n" + MESSAGE
+    )
+
+
+def test_release_puts_a_held_message_back_in_line(spool: Spool) -> None:
+    identifier = spool.put(MESSAGE, "room@example.com", ["alice@example.com"])
+    spool.hold(identifier, "refused")
+    assert spool.release(identifier) is True
+    assert spool.release(identifier) is False
+    assert [item.id for item in spool.pending()] == [identifier]
+    assert spool.held() == []
+    assert os.listdir(spool.directory / "held") == []
+
+
+def test_drop_removes_a_held_message(spool: Spool) -> None:
+    identifier = spool.put(MESSAGE, "room@example.com", ["alice@example.com"])
+    spool.hold(identifier, "refused")
+    assert spool.drop(identifier) is True
+    assert spool.drop(identifier) is False
+    assert spool.held() == [] and spool.pending() == []
+    assert os.listdir(spool.directory / "held") == []
+
+
+def test_hold_of_a_message_already_gone_is_fine(spool: Spool) -> None:
+    spool.hold(new_id(), "sent meanwhile")
+    assert spool.held() == []
+    assert os.listdir(spool.directory / "held") == []
+
+
+def test_scan_names_unreadable_files(spool: Spool) -> None:
+    broken = new_id()
+    (spool.directory / "new").mkdir(parents=True)
+    (spool.directory / "new" / broken).write_bytes(b"no envelope at all")
+    good = spool.put(MESSAGE, "room@example.com", ["alice@example.com"])
+    messages, unreadable = spool.scan()
+    assert [item.id for item in messages] == [good]
+    assert [identifier for identifier, _ in unreadable] == [broken]
+    spool.hold(broken, unreadable[0][1])
+    (held,) = spool.held()
+    assert held.message is None and "has no envelope" in held.reason
+
+
+@pytest.mark.parametrize("identifier", ["../../etc/passwd", "", ".lock", "123"])
+def test_held_operations_refuse_what_is_not_an_id(spool: Spool, identifier: str) -> None:
+    for operation in (spool.release, spool.drop, lambda i: spool.hold(i, "x")):
+        with pytest.raises(ValueError):
+            operation(identifier)
+
+
+def test_outbox_of_a_store(tmp_path: Path) -> None:
+    spool = Spool.of_store(tmp_path)
+    assert spool.directory == tmp_path / ".outbox"
+    assert spool.lock_path == tmp_path / ".outbox" / ".lock"

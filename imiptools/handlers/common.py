@@ -20,9 +20,9 @@ from typing import cast
 
 from icalendar import Calendar
 
+from imiptools import addresses
 from imiptools.config import Settings
 from imiptools.i18n import Translator, translator
-from imiptools.mail.compose import check_address
 from imiptools.mail.parse import ParsedMessage
 from imiptools.preferences import Preferences
 from imiptools.records import UserRecords
@@ -90,7 +90,7 @@ class Unit:
     @property
     def calendar_address(self) -> str:
         """Where generated mail comes from (the user's own address by default)."""
-        return self.settings.calendar_address.strip().lower() or self.address
+        return addresses.normalise(self.settings.calendar_address) or self.address
 
     @property
     def sent_by(self) -> str:
@@ -101,11 +101,13 @@ class Unit:
         """Addresses the message claims to come from (envelope and From)."""
         found = {self.message.from_address}
         if self.envelope.sender:
-            found.add(self.envelope.sender.lower())
+            found.add(addresses.normalise(self.envelope.sender))
         return {a for a in found if a}
 
     def may_answer(self, to: str, forwarded: bool = False) -> bool:
-        """No answers to bounces, automatic mail (RFC 3834 §2), or ourselves.
+        """No answers to bounces, automatic mail (RFC 3834 §2), ourselves, or
+        an address no sender can use (:func:`imiptools.addresses.check`: it
+        is refused here, before anything is spooled).
 
         ``Precedence: bulk`` is not a reason to stay silent: iTIP answers go
         to the ORGANIZER who asked for them (RSVP), not to a list, and some
@@ -119,10 +121,9 @@ class Unit:
             return self._refuse(f"Auto-Submitted: {self.message.auto_submitted}")
         if not to or to in (self.address, self.calendar_address):
             return self._refuse("no one else to answer")
-        try:
-            check_address(to)
-        except ValueError:
-            return self._refuse(f"no usable e-mail address: {to[:100]!r}")
+        why = addresses.problem(to)
+        if why:
+            return self._refuse(f"no usable e-mail address: {to[:100]!r} ({why})")
         return True
 
     def _refuse(self, why: str) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from icalendar import Component, Event
 
+from imiptools import addresses
 from imiptools.config import parse_duration
 from imiptools.dates import format_utc, parse_recurrence_id, to_utc
 from imiptools.errors import CalendarDataError
@@ -133,6 +134,19 @@ class ResourceHandler(BaseHandler):
             return parse_function_lines(self.unit.preferences.get("scheduling_function"))
         except ValueError:
             return []
+
+    def _check_usable(self, obj: ItipObject) -> None:
+        """As for everyone, and the ORGANIZER must be an address we can
+        answer (:func:`imiptools.addresses.check`): a resource's answer is
+        the point, and a booking no one can be told about only blocks the
+        slot. Refused before anything is decided, stored or spooled (65)."""
+        super()._check_usable(obj)
+        organiser = organizer_of(obj.first)
+        why = addresses.problem(organiser)
+        if why:
+            raise CalendarDataError(
+                f"{obj.method} whose ORGANIZER cannot be answered: {organiser[:100]!r} ({why})"
+            )
 
     def vevent_request(self, obj: ItipObject) -> None:
         """Answer an invitation, an update, or an instance update."""

@@ -9,7 +9,7 @@ Contracts:
 - :func:`parse_calendars` raises :class:`CalendarDataError` (never anything
   else) on unusable text.
 - Versions order by SEQUENCE, then DTSTAMP (RFC 5546 §2.1.5).
-- Addresses compare case-insensitively without ``mailto:``.
+- Addresses compare in the form :func:`imiptools.addresses.normalise` gives.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, tzinfo
 
 from icalendar import Calendar, Component, Timezone, vCalAddress
 
+from imiptools import addresses
 from imiptools.dates import format_recurrence_id, resolve_zone, to_utc
 from imiptools.errors import CalendarDataError
 
@@ -46,16 +47,17 @@ def _short(exc: BaseException) -> str:
 
 
 def address(value: object) -> str:
-    """Normalised address of a calendar user: ``mailto:X@Y`` -> ``x@y``."""
-    text = str(value or "").strip()
-    if text.lower().startswith("mailto:"):
-        text = text[7:]
-    return text.strip().lower()
+    """Normalised address of a calendar user: ``mailto:X@Y`` -> ``x@y``.
+
+    The one parser, :func:`imiptools.addresses.normalise` (RFC 6068
+    percent-decoding, no ``?`` header fields, no trailing dot in the domain).
+    """
+    return addresses.normalise(value)
 
 
 def uri(value: object) -> str:
     """Normalised ``mailto:`` URI of a calendar user."""
-    return "mailto:" + address(value)
+    return addresses.uri(value)
 
 
 def text_of(component: Component, name: str) -> str:

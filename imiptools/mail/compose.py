@@ -16,9 +16,9 @@ Contract of :func:`build_message` (RFC 6047):
   mail) can never add a header: control characters become spaces, the
   subject is cut to :data:`MAX_SUBJECT` characters, invalid message ids are
   dropped, and non-ASCII text is RFC 2047-encoded by ``email.policy.SMTP``.
-  Addresses must be bare addr-specs (ASCII ``local@domain``) or
-  :class:`ValueError` is raised: they come from our own configuration and
-  stores, and a bad one is a bug to report, not a value to repair.
+  Addresses must pass :func:`imiptools.addresses.check` or
+  :class:`~imiptools.errors.UnusableAddress` (a ValueError) is raised: the
+  agent checks them before composing, so a bad one here is a bug.
 - The result uses CRLF line endings (``email.policy.SMTP``).
 """
 
@@ -33,6 +33,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from types import MappingProxyType
 
+from imiptools import addresses
 from imiptools.mail.parse import single_line
 
 __all__ = [
@@ -49,8 +50,6 @@ MAX_HEADER = 2000  # extra header values are cut here
 MAX_REFERENCES = 20  # RFC 5322 §3.6.4 lets us shorten: keep the first and the latest
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_ADDR_SPEC = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?")
 _DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _MSG_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,250}>")  # printable ASCII but < and >
 _TOKEN = re.compile(r"[A-Za-z0-9-]+")
@@ -76,22 +75,22 @@ _RESERVED = frozenset(
 
 
 def address_of(uri_or_address: str) -> str:
-    """``mailto:Room@Example.COM`` -> ``room@example.com`` (no validation)."""
-    text = uri_or_address.strip()
-    if text[:7].lower() == "mailto:":
-        text = text[7:]
-    return text.strip().lower()
+    """``mailto:Room@Example.COM`` -> ``room@example.com`` (no validation).
+
+    :func:`imiptools.addresses.normalise`, the one parser of addresses.
+    """
+    return addresses.normalise(uri_or_address)
 
 
 def check_address(address: str) -> str:
-    """Return ``address`` if it is a bare ASCII addr-spec, else raise ValueError.
+    """Return ``address`` if every sender can use it, else raise
+    :class:`~imiptools.errors.UnusableAddress` (a ValueError).
 
-    ``=?`` is refused too: the header parser would take it for the start of
-    an RFC 2047 encoded word.
+    :func:`imiptools.addresses.check`, the one check of addresses (``=?``
+    is refused there: the header parser would take it for the start of an
+    RFC 2047 encoded word).
     """
-    if not _ADDR_SPEC.fullmatch(address) or "=?" in address:
-        raise ValueError(f"not a bare e-mail address: {address!r}")
-    return address
+    return addresses.check(address)
 
 
 def build_message(

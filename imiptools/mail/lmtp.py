@@ -140,12 +140,12 @@ class LmtpSender:
         """Deliver ``message`` to each recipient, one transaction each.
 
         Raises DeliveryFailed (retry) or DeliveryRejected (bounce) as the
-        module docstring says; ValueError for addresses that cannot be
-        sent (not ASCII: this client does not use SMTPUTF8).
+        module docstring says; UnusableAddress (a ValueError) for
+        addresses that cannot be sent (the one check of
+        :mod:`imiptools.addresses`: ASCII only, this client does not use
+        SMTPUTF8).
         """
         _check_envelope(envelope_from, recipients)
-        if not all(value.isascii() for value in (envelope_from, *recipients)):
-            raise ValueError("LMTP addresses must be ASCII")
         data = _LINE_END.sub(b"\r\n", message)
         try:
             rejections = self._deliver(envelope_from, recipients, data)

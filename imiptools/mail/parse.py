@@ -34,6 +34,7 @@ from email.parser import BytesHeaderParser
 from email.utils import collapse_rfc2231_value, getaddresses
 from typing import IO
 
+from imiptools.addresses import normalise
 from imiptools.errors import MessageTooBig
 
 __all__ = [
@@ -63,6 +64,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=")
 _TOKEN = re.compile(r"[A-Z0-9-]+")  # RFC 5545 §3.1 iana-token / x-name
 _MSG_ID = re.compile(r"<[^<>\s]+>")
+_KEYWORD = re.compile(r"\s*([A-Za-z0-9-]+)\s*(?:$|[;(])")
 _ADDR_SPEC = re.compile(r"[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+")
 _BEGIN = re.compile(r"BEGIN\s*:\s*VCALENDAR", re.IGNORECASE)
 _END = re.compile(r"END\s*:\s*VCALENDAR", re.IGNORECASE)
@@ -218,10 +220,10 @@ class ParsedMessage:
 
     message: Message
     parts: list[CalendarPart]
-    from_address: str  # lower-cased bare address of From; "" if unusable
+    from_address: str  # bare address of From (imiptools.addresses.normalise); "" if unusable
     message_id: str
     subject: str
-    auto_submitted: str  # RFC 3834 §5, lower-cased; "" if absent
+    auto_submitted: str  # RFC 3834 §5 keyword, lower-cased; see _auto_submitted
     precedence: str  # lower-cased; "" if absent
     references: list[str]  # References then In-Reply-To, deduplicated
 
@@ -247,10 +249,40 @@ def parse_message(raw: bytes) -> ParsedMessage:
         from_address=_from_address(message),
         message_id=_first_id(_header(message, "Message-ID")),
         subject=_header(message, "Subject"),
-        auto_submitted=_header(message, "Auto-Submitted").lower(),
+        auto_submitted=_auto_submitted(message),
         precedence=_header(message, "Precedence").lower(),
         references=_references(message),
     )
+
+
+def _raw_headers(message: Message, name: str) -> list[str]:
+    """Every raw (undecoded) value of header ``name``, in message order."""
+    wanted = name.lower()
+    return [str(value) for key, value in message.raw_items() if key.lower() == wanted]
+
+
+def _auto_submitted(message: Message) -> str:
+    """The Auto-Submitted keyword (RFC 3834 §5), lower-cased.
+
+    '' when there is no such header, ``no`` when every instance says
+    ``no``; otherwise the first keyword that is not ``no``: a message that
+    says it is automatic in *any* instance is automatic, so a leading
+    ``Auto-Submitted: no`` cannot open the door to a loop. Parameters and
+    comments after the keyword (``auto-replied; owner-email=...``) are not
+    part of it; a value without a keyword counts as automatic
+    (``unreadable``).
+    """
+    keywords = [
+        _keyword(decode_header_value(raw)) for raw in _raw_headers(message, "Auto-Submitted")
+    ]
+    if not keywords:
+        return ""
+    return next((keyword for keyword in keywords if keyword != "no"), "no")
+
+
+def _keyword(value: str) -> str:
+    found = _KEYWORD.match(value)
+    return found.group(1).lower() if found else "unreadable"
 
 
 def _raw_header(message: Message, name: str) -> str | None:
@@ -268,14 +300,14 @@ def _header(message: Message, name: str) -> str:
 
 
 def _from_address(message: Message) -> str:
-    """The one address of From, lower-cased; "" if none, several or bad."""
+    """The one address of From, normalised; "" if none, several or bad."""
     raw = _raw_header(message, "From")
     if raw is None:
         return ""
     pairs = [pair for pair in getaddresses([single_line(_unescape_8bit(raw))]) if any(pair)]
     if len(pairs) != 1:
         return ""
-    address = pairs[0][1].strip().lower()
+    address = normalise(pairs[0][1])
     return address if _ADDR_SPEC.fullmatch(address) else ""
 
 

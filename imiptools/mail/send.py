@@ -5,13 +5,22 @@ path), the envelope recipients and the message bytes, and either returns
 once the mail system has taken responsibility for the message or raises
 :class:`~imiptools.errors.DeliveryFailed`. That error maps to exit 75, so
 the MTA keeps the incoming message and retries: a duplicate reply later is
-better than a lost one.
+better than a lost one. Its subclass
+:class:`~imiptools.errors.DeliveryRefused` says that this message will
+never be taken (the outbox sets it aside instead of retrying it). Every
+sender first checks the envelope with :func:`imiptools.addresses.check_envelope`
+(:class:`~imiptools.errors.UnusableAddress`), the check the agent makes
+before spooling.
 
 - :class:`SendmailSender` pipes into ``sendmail``: any non-zero exit, a
-  timeout or a failure to start is DeliveryFailed.
+  timeout or a failure to start is DeliveryFailed; the exits in
+  :data:`REFUSED_EXITS` are DeliveryRefused.
 - :class:`SmtpSender` talks SMTP to a relay (no TLS, no AUTH: meant for the
-  local MTA). 4xx replies, connection errors, and 5xx refusal of every
-  recipient are DeliveryFailed (the message says "permanent" for 5xx). When
+  local MTA). 4xx replies and connection errors are DeliveryFailed, and so
+  is a 5xx greeting, HELO or MAIL FROM reply (the relay refuses us, not
+  this message: configuration); a 5xx reply to the data, or 5xx refusal of
+  every recipient, is DeliveryRefused (the message says "permanent" for
+  5xx). When
   only some recipients are refused the others have the message already;
   the refusal is logged and not raised, since a retry would duplicate it.
 - :class:`DirectorySender` writes each message into a directory as
@@ -34,7 +43,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from imiptools.errors import DeliveryFailed
+from imiptools import addresses
+from imiptools.errors import DeliveryFailed, DeliveryRefused
 from imiptools.mail.parse import single_line
 
 __all__ = [
@@ -49,6 +59,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SENDMAIL_TIMEOUT = 60.0
+#: sendmail exits that refuse this message for good (sysexits.h EX_DATAERR,
+#: EX_NOUSER, EX_NOHOST); every other failure may pass (EX_TEMPFAIL, a
+#: configuration or system error, a timeout).
+REFUSED_EXITS = frozenset({65, 67, 68})
 SEPARATOR = "-" * 72
 _NAME = re.compile(r"(\d{4,})-.*\.eml")
 _UNSAFE = re.compile(r"[^a-z0-9.@_-]+")
@@ -63,14 +77,10 @@ class Sender(Protocol):
 
 
 def _check_envelope(envelope_from: str, recipients: Sequence[str]) -> None:
-    """ValueError for no recipients or for values that cannot be an address."""
-    if isinstance(recipients, str) or not recipients:
-        raise ValueError("recipients must be a non-empty sequence of addresses")
-    for value in (envelope_from, *recipients):
-        if single_line(value) != value or " " in value or value.startswith("-"):
-            raise ValueError(f"bad envelope address: {value!r}")
-    if "" in recipients:
-        raise ValueError("empty recipient address")
+    """UnusableAddress (a ValueError) for no recipients or an address no
+    sender can use: :func:`imiptools.addresses.check_envelope`, the same
+    check the agent makes before anything is spooled."""
+    addresses.check_envelope(envelope_from, recipients)
 
 
 # -- sendmail ----------------------------------------------------------------
@@ -107,9 +117,8 @@ class SendmailSender:
         except OSError as exc:
             raise DeliveryFailed(f"cannot run {argv[0]}: {exc}") from exc
         if done.returncode != 0:
-            raise DeliveryFailed(
-                f"{argv[0]} exited with {done.returncode}: {_first_line(done.stdout)}"
-            )
+            failure = DeliveryRefused if done.returncode in REFUSED_EXITS else DeliveryFailed
+            raise failure(f"{argv[0]} exited with {done.returncode}: {_first_line(done.stdout)}")
 
 
 def _first_line(output: bytes) -> str:
@@ -137,7 +146,11 @@ class SmtpSender:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 refused = smtp.sendmail(envelope_from, list(recipients), message)
         except smtplib.SMTPRecipientsRefused as exc:
-            raise DeliveryFailed(_refusal(exc.recipients)) from exc
+            failure = DeliveryRefused if _all_permanent(exc.recipients) else DeliveryFailed
+            raise failure(_refusal(exc.recipients)) from exc
+        except smtplib.SMTPDataError as exc:
+            failure = DeliveryRefused if _permanent(exc.smtp_code) else DeliveryFailed
+            raise failure(_reply(exc.smtp_code, exc.smtp_error)) from exc
         except smtplib.SMTPResponseException as exc:
             raise DeliveryFailed(_reply(exc.smtp_code, exc.smtp_error)) from exc
         except (smtplib.SMTPException, OSError) as exc:
@@ -146,9 +159,18 @@ class SmtpSender:
             log.warning("SMTP relay refused %s: %s", recipient, _reply(code, text))
 
 
+def _permanent(code: int) -> bool:
+    """A 5xx reply (RFC 5321 §4.2.1: permanent negative completion)."""
+    return 500 <= code < 600
+
+
+def _all_permanent(recipients: dict[str, tuple[int, bytes]]) -> bool:
+    return all(_permanent(code) for code, _ in recipients.values())
+
+
 def _reply(code: int, text: bytes | str) -> str:
     """``"permanent 550 ..."`` or ``"temporary 451 ..."`` for one SMTP reply."""
-    kind = "permanent" if 500 <= code < 600 else "temporary"
+    kind = "permanent" if _permanent(code) else "temporary"
     raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
     return f"{kind} SMTP failure {code} {single_line(raw)[:200]}"
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+from imiptools.addresses import normalise
 from imiptools.errors import UnsafeName
 
 HASH_PREFIX = "_h_"
@@ -36,21 +37,19 @@ _MAILTO = "mailto:"
 
 
 def normalise_user(value: str) -> str:
-    """The canonical URI of a calendar user: ``mailto:`` + lower-cased address.
+    """The canonical URI of a calendar user: ``mailto:`` + the normalised address.
 
-    Accepts ``room@example.com``, ``MAILTO:Room@Example.com`` and
-    ``<room@example.com>`` (RFC 5545 §3.3.3 CAL-ADDRESS, RFC 6068 mailto).
+    Accepts ``room@example.com``, ``MAILTO:Room@Example.com``,
+    ``<room@example.com>`` and ``mailto:r%6Fom@example.com.?subject=x``
+    (RFC 5545 §3.3.3 CAL-ADDRESS, RFC 6068 mailto), normalised by
+    :func:`imiptools.addresses.normalise`, the one parser of addresses.
     Raises :class:`UnsafeName` unless the address is ``local@domain`` with
     one ``@``, no whitespace, control characters, path separators or
     address punctuation, does not start with ``.`` and has at most 254
-    characters (RFC 5321 §4.5.3.1.3).
+    characters (RFC 5321 §4.5.3.1.3). Whether mail can be sent to it is
+    :func:`imiptools.addresses.check`'s question, not this one's.
     """
-    address = value.strip()
-    if address.startswith("<") and address.endswith(">"):
-        address = address[1:-1].strip()
-    if address[: len(_MAILTO)].lower() == _MAILTO:
-        address = address[len(_MAILTO) :]
-    address = address.lower()
+    address = normalise(value)
     _check_address(address, value)
     return _MAILTO + address
 

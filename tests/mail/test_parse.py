@@ -618,3 +618,25 @@ def test_listed_corpus_files_exist() -> None:
     if not CORPUS.is_dir():
         pytest.skip(f"interop corpus not found at {CORPUS}")
     assert set(KNOWN_BROKEN) | set(SPECIAL) <= {p.name for p in CORPUS.rglob("*.eml")}
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (("Auto-Submitted: no", "Auto-Submitted: auto-generated"), "auto-generated"),
+        (("Auto-Submitted: auto-replied", "Auto-Submitted: no"), "auto-replied"),
+        (("Auto-Submitted: no", "Auto-Submitted: No (a person wrote this)"), "no"),
+        (('Auto-Submitted: auto-replied; owner-email="x@example.org"',), "auto-replied"),
+        (("Auto-Submitted: no", "Auto-Submitted: ???"), "unreadable"),
+        (("Auto-Submitted:",), "unreadable"),
+    ],
+)
+def test_auto_submitted_counts_every_instance(lines: tuple[str, ...], expected: str) -> None:
+    """RFC 3834 §5: any value but "no", in any instance, means automatic."""
+    assert parse_message(headers_only(*lines)).auto_submitted == expected
+
+
+def test_from_address_with_trailing_dot_is_normalised() -> None:
+    assert parse_message(headers_only("From: Room <Room@Example.COM.>")).from_address == (
+        "room@example.com"
+    )

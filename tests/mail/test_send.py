@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from imiptools.errors import DeliveryFailed, ExitCode
+from imiptools.errors import DeliveryFailed, DeliveryRefused, ExitCode, UnusableAddress
 from imiptools.mail.send import (
     SEPARATOR,
     DirectorySender,
@@ -58,7 +58,9 @@ def test_directory_sender_continues_after_existing_files(tmp_path: Path) -> None
 
 def test_directory_sender_slug_is_safe(tmp_path: Path) -> None:
     sender = DirectorySender(tmp_path)
-    sender.send("room@example.com", ["../../etc/passwd@x"], MESSAGE)
+    with pytest.raises(UnusableAddress):  # no sender takes what is not an address
+        sender.send("room@example.com", ["../../etc/passwd@x"], MESSAGE)
+    sender.send("room@example.com", ["/etc/passwd@x"], MESSAGE)  # "/" is atext
     [path] = sender.files()
     assert path.parent == tmp_path
     assert path.name == "0001-etc_passwd@x.eml"
@@ -150,6 +152,21 @@ def test_sendmail_other_exit_is_also_retried(tmp_path: Path) -> None:
         SendmailSender(str(script)).send("room@example.com", ["alice@example.org"], MESSAGE)
 
 
+@pytest.mark.parametrize("code", [65, 67, 68])
+def test_sendmail_refusal_for_good_is_delivery_refused(tmp_path: Path, code: int) -> None:
+    script = fake_sendmail(tmp_path, code, body="echo 'user unknown'")
+    with pytest.raises(DeliveryRefused, match=f"exited with {code}: user unknown"):
+        SendmailSender(str(script)).send("room@example.com", ["alice@example.org"], MESSAGE)
+
+
+@pytest.mark.parametrize("code", [1, 64, 69, 70, 71, 75, 78])
+def test_sendmail_other_failures_are_transient(tmp_path: Path, code: int) -> None:
+    script = fake_sendmail(tmp_path, code)
+    with pytest.raises(DeliveryFailed) as caught:
+        SendmailSender(str(script)).send("room@example.com", ["alice@example.org"], MESSAGE)
+    assert not isinstance(caught.value, DeliveryRefused)
+
+
 def test_sendmail_timeout(tmp_path: Path) -> None:
     script = fake_sendmail(tmp_path, body="exec sleep 30")
     with pytest.raises(DeliveryFailed, match="timed out"):
@@ -171,6 +188,11 @@ def test_sendmail_missing_command(tmp_path: Path) -> None:
         ("a@example.com", ["-oQ/tmp"]),
         ("-bs", ["b@example.org"]),
         ("a b@example.com", ["b@example.org"]),
+        ("a@example.com", ["-oQevil@example.com"]),
+        ("a@example.com", ["röom@example.com"]),
+        ("a@example.com", ["room@."]),
+        ("a@example.com", ["x@.."]),
+        ("a@example.com", ["jane%2edoe@example.net?subject=x"]),
     ],
 )
 def test_bad_envelopes_are_refused(
@@ -259,7 +281,7 @@ def test_smtp_temporary_failure(smtp_server: SmtpServer) -> None:
 
 def test_smtp_all_recipients_refused_is_permanent(smtp_server: SmtpServer) -> None:
     smtp_server.replies["alice@example.org"] = "550 no such user"
-    with pytest.raises(DeliveryFailed, match="all recipients refused: permanent SMTP failure 550"):
+    with pytest.raises(DeliveryRefused, match="all recipients refused: permanent SMTP failure 550"):
         smtp_sender(smtp_server).send("room@example.com", ["alice@example.org"], MESSAGE)
     assert smtp_server.received == []
 
@@ -276,8 +298,31 @@ def test_smtp_some_recipients_refused_is_logged(
 
 def test_smtp_data_refused(smtp_server: SmtpServer) -> None:
     smtp_server.replies["DOT"] = "554 content rejected"
-    with pytest.raises(DeliveryFailed, match="permanent SMTP failure 554"):
+    with pytest.raises(DeliveryRefused, match="permanent SMTP failure 554"):
         smtp_sender(smtp_server).send("room@example.com", ["alice@example.org"], MESSAGE)
+
+
+def test_smtp_recipients_refused_partly_for_now_is_transient(smtp_server: SmtpServer) -> None:
+    smtp_server.replies["alice@example.org"] = "550 no such user"
+    smtp_server.replies["bob@example.org"] = "451 try later"
+    with pytest.raises(DeliveryFailed) as caught:
+        smtp_sender(smtp_server).send(
+            "room@example.com", ["alice@example.org", "bob@example.org"], MESSAGE
+        )
+    assert not isinstance(caught.value, DeliveryRefused)
+
+
+@pytest.mark.parametrize("verb", ["MAIL", "EHLO"])
+def test_smtp_relay_refusing_us_is_not_a_refusal_of_the_message(
+    smtp_server: SmtpServer, verb: str
+) -> None:
+    """A 5xx to MAIL FROM or to our greeting refuses the client (configuration):
+    every message would fail alike, so none is set aside for it."""
+    smtp_server.replies[verb] = "550 relay denied"
+    smtp_server.replies["HELO"] = "550 relay denied"
+    with pytest.raises(DeliveryFailed) as caught:
+        smtp_sender(smtp_server).send("room@example.com", ["alice@example.org"], MESSAGE)
+    assert not isinstance(caught.value, DeliveryRefused)
 
 
 def test_smtp_connection_refused() -> None:
