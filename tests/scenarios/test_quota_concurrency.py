@@ -55,12 +55,18 @@ def _start(agent: Agent, index: int) -> tuple[subprocess.Popen[bytes], Path]:
     return process, out
 
 
-def _partstat(out: Path) -> str:
-    [path] = list(out.iterdir())
-    mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
-    assert isinstance(mail, EmailMessage)
-    event = parse_calendar_part(mail).walk("VEVENT")[0]
-    return str(event["ATTENDEE"].params["PARTSTAT"])
+def _answers(outs: list[Path]) -> dict[str, str]:
+    """PARTSTAT by request Message-ID, over every --output directory: a run
+    sends whatever the outbox holds, so one may send another's reply."""
+    found: dict[str, str] = {}
+    for path in sorted(p for out in outs if out.exists() for p in out.iterdir()):
+        mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(mail, EmailMessage)
+        event = parse_calendar_part(mail).walk("VEVENT")[0]
+        request = str(mail["In-Reply-To"])
+        assert request not in found, f"two answers to {request}"
+        found[request] = str(event["ATTENDEE"].params["PARTSTAT"])
+    return found
 
 
 @pytest.mark.parametrize("attempt", range(3))
@@ -76,7 +82,8 @@ def test_twenty_processes_book_exactly_the_allowance(tmp_path: Path, attempt: in
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
-    answers = [_partstat(out) for _, out in started]
+    by_request = _answers([out for _, out in started])
+    answers = [by_request[f"<slot-{i}@t>"] for i in range(PROCESSES)]
     assert answers.count("ACCEPTED") == ALLOWED
     assert answers.count("DECLINED") == PROCESSES - ALLOWED
     records = QuotaJournal(tmp_path / "journal").bookings("rooms")
