@@ -91,7 +91,9 @@ def copy_user(source: Store, target: Store, user: str) -> None:
     free/busy, others' free/busy, offers, the request queue and the
     decision log (lines ``target`` lacks are appended, so a rerun adds
     none twice). Instance cancellations are copied for UIDs that have a
-    current or cancelled object. Nothing is removed from ``target``.
+    current event (a main object or, for an instance-only invitation,
+    overridden instances alone) or a cancelled one. Nothing is removed
+    from ``target``.
     """
     uids = set(source.object_uids(user)) | set(source.cancelled_object_uids(user))
     for uid in sorted(uids):
