@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
-from icalendar import Component
+from icalendar import Component, Timezone
 
 from imiptools.dates import to_utc
 from imiptools.errors import CalendarDataError
@@ -115,6 +115,26 @@ class BaseHandler:
         instance = merge.instance_of(stored.master, component.decoded("RECURRENCE-ID"))
         stored.components.append(instance)
         return [instance]
+
+    def save_instance(self, uid: str, component: Component, zones: list[Timezone]) -> None:
+        """Store an overridden instance from the organiser, reinstating it in
+        the stored series first if an EXDATE there excludes it.
+
+        An organiser brings back an occurrence it had removed by sending it
+        as an instance (CalendarServer's "override of EXDATE"); RFC 5545
+        §3.8.5.1 drops excluded instances, so without this the occurrence
+        would be stored but never shown, booked or exported. The series is
+        written first: after a crash in between, the occurrence exists as
+        the series describes it, and the redelivered instance completes it.
+        """
+        rid = recurrence_id_of(component, self.unit.zone)
+        stored = self.records.stored(uid)
+        master = stored.master if stored is not None else None
+        if stored and master is not None and merge.include_instance(master, rid, self.unit.zone):
+            series = ItipObject(stored.method, stored.kind, uid, [master], stored.timezones)
+            self.records.save(series, authoritative=False)
+            self.unit.decision(uid, rid, "reinstated", "exdate", "the organiser sent it again")
+        self.records.save_instance(uid, component, zones)
 
     def vevent_cancel(self, obj: ItipObject) -> None:
         """Cancel the whole booking or some instances (RFC 5546 §3.2.5)."""

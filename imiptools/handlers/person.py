@@ -109,7 +109,7 @@ class PersonHandler(BaseHandler):
         if current is not None and not self._newer_or_log(obj.uid, rid, component, current):
             return
         self.records.expand(ItipObject(obj.method, obj.kind, obj.uid, [component]))
-        self.records.save_instance(obj.uid, component, obj.timezones)
+        self.save_instance(obj.uid, component, obj.timezones)
         note = self._('{organiser} has updated "{summary}"{when}.').format(
             organiser=organizer_of(component),
             summary=self._summary(component),
@@ -192,7 +192,7 @@ class PersonHandler(BaseHandler):
             for component in obj.components:
                 if "RECURRENCE-ID" not in component and "DTSTART" in component:
                     component.add("RECURRENCE-ID", component.decoded("DTSTART"))
-                self.records.save_instance(obj.uid, component, obj.timezones)
+                self.save_instance(obj.uid, component, obj.timezones)
             note = self._('{organiser} added occurrences to "{summary}".').format(
                 organiser=organizer_of(obj.first), summary=self._summary(obj.first)
             )
