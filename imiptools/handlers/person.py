@@ -14,14 +14,15 @@ delegation follows §4.2.5 to §4.2.7.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import cast
 
-from icalendar import Component, vCalAddress
+from icalendar import Component, Event, vCalAddress
 
 from imiptools.errors import CalendarDataError
 from imiptools.handlers.base import BaseHandler
 from imiptools.handlers.common import Outgoing, Unit
 from imiptools.itip import merge
+from imiptools.itip.answers import Answer, delegated_to, judge
 from imiptools.itip.objects import (
     ItipObject,
     attendees_of,
@@ -30,12 +31,12 @@ from imiptools.itip.objects import (
     make_calendar,
     organizer_of,
     recurrence_id_of,
-    sent_by_of,
     sequence_of,
     text_of,
     to_text,
     version_key,
 )
+from imiptools.itip.recurrence_set import recurs
 from imiptools.mail.summary import deliveries_for
 from imiptools.publishing import freebusy_calendar, publish_freebusy
 
@@ -86,9 +87,48 @@ class PersonHandler(BaseHandler):
                 self._record_instance(obj, component)
         elif self._is_new_version(obj.uid, obj.master, stored):
             self.records.expand(obj)  # unusable data raises here, before any write
+            kept = [self._keep_answer(stored, c) for c in obj.components] if stored else []
             self.records.save(obj)
-            self._recorded(obj, "", "REQUEST", self._invitation_note(obj, stored is None))
+            self._recorded(
+                obj, "", "REQUEST", self._invitation_note(obj, stored is None, any(kept))
+            )
         self.records.refresh_freebusy(obj.uid)
+
+    def _keep_answer(self, stored: ItipObject | None, incoming: Component) -> bool:
+        """Give ``incoming`` (part of a newer version) the person's stored
+        answer, per ``answer_after_update``, unless the update reschedules:
+        a raised SEQUENCE (the organiser's signal, RFC 5546 §2.1.4 and
+        CalConnect's recurrence recommendations §6.1) or a change of time,
+        recurrence or location. CalendarServer (mergeAttendeePartstat) and
+        Exchange do the same: a new title or description is no reason to
+        ask again. True if the stored answer replaced the update's."""
+        if stored is None or self.unit.preferences.get("answer_after_update") != "keep":
+            return False
+        before = self._counterpart(stored, incoming)
+        if before is None or sequence_of(incoming) > sequence_of(before):
+            return False
+        if merge.significant_change(before, incoming, self.unit.zone):
+            return False
+        if not merge.keep_answer(before, incoming, self.unit.user):
+            return False
+        rid = recurrence_id_of(incoming, self.unit.zone)
+        partstat = find_attendee(incoming, self.unit.user)
+        answer = str(partstat.params.get("PARTSTAT", "")) if partstat is not None else ""
+        self.unit.decision(stored.uid, rid, "kept", "answer", f"{answer}: no significant change")
+        return True
+
+    def _counterpart(self, stored: ItipObject, incoming: Component) -> Component | None:
+        """The stored component ``incoming`` updates: the same override, the
+        master, or the occurrence as the stored master gives it."""
+        rid = recurrence_id_of(incoming, self.unit.zone)
+        if not rid:
+            return stored.master
+        for override in stored.overrides:
+            if recurrence_id_of(override, self.unit.zone) == rid:
+                return override
+        if stored.master is None:
+            return None
+        return merge.instance_of(stored.master, incoming.decoded("RECURRENCE-ID"))
 
     def vevent_publish(self, obj: ItipObject) -> None:
         """Record a published event (no reply, nothing queued)."""
@@ -109,8 +149,15 @@ class PersonHandler(BaseHandler):
         if current is not None and not self._newer_or_log(obj.uid, rid, component, current):
             return
         self.records.expand(ItipObject(obj.method, obj.kind, obj.uid, [component]))
+        stored = self.records.stored(obj.uid)
+        kept = self._keep_answer(stored, component)
         self.save_instance(obj.uid, component, obj.timezones)
-        note = self._('{organiser} has updated "{summary}"{when}.').format(
+        text = (
+            self._('{organiser} has updated "{summary}"{when}; your answer still stands.')
+            if kept
+            else self._('{organiser} has updated "{summary}"{when}.')
+        )
+        note = text.format(
             organiser=organizer_of(component),
             summary=self._summary(component),
             when=self._when(component),
@@ -123,12 +170,13 @@ class PersonHandler(BaseHandler):
         self.notes.append(note)
         self.changed = True
 
-    def _invitation_note(self, obj: ItipObject, new: bool) -> str:
-        text = (
-            self._('{organiser} invites you to "{summary}"{when}.')
-            if new
-            else self._('{organiser} has updated "{summary}"{when}.')
-        )
+    def _invitation_note(self, obj: ItipObject, new: bool, kept: bool = False) -> str:
+        if new:
+            text = self._('{organiser} invites you to "{summary}"{when}.')
+        elif kept:
+            text = self._('{organiser} has updated "{summary}"{when}; your answer still stands.')
+        else:
+            text = self._('{organiser} has updated "{summary}"{when}.')
         return text.format(
             organiser=organizer_of(obj.first),
             summary=self._summary(obj.first),
@@ -217,19 +265,31 @@ class PersonHandler(BaseHandler):
     # -- as the organiser ----------------------------------------------------
 
     def vevent_reply(self, obj: ItipObject) -> None:
-        """Merge an attendee's answer into our event (per instance if named)."""
+        """Merge the answers a REPLY may give into our event (RFC 5546 §3.2.3).
+
+        Which ATTENDEE lines count is :func:`imiptools.itip.answers.judge`'s
+        decision (the sender, or the SENT-BY our stored event allows, and
+        delegates established as RFC 5546 §4.2.5 says). The series' answer
+        comes first and also answers our overridden instances within the
+        attendee's series (:meth:`_answered_by_master`); an instance answer
+        only touches an occurrence that exists (:meth:`_targets`). A reply
+        that changes nothing is logged ``unchanged`` and writes nothing.
+        """
         stored = self._organised(obj)
         if stored is None:
             return
-        for component in obj.components:
+        named = {recurrence_id_of(c, self.unit.zone) for c in obj.overrides}
+        changed = False
+        for component in sorted(obj.components, key=lambda c: "RECURRENCE-ID" in c):
             if sequence_of(component) < sequence_of(stored.first):
                 self.unit.decision(obj.uid, "", "ignored", "stale", "reply to an older version")
                 continue
             for answer in self._answers(component, stored):
-                self._merge_answer(stored, component, answer)
-        self.records.save(stored, authoritative=False)
+                changed |= self._merge_answer(stored, component, answer, named)
+        if changed:
+            self.records.save(stored, authoritative=False)
+            self.changed = True
         self.records.refresh_freebusy(obj.uid)
-        self.changed = True
 
     def _organised(self, obj: ItipObject) -> ItipObject | None:
         stored = self.records.stored(obj.uid) if obj.uid else None
@@ -244,51 +304,78 @@ class PersonHandler(BaseHandler):
             return None
         return stored
 
-    def _answers(self, component: Component, stored: ItipObject) -> Iterator[vCalAddress]:
-        """The ATTENDEEs of a REPLY that its sender may speak for.
+    def _answers(self, component: Component, stored: ItipObject) -> list[Answer]:
+        """The answers of ``component`` that count; the others are logged."""
+        verdict = judge(component, stored.components, self.unit.senders())
+        uid, senders = text_of(component, "UID"), sorted(self.unit.senders())
+        if verdict.refused:
+            reason = f"{senders} may not answer for {sorted(verdict.refused)}"
+            self.unit.decision(uid, "", "refused", "not-attendee", reason)
+        if verdict.unbacked:
+            reason = f"DELEGATED-FROM of {sorted(verdict.unbacked)} not in the event"
+            self.unit.decision(uid, "", "refused", "not-delegated", reason)
+        return verdict.answers
 
-        The sender itself (envelope, From or SENT-BY), and delegates the
-        sender names in DELEGATED-TO (RFC 5546 §4.2.5).
-        """
-        senders = self.unit.senders()
-        delegated: set[str] = set()
-        for attendee in attendees_of(component):
-            if mail_address_of(attendee) in senders or sent_by_of(attendee) in senders:
-                delegated |= _addresses(attendee.params.get("DELEGATED-TO", ""))
-                yield attendee
-        for attendee in attendees_of(component):
-            if mail_address_of(attendee) in delegated - senders:
-                yield attendee
-        refused = {mail_address_of(a) for a in attendees_of(component)} - senders - delegated
-        if refused:
-            self.unit.decision(
-                text_of(component, "UID"),
-                "",
-                "refused",
-                "not-attendee",
-                f"{sorted(self.unit.senders())} may not answer for {sorted(refused)}",
-            )
-
-    def _merge_answer(self, stored: ItipObject, component: Component, answer: vCalAddress) -> None:
+    def _merge_answer(
+        self, stored: ItipObject, component: Component, answer: Answer, named: set[str]
+    ) -> bool:
+        """Merge one answer; True if the stored event changed."""
         rid = recurrence_id_of(component, self.unit.zone)
-        for target in self._targets(stored, component, rid):
-            if not merge.set_participation(target, answer):
-                if answer.params.get("DELEGATED-FROM"):
-                    merge.add_attendee(target, answer)
-                else:
-                    self.unit.decision(
-                        stored.uid, rid, "ignored", "uninvited", mail_address_of(answer)
-                    )
-                    return
-        self.notes.append(self._answer_note(stored.first, answer))
-        self._record_attendee_busy(stored, mail_address_of(answer))
-        self.unit.decision(
-            stored.uid,
-            rid,
-            "merged",
-            "reply",
-            f"{mail_address_of(answer)} {answer.params.get('PARTSTAT', '')}",
-        )
+        targets = self._targets(stored, component, rid)
+        if not rid:
+            targets = [t for t in targets if self._answered_by_master(t, component, named)]
+        results = [merge.set_participation(target, answer.attendee) for target in targets]
+        if targets and all(result is None for result in results):
+            if not self._add_uninvited(stored, targets, answer, rid):
+                return False
+        elif not any(results):
+            if targets:
+                reason = f"{answer.address} {_partstat(answer)} already recorded"
+                self.unit.decision(stored.uid, rid, "unchanged", "reply", reason)
+            return False
+        self.notes.append(self._answer_note(stored.first, answer.attendee))
+        self._record_attendee_busy(stored, answer.address)
+        reason = f"{answer.address} {_partstat(answer)}"
+        self.unit.decision(stored.uid, rid, "merged", "reply", reason)
+        return True
+
+    def _answered_by_master(self, target: Component, reply: Component, named: set[str]) -> bool:
+        """Whether the series' answer in ``reply`` also answers ``target``.
+
+        Our master, yes. An override the REPLY answers by itself, no. Any
+        other override only if its occurrence is in the attendee's series
+        as the REPLY gives it (CalendarServer's rule, test_processReply
+        1.4 and 1.5: an attendee holding an older, shorter series has not
+        answered for occurrences it does not know). When the REPLY's master
+        gives no series to check (no DTSTART or RRULE/RDATE, as some
+        clients send), it answers every override, as it always did here:
+        unlike CalendarServer, which then propagates nowhere, because such
+        minimal replies do mean the whole series.
+        """
+        rid = recurrence_id_of(target, self.unit.zone)
+        if not rid:
+            return True
+        if rid in named:
+            return False
+        if "DTSTART" not in reply or not recurs(cast(Event, reply)):
+            return True
+        series = ItipObject("REPLY", "VEVENT", text_of(reply, "UID"), [reply])
+        return self._occurs(series, reply, rid)
+
+    def _add_uninvited(
+        self, stored: ItipObject, targets: list[Component], answer: Answer, rid: str
+    ) -> bool:
+        """Add an attendee no target names: an established delegate always,
+        anyone else under ``uninvited_replies=add`` (RFC 5546 §2.1.1 leaves
+        "party crashers" to the organiser); else log and ignore."""
+        if not answer.delegate and self.unit.preferences.get("uninvited_replies") != "add":
+            self.unit.decision(stored.uid, rid, "ignored", "uninvited", answer.address)
+            return False
+        for target in targets:
+            merge.add_attendee(target, answer.attendee)
+        if not answer.delegate:
+            self.unit.decision(stored.uid, rid, "added", "uninvited", answer.address)
+        return True
 
     def _answer_note(self, event: Component, answer: vCalAddress) -> str:
         partstat = str(answer.params.get("PARTSTAT", "")).upper()
@@ -299,7 +386,7 @@ class PersonHandler(BaseHandler):
             "DELEGATED": self._('{attendee} has delegated "{summary}" to {delegate}.'),
         }
         text = texts.get(partstat, self._('{attendee} has accepted "{summary}".'))
-        delegate = ", ".join(sorted(_addresses(answer.params.get("DELEGATED-TO", ""))))
+        delegate = ", ".join(sorted(delegated_to(answer)))
         return text.format(
             attendee=mail_address_of(answer), summary=self._summary(event), delegate=delegate
         )
@@ -314,7 +401,9 @@ class PersonHandler(BaseHandler):
             if p.uid != stored.uid
         ]
         own = self.records.as_user(other).periods(stored)
-        store.set_freebusy_other(user, other, kept + own)
+        current = store.get_freebusy_other(user, other, window.window_start, window.window_end)
+        if sorted(kept + own) != sorted(current):
+            store.set_freebusy_other(user, other, kept + own)
 
     def _sending_attendee(self, component: Component) -> str:
         """The ATTENDEE of ``component`` who sent the message ('' if none)."""
@@ -399,7 +488,5 @@ class PersonHandler(BaseHandler):
             raise CalendarDataError(f"{obj.method} without UID")
 
 
-def _addresses(value: object) -> set[str]:
-    """Addresses in a DELEGATED-TO/FROM parameter (one or a list)."""
-    items = value if isinstance(value, list) else [value] if value else []
-    return {mail_address_of(str(item)) for item in items}
+def _partstat(answer: Answer) -> str:
+    return str(answer.attendee.params.get("PARTSTAT", ""))

@@ -22,20 +22,23 @@ from imiptools.itip.timing import date_values, start_zone, value_of
 REPLY_PARAMETERS = ("PARTSTAT", "DELEGATED-TO", "DELEGATED-FROM", "SENT-BY", "CN")
 
 
-def set_participation(component: Component, answer: vCalAddress) -> bool:
+def set_participation(component: Component, answer: vCalAddress) -> bool | None:
     """Copy the replying attendee's parameters onto its ATTENDEE in ``component``.
 
-    Returns False when ``component`` does not name that attendee.
+    Returns None when ``component`` does not name that attendee, else
+    whether anything changed (a REPLY that repeats the stored answer is a
+    no-op: nothing to record).
     """
     target = find_attendee(component, mail_address_of(answer))
     if target is None:
-        return False
+        return None
+    before = dict(target.params)
     for name in REPLY_PARAMETERS:
         if name in answer.params:
             target.params[name] = answer.params[name]
     if "PARTSTAT" in answer.params:
         target.params.pop("RSVP", None)  # answered: no reply is expected any more
-    return True
+    return dict(target.params) != before
 
 
 def add_attendee(component: Component, attendee: vCalAddress) -> None:
@@ -146,4 +149,55 @@ def include_instance(master: Component, rid: str, zone: tzinfo) -> bool:
     master.pop("EXDATE", None)
     for value in kept:
         master.add("EXDATE", value)
+    return True
+
+
+# -- keeping an attendee's answer across updates -------------------------------------
+
+#: What makes an update significant for an attendee's answer: when, how
+#: often, where (CalendarServer's iCalDiff and Exchange reset the answer for
+#: these; a new SUMMARY or DESCRIPTION keeps it).
+SIGNIFICANT = ("DTSTART", "DTEND", "DURATION", "DUE", "RRULE", "RDATE", "EXDATE", "LOCATION")
+
+
+def significant_change(old: Component, new: Component, zone: tzinfo) -> bool:
+    """True if ``new`` differs from ``old`` in time, recurrence or location.
+
+    Times compare as instants (``zone`` for floating values), so a change
+    of spelling (another TZID for the same moment) is not significant;
+    everything else compares as written. Unreadable values count as a
+    change.
+    """
+    return any(_value(old, name, zone) != _value(new, name, zone) for name in SIGNIFICANT)
+
+
+def _value(component: Component, name: str, zone: tzinfo) -> object:
+    try:
+        if name in ("DTSTART", "DTEND", "DUE"):
+            value = value_of(component, name)
+            return None if value is None else format_recurrence_id(value, zone)
+        if name in ("RDATE", "EXDATE"):
+            return sorted(str(v) for v in date_values(component, name))
+    except CalendarDataError:
+        return object()  # never equal: unreadable counts as changed
+    props = component.get(name)
+    items = props if isinstance(props, list) else [] if props is None else [props]
+    return sorted(" ".join(item.to_ical().decode("utf-8", "replace").split()) for item in items)
+
+
+def keep_answer(old: Component, new: Component, user: str) -> bool:
+    """Give ``user``'s ATTENDEE in ``new`` the PARTSTAT it has in ``old``.
+
+    Returns True if that changed ``new``. Only PARTSTAT (and RSVP, cleared
+    once answered) moves: the rest of the organiser's update stands.
+    """
+    before, after = find_attendee(old, user), find_attendee(new, user)
+    if before is None or after is None or "PARTSTAT" not in before.params:
+        return False
+    partstat = str(before.params["PARTSTAT"]).upper()
+    if str(after.params.get("PARTSTAT", "NEEDS-ACTION")).upper() == partstat:
+        return False
+    after.params["PARTSTAT"] = partstat
+    if partstat != "NEEDS-ACTION":
+        after.params.pop("RSVP", None)
     return True
