@@ -22,8 +22,6 @@ from email.message import Message
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from icalendar import Component, Timezone
-
 from imip_agent.cli import (
     Parser,
     add_store_options,
@@ -41,7 +39,7 @@ from imiptools.errors import ExitCode, InputError, UsageError
 from imiptools.handlers.common import Envelope
 from imiptools.handlers.resource import ResourceHandler
 from imiptools.itip import replies
-from imiptools.itip.objects import make_calendar, portable_timezones, text_of, to_text
+from imiptools.itip.objects import make_calendar, to_text
 from imiptools.mail.parse import parse_message, read_message
 from imiptools.mail.send import SEPARATOR, PrintSender, Sender
 from imiptools.preferences import DEFINITIONS, Preferences, validate
@@ -49,6 +47,7 @@ from imiptools.records import HISTORY, UserRecords, Window
 from imiptools.spool import Spool
 from imiptools.stores.names import normalise_user
 from imiptools.stores.overlay import OverlayStore
+from imiptools.transfer import export_calendar
 
 
 class AdminParser(Parser):
@@ -161,17 +160,8 @@ def records_for(user: str, args: argparse.Namespace, settings: Settings) -> User
 
 
 def export(user: str, records: UserRecords) -> str:
-    """All current events of ``user`` with their overridden instances."""
-    components: list[Component] = []
-    zones: dict[str, Timezone] = {}
-    for uid in sorted(records.uids()):
-        stored = records.stored(uid)
-        if stored is None:
-            continue
-        components += stored.components
-        zones.update((text_of(z, "TZID"), z) for z in stored.timezones)
-    calendar = make_calendar(components, None, list(zones.values()))
-    return to_text(portable_timezones(calendar))
+    """All current events of ``user`` (see :func:`imiptools.transfer.export_calendar`)."""
+    return to_text(export_calendar(records))
 
 
 def freebusy(records: UserRecords, args: argparse.Namespace, settings: Settings) -> str:

@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Protocol
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar.timezone import tzp
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from imiptools.errors import ConfigError
 
@@ -49,6 +50,9 @@ class FixedClock:
         return self.instant
 
 
+#: What a zone database key looks like (no path tricks: ``..``, leading ``/``).
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*")
+
 _ICAL_DT = re.compile(r"^(\d{8})(?:T(\d{6})(Z)?)?$")
 
 
@@ -77,6 +81,26 @@ def resolve_zone(name: str | None) -> tzinfo | None:
         return None
     zone = tzp.timezone(name)
     return zone if isinstance(zone, tzinfo) else None
+
+
+def database_zone(name: str | None) -> ZoneInfo | None:
+    """The zone database's zone for an IANA or Windows zone name, else None.
+
+    Unlike :func:`resolve_zone` this never returns a zone built from a
+    sender's VTIMEZONE: icalendar's provider keeps such definitions under
+    their TZID once a calendar using them is parsed, nameless (TZNAME
+    ``1:00:00``) and sometimes wrong. Exported VTIMEZONEs come from here.
+    """
+    if not name:
+        return None
+    cleaned = name.strip().strip("/")
+    for candidate in (cleaned, WINDOWS_TO_OLSON.get(cleaned, "")):
+        if candidate and _ZONE_NAME.fullmatch(candidate):
+            try:
+                return ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError, OSError):
+                continue
+    return None
 
 
 def zone_or_utc(name: str | None) -> tzinfo:

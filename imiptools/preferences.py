@@ -162,6 +162,17 @@ DEFINITIONS: dict[str, Definition] = {
         ),
         "what the mailbox receives",
     ),
+    "answer_after_update": Definition(
+        "keep",
+        _choice("keep", "reset"),
+        "attendee: keep your answer when an update changes neither time, recurrence nor "
+        "location (reset: every update asks again); updates are queued either way",
+    ),
+    "uninvited_replies": Definition(
+        "ignore",
+        _choice("ignore", "add"),
+        "organiser: a REPLY from someone who was not invited is ignored, or adds them",
+    ),
     "organiser_replacement": Definition(
         "attendee", _choice("any", "attendee", "never"), "who may take over an event"
     ),

@@ -1,8 +1,10 @@
-"""Moving calendars in and out of a store: import a calendar, copy a store.
+"""Moving calendars in and out of a store: import, export, copy a store.
 
 :func:`import_calendar` loads an existing calendar (say, a room's bookings
 exported from a previous system) into one user's records, as the agents
-would have stored it, and records its free/busy. :func:`copy_user` copies
+would have stored it, and records its free/busy. :func:`export_calendar`
+gives a user's current events as one calendar any client reads the same
+way the agents do. :func:`copy_user` copies
 one user's records from one :class:`~imiptools.stores.base.Store` to
 another through the interface only, so that it works between any two
 store types. Callers hold the user's lock (both stores' for a copy).
@@ -15,9 +17,18 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from icalendar import Component
+from icalendar import Calendar, Component, Timezone
 
-from imiptools.itip.objects import ItipObject, find_attendee, parse_calendars, scheduling_objects
+from imiptools.itip import merge
+from imiptools.itip.objects import (
+    ItipObject,
+    find_attendee,
+    make_calendar,
+    parse_calendars,
+    portable_timezones,
+    scheduling_objects,
+    text_of,
+)
 from imiptools.periods import Period
 from imiptools.records import UserRecords
 from imiptools.stores.base import ALL_TIME, Store
@@ -62,6 +73,39 @@ def import_calendar(records: UserRecords, text: str, accept: bool = False) -> Im
     return result
 
 
+def export_calendar(records: UserRecords) -> Calendar:
+    """Every current event of the user, with its overridden instances.
+
+    Events held only as overridden instances are included (they are listed
+    by :meth:`~imiptools.stores.base.Store.object_uids`). Instances
+    cancelled one by one, which the store keeps aside, become EXDATEs of
+    the series (RFC 5545 §3.8.5.1), so that a client reading the export
+    does not show them again. VTIMEZONEs are made portable
+    (:func:`~imiptools.itip.objects.portable_timezones`). Raises
+    :class:`~imiptools.errors.CalendarDataError` when a stored object
+    cannot be read.
+    """
+    components: list[Component] = []
+    zones: dict[str, Timezone] = {}
+    for uid in sorted(records.uids()):
+        stored = records.stored(uid)
+        if stored is None:
+            continue
+        components += _exported(records, stored)
+        zones.update((text_of(z, "TZID"), z) for z in stored.timezones)
+    return portable_timezones(make_calendar(components, None, list(zones.values())))
+
+
+def _exported(records: UserRecords, stored: ItipObject) -> list[Component]:
+    """The components of ``stored``, its cancelled instances excluded."""
+    cancelled = records.store.cancelled_recurrence_ids(records.user, stored.uid)
+    master = stored.master
+    if master is None or not cancelled:
+        return list(stored.components)
+    excluded = merge.exclude_instances(master, cancelled, records.zone)
+    return [excluded if c is master else c for c in stored.components]
+
+
 def _is_newer(records: UserRecords, obj: ItipObject) -> bool:
     stored = records.stored(obj.uid)
     return stored is None or obj.latest_key() > stored.latest_key()
@@ -91,7 +135,9 @@ def copy_user(source: Store, target: Store, user: str) -> None:
     free/busy, others' free/busy, offers, the request queue and the
     decision log (lines ``target`` lacks are appended, so a rerun adds
     none twice). Instance cancellations are copied for UIDs that have a
-    current or cancelled object. Nothing is removed from ``target``.
+    current event (a main object or, for an instance-only invitation,
+    overridden instances alone) or a cancelled one. Nothing is removed
+    from ``target``.
     """
     uids = set(source.object_uids(user)) | set(source.cancelled_object_uids(user))
     for uid in sorted(uids):

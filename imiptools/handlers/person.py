@@ -14,33 +14,25 @@ delegation follows §4.2.5 to §4.2.7.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from icalendar import Component, vCalAddress
+from icalendar import Component
 
 from imiptools.errors import CalendarDataError
-from imiptools.handlers.base import BaseHandler
 from imiptools.handlers.common import Outgoing, Unit
+from imiptools.handlers.organiser import Organiser
 from imiptools.itip import merge
 from imiptools.itip.objects import (
     ItipObject,
-    attendees_of,
     find_attendee,
-    mail_address_of,
-    make_calendar,
     organizer_of,
     recurrence_id_of,
-    sent_by_of,
     sequence_of,
     text_of,
-    to_text,
-    version_key,
 )
 from imiptools.mail.summary import deliveries_for
 from imiptools.publishing import freebusy_calendar, publish_freebusy
 
 
-class PersonHandler(BaseHandler):
+class PersonHandler(Organiser):
     """Handles one message for one person, then says what to deliver."""
 
     def __init__(self, unit: Unit) -> None:
@@ -86,9 +78,48 @@ class PersonHandler(BaseHandler):
                 self._record_instance(obj, component)
         elif self._is_new_version(obj.uid, obj.master, stored):
             self.records.expand(obj)  # unusable data raises here, before any write
+            kept = [self._keep_answer(stored, c) for c in obj.components] if stored else []
             self.records.save(obj)
-            self._recorded(obj, "", "REQUEST", self._invitation_note(obj, stored is None))
+            self._recorded(
+                obj, "", "REQUEST", self._invitation_note(obj, stored is None, any(kept))
+            )
         self.records.refresh_freebusy(obj.uid)
+
+    def _keep_answer(self, stored: ItipObject | None, incoming: Component) -> bool:
+        """Give ``incoming`` (part of a newer version) the person's stored
+        answer, per ``answer_after_update``, unless the update reschedules:
+        a raised SEQUENCE (the organiser's signal, RFC 5546 §2.1.4 and
+        CalConnect's recurrence recommendations §6.1) or a change of time,
+        recurrence or location. CalendarServer (mergeAttendeePartstat) and
+        Exchange do the same: a new title or description is no reason to
+        ask again. True if the stored answer replaced the update's."""
+        if stored is None or self.unit.preferences.get("answer_after_update") != "keep":
+            return False
+        before = self._counterpart(stored, incoming)
+        if before is None or sequence_of(incoming) > sequence_of(before):
+            return False
+        if merge.significant_change(before, incoming, self.unit.zone):
+            return False
+        if not merge.keep_answer(before, incoming, self.unit.user):
+            return False
+        rid = recurrence_id_of(incoming, self.unit.zone)
+        partstat = find_attendee(incoming, self.unit.user)
+        answer = str(partstat.params.get("PARTSTAT", "")) if partstat is not None else ""
+        self.unit.decision(stored.uid, rid, "kept", "answer", f"{answer}: no significant change")
+        return True
+
+    def _counterpart(self, stored: ItipObject, incoming: Component) -> Component | None:
+        """The stored component ``incoming`` updates: the same override, the
+        master, or the occurrence as the stored master gives it."""
+        rid = recurrence_id_of(incoming, self.unit.zone)
+        if not rid:
+            return stored.master
+        for override in stored.overrides:
+            if recurrence_id_of(override, self.unit.zone) == rid:
+                return override
+        if stored.master is None:
+            return None
+        return merge.instance_of(stored.master, incoming.decoded("RECURRENCE-ID"))
 
     def vevent_publish(self, obj: ItipObject) -> None:
         """Record a published event (no reply, nothing queued)."""
@@ -109,8 +140,15 @@ class PersonHandler(BaseHandler):
         if current is not None and not self._newer_or_log(obj.uid, rid, component, current):
             return
         self.records.expand(ItipObject(obj.method, obj.kind, obj.uid, [component]))
-        self.records.save_instance(obj.uid, component, obj.timezones)
-        note = self._('{organiser} has updated "{summary}"{when}.').format(
+        stored = self.records.stored(obj.uid)
+        kept = self._keep_answer(stored, component)
+        self.save_instance(obj.uid, component, obj.timezones)
+        text = (
+            self._('{organiser} has updated "{summary}"{when}; your answer still stands.')
+            if kept
+            else self._('{organiser} has updated "{summary}"{when}.')
+        )
+        note = text.format(
             organiser=organizer_of(component),
             summary=self._summary(component),
             when=self._when(component),
@@ -123,12 +161,13 @@ class PersonHandler(BaseHandler):
         self.notes.append(note)
         self.changed = True
 
-    def _invitation_note(self, obj: ItipObject, new: bool) -> str:
-        text = (
-            self._('{organiser} invites you to "{summary}"{when}.')
-            if new
-            else self._('{organiser} has updated "{summary}"{when}.')
-        )
+    def _invitation_note(self, obj: ItipObject, new: bool, kept: bool = False) -> str:
+        if new:
+            text = self._('{organiser} invites you to "{summary}"{when}.')
+        elif kept:
+            text = self._('{organiser} has updated "{summary}"{when}; your answer still stands.')
+        else:
+            text = self._('{organiser} has updated "{summary}"{when}.')
         return text.format(
             organiser=organizer_of(obj.first),
             summary=self._summary(obj.first),
@@ -192,7 +231,7 @@ class PersonHandler(BaseHandler):
             for component in obj.components:
                 if "RECURRENCE-ID" not in component and "DTSTART" in component:
                     component.add("RECURRENCE-ID", component.decoded("DTSTART"))
-                self.records.save_instance(obj.uid, component, obj.timezones)
+                self.save_instance(obj.uid, component, obj.timezones)
             note = self._('{organiser} added occurrences to "{summary}".').format(
                 organiser=organizer_of(obj.first), summary=self._summary(obj.first)
             )
@@ -210,171 +249,6 @@ class PersonHandler(BaseHandler):
         self.notes.append(
             self._('{organiser} declined your proposal for "{summary}".').format(
                 organiser=organizer_of(obj.first), summary=self._summary(obj.first)
-            )
-        )
-        self.changed = True
-
-    # -- as the organiser ----------------------------------------------------
-
-    def vevent_reply(self, obj: ItipObject) -> None:
-        """Merge an attendee's answer into our event (per instance if named)."""
-        stored = self._organised(obj)
-        if stored is None:
-            return
-        for component in obj.components:
-            if sequence_of(component) < sequence_of(stored.first):
-                self.unit.decision(obj.uid, "", "ignored", "stale", "reply to an older version")
-                continue
-            for answer in self._answers(component, stored):
-                self._merge_answer(stored, component, answer)
-        self.records.save(stored, authoritative=False)
-        self.records.refresh_freebusy(obj.uid)
-        self.changed = True
-
-    def _organised(self, obj: ItipObject) -> ItipObject | None:
-        stored = self.records.stored(obj.uid) if obj.uid else None
-        if stored is None or organizer_of(stored.first) != self.unit.address:
-            self.unit.decision(
-                obj.uid,
-                "",
-                "ignored",
-                "not-organiser",
-                f"{obj.method} for an event we do not organise",
-            )
-            return None
-        return stored
-
-    def _answers(self, component: Component, stored: ItipObject) -> Iterator[vCalAddress]:
-        """The ATTENDEEs of a REPLY that its sender may speak for.
-
-        The sender itself (envelope, From or SENT-BY), and delegates the
-        sender names in DELEGATED-TO (RFC 5546 §4.2.5).
-        """
-        senders = self.unit.senders()
-        delegated: set[str] = set()
-        for attendee in attendees_of(component):
-            if mail_address_of(attendee) in senders or sent_by_of(attendee) in senders:
-                delegated |= _addresses(attendee.params.get("DELEGATED-TO", ""))
-                yield attendee
-        for attendee in attendees_of(component):
-            if mail_address_of(attendee) in delegated - senders:
-                yield attendee
-        refused = {mail_address_of(a) for a in attendees_of(component)} - senders - delegated
-        if refused:
-            self.unit.decision(
-                text_of(component, "UID"),
-                "",
-                "refused",
-                "not-attendee",
-                f"{sorted(self.unit.senders())} may not answer for {sorted(refused)}",
-            )
-
-    def _merge_answer(self, stored: ItipObject, component: Component, answer: vCalAddress) -> None:
-        rid = recurrence_id_of(component, self.unit.zone)
-        for target in self._targets(stored, component, rid):
-            if not merge.set_participation(target, answer):
-                if answer.params.get("DELEGATED-FROM"):
-                    merge.add_attendee(target, answer)
-                else:
-                    self.unit.decision(
-                        stored.uid, rid, "ignored", "uninvited", mail_address_of(answer)
-                    )
-                    return
-        self.notes.append(self._answer_note(stored.first, answer))
-        self._record_attendee_busy(stored, mail_address_of(answer))
-        self.unit.decision(
-            stored.uid,
-            rid,
-            "merged",
-            "reply",
-            f"{mail_address_of(answer)} {answer.params.get('PARTSTAT', '')}",
-        )
-
-    def _answer_note(self, event: Component, answer: vCalAddress) -> str:
-        partstat = str(answer.params.get("PARTSTAT", "")).upper()
-        texts = {
-            "ACCEPTED": self._('{attendee} has accepted "{summary}".'),
-            "DECLINED": self._('{attendee} has declined "{summary}".'),
-            "TENTATIVE": self._('{attendee} has tentatively accepted "{summary}".'),
-            "DELEGATED": self._('{attendee} has delegated "{summary}" to {delegate}.'),
-        }
-        text = texts.get(partstat, self._('{attendee} has accepted "{summary}".'))
-        delegate = ", ".join(sorted(_addresses(answer.params.get("DELEGATED-TO", ""))))
-        return text.format(
-            attendee=mail_address_of(answer), summary=self._summary(event), delegate=delegate
-        )
-
-    def _record_attendee_busy(self, stored: ItipObject, attendee: str) -> None:
-        """Keep the attendee's busy time for this event among others' free/busy."""
-        store, user, other = self.unit.records.store, self.unit.user, f"mailto:{attendee}"
-        window = self.records.limits()
-        kept = [
-            p
-            for p in store.get_freebusy_other(user, other, window.window_start, window.window_end)
-            if p.uid != stored.uid
-        ]
-        own = self.records.as_user(other).periods(stored)
-        store.set_freebusy_other(user, other, kept + own)
-
-    def _sending_attendee(self, component: Component) -> str:
-        """The ATTENDEE of ``component`` who sent the message ('' if none)."""
-        senders = self.unit.senders()
-        found = (mail_address_of(a) for a in attendees_of(component))
-        return next((who for who in found if who in senders), "")
-
-    def vevent_refresh(self, obj: ItipObject) -> None:
-        """Resend the event (``event_refreshing=always``) or queue it (§3.2.6)."""
-        stored = self._organised(obj)
-        if stored is None:
-            return
-        requester = self._sending_attendee(obj.first)
-        if not requester or find_attendee(stored.first, requester) is None:
-            self.unit.decision(obj.uid, "", "refused", "not-attendee", "refresh from a stranger")
-            return
-        self.notes.append(
-            self._('{attendee} asks for the current version of "{summary}".').format(
-                attendee=requester, summary=self._summary(stored.first)
-            )
-        )
-        if self.unit.preferences.get("event_refreshing") == "always":
-            self._resend(stored, requester)
-        else:
-            self.unit.records.store.queue_request(self.unit.user, obj.uid, "", "REFRESH")
-
-    def _resend(self, stored: ItipObject, requester: str) -> None:
-        if not self.unit.may_answer(requester):
-            return
-        calendar = make_calendar(stored.components, "REQUEST", stored.timezones)
-        summary = self._summary(stored.first)
-        self.send(
-            Outgoing(
-                key=self.unit.key(stored.uid, requester, version_key(stored.first), "REQUEST"),
-                recipients=[requester],
-                subject=summary,
-                text=self._('{organiser} invites you to "{summary}"{when}.').format(
-                    organiser=self.unit.address, summary=summary, when=self._when(stored.first)
-                ),
-                calendar=calendar,
-                method="REQUEST",
-            )
-        )
-        self.unit.decision(stored.uid, "", "sent", "refresh", f"REQUEST to {requester}")
-
-    def vevent_counter(self, obj: ItipObject) -> None:
-        """Keep an attendee's counter-proposal for the organiser (§3.2.7)."""
-        stored = self._organised(obj)
-        if stored is None:
-            return
-        proposer = self._sending_attendee(obj.first)
-        if not proposer:
-            self.unit.decision(obj.uid, "", "refused", "not-attendee", "counter from a stranger")
-            return
-        text = to_text(make_calendar(obj.components, "COUNTER", obj.timezones))
-        self.unit.records.store.set_counter(self.unit.user, obj.uid, f"mailto:{proposer}", text)
-        self.unit.records.store.queue_request(self.unit.user, obj.uid, "", "COUNTER")
-        self.notes.append(
-            self._('{attendee} proposes a new time for "{summary}"{when}.').format(
-                attendee=proposer, summary=self._summary(obj.first), when=self._when(obj.first)
             )
         )
         self.changed = True
@@ -397,9 +271,3 @@ class PersonHandler(BaseHandler):
     def _check_uid(self, obj: ItipObject) -> None:
         if not obj.uid:
             raise CalendarDataError(f"{obj.method} without UID")
-
-
-def _addresses(value: object) -> set[str]:
-    """Addresses in a DELEGATED-TO/FROM parameter (one or a list)."""
-    items = value if isinstance(value, list) else [value] if value else []
-    return {mail_address_of(str(item)) for item in items}

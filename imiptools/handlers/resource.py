@@ -195,7 +195,7 @@ class ResourceHandler(BaseHandler):
         if full:
             self.records.save(obj)
         else:
-            self.records.save_instance(obj.uid, components[0], obj.timezones)
+            self.save_instance(obj.uid, components[0], obj.timezones)
 
     def _set_partstat(self, components: Sequence[Component], partstat: str) -> None:
         for component in components:

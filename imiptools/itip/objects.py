@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, tzinfo
 from icalendar import Calendar, Component, Timezone, vCalAddress
 
 from imiptools import addresses
-from imiptools.dates import format_recurrence_id, resolve_zone, to_utc
+from imiptools.dates import database_zone, format_recurrence_id, to_utc
 from imiptools.errors import CalendarDataError
 
 PRODID = "-//imip-agent//imip-agent 0.1//EN"
@@ -271,19 +271,26 @@ def iter_components(text: str, kind: str = "VEVENT") -> Iterator[Component]:
 def portable_timezones(calendar: Calendar) -> Calendar:
     """Give every TZID a well-formed VTIMEZONE (RFC 5545 §3.6.5), for export.
 
-    Senders' VTIMEZONEs for zones we know by name (IANA or Windows) are
-    often broken (no DTSTART, DTSTART with TZID, absurd offsets); they are
-    replaced by ones generated from the zone database. Custom zones keep
+    Senders' VTIMEZONEs for zones the zone database knows by name (IANA or
+    Windows) are often broken (no DTSTART, DTSTART with TZID, absurd
+    offsets, no TZNAME): they are replaced by ones generated from the zone
+    database (:func:`~imiptools.dates.database_zone`), with its
+    abbreviations (``CET``/``CEST``, not ``1:00:00``). Custom zones keep
     their own definition. icalendar writes fixed-offset zones with a DATE
     DTSTART, which RFC 5545 forbids: those become midnight DATE-TIMEs.
     """
-    known = [
-        z
-        for z in calendar.subcomponents
-        if isinstance(z, Timezone) and resolve_zone(text_of(z, "TZID")) is not None
-    ]
-    for zone in known:
-        calendar.subcomponents.remove(zone)
+    wanted = used_tzids(c for c in calendar.subcomponents if not isinstance(c, Timezone))
+    given = {text_of(z, "TZID"): z for z in calendar.subcomponents if isinstance(z, Timezone)}
+    position = 0
+    for tzid in sorted(wanted | given.keys()):
+        zone = database_zone(tzid)
+        if zone is None:
+            continue
+        if tzid in given:
+            calendar.subcomponents.remove(given[tzid])
+        if tzid in wanted:
+            calendar.subcomponents.insert(position, _from_database(zone, tzid))
+            position += 1
     try:
         calendar.add_missing_timezones()
     except (ValueError, KeyError, TypeError) as exc:
@@ -296,3 +303,10 @@ def portable_timezones(calendar: Calendar) -> Calendar:
                 rule.pop("DTSTART")
                 rule.add("DTSTART", datetime.combine(value, time(0)))
     return calendar
+
+
+def _from_database(zone: tzinfo, tzid: str) -> Timezone:
+    try:
+        return Timezone.from_tzinfo(zone, tzid)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CalendarDataError(f"cannot describe a time zone: {_short(exc)}") from exc

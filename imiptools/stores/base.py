@@ -82,7 +82,15 @@ class Store(ABC):
 
     @abstractmethod
     def object_uids(self, user: str) -> Iterator[str]:
-        """UIDs of the current (not cancelled) objects, in no given order."""
+        """UIDs of the current (not cancelled) events, in no given order.
+
+        An event is current when it has a main object *or* at least one
+        overridden instance: an instance-only invitation (RFC 5546 §3.2.2,
+        a REQUEST with RECURRENCE-ID and no master, as Outlook, Evolution
+        and Thunderbird send) is held only in ``recurrences``, and every
+        listing (export, show, check, free/busy regeneration, copying) must
+        see it. Callers that need the main object read :meth:`get_object`.
+        """
 
     @abstractmethod
     def get_recurrence(self, user: str, uid: str, rid: str) -> str | None:

@@ -26,9 +26,11 @@ is a hashed name (``_h_`` + SHA-256), the real text is kept in a sidecar
 ``_h_<hex>.name`` beside it, written before the file it names and removed
 after it, so that listings (:meth:`FileStore.object_uids`, recurrence ids,
 counters) return real UIDs, RECURRENCE-IDs and attendees whatever the file
-content. The sidecar is preferred to reading the UID out of the iCalendar
-text because it also serves attendees and RECURRENCE-IDs, and does not tie
-the store to the content. Normalised RECURRENCE-IDs (``20300108T100000Z``,
+content. A hashed ``recurrences/<uid>`` directory has its sidecar beside it
+too, so that events held only as overridden instances are listed. The
+sidecar is preferred to reading the UID out of the iCalendar text because
+it also serves attendees and RECURRENCE-IDs, and does not tie the store to
+the content. Normalised RECURRENCE-IDs (``20300108T100000Z``,
 ``20300108``) are always kept verbatim.
 
 Free/busy scales with the span asked for, not with the periods held: a
@@ -53,7 +55,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -398,12 +400,18 @@ class FileStore(Store):
 
     def _write_keyed(self, directory: Path, key: str, text: str) -> None:
         """Write ``directory/safe(key)``, its sidecar first if hashed."""
+        self._name(directory, key)
+        atomic_write(directory / safe_component(key), text)
+
+    @staticmethod
+    def _name(directory: Path, key: str) -> None:
+        """Write the sidecar naming ``directory/safe(key)`` if that is hashed
+        (before the file or directory it names is made)."""
         name = safe_component(key)
         if is_hashed(name):
             sidecar = directory / (name + NAME_SUFFIX)
             if read_text(sidecar) != key:
                 atomic_write(sidecar, key)
-        atomic_write(directory / name, text)
 
     def _remove_keyed(self, directory: Path, key: str) -> None:
         """Remove ``directory/safe(key)``, then its sidecar."""
@@ -416,19 +424,28 @@ class FileStore(Store):
     def _read_keyed(directory: Path, key: str) -> str | None:
         return read_text(directory / safe_component(key))
 
-    def _keys(self, directory: Path) -> list[str]:
-        """The real keys of the files in ``directory`` (strays skipped)."""
+    def _keys(self, directory: Path, skip: Collection[str] = ()) -> list[str]:
+        """The real keys of the entries in ``directory`` (strays and the
+        names in ``skip`` left out)."""
         keys = []
         for name in list_names(directory):
-            if is_verbatim(name):
-                keys.append(name)
-            elif is_hashed(name):
-                key = read_text(directory / (name + NAME_SUFFIX))
-                if key is not None and safe_component(key) == name:
-                    keys.append(key)
-                else:
-                    logger.warning("no usable name for %s", directory / name)
+            key = None if name in skip else self._key(directory, name)
+            if key is not None:
+                keys.append(key)
         return keys
+
+    @staticmethod
+    def _key(directory: Path, name: str) -> str | None:
+        """The real key of entry ``name`` of ``directory``; None for a stray."""
+        if is_verbatim(name):
+            return name
+        if not is_hashed(name):
+            return None
+        key = read_text(directory / (name + NAME_SUFFIX))
+        if key is not None and safe_component(key) == name:
+            return key
+        logger.warning("no usable name for %s", directory / name)
+        return None
 
     # -- current objects ------------------------------------------------------
 
@@ -439,13 +456,22 @@ class FileStore(Store):
         self._write_keyed(self._ensure_user(user) / OBJECTS, uid, text)
 
     def remove_object(self, user: str, uid: str) -> None:
-        """Remove the overridden instances, then the main object."""
+        """Remove the overridden instances (their directory, then its
+        sidecar), then the main object."""
         base = self._user_dir(user)
         remove_directory(base / RECURRENCES / safe_component(uid))
+        self._remove_keyed(base / RECURRENCES, uid)
         self._remove_keyed(base / OBJECTS, uid)
 
     def object_uids(self, user: str) -> Iterator[str]:
-        yield from self._keys(self._user_dir(user) / OBJECTS)
+        """The UIDs in ``objects/``, then those only in ``recurrences/``
+        (events held only as overridden instances) that hold an instance."""
+        base = self._user_dir(user)
+        main = list_names(base / OBJECTS)
+        yield from self._keys(base / OBJECTS)
+        for uid in self._keys(base / RECURRENCES, skip=set(main)):
+            if self.recurrence_ids(user, uid):
+                yield uid
 
     def _recurrences(self, user: str, uid: str) -> Path:
         return self._user_dir(user) / RECURRENCES / safe_component(uid)
@@ -454,13 +480,17 @@ class FileStore(Store):
         return self._read_keyed(self._recurrences(user, uid), rid)
 
     def set_recurrence(self, user: str, uid: str, rid: str, text: str) -> None:
-        self._ensure_user(user)
+        """Name the UID's directory (a sidecar if hashed), then write the instance."""
+        self._name(self._ensure_user(user) / RECURRENCES, uid)
         self._write_keyed(self._recurrences(user, uid), rid, text)
 
     def remove_recurrence(self, user: str, uid: str, rid: str) -> None:
+        """Remove the instance; once the UID has none, its directory and sidecar."""
         directory = self._recurrences(user, uid)
         self._remove_keyed(directory, rid)
         remove_empty_directory(directory)
+        if not directory.exists():
+            self._remove_keyed(directory.parent, uid)
 
     def recurrence_ids(self, user: str, uid: str) -> list[str]:
         return sorted(self._keys(self._recurrences(user, uid)))

@@ -175,7 +175,16 @@ class OverlayStore(Store):
         self._objects.set((self._user(user), uid), None)
 
     def object_uids(self, user: str) -> Iterator[str]:
-        yield from self._objects.names((self._user(user),), self.base.object_uids(user))
+        """The base's UIDs untouched here, then those touched here (a main
+        object or an overridden instance written or removed) that still
+        hold a main object or an instance."""
+        uri = self._user(user)
+        touched = {key[1]: None for key in self._objects.entries if key[0] == uri}
+        touched.update((key[1], None) for key in self._recurrences.entries if key[0] == uri)
+        yield from (uid for uid in self.base.object_uids(user) if uid not in touched)
+        for uid in touched:
+            if self.get_object(user, uid) is not None or self.recurrence_ids(user, uid):
+                yield uid
 
     def get_recurrence(self, user: str, uid: str, rid: str) -> str | None:
         key = (self._user(user), uid, rid)

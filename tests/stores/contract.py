@@ -184,8 +184,39 @@ class StoreContract:
         store.remove_recurrence(USER, "a", "20300122T100000Z")
         assert store.recurrence_ids(USER, "a") == []
 
-    def test_recurrences_are_not_objects(self, store: Store) -> None:
+    def test_events_held_only_as_overrides_are_listed(self, store: Store) -> None:
+        """An instance-only invitation has no main object but is an event
+        (issue 11 item 2, issue 12 item 2: it was missing from every listing)."""
         store.set_recurrence(USER, "a", "20300115T100000Z", event("a"))
+        assert list(store.object_uids(USER)) == ["a"]
+        assert store.get_object(USER, "a") is None
+
+    def test_event_with_main_object_and_overrides_is_listed_once(self, store: Store) -> None:
+        store.set_object(USER, "a", event("a"))
+        store.set_recurrence(USER, "a", "20300115T100000Z", event("a"))
+        store.set_recurrence(USER, "b", "20300115T100000Z", event("b"))
+        assert sorted(store.object_uids(USER)) == ["a", "b"]
+
+    def test_override_only_event_leaves_the_listing_with_its_last_instance(
+        self, store: Store
+    ) -> None:
+        store.set_recurrence(USER, "a", "20300115T100000Z", event("a"))
+        store.set_recurrence(USER, "a", "20300122T100000Z", event("a"))
+        store.remove_recurrence(USER, "a", "20300115T100000Z")
+        assert list(store.object_uids(USER)) == ["a"]
+        store.cancel_recurrence(USER, "a", "20300122T100000Z", event("a"))
+        assert list(store.object_uids(USER)) == []
+
+    def test_removed_override_only_event_is_not_listed(self, store: Store) -> None:
+        store.set_recurrence(USER, "a", "20300115T100000Z", event("a"))
+        store.remove_object(USER, "a")
+        assert list(store.object_uids(USER)) == []
+
+    @pytest.mark.parametrize("uid", AWKWARD_UIDS)
+    def test_override_only_event_with_awkward_uid_is_listed(self, store: Store, uid: str) -> None:
+        store.set_recurrence(USER, uid, "20300115T100000Z", event(uid))
+        assert list(store.object_uids(USER)) == [uid]
+        store.remove_recurrence(USER, uid, "20300115T100000Z")
         assert list(store.object_uids(USER)) == []
 
     @pytest.mark.parametrize("uid", AWKWARD_UIDS)
