@@ -21,6 +21,12 @@ message bytes exactly as given. Addresses must not hold CR, LF or NUL.
 An ``<id>`` is ``<time_ns, 20 digits>-<pid>-<counter>`` and, when the
 message has a key, ``-<key>``: unique on one host and sortable by the time
 the message was spooled.
+
+The spool directory's parent (the store) is trusted and resolved once
+(:func:`~imiptools.fileutil.resolve_root`); the spool directory itself and
+everything in it are reached through :mod:`imiptools.fileutil`, so that a
+symlink planted at ``.outbox``, ``new/``, ``tmp/`` or ``.lock`` raises
+:class:`~imiptools.errors.SymlinkRefused` instead of being followed.
 """
 
 from __future__ import annotations
@@ -36,12 +42,12 @@ from pathlib import Path
 
 from imiptools.errors import StoreUnavailable
 from imiptools.fileutil import (
-    ensure_directory,
-    fsync_directory,
     list_names,
+    move_file,
     read_bytes,
     remove_file,
-    write_fully,
+    resolve_root,
+    write_new_file,
 )
 
 log = logging.getLogger(__name__)
@@ -111,7 +117,8 @@ class Spool:
     """A directory of messages to send (see the module docstring)."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
+        directory = Path(directory)
+        self.directory = resolve_root(directory.parent) / directory.name
         self.tmp = self.directory / "tmp"
         self.new = self.directory / "new"
 
@@ -140,17 +147,15 @@ class Spool:
         return identifier
 
     def _deliver(self, identifier: str, data: bytes) -> None:
-        """Write ``tmp/<id>``, fsync, rename it to ``new/<id>``, fsync ``new/``."""
-        ensure_directory(self.tmp)
-        ensure_directory(self.new)
+        """Write ``tmp/<id>``, fsync, rename it to ``new/<id>``, fsync ``new/``
+        (each directory created if missing)."""
         temporary = self.tmp / identifier
+        write_new_file(temporary, data)
         try:
-            _write_new_file(temporary, data)
-            os.rename(temporary, self.new / identifier)
-        except OSError as exc:
+            move_file(temporary, self.new / identifier)
+        except StoreUnavailable:
             _discard(temporary)
-            raise StoreUnavailable(f"cannot spool {identifier}: {exc.strerror}") from exc
-        fsync_directory(self.new)
+            raise
 
     def _ids_with_key(self, key: str) -> list[str]:
         if not key:
@@ -182,17 +187,8 @@ class Spool:
         remove_file(self.new / identifier)
 
 
-def _write_new_file(path: Path, data: bytes) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    descriptor = os.open(path, flags, 0o666)
-    try:
-        write_fully(descriptor, data)
-    finally:
-        os.close(descriptor)
-
-
 def _discard(path: Path) -> None:
     try:
-        os.unlink(path)
-    except OSError:
+        remove_file(path)
+    except StoreUnavailable:
         log.debug("spool: could not remove %s", path)

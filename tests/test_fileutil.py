@@ -60,7 +60,7 @@ def test_failed_rename_keeps_old_content_and_cleans_up(
 ) -> None:
     atomic_write(tmp_path / "f", "old")
 
-    def broken_replace(source: object, target: object) -> None:
+    def broken_replace(source: object, target: object, **dir_fds: object) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", broken_replace)
@@ -96,9 +96,9 @@ def test_temporary_name_is_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     seen: list[str] = []
     real_replace = os.replace
 
-    def spy(source: str, target: str) -> None:
+    def spy(source: str, target: str, **dir_fds: int) -> None:
         seen.append(Path(source).name)
-        real_replace(source, target)
+        real_replace(source, target, **dir_fds)
 
     monkeypatch.setattr(os, "replace", spy)
     atomic_write(tmp_path / "objects", "x")

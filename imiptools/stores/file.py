@@ -41,6 +41,13 @@ uid's old buckets in its index. Periods are stored from 1900-01-01 onward
 (earlier starts are clamped, periods ending before are dropped; the same
 holds for others' free/busy).
 
+Symlinks: the root may be reached through symlinks (it is resolved once,
+:func:`~imiptools.fileutil.resolve_root`); below it every file is reached
+through :mod:`imiptools.fileutil`, which refuses a symlink anywhere on the
+way (:class:`~imiptools.errors.SymlinkRefused`) instead of following it.
+:meth:`FileStore.users` lists a symlink named as a user (so that tools name
+it when they refuse it) but not one with a hashed name.
+
 Durability: every write is :func:`~imiptools.fileutil.atomic_write`; multi-file
 operations are ordered so that a crash between steps leaves a state that
 rerunning the same operation converges from (see each method). Callers hold
@@ -50,7 +57,6 @@ rerunning the same operation converges from (see each method). Callers hold
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -62,16 +68,20 @@ from urllib.parse import quote, unquote_to_bytes
 from imiptools.dates import format_utc, parse_utc
 from imiptools.errors import StoreUnavailable, UnsafeName
 from imiptools.fileutil import (
+    append_line,
     atomic_write,
     decode_text,
     encode_text,
     ensure_directory,
+    is_directory,
+    is_symlink,
     list_names,
     read_bytes,
     read_text,
     remove_directory,
     remove_empty_directory,
     remove_file,
+    resolve_root,
 )
 from imiptools.lock import file_lock
 from imiptools.periods import Period
@@ -211,7 +221,7 @@ class FileStore(Store):
     """The :class:`Store` over a directory tree (see the module docstring)."""
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        self.root = resolve_root(root)
 
     # -- users and locking ------------------------------------------------
 
@@ -248,10 +258,18 @@ class FileStore(Store):
                 yield uri
 
     def _user_of(self, name: str) -> str | None:
+        """The user whose directory is ``name``; None for anything else.
+
+        A symlink with a user's name is listed, so that tools name it when
+        they refuse it; one with a hashed name is not (its ``.user`` would
+        have to be read through it), and :mod:`imiptools.check` reports it.
+        """
         path = self.root / name
+        if not is_directory(path) and (is_hashed(name) or not is_symlink(path)):
+            return None
         candidate = (read_text(path / USER_MARKER) or "").strip() if is_hashed(name) else name
         try:
-            valid = user_component(candidate) == name and path.is_dir()
+            valid = user_component(candidate) == name
         except UnsafeName:
             return None
         return normalise_user(candidate) if valid else None
@@ -484,16 +502,7 @@ class FileStore(Store):
         """Append with O_APPEND and fsync; a crash can only cut the last line."""
         if "\n" in line or "\r" in line:
             raise ValueError("a log line must be one line")
-        path = self._ensure_user(user) / DECISIONS
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-            try:
-                os.write(fd, line.encode("utf-8", "surrogatepass") + b"\n")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot append to {path}: {exc.strerror}") from exc
+        append_line(self._ensure_user(user) / DECISIONS, encode_text(line + "\n"), 0o640)
 
     def decisions(self, user: str) -> Iterator[str]:
         text = read_text(self._user_dir(user) / DECISIONS) or ""
