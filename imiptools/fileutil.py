@@ -141,8 +141,12 @@ def _open_child(
         if exc.errno == errno.ENOTDIR and not create:
             return None
         raise _unavailable("open directory", Path(*parts[: index + 1]), exc) from exc
-    _make_directory(directory, name, Path(*parts[: index + 1]))
-    return _open_child(directory, parts, index, False, flags)
+    path = Path(*parts[: index + 1])
+    _make_directory(directory, name, path)
+    created = _open_child(directory, parts, index, False, flags)
+    if created is None:
+        raise StoreUnavailable(f"cannot create directory {path}: removed meanwhile")
+    return created
 
 
 def _make_directory(directory: int | None, name: str, path: Path) -> None:
