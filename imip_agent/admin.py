@@ -240,7 +240,9 @@ def _scratch_journal(settings: Settings, copy: Path) -> Settings:
     steps then record there, not in the real journal; locks are not copied)."""
     real = Path(settings.journal)
     if real.is_dir():
-        shutil.copytree(real, copy, ignore=shutil.ignore_patterns(".lock", ".*.tmp*"))
+        # Symlinks are copied as links, so that the run refuses them as the agents would.
+        ignored = shutil.ignore_patterns(".lock", ".*.tmp*")
+        shutil.copytree(real, copy, symlinks=True, ignore=ignored)
     return settings.updated(journal=str(copy))
 
 

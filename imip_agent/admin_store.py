@@ -76,9 +76,11 @@ example:
 CHECK = """\
 Verify the store: every file parses, every free/busy period belongs to a
 stored event and every stored event's periods are present, no stray
-temporary files, every preference value is valid. Prints one line per
-finding; exits 65 when a problem remains (with --repair: when one could not
-be repaired). --repair regenerates free/busy and removes stray files.
+temporary files, every preference value is valid, no symlink in the store,
+the outbox, the preferences or the quota journal (the agents refuse them).
+Prints one line per finding; exits 65 when a problem remains (with
+--repair: when one could not be repaired). --repair regenerates free/busy
+and removes stray files; it neither follows nor removes a symlink.
 
 example:
   imip-admin check

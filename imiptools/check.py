@@ -15,12 +15,19 @@ lock (so agents never see a half-repaired state):
 * every preference value is valid;
 * (site) no message of the outbox is set aside (``held/``, see
   :mod:`imiptools.spool`) and every spooled file is readable: such a message
-  needs an admin (``imip-admin outbox``).
+  needs an admin (``imip-admin outbox``);
+* no symlink below the store (including the outbox), the preferences or the
+  quota journal: the agents refuse each one
+  (:class:`~imiptools.errors.SymlinkRefused`) and defer the mail concerned,
+  so each is a fault. A user with a symlink in their records is not checked
+  further until it is gone.
 
 Each :class:`Finding` says what is wrong in plain words and, when the
 repair can be derived from the stored objects, carries it: free/busy is
 regenerated (:func:`imiptools.maintenance.reset_freebusy`), stray files are
-removed. Unreadable objects and invalid preferences need an admin.
+removed. Unreadable objects, invalid preferences and symlinks need an admin:
+``--repair`` neither follows nor removes a symlink (it may point at data an
+admin moved; what replaces it is the admin's decision).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from datetime import datetime
 from pathlib import Path
 
 from imiptools import maintenance
-from imiptools.errors import InputError, StoreUnavailable
+from imiptools.errors import InputError, StoreUnavailable, SymlinkRefused
 from imiptools.fileutil import remove_file
 from imiptools.itip.objects import parse_calendars
 from imiptools.maintenance import Site
@@ -44,12 +51,21 @@ from imiptools.records import UserRecords
 from imiptools.spool import HeldMessage, Spool
 from imiptools.stores.base import ALL_TIME
 from imiptools.stores.file import FileStore
-from imiptools.stores.filecheck import stray_temporary_files, unindexed_periods
+from imiptools.stores.filecheck import (
+    link_target,
+    stray_temporary_files,
+    symlink_entries,
+    symlinks_below,
+    unindexed_periods,
+)
 from imiptools.stores.names import user_component
 
 #: Temporary files outside a locked user's records (preferences, outbox)
 #: count as stray only when at least this old (seconds): they may be in use.
 UNLOCKED_TEMPORARY_AGE = 3600.0
+
+#: The outbox directory in the store (see ``imip_agent.cli``).
+OUTBOX = ".outbox"
 
 #: A repair, called for its effect (what it returns is ignored).
 Fix = Callable[[], object]
@@ -100,7 +116,14 @@ class Report:
 
 def check_user(site: Site, user: str, now: datetime, repair: bool) -> list[Finding]:
     """Check ``user``'s records under the user's lock; with ``repair``,
-    apply each distinct derivable repair once, still under the lock."""
+    apply each distinct derivable repair once, still under the lock.
+
+    Symlinks in the user's directories are reported alone: the records are
+    not read (nor repaired) through them.
+    """
+    links = [Finding(user, _link_text(path)) for path in _user_links(site, user)]
+    if links:
+        return links
     with maintenance.locked_records(site, user, now) as records:
         findings = _user_findings(site, records)
         if repair:
@@ -115,6 +138,7 @@ def check_store(site: Site, users: Iterable[str], now: datetime, repair: bool) -
     """Check every user in ``users`` (see :func:`check_user`), then the site."""
     report = Report()
     users = list(users)
+    report.findings += site_link_findings(site, users)
     for user in users:
         report.findings += check_user(site, user, now, repair)
     report.findings += quota_findings(site, users, now, repair)
@@ -124,18 +148,23 @@ def check_store(site: Site, users: Iterable[str], now: datetime, repair: bool) -
 
 def outbox_findings(spool: Spool) -> list[Finding]:
     """A finding per message set aside, and per unreadable spool file (which
-    the next agent run sets aside); none is repaired here."""
+    the next agent run sets aside); none is repaired here. An outbox that
+    cannot be read (a symlink in it, reported on its own) is one finding."""
+    try:
+        held, unreadable = spool.held(), spool.scan()[1]
+    except StoreUnavailable as exc:
+        return [Finding("outbox", f"the outbox cannot be read: {exc}")]
     findings = [
         Finding(
             "outbox",
             f"message {entry.id} to {_recipients(entry)} set aside: {entry.reason}"
             " (imip-admin outbox list|retry|drop)",
         )
-        for entry in spool.held()
+        for entry in held
     ]
     findings += [
         Finding("outbox", f"{reason} ({identifier}; set aside at the next delivery)")
-        for identifier, reason in spool.scan()[1]
+        for identifier, reason in unreadable
     ]
     return findings
 
@@ -155,20 +184,28 @@ def quota_findings(site: Site, users: Iterable[str], now: datetime, repair: bool
     for quota in journal.quotas():
         try:
             journal.snapshot(quota)
-        except ValueError as exc:
+        except (ValueError, SymlinkRefused) as exc:
             findings.append(Finding("", f"quota {quota}: {exc}"))
     for user in users:
-        preference = site.preferences_of(user).get
-        if not recorded_quotas(preference):
-            continue
-        with maintenance.locked_records(site, user, now) as records:
-            try:
-                texts = sync_resource(records, preference, journal, repair)
-            except ValueError as exc:
-                findings.append(Finding(user, f"quota records cannot be read: {exc}"))
-                continue
-        findings += [Finding(user, text, repaired=repair) for text in texts]
+        try:
+            findings += _resource_quota_findings(site, journal, user, now, repair)
+        except SymlinkRefused as exc:
+            findings.append(Finding(user, f"quota records not checked: {exc}"))
     return findings
+
+
+def _resource_quota_findings(
+    site: Site, journal: QuotaJournal, user: str, now: datetime, repair: bool
+) -> list[Finding]:
+    preference = site.preferences_of(user).get
+    if not recorded_quotas(preference):
+        return []
+    with maintenance.locked_records(site, user, now) as records:
+        try:
+            texts = sync_resource(records, preference, journal, repair)
+        except ValueError as exc:
+            return [Finding(user, f"quota records cannot be read: {exc}")]
+    return [Finding(user, text, repaired=repair) for text in texts]
 
 
 def _repair(findings: list[Finding]) -> None:
@@ -348,6 +385,47 @@ def _file_findings(store: FileStore, user: str, reset: Fix) -> list[Finding]:
         for uid, names in sorted(unindexed.items())
     ]
     return findings
+
+
+# -- symlinks ------------------------------------------------------------------------
+
+
+def site_link_findings(site: Site, users: Iterable[str]) -> list[Finding]:
+    """Symlinks outside the users' records: entries of the store and
+    preferences roots (other than the directories of ``users``, which
+    :func:`check_user` reports), anything in the outbox or the quota journal."""
+    mine = {user_component(user) for user in users}
+    paths: list[Path] = []
+    for root in _user_roots(site):
+        paths += [path for path in symlink_entries(root) if path.name not in mine]
+    if isinstance(site.store, FileStore):
+        paths += symlinks_below(site.store.root / OUTBOX)
+    paths += symlinks_below(QuotaJournal(Path(site.settings.journal)).root)
+    return [Finding("", _link_text(path)) for path in paths]
+
+
+def _user_roots(site: Site) -> list[Path]:
+    """The roots holding a directory per user (store, preference files)."""
+    roots = [site.store.root] if isinstance(site.store, FileStore) else []
+    if isinstance(site.preferences, PreferenceFiles):
+        roots.append(site.preferences.root)
+    return roots
+
+
+def _user_links(site: Site, user: str) -> list[Path]:
+    """The user's directories that are symlinks, and symlinks below them."""
+    found: list[Path] = []
+    for root in _user_roots(site):
+        directory = root / user_component(user)
+        found += [directory] if directory.is_symlink() else symlinks_below(directory)
+    return found
+
+
+def _link_text(path: Path) -> str:
+    return (
+        f"symlink {path} -> {link_target(path)}: the agents refuse it and defer mail "
+        "until it is replaced by the real file or directory"
+    )
 
 
 def _remover(path: Path) -> Fix:

@@ -57,6 +57,20 @@ class StoreUnavailable(TransientError):
     status = "4.3.0"
 
 
+class SymlinkRefused(StoreUnavailable):
+    """A symlink was met below a configured directory (store, outbox,
+    preferences, quota journal, publishing): it is refused, never followed.
+
+    Not transient in the usual sense, but an admin's problem, not the
+    sender's: the agents exit 75 so that the MTA keeps the mail until an
+    admin removes the link (``imip-admin check`` lists every one), and the
+    ERROR line logged where it is met names the path. RFC 3463 X.3.5:
+    system incorrectly configured.
+    """
+
+    status = "4.3.5"
+
+
 class DeliveryFailed(TransientError):
     """Sending or delivering a message failed transiently (4xx, socket down)."""
 
@@ -135,6 +149,7 @@ EXIT_CODES: dict[type[ImipError], ExitCode] = {
         TransientError,
         LockTimeout,
         StoreUnavailable,
+        SymlinkRefused,
         DeliveryFailed,
         DeliveryRefused,
         ConfigError,

@@ -1,10 +1,25 @@
-"""Durable file operations: atomic writes, removals, reads and directory fsync.
+"""Durable file operations that never follow a symlink: atomic writes,
+removals, reads, appends, locks and directory fsync.
 
 The protocol is Postfix's and Maildir's, as Radicale's multifilesystem store
 applies it: a file is written under a temporary name in its final directory,
 flushed, fsynced, renamed over its final name with :func:`os.replace`, and
 the directory is fsynced so that the rename itself survives a crash. A
 reader therefore sees the old content or the new, never a mixture.
+
+Symlinks: a configured directory (store, preferences, quota journal,
+publishing) may be reached through symlinks; whoever opens one resolves it
+once with :func:`resolve_root`. Every path given to this module is then
+walked one component at a time from ``/`` (or the working directory), each
+directory opened with ``O_DIRECTORY | O_NOFOLLOW`` relative to the one
+before (``dir_fd``), and the file itself opened, created, renamed or
+removed relative to its directory with ``O_NOFOLLOW``. A symlink planted
+anywhere in the path (a user directory, ``objects/``, ``.outbox/new``,
+``.lock``, ``decisions.log``...) raises
+:class:`~imiptools.errors.SymlinkRefused` and logs an ERROR line naming
+it; there is no window between a check and its use, as the kernel resolves
+each component exactly once. A symlink at the final name of an atomic
+write or a removal is replaced or removed itself, never followed.
 
 Contracts:
 
@@ -29,19 +44,63 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import secrets
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
-from imiptools.errors import StoreUnavailable
+from imiptools.errors import StoreUnavailable, SymlinkRefused
+
+log = logging.getLogger(__name__)
 
 ENCODING = "utf-8"
 ERRORS = "surrogatepass"
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+#: A directory opened to reach what is below it (Linux ``O_PATH``: no read
+#: permission needed, as for a path walked by the kernel).
+_WALK = os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC | getattr(os, "O_PATH", os.O_RDONLY)
+#: A directory opened to list or fsync it.
+_READ = os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC | os.O_RDONLY
+#: Errors of ``O_NOFOLLOW`` meeting a symlink (Linux ELOOP, BSD EMLINK) or
+#: of ``O_DIRECTORY`` meeting one (ENOTDIR).
+_LINK_ERRORS = (errno.ELOOP, errno.EMLINK, errno.ENOTDIR)
 
 
 def _unavailable(action: str, path: Path, exc: OSError) -> StoreUnavailable:
     reason = exc.strerror or type(exc).__name__
     return StoreUnavailable(f"cannot {action} {path}: {reason}")
+
+
+def _refused(path: Path) -> SymlinkRefused:
+    """The error for a symlink met at ``path``, logged at ERROR level.
+
+    An agent exits 75 on it (an admin must act; the mail must not be lost):
+    see :class:`~imiptools.errors.SymlinkRefused`.
+    """
+    log.error("refusing to follow the symlink %s (imip-admin check lists them)", path)
+    return SymlinkRefused(f"{path} is a symlink: refused, not followed")
+
+
+#: The directories returned by :func:`resolve_root` (absolute, resolved).
+_ROOTS: set[str] = set()
+
+
+def resolve_root(path: Path) -> Path:
+    """A configured directory with every symlink in it resolved.
+
+    Only an admin's configuration (the store, preferences, journal and
+    publishing directories) is resolved; everything below is walked without
+    following symlinks (see the module docstring). The result is
+    remembered, so that a walk below it opens it in one call instead of
+    walking from ``/`` (a shortcut only: walking from ``/`` refuses the
+    same symlinks, those below the root).
+    """
+    resolved = os.path.realpath(path)
+    _ROOTS.add(resolved)
+    return Path(resolved)
 
 
 def encode_text(data: bytes | str) -> bytes:
@@ -54,20 +113,160 @@ def decode_text(data: bytes) -> str:
     return data.decode(ENCODING, ERRORS)
 
 
-def fsync_directory(path: Path) -> None:
-    """Make the entries of directory ``path`` (renames, removals) durable.
+# -- walking without following symlinks ------------------------------------------
 
-    Filesystems that cannot fsync a directory (EINVAL) are tolerated.
-    """
+
+def _is_link(directory: int | None, name: str) -> bool:
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        return stat.S_ISLNK(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _open_child(
+    directory: int | None, parts: tuple[str, ...], index: int, create: bool, flags: int
+) -> int | None:
+    """Directory ``parts[index]`` under ``directory`` (None: the working
+    directory), created if missing and ``create``; None if missing (or not a
+    directory) and not ``create``. ``parts`` is the whole path, for messages."""
+    name = parts[index]
+    try:
+        return os.open(name, flags, dir_fd=directory)
+    except FileNotFoundError:
+        if not create:
+            return None
+    except OSError as exc:
+        if exc.errno in _LINK_ERRORS and _is_link(directory, name):
+            raise _refused(Path(*parts[: index + 1])) from exc
+        if exc.errno == errno.ENOTDIR and not create:
+            return None
+        raise _unavailable("open directory", Path(*parts[: index + 1]), exc) from exc
+    path = Path(*parts[: index + 1])
+    _make_directory(directory, name, path)
+    created = _open_child(directory, parts, index, False, flags)
+    if created is None:
+        raise StoreUnavailable(f"cannot create directory {path}: removed meanwhile")
+    return created
+
+
+def _make_directory(directory: int | None, name: str, path: Path) -> None:
+    """``mkdir`` (a concurrent one is fine), then fsync the parent."""
+    try:
+        os.mkdir(name, 0o777, dir_fd=directory)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise _unavailable("create directory", path, exc) from exc
+    try:
+        # The parent was walked with O_PATH, which fsync refuses: reopen it.
+        readable = os.open(".", _READ, dir_fd=directory)
         try:
-            os.fsync(descriptor)
+            os.fsync(readable)
         finally:
+            os.close(readable)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise _unavailable("sync directory", path.parent, exc) from exc
+
+
+def _open_directory(path: Path, create: bool, flags: int) -> int | None:
+    """An fd of directory ``path`` opened with ``flags``, reached without
+    following any symlink below a resolved root (see :func:`_open_child` for
+    None and ``create``)."""
+    parts = path.parts
+    last = len(parts) - 1
+    first, current = _open_start(path, flags)
+    if first > last:
+        return current
+    try:
+        for index in range(first, last + 1):
+            child = _open_child(current, parts, index, create, flags if index == last else _WALK)
+            if current is not None:
+                os.close(current)
+            current = child
+            if current is None:
+                return None
+    except BaseException:
+        if current is not None:
+            os.close(current)
+        raise
+    return current
+
+
+def _open_start(path: Path, flags: int) -> tuple[int, int | None]:
+    """Where a walk of ``path`` starts: (index of the first part still to
+    walk, fd of what comes before it; None for the working directory).
+
+    The longest resolved root (:func:`resolve_root`) that ``path`` lies in
+    is opened in one call: it holds no symlink but an admin's. Else the
+    walk starts at ``/`` (or the working directory, for a relative path).
+    """
+    parts = path.parts
+    text = str(path)
+    end = len(text)
+    while end > 1:  # "/" itself is walked as usual
+        prefix = text[:end]
+        if prefix in _ROOTS:
+            count = prefix.count(os.sep) + 1
+            try:
+                return count, os.open(
+                    prefix, (flags if count == len(parts) else _WALK) & ~os.O_NOFOLLOW
+                )
+            except FileNotFoundError:
+                break  # not created yet: walked (and created) below
+        end = text.rfind(os.sep, 0, end)
+    if not path.is_absolute():
+        return 0, (os.open(".", flags) if not parts else None)
+    return 1, os.open(parts[0], flags if len(parts) == 1 else _WALK)
+
+
+@contextlib.contextmanager
+def _directory(path: Path, create: bool = False, flags: int = _WALK) -> Iterator[int | None]:
+    """:func:`_open_directory` for a ``with`` block (closed after it)."""
+    try:
+        descriptor = _open_directory(path, create, flags)
+    except OSError as exc:
+        raise _unavailable("open directory", path, exc) from exc
+    try:
+        yield descriptor
+    finally:
+        if descriptor is not None:
             os.close(descriptor)
+
+
+def _sync(directory: int, path: Path) -> None:
+    """fsync the directory open (readable) as ``directory``; EINVAL (not
+    supported by the filesystem) is fine."""
+    try:
+        os.fsync(directory)
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             raise _unavailable("sync directory", path, exc) from exc
+
+
+def _open_in(directory: int, path: Path, flags: int, mode: int, action: str) -> int:
+    """``open`` of ``path.name`` in ``directory`` with ``O_NOFOLLOW``."""
+    try:
+        return os.open(path.name, flags | os.O_NOFOLLOW | _CLOEXEC, mode, dir_fd=directory)
+    except OSError as exc:
+        if exc.errno in _LINK_ERRORS and _is_link(directory, path.name):
+            raise _refused(path) from exc
+        raise _unavailable(action, path, exc) from exc
+
+
+# -- directories --------------------------------------------------------------
+
+
+def fsync_directory(path: Path) -> None:
+    """Make the entries of directory ``path`` (renames, removals) durable.
+
+    Filesystems that cannot fsync a directory (EINVAL) are tolerated; a
+    missing directory raises :class:`StoreUnavailable`.
+    """
+    with _directory(path, flags=_READ) as descriptor:
+        if descriptor is None:
+            raise StoreUnavailable(f"cannot sync directory {path}: missing")
+        _sync(descriptor, path)
 
 
 def ensure_directory(path: Path) -> None:
@@ -76,36 +275,97 @@ def ensure_directory(path: Path) -> None:
     The parent of each directory created is fsynced. An existing directory
     is fine (also when another process creates it concurrently).
     """
-    missing: list[Path] = []
-    current = path
-    try:
-        while not current.is_dir() and current.parent != current:
-            missing.append(current)
-            current = current.parent
-    except OSError as exc:
-        raise _unavailable("inspect", current, exc) from exc
-    for directory in reversed(missing):
-        _make_directory(directory)
-        fsync_directory(directory.parent)
+    with _directory(path, create=True):
+        pass
 
 
-def _make_directory(path: Path) -> None:
-    try:
-        os.mkdir(path)
-    except FileExistsError as exc:
-        if not path.is_dir():
-            raise _unavailable("create directory", path, exc) from exc
-    except OSError as exc:
-        raise _unavailable("create directory", path, exc) from exc
+def is_directory(path: Path) -> bool:
+    """True if ``path`` is a directory itself (a symlink to one is not)."""
+    return stat.S_ISDIR(_mode(path))
 
 
-def _create_temporary(directory: Path, name: str) -> tuple[int, Path]:
-    """Open a new temporary file beside ``name`` (exclusive create)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    while True:
-        temporary = directory / f".{name[:100]}.{secrets.token_hex(8)}.tmp"
+def is_symlink(path: Path) -> bool:
+    """True if ``path`` itself is a symlink (the way to it is walked as usual)."""
+    return stat.S_ISLNK(_mode(path))
+
+
+def _mode(path: Path) -> int:
+    """``st_mode`` of ``path`` itself (not followed); 0 if missing."""
+    with _directory(path.parent) as parent:
+        if parent is None:
+            return 0
         try:
-            return os.open(temporary, flags, 0o666), temporary
+            return os.stat(path.name, dir_fd=parent, follow_symlinks=False).st_mode
+        except OSError:
+            return 0
+
+
+def list_names(path: Path, hidden: bool = False) -> list[str]:
+    """Names in directory ``path``, sorted; ``[]`` if it does not exist.
+
+    Names starting with a dot (temporary and lock files) are left out unless
+    ``hidden`` is true.
+    """
+    with _directory(path, flags=_READ) as descriptor:
+        if descriptor is None:
+            return []
+        try:
+            names = os.listdir(descriptor)
+        except OSError as exc:
+            raise _unavailable("list", path, exc) from exc
+    return sorted(name for name in names if hidden or not name.startswith("."))
+
+
+def remove_directory(path: Path) -> None:
+    """Remove the flat directory ``path``: its files one by one, then itself.
+
+    A missing directory is fine. Subdirectories are not expected (they make
+    the removal fail with :class:`StoreUnavailable`).
+    """
+    with _directory(path, flags=_READ) as descriptor:
+        if descriptor is None:
+            return
+        try:
+            names = os.listdir(descriptor)
+        except OSError as exc:
+            raise _unavailable("list", path, exc) from exc
+        for name in names:
+            _unlink(descriptor, path / name)
+    _remove_directory_entry(path, strict=True)
+
+
+def remove_empty_directory(path: Path) -> None:
+    """Remove directory ``path`` if it is empty; missing or non-empty is fine."""
+    _remove_directory_entry(path, strict=False)
+
+
+def _remove_directory_entry(path: Path, strict: bool) -> None:
+    """``rmdir`` relative to the parent; a non-empty directory raises only
+    if ``strict``; a missing one (or a symlink, left alone) is fine."""
+    with _directory(path.parent, flags=_READ) as parent:
+        if parent is None:
+            return
+        try:
+            os.rmdir(path.name, dir_fd=parent)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and not strict:
+                return
+            raise _unavailable("remove directory", path, exc) from exc
+        _sync(parent, path.parent)
+
+
+# -- files ----------------------------------------------------------------------
+
+
+def _create_temporary(directory: int, name: str) -> tuple[int, str]:
+    """Open a new temporary file beside ``name`` (exclusive create)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC
+    while True:
+        temporary = f".{name[:100]}.{secrets.token_hex(8)}.tmp"
+        try:
+            return os.open(temporary, flags, 0o666, dir_fd=directory), temporary
         except FileExistsError:
             continue
 
@@ -124,102 +384,135 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 
     On return the new content and its directory entry are on disk. On any
     error the temporary file is removed and ``path`` keeps its old content;
-    an :class:`OSError` is raised as :class:`StoreUnavailable`.
+    an :class:`OSError` is raised as :class:`StoreUnavailable`. A symlink at
+    ``path`` is replaced, not followed.
     """
     payload = encode_text(data)
-    ensure_directory(path.parent)
-    temporary: Path | None = None
+    with _directory(path.parent, create=True, flags=_READ) as directory:
+        assert directory is not None  # created
+        _replace(directory, path, payload)
+        _sync(directory, path.parent)
+
+
+def _replace(directory: int, path: Path, payload: bytes) -> None:
+    temporary: str | None = None
     try:
-        descriptor, temporary = _create_temporary(path.parent, path.name)
+        descriptor, temporary = _create_temporary(directory, path.name)
         try:
             write_fully(descriptor, payload)
         finally:
             os.close(descriptor)
-        os.replace(temporary, path)
+        os.replace(temporary, path.name, src_dir_fd=directory, dst_dir_fd=directory)
         temporary = None
     except OSError as exc:
         raise _unavailable("write", path, exc) from exc
     finally:
         if temporary is not None:
-            _discard(temporary)
-    fsync_directory(path.parent)
+            _discard(directory, temporary)
 
 
-def _discard(path: Path) -> None:
+def _discard(directory: int, name: str) -> None:
     """Remove a temporary file, ignoring every error (we are failing anyway)."""
     with contextlib.suppress(OSError):
-        os.unlink(path)
+        os.unlink(name, dir_fd=directory)
+
+
+def write_new_file(path: Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist) holding ``data``, fsynced; the
+    parents are created. A failed write removes the file again."""
+    with _directory(path.parent, create=True) as directory:
+        assert directory is not None  # created
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        descriptor = _open_in(directory, path, flags, 0o666, "create")
+        done = False
+        try:
+            write_fully(descriptor, data)
+            done = True
+        except OSError as exc:
+            raise _unavailable("write", path, exc) from exc
+        finally:
+            os.close(descriptor)
+            if not done:
+                _discard(directory, path.name)
+
+
+def move_file(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target`` (replacing it), creating the target's
+    directory if missing, and fsync the target's directory."""
+    with (
+        _directory(source.parent) as origin,
+        _directory(target.parent, create=True, flags=_READ) as destination,
+    ):
+        if origin is None:
+            raise StoreUnavailable(f"cannot move {source}: its directory is missing")
+        assert destination is not None  # created
+        try:
+            os.rename(source.name, target.name, src_dir_fd=origin, dst_dir_fd=destination)
+        except OSError as exc:
+            raise _unavailable("move", source, exc) from exc
+        _sync(destination, target.parent)
+
+
+def open_file(path: Path, flags: int, mode: int = 0o666, action: str = "open") -> int:
+    """A descriptor of ``path`` opened with ``flags`` (plus ``O_NOFOLLOW``
+    and ``O_CLOEXEC``); the parents are created when ``flags`` has
+    ``O_CREAT``. Errors name ``action``; a missing file raises too."""
+    create = bool(flags & os.O_CREAT)
+    with _directory(path.parent, create=create) as directory:
+        if directory is None:
+            raise StoreUnavailable(f"cannot {action} {path}: its directory is missing")
+        return _open_in(directory, path, flags, mode, action)
+
+
+def append_line(path: Path, data: bytes, mode: int = 0o666) -> None:
+    """Append ``data`` to ``path`` (created if missing) with ``O_APPEND``
+    and fsync it: a crash can only cut what was being appended."""
+    descriptor = open_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode, "append to")
+    try:
+        write_fully(descriptor, data)
+    except OSError as exc:
+        raise _unavailable("append to", path, exc) from exc
+    finally:
+        os.close(descriptor)
 
 
 def remove_file(path: Path) -> None:
-    """Remove ``path`` durably; a missing file (or directory) is fine."""
+    """Remove ``path`` durably; a missing file (or directory) is fine. A
+    symlink at ``path`` is removed itself."""
+    with _directory(path.parent, flags=_READ) as directory:
+        if directory is None:
+            return
+        _unlink(directory, path)
+        _sync(directory, path.parent)
+
+
+def _unlink(directory: int, path: Path) -> None:
     try:
-        os.unlink(path)
+        os.unlink(path.name, dir_fd=directory)
     except FileNotFoundError:
         pass
     except OSError as exc:
         raise _unavailable("remove", path, exc) from exc
-    if path.parent.is_dir():
-        fsync_directory(path.parent)
-
-
-def remove_directory(path: Path) -> None:
-    """Remove the flat directory ``path``: its files one by one, then itself.
-
-    A missing directory is fine. Subdirectories are not expected (they make
-    the removal fail with :class:`StoreUnavailable`).
-    """
-    for name in list_names(path, hidden=True):
-        try:
-            os.unlink(path / name)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise _unavailable("remove", path / name, exc) from exc
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise _unavailable("remove directory", path, exc) from exc
-    fsync_directory(path.parent)
-
-
-def remove_empty_directory(path: Path) -> None:
-    """Remove directory ``path`` if it is empty; missing or non-empty is fine."""
-    try:
-        os.rmdir(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    except OSError as exc:
-        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-            return
-        raise _unavailable("remove directory", path, exc) from exc
-    fsync_directory(path.parent)
-
-
-def list_names(path: Path, hidden: bool = False) -> list[str]:
-    """Names in directory ``path``, sorted; ``[]`` if it does not exist.
-
-    Names starting with a dot (temporary and lock files) are left out unless
-    ``hidden`` is true.
-    """
-    try:
-        names = os.listdir(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except OSError as exc:
-        raise _unavailable("list", path, exc) from exc
-    return sorted(name for name in names if hidden or not name.startswith("."))
 
 
 def read_bytes(path: Path) -> bytes | None:
     """The content of ``path``, or None if it does not exist."""
+    with _directory(path.parent) as directory:
+        if directory is None:
+            return None
+        try:
+            descriptor = os.open(
+                path.name, os.O_RDONLY | os.O_NOFOLLOW | _CLOEXEC, dir_fd=directory
+            )
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno in _LINK_ERRORS and _is_link(directory, path.name):
+                raise _refused(path) from exc
+            raise _unavailable("read", path, exc) from exc
     try:
-        with open(path, "rb") as handle:
+        with os.fdopen(descriptor, "rb") as handle:
             return handle.read()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
     except OSError as exc:
         raise _unavailable("read", path, exc) from exc
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from imiptools.config import Settings, example_config
 from imiptools.errors import StoreUnavailable, UsageError
-from imiptools.fileutil import atomic_write, ensure_directory
+from imiptools.fileutil import atomic_write, ensure_directory, resolve_root
 
 #: Mode of each site directory, by its settings name.
 MODES = {"store": 0o2770, "preferences": 0o2770, "journal": 0o2770, "publishing": 0o2755}
@@ -72,7 +72,7 @@ def prepare_directories(settings: Settings, owner: Owner) -> list[Path]:
     """Create (or fix) every site directory: mode and owner. Idempotent."""
     done = []
     for name, path in site_directories(settings).items():
-        ensure_directory(path)
+        ensure_directory(resolve_root(path))
         owner.apply(path)
         _chmod(path, MODES[name])
         done.append(path)
@@ -95,7 +95,7 @@ def write_example_config(path: Path, settings: Settings, owner: Owner) -> bool:
     for name, directory in site_directories(settings).items():
         default = getattr(Settings(), name)
         text = text.replace(f'{name} = "{default}"', f'{name} = "{directory.absolute()}"')
-    atomic_write(path, text)
+    atomic_write(resolve_root(path.parent) / path.name, text)
     owner.apply(path)
     return True
 

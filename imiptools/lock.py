@@ -18,6 +18,9 @@ Contracts of :func:`file_lock`:
   each other like processes do.
 * The lock file's parent directories are created when missing; an
   :class:`OSError` leaves as :class:`~imiptools.errors.StoreUnavailable`.
+* The lock file is opened with :func:`~imiptools.fileutil.open_file`: a
+  symlink at it or on the way raises
+  :class:`~imiptools.errors.SymlinkRefused` instead of being followed.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from imiptools.errors import LockTimeout, StoreUnavailable
-from imiptools.fileutil import ensure_directory
+from imiptools.fileutil import open_file
 
 #: First and largest pause between two attempts, in seconds.
 FIRST_PAUSE = 0.005
@@ -55,12 +58,7 @@ def file_lock(path: Path, timeout: float) -> Iterator[None]:
 
 
 def _open_lock_file(path: Path) -> int:
-    ensure_directory(path.parent)
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-    try:
-        return os.open(path, flags, 0o666)
-    except OSError as exc:
-        raise StoreUnavailable(f"cannot open lock file {path}: {exc.strerror}") from exc
+    return open_file(path, os.O_RDWR | os.O_CREAT, 0o666, "open lock file")
 
 
 def _try_lock(descriptor: int, path: Path) -> bool:

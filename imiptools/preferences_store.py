@@ -18,6 +18,9 @@ Contracts:
 * Writes are atomic (:func:`~imiptools.fileutil.atomic_write`) and end the
   file with one newline; errors leave as
   :class:`~imiptools.errors.StoreUnavailable`.
+* The root may be reached through symlinks (resolved once); a symlink
+  below it is refused, never followed
+  (:class:`~imiptools.errors.SymlinkRefused`, see :mod:`imiptools.fileutil`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import re
 from pathlib import Path
 
 from imiptools.errors import UnsafeName
-from imiptools.fileutil import atomic_write, list_names, read_text, remove_file
+from imiptools.fileutil import atomic_write, list_names, read_text, remove_file, resolve_root
 from imiptools.stores.names import user_component
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
@@ -43,7 +46,7 @@ class PreferenceFiles:
     """Per-user preference files under ``root`` (see the module docstring)."""
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        self.root = resolve_root(root)
 
     def _path(self, user: str, name: str) -> Path:
         return self.root / user_component(user) / check_name(name)

@@ -4,6 +4,8 @@
 (RFC 5545 §3.6.4 VFREEBUSY, METHOD:PUBLISH per RFC 5546 §3.3.1) to
 ``PUBLISHING_DIR/<URL-encoded URI>.ifb`` (e.g.
 ``mailto%3Aalice%40example.com.ifb``) whenever it changes, atomically.
+The directory may be reached through symlinks (it is resolved); a symlink
+in it is replaced, never followed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from urllib.parse import quote
 
 from icalendar import Calendar
 
-from imiptools.fileutil import atomic_write
+from imiptools.fileutil import atomic_write, resolve_root
 from imiptools.handlers.common import Unit
 from imiptools.itip import replies
 from imiptools.itip.objects import make_calendar, to_text
@@ -42,6 +44,6 @@ def freebusy_text(unit: Unit) -> str:
 
 def publish_freebusy(unit: Unit) -> Path:
     """Write the user's .ifb file; return its path."""
-    path = published_path(Path(unit.settings.publishing), unit.user)
+    path = published_path(resolve_root(Path(unit.settings.publishing)), unit.user)
     atomic_write(path, freebusy_text(unit))
     return path

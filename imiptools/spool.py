@@ -30,6 +30,12 @@ message bytes exactly as given. Addresses must not hold CR, LF or NUL.
 An ``<id>`` is ``<time_ns, 20 digits>-<pid>-<counter>`` and, when the
 message has a key, ``-<key>``: unique on one host and sortable by the time
 the message was spooled.
+
+The spool directory's parent (the store) is trusted and resolved once
+(:func:`~imiptools.fileutil.resolve_root`); the spool directory itself and
+everything in it are reached through :mod:`imiptools.fileutil`, so that a
+symlink planted at ``.outbox``, ``new/``, ``tmp/`` or ``.lock`` raises
+:class:`~imiptools.errors.SymlinkRefused` instead of being followed.
 """
 
 from __future__ import annotations
@@ -47,11 +53,12 @@ from imiptools.errors import StoreUnavailable
 from imiptools.fileutil import (
     atomic_write,
     ensure_directory,
-    fsync_directory,
     list_names,
+    move_file,
     read_bytes,
     remove_file,
-    write_fully,
+    resolve_root,
+    write_new_file,
 )
 
 log = logging.getLogger(__name__)
@@ -136,7 +143,8 @@ class Spool:
     """A directory of messages to send (see the module docstring)."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
+        directory = Path(directory)
+        self.directory = resolve_root(directory.parent) / directory.name
         self.tmp = self.directory / "tmp"
         self.new = self.directory / "new"
         self.held_directory = self.directory / "held"
@@ -176,17 +184,15 @@ class Spool:
         return identifier
 
     def _deliver(self, identifier: str, data: bytes) -> None:
-        """Write ``tmp/<id>``, fsync, rename it to ``new/<id>``, fsync ``new/``."""
-        ensure_directory(self.tmp)
-        ensure_directory(self.new)
+        """Write ``tmp/<id>``, fsync, rename it to ``new/<id>``, fsync ``new/``
+        (each directory created if missing)."""
         temporary = self.tmp / identifier
+        write_new_file(temporary, data)
         try:
-            write_new_file(temporary, data)
-            os.rename(temporary, self.new / identifier)
-        except OSError as exc:
+            move_file(temporary, self.new / identifier)
+        except StoreUnavailable:
             _discard(temporary)
-            raise StoreUnavailable(f"cannot spool {identifier}: {exc.strerror}") from exc
-        fsync_directory(self.new)
+            raise
 
     def adopt(self, source: Path, identifier: str) -> None:
         """Move the complete spool file ``source`` into ``new/`` as ``identifier``.
@@ -197,14 +203,7 @@ class Spool:
         already gone (moved by an earlier, interrupted run) is fine.
         """
         key_of(identifier)  # validates: an id never names another path
-        ensure_directory(self.new)
-        try:
-            os.rename(source, self.new / identifier)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot spool {identifier}: {exc.strerror}") from exc
-        fsync_directory(self.new)
+        _move(source, self.new / identifier)
 
     def _ids_with_key(self, key: str) -> list[str]:
         if not key:
@@ -257,15 +256,8 @@ class Spool:
         ensure_directory(self.held_directory)
         reason_path = self.held_directory / (identifier + REASON_SUFFIX)
         atomic_write(reason_path, _one_line(reason) + "\n")
-        try:
-            os.rename(self.new / identifier, self.held_directory / identifier)
-        except FileNotFoundError:
+        if not _move(self.new / identifier, self.held_directory / identifier):
             remove_file(reason_path)
-            return
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot set aside {identifier}: {exc.strerror}") from exc
-        fsync_directory(self.held_directory)
-        fsync_directory(self.new)
 
     def held(self) -> list[HeldMessage]:
         """The messages set aside, oldest first."""
@@ -296,14 +288,8 @@ class Spool:
         """Put ``held/<id>`` back into ``new/`` (sent by the next flush);
         False if no such held message. Raises StoreUnavailable."""
         key_of(identifier)
-        ensure_directory(self.new)
-        try:
-            os.rename(self.held_directory / identifier, self.new / identifier)
-        except FileNotFoundError:
+        if not _move(self.held_directory / identifier, self.new / identifier):
             return False
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot release {identifier}: {exc.strerror}") from exc
-        fsync_directory(self.new)
         remove_file(self.held_directory / (identifier + REASON_SUFFIX))
         return True
 
@@ -318,6 +304,18 @@ class Spool:
         return True
 
 
+def _move(source: Path, target: Path) -> bool:
+    """Move ``source`` to ``target`` durably; False when ``source`` is gone
+    (moved meanwhile). Raises StoreUnavailable."""
+    try:
+        move_file(source, target)
+    except StoreUnavailable:
+        if read_bytes(source) is None:
+            return False
+        raise
+    return True
+
+
 def _mtime(path: Path) -> float:
     try:
         return os.stat(path).st_mtime
@@ -329,18 +327,8 @@ def _one_line(reason: str) -> str:
     return " ".join(_CONTROL.sub(" ", reason).split())[:MAX_REASON] or "(no reason given)"
 
 
-def write_new_file(path: Path, data: bytes) -> None:
-    """Create ``path`` (it must not exist) holding ``data``, fsynced."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    descriptor = os.open(path, flags, 0o666)
-    try:
-        write_fully(descriptor, data)
-    finally:
-        os.close(descriptor)
-
-
 def _discard(path: Path) -> None:
     try:
-        os.unlink(path)
-    except OSError:
+        remove_file(path)
+    except StoreUnavailable:
         log.debug("spool: could not remove %s", path)

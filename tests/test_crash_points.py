@@ -131,11 +131,45 @@ SCENARIOS = [
 # -- running a delivery in a forked process, maybe killed at a write ----------------
 
 
-def _is_write(event: str, args: tuple[Any, ...], root: str) -> bool:
+def _resolved(path: object, directory: object) -> str | None:
+    """The absolute path an audited operation names (relative to the
+    directory descriptor it was given, as the store's file access does);
+    None when it cannot be told."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, str):
+        return None
+    if os.path.isabs(path):
+        return path
+    if not isinstance(directory, int) or directory < 0:
+        return None
+    try:
+        return os.path.join(os.readlink(f"/proc/self/fd/{directory}"), path)
+    except OSError:
+        return None
+
+
+def _write_target(event: str, args: tuple[Any, ...], root: str) -> str | None:
+    """The path a write under ``root`` touches (None: not such a write).
+
+    An ``open`` event carries no directory descriptor: a relative name opened
+    for writing counts (the agents open relative names only beneath a
+    directory descriptor of their own)."""
     if event == "open":
         path, _, flags = args
-        return isinstance(path, str) and path.startswith(root) and bool(flags & WRITE_FLAGS)
-    return event in WRITE_EVENTS and isinstance(args[0], str) and args[0].startswith(root)
+        if not flags & WRITE_FLAGS:
+            return None
+        found = _resolved(path, None)
+        if found is None:
+            return str(path)
+    elif event in WRITE_EVENTS:
+        directory = args[2] if event == "os.rename" else args[-1]
+        found = _resolved(args[0], directory)
+        if event == "os.rename" and found is not None:
+            found += " -> " + str(_resolved(args[1], args[3]))
+    else:
+        return None
+    return found if found is not None and found.startswith(root) else None
 
 
 def _install_killer(root: Path, kill_at: int, trace: Path) -> None:
@@ -147,13 +181,13 @@ def _install_killer(root: Path, kill_at: int, trace: Path) -> None:
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         nonlocal count
-        if not _is_write(event, args, prefix):
+        target = _write_target(event, args, prefix)
+        if target is None:
             return
         count += 1
         if count == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
-        target = f" -> {args[1]}" if event == "os.rename" else ""
-        os.write(log, f"{count} {event} {args[0]}{target}\n".encode())
+        os.write(log, f"{count} {event} {target}\n".encode())
 
     sys.addaudithook(hook)
 
@@ -213,7 +247,7 @@ def _prepare(root: Path, scenario: Scenario) -> Path:
 
 def _sent(site: Path) -> list[EmailMessage]:
     found = []
-    for path in sorted((site / "out").glob("*.eml")):
+    for path in sorted((site / "out").glob("[!.]*.eml")):  # not a sender's temporary
         message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
         assert isinstance(message, EmailMessage)
         found.append(message)

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from imiptools import fileutil
-from imiptools.errors import StoreUnavailable
+from imiptools.errors import StoreUnavailable, SymlinkRefused
 from imiptools.fileutil import (
+    append_line,
     atomic_write,
     ensure_directory,
     fsync_directory,
+    is_directory,
+    is_symlink,
     list_names,
+    move_file,
+    open_file,
     read_bytes,
     read_text,
     remove_directory,
     remove_empty_directory,
     remove_file,
+    resolve_root,
+    write_new_file,
 )
 
 
@@ -60,7 +68,7 @@ def test_failed_rename_keeps_old_content_and_cleans_up(
 ) -> None:
     atomic_write(tmp_path / "f", "old")
 
-    def broken_replace(source: object, target: object) -> None:
+    def broken_replace(source: object, target: object, **dir_fds: object) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", broken_replace)
@@ -96,9 +104,9 @@ def test_temporary_name_is_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     seen: list[str] = []
     real_replace = os.replace
 
-    def spy(source: str, target: str) -> None:
+    def spy(source: str, target: str, **dir_fds: int) -> None:
         seen.append(Path(source).name)
-        real_replace(source, target)
+        real_replace(source, target, **dir_fds)
 
     monkeypatch.setattr(os, "replace", spy)
     atomic_write(tmp_path / "objects", "x")
@@ -189,3 +197,97 @@ def test_new_files_follow_the_umask(tmp_path: Path) -> None:
         os.umask(old)
     assert (tmp_path / "d" / "f").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o750
+
+
+# -- symlinks are refused, never followed (issue 11, item 7) ---------------------
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> tuple[Path, Path]:
+    """A root with ``d`` a symlink to a directory ``outside`` (holding ``f``)."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "f").write_text("outside")
+    os.symlink(outside, root / "d")
+    return root, outside
+
+
+OPERATIONS = {
+    "atomic_write": lambda path: atomic_write(path, "x"),
+    "read_bytes": read_bytes,
+    "list_names": lambda path: list_names(path.parent),
+    "remove_file": remove_file,
+    "remove_directory": lambda path: remove_directory(path.parent),
+    "ensure_directory": lambda path: ensure_directory(path.parent / "sub"),
+    "fsync_directory": lambda path: fsync_directory(path.parent),
+    "append_line": lambda path: append_line(path, b"x\n"),
+    "write_new_file": lambda path: write_new_file(path.with_name("new"), b"x"),
+    "open_file": lambda path: open_file(path, os.O_RDWR | os.O_CREAT),
+    "move_file": lambda path: move_file(path.parent.parent / "g", path.parent / "g"),
+}
+
+
+@pytest.mark.parametrize("operation", OPERATIONS.values(), ids=OPERATIONS.keys())
+def test_a_symlinked_directory_on_the_way_is_refused_not_followed(
+    planted: tuple[Path, Path],
+    operation: Callable[[Path], object],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    root, outside = planted
+    (root / "g").write_text("to move")
+    with pytest.raises(SymlinkRefused, match="is a symlink") as caught:
+        operation(root / "d" / "f")
+    assert str(root / "d") in str(caught.value)
+    assert sorted(os.listdir(outside)) == ["f"] and (outside / "f").read_text() == "outside"
+    assert [r.levelname for r in caplog.records] == ["ERROR"]
+    assert str(root / "d") in caplog.records[0].getMessage()
+
+
+def test_a_symlink_as_the_file_itself_is_refused_by_reads_appends_and_opens(
+    planted: tuple[Path, Path],
+) -> None:
+    root, outside = planted
+    os.symlink(outside / "f", root / "file")
+    os.symlink(outside / "missing", root / "dangling")
+    for link in (root / "file", root / "dangling"):
+        with pytest.raises(SymlinkRefused):
+            read_bytes(link)
+        with pytest.raises(SymlinkRefused):
+            append_line(link, b"x\n")
+        with pytest.raises(SymlinkRefused):
+            open_file(link, os.O_RDWR | os.O_CREAT)
+    assert sorted(os.listdir(outside)) == ["f"] and (outside / "f").read_text() == "outside"
+
+
+def test_a_symlink_as_the_file_itself_is_replaced_or_removed_not_followed(
+    planted: tuple[Path, Path],
+) -> None:
+    root, outside = planted
+    os.symlink(outside / "f", root / "file")
+    atomic_write(root / "file", "inside")
+    assert not (root / "file").is_symlink() and read_text(root / "file") == "inside"
+    os.symlink(outside / "f", root / "other")
+    remove_file(root / "other")
+    remove_empty_directory(root / "d")
+    assert sorted(os.listdir(root)) == ["d", "file"]
+    assert (outside / "f").read_text() == "outside"
+
+
+def test_a_resolved_root_may_be_reached_through_a_symlink(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "configured")
+    with pytest.raises(SymlinkRefused):
+        atomic_write(tmp_path / "configured" / "f", "x")
+    root = resolve_root(tmp_path / "configured")
+    atomic_write(root / "a" / "f", "x")
+    assert read_text(root / "a" / "f") == "x" and list_names(root) == ["a"]
+    assert (tmp_path / "real" / "a" / "f").read_text() == "x"
+
+
+def test_is_directory_and_is_symlink_do_not_follow(planted: tuple[Path, Path]) -> None:
+    root, _ = planted
+    (root / "real").mkdir()
+    assert is_directory(root / "real") and not is_symlink(root / "real")
+    assert not is_directory(root / "d") and is_symlink(root / "d")
+    assert not is_directory(root / "missing") and not is_symlink(root / "missing")

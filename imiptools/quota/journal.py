@@ -29,6 +29,12 @@ remembers the quota locks it holds: updates made inside :meth:`locked` use
 them (check, then write, in one critical section); an update outside takes
 its quota's lock alone, and one that would take a lock out of order raises
 :class:`LockOrderError`. An instance belongs to one thread.
+
+Symlinks: the root may be reached through symlinks (resolved once); below
+it every file goes through :mod:`imiptools.fileutil`, which refuses a
+symlink (:class:`~imiptools.errors.SymlinkRefused`) instead of following
+it, and :meth:`QuotaJournal.quotas` does not list a quota directory that is
+a symlink.
 """
 
 from __future__ import annotations
@@ -44,7 +50,14 @@ from urllib.parse import quote, unquote
 
 from imiptools.dates import format_utc, parse_utc, resolve_zone
 from imiptools.errors import UnsafeName
-from imiptools.fileutil import atomic_write, read_text, remove_file
+from imiptools.fileutil import (
+    atomic_write,
+    is_directory,
+    list_names,
+    read_text,
+    remove_file,
+    resolve_root,
+)
 from imiptools.lock import file_lock
 from imiptools.pending import resolve_all
 from imiptools.quota.limits import (
@@ -196,7 +209,7 @@ class QuotaJournal:
     """
 
     def __init__(self, root: Path, timeout: float = 30.0) -> None:
-        self.root = root
+        self.root = resolve_root(root)
         self.timeout = timeout
         self._held: list[str] = []
         #: Each user's bookings read or written while their quota's lock is
@@ -322,9 +335,8 @@ class QuotaJournal:
 
     def quotas(self) -> list[str]:
         """The names of the quota groups that exist under the root."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_verbatim(p.name))
+        names = list_names(self.root)
+        return [n for n in names if is_verbatim(n) and is_directory(self.root / n)]
 
     # Admin updates (validated before writing; atomic, under the quota's lock).
 
@@ -337,7 +349,6 @@ class QuotaJournal:
                 parse(line)
             except ValueError as exc:
                 raise ValueError(f"{name}:{number}: {exc}") from exc
-        self.directory(quota).mkdir(parents=True, exist_ok=True)
         with self._guard(quota):
             atomic_write(self.directory(quota) / name, text)
 
@@ -353,14 +364,12 @@ class QuotaJournal:
     def booking_users(self, quota: str) -> list[str]:
         """The users with a bookings file in ``quota`` (sorted)."""
         directory = self._bookings_dir(quota)
-        if not directory.is_dir():
-            return []
         users = set()
-        for path in directory.iterdir():
-            if is_verbatim(path.name):
-                users.add(path.name)  # user_component() of a normal address
-            elif is_hashed(path.name):
-                users.update(b.user for b in self._parse_path(path))
+        for name in list_names(directory):
+            if is_verbatim(name):
+                users.add(name)  # user_component() of a normal address
+            elif is_hashed(name):
+                users.update(b.user for b in self._parse_path(directory / name))
         if quota in self._held:  # writes not yet committed, kept in the cache
             users |= {u for (q, u), found in self._cache.items() if q == quota and found}
             users -= {u for (q, u), found in self._cache.items() if q == quota and not found}

@@ -43,6 +43,13 @@ uid's old buckets in its index. Periods are stored from 1900-01-01 onward
 (earlier starts are clamped, periods ending before are dropped; the same
 holds for others' free/busy).
 
+Symlinks: the root may be reached through symlinks (it is resolved once,
+:func:`~imiptools.fileutil.resolve_root`); below it every file is reached
+through :mod:`imiptools.fileutil`, which refuses a symlink anywhere on the
+way (:class:`~imiptools.errors.SymlinkRefused`) instead of following it.
+:meth:`FileStore.users` lists a symlink named as a user (so that tools name
+it when they refuse it) but not one with a hashed name.
+
 Durability: every write is :func:`~imiptools.fileutil.atomic_write`; multi-file
 operations are ordered so that a crash between steps leaves a state that
 rerunning the same operation converges from (see each method). Callers hold
@@ -53,7 +60,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
@@ -66,22 +72,27 @@ from urllib.parse import quote, unquote_to_bytes
 from imiptools.dates import format_utc, parse_utc
 from imiptools.errors import StoreUnavailable, UnsafeName
 from imiptools.fileutil import (
+    append_line,
     atomic_write,
     decode_text,
     encode_text,
     ensure_directory,
     fsync_directory,
+    is_directory,
+    is_symlink,
     list_names,
     read_bytes,
     read_text,
     remove_directory,
     remove_empty_directory,
     remove_file,
+    resolve_root,
+    write_new_file,
 )
 from imiptools.lock import file_lock
 from imiptools.pending import apply_record, write_record
 from imiptools.periods import Period
-from imiptools.spool import Spool, envelope_block, write_new_file
+from imiptools.spool import Spool, envelope_block
 from imiptools.spool import new_id as new_spool_id
 from imiptools.stores.base import Store
 from imiptools.stores.names import (
@@ -239,7 +250,7 @@ class FileStore(Store):
     """The :class:`Store` over a directory tree (see the module docstring)."""
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        self.root = resolve_root(root)
 
     # -- users and locking ------------------------------------------------
 
@@ -321,10 +332,7 @@ class FileStore(Store):
         for message in transaction.messages:
             identifier = new_spool_id(message.key)
             data = envelope_block(message.envelope_from, message.recipients) + message.message
-            try:
-                write_new_file(directory / identifier, data)
-            except OSError as exc:
-                raise StoreUnavailable(f"cannot stage {identifier}: {exc.strerror}") from exc
+            write_new_file(directory / identifier, data)
             identifiers.append(identifier)
         fsync_directory(directory)
         return identifiers
@@ -363,23 +371,17 @@ class FileStore(Store):
                 raise StoreUnavailable(f"unreadable transaction {directory / TXN}") from exc
             logger.warning("user=%s completing interrupted transaction %s", user, record["id"])
             self._apply(user, directory, record, timeout)
-        for name in list_names(directory / STAGED):
+        uncommitted = list_names(directory / STAGED)
+        for name in uncommitted:
             logger.info("user=%s dropping uncommitted messages %s", user, name)
             remove_directory(directory / STAGED / name)
-        remove_empty_directory(directory / STAGED)
+        if uncommitted:
+            remove_empty_directory(directory / STAGED)
 
     def _logged(self, user: str, line: str) -> bool:
         """Whether ``line`` ends the decision log already (a replayed append)."""
-        path = self._user_dir(user) / DECISIONS
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(max(0, handle.seek(0, os.SEEK_END) - LOG_TAIL))
-                tail = handle.read()
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot read {path}: {exc.strerror}") from exc
-        return encode_text(line) + b"\n" in tail
+        text = read_bytes(self._user_dir(user) / DECISIONS) or b""
+        return encode_text(line) + b"\n" in text[-LOG_TAIL:]
 
     def users(self) -> Iterator[str]:
         for name in list_names(self.root):
@@ -388,10 +390,18 @@ class FileStore(Store):
                 yield uri
 
     def _user_of(self, name: str) -> str | None:
+        """The user whose directory is ``name``; None for anything else.
+
+        A symlink with a user's name is listed, so that tools name it when
+        they refuse it; one with a hashed name is not (its ``.user`` would
+        have to be read through it), and :mod:`imiptools.check` reports it.
+        """
         path = self.root / name
+        if not is_directory(path) and (is_hashed(name) or not is_symlink(path)):
+            return None
         candidate = (read_text(path / USER_MARKER) or "").strip() if is_hashed(name) else name
         try:
-            valid = user_component(candidate) == name and path.is_dir()
+            valid = user_component(candidate) == name
         except UnsafeName:
             return None
         return normalise_user(candidate) if valid else None
@@ -652,16 +662,7 @@ class FileStore(Store):
         """Append with O_APPEND and fsync; a crash can only cut the last line."""
         if "\n" in line or "\r" in line:
             raise ValueError("a log line must be one line")
-        path = self._ensure_user(user) / DECISIONS
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-            try:
-                os.write(fd, line.encode("utf-8", "surrogatepass") + b"\n")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot append to {path}: {exc.strerror}") from exc
+        append_line(self._ensure_user(user) / DECISIONS, encode_text(line + "\n"), 0o640)
 
     def decisions(self, user: str) -> Iterator[str]:
         text = read_text(self._user_dir(user) / DECISIONS) or ""

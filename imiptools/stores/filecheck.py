@@ -1,4 +1,5 @@
-"""Checks only a file store needs: stray temporary files, free/busy indexes.
+"""Checks only a file store needs: stray temporary files, free/busy indexes,
+symlinks.
 
 :func:`~imiptools.fileutil.atomic_write` names its temporary files
 ``.<name>.<16 hex>.tmp``; a crash can leave one behind. They are harmless
@@ -6,6 +7,9 @@
 line that its uid's index (``freebusy-index/<uid>``) does not name would
 never be removed by a later update of that uid: the only real damage the
 file layout itself can suffer; a reset of the user's free/busy repairs it.
+A symlink anywhere below a configured directory is refused by every agent
+(:class:`~imiptools.errors.SymlinkRefused`, see :mod:`imiptools.fileutil`):
+:func:`symlinks_below` finds them without following any.
 """
 
 from __future__ import annotations
@@ -40,6 +44,43 @@ def stray_temporary_files(directory: Path, min_age: float = 0.0) -> list[Path]:
         if _TEMPORARY.fullmatch(path.name) and _mtime(path) <= limit:
             found.append(path)
     return sorted(found)
+
+
+def symlinks_below(directory: Path) -> list[Path]:
+    """Every symlink below ``directory``, none followed, sorted; ``[]`` if
+    ``directory`` is missing or is itself a symlink (its parent's concern)."""
+    found = []
+    pending = [] if directory.is_symlink() else [directory]
+    while pending:
+        for entry in _entries(pending.pop()):
+            if entry.is_symlink():
+                found.append(Path(entry.path))
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append(Path(entry.path))
+    return sorted(found)
+
+
+def symlink_entries(directory: Path) -> list[Path]:
+    """The entries of ``directory`` that are symlinks, sorted (not recursive)."""
+    return sorted(Path(entry.path) for entry in _entries(directory) if entry.is_symlink())
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    """The entries of ``directory``; none if it cannot be listed (missing,
+    unreadable: other checks report those)."""
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except OSError:
+        return []
+
+
+def link_target(path: Path) -> str:
+    """What the symlink ``path`` points to, for a report ("?" if unreadable)."""
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
 
 
 def _walk(directory: Path) -> Iterator[Path]:
