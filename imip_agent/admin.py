@@ -62,7 +62,12 @@ Command = Callable[[argparse.Namespace, Settings], str]
 #: Modules that add subcommands: each has ``add_commands(commands)``, which
 #: adds subparsers and sets their ``command_function`` default (a Command).
 #: Keeps this module small; every group of subcommands lives in its own.
-COMMAND_MODULES = ("imip_agent.admin_quota", "imip_agent.admin_store", "imip_agent.admin_install")
+COMMAND_MODULES = (
+    "imip_agent.admin_quota",
+    "imip_agent.admin_store",
+    "imip_agent.admin_install",
+    "imip_agent.admin_mta",
+)
 
 
 def build_parser() -> AdminParser:
