@@ -13,8 +13,8 @@ configuration and account files are byte-identical afterwards.
   Debian system has) where the install guide says ``imip-agent``: the conf/
   files are templated with it (:func:`as_test_account`).
 - People's mailboxes are virtual users of the private Dovecot (a
-  ``passwd-file`` with a fixed uid and homes under the temporary
-  directory), named ``imiptest1`` ... as before.
+  ``passwd-file`` with the uid of :data:`MAIL_USER` and homes under the
+  temporary directory), named ``imiptest1`` ... as before.
 - Dovecot runs in the foreground (``dovecot -F``) under a small subreaper
   that is our child: at the end we stop it and every Dovecot process is
   reaped, so none is left behind, not even a zombie.
@@ -59,9 +59,15 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Our Dovecot settings for LMTP delivery, as an admin installs them.
 DOVECOT_CONF = ROOT / "conf" / "dovecot" / "imip-agent.conf"
 #: The unprivileged user the MTA runs the agents as, in place of the install
-#: guide's imip-agent: an existing user, so the tests create none.
-AGENT_USER = "nobody"
+#: guide's imip-agent: an existing user, so the tests create none. Under Exim
+#: (IMIP_TEST_EXIM=1) it is Exim's own user: a private Exim (``-C`` with a
+#: file not in Debian's TRUSTED_CONFIG_LIST, which is in /etc/exim4) gives up
+#: root before it delivers, so it can run a pipe only as itself.
+AGENT_USER = "Debian-exim" if os.environ.get("IMIP_TEST_EXIM") == "1" else "nobody"
 AGENT_GROUP = grp.getgrgid(pwd.getpwnam(AGENT_USER).pw_gid).gr_name
+#: Whose uid and gid the virtual mailboxes have (Dovecot refuses uids below
+#: its first_valid_uid, 500, such as Exim's).
+MAIL_USER = "nobody"
 START_SECONDS = 10.0
 STOP_SECONDS = 10.0
 FIRST, SECOND, LOCKED = "imiptest1", "imiptest2", "imiptest3"
@@ -178,7 +184,7 @@ class Dovecot:
 
     def mailbox(self, user: str) -> Mailbox:
         """The mailbox of the virtual user ``user`` (one of :data:`FIRST` ...)."""
-        entry = pwd.getpwnam(AGENT_USER)
+        entry = pwd.getpwnam(MAIL_USER)
         return Mailbox(user, self.directory / "home" / user, entry.pw_uid, entry.pw_gid)
 
     def wait_for_log(self, text: str, seconds: float = 5.0) -> bool:

@@ -24,6 +24,7 @@ import pytest
 
 from tests.mta import mailsystem as ms
 from tests.mta.conftest import (
+    AGENT_USER,
     EXIM,
     Dovecot,
     _accepts,
@@ -32,7 +33,7 @@ from tests.mta.conftest import (
     free_port,
     start_reaped,
 )
-from tests.mta.scenarios import Delivery, MailSystem, Scenarios
+from tests.mta.scenarios import ORGANISER, ROOM, Delivery, MailSystem, Scenarios
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("IMIP_TEST_EXIM") != "1",
@@ -108,3 +109,36 @@ class TestExim(Scenarios):
     """The scenarios through Exim."""
 
     mail_system = EximSystem
+
+    # -- imip-admin check-install: the Exim side --------------------------------
+
+    def check_install(self, system: MailSystem) -> tuple[int, list[str]]:
+        done = system.imip_admin("check-install", "--user", AGENT_USER, *system.mta.options())
+        assert done.stderr == "", done.stderr
+        return done.returncode, done.stdout.splitlines()
+
+    def test_check_install_passes_for_the_routed_users(self, system: MailSystem) -> None:
+        ms.admin(system.site, "init-user", ROOM, "--resource")
+        ms.admin(system.site, "init-user", ORGANISER)
+        code, lines = self.check_install(system)
+        assert code == 0, "\n".join(lines)
+        for expected in (
+            f"ok   Exim transport imip-resource: runs {system.site.program('imip-resource')}"
+            f" as {AGENT_USER}",
+            f"ok   {ROOM} (resource): Exim routes it to imip_resource",
+            f"ok   {ORGANISER} (person): Exim routes it to imip_person",
+        ):
+            assert expected in lines, "\n".join(lines)
+
+    def test_check_install_finds_unrouted_users(self, system: MailSystem) -> None:
+        unlisted, stranger = f"room9@{ms.RESOURCES}", f"carol@{ms.DOMAIN}"
+        ms.admin(system.site, "init-user", unlisted, "--resource")
+        ms.admin(system.site, "init-user", stranger)
+        code, lines = self.check_install(system)
+        assert code == 75, "\n".join(lines)
+        assert [line for line in lines if line.startswith("FAIL")] == [
+            f"FAIL {stranger} (person): Exim routes it to nothing, not imip_person"
+            f" (imip-admin add-person {stranger} --mta exim --apply)",
+            f"FAIL {unlisted} (resource): Exim routes it to nothing, not imip_resource"
+            f" (imip-admin add-resource {unlisted} --mta exim --apply)",
+        ], "\n".join(lines)
