@@ -38,18 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imip_agent.admin import add_command
-from imip_agent.admin_routes import (
-    MAP_PARAMETERS,
-    PERSON,
-    PROGRAM_OF,
-    PROGRAMS,
-    RESOURCE,
-    Exim,
-    Kind,
-    Postfix,
-    add_mta_options,
-    mta_from,
-)
+from imip_agent.admin_exim import Exim
+from imip_agent.admin_mta import add_mta_options, mta_from
+from imip_agent.admin_postfix import MAP_PARAMETERS, Postfix
+from imip_agent.admin_routes import PERSON, PROGRAM_OF, PROGRAMS, RESOURCE, Kind
 from imip_agent.cli import preferences_from, store_from
 from imiptools.config import ENV_CONFIG, Settings
 from imiptools.errors import ConfigError, ImipError, UsageError

@@ -20,17 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imip_agent.admin import add_command
-from imip_agent.admin_routes import (
-    PERSON,
-    RESOURCE,
-    Entry,
-    Exim,
-    Kind,
-    Postfix,
-    add_mta_options,
-    edit_table,
-    mta_from,
-)
+from imip_agent.admin_exim import EXIM_DIR, Exim
+from imip_agent.admin_postfix import POSTFIX_DIR, Postfix
+from imip_agent.admin_routes import PERSON, RESOURCE, Entry, Kind, command_path, edit_table
 from imip_agent.cli import preferences_from, store_from
 from imiptools.config import Settings
 from imiptools.errors import ConfigError, InputError
@@ -176,8 +168,8 @@ def _add(
     checked = _validated(values)
     mta = mta_from(args, fallback="postfix")
     entries = mta.entries(user.removeprefix("mailto:"), kind) if mta else []
-    if args.apply:
-        _tables_exist(entries)
+    if args.apply and mta:
+        mta.prepare(_tables(entries))
     changed = create_user(settings, user, checked)
     set_text = f"preferences set: {', '.join(changed)}" if changed else "preferences unchanged"
     lines = [f"{kind} {user} ready; {set_text}"]
@@ -188,8 +180,8 @@ def _remove(args: argparse.Namespace, settings: Settings) -> str:
     user = normalise_user(args.address)
     mta = mta_from(args, fallback="postfix")
     entries = mta.entries(user.removeprefix("mailto:"), args.kind) if mta else []
-    if args.apply:
-        _tables_exist(entries)
+    if args.apply and mta:
+        mta.prepare(_tables(entries))
     lines = _route(mta, entries, args.apply, remove=True)
     store = store_from(settings).user_directory(user)
     prefs = preferences_from(settings).root / user_component(user)
@@ -208,14 +200,6 @@ def _validated(values: dict[str, str]) -> dict[str, str]:
         except ValueError as exc:
             raise InputError(f"invalid {name} {value!r}: {exc}") from exc
     return checked
-
-
-def _tables_exist(entries: Sequence[Entry]) -> None:
-    for entry in entries:
-        if not entry.table.is_file():
-            raise ConfigError(
-                f"{entry.table} does not exist: install the MTA's tables from conf/ first"
-            )
 
 
 def create_user(settings: Settings, user: str, values: dict[str, str]) -> list[str]:
@@ -264,3 +248,52 @@ def _tables(entries: Sequence[Entry]) -> list[Path]:
 
 def _lines(lines: Sequence[str]) -> str:
     return "".join(f"{line}\n" for line in lines)
+
+
+# -- the MTA options -----------------------------------------------------------------
+
+MTA_CHOICES = ("postfix", "exim", "none")
+
+
+def add_mta_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--mta``, ``--postfix-config DIR`` and ``--exim-config FILE``."""
+    parser.add_argument(
+        "--mta",
+        choices=MTA_CHOICES,
+        help=f"{what} (default: the MTA installed here, Postfix if both)",
+    )
+    parser.add_argument(
+        "--postfix-config",
+        metavar="DIR",
+        help=f"Postfix's configuration directory (default {POSTFIX_DIR}; another instance: its -c)",
+    )
+    parser.add_argument(
+        "--exim-config",
+        metavar="FILE",
+        help=f"Exim's configuration file (-C FILE; the lists beside it; default: {EXIM_DIR})",
+    )
+
+
+def mta_from(args: argparse.Namespace, fallback: str = "none") -> Postfix | Exim | None:
+    """The MTA the options name, else the one installed here, else ``fallback``."""
+    choice = args.mta or _detected(args) or fallback
+    if choice == "postfix":
+        return Postfix(Path(args.postfix_config) if args.postfix_config else None)
+    if choice == "exim":
+        return Exim(Path(args.exim_config) if args.exim_config else None)
+    return None
+
+
+def _detected(args: argparse.Namespace) -> str:
+    if args.postfix_config:
+        return "postfix"
+    if args.exim_config:
+        return "exim"
+    for choice, commands in (("postfix", ("postconf",)), ("exim", ("exim4", "exim"))):
+        for command in commands:
+            try:
+                command_path(command)
+            except ConfigError:
+                continue
+            return choice
+    return ""

@@ -161,3 +161,20 @@ class TestPostfix(Scenarios):
             f" (imip-admin add-resource {unlisted} --apply)",
         ], "\n".join(lines)
         assert lines[-1].startswith("4.3.5 check-install: 3 problem(s)")
+
+    def test_add_resource_refuses_tables_that_main_cf_does_not_use(
+        self, system: MailSystem, tmp_path: Path
+    ) -> None:
+        """Editing maps Postfix never reads would route nothing: 75, nothing written."""
+        (tmp_path / "main.cf").write_text("compatibility_level = 3.6\n")
+        for name in ("imip-transport", "imip-resources"):
+            (tmp_path / name).write_text("")
+        add = ("add-resource", ROOM, "--name", "Room", "--tz", "UTC", "--apply")
+        done = system.imip_admin(*add, "--mta", "postfix", "--postfix-config", str(tmp_path))
+        assert (done.returncode, done.stdout) == (
+            75,
+            f"4.3.5 {tmp_path}/imip-transport is not a map of {tmp_path}/main.cf (transport_maps,"
+            " relay_recipient_maps, sender_bcc_maps): add the lines of conf/postfix/main.cf\n",
+        )
+        assert (tmp_path / "imip-transport").read_text() == ""
+        assert not (system.site.directory("store") / f"mailto:{ROOM}").exists()
