@@ -9,9 +9,10 @@ is written to ``/etc``, no system user is created, the system queue is never
 read or cleared; ``untouched.py`` checks that the system's mail
 configuration and account files are byte-identical afterwards.
 
-- The MTA runs the agents as :data:`AGENT_USER` (``nobody``, which every
-  Debian system has) where the install guide says ``imip-agent``: the conf/
-  files are templated with it (:func:`as_test_account`).
+- The MTA runs the agents as :data:`AGENT_USER` where the install guide
+  says ``imip-agent``: ``nobody``, which every Debian system has, or under
+  Exim, Exim's own user; the conf/ files are templated with it
+  (:func:`as_test_account`).
 - People's mailboxes are virtual users of the private Dovecot (a
   ``passwd-file`` with the uid of :data:`MAIL_USER` and homes under the
   temporary directory), named ``imiptest1`` ... as before.

@@ -3,7 +3,8 @@
 Real mail goes over SMTP through the MTA, the agents and Dovecot, every one
 a private instance of the test session (``conftest.py``, ``mailsystem.py``):
 the MTA runs from our ``conf/`` files with the agents installed in a venv
-they can read and run as the unprivileged ``nobody``; people's mail reaches
+they can read and run as an unprivileged user (``conftest.AGENT_USER``:
+``nobody``, or Exim's own user); people's mail reaches
 Dovecot over LMTP. The people are Dovecot's virtual users ``imiptest1`` (the
 organiser) and ``imiptest2``; the resources are ``room`` and ``room2`` in
 ``resources.example.test``, and ``room3``, which a scenario adds with
