@@ -66,6 +66,7 @@ COMMAND_MODULES = (
     "imip_agent.admin_store",
     "imip_agent.admin_install",
     "imip_agent.admin_outbox",
+    "imip_agent.admin_mta",
 )
 
 

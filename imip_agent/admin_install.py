@@ -9,8 +9,19 @@ deferring it; this command finds it before.
 
 Permissions are worked out from the mode bits, owner and group of each path
 and the user's groups (ACLs are not read). Run as root, it also starts
-``imip-resource --help`` as the user, which proves the venv loads. Prints one
-line per check (``ok`` or ``FAIL``); any failure exits 75 (ConfigError).
+``imip-resource --help`` as the user, which proves the venv loads.
+
+Then the MTA's side (:mod:`imip_agent.admin_routes`; Postfix or Exim, the
+one installed here unless ``--mta`` says): each of our pipe services or
+transports exists, runs its program as the user and that program is
+reachable; Postfix's maps are compiled and not older than their sources,
+and our services take one recipient per run; every calendar user in the
+store is routed to the right program (a resource to ``imip-resource``, and
+listed where Postfix checks relay recipients; a person to ``imip-person``,
+with what they send copied to ``imip-person-outgoing``).
+
+Prints one line per check (``ok`` or ``FAIL``); any failure exits 75
+(ConfigError).
 """
 
 from __future__ import annotations
@@ -27,22 +38,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imip_agent.admin import add_command
+from imip_agent.admin_exim import Exim
+from imip_agent.admin_mta import add_mta_options, mta_from
+from imip_agent.admin_postfix import MAP_PARAMETERS, Postfix
+from imip_agent.admin_routes import PERSON, PROGRAM_OF, PROGRAMS, RESOURCE, Kind
+from imip_agent.cli import preferences_from, store_from
 from imiptools.config import ENV_CONFIG, Settings
-from imiptools.errors import ConfigError, UsageError
+from imiptools.errors import ConfigError, ImipError, UsageError
 
 #: The system user of the install guide (README) and conf/postfix/master.cf.
 DEFAULT_USER = "imip-agent"
-PROGRAMS = ("imip-person", "imip-person-outgoing", "imip-resource")
 READ, WRITE, SEARCH = 4, 2, 1
 
 DESCRIPTION = """\
 Check an installation as the MTA will use it: the directories of the
 configuration exist and the user can write them, the configuration and log
 file are usable, and the user can run the programs (and their interpreter)
-through every parent directory. Exit 0 when all is well, 75 otherwise.
+through every parent directory. Then the MTA (Postfix or Exim): our pipe
+services (master.cf) or transports exist and run the programs as the user,
+Postfix's maps are compiled (postmap), and every calendar user in the store
+is routed to the right program. Exit 0 when all is well, 75 otherwise.
 
 example:
   imip-admin -c /etc/imip-agent/imip-agent.toml check-install --user imip-agent
+  imip-admin check-install --mta exim --lmtp /run/dovecot/lmtp
 """
 
 
@@ -103,6 +122,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         metavar="SOCKET",
         help="also check that the user may connect to this LMTP socket (imip-person -l)",
     )
+    add_mta_options(sub, "the MTA to check; none: skip the MTA's side")
 
 
 def _check_install(args: argparse.Namespace, settings: Settings) -> str:
@@ -111,6 +131,11 @@ def _check_install(args: argparse.Namespace, settings: Settings) -> str:
     checks = list(check_install(account, settings, config, Path(sys.executable)))
     if args.lmtp:
         checks.append(_socket_check(account, Path(args.lmtp)))
+    mta = mta_from(args)
+    if mta is None:
+        checks.append(Check(True, "MTA: not checked (--mta none, or no Postfix or Exim found)"))
+    else:
+        checks += mta_checks(mta, account, settings)
     report = "".join(f"{check}\n" for check in checks)
     failed = sum(not check.ok for check in checks)
     if failed:
@@ -236,3 +261,125 @@ def _runs_as(account: Account, program: Path) -> Check:
         last = output[-1] if output else "(no output)"
         return Check(False, f"{program.name} as {account.name} exited {done.returncode}: {last}")
     return Check(True, f"{program.name} starts as {account.name}")
+
+
+# -- the MTA's side ----------------------------------------------------------------
+
+
+def mta_checks(mta: Postfix | Exim, account: Account, settings: Settings) -> list[Check]:
+    """The services or transports, Postfix's maps, and each calendar user's route."""
+    checks: list[Check] = []
+    try:
+        checks += [_service_check(mta, account, program) for program in PROGRAMS]
+        if isinstance(mta, Postfix):
+            checks += _postfix_checks(mta)
+        checks += _route_checks(mta, calendar_users(settings))
+    except ImipError as exc:
+        checks.append(Check(False, f"{mta.name}: {exc}"))
+    return checks
+
+
+def calendar_users(settings: Settings) -> list[tuple[str, Kind]]:
+    """Every calendar user of the store: a resource if it has its own
+    scheduling_function preference (add-resource, init-user --resource)."""
+    files = preferences_from(settings)
+    return [
+        (
+            user.removeprefix("mailto:"),
+            RESOURCE if files.get(user, "scheduling_function") is not None else PERSON,
+        )
+        for user in sorted(store_from(settings).users())
+    ]
+
+
+def _service_check(mta: Postfix | Exim, account: Account, program: str) -> Check:
+    what = f"{mta.name} {'service' if isinstance(mta, Postfix) else 'transport'} {program}"
+    service = mta.service(program)
+    if service is None:
+        return Check(False, f"{what}: missing (add it from conf/)")
+    if service.driver != "pipe":
+        return Check(False, f"{what}: a {service.driver}, not a pipe")
+    if service.user != account.name:
+        return Check(False, f"{what}: runs as {service.user or 'nobody set'}, not {account.name}")
+    if Path(service.program).name != program:
+        return Check(False, f"{what}: runs {service.program or 'nothing'}, not {program}")
+    reach = _reachable(account, what, Path(service.program), READ | SEARCH)
+    if not reach.ok:
+        return reach
+    return Check(True, f"{what}: runs {service.program} as {account.name}")
+
+
+def _postfix_checks(postfix: Postfix) -> list[Check]:
+    """Every map of our parameters compiled; one recipient per pipe run."""
+    checks = []
+    specs = postfix.map_specs(*MAP_PARAMETERS)
+    if not postfix.map_specs("transport_maps"):
+        checks.append(Check(False, "Postfix transport_maps: none (add conf/postfix/main.cf)"))
+    for spec in specs:
+        stale = spec.stale()
+        if stale:
+            checks.append(Check(False, f"Postfix map {spec}: {stale} (run postmap {spec})"))
+        else:
+            checks.append(Check(True, f"Postfix map {spec}: compiled"))
+    for service in ("imip-person", "imip-resource"):
+        name = f"{service}_destination_recipient_limit"
+        value = postfix.parameter(name)
+        checks.append(
+            Check(True, f"Postfix {name} = 1")
+            if value == "1"
+            else Check(False, f"Postfix {name} = {value}: must be 1 (one recipient per run)")
+        )
+    return checks
+
+
+def _route_checks(mta: Postfix | Exim, users: list[tuple[str, Kind]]) -> list[Check]:
+    if not users:
+        return [Check(True, f"{mta.name} routes: no calendar users in the store yet")]
+    if isinstance(mta, Postfix):
+        return [_postfix_route(mta, address, kind) for address, kind in users]
+    routes = mta.routes([address for address, _ in users])
+    checks = []
+    for address, kind in users:
+        transports = list(routes.get(address, []))
+        if kind == PERSON:
+            transports += mta.routes([address], sender=address).get(address, [])
+        checks.append(_exim_route(address, kind, transports))
+    return checks
+
+
+def _postfix_route(postfix: Postfix, address: str, kind: Kind) -> Check:
+    expected = PROGRAM_OF[kind]
+    fix = f"(imip-admin add-{kind} {address} --apply)"
+    service = postfix.route(address)
+    if service != expected:
+        routed = service or "no imip-agent service"
+        text = f"{address} ({kind}): Postfix routes it to {routed}, not {expected} {fix}"
+        return Check(False, text)
+    if kind == RESOURCE:
+        if postfix.recipient_listed(address) is False:
+            return Check(False, f"{address}: refused at RCPT: not in relay_recipient_maps {fix}")
+        return Check(True, f"{address} (resource): Postfix routes it to imip-resource")
+    copy = postfix.copied_to(address)
+    if not copy or postfix.route(copy) != "imip-person-outgoing":
+        return Check(
+            False, f"{address}: what they send is not copied to imip-person-outgoing {fix}"
+        )
+    return Check(
+        True,
+        f"{address} (person): Postfix routes it to imip-person, their mail sent to "
+        "imip-person-outgoing",
+    )
+
+
+def _exim_route(address: str, kind: Kind, transports: list[str]) -> Check:
+    expected = PROGRAM_OF[kind].replace("-", "_")
+    fix = f"(imip-admin add-{kind} {address} --mta exim --apply)"
+    if expected not in transports:
+        routed = ", ".join(transports) or "nothing"
+        text = f"{address} ({kind}): Exim routes it to {routed}, not {expected} {fix}"
+        return Check(False, text)
+    if kind == PERSON and "imip_person_outgoing" not in transports:
+        return Check(
+            False, f"{address}: what they send is not copied to imip_person_outgoing {fix}"
+        )
+    return Check(True, f"{address} ({kind}): Exim routes it to {expected}")

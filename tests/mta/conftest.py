@@ -1,29 +1,37 @@
-"""Fixtures for MTA tests: a real Dovecot LMTP server and test mailboxes.
+"""Fixtures for the MTA tests: private mail servers, virtual mailboxes, no system users.
 
-The ``dovecot`` fixture runs one Dovecot for the whole session from a small
-standalone configuration in a temporary directory (its own ``base_dir``,
-``state_dir`` and log, a 127.0.0.1 listener on a free port) that includes
-our ``conf/dovecot/imip-agent.conf`` (the unix listener ``run/lmtp``, for
-root and the ``imip-agent`` group, and the user name format), so it
-clashes with nothing on the machine. The directory is reachable by every
-user (not under pytest's private temporary directory): the pipe programs
-of the end-to-end tests connect to the socket as ``imip-agent``. It runs in the
-foreground (``dovecot -F``, not daemonized) under a small subreaper that
-is our child: at the end we stop it and every Dovecot process is reaped,
-so none is left behind, not even a zombie.
+Everything the MTA tests run lives under one temporary directory
+(:func:`private_root`, removed at the end) and leaves the machine's own mail
+system alone: Dovecot here, Postfix and Exim in ``mailsystem.py``, each a
+private instance with its own configuration, queue or state, log, ports and
+sockets (``dovecot -c FILE``, ``postfix -c DIR``, ``exim -C FILE``). Nothing
+is written to ``/etc``, no system user is created, the system queue is never
+read or cleared; ``untouched.py`` checks that the system's mail
+configuration and account files are byte-identical afterwards.
 
-Dovecot delivers as the mailbox's unix user, so the mailboxes belong to
-test users (``imiptest1`` ...) that are created when missing; that needs
-root. Without ``/usr/sbin/dovecot`` or without root the tests skip, except
-with ``CI=true``, where they fail: CI must run them (``tools/ci-services``
+- The MTA runs the agents as :data:`AGENT_USER` where the install guide
+  says ``imip-agent``: ``nobody``, which every Debian system has, or under
+  Exim, Exim's own user; the conf/ files are templated with it
+  (:func:`as_test_account`).
+- People's mailboxes are virtual users of the private Dovecot (a
+  ``passwd-file`` with the uid of :data:`MAIL_USER` and homes under the
+  temporary directory), named ``imiptest1`` ... as before.
+- Dovecot runs in the foreground (``dovecot -F``) under a small subreaper
+  that is our child: at the end we stop it and every Dovecot process is
+  reaped, so none is left behind, not even a zombie.
+
+Starting the servers and delivering as another uid needs root. Without
+``/usr/sbin/dovecot`` or without root the tests skip, except with
+``CI=true``, where they fail: CI must run them (``tools/ci-services``
 installs Dovecot).
 """
 
 from __future__ import annotations
 
-import fcntl
+import grp
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -38,20 +46,29 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.mta.untouched import system_files_untouched
+
 if TYPE_CHECKING:
     from tests.mta.mailsystem import Site
+
+__all__ = ["system_files_untouched"]  # the identity test runs for every MTA test
 
 DOVECOT = Path("/usr/sbin/dovecot")
 POSTFIX = Path("/usr/sbin/postfix")
 EXIM = Path("/usr/sbin/exim4")
-#: Held (flock) by a session while it uses the test users, Postfix and port 25.
-MACHINE_LOCK = Path(tempfile.gettempdir()) / "imip-agent-mta-tests.lock"
-MACHINE_WAIT_SECONDS = 900.0
 ROOT = Path(__file__).resolve().parents[2]
 #: Our Dovecot settings for LMTP delivery, as an admin installs them.
 DOVECOT_CONF = ROOT / "conf" / "dovecot" / "imip-agent.conf"
-#: The system user the MTA runs the agents as (README, conf/postfix/master.cf).
-AGENT_USER = "imip-agent"
+#: The unprivileged user the MTA runs the agents as, in place of the install
+#: guide's imip-agent: an existing user, so the tests create none. Under Exim
+#: (IMIP_TEST_EXIM=1) it is Exim's own user: a private Exim (``-C`` with a
+#: file not in Debian's TRUSTED_CONFIG_LIST, which is in /etc/exim4) gives up
+#: root before it delivers, so it can run a pipe only as itself.
+AGENT_USER = "Debian-exim" if os.environ.get("IMIP_TEST_EXIM") == "1" else "nobody"
+AGENT_GROUP = grp.getgrgid(pwd.getpwnam(AGENT_USER).pw_gid).gr_name
+#: Whose uid and gid the virtual mailboxes have (Dovecot refuses uids below
+#: its first_valid_uid, 500, such as Exim's).
+MAIL_USER = "nobody"
 START_SECONDS = 10.0
 STOP_SECONDS = 10.0
 FIRST, SECOND, LOCKED = "imiptest1", "imiptest2", "imiptest3"
@@ -64,11 +81,14 @@ base_dir = {directory}/run
 state_dir = {directory}/state
 log_path = {directory}/dovecot.log
 mail_location = maildir:~/Maildir
+# virtual users: no system accounts (name:password:uid:gid::home::)
 userdb {{
-  driver = passwd
+  driver = passwd-file
+  args = {users}
 }}
 passdb {{
-  driver = passwd
+  driver = passwd-file
+  args = {users}
 }}
 !include {include}
 service lmtp {{
@@ -81,7 +101,7 @@ service lmtp {{
 
 # Dovecot's master does not wait for all its children (the log process
 # outlives it), and where PID 1 reaps no orphans (containers, CI VMs) they
-# would stay as zombies. So Dovecot runs under this tiny subreaper: it
+# would stay as zombies. So each server runs under this tiny subreaper: it
 # passes SIGTERM on to the master, then reaps every orphan before exiting.
 REAPER = """\
 import ctypes, os, signal, subprocess, sys
@@ -97,45 +117,25 @@ while True:
 """
 
 
-@dataclass(frozen=True)
-class Dovecot:
-    """A running Dovecot: where to reach it and where it logs."""
-
-    directory: Path
-    port: int
-
-    @property
-    def socket_target(self) -> str:
-        return str(self.directory / "run" / "lmtp")
-
-    @property
-    def tcp_target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def log(self) -> str:
-        return _read(self.directory / "dovecot.log") + _read(self.directory / "stderr")
-
-    def wait_for_log(self, text: str, seconds: float = 5.0) -> bool:
-        """Whether ``text`` appears in the log within ``seconds``.
-
-        Dovecot writes some lines after it has answered the client, so a
-        test that reads the log right after a reply must wait for them.
-        """
-        deadline = time.monotonic() + seconds
-        while text not in self.log:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
-        return True
+def as_test_account(text: str) -> str:
+    """A conf/ file with the install guide's ``imip-agent`` user and group
+    replaced by :data:`AGENT_USER` and its group (Postfix ``user=``, Exim
+    ``user =``/``group =``/``trusted_users =``, Dovecot ``group =``)."""
+    text = re.sub(r"\buser=imip-agent\b", f"user={AGENT_USER}", text)
+    text = re.sub(
+        r"(?m)^(\s*(?:user|trusted_users)\s*=\s*)imip-agent\s*$", rf"\g<1>{AGENT_USER}", text
+    )
+    return re.sub(r"(?m)^(\s*group\s*=\s*)imip-agent\s*$", rf"\g<1>{AGENT_GROUP}", text)
 
 
 @dataclass(frozen=True)
 class Mailbox:
-    """A test user's ``~/Maildir``."""
+    """A virtual user's ``~/Maildir`` in the private Dovecot."""
 
     user: str
     home: Path
+    uid: int
+    gid: int
 
     @property
     def maildir(self) -> Path:
@@ -160,9 +160,46 @@ class Mailbox:
 
     def unlock(self) -> None:
         """Give the Maildir back to its user."""
-        entry = pwd.getpwnam(self.user)
-        os.chown(self.maildir, entry.pw_uid, entry.pw_gid)
+        os.chown(self.maildir, self.uid, self.gid)
         self.maildir.chmod(0o700)
+
+
+@dataclass(frozen=True)
+class Dovecot:
+    """A running private Dovecot: where to reach it, its mailboxes, its log."""
+
+    directory: Path
+    port: int
+
+    @property
+    def socket_target(self) -> str:
+        return str(self.directory / "run" / "lmtp")
+
+    @property
+    def tcp_target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> str:
+        return _read(self.directory / "dovecot.log") + _read(self.directory / "stderr")
+
+    def mailbox(self, user: str) -> Mailbox:
+        """The mailbox of the virtual user ``user`` (one of :data:`FIRST` ...)."""
+        entry = pwd.getpwnam(MAIL_USER)
+        return Mailbox(user, self.directory / "home" / user, entry.pw_uid, entry.pw_gid)
+
+    def wait_for_log(self, text: str, seconds: float = 5.0) -> bool:
+        """Whether ``text`` appears in the log within ``seconds``.
+
+        Dovecot writes some lines after it has answered the client, so a
+        test that reads the log right after a reply must wait for them.
+        """
+        deadline = time.monotonic() + seconds
+        while text not in self.log:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
 
 def _unavailable(reason: str) -> None:
@@ -197,6 +234,18 @@ def _accepts(family: socket.AddressFamily, address: str | tuple[str, int]) -> bo
         return True
 
 
+def start_reaped(argv: list[str], output: Path | None = None) -> subprocess.Popen[bytes]:
+    """Run ``argv`` in the foreground under :data:`REAPER`, in its own session."""
+    with output.open("wb") if output else open(os.devnull, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", REAPER, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+
+
 def _wait_until_up(process: subprocess.Popen[bytes], server: Dovecot) -> None:
     """Return when both listeners accept; fail if Dovecot exits or is slow."""
     deadline = time.monotonic() + START_SECONDS
@@ -222,95 +271,52 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def machine() -> Iterator[None]:
-    """This session's hold on the machine-wide parts: test users, Postfix, its port.
+def private_root() -> Iterator[Path]:
+    """The session's temporary directory for every private server and the site.
 
-    Two test runs on one machine (two checkouts, two engineers) would
-    clear each other's Maildirs, queue and stores; the second waits here
-    (``flock``) until the first has finished its MTA tests.
+    World-searchable (0755): the agents run as :data:`AGENT_USER` and reach
+    the site, the venv and Dovecot's socket below it. Removed at the end,
+    after the servers have stopped (their fixtures depend on this one).
     """
-    with MACHINE_LOCK.open("a") as lock:
-        deadline = time.monotonic() + MACHINE_WAIT_SECONDS
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"another test run held {MACHINE_LOCK} too long", pytrace=False)
-                time.sleep(0.5)
-        yield
+    if os.geteuid() != 0:
+        _unavailable("the MTA tests need root (private mail servers, delivery as other users)")
+    directory = Path(tempfile.mkdtemp(prefix="imip-mta-"))
+    directory.chmod(0o755)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def dovecot(machine: None) -> Iterator[Dovecot]:
-    """A Dovecot LMTP server running for the whole session."""
+def dovecot(private_root: Path) -> Iterator[Dovecot]:
+    """A private Dovecot LMTP server for the whole session, with its virtual users."""
     if not DOVECOT.exists():
         _unavailable(f"{DOVECOT} is not installed (run tools/ci-services as root)")
-    if os.geteuid() != 0:
-        _unavailable("the Dovecot tests need root (test users, delivery as them)")
-    ensure_agent_user()  # the socket's group
-    directory = Path(tempfile.mkdtemp(prefix="imip-dovecot-"))
-    directory.chmod(0o755)
+    directory = private_root / "dovecot"
     server = Dovecot(directory, free_port())
+    for name in ("", "run", "state", "home"):
+        (directory / name).mkdir(mode=0o755)
+    users = directory / "users"
+    lines = []
+    for name in (FIRST, SECOND, LOCKED):
+        mailbox = server.mailbox(name)
+        mailbox.home.mkdir(mode=0o700)
+        os.chown(mailbox.home, mailbox.uid, mailbox.gid)
+        lines.append(f"{name}::{mailbox.uid}:{mailbox.gid}::{mailbox.home}::\n")
+    users.write_text("".join(lines))
+    include = directory / "imip-agent.conf"
+    include.write_text(as_test_account(DOVECOT_CONF.read_text()))
     config = directory / "dovecot.conf"
-    text = CONFIG.format(directory=directory, port=server.port, include=DOVECOT_CONF)
-    config.write_text(text)
-    for name in ("run", "state"):
-        (directory / name).mkdir()
-    with (directory / "stderr").open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-c", REAPER, str(DOVECOT), "-F", "-c", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=stderr,
-            stderr=stderr,
-            start_new_session=True,
-        )
+    config.write_text(
+        CONFIG.format(directory=directory, port=server.port, include=include, users=users)
+    )
+    process = start_reaped([str(DOVECOT), "-F", "-c", str(config)], directory / "stderr")
     try:
         _wait_until_up(process, server)
         yield server
     finally:
         _stop(process)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def ensure_agent_user() -> None:
-    """The system user and group ``imip-agent``, created when missing (README)."""
-    try:
-        pwd.getpwnam(AGENT_USER)
-    except KeyError:
-        subprocess.run(
-            [
-                *("useradd", "--system", "--user-group", "--no-create-home"),
-                *("--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", AGENT_USER),
-            ],
-            check=True,
-            capture_output=True,
-        )
-
-
-def _ensure_user(name: str) -> Mailbox:
-    """The unix user ``name`` with a home under /home, created if missing."""
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--create-home", "--user-group", "--shell", "/usr/sbin/nologin", name],
-            check=True,
-            capture_output=True,
-        )
-        entry = pwd.getpwnam(name)
-    home = Path(entry.pw_dir)
-    if not home.is_dir():
-        home.mkdir(mode=0o755, parents=True)
-        os.chown(home, entry.pw_uid, entry.pw_gid)
-    return Mailbox(name, home)
-
-
-@pytest.fixture(scope="session")
-def users(dovecot: Dovecot) -> dict[str, Mailbox]:
-    """The test users, created once (they stay: creating them is idempotent)."""
-    return {name: _ensure_user(name) for name in (FIRST, SECOND, LOCKED)}
 
 
 def _cleared(mailbox: Mailbox) -> Iterator[Mailbox]:
@@ -320,32 +326,30 @@ def _cleared(mailbox: Mailbox) -> Iterator[Mailbox]:
 
 
 @pytest.fixture
-def mailbox(users: dict[str, Mailbox]) -> Iterator[Mailbox]:
+def mailbox(dovecot: Dovecot) -> Iterator[Mailbox]:
     """An empty mailbox (``imiptest1``)."""
-    yield from _cleared(users[FIRST])
+    yield from _cleared(dovecot.mailbox(FIRST))
 
 
 @pytest.fixture
-def second_mailbox(users: dict[str, Mailbox]) -> Iterator[Mailbox]:
+def second_mailbox(dovecot: Dovecot) -> Iterator[Mailbox]:
     """Another empty mailbox (``imiptest2``)."""
-    yield from _cleared(users[SECOND])
+    yield from _cleared(dovecot.mailbox(SECOND))
 
 
 @pytest.fixture
-def locked_mailbox(users: dict[str, Mailbox]) -> Iterator[Mailbox]:
+def locked_mailbox(dovecot: Dovecot) -> Iterator[Mailbox]:
     """``imiptest3``, whose Maildir it cannot write: Dovecot answers 451 4.2.0."""
-    mailbox = users[LOCKED]
+    mailbox = dovecot.mailbox(LOCKED)
     mailbox.lock()
     yield mailbox
     mailbox.clear()
 
 
 @pytest.fixture(scope="session")
-def site(dovecot: Dovecot) -> Site:
-    """The agent installed and configured as the README says (needs Postfix or Exim)."""
-    if not POSTFIX.exists() and not EXIM.exists():
-        _unavailable(f"{POSTFIX} is not installed (run tools/ci-services as root)")
+def site(private_root: Path) -> Site:
+    """The agent installed and configured as the README says, run as :data:`AGENT_USER`."""
     from tests.mta import mailsystem
 
-    mailsystem.install_agent()
-    return mailsystem.make_site()
+    venv = mailsystem.install_agent(private_root)
+    return mailsystem.make_site(private_root / "site", venv)

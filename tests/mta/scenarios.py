@@ -1,11 +1,14 @@
 """The end-to-end scenarios, written once for every MTA.
 
-Real mail goes over SMTP through the MTA, the agents and Dovecot: the MTA
-runs from our ``conf/`` files (see ``mailsystem.py``) with the agents
-installed in a world-readable venv and run as ``imip-agent``; people's mail
-reaches Dovecot (``conftest.py``) over LMTP. The people are the test users
-``imiptest1`` (the organiser) and ``imiptest2``; the resources are ``room``
-and ``room2`` in ``resources.example.test``.
+Real mail goes over SMTP through the MTA, the agents and Dovecot, every one
+a private instance of the test session (``conftest.py``, ``mailsystem.py``):
+the MTA runs from our ``conf/`` files with the agents installed in a venv
+they can read and run as an unprivileged user (``conftest.AGENT_USER``:
+``nobody``, or Exim's own user); people's mail reaches
+Dovecot over LMTP. The people are Dovecot's virtual users ``imiptest1`` (the
+organiser) and ``imiptest2``; the resources are ``room`` and ``room2`` in
+``resources.example.test``, and ``room3``, which a scenario adds with
+``imip-admin add-resource``.
 
 Each scenario sends mail with smtplib, waits until the MTA's queue is empty
 (nothing in flight, nothing deferred) and then looks at the Maildirs, the
@@ -13,9 +16,10 @@ stores (``imip-admin``), the MTA's log and the agent's log.
 
 :class:`Scenarios` holds them as test methods; ``test_postfix.py`` and
 ``test_exim.py`` each collect them in a ``Test...`` subclass, with the MTA
-running (their ``mta`` fixture) and a :class:`MailSystem` subclass that
-says what differs between the MTAs (its queue, how it logs deliveries,
-deferrals and bounces, the bounce's text).
+running (their ``mta`` fixture: a :class:`~tests.mta.mailsystem.PrivatePostfix`
+or :class:`~tests.mta.mailsystem.PrivateExim`) and a :class:`MailSystem`
+subclass that says how the MTA logs deliveries, deferrals and bounces, and
+what its bounce says.
 """
 
 from __future__ import annotations
@@ -33,13 +37,15 @@ import pytest
 from icalendar import Calendar
 
 from tests.mta import mailsystem as ms
-from tests.mta.conftest import AGENT_USER, Mailbox
+from tests.mta.conftest import AGENT_GROUP, AGENT_USER, Mailbox
 from tests.support import calendar_text, check_reply, imip_message, vevent
 
 ORGANISER = f"imiptest1@{ms.DOMAIN}"
 PERSON = f"imiptest2@{ms.DOMAIN}"
 ROOM = f"room@{ms.RESOURCES}"
 ROOM2 = f"room2@{ms.RESOURCES}"
+#: A room that exists only while a scenario has added it (imip-admin add-resource).
+ROOM3 = f"room3@{ms.RESOURCES}"
 #: Where conf/postfix's sender_bcc_maps sends the organiser's outgoing copy.
 OUTGOING = "outgoing@imip-agent.invalid"
 
@@ -61,6 +67,8 @@ with FileStore(Path(sys.argv[1])).lock(sys.argv[2], 10.0):
 #: A delivery as the scenarios see it: (queue id, recipient, transport), the
 #: transport named as conf/postfix names its pipe services (``imip-person``).
 Delivery = tuple[str, str, str]
+#: A private MTA of the session (PrivatePostfix or PrivateExim).
+Mta = ms.PrivatePostfix | ms.PrivateExim
 
 
 class MailSystem:
@@ -75,26 +83,17 @@ class MailSystem:
     bounce_logged: str
     #: What the bounce (DSN) of a message ``imip-resource`` refused says.
     bounce_says: tuple[str, ...]
+    #: The MTA's tables that list a resource (``imip-admin add-resource`` edits them).
+    resource_tables: tuple[str, ...]
 
-    def __init__(self, site: ms.Site, log: ms.MailLog, organiser: Mailbox, person: Mailbox) -> None:
+    def __init__(self, site: ms.Site, mta: Mta, organiser: Mailbox, person: Mailbox) -> None:
         self.site = site
-        self.log = log
+        self.mta = mta
+        self.log = mta.log
         self.organiser = organiser
         self.person = person
 
     # -- what differs between the MTAs ----------------------------------------
-
-    def queue(self) -> Sequence[object]:
-        """What is queued (deferred or in flight)."""
-        raise NotImplementedError
-
-    def clear_queue(self) -> None:
-        """Delete every queued message (between tests)."""
-        raise NotImplementedError
-
-    def flush(self) -> None:
-        """Retry deferred mail now."""
-        raise NotImplementedError
 
     def runs(self) -> list[Delivery]:
         """Each run of our pipe transports the MTA logged, with its first recipient."""
@@ -118,9 +117,39 @@ class MailSystem:
 
     # -- the same for every MTA -----------------------------------------------
 
+    def queue(self) -> Sequence[object]:
+        """What is queued (deferred or in flight)."""
+        return self.mta.queue()
+
+    def clear_queue(self) -> None:
+        """Delete every queued message (between tests)."""
+        self.mta.clear_queue()
+
+    def flush(self) -> None:
+        """Retry deferred mail now."""
+        self.mta.flush()
+
     def send(self, message: bytes, sender: str, *recipients: str) -> str:
         """Submit over SMTP; the queue id."""
-        return ms.submit(message, sender, list(recipients))
+        return ms.submit(self.mta.port, message, sender, list(recipients))
+
+    def accepts(self, recipient: str) -> bool:
+        """Whether the MTA accepts ``recipient`` at RCPT (from the organiser)."""
+        code, _ = ms.rcpt_reply(self.mta.port, ORGANISER, recipient)
+        return code == 250
+
+    def imip_admin(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``imip-admin -c CONFIG ARGS`` as root, as an admin runs it."""
+        argv = [str(self.site.program("imip-admin")), "-c", str(self.site.config), *args]
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+        return subprocess.run(
+            argv, capture_output=True, text=True, env=env, cwd="/", timeout=120, check=False
+        )
+
+    def entries(self, table: str, address: str) -> list[str]:
+        """The lines of the MTA's ``table`` (imip-transport, imip-resources...) for ``address``."""
+        lines = self.mta.table(table).read_text().splitlines()
+        return [line for line in lines if line.split()[:1] in ([address], [f"{address}:"])]
 
     def settle(self) -> None:
         """Wait until the queue is empty (fails with the logs if it never is)."""
@@ -281,13 +310,13 @@ class Scenarios:
 
     @pytest.fixture
     def system(
-        self, mta: ms.MailLog, site: ms.Site, mailbox: Mailbox, second_mailbox: Mailbox
+        self, mta: Mta, site: ms.Site, mailbox: Mailbox, second_mailbox: Mailbox
     ) -> Iterator[MailSystem]:
         """An empty queue, empty stores, empty Maildirs, and a log read from now."""
         system = self.mail_system(site, mta, mailbox, second_mailbox)
         system.clear_queue()
         ms.reset_site(site)
-        mta.skip()
+        mta.log.skip()
         yield system
         system.clear_queue()
 
@@ -362,12 +391,14 @@ class Scenarios:
 
     def test_held_lock_defers_and_the_mta_delivers_once_free(self, system: MailSystem) -> None:
         store = str(system.site.directory("store"))
-        python = str(ms.VENV / "bin" / "python")
+        python = str(system.site.program("python"))
         holder = subprocess.Popen(
             [python, "-c", HOLD_LOCK, store, f"mailto:{ROOM}"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             user=AGENT_USER,
+            group=AGENT_GROUP,
+            extra_groups=[],
             cwd="/",
         )
         assert holder.stdout is not None and holder.stdin is not None
@@ -442,3 +473,35 @@ class Scenarios:
         assert "loop" not in system.log.text().lower()
         assert messages(system.organiser) == []
         assert os.path.exists(system.site.log)
+
+    # -- adding a calendar user -------------------------------------------------
+
+    def test_a_room_added_with_imip_admin_accepts_the_first_request(
+        self, system: MailSystem
+    ) -> None:
+        """imip-admin add-resource --apply, then one SMTP message: ACCEPTED (issue 14)."""
+        assert not system.accepts(ROOM3)  # not a resource yet: refused at RCPT
+        add = (
+            *("add-resource", ROOM3, "--name", "Room 3", "--tz", "Europe/Berlin"),
+            *("--capacity", "2", "--apply", *system.mta.options()),
+        )
+        try:
+            added = system.imip_admin(*add)
+            assert added.returncode == 0, added.stdout + added.stderr
+            assert added.stderr == ""
+            system.send(request("room3-first", ROOM3), ORGANISER, ROOM3)
+            system.settle()
+            assert system.replies(system.organiser) == [("room3-first", "ACCEPTED")]
+            assert ms.admin(system.site, "prefs", "get", ROOM3, "CN") == "Room 3\n"
+            routed = system.resource_tables
+            assert all(len(system.entries(table, ROOM3)) == 1 for table in routed)
+
+            again = system.imip_admin(*add)  # idempotent: nothing added twice
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert "already" in again.stdout
+            assert all(len(system.entries(table, ROOM3)) == 1 for table in routed)
+        finally:
+            removed = system.imip_admin("remove-resource", ROOM3, "--apply", *system.mta.options())
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        assert all(system.entries(table, ROOM3) == [] for table in system.resource_tables)
+        assert not system.accepts(ROOM3)

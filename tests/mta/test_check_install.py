@@ -1,8 +1,10 @@
 """imip-admin check-install against the end-to-end tests' installation.
 
-The site of ``conftest.py`` is installed as the README says (venv under
-/opt, directories owned by ``imip-agent``), so the check passes; breaking
-one permission makes it fail with a line naming the path.
+The site of ``conftest.py`` is installed as the README says (a venv the
+agents' user can read, directories owned by that user), so the check
+passes; breaking one permission makes it fail with a line naming the path.
+These run without an MTA (``--mta none``); the MTA's side is checked in
+``test_postfix.py`` and ``test_exim.py``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from tests.mta.conftest import AGENT_USER, Dovecot
 
 
 def check_install(site: ms.Site, *extra: str) -> subprocess.CompletedProcess[str]:
-    argv = [str(ms.VENV / "bin" / "imip-admin"), "-c", str(site.config)]
-    argv += ["check-install", "--user", AGENT_USER, *extra]
+    argv = [str(site.program("imip-admin")), "-c", str(site.config)]
+    argv += ["check-install", "--user", AGENT_USER, "--mta", "none", *extra]
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -23,7 +25,7 @@ def test_the_installation_passes(site: ms.Site) -> None:
     done = check_install(site)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "FAIL" not in done.stdout
-    assert "imip-resource starts as imip-agent" in done.stdout
+    assert f"imip-resource starts as {AGENT_USER}" in done.stdout
     assert done.stderr == ""
 
 
@@ -35,7 +37,7 @@ def test_a_store_the_user_cannot_write_fails(site: ms.Site) -> None:
     finally:
         store.chmod(0o750)
     assert done.returncode == 75, done.stdout
-    assert f"FAIL store {store}: imip-agent cannot read/write/run it" in done.stdout
+    assert f"FAIL store {store}: {AGENT_USER} cannot read/write/run it" in done.stdout
     assert done.stdout.splitlines()[-1].startswith("4.3.5 check-install: 1 problem(s)")
 
 

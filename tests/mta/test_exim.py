@@ -1,13 +1,15 @@
 """End to end with Exim: the scenarios of ``scenarios.py`` through Exim 4.96.
 
-Exim runs from our ``conf/exim`` files, wrapped in a small base
-configuration (``mailsystem.configure_exim``: loopback only, its own log,
-quick retries), with the same site, agents and Dovecot as the Postfix tests.
+A private Exim (``exim -C FILE``: its own spool, log, pid file and port;
+see ``mailsystem.configure_exim``) runs from our ``conf/exim`` files,
+wrapped in a small base configuration (loopback only, quick retries), with
+the same site, agents and Dovecot as the Postfix tests.
 
 Exim and Postfix cannot be installed together, so these tests run only when
 asked: ``IMIP_TEST_EXIM=1 tools/ci-services`` installs Exim (removing
-Postfix), then ``IMIP_TEST_EXIM=1 pytest tests/mta``; ``tools/ci-services``
-without the variable brings Postfix back. Without the variable they skip.
+Postfix; it refuses while a mail system is running), then
+``IMIP_TEST_EXIM=1 pytest tests/mta``; ``tools/ci-services`` without the
+variable brings Postfix back. Without the variable they skip.
 """
 
 from __future__ import annotations
@@ -15,15 +17,23 @@ from __future__ import annotations
 import os
 import re
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.mta import mailsystem as ms
-from tests.mta.conftest import EXIM, REAPER, Dovecot, _accepts, _stop, _unavailable
-from tests.mta.scenarios import Delivery, MailSystem, Scenarios
+from tests.mta.conftest import (
+    AGENT_USER,
+    EXIM,
+    Dovecot,
+    _accepts,
+    _stop,
+    _unavailable,
+    free_port,
+    start_reaped,
+)
+from tests.mta.scenarios import ORGANISER, ROOM, Delivery, MailSystem, Scenarios
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("IMIP_TEST_EXIM") != "1",
@@ -39,33 +49,24 @@ DELIVERED = (
 
 
 @pytest.fixture(scope="session")
-def mta(site: ms.Site, dovecot: Dovecot) -> Iterator[ms.MailLog]:
-    """Exim from conf/exim, on 127.0.0.1:25, for the whole session."""
+def mta(site: ms.Site, dovecot: Dovecot, private_root: Path) -> Iterator[ms.PrivateExim]:
+    """A private Exim from conf/exim, on a free port of 127.0.0.1, for the session."""
     if not EXIM.exists():
         _unavailable(f"{EXIM} is not installed (run IMIP_TEST_EXIM=1 tools/ci-services)")
-    if _accepts(socket.AF_INET, ("127.0.0.1", 25)):
-        _unavailable("something else listens on 127.0.0.1:25")
-    ms.configure_exim(site, dovecot)
-    ms.exim_clear_queue()
-    process = subprocess.Popen(
-        [sys.executable, "-c", REAPER, str(EXIM), "-bdf", "-q2s"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    log = ms.MailLog(path=ms.EXIM_LOG)
+    exim = ms.configure_exim(site, dovecot, private_root / "exim", free_port())
+    process = start_reaped(exim.command("-bdf", "-q2s"))
     try:
         ms.wait_for(
-            lambda: _accepts(socket.AF_INET, ("127.0.0.1", 25)),
-            "Exim did not listen on 127.0.0.1:25",
-            lambda: log.text()[-3000:],
+            lambda: _accepts(socket.AF_INET, ("127.0.0.1", exim.port)),
+            f"Exim did not listen on 127.0.0.1:{exim.port}",
+            lambda: exim.log.text()[-3000:],
         )
-        yield log
+        ms.write_config(site, f"127.0.0.1:{exim.port}")
+        yield exim
     finally:
+        ms.write_config(site, ms.NOWHERE)
         _stop(process)
-        ms.exim_clear_queue()
-        ms.unconfigure_exim()
+        exim.clear_queue()
 
 
 class EximSystem(MailSystem):
@@ -75,15 +76,7 @@ class EximSystem(MailSystem):
     # Exim's own status and diagnostic; our status line is in the quoted output.
     bounce_logged = "T=imip_resource: Child process of imip_resource transport returned 65"
     bounce_says = ("Status: 5.0.0", "5.6.0 REQUEST without ORGANIZER")
-
-    def queue(self) -> list[str]:
-        return ms.exim_queue()
-
-    def clear_queue(self) -> None:
-        ms.exim_clear_queue()
-
-    def flush(self) -> None:
-        ms.exim_flush_queue()
+    resource_tables = ("imip-resources",)
 
     def _delivered(self, runs_only: bool) -> list[Delivery]:
         return [
@@ -116,3 +109,36 @@ class TestExim(Scenarios):
     """The scenarios through Exim."""
 
     mail_system = EximSystem
+
+    # -- imip-admin check-install: the Exim side --------------------------------
+
+    def check_install(self, system: MailSystem) -> tuple[int, list[str]]:
+        done = system.imip_admin("check-install", "--user", AGENT_USER, *system.mta.options())
+        assert done.stderr == "", done.stderr
+        return done.returncode, done.stdout.splitlines()
+
+    def test_check_install_passes_for_the_routed_users(self, system: MailSystem) -> None:
+        ms.admin(system.site, "init-user", ROOM, "--resource")
+        ms.admin(system.site, "init-user", ORGANISER)
+        code, lines = self.check_install(system)
+        assert code == 0, "\n".join(lines)
+        for expected in (
+            f"ok   Exim transport imip-resource: runs {system.site.program('imip-resource')}"
+            f" as {AGENT_USER}",
+            f"ok   {ROOM} (resource): Exim routes it to imip_resource",
+            f"ok   {ORGANISER} (person): Exim routes it to imip_person",
+        ):
+            assert expected in lines, "\n".join(lines)
+
+    def test_check_install_finds_unrouted_users(self, system: MailSystem) -> None:
+        unlisted, stranger = f"room9@{ms.RESOURCES}", f"carol@{ms.DOMAIN}"
+        ms.admin(system.site, "init-user", unlisted, "--resource")
+        ms.admin(system.site, "init-user", stranger)
+        code, lines = self.check_install(system)
+        assert code == 75, "\n".join(lines)
+        assert [line for line in lines if line.startswith("FAIL")] == [
+            f"FAIL {stranger} (person): Exim routes it to nothing, not imip_person"
+            f" (imip-admin add-person {stranger} --mta exim --apply)",
+            f"FAIL {unlisted} (resource): Exim routes it to nothing, not imip_resource"
+            f" (imip-admin add-resource {unlisted} --mta exim --apply)",
+        ], "\n".join(lines)

@@ -1,10 +1,12 @@
 """End to end through Postfix: the scenarios of ``scenarios.py``.
 
-Postfix runs from our ``conf/postfix`` files (see ``mailsystem.py``) with
-the agents installed in a world-readable venv and run as ``imip-agent``;
-people's mail reaches Dovecot (``conftest.py``) over LMTP. Needs root and
-Postfix (``tools/ci-services`` installs it); skips otherwise, and fails
-under ``CI=true``.
+A private Postfix (``postfix -c DIR``, see ``mailsystem.py``) runs from our
+``conf/postfix`` files with the agents installed in a venv they can read and
+run as ``nobody``; people's mail reaches the private Dovecot
+(``conftest.py``) over LMTP. Needs root and Postfix (``tools/ci-services``
+installs it); skips otherwise, and fails under ``CI=true``. The system's
+own Postfix, if any, is neither read nor stopped: the instance listens on a
+port of its own.
 """
 
 from __future__ import annotations
@@ -12,15 +14,23 @@ from __future__ import annotations
 import os
 import re
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.mta import mailsystem as ms
-from tests.mta.conftest import POSTFIX, REAPER, Dovecot, _accepts, _stop, _unavailable
-from tests.mta.scenarios import OUTGOING, Delivery, MailSystem, Scenarios
+from tests.mta.conftest import (
+    AGENT_USER,
+    POSTFIX,
+    Dovecot,
+    _accepts,
+    _stop,
+    _unavailable,
+    free_port,
+    start_reaped,
+)
+from tests.mta.scenarios import ORGANISER, OUTGOING, ROOM, Delivery, MailSystem, Scenarios
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("IMIP_TEST_EXIM") == "1" and not POSTFIX.exists(),
@@ -36,32 +46,23 @@ PIPE_RUN = (
 
 
 @pytest.fixture(scope="session")
-def mta(site: ms.Site, dovecot: Dovecot) -> Iterator[ms.MailLog]:
-    """Postfix from conf/postfix, on 127.0.0.1:25, for the whole session."""
-    if ms.postfix_running():
-        if not ms.postfix_is_ours():
-            _unavailable("a Postfix not configured by these tests is running")
-        ms.stop_postfix()
-    if _accepts(socket.AF_INET, ("127.0.0.1", 25)):
-        _unavailable("something else listens on 127.0.0.1:25")
-    ms.configure_postfix(site, dovecot)
-    ms.clear_queue()
-    process = subprocess.Popen(
-        [sys.executable, "-c", REAPER, str(POSTFIX), "start-fg"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+def mta(site: ms.Site, dovecot: Dovecot, private_root: Path) -> Iterator[ms.PrivatePostfix]:
+    """A private Postfix from conf/postfix, on a free port of 127.0.0.1, for the session."""
+    if not POSTFIX.exists():
+        _unavailable(f"{POSTFIX} is not installed (run tools/ci-services as root)")
+    postfix = ms.configure_postfix(site, dovecot, private_root / "postfix", free_port())
+    process = start_reaped(ms.start_postfix(postfix))
     try:
         ms.wait_for(
-            lambda: _accepts(socket.AF_INET, ("127.0.0.1", 25)),
-            "Postfix did not listen on 127.0.0.1:25",
-            lambda: ms.MailLog().text()[-3000:],
+            lambda: _accepts(socket.AF_INET, ("127.0.0.1", postfix.port)),
+            f"Postfix did not listen on 127.0.0.1:{postfix.port}",
+            lambda: postfix.log.text()[-3000:],
         )
-        yield ms.MailLog()
+        ms.write_config(site, f"127.0.0.1:{postfix.port}")
+        yield postfix
     finally:
-        subprocess.run(["postfix", "stop"], capture_output=True, check=False)
+        ms.write_config(site, ms.NOWHERE)
+        ms.stop_postfix(postfix)
         _stop(process)
 
 
@@ -72,15 +73,7 @@ class PostfixSystem(MailSystem):
     # Postfix takes our status code as the DSN's and the rest as its text.
     bounce_logged = "dsn=5.6.0, status=bounced (REQUEST without ORGANIZER"
     bounce_says = ("Status: 5.6.0", "Diagnostic-Code: x-unix; REQUEST without ORGANIZER")
-
-    def queue(self) -> list[dict[str, object]]:
-        return ms.queue()
-
-    def clear_queue(self) -> None:
-        ms.clear_queue()
-
-    def flush(self) -> None:
-        ms.flush_queue()
+    resource_tables = ("imip-transport", "imip-resources")
 
     def _pipe_runs(self) -> list[tuple[str, str, str, str]]:
         """(queue id, recipient, service, status) of every pipe line, whatever its status."""
@@ -118,3 +111,70 @@ class TestPostfix(Scenarios):
     """The scenarios through Postfix."""
 
     mail_system = PostfixSystem
+
+    # -- imip-admin check-install: the Postfix side ---------------------------
+
+    def check_install(self, system: MailSystem) -> tuple[int, list[str]]:
+        done = system.imip_admin("check-install", "--user", AGENT_USER, *system.mta.options())
+        assert done.stderr == "", done.stderr
+        return done.returncode, done.stdout.splitlines()
+
+    def test_check_install_passes_for_the_routed_users(self, system: MailSystem) -> None:
+        for user in (ROOM, ORGANISER):
+            ms.admin(system.site, "init-user", user, *(["--resource"] if user == ROOM else []))
+        code, lines = self.check_install(system)
+        assert code == 0, "\n".join(lines)
+        directory = system.mta.directory
+        for expected in (
+            f"ok   Postfix service imip-resource: runs {system.site.program('imip-resource')}"
+            f" as {AGENT_USER}",
+            f"ok   Postfix map hash:{directory}/imip-transport: compiled",
+            "ok   Postfix imip-resource_destination_recipient_limit = 1",
+            f"ok   {ROOM} (resource): Postfix routes it to imip-resource",
+            f"ok   {ORGANISER} (person): Postfix routes it to imip-person, their mail sent to"
+            " imip-person-outgoing",
+        ):
+            assert expected in lines, "\n".join(lines)
+
+    def test_check_install_finds_unrouted_users_and_an_uncompiled_map(
+        self, system: MailSystem
+    ) -> None:
+        """A resource Postfix would refuse, a person it does not route, a stale map."""
+        unlisted, stranger = f"room9@{ms.RESOURCES}", f"carol@{ms.DOMAIN}"
+        ms.admin(system.site, "init-user", unlisted, "--resource")
+        ms.admin(system.site, "init-user", stranger)
+        transport = system.mta.table("imip-transport")
+        compiled = Path(f"{transport}.db").stat().st_mtime
+        os.utime(transport, (compiled + 10, compiled + 10))
+        try:
+            code, lines = self.check_install(system)
+        finally:
+            os.utime(transport, (compiled - 10, compiled - 10))
+        assert code == 75, "\n".join(lines)
+        fails = [line for line in lines if line.startswith("FAIL")]
+        assert fails == [
+            f"FAIL Postfix map hash:{transport}: changed since it was compiled"
+            f" (run postmap hash:{transport})",
+            f"FAIL {stranger} (person): Postfix routes it to no imip-agent service, not"
+            f" imip-person (imip-admin add-person {stranger} --apply)",
+            f"FAIL {unlisted}: refused at RCPT: not in relay_recipient_maps"
+            f" (imip-admin add-resource {unlisted} --apply)",
+        ], "\n".join(lines)
+        assert lines[-1].startswith("4.3.5 check-install: 3 problem(s)")
+
+    def test_add_resource_refuses_tables_that_main_cf_does_not_use(
+        self, system: MailSystem, tmp_path: Path
+    ) -> None:
+        """Editing maps Postfix never reads would route nothing: 75, nothing written."""
+        (tmp_path / "main.cf").write_text("compatibility_level = 3.6\n")
+        for name in ("imip-transport", "imip-resources"):
+            (tmp_path / name).write_text("")
+        add = ("add-resource", ROOM, "--name", "Room", "--tz", "UTC", "--apply")
+        done = system.imip_admin(*add, "--mta", "postfix", "--postfix-config", str(tmp_path))
+        assert (done.returncode, done.stdout) == (
+            75,
+            f"4.3.5 {tmp_path}/imip-transport is not a map of {tmp_path}/main.cf (transport_maps,"
+            " relay_recipient_maps, sender_bcc_maps): add the lines of conf/postfix/main.cf\n",
+        )
+        assert (tmp_path / "imip-transport").read_text() == ""
+        assert not (system.site.directory("store") / f"mailto:{ROOM}").exists()
