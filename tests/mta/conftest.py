@@ -141,6 +141,11 @@ class Mailbox:
     def maildir(self) -> Path:
         return self.home / "Maildir"
 
+    @property
+    def address(self) -> str:
+        """The address LMTP delivers to (Dovecot drops the domain: ``%Ln``)."""
+        return f"{self.user}@example.test"
+
     def messages(self) -> list[bytes]:
         """The delivered files in ``new/``, as stored."""
         new = self.maildir / "new"

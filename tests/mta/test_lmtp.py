@@ -54,12 +54,12 @@ def only_message(mailbox: Mailbox) -> tuple[dict[str, str], bytes]:
 
 
 def test_unix_socket_delivers_the_message_unchanged(dovecot: Dovecot, mailbox: Mailbox) -> None:
-    LmtpSender(dovecot.socket_target).send("organizer@example.test", [mailbox.user], MESSAGE)
+    LmtpSender(dovecot.socket_target).send("organizer@example.test", [mailbox.address], MESSAGE)
     added, rest = only_message(mailbox)
     assert rest == MESSAGE
     assert list(added) == ADDED
     assert added["Return-Path"] == "<organizer@example.test>"
-    assert added["Delivered-To"] == mailbox.user
+    assert added["Delivered-To"] == mailbox.address
 
 
 def test_tcp_delivers_the_message_unchanged(dovecot: Dovecot, mailbox: Mailbox) -> None:
@@ -74,7 +74,7 @@ def test_tcp_delivers_the_message_unchanged(dovecot: Dovecot, mailbox: Mailbox) 
 def test_crlf_dots_and_8bit_survive(dovecot: Dovecot, mailbox: Mailbox) -> None:
     """CRLF is the wire form; leading dots are stuffed; 8-bit goes as 8BITMIME."""
     message = b"Subject: dots\r\n\r\n.\r\n..two\r\n.three\r\ncaf\xc3\xa9\r\nno final newline"
-    LmtpSender(dovecot.socket_target).send("organizer@example.test", [mailbox.user], message)
+    LmtpSender(dovecot.socket_target).send("organizer@example.test", [mailbox.address], message)
     _, rest = only_message(mailbox)
     assert rest == message.replace(b"\r\n", b"\n") + b"\n"
 
@@ -83,7 +83,7 @@ def test_two_recipients_get_two_transactions(
     dovecot: Dovecot, mailbox: Mailbox, second_mailbox: Mailbox
 ) -> None:
     sender = LmtpSender(dovecot.socket_target)
-    sender.send("organizer@example.test", [mailbox.user, second_mailbox.user], MESSAGE)
+    sender.send("organizer@example.test", [mailbox.address, second_mailbox.address], MESSAGE)
     first, first_rest = only_message(mailbox)
     second, second_rest = only_message(second_mailbox)
     assert first_rest == second_rest == MESSAGE
@@ -97,7 +97,7 @@ def test_delivery_takes_milliseconds(dovecot: Dovecot, mailbox: Mailbox) -> None
     sender = LmtpSender(dovecot.socket_target)
     started = time.monotonic()
     for _ in range(5):
-        sender.send("organizer@example.test", [mailbox.user], MESSAGE)
+        sender.send("organizer@example.test", [mailbox.address], MESSAGE)
     assert time.monotonic() - started < 2.0
     assert len(mailbox.messages()) == 5
 
@@ -119,7 +119,7 @@ def test_unknown_user_is_rejected(dovecot: Dovecot) -> None:
 def test_rejection_does_not_stop_the_other_recipients(dovecot: Dovecot, mailbox: Mailbox) -> None:
     sender = LmtpSender(dovecot.tcp_target)
     with pytest.raises(DeliveryRejected, match="nosuchuser"):
-        sender.send("", ["nosuchuser", mailbox.user], MESSAGE)
+        sender.send("", ["nosuchuser@example.test", mailbox.address], MESSAGE)
     assert only_message(mailbox)[1] == MESSAGE
 
 
@@ -131,8 +131,8 @@ def test_unwritable_maildir_is_a_temporary_failure(
 ) -> None:
     """Dovecot cannot write the Maildir as the user: 451 4.2.0 after DATA."""
     with pytest.raises(DeliveryFailed) as caught:
-        LmtpSender(dovecot.socket_target).send("", [locked_mailbox.user], MESSAGE)
-    assert f"{locked_mailbox.user} deferred at DATA: 451 4.2.0" in str(caught.value)
+        LmtpSender(dovecot.socket_target).send("", [locked_mailbox.address], MESSAGE)
+    assert f"{locked_mailbox.address} deferred at DATA: 451 4.2.0" in str(caught.value)
     assert caught.value.exit_code == ExitCode.TEMPFAIL
     assert locked_mailbox.messages() == []
     assert dovecot.wait_for_log("Permission denied")
@@ -143,7 +143,9 @@ def test_temporary_failure_stops_the_run(
 ) -> None:
     """Later recipients are left for the retry, so they get the message once."""
     with pytest.raises(DeliveryFailed):
-        LmtpSender(dovecot.socket_target).send("", [locked_mailbox.user, mailbox.user], MESSAGE)
+        LmtpSender(dovecot.socket_target).send(
+            "", [locked_mailbox.address, mailbox.address], MESSAGE
+        )
     assert mailbox.messages() == []
 
 
@@ -152,7 +154,7 @@ def test_retry_after_temporary_failure_duplicates_earlier_recipients(
 ) -> None:
     """Documented limit: recipients delivered before a 4xx get it again."""
     sender = LmtpSender(dovecot.socket_target)
-    recipients = [mailbox.user, locked_mailbox.user]
+    recipients = [mailbox.address, locked_mailbox.address]
     with pytest.raises(DeliveryFailed):
         sender.send("", recipients, MESSAGE)
     assert len(mailbox.messages()) == 1
@@ -164,12 +166,12 @@ def test_retry_after_temporary_failure_duplicates_earlier_recipients(
 
 def test_missing_socket_is_a_temporary_failure(tmp_path: Path) -> None:
     with pytest.raises(DeliveryFailed, match="No such file"):
-        LmtpSender(str(tmp_path / "no-such-socket")).send("", ["someone"], MESSAGE)
+        LmtpSender(str(tmp_path / "no-such-socket")).send("", ["someone@example.test"], MESSAGE)
 
 
 def test_refused_connection_is_a_temporary_failure() -> None:
     with pytest.raises(DeliveryFailed, match="refused"):
-        LmtpSender(f"127.0.0.1:{free_port()}").send("", ["someone"], MESSAGE)
+        LmtpSender(f"127.0.0.1:{free_port()}").send("", ["someone@example.test"], MESSAGE)
 
 
 def test_silent_server_times_out(tmp_path: Path) -> None:
@@ -180,7 +182,7 @@ def test_silent_server_times_out(tmp_path: Path) -> None:
         listener.listen(1)
         started = time.monotonic()
         with pytest.raises(DeliveryFailed, match="timed out"):
-            LmtpSender(str(path), timeout=0.2).send("", ["someone"], MESSAGE)
+            LmtpSender(str(path), timeout=0.2).send("", ["someone@example.test"], MESSAGE)
     assert time.monotonic() - started < 2.0
 
 
