@@ -17,7 +17,12 @@ import vobject
 from icalendar import Calendar
 
 ROOT = Path(__file__).resolve().parents[1]
-INTEROP = ROOT.parent / "shared" / "interop"
+#: What every checkout has beside it (``../shared``); IMIP_SHARED_DIR moves it.
+SHARED = Path(os.environ.get("IMIP_SHARED_DIR", ROOT.parent / "shared"))
+INTEROP = SHARED / "interop"
+PEER_ITIP = SHARED / "peer-itip"
+#: In CI (``CI=true``) the shared corpora must be there: a missing one fails.
+IN_CI = os.environ.get("CI", "").lower() == "true"
 BIN = Path(sys.executable).parent
 ROOM = "room@example.com"
 #: Pass the message's From address as the envelope sender.

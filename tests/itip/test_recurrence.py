@@ -29,7 +29,7 @@ from imiptools.itip.timing import start_of
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
 YEAR_2030 = Limits(datetime(2030, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC))
-INTEROP = Path(__file__).resolve().parents[2].parent / "shared" / "interop"
+from tests.support import INTEROP  # noqa: E402
 
 CUSTOM_ZONE = """BEGIN:VTIMEZONE
 TZID:Custom Moscow-ish

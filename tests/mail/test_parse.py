@@ -20,6 +20,7 @@ import pytest
 
 from imiptools.errors import ExitCode, MessageTooBig
 from imiptools.mail.parse import decode_bytes, decode_header_value, parse_message, read_message
+from tests.support import INTEROP
 
 CALENDAR = (
     "BEGIN:VCALENDAR\r\n"
@@ -510,7 +511,7 @@ def test_read_message_negative_limit() -> None:
 
 # -- the interop corpus ---------------------------------------------------------------
 
-CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "interop"
+CORPUS = INTEROP
 
 #: Corpus files whose calendar does not load, each with the reason.
 KNOWN_BROKEN = {

@@ -52,9 +52,9 @@ from imiptools.spool import Spool
 from imiptools.stores.file import FileStore
 from imiptools.stores.names import normalise_user
 from imiptools.transfer import export_calendar, import_calendar
-from tests.support import BIN, ROOT
+from tests.support import BIN, SHARED
 
-PEER_ITIP = Path(os.environ.get("IMIP_PEER_ITIP", ROOT.parent / "shared" / "peer-itip"))
+PEER_ITIP = Path(os.environ.get("IMIP_PEER_ITIP", SHARED / "peer-itip"))
 SUITES = (("ccs", "ccs-cases"), ("sabre", "cases"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
