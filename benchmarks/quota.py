@@ -55,9 +55,6 @@ def populate(journal: QuotaJournal, count: int) -> None:
 def in_process(root: Path, runs: int) -> list[float]:
     """Seconds per in-process run."""
     ctx = context(root)
-    ctx = agent.Context(
-        **{**ctx.__dict__, "settings": ctx.settings.updated(journal=str(root / "journal"))}
-    )
     times = []
     for index in range(runs):
         begin = time.perf_counter()

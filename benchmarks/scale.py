@@ -32,8 +32,7 @@ from imiptools.handlers.common import Envelope
 from imiptools.handlers.resource import ResourceHandler
 from imiptools.mail.send import DirectorySender
 from imiptools.periods import Period
-from imiptools.preferences_store import PreferenceFiles
-from imiptools.spool import Spool
+from imiptools.site import open_site
 from imiptools.stores.file import FileStore
 
 ROOM = "mailto:room@example.com"
@@ -91,14 +90,18 @@ def request(index: int) -> bytes:
 
 def context(root: Path) -> agent.Context:
     """An agent context over the store under ``root``."""
-    settings = Settings(store=str(root / "store"), preferences=str(root / "prefs"))
+    settings = Settings(
+        store=str(root / "store"), preferences=str(root / "prefs"), journal=str(root / "journal")
+    )
+    site = open_site(settings, FixedClock(NOW))
     return agent.Context(
         settings=settings,
-        store=FileStore(root / "store"),
-        preferences=PreferenceFiles(root / "prefs"),
-        clock=FixedClock(NOW),
+        store=site.store,
+        preferences=site.preferences,
+        clock=site.clock,
         sender=DirectorySender(root / "out"),
-        spool=Spool(root / "store" / ".outbox"),
+        spool=site.outbox,
+        ledger=site.ledger,
     )
 
 

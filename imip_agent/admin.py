@@ -11,43 +11,34 @@ import argparse
 import email
 import importlib
 import io
-import json
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from email import policy
 from email.message import Message
-from pathlib import Path
 from typing import NoReturn, TextIO
 
 from imip_agent.cli import (
     Parser,
     add_store_options,
-    clock_from,
-    preferences_from,
     run_program,
     settings_from,
     setup_logging,
-    store_from,
+    site_from,
 )
-from imiptools import agent
 from imiptools.config import Settings
-from imiptools.dates import parse_datetime, zone_or_utc
+from imiptools.dates import parse_datetime
 from imiptools.errors import ExitCode, InputError, UsageError
-from imiptools.handlers.common import Envelope
-from imiptools.handlers.resource import ResourceHandler
-from imiptools.itip import replies
-from imiptools.itip.objects import make_calendar, to_text
-from imiptools.mail.parse import parse_message, read_message
+from imiptools.itip.objects import to_text
+from imiptools.mail.parse import read_message
 from imiptools.mail.send import SEPARATOR, PrintSender, Sender
 from imiptools.preferences import DEFINITIONS, Preferences, validate
-from imiptools.records import HISTORY, UserRecords, Window
-from imiptools.spool import Spool
+from imiptools.records import UserRecords
 from imiptools.stores.names import normalise_user
-from imiptools.stores.overlay import OverlayStore
 from imiptools.transfer import export_calendar
+from imiptools.views import decisions as views_decisions
+from imiptools.views import whatif as views_whatif
+from imiptools.views.freebusy import freebusy_calendar, freebusy_span
 
 
 class AdminParser(Parser):
@@ -132,12 +123,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def _export(args: argparse.Namespace, settings: Settings) -> str:
     user = normalise_user(args.user)
-    return export(user, records_for(user, args, settings))
+    return to_text(export_calendar(records_for(user, args, settings)))
 
 
 def _freebusy(args: argparse.Namespace, settings: Settings) -> str:
     user = normalise_user(args.user)
-    return freebusy(records_for(user, args, settings), args, settings)
+    return freebusy(records_for(user, args, settings), args)
 
 
 def _log(args: argparse.Namespace, settings: Settings) -> str:
@@ -154,29 +145,17 @@ def _what_if(args: argparse.Namespace, settings: Settings) -> str:
 
 def records_for(user: str, args: argparse.Namespace, settings: Settings) -> UserRecords:
     """The user's records as the agents see them at ``--now``."""
-    preferences = Preferences(user, preferences_from(settings), settings.preference_defaults)
-    zone = zone_or_utc(preferences.get("TZID"))
-    window = Window.for_user(settings, preferences)
-    return UserRecords(store_from(settings), user, zone, window, clock_from(args).now())
+    return site_from(args, settings).records(user)
 
 
-def export(user: str, records: UserRecords) -> str:
-    """All current events of ``user`` (see :func:`imiptools.transfer.export_calendar`)."""
-    return to_text(export_calendar(records))
-
-
-def freebusy(records: UserRecords, args: argparse.Namespace, settings: Settings) -> str:
+def freebusy(records: UserRecords, args: argparse.Namespace) -> str:
     """The user's free/busy as a VFREEBUSY (RFC 5546 §3.3.1 PUBLISH)."""
-    start = _when(args.start, records) if args.start else records.now - HISTORY
-    end = _when(args.end, records) if args.end else records.now + settings.window
+    start = _when(args.start, records) if args.start else None
+    end = _when(args.end, records) if args.end else None
+    start, end = freebusy_span(records, start, end)
     if end <= start:
         raise UsageError("--end must be after --start")
-    component = replies.freebusy_component(
-        records.busy_between(start, end), start, end, records.now
-    )
-    component.add("ORGANIZER", records.user)
-    component.add("UID", f"freebusy-{records.user}")
-    return to_text(make_calendar([component], "PUBLISH"))
+    return to_text(freebusy_calendar(records, start, end))
 
 
 def _when(text: str, records: UserRecords) -> datetime:
@@ -188,82 +167,45 @@ def _when(text: str, records: UserRecords) -> datetime:
 
 def decision_log(user: str, args: argparse.Namespace, settings: Settings) -> str:
     """The user's decisions, one a line: time, answer, code, UID, reason."""
-    lines = list(store_from(settings).decisions(user))
+    entries = views_decisions.decision_log(site_from(args, settings).store, user)
     if args.json:
-        return "".join(line + "\n" for line in lines)
-    return "".join(_decision_row(line) for line in lines)
+        return "".join(entry.line + "\n" for entry in entries)
+    return "".join(decision_row(entry) for entry in entries)
 
 
-def _decision_row(line: str) -> str:
-    try:
-        entry = json.loads(line)
-        rid = f" [{entry['recurrence_id']}]" if entry.get("recurrence_id") else ""
-        return (
-            f"{entry['time']} {entry['answer']:<8} {entry['code']:<18} "
-            f"{entry['uid']}{rid} from {entry['organiser']}: {entry['reason']}\n"
-        )
-    except (ValueError, KeyError, TypeError):
-        return f"(unreadable log line) {line[:200]}\n"
-
-
-def what_if(user: str, args: argparse.Namespace, settings: Settings) -> str:
-    """What imip-resource would decide and send for the message on stdin.
-
-    Runs the resource agent as ``imip-resource -o USER`` would, over an
-    :class:`OverlayStore` of the real store, with a spool in a temporary
-    directory and a sender that only prints: the store, the spool and the
-    mail system are left untouched. Returns the decision lines (as ``log``
-    prints them), a separator, then each message that would be sent, each
-    followed by a separator: readable (envelope, headers, each part decoded)
-    or, with ``--raw``, as :class:`PrintSender` prints it. Unusable calendar
-    data raises as the agent does (65).
-    """
-    raw = read_message(sys.stdin.buffer, settings.max_message_size)
-    store = OverlayStore(store_from(settings))
-    printed = io.StringIO()
-    with tempfile.TemporaryDirectory(prefix="imip-whatif-") as scratch:
-        settings = _scratch_journal(settings, Path(scratch) / "journal")
-        spool = Spool(Path(scratch) / "spool")
-        ctx = _what_if_context(args, settings, store, spool, printed)
-        envelope = Envelope(args.user, _what_if_sender(args, raw))
-        result = agent.run(raw, [envelope], ctx, ResourceHandler)
-    decisions = "".join(_decision_row(line) for line in store.added_decisions(user))
+def decision_row(entry: views_decisions.Entry) -> str:
+    """One decision as a line of ``log`` (and of ``whatif``)."""
+    if isinstance(entry, views_decisions.UnreadableLine):
+        return f"(unreadable log line) {entry.line[:200]}\n"
+    rid = f" [{entry.recurrence_id}]" if entry.recurrence_id else ""
     return (
-        (decisions or f"no decision ({result.status})\n")
-        + SEPARATOR
-        + "\n"
-        + (printed.getvalue() or "nothing would be sent\n")
+        f"{entry.time} {entry.answer:<8} {entry.code:<18} "
+        f"{entry.uid}{rid} from {entry.organiser}: {entry.reason}\n"
     )
 
 
-def _scratch_journal(settings: Settings, copy: Path) -> Settings:
-    """``settings`` with the quota journal replaced by a copy in ``copy`` (quota
-    steps then record there, not in the real journal; locks are not copied)."""
-    real = Path(settings.journal)
-    if real.is_dir():
-        # Symlinks are copied as links, so that the run refuses them as the agents would.
-        ignored = shutil.ignore_patterns(".lock", ".*.tmp*")
-        shutil.copytree(real, copy, symlinks=True, ignore=ignored)
-    return settings.updated(journal=str(copy))
+def what_if(user: str, args: argparse.Namespace, settings: Settings) -> str:
+    """What imip-resource would decide and send for the message on stdin
+    (see :func:`imiptools.views.whatif.what_if`: nothing is changed).
 
-
-def _what_if_context(
-    args: argparse.Namespace,
-    settings: Settings,
-    store: OverlayStore,
-    spool: Spool,
-    out: io.StringIO,
-) -> agent.Context:
-    """The context of ``imip-resource`` (see ``run_agent``), writing nowhere
-    but ``store`` (in memory), ``spool`` (temporary) and ``out``."""
-    sender: Sender = PrintSender(out) if args.raw else ReadableSender(out)
-    return agent.Context(
-        settings=settings,
-        store=store,
-        preferences=preferences_from(settings),
-        clock=clock_from(args),
-        sender=sender,
-        spool=spool,
+    Returns the decision lines (as ``log`` prints them), a separator, then
+    each message that would be sent, each followed by a separator: readable
+    (envelope, headers, each part decoded) or, with ``--raw``, as
+    :class:`PrintSender` prints it. Unusable calendar data raises as the
+    agent does (65).
+    """
+    raw = read_message(sys.stdin.buffer, settings.max_message_size)
+    forecast = views_whatif.what_if(site_from(args, settings), args.user, raw, args.sender)
+    printed = io.StringIO()
+    printer: Sender = PrintSender(printed) if args.raw else ReadableSender(printed)
+    for sent in forecast.messages:
+        printer.send(sent.envelope_from, sent.recipients, sent.message)
+    decisions = "".join(decision_row(entry) for entry in forecast.decisions)
+    return (
+        (decisions or f"no decision ({forecast.status})\n")
+        + SEPARATOR
+        + "\n"
+        + (printed.getvalue() or "nothing would be sent\n")
     )
 
 
@@ -303,16 +245,9 @@ def _part_lines(part: Message) -> list[str]:
     return [label, *text.replace("\r\n", "\n").rstrip("\n").split("\n")]
 
 
-def _what_if_sender(args: argparse.Namespace, raw: bytes) -> str | None:
-    """``--sender`` if given ('' is the null sender), else the From address."""
-    if args.sender is not None:
-        return str(args.sender)
-    return parse_message(raw).from_address or None
-
-
 def prefs(user: str, args: argparse.Namespace, settings: Settings) -> str:
     """get/set/unset/list preferences; values are validated before writing."""
-    files = preferences_from(settings)
+    files = site_from(args, settings).preferences
     effective = Preferences(user, files, settings.preference_defaults)
     if args.action == "list":
         return "".join(

@@ -42,9 +42,9 @@ from imip_agent.admin_exim import Exim
 from imip_agent.admin_mta import add_mta_options, mta_from
 from imip_agent.admin_postfix import MAP_PARAMETERS, Postfix
 from imip_agent.admin_routes import PERSON, PROGRAM_OF, PROGRAMS, RESOURCE, Kind
-from imip_agent.cli import preferences_from, store_from
 from imiptools.config import ENV_CONFIG, Settings
 from imiptools.errors import ConfigError, ImipError, UsageError
+from imiptools.site import open_site
 
 #: The system user of the install guide (README) and conf/postfix/master.cf.
 DEFAULT_USER = "imip-agent"
@@ -282,13 +282,14 @@ def mta_checks(mta: Postfix | Exim, account: Account, settings: Settings) -> lis
 def calendar_users(settings: Settings) -> list[tuple[str, Kind]]:
     """Every calendar user of the store: a resource if it has its own
     scheduling_function preference (add-resource, init-user --resource)."""
-    files = preferences_from(settings)
+    site = open_site(settings)
+    files = site.preferences
     return [
         (
             user.removeprefix("mailto:"),
             RESOURCE if files.get(user, "scheduling_function") is not None else PERSON,
         )
-        for user in sorted(store_from(settings).users())
+        for user in sorted(site.store.users())
     ]
 
 

@@ -23,13 +23,12 @@ from imip_agent.admin import add_command
 from imip_agent.admin_exim import EXIM_DIR, Exim
 from imip_agent.admin_postfix import POSTFIX_DIR, Postfix
 from imip_agent.admin_routes import PERSON, RESOURCE, Entry, Kind, command_path, edit_table
-from imip_agent.cli import preferences_from, store_from
+from imip_agent.cli import site_from
 from imiptools.config import Settings
 from imiptools.errors import ConfigError, InputError
-from imiptools.fileutil import ensure_directory
-from imiptools.initialise import own_like
 from imiptools.preferences import validate
-from imiptools.stores.names import normalise_user, user_component
+from imiptools.site import Site
+from imiptools.stores.names import normalise_user
 
 ADD_RESOURCE = """\
 Set up a resource (a room, a car, a projector): its store and preferences
@@ -144,7 +143,7 @@ def _capacity(text: str) -> int:
 
 def _add_resource(args: argparse.Namespace, settings: Settings) -> str:
     user = normalise_user(args.address)
-    current = preferences_from(settings).get(user, "scheduling_function")
+    current = site_from(args, settings).preferences.get(user, "scheduling_function")
     values = {"CN": args.name, "TZID": args.tz}
     if args.capacity is not None:
         capacity = f" {args.capacity}" if args.capacity > 1 else ""
@@ -170,7 +169,7 @@ def _add(
     entries = mta.entries(user.removeprefix("mailto:"), kind) if mta else []
     if args.apply and mta:
         mta.prepare(_tables(entries))
-    changed = create_user(settings, user, checked)
+    changed = create_user(site_from(args, settings), user, checked)
     set_text = f"preferences set: {', '.join(changed)}" if changed else "preferences unchanged"
     lines = [f"{kind} {user} ready; {set_text}"]
     return _lines(lines + _route(mta, entries, args.apply, remove=False))
@@ -183,9 +182,7 @@ def _remove(args: argparse.Namespace, settings: Settings) -> str:
     if args.apply and mta:
         mta.prepare(_tables(entries))
     lines = _route(mta, entries, args.apply, remove=True)
-    store = store_from(settings).user_directory(user)
-    prefs = preferences_from(settings).root / user_component(user)
-    kept = [str(path) for path in (store, prefs) if path.exists()]
+    kept = site_from(args, settings).backend.user_locations(user)
     if kept:
         lines.append(f"kept: {' '.join(kept)}")
     return _lines(lines)
@@ -202,23 +199,18 @@ def _validated(values: dict[str, str]) -> dict[str, str]:
     return checked
 
 
-def create_user(settings: Settings, user: str, values: dict[str, str]) -> list[str]:
-    """The user's store directory and the preferences that differ; the names set.
+def create_user(site: Site, user: str, values: dict[str, str]) -> list[str]:
+    """The user's records and the preferences that differ; the names set.
 
-    What root creates is given to the owner of the store and preferences
-    directories, so the agents can write it.
+    What root creates is given to the site's owner (for files: the owner of
+    the store and preferences directories), so the agents can write it.
     """
-    store = store_from(settings)
-    with store.lock(user, settings.lock_timeout):
-        pass  # creates the user's directory and lock file
-    files = preferences_from(settings)
-    directory = files.root / user_component(user)
-    ensure_directory(directory)
+    site.backend.create_user(user)
+    files = site.preferences
     changed = [name for name, value in values.items() if files.get(user, name) != value]
     for name in changed:
         files.set(user, name, values[name])
-    own_like([store.user_directory(user), store.user_directory(user) / ".lock"], store.root)
-    own_like([directory, *(directory / name for name in changed)], files.root)
+    site.backend.hand_over(user, changed)
     return changed
 
 

@@ -1,6 +1,7 @@
 """imip-admin outbox: the messages the agents spooled, and those set aside.
 
-Every agent run sends what waits in the store's outbox (``STORE/.outbox``).
+Every agent run sends what waits in the site's outbox (for the file backend
+``STORE/.outbox``).
 A message that can never be sent as it is (the mail system refused it for
 good, an address no sender can use, an unreadable spool file) is set aside
 in ``held/`` with the reason (see :mod:`imiptools.spool` and
@@ -18,17 +19,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from imip_agent.admin import add_command
-from imip_agent.cli import (
-    clock_from,
-    preferences_from,
-    sender_from,
-    store_from,
-)
+from imip_agent.cli import context_from, sender_from, site_from
 from imiptools import agent
 from imiptools.config import Settings
 from imiptools.errors import UsageError
-from imiptools.lock import file_lock
 from imiptools.mail.parse import decode_header_value
+from imiptools.site import Site
 from imiptools.spool import HeldMessage, Spool
 
 OUTBOX = """\
@@ -71,16 +67,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _outbox(args: argparse.Namespace, settings: Settings) -> str:
-    spool = Spool.of_store(settings.store)
+    site = site_from(args, settings)
+    spool = site.outbox
     if args.action in ("list", "flush") and (args.ids or args.all):
         raise UsageError(f"outbox {args.action} takes no ids")
     if args.action == "list":
         return list_outbox(spool)
     if args.action == "flush":
-        return flush_outbox(spool, args, settings)
+        return flush_outbox(site, args)
     change: Callable[[str], bool] = spool.release if args.action == "retry" else spool.drop
     done = "back in line" if args.action == "retry" else "dropped"
-    with file_lock(spool.lock_path, settings.lock_timeout):
+    with spool.locked(settings.lock_timeout):
         identifiers = _selected(spool, args)
         return "".join(f"{i}: {done}\n" for i in identifiers if change(i))
 
@@ -130,21 +127,16 @@ def _subject(message: bytes) -> str:
     return decode_header_value(str(raw))[:200] if raw is not None else "(none)"
 
 
-def flush_outbox(spool: Spool, args: argparse.Namespace, settings: Settings) -> str:
+def flush_outbox(site: Site, args: argparse.Namespace) -> str:
     """Send what waits now, as an agent run would after its work."""
     if args.sendmail and args.smtp:
         raise UsageError("give --sendmail or --smtp, not both")
+    settings = site.settings
     if args.sendmail:
         settings = settings.updated(sendmail=args.sendmail, smtp="")
     settings = settings.updated(smtp=args.smtp)
-    ctx = agent.Context(
-        settings=settings,
-        store=store_from(settings),
-        preferences=preferences_from(settings),
-        clock=clock_from(args),
-        sender=sender_from(args, settings),
-        spool=spool,
-    )
+    ctx = context_from(site, sender_from(args, settings), settings=settings)
+    spool = site.outbox
     before = len(spool.held())
     sent = agent.flush(ctx)
     held = len(spool.held()) - before

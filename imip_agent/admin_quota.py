@@ -11,34 +11,23 @@ These forms are kept stable; tools outside the project rely on them::
 
 and besides: ``quota exempt QUOTA ADDRESS... [--remove]`` and
 ``quota set-zone QUOTA TZID``. Every change is validated, then written
-atomically under the quota's lock (see :mod:`imiptools.quota.journal`).
+atomically under the quota's lock (see :mod:`imiptools.quota.base`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, tzinfo
-from pathlib import Path
+from collections.abc import Callable
 
 from imip_agent.admin import AdminParser, add_command
-from imip_agent.cli import clock_from
+from imip_agent.cli import site_from
 from imiptools.config import Settings, parse_duration
 from imiptools.errors import InputError, UsageError
-from imiptools.quota.journal import QuotaJournal, QuotaState, parse_group, parse_user, parse_who
-from imiptools.quota.limits import (
-    EVERYONE,
-    GROUP_PREFIX,
-    QuotaLimit,
-    applicable,
-    expiry_cutoff,
-    format_amount,
-    members_for,
-    parse_value,
-    usage,
-    window_of,
-)
+from imiptools.quota.base import QuotaLedger
+from imiptools.quota.limits import EVERYONE, GROUP_PREFIX, QuotaLimit, parse_value
+from imiptools.quota.model import QuotaState, parse_group, parse_user, parse_who
+from imiptools.views.quota import expire_quota, quota_summary, report_rows
 
 EXAMPLES = """examples:
   imip-admin quota set-limit rooms '*' PT10H --per week
@@ -97,9 +86,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     expire.add_argument("quotas", nargs="*", metavar="QUOTA", help="default: every quota")
 
 
-def journal_from(settings: Settings) -> QuotaJournal:
-    """The quota journal of the settings (``-j``, setting ``journal``)."""
-    return QuotaJournal(Path(settings.journal), settings.lock_timeout)
+def ledger_from(args: argparse.Namespace, settings: Settings) -> QuotaLedger:
+    """The site's quota ledger (for files: ``-j``, setting ``journal``)."""
+    return site_from(args, settings).ledger
 
 
 def _checked(function: Callable[[str], object], text: str, what: str) -> str:
@@ -137,7 +126,7 @@ def set_limit(args: argparse.Namespace, settings: Settings) -> str:
     except ValueError as exc:
         raise InputError(f"bad limit: {exc}") from exc
     new = QuotaLimit(who, measure, period, value)
-    journal = journal_from(settings)
+    journal = ledger_from(args, settings)
     kept = [
         line
         for line in journal.admin_lines(args.quota, "limits")
@@ -147,7 +136,7 @@ def set_limit(args: argparse.Namespace, settings: Settings) -> str:
     return ""
 
 
-def _write(journal: QuotaJournal, quota: str, name: str, lines: list[str]) -> None:
+def _write(journal: QuotaLedger, quota: str, name: str, lines: list[str]) -> None:
     try:
         journal.write_admin_file(quota, name, lines)
     except ValueError as exc:
@@ -157,7 +146,7 @@ def _write(journal: QuotaJournal, quota: str, name: str, lines: list[str]) -> No
 def set_group(args: argparse.Namespace, settings: Settings) -> str:
     """Put USER in GROUP (one group per user in a quota); '-' takes them out."""
     user = _checked(parse_user, args.user, "address")
-    journal = journal_from(settings)
+    journal = ledger_from(args, settings)
     kept = [
         line
         for line in journal.admin_lines(args.quota, "groups")
@@ -182,14 +171,14 @@ def _same_user(word: str, user: str) -> bool | None:
 def set_delegates(args: argparse.Namespace, settings: Settings) -> str:
     """Replace the list of resources that may stand in for each other."""
     resources = [_checked(parse_user, r, "resource address") for r in args.resources]
-    _write(journal_from(settings), args.quota, "delegates", resources)
+    _write(ledger_from(args, settings), args.quota, "delegates", resources)
     return ""
 
 
 def set_exempt(args: argparse.Namespace, settings: Settings) -> str:
     """Add (or with ``--remove`` drop) exempt users."""
     users = {_checked(parse_user, u, "address") for u in args.users}
-    journal = journal_from(settings)
+    journal = ledger_from(args, settings)
     current = _quota_state(journal, args.quota).exempt
     wanted = current - users if args.remove else current | users
     _write(journal, args.quota, "exempt", sorted(wanted))
@@ -198,11 +187,11 @@ def set_exempt(args: argparse.Namespace, settings: Settings) -> str:
 
 def set_zone(args: argparse.Namespace, settings: Settings) -> str:
     """Set the zone in which days, weeks and months are counted."""
-    _write(journal_from(settings), args.quota, "tzid", [args.tzid])
+    _write(ledger_from(args, settings), args.quota, "tzid", [args.tzid])
     return ""
 
 
-def _quota_state(journal: QuotaJournal, quota: str) -> QuotaState:
+def _quota_state(journal: QuotaLedger, quota: str) -> QuotaState:
     try:
         return journal.snapshot(quota)
     except ValueError as exc:
@@ -210,92 +199,47 @@ def _quota_state(journal: QuotaJournal, quota: str) -> QuotaState:
 
 
 def show_quota(args: argparse.Namespace, settings: Settings) -> str:
-    """The quota's admin files as written, and how many bookings it records."""
-    journal = journal_from(settings)
-    if not journal.directory(args.quota).is_dir():
-        raise UsageError(f"no quota {args.quota!r} in {journal.root}")
-    state = _quota_state(journal, args.quota)
-    out = [f"quota {args.quota} ({journal.directory(args.quota)})"]
-    for name in ("limits", "groups", "exempt", "delegates", "tzid"):
-        lines = [line for line in journal.admin_lines(args.quota, name) if line.strip()]
+    """The quota's admin lists as written, and how many bookings it records."""
+    journal = ledger_from(args, settings)
+    if not journal.exists(args.quota):
+        raise UsageError(f"no quota {args.quota!r} in {journal.location()}")
+    summary = quota_summary(journal, _quota_state(journal, args.quota))
+    out = [f"quota {summary.name} ({summary.location})"]
+    for name, lines in summary.lists.items():
         out.append(f"{name}:" + ("" if lines else " (none)"))
         out += [f"  {line}" for line in lines]
-    out.append(f"bookings: {len(state.bookings)}")
+    out.append(f"bookings: {summary.bookings}")
     return "\n".join(out) + "\n"
 
 
 def report_quota(args: argparse.Namespace, settings: Settings) -> str:
     """Use and remaining allowance of each user and group for the period under way."""
-    journal = journal_from(settings)
-    state = _quota_state(journal, args.quota)
-    now = clock_from(args).now()
-    zone = state.zone or UTC
-    users = _users(state)
-    if args.user:
-        users = [_checked(parse_user, args.user, "address")]
-    rows = _unique(row for user in users for row in _rows(state, user, now, zone))
+    site = site_from(args, settings)
+    state = _quota_state(site.ledger, args.quota)
+    now = site.clock.now()
+    users = [_checked(parse_user, args.user, "address")] if args.user else None
+    rows = report_rows(state, now, users)
     if args.json:
-        return json.dumps({"quota": args.quota, "now": now.isoformat(), "rows": rows}) + "\n"
+        data = {"quota": args.quota, "now": now.isoformat(), "rows": [r.as_dict() for r in rows]}
+        return json.dumps(data) + "\n"
     if not rows:
         return f"no limits apply in {args.quota}\n"
     lines = [f"{'who':<32} {'limit':<36} {'used':>10} {'remaining':>10}  period from"]
     for row in rows:
         lines.append(
-            f"{row['who']:<32} {row['limit']:<36} {row['used']:>10} {row['remaining']:>10}"
-            f"  {row['from']}"
+            f"{row.who:<32} {row.limit:<36} {row.used:>10} {row.remaining:>10}  {row.start}"
         )
     return "\n".join(lines) + "\n"
 
 
-def _unique(rows: Iterable[dict[str, str]]) -> list[dict[str, str]]:
-    """Rows in order, a group's pooled row once (every member has it)."""
-    seen: set[tuple[str, str]] = set()
-    unique = []
-    for row in rows:
-        if (row["who"], row["limit"]) not in seen:
-            seen.add((row["who"], row["limit"]))
-            unique.append(row)
-    return unique
-
-
-def _users(state: QuotaState) -> list[str]:
-    """Everyone the quota knows: with bookings, in a group, or named in a limit."""
-    named = {limit.who for limit in state.limits if limit.who.startswith("mailto:")}
-    return sorted({b.user for b in state.bookings} | set(state.groups) | named)
-
-
-def _rows(state: QuotaState, user: str, now: datetime, zone: tzinfo) -> list[dict[str, str]]:
-    if user in state.exempt:
-        return [{"who": user, "limit": "exempt", "used": "", "remaining": "", "from": ""}]
-    group = state.groups.get(user)
-    rows = []
-    for limit in applicable(state.limits, user, group):
-        who = members_for(limit, user, state.members(group))
-        used = usage(state.bookings, who, limit, now, zone)
-        remaining = limit.value - used  # type: ignore[operator]
-        start = window_of(limit, now, zone)[0]
-        rows.append(
-            {
-                "who": limit.who if limit.who.startswith(GROUP_PREFIX) else user,
-                "limit": limit.to_line(),
-                "used": format_amount(used),
-                "remaining": format_amount(remaining),
-                "from": start.astimezone(zone).isoformat(),
-            }
-        )
-    return rows
-
-
 def expire_quotas(args: argparse.Namespace, settings: Settings) -> str:
     """Retire bookings that ended and can no longer count for any limit."""
-    journal = journal_from(settings)
-    now = clock_from(args).now()
-    names = args.quotas or journal.quotas()
+    site = site_from(args, settings)
+    now = site.clock.now()
+    names = args.quotas or site.ledger.quotas()
     out = []
     for name in names:
-        state = _quota_state(journal, name)
-        cutoff = expiry_cutoff(state.limits, now, state.zone or UTC)
-        dropped = journal.expire(name, cutoff, now)
+        dropped = expire_quota(site.ledger, _quota_state(site.ledger, name), now)
         out.append(f"{name}: {dropped} booking{'s' if dropped != 1 else ''} retired")
     return "".join(line + "\n" for line in out) if _verbose(args) else ""
 

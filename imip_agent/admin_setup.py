@@ -6,13 +6,12 @@ import argparse
 from pathlib import Path
 
 from imip_agent.admin import add_command
-from imip_agent.cli import preferences_from, store_from
+from imip_agent.cli import site_from
 from imiptools.config import Settings
 from imiptools.errors import InputError, UsageError
-from imiptools.fileutil import ensure_directory
-from imiptools.initialise import Owner, own_like, prepare_directories, write_example_config
+from imiptools.initialise import Owner, prepare_directories, write_example_config
 from imiptools.preferences import validate
-from imiptools.stores.names import normalise_user, user_component
+from imiptools.stores.names import normalise_user
 
 DEFAULT_CONFIG = "/etc/imip-agent/imip-agent.toml"
 
@@ -66,17 +65,11 @@ def _init(args: argparse.Namespace, settings: Settings) -> str:
 def _init_user(args: argparse.Namespace, settings: Settings) -> str:
     user = normalise_user(args.user)
     values = _preferences(args.pref, args.resource)
-    store = store_from(settings)
-    with store.lock(user, settings.lock_timeout):
-        pass  # creates the user's directory and lock file
-    files = preferences_from(settings)
-    ensure_directory(files.root / user_component(user))
+    site = site_from(args, settings)
+    site.backend.create_user(user)
     for name, value in values.items():
-        files.set(user, name, value)
-    store_dir = store.user_directory(user)
-    own_like([store_dir, store_dir / ".lock"], store.root)
-    prefs_dir = files.root / user_component(user)
-    own_like([prefs_dir, *(prefs_dir / name for name in values)], files.root)
+        site.preferences.set(user, name, value)
+    site.backend.hand_over(user, values)
     kind = "resource" if args.resource else "calendar user"
     names = ", ".join(sorted(values)) or "none"
     return f"{kind} {user} ready; preferences set: {names}\n"

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from imip_agent.admin import add_command
-from imip_agent.admin_support import now_from, site_from
+from imip_agent.admin_support import now_from
+from imip_agent.cli import site_from
 from imiptools.config import Settings
 from imiptools.errors import NoSuchUser, UsageError
-from imiptools.overview import Overview, Row, overview
 from imiptools.stores.names import normalise_user
+from imiptools.views.overview import overview
 
 SHOW = """\
 Show a calendar user's upcoming event instances (with the user's status:
@@ -54,29 +55,21 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def _show(args: argparse.Namespace, settings: Settings) -> str:
     user = normalise_user(args.user)
-    site = site_from(settings)
+    site = site_from(args, settings)
     if user not in set(site.store.users()):
         raise NoSuchUser(f"the store holds no calendar user {user}")
     if args.days <= 0:
         raise UsageError("--days must be positive")
     found = overview(site.records(user, now_from(args)), timedelta(days=args.days))
+    sections = {name: [row.as_dict() for row in rows] for name, rows in found.sections().items()}
     if args.json:
-        return json.dumps({"user": user, **_sections(found)}, indent=2, ensure_ascii=False) + "\n"
+        return json.dumps({"user": user, **sections}, indent=2, ensure_ascii=False) + "\n"
     return f"{user}\n" + "".join(
-        _table(TITLES[name], COLUMNS[name], rows) for name, rows in _sections(found).items()
+        _table(TITLES[name], COLUMNS[name], rows) for name, rows in sections.items()
     )
 
 
-def _sections(found: Overview) -> dict[str, list[Row]]:
-    return {
-        "upcoming": found.upcoming,
-        "requests": found.requests,
-        "counters": found.counters,
-        "offers": found.offers,
-    }
-
-
-def _table(title: str, columns: Sequence[tuple[str, str]], rows: list[Row]) -> str:
+def _table(title: str, columns: Sequence[tuple[str, str]], rows: list[dict[str, str]]) -> str:
     """A titled table, columns padded to their widest cell; '(none)' if empty."""
     if not rows:
         return f"\n{title}: (none)\n"

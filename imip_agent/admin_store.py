@@ -14,7 +14,6 @@ import functools
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 
 import imip_agent.admin_setup as admin_setup
 import imip_agent.admin_show as admin_show
@@ -24,20 +23,18 @@ from imip_agent.admin_support import (
     add_user_selection,
     now_from,
     selected_users,
-    site_from,
     wants_summary,
     with_progress,
 )
-from imip_agent.cli import preferences_from
+from imip_agent.cli import site_from
 from imiptools import check, maintenance
 from imiptools.config import Settings, parse_duration
 from imiptools.dates import parse_datetime
 from imiptools.errors import InputError, UsageError
 from imiptools.maintenance import Refresh
-from imiptools.preferences import Preferences
-from imiptools.quota.journal import QuotaJournal
 from imiptools.quota.sync import sync_resource
 from imiptools.records import UserRecords
+from imiptools.site import Site
 
 MAKE_FREEBUSY = """\
 Re-derive each user's free/busy from the stored events over the window
@@ -113,32 +110,29 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 # -- make-freebusy --------------------------------------------------------------
 
 
-def refresh_functions(args: argparse.Namespace, settings: Settings) -> list[Refresh]:
+def refresh_functions(args: argparse.Namespace, site: Site) -> list[Refresh]:
     """What make-freebusy runs for each user, in order, under the user's lock."""
     functions: list[Refresh] = [
         maintenance.reset_freebusy if args.reset else maintenance.refresh_window
     ]
-    functions.append(functools.partial(regenerate_quota, settings))
+    functions.append(functools.partial(regenerate_quota, site))
     return functions
 
 
-def regenerate_quota(settings: Settings, records: UserRecords) -> None:
+def regenerate_quota(site: Site, records: UserRecords) -> None:
     """Make a resource's quota records match its bookings (instances that
     entered the window are counted); under the user's lock, then the quotas'."""
-    preferences = Preferences(
-        records.user, preferences_from(settings), settings.preference_defaults
-    )
-    journal = QuotaJournal(Path(settings.journal), settings.lock_timeout)
+    preferences = site.preferences_of(records.user)
     try:
-        sync_resource(records, preferences.get, journal, repair=True)
+        sync_resource(records, preferences.get, site.ledger, repair=True)
     except ValueError as exc:
         raise InputError(f"quota records of {records.user}: {exc}") from exc
 
 
 def _make_freebusy(args: argparse.Namespace, settings: Settings) -> str:
-    site = site_from(settings)
+    site = site_from(args, settings)
     users = selected_users(args, site)
-    functions = refresh_functions(args, settings)
+    functions = refresh_functions(args, site)
     now = now_from(args)
     for user in with_progress(users, "make-freebusy"):
         with maintenance.locked_records(site, user, now) as records:
@@ -155,7 +149,7 @@ def _summary(args: argparse.Namespace, what: str, users: int) -> str:
 
 
 def _expire_offers(args: argparse.Namespace, settings: Settings) -> str:
-    site = site_from(settings)
+    site = site_from(args, settings)
     now = now_from(args)
     lines = []
     for user in with_progress(selected_users(args, site), "expire-offers"):
@@ -166,7 +160,7 @@ def _expire_offers(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def _purge(args: argparse.Namespace, settings: Settings) -> str:
-    site = site_from(settings)
+    site = site_from(args, settings)
     now = now_from(args)
     before = _date(args.before, now)
     if before > now:
@@ -204,7 +198,7 @@ class StoreProblems(InputError):
 
 def _check(args: argparse.Namespace, settings: Settings) -> str:
     """Print the report; raise StoreProblems (65) when a problem remains."""
-    site = site_from(settings)
+    site = site_from(args, settings)
     users = selected_users(args, site, default_all=True)
     report = check.check_store(site, with_progress(users, "check"), now_from(args), args.repair)
     _print_lines([finding.line() for finding in report.findings])

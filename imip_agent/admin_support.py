@@ -8,16 +8,10 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TextIO
 
-from imip_agent.cli import clock_from, preferences_from, store_from
-from imiptools.config import Settings
+from imip_agent.cli import clock_from
 from imiptools.errors import NoSuchUser, UsageError
-from imiptools.maintenance import Site
+from imiptools.site import Site
 from imiptools.stores.names import normalise_user
-
-
-def site_from(settings: Settings) -> Site:
-    """The store, preferences and settings named on the command line."""
-    return Site(store_from(settings), preferences_from(settings), settings)
 
 
 def now_from(args: argparse.Namespace) -> datetime:

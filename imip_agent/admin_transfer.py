@@ -11,14 +11,13 @@ from imip_agent.admin_support import (
     add_user_selection,
     now_from,
     selected_users,
-    site_from,
     with_progress,
 )
+from imip_agent.cli import site_from
 from imiptools import maintenance, transfer
 from imiptools.config import Settings
 from imiptools.errors import InputError, UsageError
 from imiptools.fileutil import decode_text
-from imiptools.stores.file import FileStore
 from imiptools.stores.names import normalise_user
 
 IMPORT = """\
@@ -58,7 +57,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 def _import(args: argparse.Namespace, settings: Settings) -> str:
     user = normalise_user(args.user)
     text = _read(args.file)
-    site = site_from(settings)
+    site = site_from(args, settings)
     with maintenance.locked_records(site, user, now_from(args)) as records:
         result = transfer.import_calendar(records, text, args.accept)
     lines = [f"imported {len(result.imported)} event(s) for {user}\n"]
@@ -81,13 +80,13 @@ def _read(name: str) -> str:
 
 
 def _copy_store(args: argparse.Namespace, settings: Settings) -> str:
-    site = site_from(settings)
-    target = FileStore(Path(args.to))
-    if target.root.resolve() == Path(settings.store).resolve():
+    site = site_from(args, settings)
+    target = site_from(args, settings.updated(store=args.to))
+    if target.backend.store_location == site.backend.store_location:
         raise UsageError("--to names the store itself")
     users = selected_users(args, site)
     timeout = settings.lock_timeout
     for user in with_progress(users, "copy-store"):
-        with site.store.lock(user, timeout), target.lock(user, timeout):
-            transfer.copy_user(site.store, target, user)
-    return f"copied {len(users)} user(s) to {target.root}\n"
+        with site.store.lock(user, timeout), target.store.lock(user, timeout):
+            transfer.copy_user(site.store, target.store, user)
+    return f"copied {len(users)} user(s) to {target.backend.store_location}\n"

@@ -31,9 +31,7 @@ from imiptools.mail.send import (
     SmtpSender,
     parse_smtp_target,
 )
-from imiptools.preferences_store import PreferenceFiles
-from imiptools.spool import Spool
-from imiptools.stores.file import FileStore
+from imiptools.site import Site, open_site
 
 log = logging.getLogger("imip_agent")
 
@@ -166,14 +164,27 @@ def clock_from(args: argparse.Namespace) -> Clock:
         raise ConfigError(f"--now: not a date-time: {now!r}") from exc
 
 
-def store_from(settings: Settings) -> FileStore:
-    """The store named by the settings (filesystem; created on first use)."""
-    return FileStore(Path(settings.store))
+def site_from(args: argparse.Namespace, settings: Settings) -> Site:
+    """The site the settings describe (see :func:`imiptools.site.open_site`),
+    with the clock of ``--now``."""
+    return open_site(settings, clock_from(args))
 
 
-def preferences_from(settings: Settings) -> PreferenceFiles:
-    """The per-user preference files."""
-    return PreferenceFiles(Path(settings.preferences))
+def context_from(
+    site: Site, sender: Sender, deliverer: Sender | None = None, settings: Settings | None = None
+) -> agent.Context:
+    """What an agent run needs of ``site`` (with ``settings`` instead of the
+    site's, when given), sending with ``sender``."""
+    return agent.Context(
+        settings=settings or site.settings,
+        store=site.store,
+        preferences=site.preferences,
+        clock=site.clock,
+        sender=sender,
+        spool=site.outbox,
+        deliverer=deliverer,
+        ledger=site.ledger,
+    )
 
 
 def sender_from(args: argparse.Namespace, settings: Settings) -> Sender:
@@ -347,15 +358,9 @@ def _run_once(
 ) -> agent.Result:
     """Read the message on stdin and run the agent over it."""
     raw = read_message(sys.stdin.buffer, settings.max_message_size)
-    ctx = agent.Context(
-        settings=settings,
-        store=store_from(settings),
-        preferences=preferences_from(settings),
-        clock=clock_from(args),
-        sender=sender_from(args, settings),
-        spool=Spool.of_store(settings.store),
-        deliverer=deliverer(args, settings) if deliverer else None,
-    )
+    site = site_from(args, settings)
+    delivery = deliverer(args, settings) if deliverer else None
+    ctx = context_from(site, sender_from(args, settings), delivery)
     return agent.run(raw, envelope(args, raw), ctx, factory)
 
 

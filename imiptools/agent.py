@@ -30,11 +30,11 @@ from imiptools.errors import (
 from imiptools.handlers.common import Envelope, Outgoing, Unit
 from imiptools.i18n import translator
 from imiptools.itip.objects import ItipObject, parse_calendars, scheduling_objects
-from imiptools.lock import file_lock
 from imiptools.mail.compose import build_message
 from imiptools.mail.parse import ParsedMessage, parse_message
 from imiptools.mail.send import Sender
 from imiptools.preferences import Preferences, PreferenceSource
+from imiptools.quota.base import QuotaLedger
 from imiptools.records import UserRecords, Window
 from imiptools.spool import Spool, SpooledMessage
 from imiptools.stores.base import Store
@@ -77,7 +77,8 @@ class HandlerFactory(Protocol):
 
 @dataclass(frozen=True)
 class Context:
-    """Everything a run needs, built once by the program."""
+    """Everything a run needs, built once by the program (from a
+    :class:`~imiptools.site.Site`)."""
 
     settings: Settings
     store: Store
@@ -87,6 +88,8 @@ class Context:
     spool: Spool
     #: Where people's mail is delivered (LMTP, local SMTP, sendmail, --output).
     deliverer: Sender | None = None
+    #: The site's quota ledger (None: quota functions answer "misconfigured").
+    ledger: QuotaLedger | None = None
 
 
 @dataclass(frozen=True)
@@ -260,7 +263,17 @@ def make_unit(user: str, envelope: Envelope, message: ParsedMessage, ctx: Contex
     records = UserRecords(store, user, zone, window, now)
     language = translator(preferences.get("LANG"))
     return Unit(
-        user, settings, records, preferences, message, envelope, now, zone, _spool, language
+        user,
+        settings,
+        records,
+        preferences,
+        message,
+        envelope,
+        now,
+        zone,
+        _spool,
+        language,
+        ledger=ctx.ledger,
     )
 
 
@@ -301,7 +314,7 @@ def flush(ctx: Context) -> int:
     spool files are set aside too.
     """
     sent = 0
-    with file_lock(ctx.spool.lock_path, ctx.settings.lock_timeout):
+    with ctx.spool.locked(ctx.settings.lock_timeout):
         items, unreadable = ctx.spool.scan()
         for identifier, reason in unreadable:
             log.error("outbox: set aside %s: %s", identifier, reason)

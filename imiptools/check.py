@@ -9,15 +9,17 @@ lock (so agents never see a half-repaired state):
   event's periods within the window are present and as the event says;
   a window that has merely not been moved forward (``make-freebusy``) is
   a *note*, not a fault;
-* (file store) every free/busy line is named by its uid's index; stray
-  temporary files (left by a write that a crash interrupted: harmless, the
-  old content stands) are notes, removed by ``--repair``;
+* the backend's own layout (:meth:`~imiptools.backends.base.Backend.record_problems`
+  and the other hooks): for files, every free/busy line is named by its
+  uid's index; stray temporary files (left by a write that a crash
+  interrupted: harmless, the old content stands) are notes, removed by
+  ``--repair``;
 * every preference value is valid;
 * (site) no message of the outbox is set aside (``held/``, see
   :mod:`imiptools.spool`) and every spooled file is readable: such a message
   needs an admin (``imip-admin outbox``);
-* no symlink below the store (including the outbox), the preferences or the
-  quota journal: the agents refuse each one
+* (files) no symlink below the store (including the outbox), the
+  preferences or the quota journal: the agents refuse each one
   (:class:`~imiptools.errors.SymlinkRefused`) and defer the mail concerned,
   so each is a fault. A user with a symlink in their records is not checked
   further until it is gone.
@@ -35,37 +37,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from imiptools import maintenance
+from imiptools.backends.base import Problem
 from imiptools.errors import InputError, StoreUnavailable, SymlinkRefused
-from imiptools.fileutil import remove_file
 from imiptools.itip.objects import parse_calendars
-from imiptools.maintenance import Site
 from imiptools.periods import Period
 from imiptools.preferences import DEFINITIONS, validate
-from imiptools.preferences_store import PreferenceFiles
-from imiptools.quota.journal import QuotaJournal
+from imiptools.quota.base import QuotaLedger
 from imiptools.quota.sync import recorded_quotas, sync_resource
 from imiptools.records import UserRecords
+from imiptools.site import Site
 from imiptools.spool import HeldMessage, Spool
 from imiptools.stores.base import ALL_TIME
-from imiptools.stores.file import FileStore
-from imiptools.stores.filecheck import (
-    link_target,
-    stray_temporary_files,
-    symlink_entries,
-    symlinks_below,
-    unindexed_periods,
-)
-from imiptools.stores.names import user_component
-
-#: Temporary files outside a locked user's records (preferences, outbox)
-#: count as stray only when at least this old (seconds): they may be in use.
-UNLOCKED_TEMPORARY_AGE = 3600.0
-
-#: The outbox directory in the store (see ``imip_agent.cli``).
-OUTBOX = ".outbox"
 
 #: A repair, called for its effect (what it returns is ignored).
 Fix = Callable[[], object]
@@ -121,9 +105,9 @@ def check_user(site: Site, user: str, now: datetime, repair: bool) -> list[Findi
     Symlinks in the user's directories are reported alone: the records are
     not read (nor repaired) through them.
     """
-    links = [Finding(user, _link_text(path)) for path in _user_links(site, user)]
-    if links:
-        return links
+    blocking = [_finding(user, p, None) for p in site.backend.user_problems(user)]
+    if blocking:
+        return blocking
     with maintenance.locked_records(site, user, now) as records:
         findings = _user_findings(site, records)
         if repair:
@@ -138,12 +122,19 @@ def check_store(site: Site, users: Iterable[str], now: datetime, repair: bool) -
     """Check every user in ``users`` (see :func:`check_user`), then the site."""
     report = Report()
     users = list(users)
-    report.findings += site_link_findings(site, users)
+    report.findings += [_finding("", p, None) for p in site.backend.site_problems(users)]
     for user in users:
         report.findings += check_user(site, user, now, repair)
     report.findings += quota_findings(site, users, now, repair)
-    report.findings += outbox_findings(Spool.of_store(site.settings.store))
+    report.findings += outbox_findings(site.outbox)
     return report
+
+
+def _finding(user: str, problem: Problem, rederive: Fix | None) -> Finding:
+    """A finding for a problem a backend found: its own repair, or
+    ``rederive`` (the user's free/busy regenerated) when that repairs it."""
+    fix = problem.repair or (rederive if problem.rederive else None)
+    return Finding(user, problem.text, fix, note=problem.note)
 
 
 def outbox_findings(spool: Spool) -> list[Finding]:
@@ -179,30 +170,30 @@ def quota_findings(site: Site, users: Iterable[str], now: datetime, repair: bool
     """Every quota's files parse, and each resource's quota records match its
     bookings (see :mod:`imiptools.quota.sync`); with ``repair`` the records
     are rewritten, under the resource's lock and then the quota locks."""
-    journal = QuotaJournal(Path(site.settings.journal), site.settings.lock_timeout)
+    ledger = site.ledger
     findings = []
-    for quota in journal.quotas():
+    for quota in ledger.quotas():
         try:
-            journal.snapshot(quota)
+            ledger.snapshot(quota)
         except (ValueError, SymlinkRefused) as exc:
             findings.append(Finding("", f"quota {quota}: {exc}"))
     for user in users:
         try:
-            findings += _resource_quota_findings(site, journal, user, now, repair)
+            findings += _resource_quota_findings(site, ledger, user, now, repair)
         except SymlinkRefused as exc:
             findings.append(Finding(user, f"quota records not checked: {exc}"))
     return findings
 
 
 def _resource_quota_findings(
-    site: Site, journal: QuotaJournal, user: str, now: datetime, repair: bool
+    site: Site, ledger: QuotaLedger, user: str, now: datetime, repair: bool
 ) -> list[Finding]:
     preference = site.preferences_of(user).get
     if not recorded_quotas(preference):
         return []
     with maintenance.locked_records(site, user, now) as records:
         try:
-            texts = sync_resource(records, preference, journal, repair)
+            texts = sync_resource(records, preference, ledger, repair)
         except ValueError as exc:
             return [Finding(user, f"quota records cannot be read: {exc}")]
     return [Finding(user, text, repaired=repair) for text in texts]
@@ -224,8 +215,8 @@ def _user_findings(site: Site, records: UserRecords) -> list[Finding]:
     findings += _queue_findings(records)
     reset = _resetter(records)
     findings += _freebusy_findings(records, unreadable, reset)
-    if isinstance(site.store, FileStore):
-        findings += _file_findings(site.store, records.user, reset)
+    problems = site.backend.record_problems(records.user)
+    findings += [_finding(records.user, problem, reset) for problem in problems]
     return findings
 
 
@@ -363,93 +354,23 @@ def _compare(records: UserRecords, uid: str, held: list[Period], reset: Fix) -> 
     return Finding(records.user, text, reset)
 
 
-# -- the file store's own layout, preferences -----------------------------------------
-
-
-def _file_findings(store: FileStore, user: str, reset: Fix) -> list[Finding]:
-    findings = [
-        Finding(user, f"stray temporary file {path}", _remover(path), note=True)
-        for path in stray_temporary_files(store.user_directory(user))
-    ]
-    try:
-        unindexed = unindexed_periods(store, user)
-    except StoreUnavailable as exc:
-        return [*findings, Finding(user, f"the free/busy index cannot be read: {exc}", reset)]
-    findings += [
-        Finding(
-            user,
-            f'free/busy file(s) {", ".join(names)} hold periods of "{uid}" '
-            "that its index does not name",
-            reset,
-        )
-        for uid, names in sorted(unindexed.items())
-    ]
-    return findings
-
-
-# -- symlinks ------------------------------------------------------------------------
-
-
-def site_link_findings(site: Site, users: Iterable[str]) -> list[Finding]:
-    """Symlinks outside the users' records: entries of the store and
-    preferences roots (other than the directories of ``users``, which
-    :func:`check_user` reports), anything in the outbox or the quota journal."""
-    mine = {user_component(user) for user in users}
-    paths: list[Path] = []
-    for root in _user_roots(site):
-        paths += [path for path in symlink_entries(root) if path.name not in mine]
-    if isinstance(site.store, FileStore):
-        paths += symlinks_below(site.store.root / OUTBOX)
-    paths += symlinks_below(QuotaJournal(Path(site.settings.journal)).root)
-    return [Finding("", _link_text(path)) for path in paths]
-
-
-def _user_roots(site: Site) -> list[Path]:
-    """The roots holding a directory per user (store, preference files)."""
-    roots = [site.store.root] if isinstance(site.store, FileStore) else []
-    if isinstance(site.preferences, PreferenceFiles):
-        roots.append(site.preferences.root)
-    return roots
-
-
-def _user_links(site: Site, user: str) -> list[Path]:
-    """The user's directories that are symlinks, and symlinks below them."""
-    found: list[Path] = []
-    for root in _user_roots(site):
-        directory = root / user_component(user)
-        found += [directory] if directory.is_symlink() else symlinks_below(directory)
-    return found
-
-
-def _link_text(path: Path) -> str:
-    return (
-        f"symlink {path} -> {link_target(path)}: the agents refuse it and defer mail "
-        "until it is replaced by the real file or directory"
-    )
-
-
-def _remover(path: Path) -> Fix:
-    return lambda: remove_file(path)
+# -- preferences ------------------------------------------------------------------------
 
 
 def _preference_findings(site: Site, user: str) -> list[Finding]:
-    files = site.preferences
-    if not isinstance(files, PreferenceFiles):
-        return []
-    findings = [
-        Finding(user, f"stray temporary file {path}", _remover(path))
-        for path in stray_temporary_files(files.root / user_component(user), UNLOCKED_TEMPORARY_AGE)
-    ]
-    for name in files.names(user):
-        findings += _preference_finding(files, user, name)
+    """The layout of the user's preferences (the backend's problems), then
+    each value set."""
+    findings = [_finding(user, p, None) for p in site.backend.preference_problems(user)]
+    for name in site.preferences.names(user):
+        findings += _preference_finding(site, user, name)
     return findings
 
 
-def _preference_finding(files: PreferenceFiles, user: str, name: str) -> list[Finding]:
+def _preference_finding(site: Site, user: str, name: str) -> list[Finding]:
     if name not in DEFINITIONS:
         return [Finding(user, f"unknown preference {name} (ignored)", note=True)]
     try:
-        validate(name, files.get(user, name) or "")
+        validate(name, site.preferences.get(user, name) or "")
     except ValueError as exc:
         return [Finding(user, f"preference {name} is invalid ({exc}); the default is used")]
     except StoreUnavailable as exc:

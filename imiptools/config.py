@@ -3,6 +3,7 @@
 The configuration file is TOML (``-c FILE`` or ``IMIP_AGENT_CONFIG``)::
 
     [agent]
+    backend = "file"
     store = "/var/lib/imip-agent/store"
     lock_timeout = 30
 
@@ -76,6 +77,7 @@ class Option:
 
 #: The schema of the ``[agent]`` table. Keys equal :class:`Settings` fields.
 SCHEMA: dict[str, Option] = {
+    "backend": Option(_text, "where the site's data is kept: file (see imiptools.site)"),
     "store": Option(_text, "directory of the filesystem store"),
     "preferences": Option(_text, "directory of per-user preference files"),
     "journal": Option(_text, "directory of quota journals"),
@@ -98,6 +100,7 @@ SCHEMA: dict[str, Option] = {
 class Settings:
     """The effective site settings (file, then command line, applied)."""
 
+    backend: str = "file"
     store: str = "/var/lib/imip-agent/store"
     preferences: str = "/var/lib/imip-agent/preferences"
     journal: str = "/var/lib/imip-agent/journal"

@@ -1,7 +1,8 @@
 """Store maintenance: the periodic jobs of ``imip-admin``, per calendar user.
 
 The original imip-agent's ``make_freebusy.py`` and friends, over the
-:class:`~imiptools.stores.base.Store` interface. Every function works on one
+:class:`~imiptools.stores.base.Store` interface of a
+:class:`~imiptools.site.Site`. Every function works on one
 user's :class:`~imiptools.records.UserRecords` and expects the caller to
 hold that user's lock (:func:`locked_records`), so that it can run while
 agents process mail. Each is idempotent: running it twice changes nothing
@@ -21,15 +22,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from imiptools.config import Settings
-from imiptools.dates import zone_or_utc
 from imiptools.errors import InputError
 from imiptools.itip.objects import ItipObject, parse_calendars, scheduling_objects
 from imiptools.itip.recurrence import Limits
 from imiptools.periods import Period
-from imiptools.preferences import Preferences, PreferenceSource
-from imiptools.records import UserRecords, Window
-from imiptools.stores.base import Store
+from imiptools.records import UserRecords
+from imiptools.site import Site
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +35,6 @@ log = logging.getLogger(__name__)
 Refresh = Callable[[UserRecords], None]
 
 _TICK = timedelta(microseconds=1)
-
-
-@dataclass(frozen=True)
-class Site:
-    """What maintenance needs of the installation: store, preferences, settings."""
-
-    store: Store
-    preferences: PreferenceSource
-    settings: Settings
-
-    def preferences_of(self, user: str) -> Preferences:
-        """The effective preferences of ``user``."""
-        return Preferences(user, self.preferences, self.settings.preference_defaults)
-
-    def records(self, user: str, now: datetime) -> UserRecords:
-        """``user``'s records as the agents see them at ``now`` (zone, window)."""
-        preferences = self.preferences_of(user)
-        zone = zone_or_utc(preferences.get("TZID"))
-        window = Window.for_user(self.settings, preferences)
-        return UserRecords(self.store, user, zone, window, now)
 
 
 @contextmanager

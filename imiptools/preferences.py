@@ -18,15 +18,54 @@ from typing import Protocol
 
 from imiptools.config import parse_duration
 from imiptools.dates import resolve_zone
+from imiptools.errors import UnsafeName
 
 log = logging.getLogger(__name__)
 
 
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid preference name, else raise UnsafeName."""
+    if _NAME.fullmatch(name) is None:
+        raise UnsafeName(f"not a preference name: {name[:80]!r}")
+    return name
+
+
+def is_name(name: str) -> bool:
+    """Whether ``name`` is a valid preference name."""
+    return _NAME.fullmatch(name) is not None
+
+
 class PreferenceSource(Protocol):
-    """Where per-user values live (files now; a database later)."""
+    """Where per-user values live (files now; a database later).
+
+    Contracts every source keeps (``tests/preferences/contract.py`` checks
+    them): users are given in any spelling
+    :func:`~imiptools.stores.names.normalise_user` accepts (UnsafeName
+    else); names match ``[A-Za-z][A-Za-z0-9_-]{0,63}`` (:func:`check_name`:
+    UnsafeName else, before anything is read or written); values are text,
+    kept with their inner line ends and without trailing ones; each write
+    is atomic; trouble reaching the values raises
+    :class:`~imiptools.errors.StoreUnavailable` (75).
+    """
 
     def get(self, user: str, name: str) -> str | None:
         """The raw value, or None when the user has none."""
+        ...
+
+    def set(self, user: str, name: str, value: str) -> None:
+        """Set ``name`` to ``value`` for ``user`` (unvalidated: callers
+        validate with :func:`validate` first)."""
+        ...
+
+    def unset(self, user: str, name: str) -> None:
+        """Remove ``name`` for ``user``; unset already is fine."""
+        ...
+
+    def names(self, user: str) -> list[str]:
+        """The preference names set for ``user``, sorted."""
         ...
 
 

@@ -9,9 +9,9 @@ editor. What the values mean is :mod:`imiptools.preferences`' business.
 Contracts:
 
 * Preference names match ``[A-Za-z][A-Za-z0-9_-]{0,63}`` (``CN``, ``TZID``,
-  ``scheduling_function``); anything else raises
-  :class:`~imiptools.errors.UnsafeName`, so a name never reaches a path
-  unchecked.
+  ``scheduling_function``: :func:`~imiptools.preferences.check_name`);
+  anything else raises :class:`~imiptools.errors.UnsafeName`, so a name
+  never reaches a path unchecked.
 * :meth:`PreferenceFiles.get` returns the file's text without its trailing
   line ends (an editor adds one); inner lines are kept (multi-line values
   such as ``scheduling_function``).
@@ -25,25 +25,16 @@ Contracts:
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from imiptools.errors import UnsafeName
 from imiptools.fileutil import atomic_write, list_names, read_text, remove_file, resolve_root
+from imiptools.preferences import check_name, is_name
 from imiptools.stores.names import user_component
-
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
-
-
-def check_name(name: str) -> str:
-    """Return ``name`` if it is a valid preference name, else raise UnsafeName."""
-    if _NAME.fullmatch(name) is None:
-        raise UnsafeName(f"not a preference name: {name[:80]!r}")
-    return name
 
 
 class PreferenceFiles:
-    """Per-user preference files under ``root`` (see the module docstring)."""
+    """Per-user preference files under ``root`` (see the module docstring):
+    a :class:`~imiptools.preferences.PreferenceSource`."""
 
     def __init__(self, root: Path) -> None:
         self.root = resolve_root(root)
@@ -67,4 +58,4 @@ class PreferenceFiles:
     def names(self, user: str) -> list[str]:
         """The preference names set for ``user``, sorted."""
         directory = self.root / user_component(user)
-        return [name for name in list_names(directory) if _NAME.fullmatch(name)]
+        return [name for name in list_names(directory) if is_name(name)]

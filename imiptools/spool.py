@@ -31,7 +31,9 @@ An ``<id>`` is ``<time_ns, 20 digits>-<pid>-<counter>`` and, when the
 message has a key, ``-<key>``: unique on one host and sortable by the time
 the message was spooled.
 
-The spool directory's parent (the store) is trusted and resolved once
+Where the spool lives is the backend's business (the file backend keeps
+it in the store, ``STORE/.outbox``: see :mod:`imiptools.backends.file`).
+The spool directory's parent is trusted and resolved once
 (:func:`~imiptools.fileutil.resolve_root`); the spool directory itself and
 everything in it are reached through :mod:`imiptools.fileutil`, so that a
 symlink planted at ``.outbox``, ``new/``, ``tmp/`` or ``.lock`` raises
@@ -46,6 +48,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +63,7 @@ from imiptools.fileutil import (
     resolve_root,
     write_new_file,
 )
+from imiptools.lock import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +75,6 @@ _BAD_ADDRESS = re.compile(r"[\r\n\x00]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 REASON_SUFFIX = ".reason"
 MAX_REASON = 500
-#: The outbox of a store: ``STORE/.outbox``.
-OUTBOX = ".outbox"
 _counter = itertools.count()
 
 
@@ -149,15 +151,15 @@ class Spool:
         self.new = self.directory / "new"
         self.held_directory = self.directory / "held"
 
-    @classmethod
-    def of_store(cls, store: Path | str) -> Spool:
-        """The outbox of the store at ``store`` (``STORE/.outbox``)."""
-        return cls(Path(store) / OUTBOX)
-
     @property
     def lock_path(self) -> Path:
         """The lock file taken to send or move messages."""
         return self.directory / ".lock"
+
+    def locked(self, timeout: float) -> AbstractContextManager[None]:
+        """Hold the outbox's lock (taken to send or move messages), so that
+        two runs never send one message twice; LockTimeout after ``timeout`` s."""
+        return file_lock(self.lock_path, timeout)
 
     def put(
         self,

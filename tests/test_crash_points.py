@@ -40,10 +40,9 @@ from imip_agent import resource
 from imiptools.check import check_store
 from imiptools.config import Settings
 from imiptools.itip.objects import find_attendee
-from imiptools.maintenance import Site
-from imiptools.preferences_store import PreferenceFiles
 from imiptools.quota.journal import QuotaJournal
 from imiptools.records import UserRecords, Window
+from imiptools.site import Site, open_site
 from imiptools.stores.file import TXN as TXN_NAME
 from imiptools.stores.file import FileStore
 from tests.support import Agent, calendar_text, imip_message, parse_calendar_part, vevent
@@ -292,7 +291,7 @@ def _site_of(site: Path) -> Site:
     settings = Settings(
         store=str(site / "store"), preferences=str(site / "prefs"), journal=str(site / "journal")
     )
-    return Site(FileStore(site / "store"), PreferenceFiles(site / "prefs"), settings)
+    return open_site(settings)
 
 
 def verify(site: Path, scenario: Scenario, deliveries: list[Delivery]) -> None:

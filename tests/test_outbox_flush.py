@@ -46,7 +46,7 @@ def context(root: Path, errors: dict[str, Exception]) -> agent.Context:
         preferences=PreferenceFiles(root / "prefs"),
         clock=FixedClock(datetime(2030, 1, 1, tzinfo=UTC)),
         sender=FailingSender(root / "out", errors),
-        spool=Spool.of_store(root / "store"),
+        spool=Spool(root / "store" / ".outbox"),
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from imiptools.backends.file import outbox_of
 from imiptools.spool import Spool, SpooledMessage, key_of, new_id
 
 MESSAGE = b"From: room@example.com\r\nTo: alice@example.com\r\n\r\nbody\r\n"
@@ -202,6 +203,6 @@ def test_held_operations_refuse_what_is_not_an_id(spool: Spool, identifier: str)
 
 
 def test_outbox_of_a_store(tmp_path: Path) -> None:
-    spool = Spool.of_store(tmp_path)
+    spool = outbox_of(tmp_path)
     assert spool.directory == tmp_path / ".outbox"
     assert spool.lock_path == tmp_path / ".outbox" / ".lock"

@@ -25,6 +25,7 @@ from imiptools.config import Settings
 from imiptools.i18n import Translator, translator
 from imiptools.mail.parse import ParsedMessage
 from imiptools.preferences import Preferences
+from imiptools.quota.base import QuotaLedger
 from imiptools.records import UserRecords
 from imiptools.stores.recording import RecordingStore
 
@@ -72,6 +73,8 @@ class Unit:
     spool: Callable[[Unit, Outgoing], None]
     #: Translates generated texts into the user's language (LANG).
     translator: Translator = field(default_factory=lambda: translator("en"))
+    #: The site's quota ledger (None when the program gave none).
+    ledger: QuotaLedger | None = None
 
     @property
     def store(self) -> RecordingStore:

@@ -17,7 +17,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 
 from icalendar import Component, Event
 
@@ -44,7 +43,8 @@ from imiptools.itip.objects import (
 from imiptools.itip.recurrence import Instance
 from imiptools.itip.timing import start_zone
 from imiptools.periods import Period
-from imiptools.quota.journal import QuotaJournal, QuotaState, parse_user
+from imiptools.quota.base import QuotaLedger
+from imiptools.quota.model import QuotaState, parse_user
 from imiptools.scheduling import (
     CONFIRMATIONS,
     REQUEST_STATUS,
@@ -83,7 +83,7 @@ class ResourceHandler(BaseHandler):
     booked: Sequence[Instance] = ()
     #: The quota groups the configured functions name, read under their locks.
     quotas: Mapping[str, QuotaState] = {}
-    journal: QuotaJournal | None = None
+    journal: QuotaLedger | None = None
     #: RECURRENCE-IDs the current message is about ('' alone: the whole event).
     touched: Sequence[str] = ("",)
     #: Whether the message being handled was delegated to us by a pool member.
@@ -94,19 +94,21 @@ class ResourceHandler(BaseHandler):
         """Hold the locks of the quotas the functions name while ``obj`` is
         handled and committed.
 
-        Lock order (see imiptools.quota.journal): the resource's store lock,
+        Lock order (see imiptools.quota.base): the resource's store lock,
         held by the caller, then the quota locks by name. They are held from
-        the decision until the commit has recorded it; the journal's writes
+        the decision until the commit has recorded it; the ledger's writes
         go into the unit's transaction, so that quota records and bookings
-        are committed together.
+        are committed together. The ledger is the site's (``unit.ledger``);
+        without one, the quota functions answer "misconfigured".
         """
         names = quotas_named(self._lines()) if obj.kind == "VEVENT" else []
-        if not names:
+        journal = self.unit.ledger
+        if not names or journal is None:
+            if names:
+                log.error("quotas %s: no quota ledger given", ", ".join(names))
             yield
             return
-        settings = self.unit.settings
-        journal = QuotaJournal(Path(settings.journal), settings.lock_timeout)
-        with journal.locked(names, settings.lock_timeout):
+        with journal.locked(names, self.unit.settings.lock_timeout):
             journal.defer(self.unit.store.transaction)
             organiser = _quota_user(obj)
             self.journal, self.quotas = journal, self._snapshots(journal, names, organiser)
@@ -114,9 +116,10 @@ class ResourceHandler(BaseHandler):
                 yield
             finally:
                 self.journal, self.quotas = None, {}
+                journal.defer(None)
 
     def _snapshots(
-        self, journal: QuotaJournal, names: Sequence[str], organiser: str | None
+        self, journal: QuotaLedger, names: Sequence[str], organiser: str | None
     ) -> dict[str, QuotaState]:
         """The readable quotas, with the bookings of the organiser and their
         group; one with a bad file is left out (its functions then answer

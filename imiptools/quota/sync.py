@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from imiptools.quota.journal import QuotaJournal, parse_user
+from imiptools.quota.base import QuotaLedger
 from imiptools.quota.limits import QuotaBooking
+from imiptools.quota.model import parse_user
 from imiptools.records import UserRecords
 from imiptools.scheduling import parse_function_lines
 from imiptools.scheduling.quota import ACROSS, CHECK
@@ -56,7 +57,7 @@ def expected(records: UserRecords) -> dict[str, list[QuotaBooking]]:
 def sync_resource(
     records: UserRecords,
     preference: Callable[[str], str],
-    journal: QuotaJournal,
+    ledger: QuotaLedger,
     repair: bool,
 ) -> list[str]:
     """Differences between the resource's quota records and its store, one
@@ -70,9 +71,9 @@ def sync_resource(
         return []
     wanted = expected(records)
     findings = []
-    with journal.locked(quotas, journal.timeout):
+    with ledger.locked(quotas, ledger.timeout):
         for quota in quotas:
-            current = _current(journal, quota, records)
+            current = _current(ledger, quota, records)
             for uid in sorted(set(wanted) | set(current)):
                 want = sorted(wanted.get(uid, []), key=_key)
                 if want != sorted(current.get(uid, []), key=_key):
@@ -82,15 +83,15 @@ def sync_resource(
                         f" {len(want)} booked)"
                     )
                     if repair:
-                        journal.replace_event(quota, records.user, uid, want, records.now)
+                        ledger.replace_event(quota, records.user, uid, want, records.now)
     return findings
 
 
 def _current(
-    journal: QuotaJournal, quota: str, records: UserRecords
+    ledger: QuotaLedger, quota: str, records: UserRecords
 ) -> dict[str, list[QuotaBooking]]:
     found: dict[str, list[QuotaBooking]] = {}
-    for booking in journal.bookings(quota):
+    for booking in ledger.bookings(quota):
         if booking.resource == records.user and booking.end > records.now:
             found.setdefault(booking.uid, []).append(booking)
     return found

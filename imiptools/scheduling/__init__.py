@@ -25,7 +25,8 @@ from icalendar import Component
 from imiptools.i18n import N_, Translator
 from imiptools.itip.recurrence import Instance
 from imiptools.periods import Period, Timeline, busy_only
-from imiptools.quota.journal import QuotaJournal, QuotaState
+from imiptools.quota.base import QuotaLedger
+from imiptools.quota.model import QuotaState
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ class Booking:
     now: datetime
     periods: Sequence[Period] = ()
     #: The quota journal, holding the locks of the quotas the functions name.
-    journal: QuotaJournal | None = None
+    journal: QuotaLedger | None = None
 
 
 Step = Callable[[Booking, Sequence[str]], None]

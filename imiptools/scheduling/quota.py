@@ -43,7 +43,6 @@ from datetime import datetime, timedelta, tzinfo
 from imiptools.i18n import N_, N_plural
 from imiptools.itip.recurrence import Instance
 from imiptools.periods import Timeline, busy_only
-from imiptools.quota.journal import QuotaState, parse_user
 from imiptools.quota.limits import (
     Amount,
     QuotaBooking,
@@ -55,6 +54,7 @@ from imiptools.quota.limits import (
     usage,
     window_of,
 )
+from imiptools.quota.model import QuotaState, parse_user
 from imiptools.scheduling import (
     Answer,
     Booking,

@@ -41,8 +41,8 @@ class Store(ABC):
         (spooled). The caller holds the user's lock.
 
         Contract: after a crash at any point, the store holds all of it or
-        none of it by the time the user's lock is next taken (a store that
-        cannot promise that overrides this: see :class:`FileStore`). This
+        none of it by the time the user's lock is next taken (a durable
+        store overrides this: see :mod:`imiptools.stores.file`). This
         default applies each part in turn, for stores that are not durable
         (an overlay for a what-if).
         """

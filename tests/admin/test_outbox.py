@@ -10,7 +10,7 @@ MESSAGE = b"From: room@example.com\r\nSubject: Accepted: Meeting\r\n\r\nbody\r\n
 
 
 def held_two(agent: Agent) -> tuple[Spool, list[str]]:
-    spool = Spool.of_store(agent.root / "store")
+    spool = Spool(agent.root / "store" / ".outbox")
     ids = [spool.put(MESSAGE, "room@example.com", [f"{n}@example.org"]) for n in ("a", "b")]
     for identifier in ids:
         spool.hold(identifier, "permanent SMTP failure 550 no such user")

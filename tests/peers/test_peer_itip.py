@@ -46,10 +46,8 @@ from imiptools.handlers.common import Envelope
 from imiptools.handlers.person import PersonHandler
 from imiptools.itip.objects import to_text
 from imiptools.mail.send import DirectorySender
-from imiptools.maintenance import Site, locked_records
-from imiptools.preferences_store import PreferenceFiles
-from imiptools.spool import Spool
-from imiptools.stores.file import FileStore
+from imiptools.maintenance import locked_records
+from imiptools.site import open_site
 from imiptools.stores.names import normalise_user
 from imiptools.transfer import export_calendar, import_calendar
 from tests.support import BIN, SHARED
@@ -156,17 +154,15 @@ def process(case: Path, root: Path, runner: ModuleType) -> str:
         journal=str(root / "journal"),
         publishing=str(root / "static"),
     )
-    prefs = PreferenceFiles(root / "prefs")
+    site = open_site(settings, FixedClock(now))
+    prefs = site.preferences
     for name, value in preferences_of(case).items():
         prefs.set(user, name, value)
-    site = Site(FileStore(root / "store"), prefs, settings)
     if (case / "old.ics").exists():
         with locked_records(site, user, now) as records:
             import_calendar(records, (case / "old.ics").read_text())
     out = DirectorySender(root / "out")
-    context = agent.Context(
-        settings, site.store, prefs, FixedClock(now), out, Spool(root / "store" / ".outbox"), out
-    )
+    context = agent.Context(settings, site.store, prefs, site.clock, out, site.outbox, out)
     message = runner.wrap((case / "message.ics").read_text(), sender, meta["user"])
     result = agent.run(message, [Envelope(meta["user"], sender)], context, PersonHandler)
     assert result.code == 0, f"imip-person would exit {int(result.code)}: {result.status}"

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from imiptools.errors import LockTimeout, UnsafeName
-from imiptools.quota.journal import LockOrderError, QuotaJournal, booking_line, parse_booking
+from imiptools.quota.journal import QuotaJournal
 from imiptools.quota.limits import QuotaBooking, QuotaLimit
+from imiptools.quota.model import LockOrderError, booking_line, parse_booking
 
 ALICE = "mailto:alice@example.com"
 ROOM = "mailto:room1@example.com"

@@ -38,7 +38,7 @@ def fixture(name: str) -> bytes:
 
 
 def outbox(agent: Agent) -> Spool:
-    return Spool.of_store(agent.root / "store")
+    return Spool(agent.root / "store" / ".outbox")
 
 
 def alice_books(uid: str = "after@example.com") -> bytes:

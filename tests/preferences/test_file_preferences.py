@@ -1,4 +1,5 @@
-"""Preference files: one file per preference per user."""
+"""Preference files: the contract, plus what only files can get wrong
+(the layout an admin edits, line ends an editor adds, hashed directories)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,17 @@ from pathlib import Path
 import pytest
 
 from imiptools.errors import UnsafeName
+from imiptools.preferences import PreferenceSource
 from imiptools.preferences_store import PreferenceFiles
+from tests.preferences.contract import PreferenceContract
 
 USER = "mailto:room@example.com"
+
+
+class TestPreferenceFiles(PreferenceContract):
+    @pytest.fixture
+    def source(self, tmp_path: Path) -> PreferenceSource:
+        return PreferenceFiles(tmp_path / "preferences")
 
 
 @pytest.fixture

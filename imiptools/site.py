@@ -1,0 +1,119 @@
+"""The composition root: one place that assembles a site from its settings.
+
+:func:`open_site` reads the ``backend`` setting (``[agent] backend``,
+default ``file``), finds the backend of that name in the
+``imip_agent.backends`` entry-point group (the mechanism third-party
+scheduling functions use too: see :mod:`imiptools.scheduling`) and returns
+a :class:`Site`: the calendar store, the quota ledger, the preference
+source, the outbox and the clock, with the settings and the backend's
+hooks. Programs (the agents, ``imip-admin``), :mod:`imiptools.check`,
+:mod:`imiptools.maintenance` and the views take everything from a site;
+nothing outside a backend names a backend's classes.
+
+As with scheduling functions, the built-in backends (``file``) are found
+first, without scanning the installed packages' metadata (a cost every
+delivery would pay), and an entry point is loaded only for another name.
+A name nobody provides is a :class:`~imiptools.errors.ConfigError` (exit
+75: the MTA keeps the mail while the admin fixes the configuration) that
+names the known ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import entry_points
+
+from imiptools.backends import file
+from imiptools.backends.base import Backend
+from imiptools.config import Settings
+from imiptools.dates import Clock, SystemClock, zone_or_utc
+from imiptools.errors import ConfigError
+from imiptools.preferences import Preferences, PreferenceSource
+from imiptools.quota.base import QuotaLedger
+from imiptools.records import UserRecords, Window
+from imiptools.spool import Spool
+from imiptools.stores.base import Store
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "imip_agent.backends"
+
+#: A backend factory: the site's settings -> its backend.
+Factory = Callable[[Settings], Backend]
+
+#: The backends that come with imip-agent (also declared as entry points).
+BUILT_IN: dict[str, Factory] = {"file": file.open_backend}
+
+
+@dataclass(frozen=True)
+class Site:
+    """Everything a program or a job needs of the installation.
+
+    ``store``, ``ledger``, ``preferences`` and ``outbox`` are the backend's
+    parts unless replaced (``imip-admin whatif`` puts overlays in their
+    place with :func:`dataclasses.replace`); ``backend`` answers the hooks
+    of :class:`~imiptools.backends.base.Backend`.
+    """
+
+    settings: Settings
+    backend: Backend
+    store: Store
+    ledger: QuotaLedger
+    preferences: PreferenceSource
+    outbox: Spool
+    clock: Clock = field(default_factory=SystemClock)
+
+    def preferences_of(self, user: str) -> Preferences:
+        """The effective preferences of ``user``."""
+        return Preferences(user, self.preferences, self.settings.preference_defaults)
+
+    def records(self, user: str, now: datetime | None = None) -> UserRecords:
+        """``user``'s records as the agents see them at ``now`` (default:
+        the site's clock), in the user's zone and window."""
+        preferences = self.preferences_of(user)
+        zone = zone_or_utc(preferences.get("TZID"))
+        window = Window.for_user(self.settings, preferences)
+        when = self.clock.now() if now is None else now
+        return UserRecords(self.store, user, zone, window, when)
+
+
+def known_backends() -> list[str]:
+    """The names of every backend: built in, or by entry point."""
+    return sorted({point.name for point in entry_points(group=ENTRY_POINT_GROUP)} | set(BUILT_IN))
+
+
+def backend_factory(name: str) -> Factory:
+    """The factory of backend ``name``: a built-in one, else the entry point
+    of that name (loaded only then, as scheduling functions are).
+
+    Raises ConfigError (75) for an unknown name (naming the known ones) or
+    an entry point that cannot be loaded.
+    """
+    if name in BUILT_IN:
+        return BUILT_IN[name]
+    for point in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        try:
+            factory: Factory = point.load()
+        except Exception as exc:  # a broken plug-in: the admin must act, mail waits
+            log.exception("cannot load backend %s", name)
+            raise ConfigError(f"backend {name!r} cannot be loaded: {exc}") from exc
+        return factory
+    known = ", ".join(known_backends())
+    raise ConfigError(f"unknown backend {name!r} in [agent] backend (known: {known})")
+
+
+def open_site(settings: Settings, clock: Clock | None = None) -> Site:
+    """The site ``settings`` describe, with ``clock`` (default: the system clock)."""
+    backend = backend_factory(settings.backend)(settings)
+    return Site(
+        settings=settings,
+        backend=backend,
+        store=backend.store,
+        ledger=backend.ledger,
+        preferences=backend.preferences,
+        outbox=backend.outbox,
+        clock=clock or SystemClock(),
+    )
