@@ -24,6 +24,7 @@ from imip_agent.admin import AdminParser, add_command
 from imip_agent.cli import site_from
 from imiptools.config import Settings, parse_duration
 from imiptools.errors import InputError, UsageError
+from imiptools.quota import admin as quota_admin
 from imiptools.quota.base import QuotaLedger
 from imiptools.quota.limits import EVERYONE, GROUP_PREFIX, QuotaLimit, parse_value
 from imiptools.quota.model import QuotaState, parse_group, parse_user, parse_who
@@ -125,20 +126,16 @@ def set_limit(args: argparse.Namespace, settings: Settings) -> str:
         value = parse_value(measure, args.limit)
     except ValueError as exc:
         raise InputError(f"bad limit: {exc}") from exc
-    new = QuotaLimit(who, measure, period, value)
-    journal = ledger_from(args, settings)
-    kept = [
-        line
-        for line in journal.admin_lines(args.quota, "limits")
-        if line.split()[:3] != [who, measure, period]
-    ]
-    _write(journal, args.quota, "limits", kept if args.remove else [*kept, new.to_line()])
+    limit = QuotaLimit(who, measure, period, value)
+    ledger = ledger_from(args, settings)
+    _changed(lambda: quota_admin.set_limit(ledger, args.quota, limit, args.remove))
     return ""
 
 
-def _write(journal: QuotaLedger, quota: str, name: str, lines: list[str]) -> None:
+def _changed(change: Callable[[], None]) -> None:
+    """Run ``change``; a bad line (new or stored) is unusable input (65)."""
     try:
-        journal.write_admin_file(quota, name, lines)
+        change()
     except ValueError as exc:
         raise InputError(str(exc)) from exc
 
@@ -146,48 +143,32 @@ def _write(journal: QuotaLedger, quota: str, name: str, lines: list[str]) -> Non
 def set_group(args: argparse.Namespace, settings: Settings) -> str:
     """Put USER in GROUP (one group per user in a quota); '-' takes them out."""
     user = _checked(parse_user, args.user, "address")
-    journal = ledger_from(args, settings)
-    kept = [
-        line
-        for line in journal.admin_lines(args.quota, "groups")
-        if not line.split() or _same_user(line.split()[0], user) is False
-    ]
-    if args.group != "-":
-        kept.append(f"{user} {_checked(parse_group, args.group, 'group name')}")
-    _write(journal, args.quota, "groups", kept)
+    group = None if args.group == "-" else _checked(parse_group, args.group, "group name")
+    ledger = ledger_from(args, settings)
+    _changed(lambda: quota_admin.set_group(ledger, args.quota, user, group))
     return ""
-
-
-def _same_user(word: str, user: str) -> bool | None:
-    """Whether ``word`` names ``user`` (None for a comment or a bad word)."""
-    if word.startswith("#"):
-        return None
-    try:
-        return parse_user(word) == user
-    except ValueError:
-        return None
 
 
 def set_delegates(args: argparse.Namespace, settings: Settings) -> str:
     """Replace the list of resources that may stand in for each other."""
     resources = [_checked(parse_user, r, "resource address") for r in args.resources]
-    _write(ledger_from(args, settings), args.quota, "delegates", resources)
+    ledger = ledger_from(args, settings)
+    _changed(lambda: quota_admin.set_delegates(ledger, args.quota, resources))
     return ""
 
 
 def set_exempt(args: argparse.Namespace, settings: Settings) -> str:
     """Add (or with ``--remove`` drop) exempt users."""
     users = {_checked(parse_user, u, "address") for u in args.users}
-    journal = ledger_from(args, settings)
-    current = _quota_state(journal, args.quota).exempt
-    wanted = current - users if args.remove else current | users
-    _write(journal, args.quota, "exempt", sorted(wanted))
+    ledger = ledger_from(args, settings)
+    _changed(lambda: quota_admin.set_exempt(ledger, args.quota, users, args.remove))
     return ""
 
 
 def set_zone(args: argparse.Namespace, settings: Settings) -> str:
     """Set the zone in which days, weeks and months are counted."""
-    _write(ledger_from(args, settings), args.quota, "tzid", [args.tzid])
+    ledger = ledger_from(args, settings)
+    _changed(lambda: quota_admin.set_zone(ledger, args.quota, args.tzid))
     return ""
 
 
