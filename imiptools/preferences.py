@@ -18,24 +18,8 @@ from typing import Protocol
 
 from imiptools.config import parse_duration
 from imiptools.dates import resolve_zone
-from imiptools.errors import UnsafeName
 
 log = logging.getLogger(__name__)
-
-
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
-
-
-def check_name(name: str) -> str:
-    """Return ``name`` if it is a valid preference name, else raise UnsafeName."""
-    if _NAME.fullmatch(name) is None:
-        raise UnsafeName(f"not a preference name: {name[:80]!r}")
-    return name
-
-
-def is_name(name: str) -> bool:
-    """Whether ``name`` is a valid preference name."""
-    return _NAME.fullmatch(name) is not None
 
 
 class PreferenceSource(Protocol):
@@ -44,8 +28,9 @@ class PreferenceSource(Protocol):
     Contracts every source keeps (``tests/preferences/contract.py`` checks
     them): users are given in any spelling
     :func:`~imiptools.stores.names.normalise_user` accepts (UnsafeName
-    else); names match ``[A-Za-z][A-Za-z0-9_-]{0,63}`` (:func:`check_name`:
-    UnsafeName else, before anything is read or written); values are text,
+    else); names match ``[A-Za-z][A-Za-z0-9_-]{0,63}``
+    (:func:`~imiptools.stores.names.check_preference_name`: UnsafeName
+    else, before anything is read or written); values are text,
     kept with their inner line ends and without trailing ones; each write
     is atomic; trouble reaching the values raises
     :class:`~imiptools.errors.StoreUnavailable` (75).

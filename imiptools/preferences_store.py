@@ -9,7 +9,7 @@ editor. What the values mean is :mod:`imiptools.preferences`' business.
 Contracts:
 
 * Preference names match ``[A-Za-z][A-Za-z0-9_-]{0,63}`` (``CN``, ``TZID``,
-  ``scheduling_function``: :func:`~imiptools.preferences.check_name`);
+  ``scheduling_function``: :func:`~imiptools.stores.names.check_preference_name`);
   anything else raises :class:`~imiptools.errors.UnsafeName`, so a name
   never reaches a path unchecked.
 * :meth:`PreferenceFiles.get` returns the file's text without its trailing
@@ -28,8 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from imiptools.fileutil import atomic_write, list_names, read_text, remove_file, resolve_root
-from imiptools.preferences import check_name, is_name
-from imiptools.stores.names import user_component
+from imiptools.stores.names import check_preference_name, is_preference_name, user_component
 
 
 class PreferenceFiles:
@@ -40,7 +39,7 @@ class PreferenceFiles:
         self.root = resolve_root(root)
 
     def _path(self, user: str, name: str) -> Path:
-        return self.root / user_component(user) / check_name(name)
+        return self.root / user_component(user) / check_preference_name(name)
 
     def get(self, user: str, name: str) -> str | None:
         """The value of ``name`` for ``user``, or None if it is not set."""
@@ -58,4 +57,4 @@ class PreferenceFiles:
     def names(self, user: str) -> list[str]:
         """The preference names set for ``user``, sorted."""
         directory = self.root / user_component(user)
-        return [name for name in list_names(directory) if is_name(name)]
+        return [name for name in list_names(directory) if is_preference_name(name)]

@@ -14,6 +14,9 @@ escape its directory, as Radicale's ``pathutils`` insists:
   collide, and neither starts with ``.`` (reserved for lock, temporary and
   marker files).
 
+Preference names are not untrusted text turned into names: they must match
+``[A-Za-z][A-Za-z0-9_-]{0,63}`` or be refused (:func:`check_preference_name`).
+
 Hashing is one-way: stores that must list such names keep the original
 beside it (see :mod:`imiptools.stores.file`). Note that verbatim names are
 case-sensitive: a store on a case-insensitive filesystem is not supported.
@@ -34,6 +37,7 @@ _VERBATIM = re.compile(r"[A-Za-z0-9][A-Za-z0-9@.+_=:-]{0,149}")
 _HASHED = re.compile(rf"{HASH_PREFIX}[0-9a-f]{{64}}")
 _FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f/\\<>\"(),;:\[\]]")
 _MAILTO = "mailto:"
+_PREFERENCE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
 def normalise_user(value: str) -> str:
@@ -101,3 +105,17 @@ def safe_component(text: str) -> str:
 def user_component(user: str) -> str:
     """The directory name of calendar user ``user`` (normalised first)."""
     return safe_component(normalise_user(user))
+
+
+def is_preference_name(name: str) -> bool:
+    """Whether ``name`` is a usable preference name (``CN``, ``TZID``,
+    ``scheduling_function``): ``[A-Za-z][A-Za-z0-9_-]{0,63}``."""
+    return _PREFERENCE.fullmatch(name) is not None
+
+
+def check_preference_name(name: str) -> str:
+    """Return ``name`` if :func:`is_preference_name`, else raise UnsafeName
+    (every preference source checks names with it before any use)."""
+    if not is_preference_name(name):
+        raise UnsafeName(f"not a preference name: {name[:80]!r}")
+    return name
