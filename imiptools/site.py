@@ -53,9 +53,11 @@ class Site:
     """Everything a program or a job needs of the installation.
 
     ``store``, ``ledger``, ``preferences`` and ``outbox`` are the backend's
-    parts unless replaced (``imip-admin whatif`` puts overlays in their
-    place with :func:`dataclasses.replace`); ``backend`` answers the hooks
-    of :class:`~imiptools.backends.base.Backend`.
+    parts (a caller may put others in their place with
+    :func:`dataclasses.replace`, say overlays); ``backend`` answers the
+    hooks of :class:`~imiptools.backends.base.Backend`. The agent's
+    :class:`~imiptools.agent.Context` is built from these parts by the
+    program that runs it.
     """
 
     settings: Settings
