@@ -150,8 +150,13 @@ def check_install(
 ) -> Iterator[Check]:
     """Every check, in the order an admin fixes them."""
     yield _config_check(account, config)
-    for name in ("store", "preferences", "journal"):
-        yield _directory_check(account, name, Path(getattr(settings, name)), writable=True)
+    try:
+        directories = open_site(settings).backend.data_directories()
+    except ConfigError as exc:
+        yield Check(False, str(exc))
+        directories = {}
+    for name, path in directories.items():
+        yield _directory_check(account, name, path, writable=True)
     yield _directory_check(account, "publishing", Path(settings.publishing), writable=False)
     if settings.log_file:
         yield _log_check(account, Path(settings.log_file))

@@ -54,7 +54,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def _init(args: argparse.Namespace, settings: Settings) -> str:
     owner = Owner.named(args.user, args.group)
-    lines = [f"directory {path}\n" for path in prepare_directories(settings, owner)]
+    site = site_from(args, settings)
+    directories = {**site.backend.data_directories(), "publishing": Path(settings.publishing)}
+    lines = [f"directory {path}\n" for path in prepare_directories(directories, owner)]
     if not args.no_config:
         config = Path(args.config_file)
         written = write_example_config(config, settings, owner)

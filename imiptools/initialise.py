@@ -1,7 +1,8 @@
 """Setting up a site and its calendar users (the original's init.sh, init_user.sh).
 
-:func:`prepare_directories` creates the store, preferences, quota journal
-and publishing directories with the modes in :data:`MODES`, owned by the
+:func:`prepare_directories` creates the site's directories (for the file
+backend the store, preferences and quota journal, and the publishing
+directory) with the modes in :data:`MODES`, owned by the
 system user and group the agents run as. The data directories are
 ``rwxrws---`` (setgid, so that files created later keep the group); the
 publishing directory is world-readable for the web server.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +24,10 @@ from imiptools.config import Settings, example_config
 from imiptools.errors import StoreUnavailable, UsageError
 from imiptools.fileutil import atomic_write, ensure_directory, resolve_root
 
+#: The mode of a directory the agents write (setgid, group-writable).
+DATA_MODE = 0o2770
 #: Mode of each site directory, by its settings name.
-MODES = {"store": 0o2770, "preferences": 0o2770, "journal": 0o2770, "publishing": 0o2755}
+MODES = {"store": DATA_MODE, "preferences": DATA_MODE, "journal": DATA_MODE, "publishing": 0o2755}
 
 
 @dataclass(frozen=True)
@@ -68,13 +71,14 @@ def site_directories(settings: Settings) -> dict[str, Path]:
     return {name: Path(getattr(settings, name)) for name in MODES}
 
 
-def prepare_directories(settings: Settings, owner: Owner) -> list[Path]:
-    """Create (or fix) every site directory: mode and owner. Idempotent."""
+def prepare_directories(directories: Mapping[str, Path], owner: Owner) -> list[Path]:
+    """Create (or fix) each of ``directories`` (by settings name): mode (see
+    :data:`MODES`; data directories for other names) and owner. Idempotent."""
     done = []
-    for name, path in site_directories(settings).items():
+    for name, path in directories.items():
         ensure_directory(resolve_root(path))
         owner.apply(path)
-        _chmod(path, MODES[name])
+        _chmod(path, MODES.get(name, DATA_MODE))
         done.append(path)
     return done
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from pathlib import Path
 
 from imiptools.config import Settings
 from imiptools.preferences import PreferenceSource
@@ -89,6 +90,12 @@ class Backend:
     def hand_over(self, user: str, preferences: Collection[str]) -> None:
         """Give what an admin just created for ``user`` (the records, the
         ``preferences`` named) to the site's owner, so the agents can write it."""
+
+    def data_directories(self) -> dict[str, Path]:
+        """The directories the agents must be able to write, by setting name
+        (``imip-admin init`` creates them, ``check-install`` checks them);
+        none by default."""
+        return {}
 
     def user_locations(self, user: str) -> list[str]:
         """Where data of ``user`` is kept, for people ([] when none is)."""

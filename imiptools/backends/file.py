@@ -145,6 +145,15 @@ class FileBackend(Backend):
         named = [directory / name for name in preferences]
         own_like([directory, *named], self.preference_files.root)
 
+    def data_directories(self) -> dict[str, Path]:
+        """The store, preferences and quota journal directories, as configured."""
+        settings = self.settings
+        return {
+            "store": Path(settings.store),
+            "preferences": Path(settings.preferences),
+            "journal": Path(settings.journal),
+        }
+
     def user_locations(self, user: str) -> list[str]:
         """The user's store and preference directories that exist."""
         places = (
