@@ -10,6 +10,7 @@ turns into an exit code (see :mod:`imiptools.errors`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,8 +157,9 @@ def run(raw: bytes, envelope: Sequence[Envelope], ctx: Context, factory: Handler
     """Process one message for each envelope recipient, then send."""
     if not envelope:
         raise ConfigError("no recipient given (use -o ADDRESS)")
+    started = time.process_time()
     message, extracted = read(raw, ctx.settings)
-    objects = CpuBudget(extracted.objects, ctx.settings.max_seconds)
+    objects = CpuBudget(extracted.objects, ctx.settings.max_seconds, started)
     failures: list[str] = list(extracted.errors)
     handled = 0
     handlers: list[tuple[str, Handler]] = []

@@ -109,7 +109,7 @@ SCHEMA: dict[str, Option] = {
     "max_instances": Option(_positive_int, "hard cap on instances of one event"),
     "expansion_seconds": Option(_positive_float, "time budget to expand one event"),
     "max_seconds": Option(
-        _positive_float, "CPU seconds for one message's scheduling objects (then: not processed)"
+        _positive_float, "CPU seconds for one message (then its objects left are not processed)"
     ),
     "sendmail": Option(_text, "command used to send mail"),
     "smtp": Option(_text, "HOST[:PORT] to send through instead of sendmail"),

@@ -10,7 +10,7 @@ per message, not only per event. :class:`MessageLimits` (settings of the
 - the scheduling objects (distinct UIDs): ``max_objects``;
 - the properties of one component, each parameter and each value of a
   multi-valued property counting as one: ``max_properties``;
-- the CPU time spent on its scheduling objects: ``max_seconds``
+- the CPU time spent on it, parsing included: ``max_seconds``
   (:class:`CpuBudget`: objects left when it is spent are not processed).
 
 Over any of them, the message's calendar data is unusable as a whole
@@ -145,10 +145,12 @@ class CpuBudget:
     """A message's scheduling objects, handed out while it has CPU time left.
 
     Iterating yields the objects in order until the process has spent
-    ``seconds`` of CPU (user and system) since the budget was made; the
-    first object is always yielded (its own work is bounded where it
-    recurs: ``max_instances``, ``expansion_seconds``). The objects left are
-    not processed; :meth:`reasons` says how many, once, for the outcome.
+    ``seconds`` of CPU (user and system) since ``started`` (by default when
+    the budget was made; the agent passes the time it began to read the
+    message, so parsing counts too). The first object is always yielded
+    (its own work is bounded where it recurs: ``max_instances``,
+    ``expansion_seconds``). The objects left are not processed;
+    :meth:`reasons` says how many, once, for the outcome.
     CPU time, unlike wall-clock time, does not depend on the machine's load:
     the same message gets the same answer on a busy server.
     """
