@@ -404,6 +404,24 @@ def repeat_event(pick: Picker, lines: Lines) -> Lines:
     return lines[:begin] + copies + lines[end + 1 :]
 
 
+def many_instances(pick: Picker, lines: Lines) -> Lines:
+    """Add overridden instances of the first VEVENT (one UID, many RECURRENCE-IDs)."""
+    try:
+        begin = next(i for i, x in enumerate(lines) if x.upper() == "BEGIN:VEVENT")
+        end = next(i for i in range(begin, len(lines)) if lines[i].upper() == "END:VEVENT")
+    except StopIteration:
+        return lines
+    block = [
+        x for x in lines[begin + 1 : end] if not x.upper().startswith(("RRULE", "RECURRENCE-ID"))
+    ]
+    count = min(pick.one([10, 100, 400, 999]), _fits(*block))
+    copies = []
+    for n in range(count):
+        day = f"2027{n // 28 % 12 + 1:02d}{n % 28 + 1:02d}"
+        copies += ["BEGIN:VEVENT", f"RECURRENCE-ID:{day}T100000Z", *block, "END:VEVENT"]
+    return lines[: end + 1] + copies + lines[end + 1 :]
+
+
 def long_value(pick: Picker, lines: Lines) -> Lines:
     size = pick.one([1000, 100_000, 600_000, 1_100_000])
     return _insert(lines, _event_body(lines), [f"X-LONG:{'v' * size}"])
@@ -425,6 +443,7 @@ CALENDAR_OPS: list[CalendarOp] = [
     use_vtimezone,
     repeat_line,
     repeat_event,
+    many_instances,
     long_value,
     cut,
 ]

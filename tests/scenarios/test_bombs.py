@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from imiptools.stores.file import FileStore
 from tests.measure import measured_run
 from tests.support import BIN, ROOM, Agent, Run
 
@@ -138,6 +139,19 @@ def test_cpu_time_per_message_is_bounded_over_many_recurring_objects(
     done = measured_run(argv, fixture("sixty_secondly_series.eml"), timeout=120)
     assert done.code == 0, done.stdout
     assert done.cpu_seconds < 5 and done.peak_rss_mb < 200
+
+
+@pytest.mark.parametrize("program", ["imip-resource", "imip-person"])
+def test_instance_only_request_reads_each_stored_instance_once(agent: Agent, program: str) -> None:
+    # 300 instances of one UID: each looked up the whole stored object (N² parses)
+    recipient = ROOM if program == "imip-resource" else PERSON
+    argv = [str(BIN / program), *agent.store_options, "--now", NOW, "-o", recipient]
+    argv += ["-s", "alice@example.com", "--output", str(agent.root / "out")]
+    done = measured_run(argv, fixture("three_hundred_instances.eml"), timeout=300)
+    assert done.code == 0, done.stdout
+    assert done.cpu_seconds < 5, done.cpu_seconds
+    store = FileStore(agent.root / "store")
+    assert len(list(store.recurrence_ids(f"mailto:{recipient}", "instances@example.com"))) == 300
 
 
 def test_objects_left_when_max_seconds_is_spent_are_not_processed(
