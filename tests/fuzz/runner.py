@@ -35,6 +35,7 @@ from imiptools.config import Settings
 from imiptools.dates import FixedClock, parse_datetime
 from imiptools.errors import ImipError
 from imiptools.handlers.common import Envelope
+from imiptools.handlers.outgoing import OutgoingHandler
 from imiptools.handlers.person import PersonHandler
 from imiptools.handlers.resource import ResourceHandler
 from imiptools.itip import zones
@@ -49,7 +50,8 @@ from tests.support import BIN
 NOW = "2026-11-27T12:00:00Z"
 #: Exit codes each program may give for any message (a fresh store has no
 #: transient trouble, so 75 would be an internal error).
-ALLOWED = {"resource": {0, 65}, "person": {0}, "whatif": {0, 65}}
+ALLOWED = {"resource": {0, 65}, "person": {0}, "outgoing": {0}, "whatif": {0, 65}}
+FACTORIES = {"resource": ResourceHandler, "person": PersonHandler, "outgoing": OutgoingHandler}
 CPU_SECONDS = 5.0
 WALL_SECONDS = 60.0
 PEAK_MB = 200.0
@@ -119,8 +121,10 @@ class Outcome:
 def in_process(
     kind: str, sandbox: Sandbox, raw: bytes, recipient: str, sender: str | None
 ) -> Outcome:
-    """:func:`imiptools.agent.run` as ``imip-KIND`` runs it; ImipError is an
-    exit code, any other exception propagates (an internal error)."""
+    """:func:`imiptools.agent.run` as ``imip-KIND`` runs it (``outgoing``:
+    imip-person-outgoing); ImipError is its exit code, any other exception
+    an internal error (code -2, its traceback the output), a run still going
+    after WALL_SECONDS is stopped (code -1)."""
     zones.install()  # a fresh process as far as icalendar's zone cache goes
     root = sandbox.root
     settings = Settings(
@@ -136,7 +140,7 @@ def in_process(
         spool=Spool(root / "store" / ".outbox"),
         deliverer=DirectorySender(root / "out" / "delivered") if kind == "person" else None,
     )
-    factory = PersonHandler if kind == "person" else ResourceHandler
+    factory = FACTORIES[kind]
     cpu, wall, high = _cpu(), time.monotonic(), _high_water_mb()
     try:
         with _tracebacks() as logged, _hard_limit(WALL_SECONDS):

@@ -1,7 +1,8 @@
 """The fuzz campaign: mutated corpus messages keep the programs' contract.
 
 For every message (see :mod:`tests.fuzz.mutate`), to a resource and to a
-person, in process and as real processes: the exit code is one the table
+person, in process and as real processes (and as a copy of what a person
+sent, in process; and to ``imip-admin whatif``): the exit code is one the table
 allows (a resource 0 or 65, a person 0; 75 is for transient trouble, which a
 fresh store does not have), no traceback reaches the output or the log,
 each run takes under 5 s of CPU (processes: and under 200 MB peak RSS), and
@@ -90,6 +91,17 @@ def test_fuzzed_messages_to_a_person_in_process(
     sender = sender_for(data.draw(SENDERS), seed)
     sandbox = Sandbox.fresh(fuzz_root)
     check("person", in_process("person", sandbox, raw, seed.room, sender), sandbox, raw)
+
+
+@budget(60)
+@given(data=st.data())
+def test_fuzzed_messages_a_person_sent_in_process(
+    data: st.DataObject, seeds: list[Seed], fuzz_root: Path
+) -> None:
+    seed, raw = data.draw(messages(seeds))  # imip-person-outgoing: the organiser sent it
+    sandbox = Sandbox.fresh(fuzz_root)
+    sender = seed.organiser
+    check("outgoing", in_process("outgoing", sandbox, raw, sender, sender), sandbox, raw)
 
 
 @budget(16, per_process=True)
