@@ -171,6 +171,18 @@ def test_reply_answering_many_instances_expands_the_event_once(agent: Agent) -> 
     assert done.cpu_seconds < 5, done.cpu_seconds
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="not fixed here (issue 11 item 1, the addresses/outbox helper's area): the "
+    "reply to an ORGANIZER starting with '-' is spooled, then sending it raises (75); "
+    "tests/fuzz sets such runs aside (PENDING); strict: remove this mark when it passes",
+)
+def test_organiser_starting_with_a_dash_gets_a_clear_answer(agent: Agent) -> None:
+    run = agent.resource(fixture("organiser_starting_with_a_dash.eml"), now=NOW)
+    assert run.code in (0, 65), run.stdout
+    assert not list((agent.root / "store" / ".outbox" / "new").glob("*"))
+
+
 def test_objects_left_when_max_seconds_is_spent_are_not_processed(
     agent: Agent, tmp_path: Path
 ) -> None:
