@@ -35,7 +35,7 @@ from imip_agent.cli import (
 from imiptools import agent
 from imiptools.config import Settings
 from imiptools.dates import parse_datetime, zone_or_utc
-from imiptools.errors import ExitCode, InputError, UsageError
+from imiptools.errors import ExitCode, UsageError
 from imiptools.handlers.common import Envelope
 from imiptools.handlers.resource import ResourceHandler
 from imiptools.itip import replies
@@ -330,7 +330,7 @@ def prefs(user: str, args: argparse.Namespace, settings: Settings) -> str:
     try:
         files.set(user, args.name, validate(args.name, args.value))
     except ValueError as exc:
-        raise InputError(f"invalid value for {args.name}: {exc}") from exc
+        raise UsageError(f"invalid value for {args.name}: {exc}") from exc
     return ""
 
 
