@@ -28,7 +28,7 @@ from imip_agent.cli import (
 )
 from imiptools.config import Settings
 from imiptools.dates import parse_datetime
-from imiptools.errors import ExitCode, InputError, UsageError
+from imiptools.errors import ExitCode, UsageError
 from imiptools.itip.objects import to_text
 from imiptools.mail.parse import read_message
 from imiptools.mail.send import SEPARATOR, PrintSender, Sender
@@ -265,7 +265,7 @@ def prefs(user: str, args: argparse.Namespace, settings: Settings) -> str:
     try:
         files.set(user, args.name, validate(args.name, args.value))
     except ValueError as exc:
-        raise InputError(f"invalid value for {args.name}: {exc}") from exc
+        raise UsageError(f"invalid value for {args.name}: {exc}") from exc
     return ""
 
 

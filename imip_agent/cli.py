@@ -356,8 +356,14 @@ def _run_once(
     deliverer: Callable[[argparse.Namespace, Settings], Sender] | None,
     envelope: Callable[[argparse.Namespace, bytes], list[Envelope]],
 ) -> agent.Result:
-    """Read the message on stdin and run the agent over it."""
-    raw = read_message(sys.stdin.buffer, settings.max_message_size)
+    """Read the message on stdin and run the agent over it.
+
+    A resource reads at most ``max_message_size`` bytes (a bigger message
+    bounces, 5.3.4); a person's agent reads it all, to deliver it unchanged
+    with its calendar data ignored (see :func:`imiptools.agent.read`).
+    """
+    limit = settings.max_message_size if factory.bounce_unusable else None
+    raw = read_message(sys.stdin.buffer, limit)
     site = site_from(args, settings)
     delivery = deliverer(args, settings) if deliverer else None
     ctx = context_from(site, sender_from(args, settings), delivery)

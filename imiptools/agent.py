@@ -10,7 +10,8 @@ turns into an exit code (see :mod:`imiptools.errors`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -29,6 +30,7 @@ from imiptools.errors import (
 )
 from imiptools.handlers.common import Envelope, Outgoing, Unit
 from imiptools.i18n import translator
+from imiptools.itip.intake import CpuBudget, MessageLimits, Tally, object_problem
 from imiptools.itip.objects import ItipObject, parse_calendars, scheduling_objects
 from imiptools.mail.compose import build_message
 from imiptools.mail.parse import ParsedMessage, parse_message
@@ -109,17 +111,64 @@ class Extracted:
     parts: int
 
 
-def extract(message: ParsedMessage) -> Extracted:
-    """Parse every calendar part; unusable parts are recorded, not raised."""
+def extract(message: ParsedMessage, limits: MessageLimits | None = None) -> Extracted:
+    """Parse every calendar part within the message's limits (see
+    :mod:`imiptools.itip.intake`); unusable parts and objects are recorded,
+    not raised. Over a limit, the message's calendar data is unusable as a
+    whole: no object is kept, and the reason is the one error."""
+    limits = limits or MessageLimits()
+    try:
+        limits.check_size(part.text for part in message.parts)
+        objects, errors = _parse_parts(message, Tally(limits))
+    except CalendarDataError as exc:
+        log.warning("calendar data ignored: %s", exc)
+        return Extracted([], [str(exc)], len(message.parts))
+    usable = []
+    for obj in objects:
+        problem = object_problem(obj)
+        if problem:
+            log.warning("uid=%r unusable: %s", obj.uid[:200], problem)
+            errors.append(problem)
+        else:
+            usable.append(obj)
+    return Extracted(usable, errors, len(message.parts))
+
+
+def _parse_parts(message: ParsedMessage, tally: Tally) -> tuple[list[ItipObject], list[str]]:
+    """The objects of every readable part; raises CalendarDataError past a
+    limit of ``tally``, records a part that cannot be read."""
     objects: list[ItipObject] = []
     errors: list[str] = []
     for part in message.parts:
         try:
-            for calendar in parse_calendars(part.text):
-                objects += scheduling_objects(calendar, part.method)
+            calendars = parse_calendars(part.text)
         except CalendarDataError as exc:
             errors.append(str(exc))
-    return Extracted(objects, errors, len(message.parts))
+            continue
+        for calendar in calendars:
+            tally.add_calendar(calendar)
+            found = scheduling_objects(calendar, part.method)
+            tally.add_objects(found)
+            objects += found
+    return objects, errors
+
+
+def read(raw: bytes, settings: Settings) -> tuple[ParsedMessage, Extracted]:
+    """Parse ``raw`` and extract its scheduling objects within the limits.
+
+    A message over ``max_message_size`` (only a person's agent reads one:
+    the mailbox gets it unchanged) keeps its headers, and its calendar data
+    is ignored unread.
+    """
+    if len(raw) > settings.max_message_size:
+        reason = (
+            f"message of {len(raw)} bytes exceeds the limit of "
+            f"{settings.max_message_size} bytes; calendar data not read"
+        )
+        log.warning("%s", reason)
+        return parse_message(raw, headers_only=True), Extracted([], [reason], 1)
+    message = parse_message(raw)
+    return message, extract(message, MessageLimits.from_settings(settings))
 
 
 def run(raw: bytes, envelope: Sequence[Envelope], ctx: Context, factory: HandlerFactory) -> Result:
@@ -129,16 +178,18 @@ def run(raw: bytes, envelope: Sequence[Envelope], ctx: Context, factory: Handler
     users = _front(envelope, ctx.settings)
     if users is None:
         return Result(ExitCode.OK, "2.0.0 unusable recipient address from the null sender ignored")
-    message = parse_message(raw)
-    extracted = extract(message)
+    started = time.process_time()
+    message, extracted = read(raw, ctx.settings)
+    objects = CpuBudget(extracted.objects, ctx.settings.max_seconds, started)
     failures: list[str] = list(extracted.errors)
     handled = 0
     handlers: list[tuple[str, Handler]] = []
     for user, each in zip(users, envelope, strict=True):
-        handler, ok, failed = _process_user(user, each, message, extracted.objects, ctx, factory)
+        handler, ok, failed = _process_user(user, each, message, objects, ctx, factory)
         handlers.append((user, handler))
         handled += ok
         failures += failed
+    failures += objects.reasons()
     flush(ctx)
     deliver(raw, handlers, envelope[0].sender, ctx)
     return _result(extracted, handled, failures, envelope[0].sender, factory.bounce_unusable)
@@ -227,7 +278,7 @@ def _process_user(
     user: str,
     envelope: Envelope,
     message: ParsedMessage,
-    objects: list[ItipObject],
+    objects: Iterable[ItipObject],
     ctx: Context,
     factory: HandlerFactory,
 ) -> tuple[Handler, int, list[str]]:

@@ -30,6 +30,9 @@ from icalendar.prop import vDuration
 from imiptools.errors import ConfigError
 
 ENV_CONFIG = "IMIP_AGENT_CONFIG"
+#: The longest duration a setting or preference may give (a century): dates
+#: this far from now are still far from the end of Python's calendar.
+MAX_DURATION = timedelta(days=36525)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -67,6 +70,13 @@ def _duration(value: Any) -> timedelta:
     return value if isinstance(value, timedelta) else parse_duration(_text(value))
 
 
+def _window(value: Any) -> timedelta:
+    window = _duration(value)
+    if not timedelta(0) < window <= MAX_DURATION:
+        raise ValueError(f"must be positive and at most P{MAX_DURATION.days}D")
+    return window
+
+
 @dataclass(frozen=True)
 class Option:
     """One configuration option: its parser and its help text."""
@@ -86,10 +96,23 @@ SCHEMA: dict[str, Option] = {
         _text, "From address of generated mail; empty: the user's own address"
     ),
     "lock_timeout": Option(_positive_float, "seconds to wait for a user's lock"),
-    "max_message_size": Option(_positive_int, "largest message accepted, in bytes"),
-    "window": Option(_duration, "how far ahead recurrences are expanded (RFC 5545)"),
+    "max_message_size": Option(
+        _positive_int, "largest message a resource reads, in bytes (larger: 65)"
+    ),
+    "max_calendar_size": Option(
+        _positive_int, "most calendar data (all calendar parts) of one message, in bytes"
+    ),
+    "max_components": Option(_positive_int, "most iCalendar components in one message"),
+    "max_objects": Option(_positive_int, "most scheduling objects (UIDs) in one message"),
+    "max_properties": Option(
+        _positive_int, "most properties (parameters and values included) of one component"
+    ),
+    "window": Option(_window, "how far ahead recurrences are expanded (RFC 5545)"),
     "max_instances": Option(_positive_int, "hard cap on instances of one event"),
     "expansion_seconds": Option(_positive_float, "time budget to expand one event"),
+    "max_seconds": Option(
+        _positive_float, "CPU seconds for one message (then its objects left are not processed)"
+    ),
     "sendmail": Option(_text, "command used to send mail"),
     "smtp": Option(_text, "HOST[:PORT] to send through instead of sendmail"),
     "log_file": Option(_text, "file to log to; empty: syslog (/dev/log) if present"),
@@ -108,9 +131,14 @@ class Settings:
     calendar_address: str = ""
     lock_timeout: float = 30.0
     max_message_size: int = 10 * 1024 * 1024
+    max_calendar_size: int = 1024 * 1024
+    max_components: int = 1000
+    max_objects: int = 100
+    max_properties: int = 2000
     window: timedelta = timedelta(days=365)
     max_instances: int = 2000
     expansion_seconds: float = 2.0
+    max_seconds: float = 3.0
     sendmail: str = "/usr/sbin/sendmail -i"
     smtp: str = ""
     log_file: str = ""

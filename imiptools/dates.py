@@ -75,11 +75,20 @@ def parse_datetime(text: str, default_zone: tzinfo = UTC) -> datetime:
     return value
 
 
+#: Longest zone name looked up: a zone is a file, and longer names cannot be
+#: one (``zoneinfo`` raises OSError for them instead of "not found").
+MAX_ZONE_NAME = 255
+
+
 def resolve_zone(name: str | None) -> tzinfo | None:
-    """Return the zone for an IANA or Windows zone name, or None if unknown."""
-    if not name:
+    """Return the zone for an IANA or Windows zone name, or None if unknown
+    (also for names no zone can have: too long, NUL)."""
+    if not name or len(name) > MAX_ZONE_NAME or "\x00" in name:
         return None
-    zone = tzp.timezone(name)
+    try:
+        zone = tzp.timezone(name)
+    except OSError:
+        return None
     return zone if isinstance(zone, tzinfo) else None
 
 

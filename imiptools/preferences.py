@@ -14,9 +14,10 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
-from imiptools.config import parse_duration
+from imiptools.config import MAX_DURATION, parse_duration
 from imiptools.dates import resolve_zone
 
 log = logging.getLogger(__name__)
@@ -70,29 +71,41 @@ def _zone(value: str) -> str:
 
 
 def _duration(value: str) -> str:
-    parse_duration(value)
+    _bounded_duration(value)
     return value
+
+
+def _bounded_duration(value: str) -> timedelta:
+    """An RFC 5545 duration from zero to :data:`MAX_DURATION` (a century):
+    added to any date the agent meets, it stays within Python's calendar."""
+    duration = parse_duration(value)
+    if not timedelta(0) <= duration <= MAX_DURATION:
+        raise ValueError(f"must be from PT0S to P{MAX_DURATION.days}D")
+    return duration
 
 
 def _any(value: str) -> str:
     return value
 
 
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
 def _whole(value: str) -> str:
-    if not value.isdigit():
-        raise ValueError("must be a whole number")
+    if not _DIGITS.fullmatch(value):
+        raise ValueError("must be a whole number below 1000000000")
     return value
 
 
 def _percent(value: str) -> str:
-    if not value.isdigit() or int(value) > 100:
+    if not _DIGITS.fullmatch(value) or int(value) > 100:
         raise ValueError("must be a whole number from 0 to 100")
     return value
 
 
 def _count(value: str) -> str:
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError("must be a positive whole number")
+    if not _DIGITS.fullmatch(value) or int(value) < 1:
+        raise ValueError("must be a positive whole number below 1000000000")
     return value
 
 
@@ -109,7 +122,8 @@ def _frequencies(value: str) -> str:
 def _periods_per_interval(value: str) -> str:
     count, _, interval = value.partition(" ")
     _count(count)
-    parse_duration(interval)
+    if _bounded_duration(interval) <= timedelta(0):
+        raise ValueError("the interval must be longer than PT0S")
     return value
 
 
@@ -136,15 +150,24 @@ def _language(value: str) -> str:
 
 
 _scheduling = _parsed_by("imiptools.scheduling", "parse_function_lines")
+_scheduling_strict = _parsed_by("imiptools.scheduling", "check_function_lines")
 
 
 @dataclass(frozen=True)
 class Definition:
-    """A preference: its built-in default, validator and help text."""
+    """A preference: its built-in default, validator and help text.
+
+    ``strict``, if given, is what :func:`validate` (``prefs set``, ``check``)
+    applies instead of ``check``: stricter than reading needs to be, so that
+    the agent can still fail closed on a hand-edited value (an unknown
+    scheduling function declines as "misconfigured" rather than falling back
+    to the default, which would accept everything).
+    """
 
     default: str
     check: Callable[[str], str]
     help: str
+    strict: Callable[[str], str] | None = None
 
 
 DEFINITIONS: dict[str, Definition] = {
@@ -155,6 +178,7 @@ DEFINITIONS: dict[str, Definition] = {
         "schedule_in_freebusy",
         _scheduling,
         "resource: scheduling functions, one a line, all must agree",
+        _scheduling_strict,
     ),
     "add_method_response": Definition(
         "refresh", _choice("add", "ignore", "refresh"), "how to answer ADD (RFC 5546 §3.2.4)"
@@ -250,7 +274,7 @@ def validate(name: str, value: str) -> str:
     definition = DEFINITIONS.get(name)
     if definition is None:
         raise ValueError(f"unknown preference {name!r}")
-    return definition.check(value.strip())
+    return (definition.strict or definition.check)(value.strip())
 
 
 @dataclass(frozen=True)

@@ -107,24 +107,43 @@ class UserRecords:
         for rid in self.store.recurrence_ids(self.user, uid):
             override = self.store.get_recurrence(self.user, uid, rid)
             if override is not None:
-                calendars = parse_calendars(override)
+                calendars = parse_calendars(override)  # once: each instance is a file
                 zones += [
                     z for c in calendars for z in c.walk("VTIMEZONE") if isinstance(z, Timezone)
                 ]
-                components += list(iter_components(override))
+                components += [e for c in calendars for e in c.walk("VEVENT")]
         if not components:
             return None
         return ItipObject("PUBLISH", "VEVENT", uid, components, zones)
 
-    def stored_version(self, uid: str, rid: str) -> Component | None:
-        """The stored component an incoming one with ``rid`` competes with."""
-        stored = self.stored(uid)
-        if stored is None:
+    def stored_series(self, uid: str) -> ItipObject | None:
+        """The stored main object of ``uid`` (its master, no overrides), if any:
+        one file read, for callers that do not need the instances."""
+        text = self.store.get_object(self.user, uid)
+        if text is None:
             return None
-        for component in stored.overrides:
+        calendars = parse_calendars(text)
+        zones = [z for c in calendars for z in c.walk("VTIMEZONE") if isinstance(z, Timezone)]
+        events = [c for c in calendars[0].subcomponents if c.name == "VEVENT"]
+        return ItipObject("PUBLISH", "VEVENT", uid, events, zones) if events else None
+
+    def stored_version(self, uid: str, rid: str) -> Component | None:
+        """The stored component an incoming one with ``rid`` competes with:
+        the stored instance filed under ``rid`` (the normalised RECURRENCE-ID),
+        else the main object's master; None when neither is stored.
+
+        Reads those two files only, not the whole object: an instance-only
+        message with N instances parsed the N stored instances N times.
+        """
+        override = self.store.get_recurrence(self.user, uid, rid) if rid else None
+        for component in iter_components(override) if override is not None else ():
             if recurrence_id_of(component, self.zone) == rid:
                 return component
-        return stored.master
+        text = self.store.get_object(self.user, uid)
+        if text is None:
+            return None
+        events = [c for c in parse_calendars(text)[0].subcomponents if c.name == "VEVENT"]
+        return next((c for c in events if "RECURRENCE-ID" not in c), None)
 
     def save(self, obj: ItipObject, authoritative: bool = True) -> None:
         """Store ``obj`` as the whole event.

@@ -170,7 +170,7 @@ class BaseHandler:
         the series describes it, and the redelivered instance completes it.
         """
         rid = recurrence_id_of(component, self.unit.zone)
-        stored = self.records.stored(uid)
+        stored = self.records.stored_series(uid)  # the master only: not every instance
         master = stored.master if stored is not None else None
         if stored and master is not None and merge.include_instance(master, rid, self.unit.zone):
             series = ItipObject(stored.method, stored.kind, uid, [master], stored.timezones)

@@ -55,15 +55,18 @@ class Organiser(BaseHandler):
         if stored is None:
             return
         named = {recurrence_id_of(c, self.unit.zone) for c in obj.overrides}
-        changed = False
+        answered: set[str] = set()
         for component in sorted(obj.components, key=lambda c: "RECURRENCE-ID" in c):
             if sequence_of(component) < sequence_of(stored.first):
                 self.unit.decision(obj.uid, "", "ignored", "stale", "reply to an older version")
                 continue
             for answer in self._answers(component, stored):
-                changed |= self._merge_answer(stored, component, answer, named)
-        if changed:
+                if self._merge_answer(stored, component, answer, named):
+                    answered.add(answer.address)
+        if answered:
             self.records.save(stored, authoritative=False)
+            for attendee in sorted(answered):  # once each, however many instances answered
+                self._record_attendee_busy(stored, attendee)
             self.changed = True
         self.records.refresh_freebusy(obj.uid)
 
@@ -110,7 +113,6 @@ class Organiser(BaseHandler):
                 self.unit.decision(stored.uid, rid, "unchanged", "reply", reason)
             return False
         self.notes.append(self._answer_note(stored.first, answer.attendee))
-        self._record_attendee_busy(stored, answer.address)
         reason = f"{answer.address} {_partstat(answer)}"
         self.unit.decision(stored.uid, rid, "merged", "reply", reason)
         return True

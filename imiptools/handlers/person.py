@@ -140,8 +140,7 @@ class PersonHandler(Organiser):
         if current is not None and not self._newer_or_log(obj.uid, rid, component, current):
             return
         self.records.expand(ItipObject(obj.method, obj.kind, obj.uid, [component]))
-        stored = self.records.stored(obj.uid)
-        kept = self._keep_answer(stored, component)
+        kept = self._keep_answer(self._around(obj.uid, current), component)
         self.save_instance(obj.uid, component, obj.timezones)
         text = (
             self._('{organiser} has updated "{summary}"{when}; your answer still stands.')
@@ -154,6 +153,17 @@ class PersonHandler(Organiser):
             when=self._when(component),
         )
         self._recorded(obj, rid, "REQUEST", note)
+
+    def _around(self, uid: str, current: Component | None) -> ItipObject | None:
+        """The stored series of ``uid`` with ``current`` if it is an override:
+        what an instance update is compared with, without reading (and
+        parsing) every stored instance for each instance of a message."""
+        series = self.records.stored_series(uid)
+        components = list(series.components) if series is not None else []
+        if current is not None and "RECURRENCE-ID" in current:
+            components.append(current)
+        zones = series.timezones if series is not None else []
+        return ItipObject("PUBLISH", "VEVENT", uid, components, zones) if components else None
 
     def _recorded(self, obj: ItipObject, rid: str, kind: str, note: str) -> None:
         self.unit.records.store.queue_request(self.unit.user, obj.uid, rid, kind)

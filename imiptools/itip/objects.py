@@ -23,15 +23,20 @@ from icalendar import Calendar, Component, Timezone, vCalAddress
 from imiptools import addresses
 from imiptools.dates import database_zone, format_recurrence_id, to_utc
 from imiptools.errors import CalendarDataError
+from imiptools.itip import zones
 
 PRODID = "-//imip-agent//imip-agent 0.1//EN"
 SCHEDULED_KINDS = ("VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_COMPONENTS = 1000
 
 
 def parse_calendars(text: str) -> list[Calendar]:
-    """Parse iCalendar text holding one or more VCALENDARs (RFC 5545 §3.4)."""
+    """Parse iCalendar text holding one or more VCALENDARs (RFC 5545 §3.4).
+
+    The senders' VTIMEZONEs are checked as icalendar reads them (see
+    :mod:`imiptools.itip.zones`); a calendar whose times are given in an
+    unusable one raises CalendarDataError like unreadable text does.
+    """
     try:
         calendars = Calendar.from_ical(text, multiple=True)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -39,7 +44,16 @@ def parse_calendars(text: str) -> list[Calendar]:
     result = [c for c in calendars if isinstance(c, Calendar) and c.name == "VCALENDAR"]
     if not result:
         raise CalendarDataError("no VCALENDAR object found")
+    for calendar in result:
+        _check_zones(calendar)
     return result
+
+
+def _check_zones(calendar: Calendar) -> None:
+    """The calendar's unusable VTIMEZONEs, if its components use them, raise."""
+    if any(isinstance(c, Timezone) for c in calendar.subcomponents):
+        others = [c for c in calendar.subcomponents if not isinstance(c, Timezone)]
+        zones.check_calendar(calendar, used_tzids(others))
 
 
 def _short(exc: BaseException) -> str:
@@ -117,12 +131,13 @@ def is_this_and_future(component: Component) -> bool:
 
 
 def attendees_of(component: Component) -> list[vCalAddress]:
-    """The ATTENDEE properties, as a list even when there is one."""
+    """The ATTENDEE properties, as a list even when there is one; values
+    icalendar could not read as addresses are left out."""
     value = component.get("ATTENDEE")
     if value is None:
         return []
     items = value if isinstance(value, list) else [value]
-    return [a if isinstance(a, vCalAddress) else vCalAddress(str(a)) for a in items]
+    return [a for a in items if isinstance(a, vCalAddress)]
 
 
 def find_attendee(component: Component, who: str) -> vCalAddress | None:
@@ -208,11 +223,10 @@ def scheduling_objects(calendar: Calendar, method_hint: str | None = None) -> li
     The METHOD comes from the calendar, else from the MIME ``method=``
     parameter, else PUBLISH (RFC 5546 §1.4). Components without UID get a
     kind-specific empty UID; the caller decides whether that is usable.
-    Raises CalendarDataError when a calendar holds absurdly many components.
+    (The number of components a message may hold is bounded by
+    :mod:`imiptools.itip.intake`.)
     """
     components = [c for c in calendar.subcomponents if c.name in SCHEDULED_KINDS]
-    if len(components) > MAX_COMPONENTS:
-        raise CalendarDataError(f"too many components ({len(components)})")
     method = _method(calendar, method_hint)
     zones = [c for c in calendar.subcomponents if isinstance(c, Timezone)]
     groups: dict[tuple[str, str], ItipObject] = {}

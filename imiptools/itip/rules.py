@@ -112,7 +112,7 @@ def build_rule(recur: vRecur, start: datetime, zone: tzinfo) -> rrule | None:
     the rule can never match; raises :class:`CalendarDataError` if it breaks
     the RFC 5545 §3.3.10 grammar or dateutil rejects it.
     """
-    _check_ranges(recur)
+    check_ranges(recur)
     if never_matches(recur):
         return None
     text = _rule_text(recur)
@@ -153,7 +153,7 @@ def _rule_text(recur: vRecur) -> str:
     return text.decode("ascii", "replace")
 
 
-def _check_ranges(recur: vRecur) -> None:
+def check_ranges(recur: vRecur) -> None:
     """Raise :class:`CalendarDataError` for numbers outside RFC 5545 §3.3.10."""
     if not recur.get("FREQ"):
         raise CalendarDataError("RRULE without FREQ")

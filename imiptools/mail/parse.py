@@ -73,12 +73,15 @@ _END = re.compile(r"END\s*:\s*VCALENDAR", re.IGNORECASE)
 # -- reading ---------------------------------------------------------------
 
 
-def read_message(stream: IO[bytes], max_size: int) -> bytes:
+def read_message(stream: IO[bytes], max_size: int | None) -> bytes:
     """Read the whole message from ``stream``, at most ``max_size`` bytes.
 
     Raises MessageTooBig after draining the rest of the stream when the
-    message is bigger.
+    message is bigger. ``max_size`` None reads everything (the MTA's own
+    size limit applies).
     """
+    if max_size is None:
+        return stream.read()
     if max_size < 0:
         raise ValueError(f"max_size must not be negative: {max_size}")
     chunks: list[bytes] = []
@@ -232,20 +235,22 @@ class ParsedMessage:
         return _header(self.message, name)
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
+def parse_message(raw: bytes, headers_only: bool = False) -> ParsedMessage:
     """Parse ``raw`` (RFC 5322 bytes); never raises on malformed input.
 
     A message nested too deeply for the standard parser (thousands of
     multipart levels: hostile, never a real client) keeps its headers and
-    yields no calendar parts.
+    yields no calendar parts; so does every message with ``headers_only``
+    (one too big to read: its body is not parsed).
     """
+    headers = BytesHeaderParser(policy=email.policy.compat32)
     try:
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        message = headers.parsebytes(raw) if headers_only else _parse_all(raw)
     except RecursionError:
-        message = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+        message = headers.parsebytes(raw)
     return ParsedMessage(
         message=message,
-        parts=calendar_parts(message),
+        parts=[] if headers_only else calendar_parts(message),
         from_address=_from_address(message),
         message_id=_first_id(_header(message, "Message-ID")),
         subject=_header(message, "Subject"),
@@ -283,6 +288,10 @@ def _auto_submitted(message: Message) -> str:
 def _keyword(value: str) -> str:
     found = _KEYWORD.match(value)
     return found.group(1).lower() if found else "unreadable"
+
+
+def _parse_all(raw: bytes) -> Message:
+    return email.message_from_bytes(raw, policy=email.policy.compat32)
 
 
 def _raw_header(message: Message, name: str) -> str | None:

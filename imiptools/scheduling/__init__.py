@@ -195,16 +195,35 @@ class Request:
 
 
 Function = Callable[[Request, Sequence[str]], Decision]
+#: Checks a function line's arguments; raises ValueError saying what is wrong.
+ArgumentCheck = Callable[[Sequence[str]], None]
 
 FUNCTIONS: dict[str, Function] = {}
+ARGUMENTS: dict[str, ArgumentCheck] = {}
 _loaded_entry_points = False
 
 
-def register(name: str) -> Callable[[Function], Function]:
-    """Decorator: make ``function`` available under ``name``."""
+def no_arguments(args: Sequence[str]) -> None:
+    """The argument check of a function that takes none."""
+    if args:
+        raise ValueError("takes no arguments")
+
+
+def any_arguments(args: Sequence[str]) -> None:
+    """The argument check of a function that checks its own when it runs."""
+
+
+def register(name: str, arguments: ArgumentCheck = any_arguments) -> Callable[[Function], Function]:
+    """Decorator: make ``function`` available under ``name``.
+
+    ``arguments`` checks a line's arguments when the preference is set
+    (``imip-admin prefs set``) and when it is read: use the parser the
+    function itself uses, so that what is accepted is what runs.
+    """
 
     def add(function: Function) -> Function:
         FUNCTIONS[name] = function
+        ARGUMENTS[name] = arguments
         return function
 
     return add
@@ -217,6 +236,21 @@ def parse_function_lines(text: str) -> list[tuple[str, list[str]]]:
         words = shlex.split(line, comments=True)
         if words:
             lines.append((words[0], words[1:]))
+    return lines
+
+
+def check_function_lines(text: str) -> list[tuple[str, list[str]]]:
+    """:func:`parse_function_lines`, each function known and its arguments
+    accepted by its check; ValueError naming the line and the known functions."""
+    lines = parse_function_lines(text)
+    for number, (name, args) in enumerate(lines, 1):
+        if lookup(name) is None:
+            known = ", ".join(sorted(FUNCTIONS))
+            raise ValueError(f"line {number}: unknown function {name!r} (known: {known})")
+        try:
+            ARGUMENTS.get(name, any_arguments)(args)
+        except ValueError as exc:
+            raise ValueError(f"line {number}: {name} {shlex.join(args)}: {exc}") from exc
     return lines
 
 

@@ -200,7 +200,19 @@ def acl_text(request: Request, args: Sequence[str]) -> str:
     return "\n".join(args) if args else request.preference("acl")
 
 
-@register("access_control_list")
+def check_acl_arguments(args: Sequence[str]) -> None:
+    """Rules given as arguments (one each) must parse like the ``acl`` preference."""
+    if args:
+        parse_acl("\n".join(args))
+
+
+def check_domains(args: Sequence[str]) -> None:
+    """Every argument of ``same_domain_only`` must be a domain."""
+    for arg in args:
+        check_domain(arg)
+
+
+@register("access_control_list", check_acl_arguments)
 def access_control_list(request: Request, args: Sequence[str]) -> Decision:
     """Answer as the first matching ACL rule says; decline when none matches.
 
@@ -218,7 +230,7 @@ def access_control_list(request: Request, args: Sequence[str]) -> Decision:
     return Decision(answer, "acl", reason, "access_control_list", params)
 
 
-@register("same_domain_only")
+@register("same_domain_only", check_domains)
 def same_domain_only(request: Request, args: Sequence[str]) -> Decision:
     """Accept organisers of the resource's domain or of a ``DOMAIN`` argument.
 

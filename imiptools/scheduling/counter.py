@@ -43,7 +43,12 @@ from imiptools.config import parse_duration
 from imiptools.i18n import N_
 from imiptools.periods import Period, Timeline
 from imiptools.scheduling import Answer, Decision, Request, parse_function_lines, register
-from imiptools.scheduling.freebusy import capacity_of, describe, schedule_in_freebusy
+from imiptools.scheduling.freebusy import (
+    capacity_of,
+    check_capacity,
+    describe,
+    schedule_in_freebusy,
+)
 from imiptools.scheduling.hours import (
     OpeningHours,
     PermittedTimes,
@@ -214,7 +219,7 @@ def _corrected(policy: _Policy, requested: Proposal) -> Proposal:
     )
 
 
-@register(CORRECTED)
+@register(CORRECTED, check_capacity)
 def schedule_corrected_in_freebusy(request: Request, args: Sequence[str]) -> Decision:
     """Accept, or counter with the period widened to ``permitted_times``, if free.
 
@@ -283,7 +288,7 @@ def _next_available(policy: _Policy, requested: Proposal) -> Proposal | None:
     return None
 
 
-@register(NEXT_AVAILABLE)
+@register(NEXT_AVAILABLE, check_capacity)
 def schedule_next_available_in_freebusy(request: Request, args: Sequence[str]) -> Decision:
     """Accept if free, else counter with the next free period of the same length.
 

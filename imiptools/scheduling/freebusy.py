@@ -28,6 +28,11 @@ def capacity_of(args: Sequence[str]) -> int:
     return capacity
 
 
+def check_capacity(args: Sequence[str]) -> None:
+    """The argument check of the functions taking an optional capacity N."""
+    capacity_of(args)
+
+
 def clashes(request: Request, capacity: int) -> list[Instance]:
     """The instances that would exceed ``capacity`` overlapping bookings."""
     timeline = request.timeline
@@ -74,7 +79,7 @@ def conflict(request: Request, instance: Instance) -> Decision:
     return Decision(Answer.DECLINED, "conflict", reason, "schedule_in_freebusy", params)
 
 
-@register("schedule_in_freebusy")
+@register("schedule_in_freebusy", check_capacity)
 def schedule_in_freebusy(request: Request, args: Sequence[str]) -> Decision:
     """Accept if every instance finds fewer than N overlapping bookings.
 

@@ -18,9 +18,10 @@ instance is, then how densely the instances fall:
 7. ``min_duration``  8. ``max_periods_per_interval``
 
 Being exactly at a limit is allowed. Durations are exact (``P1D`` is
-24 hours, as :func:`imiptools.config.parse_duration` reads it). A negative or
-zero duration preference is used as it is (a zero ``max_duration`` admits
-only zero-length instances; a zero interval never holds a start).
+24 hours, as :func:`imiptools.config.parse_duration` reads it). A zero
+duration preference is used as it is (a zero ``max_duration`` admits only
+zero-length instances); validation refuses negative durations and ones
+beyond a century (``P999999999D`` would take "now" past the year 9999).
 """
 
 from __future__ import annotations
@@ -409,7 +410,7 @@ def check_limits(request: Request, skip: frozenset[str] = frozenset()) -> Decisi
             continue
         try:
             decision = limit(request)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             return misconfigured(name, f"bad value {request.preference(name)!r}: {exc}")
         if decision is not None:
             return decision

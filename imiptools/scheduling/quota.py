@@ -69,6 +69,7 @@ from imiptools.scheduling import (
 )
 from imiptools.scheduling.alternatives import shortened, truncated
 from imiptools.scheduling.freebusy import clashes, describe, tolerated
+from imiptools.stores.names import is_verbatim
 
 CHECK = "check_quota"
 ACROSS = "schedule_across_quota"
@@ -100,9 +101,26 @@ SERIES = N_plural(
 )
 
 
+def check_quota_name(args: Sequence[str]) -> None:
+    """The argument check of the quota functions: the name of one quota, a
+    plain name that is a directory of the journal (``rooms``, not ``../x``)."""
+    if len(args) != 1:
+        raise ValueError("expected the name of a quota")
+    if not is_verbatim(args[0]):
+        raise ValueError(f"not a usable quota name: {args[0]!r}")
+
+
 def quotas_named(lines: Sequence[tuple[str, list[str]]]) -> list[str]:
-    """The quota groups the configured function lines name (sorted, once each)."""
-    return sorted({args[0] for name, args in lines if name in QUOTA_FUNCTIONS and args})
+    """The quota groups the configured function lines name (sorted, once
+    each); a name that cannot be a quota is left out (its function then
+    answers "misconfigured")."""
+    return sorted(
+        {
+            args[0]
+            for name, args in lines
+            if name in QUOTA_FUNCTIONS and args and is_verbatim(args[0])
+        }
+    )
 
 
 def _state(request: Request, args: Sequence[str]) -> QuotaState:
@@ -140,7 +158,7 @@ def _new(request: Request, user: str) -> list[QuotaBooking]:
 # -- check_quota ---------------------------------------------------------------
 
 
-@register(CHECK)
+@register(CHECK, check_quota_name)
 def check_quota(request: Request, args: Sequence[str]) -> Decision:
     """Decline (or counter) a booking that would break a limit of the quota."""
     state = _state(request, args)
@@ -305,7 +323,7 @@ def _longest_end(booking: QuotaBooking, fits: Callable[[datetime], bool]) -> dat
 # -- schedule_across_quota -----------------------------------------------------
 
 
-@register(ACROSS)
+@register(ACROSS, check_quota_name)
 def schedule_across_quota(request: Request, args: Sequence[str]) -> Decision:
     """Decline when the organiser holds another resource of the quota at the time."""
     state = _state(request, args)
@@ -358,7 +376,7 @@ def _held(instance: Instance, others: Sequence[QuotaBooking]) -> QuotaBooking | 
 # -- schedule_for_delegate -----------------------------------------------------
 
 
-@register(DELEGATE)
+@register(DELEGATE, check_quota_name)
 def schedule_for_delegate(request: Request, args: Sequence[str]) -> Decision:
     """Delegate to a free resource of the quota when this one is busy."""
     state = _state(request, args)

@@ -1,0 +1,105 @@
+"""Senders' VTIMEZONEs: what is accepted, what is refused, and the fallback."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from icalendar import Calendar
+
+from imiptools.dates import resolve_zone
+from imiptools.errors import CalendarDataError
+from imiptools.itip import zones
+from imiptools.itip.objects import parse_calendars
+from tests.scenarios.test_interop_resource import FILES, calendars_of
+
+
+def calendar(tzid: str, daylight_rule: str, standard: bool = True) -> str:
+    """A VEVENT at 2030-07-08 10:00 in a VTIMEZONE whose DAYLIGHT rule is given."""
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//tests//EN", "BEGIN:VTIMEZONE"]
+    lines.append(f"TZID:{tzid}")
+    if standard:
+        lines += ["BEGIN:STANDARD", "DTSTART:19701025T030000", "TZOFFSETFROM:+0200"]
+        lines += ["TZOFFSETTO:+0100", "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU", "END:STANDARD"]
+    lines += ["BEGIN:DAYLIGHT", "DTSTART:19700329T020000", "TZOFFSETFROM:+0100"]
+    lines += ["TZOFFSETTO:+0200", f"RRULE:{daylight_rule}", "END:DAYLIGHT"]
+    if not standard:
+        lines += ["BEGIN:DAYLIGHT", "DTSTART:19800329T020000", "TZOFFSETFROM:+0100"]
+        lines += ["TZOFFSETTO:+0200", "END:DAYLIGHT"]
+    lines += ["END:VTIMEZONE", "BEGIN:VEVENT", "UID:z@example.com", "DTSTAMP:20300101T000000Z"]
+    lines += [f"DTSTART;TZID={tzid}:20300708T100000", "END:VEVENT", "END:VCALENDAR"]
+    zones.install()  # forget zones seen by earlier tests: a fresh process
+    return "\r\n".join(lines) + "\r\n"
+
+
+def offset_of(text: str) -> timedelta | None:
+    event = parse_calendars(text)[0].walk("VEVENT")[0]
+    return event.decoded("DTSTART").utcoffset()
+
+
+def test_a_real_zone_is_used() -> None:
+    text = calendar("Office", "FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU")
+    assert offset_of(text) == timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        ("FREQ=SECONDLY", "FREQ=SECONDLY"),
+        ("FREQ=MINUTELY;BYSECOND=0,30", "FREQ=MINUTELY"),
+        ("FREQ=YEARLY;BYYEARDAY=1,50,100,150,200", "more than 2 times a year"),
+        ("FREQ=YEARLY;BYHOUR=1,2;BYMONTH=3;BYDAY=-1SU", "several BYHOUR values"),
+        ("FREQ=YEARLY;BYHOUR=25;BYMONTH=3;BYDAY=-1SU", "BYHOUR=25 out of range"),
+        ("FREQ=YEARLY;INTERVAL=-1;BYMONTH=3;BYDAY=-1SU", "INTERVAL=-1 out of range"),
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "never matches"),
+        ("FREQ=YEARLY;BYMONTH=1;BYMONTHDAY=1;BYSETPOS=2", "never matches"),
+    ],
+)
+def test_an_observance_changing_too_often_or_never_makes_an_unknown_tzid_unusable(
+    rule: str, says: str
+) -> None:
+    with pytest.raises(CalendarDataError, match="unusable VTIMEZONE 'Office'") as caught:
+        parse_calendars(calendar("Office", rule))
+    assert says in str(caught.value)
+
+
+def test_a_known_tzid_with_an_unusable_vtimezone_uses_the_zone_of_that_name() -> None:
+    text = calendar("W. Europe Standard Time", "FREQ=SECONDLY")
+    assert offset_of(text) == timedelta(hours=2)  # Europe/Berlin in July
+
+
+def test_several_daylight_observances_without_standard_are_refused() -> None:
+    # dateutil raises TypeError for times before such a zone's first onset
+    text = calendar("Office", "FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU", standard=False)
+    with pytest.raises(CalendarDataError, match="no STANDARD"):
+        parse_calendars(text)
+
+
+def test_zone_names_no_file_can_have_are_unknown_not_an_os_error() -> None:
+    assert resolve_zone("x" * 300) is None
+    assert resolve_zone("Europe/" + "x" * 300) is None
+    assert zones.GuardedZones().timezone("x" * 300) is None
+
+
+@pytest.mark.skipif(not FILES, reason="shared/interop is not present")
+def test_every_vtimezone_of_the_corpus_is_accepted_or_named_by_a_known_zone() -> None:
+    for path in FILES:
+        for _, text in calendars_of(path):
+            try:
+                calendars = Calendar.from_ical(text, multiple=True)
+            except ValueError:
+                continue
+            for vtimezone in (z for c in calendars for z in c.walk("VTIMEZONE")):
+                tzid = str(vtimezone.get("TZID", ""))
+                problem = zones.vtimezone_problem(vtimezone)
+                assert problem is None or not tzid or zones.named_zone(tzid), (path, problem)
+
+
+def test_checking_a_zone_costs_little() -> None:
+    text = calendar("Office", "FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU")
+    vtimezone = Calendar.from_ical(text).walk("VTIMEZONE")[0]
+    started = time.perf_counter()
+    for _ in range(20):
+        assert zones.vtimezone_problem(vtimezone) is None
+    assert time.perf_counter() - started < 2
