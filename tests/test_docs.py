@@ -262,3 +262,68 @@ def test_logrotate_file_passes_a_dry_run(tmp_path: Path) -> None:
     assert done.returncode == 0, output
     assert "error" not in output.lower(), output
     assert "rotating log" in output, output
+
+
+STOCK_POSTFIX = Path("/usr/share/postfix")
+
+
+@pytest.mark.skipif(
+    shutil.which("postconf") is None or not (STOCK_POSTFIX / "main.cf.dist").exists(),
+    reason="Postfix is not installed",
+)
+def test_postfix_steps_change_nothing_when_run_again(tmp_path: Path) -> None:
+    """The Postfix page's steps, run twice on a copy of Debian's stock main.cf
+    and master.cf (``/etc/postfix`` replaced by a scratch directory, ``postconf``
+    given ``-c`` that directory, ``postfix`` a no-op): the second run changes no
+    byte of the configuration or the tables, and the settings, services and
+    tables are there once each."""
+    etc = tmp_path / "etc" / "postfix"
+    etc.mkdir(parents=True)
+    shutil.copy(STOCK_POSTFIX / "main.cf.dist", etc / "main.cf")
+    shutil.copy(STOCK_POSTFIX / "master.cf.dist", etc / "master.cf")
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    postconf = shutil.which("postconf")
+    (shims / "postconf").write_text(f'#!/bin/sh\nexec {postconf} -c {etc} "$@"\n')
+    (shims / "postfix").write_text("#!/bin/sh\nexit 0\n")
+    for shim in shims.iterdir():
+        shim.chmod(stat.S_IRWXU)
+    env = dict(os.environ, PATH=f"{shims}{os.pathsep}{os.environ['PATH']}")
+    steps = [
+        block.code.replace("/etc/postfix", str(etc))
+        for block in blocks(DOCS / "install" / "postfix.md")
+        if block.language == "sh"
+    ]
+    assert len(steps) == 4
+
+    def run_steps() -> dict[str, bytes]:
+        for code in steps:
+            done = subprocess.run(
+                ["bash", "-eu", "-o", "pipefail", "-c", code],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert done.returncode == 0, f"{code}\n{done.stdout}{done.stderr}"
+        return {path.name: path.read_bytes() for path in sorted(etc.iterdir())}
+
+    def text(files: dict[str, bytes]) -> dict[str, bytes]:
+        return {name: data for name, data in files.items() if not name.endswith(".db")}
+
+    first = run_steps()
+    assert text(run_steps()) == text(first)  # (postmap's .db files differ in their bytes)
+    settings = first["main.cf"].decode()
+    for line in (
+        "transport_maps = hash:$config_directory/imip-transport",
+        "relay_domains = resources.example.com",
+        "imip-resource_destination_recipient_limit = 1",
+    ):
+        assert settings.count(line) == 1, line
+    services = first["master.cf"].decode()
+    for service in ("imip-person", "imip-person-outgoing", "imip-resource"):
+        assert len(re.findall(rf"(?m)^{service}\s+unix\s", services)) == 1, service
+    assert "--log /var/log/imip-agent/imip-agent.log" in services
+    assert b"outgoing@imip-agent.invalid" in first["imip-transport"]
+    assert {"imip-transport.db", "imip-sender-bcc.db", "imip-resources.db"} <= set(first)
