@@ -33,6 +33,11 @@ FENCE = re.compile(r"^(`{3,}|~{3,})\s*([\w+-]*)\s*$")
 MARKER = re.compile(r"^<!--\s*([\w-]+):\s*(.*?)\s*-->$")
 #: Fence languages that would be shell examples the test does not run.
 SHELL_ALIASES = {"bash", "shell", "console", "zsh", "shell-session"}
+#: A line of an unlabelled fence that is a command: such a block must be ``sh``
+#: (unlabelled fences are for diagrams and listings).
+COMMAND = re.compile(
+    r"^\s*(\$ |sudo |\./|\.venv/|imip-(admin|resource|person)\b|apt-get |postconf |pytest )"
+)
 #: Seconds one example block may take.
 TIMEOUT = 120
 
@@ -165,13 +170,14 @@ def test_shell_examples_run(page: Path, tmp_path: Path) -> None:
 
 
 def test_every_shell_example_is_run_or_says_why() -> None:
-    """No shell example escapes the test: fences name a language, shell is
-    ``sh``, markers are known and a block that is not run says why."""
+    """No shell example escapes the test: shell is ``sh`` (an unlabelled fence
+    holds no command), markers are known and a block that is not run says why."""
     problems = []
     for page in PAGES:
         for block in blocks(page):
-            if not block.language:
-                problems.append(f"{block.where()}: a fence without a language (sh, text...)")
+            commands = [line for line in block.code.splitlines() if COMMAND.match(line)]
+            if not block.language and commands:
+                problems.append(f"{block.where()}: commands in a fence without a language")
             elif block.language in SHELL_ALIASES:
                 problems.append(f"{block.where()}: shell examples are ```sh")
             if block.marker and block.marker not in ("not-run", "exit"):

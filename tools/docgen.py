@@ -272,6 +272,8 @@ TEXT_GROUPS = (
     ("imiptools/handlers/resource", "A resource's replies"),
     ("imiptools/handlers/organiser", "An organiser's summaries of answers"),
     ("imiptools/handlers/person", "A person's summaries of invitations"),
+    ("imiptools/handlers/summary", "A person's summaries of invitations"),
+    ("imiptools/mail/summary", "A person's summaries of invitations"),
     ("imiptools/", "Common parts of replies and summaries"),
 )
 
