@@ -6,7 +6,7 @@ the quota, read the quota's files, check every limit, decide, write the
 store, record the booking in the quota, spool) for a request for a free
 slot by a user with room left in a weekly and an outstanding limit. The
 resource's own store is empty, so the figure is the quota's cost. Prints
-medians as a Markdown table; the README records them. Usage::
+medians as a Markdown table; docs/development/performance.md records them. Usage::
 
     .venv/bin/python benchmarks/quota.py [--bookings 20000] [--runs 15]
 """

@@ -9,7 +9,7 @@ Measures, for a store holding N existing bookings of ``room@example.com``
   and imports included).
 
 Each run books a new, non-clashing slot, so the store barely grows. Print
-the medians; the README records them. Usage::
+the medians; docs/development/performance.md records them. Usage::
 
     .venv/bin/python benchmarks/scale.py [--events 20000] [--runs 15]
 """

@@ -17,7 +17,7 @@ import argparse
 from collections.abc import Sequence
 from typing import NoReturn
 
-from imip_agent.cli import build_parser, run_agent, run_program, sender_from
+from imip_agent.cli import Parser, build_parser, run_agent, run_program, sender_from
 from imiptools.config import Settings
 from imiptools.errors import ConfigError, ExitCode
 from imiptools.handlers.person import PersonHandler
@@ -60,11 +60,16 @@ def deliverer_from(args: argparse.Namespace, settings: Settings) -> Sender:
     return SendmailSender(settings.sendmail)
 
 
+def parser() -> Parser:
+    """The command line of imip-person (the manual's reference is made from it)."""
+    person = build_parser("imip-person", __doc__ or "")
+    add_delivery_options(person)
+    return person
+
+
 def run(argv: Sequence[str]) -> ExitCode:
     """Parse options and run the person agent."""
-    parser = build_parser("imip-person", __doc__ or "")
-    add_delivery_options(parser)
-    return run_agent(argv, parser, PersonHandler, deliverer_from)
+    return run_agent(argv, parser(), PersonHandler, deliverer_from)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

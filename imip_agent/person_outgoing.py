@@ -14,7 +14,7 @@ import argparse
 from collections.abc import Sequence
 from typing import NoReturn
 
-from imip_agent.cli import build_parser, run_agent, run_program
+from imip_agent.cli import Parser, build_parser, run_agent, run_program
 from imiptools.errors import ConfigError, ExitCode
 from imiptools.handlers.common import Envelope
 from imiptools.handlers.outgoing import OutgoingHandler
@@ -29,10 +29,14 @@ def sender_envelope(args: argparse.Namespace, raw: bytes) -> list[Envelope]:
     return [Envelope(person, person)]
 
 
+def parser() -> Parser:
+    """The command line of imip-person-outgoing (the manual's reference is made from it)."""
+    return build_parser("imip-person-outgoing", __doc__ or "")
+
+
 def run(argv: Sequence[str]) -> ExitCode:
     """Parse options and record what the person sent."""
-    parser = build_parser("imip-person-outgoing", __doc__ or "")
-    return run_agent(argv, parser, OutgoingHandler, envelope=sender_envelope)
+    return run_agent(argv, parser(), OutgoingHandler, envelope=sender_envelope)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -10,14 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NoReturn
 
-from imip_agent.cli import build_parser, run_agent, run_program
+from imip_agent.cli import Parser, build_parser, run_agent, run_program
 from imiptools.errors import ExitCode
 from imiptools.handlers.resource import ResourceHandler
 
 
+def parser() -> Parser:
+    """The command line of imip-resource (the manual's reference is made from it)."""
+    return build_parser("imip-resource", __doc__ or "")
+
+
 def run(argv: Sequence[str]) -> ExitCode:
     """Parse options and run the resource agent."""
-    return run_agent(argv, build_parser("imip-resource", __doc__ or ""), ResourceHandler)
+    return run_agent(argv, parser(), ResourceHandler)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
