@@ -111,20 +111,28 @@ class Extracted:
     parts: int
 
 
-def extract(message: ParsedMessage, limits: MessageLimits | None = None) -> Extracted:
+def extract(
+    message: ParsedMessage, limits: MessageLimits | None = None, budget: CpuBudget | None = None
+) -> Extracted:
     """Parse every calendar part within the message's limits (see
     :mod:`imiptools.itip.intake`); unusable parts and objects are recorded,
     not raised. Over a limit, the message's calendar data is unusable as a
-    whole: no object is kept, and the reason is the one error."""
+    whole: no object is kept, and the reason is the one error. With ``budget``,
+    the parts and objects left when its CPU time is spent are not read or
+    checked: each is reported, none is kept."""
     limits = limits or MessageLimits()
+    budget = budget or CpuBudget([], float("inf"))
     try:
         limits.check_size(part.text for part in message.parts)
-        objects, errors = _parse_parts(message, Tally(limits))
+        objects, errors = _parse_parts(message, Tally(limits), budget)
     except CalendarDataError as exc:
         log.warning("calendar data ignored: %s", exc)
         return Extracted([], [str(exc)], len(message.parts))
-    usable = []
-    for obj in objects:
+    usable: list[ItipObject] = []
+    for index, obj in enumerate(objects):
+        if index and budget.spent():
+            errors.append(_unread(len(objects) - index, "scheduling object(s) not checked", budget))
+            break
         problem = object_problem(obj)
         if problem:
             log.warning("uid=%r unusable: %s", obj.uid[:200], problem)
@@ -134,12 +142,24 @@ def extract(message: ParsedMessage, limits: MessageLimits | None = None) -> Extr
     return Extracted(usable, errors, len(message.parts))
 
 
-def _parse_parts(message: ParsedMessage, tally: Tally) -> tuple[list[ItipObject], list[str]]:
+def _unread(count: int, what: str, budget: CpuBudget) -> str:
+    reason = f"{count} {what}: the message used its {budget.seconds:g} s of CPU"
+    log.warning("%s", reason)
+    return reason
+
+
+def _parse_parts(
+    message: ParsedMessage, tally: Tally, budget: CpuBudget
+) -> tuple[list[ItipObject], list[str]]:
     """The objects of every readable part; raises CalendarDataError past a
     limit of ``tally``, records a part that cannot be read."""
     objects: list[ItipObject] = []
     errors: list[str] = []
-    for part in message.parts:
+    for index, part in enumerate(message.parts):
+        if index and budget.spent():
+            left = len(message.parts) - index
+            errors.append(_unread(left, "calendar part(s) not read", budget))
+            break
         try:
             calendars = parse_calendars(part.text)
         except CalendarDataError as exc:
@@ -153,7 +173,9 @@ def _parse_parts(message: ParsedMessage, tally: Tally) -> tuple[list[ItipObject]
     return objects, errors
 
 
-def read(raw: bytes, settings: Settings) -> tuple[ParsedMessage, Extracted]:
+def read(
+    raw: bytes, settings: Settings, started: float | None = None
+) -> tuple[ParsedMessage, Extracted]:
     """Parse ``raw`` and extract its scheduling objects within the limits.
 
     A message over ``max_message_size`` (only a person's agent reads one:
@@ -168,7 +190,10 @@ def read(raw: bytes, settings: Settings) -> tuple[ParsedMessage, Extracted]:
         log.warning("%s", reason)
         return parse_message(raw, headers_only=True), Extracted([], [reason], 1)
     message = parse_message(raw)
-    return message, extract(message, MessageLimits.from_settings(settings))
+    budget = CpuBudget(
+        [], settings.max_seconds, time.process_time() if started is None else started
+    )
+    return message, extract(message, MessageLimits.from_settings(settings), budget)
 
 
 def run(raw: bytes, envelope: Sequence[Envelope], ctx: Context, factory: HandlerFactory) -> Result:
@@ -179,7 +204,7 @@ def run(raw: bytes, envelope: Sequence[Envelope], ctx: Context, factory: Handler
     if users is None:
         return Result(ExitCode.OK, "2.0.0 unusable recipient address from the null sender ignored")
     started = time.process_time()
-    message, extracted = read(raw, ctx.settings)
+    message, extracted = read(raw, ctx.settings, started)
     objects = CpuBudget(extracted.objects, ctx.settings.max_seconds, started)
     failures: list[str] = list(extracted.errors)
     handled = 0

@@ -67,6 +67,9 @@ _SAMPLE_FIRST_YEAR = 9972
 _SAMPLE_YEARS = 28
 _OBSERVANCES = frozenset({"STANDARD", "DAYLIGHT"})
 _ONE_DAY = timedelta(days=1)
+#: VTIMEZONE verdicts remembered per process (see :func:`vtimezone_problem`).
+MAX_VERDICTS = 256
+_VERDICTS: dict[bytes, str | None] = {}
 
 
 # -- checking a VTIMEZONE ----------------------------------------------------------
@@ -74,6 +77,11 @@ _ONE_DAY = timedelta(days=1)
 
 def vtimezone_problem(vtimezone: Component) -> str | None:
     """Why ``vtimezone`` may not be turned into a ``tzinfo``; None if it may.
+
+    The verdict depends on the VTIMEZONE's text only, and checking a rule
+    samples decades of it: verdicts are remembered by text (the last
+    :data:`MAX_VERDICTS`), so a store holding the same zone in every record
+    pays for the check once per process.
 
     Accepted (RFC 5545 §3.6.5, as real zones are written): one to
     :data:`MAX_OBSERVANCES` STANDARD/DAYLIGHT observances, each with a
@@ -289,10 +297,10 @@ def check_calendar(calendar: Calendar, used: set[str]) -> None:
     no known zone: the times given in it cannot be read."""
     for vtimezone in calendar.walk("VTIMEZONE"):
         tzid = str(vtimezone.get("TZID", ""))
-        if tzid not in used:
+        if tzid not in used or named_zone(tzid) is not None:
             continue
         problem = vtimezone_problem(vtimezone)
-        if problem and named_zone(tzid) is None:
+        if problem:
             raise CalendarDataError(f"unusable VTIMEZONE {tzid[:60]!r}: {problem}")
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from imiptools.agent import extract
 from imiptools.errors import CalendarDataError
 from imiptools.itip.intake import CpuBudget, MessageLimits, Tally, object_problem
 from imiptools.itip.objects import parse_calendars, scheduling_objects
+from imiptools.mail.parse import parse_message
 from tests.support import calendar_text, vevent
 
 
@@ -73,3 +75,16 @@ def test_values_the_handlers_rely_on_are_checked(extra: str, sequence: int, prob
     text = text.replace("DTSTAMP:20300101T090000Z\r\n", "") if "DTSTAMP" in extra else text
     (obj,) = objects_of(text)
     assert problem in (object_problem(obj) or "")
+
+
+def test_objects_left_when_the_budget_is_spent_are_reported_not_checked() -> None:
+    text = calendar_text(vevent(), vevent(uid="b@example.com"), vevent(uid="c@example.com"))
+    raw = (
+        "From: a@example.com\r\nTo: b@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/calendar; method=REQUEST\r\n\r\n" + text
+    ).encode()
+    extracted = extract(parse_message(raw), budget=CpuBudget([], seconds=0.0))
+    assert [obj.uid for obj in extracted.objects] == [objects_of(text)[0].uid]
+    assert extracted.errors == [
+        "2 scheduling object(s) not checked: the message used its 0 s of CPU"
+    ]

@@ -103,3 +103,18 @@ def test_checking_a_zone_costs_little() -> None:
     for _ in range(20):
         assert zones.vtimezone_problem(vtimezone) is None
     assert time.perf_counter() - started < 2
+
+
+def test_verdicts_are_remembered_by_the_zones_text_not_its_name() -> None:
+    good = calendar("Office", "FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU")
+    bad = calendar("Office", "FREQ=SECONDLY")
+    for _ in range(2):
+        for text, verdict in ((good, None), (bad, "FREQ=SECONDLY")):
+            vtimezone = Calendar.from_ical(text).walk("VTIMEZONE")[0]
+            problem = zones.vtimezone_problem(vtimezone)
+            assert problem == verdict or (verdict and verdict in str(problem))
+
+
+def test_a_vtimezone_for_a_known_name_is_not_checked_against_the_rules() -> None:
+    text = calendar("Europe/Berlin", "FREQ=SECONDLY")
+    assert offset_of(text) == timedelta(hours=2)  # the named zone, no refusal
