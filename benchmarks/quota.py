@@ -23,19 +23,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale import NOW, ROOM, context, request
+from scale import NOW, ROOM, context, request, site_at
 
 from imiptools import agent
 from imiptools.handlers.common import Envelope
 from imiptools.handlers.resource import ResourceHandler
-from imiptools.preferences_store import PreferenceFiles
-from imiptools.quota.journal import QuotaJournal
+from imiptools.quota.base import QuotaLedger
 from imiptools.quota.limits import QuotaBooking
 
 USERS = 200
 
 
-def populate(journal: QuotaJournal, count: int) -> None:
+def populate(journal: QuotaLedger, count: int) -> None:
     """``count`` one-hour bookings by ``USERS`` users (alice, who books in the
     benchmark, among them) across two years."""
     journal.write_admin_file("rooms", "limits", ["* time week PT40H", "* count outstanding 500"])
@@ -70,10 +69,9 @@ def measure(count: int, runs: int) -> float:
     """The in-process median in milliseconds with ``count`` bookings recorded."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        PreferenceFiles(root / "prefs").set(
-            ROOM, "scheduling_function", "check_quota rooms\nschedule_in_freebusy"
-        )
-        journal = QuotaJournal(root / "journal")
+        site = site_at(root)
+        site.preferences.set(ROOM, "scheduling_function", "check_quota rooms\nschedule_in_freebusy")
+        journal = site.ledger
         populate(journal, count)
         median = statistics.median(in_process(root, runs)) * 1000
         recorded = len(journal.bookings("rooms"))

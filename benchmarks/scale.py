@@ -32,8 +32,8 @@ from imiptools.handlers.common import Envelope
 from imiptools.handlers.resource import ResourceHandler
 from imiptools.mail.send import DirectorySender
 from imiptools.periods import Period
-from imiptools.site import open_site
-from imiptools.stores.file import FileStore
+from imiptools.site import Site, open_site
+from imiptools.stores.base import Store
 
 ROOM = "mailto:room@example.com"
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -62,7 +62,7 @@ def booking_slots(count: int) -> list[datetime]:
     return slots[:count]
 
 
-def populate(store: FileStore, count: int) -> None:
+def populate(store: Store, count: int) -> None:
     """Write ``count`` bookings through the store interface."""
     for index, start in enumerate(booking_slots(count)):
         uid = f"booking-{index}@example.com"
@@ -88,14 +88,19 @@ def request(index: int) -> bytes:
     ).encode()
 
 
-def context(root: Path) -> agent.Context:
-    """An agent context over the store under ``root``."""
+def site_at(root: Path) -> Site:
+    """The site (the file backend) whose directories are under ``root``."""
     settings = Settings(
         store=str(root / "store"), preferences=str(root / "prefs"), journal=str(root / "journal")
     )
-    site = open_site(settings, FixedClock(NOW))
+    return open_site(settings, FixedClock(NOW))
+
+
+def context(root: Path) -> agent.Context:
+    """An agent context over the site under ``root``."""
+    site = site_at(root)
     return agent.Context(
-        settings=settings,
+        settings=site.settings,
         store=site.store,
         preferences=site.preferences,
         clock=site.clock,
@@ -148,7 +153,7 @@ def measure(count: int, runs: int) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         begin = time.perf_counter()
-        populate(FileStore(root / "store"), count)
+        populate(site_at(root).store, count)
         filled = time.perf_counter() - begin
         inside = statistics.median(in_process(root, runs, 0)) * 1000
         outside = statistics.median(whole_process(root, runs, runs)) * 1000

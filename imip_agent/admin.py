@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import argparse
 import email
-import importlib
 import io
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from email import policy
 from email.message import Message
+from types import ModuleType
 from typing import NoReturn, TextIO
 
+from imip_agent import admin_install, admin_mta, admin_outbox, admin_quota, admin_store
+from imip_agent.admin_parser import AdminParser, Command, add_command
 from imip_agent.cli import (
-    Parser,
     add_store_options,
     run_program,
     settings_from,
@@ -40,24 +41,16 @@ from imiptools.views import decisions as views_decisions
 from imiptools.views import whatif as views_whatif
 from imiptools.views.freebusy import freebusy_calendar, freebusy_span
 
-
-class AdminParser(Parser):
-    """imip-admin reports usage errors as 64, not as a transient failure."""
-
-    error_class = UsageError
-
-
-#: A subcommand: (parsed arguments, settings) -> text to print.
-Command = Callable[[argparse.Namespace, Settings], str]
-#: Modules that add subcommands: each has ``add_commands(commands)``, which
-#: adds subparsers and sets their ``command_function`` default (a Command).
-#: Keeps this module small; every group of subcommands lives in its own.
-COMMAND_MODULES = (
-    "imip_agent.admin_quota",
-    "imip_agent.admin_store",
-    "imip_agent.admin_install",
-    "imip_agent.admin_outbox",
-    "imip_agent.admin_mta",
+#: The modules that add subcommands: each has ``add_commands(commands)``,
+#: which adds subparsers (:func:`~imip_agent.admin_parser.add_command`) and
+#: sets their ``command_function`` default (a Command). Keeps this module
+#: small; every group of subcommands lives in its own.
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    admin_quota,
+    admin_store,
+    admin_install,
+    admin_outbox,
+    admin_mta,
 )
 
 
@@ -67,34 +60,9 @@ def build_parser() -> AdminParser:
     add_store_options(parser)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=AdminParser)
     add_commands(commands)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    for module in COMMAND_MODULES:
         module.add_commands(commands)
     return parser
-
-
-def add_command(
-    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
-    name: str,
-    function: Command,
-    help: str,
-    description: str | None = None,
-) -> AdminParser:
-    """Add subcommand ``name`` running ``function``; store options accepted after it."""
-    sub: AdminParser = commands.add_parser(
-        name,
-        help=help,
-        description=description or help,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub.set_defaults(command_function=function)
-    add_store_options(sub, suppress=True)
-    return sub
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

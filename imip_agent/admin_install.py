@@ -37,9 +37,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from imip_agent.admin import add_command
 from imip_agent.admin_exim import Exim
 from imip_agent.admin_mta import add_mta_options, mta_from
+from imip_agent.admin_parser import add_command
 from imip_agent.admin_postfix import MAP_PARAMETERS, Postfix
 from imip_agent.admin_routes import PERSON, PROGRAM_OF, PROGRAMS, RESOURCE, Kind
 from imiptools.config import ENV_CONFIG, Settings

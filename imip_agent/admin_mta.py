@@ -19,8 +19,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from imip_agent.admin import add_command
 from imip_agent.admin_exim import EXIM_DIR, Exim
+from imip_agent.admin_parser import add_command
 from imip_agent.admin_postfix import POSTFIX_DIR, Postfix
 from imip_agent.admin_routes import PERSON, RESOURCE, Entry, Kind, command_path, edit_table
 from imip_agent.cli import site_from

@@ -18,7 +18,7 @@ import email.policy
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from imip_agent.admin import add_command
+from imip_agent.admin_parser import add_command
 from imip_agent.cli import context_from, sender_from, site_from
 from imiptools import agent
 from imiptools.config import Settings

@@ -20,7 +20,7 @@ import argparse
 import json
 from collections.abc import Callable
 
-from imip_agent.admin import AdminParser, add_command
+from imip_agent.admin_parser import AdminParser, add_command
 from imip_agent.cli import site_from
 from imiptools.config import Settings, parse_duration
 from imiptools.errors import InputError, UsageError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from imip_agent.admin import add_command
+from imip_agent.admin_parser import add_command
 from imip_agent.cli import site_from
 from imiptools.config import Settings
 from imiptools.errors import InputError, UsageError

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from datetime import timedelta
 
-from imip_agent.admin import add_command
+from imip_agent.admin_parser import add_command
 from imip_agent.admin_support import now_from
 from imip_agent.cli import site_from
 from imiptools.config import Settings

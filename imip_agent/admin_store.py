@@ -18,7 +18,7 @@ from datetime import datetime
 import imip_agent.admin_setup as admin_setup
 import imip_agent.admin_show as admin_show
 import imip_agent.admin_transfer as admin_transfer
-from imip_agent.admin import add_command
+from imip_agent.admin_parser import add_command
 from imip_agent.admin_support import (
     add_user_selection,
     now_from,

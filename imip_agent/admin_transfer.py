@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from imip_agent.admin import add_command
+from imip_agent.admin_parser import add_command
 from imip_agent.admin_support import (
     add_user_selection,
     now_from,

@@ -13,9 +13,10 @@ line with exactly eight fields, whatever a hostile UID or SUMMARY holds.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 from urllib.parse import quote, unquote
 
 from imiptools.dates import format_utc, parse_utc
@@ -180,3 +181,97 @@ class Timeline:
         near = [p for p in self._short[low:high] if p.end > start]
         far = [p for p in self._long if p.overlaps(start, end)]
         return sorted(near + far, key=lambda p: (p.start, p.end)) if far else near
+
+
+class PeriodIndex(Protocol):
+    """What a :class:`Timeline` answers (and a :class:`FetchingTimeline`)."""
+
+    def peak(self, start: datetime, end: datetime) -> int:
+        """The largest number of periods in effect at one instant of [start, end)."""
+        ...
+
+    def overlapping(self, start: datetime, end: datetime) -> list[Period]:
+        """The periods overlapping [start, end), in order of their start."""
+        ...
+
+
+#: The least a :class:`FetchingTimeline` fetches beyond what it holds.
+FETCH_STEP = timedelta(days=7)
+_INSTANT = timedelta(microseconds=1)
+
+
+class FetchingTimeline:
+    """A :class:`Timeline` over periods fetched as queries reach them.
+
+    ``fetch(start, end)`` returns the periods overlapping [start, end) (as
+    ``Store.get_freebusy`` does). The first query fetches its span joined
+    with ``first`` (the span the caller knows it will ask about: every
+    instance of a series, say); a later query beyond what is held fetches
+    only the missing part, at least :data:`FETCH_STEP` and at least as long
+    as what is held, so that a search walking ahead for months costs a few
+    fetches. Each answer is the one a :class:`Timeline` over a single fetch
+    of a span covering the query would give: a period returned by two
+    adjacent fetches is kept once (it is held when it overlaps what was
+    held before).
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[datetime, datetime], Sequence[Period]],
+        first: tuple[datetime, datetime] | None = None,
+    ) -> None:
+        self._fetch = fetch
+        self._first = first
+        self._span: tuple[datetime, datetime] | None = None
+        self._periods: list[Period] = []
+        self._timeline = Timeline(())
+        #: How many times ``fetch`` was called (for tests and benchmarks).
+        self.fetches = 0
+
+    def peak(self, start: datetime, end: datetime) -> int:
+        """:meth:`Timeline.peak`, after fetching what the query needs."""
+        self._cover(start, end)
+        return self._timeline.peak(start, end)
+
+    def overlapping(self, start: datetime, end: datetime) -> list[Period]:
+        """:meth:`Timeline.overlapping`, after fetching what the query needs."""
+        self._cover(start, end)
+        return self._timeline.overlapping(start, end)
+
+    def _get(self, start: datetime, end: datetime) -> Sequence[Period]:
+        self.fetches += 1
+        return self._fetch(start, end)
+
+    def _cover(self, start: datetime, end: datetime) -> None:
+        """Hold every period overlapping [start, end) (at least the instant
+        ``start`` for an empty query, which :meth:`Timeline.peak` reads)."""
+        end = max(end, _shifted(start, _INSTANT))
+        if self._span is None:
+            low, high = start, end
+            if self._first is not None:
+                low, high = min(low, self._first[0]), max(high, self._first[1])
+            self._periods = list(self._get(low, high))
+        else:
+            low, high = self._span
+            if low <= start and end <= high:
+                return
+            step = max(high - low, FETCH_STEP)
+            if start < low:
+                earlier = min(start, _shifted(low, -step))
+                self._periods += [p for p in self._get(earlier, low) if p.end <= low]
+                low = earlier
+            if end > high:
+                later = max(end, _shifted(high, step))
+                self._periods += [p for p in self._get(high, later) if p.start >= high]
+                high = later
+        self._span = (low, high)
+        self._timeline = Timeline(self._periods)
+
+
+def _shifted(moment: datetime, step: timedelta) -> datetime:
+    """``moment + step``, stopping at the ends of the calendar."""
+    try:
+        return moment + step
+    except OverflowError:
+        edge = datetime.max if step > timedelta(0) else datetime.min
+        return edge.replace(tzinfo=moment.tzinfo)

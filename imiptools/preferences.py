@@ -5,11 +5,17 @@ value (the original's layout). Site defaults come from the configuration's
 ``[preferences]`` table; built-in defaults come from :data:`DEFINITIONS`.
 A value that fails validation is logged and the next default is used, so a
 typo in one file never stops mail.
+
+The values of the scheduling preferences (``scheduling_function``,
+``opening_hours``, ``permitted_times``, ``acl``) are validated with the
+parsers the scheduling functions themselves use, so that what is accepted
+is what runs: this module sits in the policy layer, above
+:mod:`imiptools.scheduling` (see docs/architecture.md); the records below
+read values through :class:`imiptools.records.PreferenceValues`.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -19,6 +25,9 @@ from typing import Protocol
 
 from imiptools.config import MAX_DURATION, parse_duration
 from imiptools.dates import resolve_zone
+from imiptools.scheduling import check_function_lines, parse_function_lines
+from imiptools.scheduling.access import parse_acl
+from imiptools.scheduling.hours import parse_opening, parse_permitted_times
 
 log = logging.getLogger(__name__)
 
@@ -127,20 +136,19 @@ def _periods_per_interval(value: str) -> str:
     return value
 
 
-def _parsed_by(module: str, function: str) -> Callable[[str], str]:
-    """A validator calling ``module.function(value)`` (imported when used:
-    the scheduling modules import this one)."""
+def _parsed_by(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """A validator: the value if ``parse`` reads it (ValueError else)."""
 
     def check(value: str) -> str:
-        getattr(importlib.import_module(module), function)(value)
+        parse(value)
         return value
 
     return check
 
 
-_permitted_times = _parsed_by("imiptools.scheduling.hours", "parse_permitted_times")
-_opening_hours = _parsed_by("imiptools.scheduling.hours", "parse_opening")
-_acl = _parsed_by("imiptools.scheduling.access", "parse_acl")
+_permitted_times = _parsed_by(parse_permitted_times)
+_opening_hours = _parsed_by(parse_opening)
+_acl = _parsed_by(parse_acl)
 
 
 def _language(value: str) -> str:
@@ -149,8 +157,8 @@ def _language(value: str) -> str:
     return value
 
 
-_scheduling = _parsed_by("imiptools.scheduling", "parse_function_lines")
-_scheduling_strict = _parsed_by("imiptools.scheduling", "check_function_lines")
+_scheduling = _parsed_by(parse_function_lines)
+_scheduling_strict = _parsed_by(check_function_lines)
 
 
 @dataclass(frozen=True)

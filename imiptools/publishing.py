@@ -10,15 +10,42 @@ in it is replaced, never followed.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import quote
 
 from icalendar import Calendar
 
+from imiptools.config import Settings
 from imiptools.fileutil import atomic_write, resolve_root
-from imiptools.handlers.common import Unit
 from imiptools.itip import replies
 from imiptools.itip.objects import make_calendar, to_text
+from imiptools.records import UserRecords
+
+
+class Publisher(Protocol):
+    """Whose free/busy to publish, and where (the handlers' unit of work is one)."""
+
+    @property
+    def user(self) -> str:
+        """The user's ``mailto:`` URI."""
+        ...
+
+    @property
+    def records(self) -> UserRecords:
+        """The user's records (their free/busy)."""
+        ...
+
+    @property
+    def settings(self) -> Settings:
+        """The site's settings (``publishing``: the directory)."""
+        ...
+
+    @property
+    def now(self) -> datetime:
+        """The time of the run."""
+        ...
 
 
 def published_path(directory: Path, user: str) -> Path:
@@ -26,7 +53,7 @@ def published_path(directory: Path, user: str) -> Path:
     return directory / f"{quote(user, safe='')}.ifb"
 
 
-def freebusy_calendar(unit: Unit) -> Calendar:
+def freebusy_calendar(unit: Publisher) -> Calendar:
     """The user's VFREEBUSY for the window (METHOD:PUBLISH)."""
     limits = unit.records.limits()
     start, end = limits.window_start, limits.window_end
@@ -37,12 +64,12 @@ def freebusy_calendar(unit: Unit) -> Calendar:
     return make_calendar([component], "PUBLISH")
 
 
-def freebusy_text(unit: Unit) -> str:
+def freebusy_text(unit: Publisher) -> str:
     """:func:`freebusy_calendar` as iCalendar text."""
     return to_text(freebusy_calendar(unit))
 
 
-def publish_freebusy(unit: Unit) -> Path:
+def publish_freebusy(unit: Publisher) -> Path:
     """Write the user's .ifb file; return its path."""
     path = published_path(resolve_root(Path(unit.settings.publishing)), unit.user)
     atomic_write(path, freebusy_text(unit))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import cast
+from typing import Protocol, cast
 
 from icalendar import Component, Event, Timezone
 
@@ -31,11 +31,20 @@ from imiptools.itip.objects import (
 )
 from imiptools.itip.recurrence import Expansion, Instance, Limits, expand
 from imiptools.periods import Period
-from imiptools.preferences import Preferences
 from imiptools.stores.base import Store
 
 #: Free/busy is recorded from this long before "now" (recent history).
 HISTORY = timedelta(days=7)
+
+
+class PreferenceValues(Protocol):
+    """A user's effective preferences as records read them: the policy layer's
+    :class:`imiptools.preferences.Preferences` (which sits above this module:
+    it validates values with the scheduling functions' parsers)."""
+
+    def get(self, name: str) -> str:
+        """The effective value of ``name`` ('' when unset)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,7 @@ class Window:
     budget_seconds: float
 
     @classmethod
-    def for_user(cls, settings: Settings, preferences: Preferences) -> Window:
+    def for_user(cls, settings: Settings, preferences: PreferenceValues) -> Window:
         """The site's window, with the user's ``max_instances`` limit if lower.
 
         Event limits apply to every event recorded for a user: however often

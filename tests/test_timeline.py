@@ -2,17 +2,21 @@
 
 Random periods (fixed seeds), short and long, touching and nested: every
 query answers what a scan of every period answers (:func:`max_overlap`,
-and a filter for the periods overlapping a span).
+and a filter for the periods overlapping a span). A
+:class:`~imiptools.periods.FetchingTimeline` answers what a Timeline over
+everything answers, fetching only what the queries reach.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
-from imiptools.periods import Period, Timeline, max_overlap
+from imiptools.periods import FetchingTimeline, Period, Timeline, max_overlap
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -48,3 +52,57 @@ def test_touching_periods_do_not_overlap() -> None:
     assert timeline.peak(T0, T0 + 2 * hour) == 1
     assert timeline.peak(T0 + hour, T0 + 2 * hour) == 1
     assert timeline.peak(T0 + 2 * hour, T0 + 3 * hour) == 0
+
+
+# -- FetchingTimeline: the same answers, fetched as queries reach them --------
+
+Fetch = Callable[[datetime, datetime], list[Period]]
+
+
+def _fetcher(periods: list[Period], calls: list[tuple[datetime, datetime]]) -> Fetch:
+    def fetch(start: datetime, end: datetime) -> list[Period]:
+        calls.append((start, end))
+        return [p for p in periods if p.overlaps(start, end)]
+
+    return fetch
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_fetching_answers_what_one_fetch_of_everything_answers(seed: int) -> None:
+    rng = random.Random(seed)
+    periods = _periods(rng, rng.randrange(0, 60))
+    everything = Timeline(periods)
+    first = None
+    if seed % 2:
+        start = T0 + timedelta(minutes=15 * rng.randrange(0, 2000))
+        first = (start, start + timedelta(hours=rng.randrange(0, 48)))
+    fetching = FetchingTimeline(_fetcher(periods, []), first)
+    for _ in range(200):
+        start = T0 + timedelta(minutes=15 * rng.randrange(-3000, 5000))
+        end = start + timedelta(minutes=15 * rng.randrange(-2, 300))
+        assert fetching.peak(start, end) == everything.peak(start, end), (start, end)
+        assert fetching.overlapping(start, end) == everything.overlapping(start, end)
+
+
+def test_a_period_across_fetches_counts_once() -> None:
+    hour = timedelta(hours=1)
+    long = Period(T0 - 30 * 24 * hour, T0 + 30 * 24 * hour, "long")
+    fetching = FetchingTimeline(_fetcher([long], []), (T0, T0 + hour))
+    for day in (-20, 0, 10, 25, -25):
+        moment = T0 + day * 24 * hour
+        assert fetching.peak(moment, moment + hour) == 1
+        assert fetching.overlapping(moment, moment + hour) == [long]
+
+
+def test_the_first_fetch_covers_the_span_given_and_a_walk_ahead_costs_few_fetches() -> None:
+    calls: list[tuple[datetime, datetime]] = []
+    first = (T0, T0 + timedelta(days=3))
+    fetching = FetchingTimeline(_fetcher([], calls), first)
+    fetching.peak(T0 + timedelta(days=1), T0 + timedelta(days=1, hours=1))
+    assert calls == [first]
+    moment = T0
+    while moment < T0 + timedelta(days=365):  # a search stepping a quarter hour a time
+        fetching.peak(moment, moment + timedelta(hours=1))
+        moment += timedelta(minutes=15)
+    assert fetching.fetches == len(calls) <= 8
+    assert all(end == start for (_, end), (start, _) in pairwise(calls))  # only what is missing

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import ast
 import html
-import importlib
 import inspect
 import os
 import re
@@ -36,15 +35,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import imiptools.scheduling as scheduling
+from imip_agent import admin, person, person_outgoing, resource
+from imiptools.config import example_config
+from imiptools.preferences import DEFINITIONS, validate
+
 ROOT = Path(__file__).resolve().parent.parent
 #: Width of the rendered --help texts (argparse reads $COLUMNS).
 HELP_COLUMNS = "88"
-#: The programs of the command-line reference: (name, module, parser function).
-PROGRAMS = (
-    ("imip-resource", "imip_agent.resource", "parser"),
-    ("imip-person", "imip_agent.person", "parser"),
-    ("imip-person-outgoing", "imip_agent.person_outgoing", "parser"),
-    ("imip-admin", "imip_agent.admin", "build_parser"),
+#: The programs of the command-line reference: (name, function building its parser).
+PROGRAMS: tuple[tuple[str, Callable[[], argparse.ArgumentParser]], ...] = (
+    ("imip-resource", resource.parser),
+    ("imip-person", person.parser),
+    ("imip-person-outgoing", person_outgoing.parser),
+    ("imip-admin", admin.build_parser),
 )
 #: README sections repeated in reference/contract.md (by the start of their heading).
 CONTRACT_SECTIONS = ("Command line", "Exit codes")
@@ -59,8 +63,8 @@ def generated_pages() -> dict[str, str]:
         "reference/configuration.md": configuration_page(),
         "reference/contract.md": contract_page((ROOT / "README.md").read_text(encoding="utf-8")),
     }
-    for name, module, function in PROGRAMS:
-        pages[f"reference/{name}.md"] = program_page(name, program_parser(module, function))
+    for name, build in PROGRAMS:
+        pages[f"reference/{name}.md"] = program_page(name, build())
     return pages
 
 
@@ -74,8 +78,6 @@ def notice(source: str) -> str:
 
 def preferences_page() -> str:
     """Every preference of ``DEFINITIONS``: default, accepted values, meaning."""
-    from imiptools.preferences import DEFINITIONS
-
     lines = [
         "# Preferences: reference",
         "",
@@ -101,8 +103,6 @@ def preferences_page() -> str:
 
 def accepted(name: str) -> str:
     """What validation accepts, from what it says to a wrong value (``?``)."""
-    from imiptools.preferences import validate
-
     try:
         validate(name, "?")
     except ValueError as exc:
@@ -139,8 +139,6 @@ def cell(text: str) -> str:
 
 def configuration_page() -> str:
     """Every key of the configuration file, as the schema writes the example."""
-    from imiptools.config import example_config
-
     return "\n".join(
         [
             "# Configuration keys: reference",
@@ -164,8 +162,6 @@ def configuration_page() -> str:
 
 def scheduling_page() -> str:
     """The registry's scheduling functions (and event limits, where registered)."""
-    import imiptools.scheduling as scheduling
-
     functions: dict[str, Callable[..., Any]] = scheduling.FUNCTIONS
     confirmations = getattr(scheduling, "CONFIRMATIONS", {})
     lines = [
@@ -219,12 +215,6 @@ def markdown_docstring(text: str) -> str:
 
 
 # -- the programs' command lines --------------------------------------------------
-
-
-def program_parser(module: str, function: str) -> argparse.ArgumentParser:
-    """The parser a program builds (its module's public parser function)."""
-    parser: argparse.ArgumentParser = getattr(importlib.import_module(module), function)()
-    return parser
 
 
 def program_page(name: str, parser: argparse.ArgumentParser) -> str:

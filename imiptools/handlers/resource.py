@@ -15,7 +15,6 @@ import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime
 
 from icalendar import Component, Event
@@ -54,14 +53,10 @@ from imiptools.scheduling import (
     Decision,
     Request,
     Step,
-    alternatives,
-    decide,
     parse_function_lines,
     run_steps,
+    schedule,
 )
-from imiptools.scheduling.alternatives import alternative
-from imiptools.scheduling.counter import delegated_limits, search_span
-from imiptools.scheduling.limits import check_limits
 from imiptools.scheduling.quota import quotas_named
 
 log = logging.getLogger(__name__)
@@ -243,7 +238,8 @@ class ResourceHandler(BaseHandler):
         self.records.store.log_decision(self.unit.user, json.dumps(entry, ensure_ascii=False))
 
     def _schedule(self, obj: ItipObject, full: bool) -> Decision:
-        """Event limits first, then the scheduling functions (RFC 5546 §3.2.3)."""
+        """The engine's decision: event limits, then the scheduling functions
+        (RFC 5546 §3.2.3; see :func:`imiptools.scheduling.engine.schedule`)."""
         now, unit = self.unit.now, self.unit
         limits = self.records.limits(now, now + unit.settings.window)
         expansion = self.records.expand(obj, limits, () if full else None)
@@ -251,19 +247,8 @@ class ResourceHandler(BaseHandler):
         self.booked = future
         if not future:
             return self._nothing_to_book(obj)
-        request = self._request(obj, future, expansion.indefinite)
-        limited = check_limits(request, skip=delegated_limits(request))
-        if limited is not None:
-            return self._limited(request, limited)
-        if expansion.truncated and expansion.reason != "window":
-            return Decision(
-                Answer.DECLINED,
-                "too-many-instances",
-                N_("the event recurs too often to be checked ({reason})"),
-                params={"reason": expansion.reason},
-            )
-        lines = parse_function_lines(unit.preferences.get("scheduling_function"))
-        return decide(request, lines)
+        cut_short = expansion.reason if expansion.truncated and expansion.reason != "window" else ""
+        return schedule(self._request(obj, future, expansion.indefinite, cut_short))
 
     def _after(self, obj: ItipObject, periods: Sequence[Period], retract: bool) -> None:
         """Run the steps of the configured functions for the event as now stored
@@ -305,14 +290,6 @@ class ResourceHandler(BaseHandler):
             self.touched, self.booked = tuple(rids), ()
             self._steps(RETRACTIONS, obj, (), self.refreshed)
 
-    def _limited(self, request: Request, limited: Decision) -> Decision:
-        """A broken limit: decline, or counter with a compliant alternative."""
-        if self.unit.preferences.get("limit_action") == "counter":
-            offer = alternative(request, limited)
-            if offer is not None:
-                return replace(offer, verdicts=((limited.function, "COUNTER", offer.code),))
-        return replace(limited, verdicts=((limited.function, "DECLINED", limited.code),))
-
     def _nothing_to_book(self, obj: ItipObject) -> Decision:
         """No instance between now and the window's end: past, or too far ahead."""
         try:
@@ -330,29 +307,30 @@ class ResourceHandler(BaseHandler):
             Answer.DECLINED, "outside-window", singular, params={"count": days}, plural=plural
         )
 
-    def _request(self, obj: ItipObject, instances: list[Instance], indefinite: bool) -> Request:
-        """The policies' view; busy periods cover what a counter search may need."""
-        request = Request(
+    def _request(
+        self, obj: ItipObject, instances: list[Instance], indefinite: bool, cut_short: str
+    ) -> Request:
+        """The policies' view; busy periods are fetched as the policies ask."""
+        uid = obj.uid
+        return Request(
             resource=self.unit.user,
             organiser=organizer_of(obj.first),
-            uid=obj.uid,
+            uid=uid,
             summary=text_of(obj.first, "SUMMARY"),
             instances=instances,
             busy=(),
             now=self.unit.now,
             zone=self.unit.zone,
+            truncated=bool(cut_short),
             attendees=[mail_address_of(a) for a in attendees_of(obj.first)],
             component=obj.first,
             indefinite=indefinite,
             preference=self.unit.preferences.get,
             quotas=self.quotas,
             busy_of=self._busy_of,
+            busy_between=lambda start, end: self._busy(uid, start, end),
+            truncation=cut_short,
         )
-        start, end = search_span(request)
-        if self.unit.preferences.get("limit_action") == "counter":
-            wider = alternatives.search_span(request)
-            start, end = min(start, wider[0]), max(end, wider[1])
-        return replace(request, busy=self._busy(obj.uid, start, end))
 
     def _counter(self, obj: ItipObject, component: Component, decision: Decision) -> None:
         """Propose another time (RFC 5546 §3.2.7) and hold it per ``freebusy_offers``."""

@@ -15,14 +15,58 @@ A message that changed nothing is always delivered as it came.
 from __future__ import annotations
 
 import email
+from datetime import datetime
 from email import policy
 from email.message import EmailMessage
+from typing import Protocol
 
-from imiptools.handlers.common import Unit
 from imiptools.mail.compose import build_message
+from imiptools.mail.parse import ParsedMessage
 
 
-def deliveries_for(unit: Unit, raw: bytes, notes: list[str]) -> list[bytes]:
+class PreferenceValues(Protocol):
+    """A user's effective preferences ('' when unset)."""
+
+    def get(self, name: str) -> str:
+        """The value of ``name``."""
+        ...
+
+
+class Recipient(Protocol):
+    """What a summary needs of the person and the message (the handlers'
+    unit of work is one; mail sits below the handlers and names none of them)."""
+
+    @property
+    def preferences(self) -> PreferenceValues:
+        """The person's preferences (``incoming``)."""
+        ...
+
+    @property
+    def message(self) -> ParsedMessage:
+        """The message being delivered."""
+        ...
+
+    @property
+    def address(self) -> str:
+        """The person's bare address."""
+        ...
+
+    @property
+    def calendar_address(self) -> str:
+        """Where generated mail comes from."""
+        ...
+
+    @property
+    def now(self) -> datetime:
+        """The time of the run."""
+        ...
+
+    def gettext(self, message: str) -> str:
+        """``message`` in the person's language."""
+        ...
+
+
+def deliveries_for(unit: Recipient, raw: bytes, notes: list[str]) -> list[bytes]:
     """The messages to deliver for ``raw`` given what was recorded."""
     choice = unit.preferences.get("incoming")
     if not notes or choice == "message-only":
@@ -38,7 +82,7 @@ def deliveries_for(unit: Unit, raw: bytes, notes: list[str]) -> list[bytes]:
     return orders.get(choice, [raw])
 
 
-def summary_message(unit: Unit, notes: list[str]) -> bytes:
+def summary_message(unit: Recipient, notes: list[str]) -> bytes:
     """A short text message to the user listing what changed."""
     title = unit.gettext("Calendar summary")
     subject = unit.message.subject

@@ -41,6 +41,16 @@ from imiptools.quota.limits import (
 )
 from imiptools.stores.names import is_verbatim, normalise_user
 
+#: The scheduling functions that use a quota (imiptools.scheduling.quota),
+#: each with the name of a quota group as its argument.
+CHECK_QUOTA = "check_quota"
+ACROSS_QUOTA = "schedule_across_quota"
+DELEGATE_QUOTA = "schedule_for_delegate"
+#: Those that record each booking of the resource in their quota (their
+#: confirmation steps write the records; imiptools.quota.sync derives the
+#: same records from the store).
+RECORDING_FUNCTIONS = frozenset({CHECK_QUOTA, ACROSS_QUOTA})
+
 BOOKING_FIELDS = 6
 #: The admin lists of a quota group, in the order ``quota show`` prints them.
 ADMIN_LISTS = ("limits", "groups", "exempt", "delegates", "tzid")

@@ -17,16 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from imiptools.functionlines import parse_function_lines
 from imiptools.quota.base import QuotaLedger
 from imiptools.quota.limits import QuotaBooking
-from imiptools.quota.model import parse_user
+from imiptools.quota.model import RECORDING_FUNCTIONS, parse_user
 from imiptools.records import UserRecords
-from imiptools.scheduling import parse_function_lines
-from imiptools.scheduling.quota import ACROSS, CHECK
 from imiptools.stores.base import ALL_TIME
 
 #: The functions whose bookings are recorded in their quota.
-RECORDING = frozenset({CHECK, ACROSS})
+RECORDING = RECORDING_FUNCTIONS
 
 
 def recorded_quotas(preference: Callable[[str], str]) -> list[str]:

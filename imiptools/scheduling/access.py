@@ -52,7 +52,8 @@ from typing import Literal
 
 from imiptools.i18n import N_
 from imiptools.itip.objects import address
-from imiptools.scheduling import Answer, Decision, Request, register
+from imiptools.scheduling.model import Answer, Decision, Request
+from imiptools.scheduling.registry import register
 
 Subject = Literal["organiser", "attendee", "anyone"]
 

@@ -22,13 +22,15 @@ every limit, made by :func:`alternative` from the limit's DECLINED decision:
   expand it (in its own zone), and those instances are what is checked.
 
 Every proposal is re-checked with :func:`~imiptools.scheduling.limits.check_limits`
-(no limit skipped) and must be free in ``request.busy``: fewer overlapping
+(no limit skipped) and must be free (``request.timeline``): fewer overlapping
 busy periods than the resource's capacity (:func:`capacity`, the ``N`` of its
 free/busy functions, default 1). A moved single event is searched for on the
 grid (``permitted_times``, or every quarter hour), jumping over closed hours
 and busy periods, for at most :data:`MAX_CANDIDATES` candidates and no later
 than ``now + booking_window`` (without one, :data:`DEFAULT_SEARCH` after the
-first candidate). The caller must load busy periods over :func:`search_span`.
+first candidate). Busy periods are fetched as the search reaches them when
+the request has ``busy_between``; a caller giving ``busy`` instead must give
+them over :func:`search_span`.
 
 A series is truncated only when it can be counted from its first instance:
 one RRULE, no RDATE or EXDATE, and the first instance to book is DTSTART
@@ -56,7 +58,6 @@ from imiptools.errors import CalendarDataError
 from imiptools.i18n import N_, N_plural
 from imiptools.itip.recurrence import Instance, Limits, expand
 from imiptools.itip.timing import start_zone
-from imiptools.scheduling import Answer, Decision, Request, parse_function_lines
 from imiptools.scheduling.counter import DEFAULT_GRID, DEFAULT_SEARCH
 from imiptools.scheduling.freebusy import capacity_of, describe
 from imiptools.scheduling.hours import (
@@ -66,6 +67,8 @@ from imiptools.scheduling.hours import (
     snap,
 )
 from imiptools.scheduling.limits import check_limits
+from imiptools.scheduling.model import Answer, Decision, Request
+from imiptools.scheduling.registry import parse_function_lines
 
 __all__ = [
     "INDEFINITE_COUNT",
@@ -162,7 +165,8 @@ def alternative(request: Request, declined: Decision) -> Decision | None:
 
 
 def search_span(request: Request) -> tuple[datetime, datetime]:
-    """The span over which the caller must load ``request.busy`` for :func:`alternative`.
+    """The span over which a caller giving ``request.busy`` (not ``busy_between``)
+    must give busy periods for :func:`alternative`.
 
     The instances' span, widened for a single event to every period the
     search may propose. Reads preferences and instances, never ``busy``.

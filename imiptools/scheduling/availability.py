@@ -2,7 +2,7 @@
 
 ``opening_hours`` may hold a VCALENDAR with one VAVAILABILITY whose
 AVAILABLE subcomponents repeat weekly (RFC 7953 §3.1, §3.1.1); each becomes
-:class:`~imiptools.scheduling.hours.Rule` objects of the line form. What a
+:class:`~imiptools.scheduling.opening.Rule` objects, as the line form does. What a
 weekly rule cannot say is refused with ValueError: COUNT, UNTIL, INTERVAL
 other than 1, RDATE, EXDATE, an AVAILABLE longer than a day, a VAVAILABILITY
 with DTEND or DURATION.
@@ -15,7 +15,7 @@ from typing import Any
 
 from icalendar import Calendar, Component
 
-from imiptools.scheduling.hours import _MINUTES_PER_DAY, DAYS, OpeningHours, Rule
+from imiptools.scheduling.opening import DAYS, MINUTES_PER_DAY, OpeningHours, Rule
 
 
 def opening_hours_from_vavailability(text: str, zone: tzinfo | None = None) -> OpeningHours:
@@ -102,15 +102,15 @@ def _available_rules(component: Component, zone: tzinfo | None) -> list[Rule]:
         raise ValueError("an AVAILABLE needs DTEND or DURATION")
     days = _weekly_days(component, start)
     first = start.hour * 60 + start.minute
-    last = first + (end.date() - start.date()).days * _MINUTES_PER_DAY
+    last = first + (end.date() - start.date()).days * MINUTES_PER_DAY
     last += end.hour * 60 + end.minute - first
-    if start.second or end.second or not first < last <= first + _MINUTES_PER_DAY:
+    if start.second or end.second or not first < last <= first + MINUTES_PER_DAY:
         raise ValueError("an AVAILABLE must last from one minute to one day")
     return _split_at_midnight(days, first, last)
 
 
 def _split_at_midnight(days: frozenset[int], start: int, end: int) -> list[Rule]:
-    if end <= _MINUTES_PER_DAY:
+    if end <= MINUTES_PER_DAY:
         return [Rule(days, start, end)]
     following = frozenset((day + 1) % 7 for day in days)
-    return [Rule(days, start, _MINUTES_PER_DAY), Rule(following, 0, end - _MINUTES_PER_DAY)]
+    return [Rule(days, start, MINUTES_PER_DAY), Rule(following, 0, end - MINUTES_PER_DAY)]

@@ -26,11 +26,12 @@ grid in words, '' without ``permitted_times``). A refusal is the decision of
 what went wrong for the requested period: ``conflict`` (busy),
 ``opening-hours``, ``permitted-times``, ``min-notice`` or ``past``.
 
-Busy periods beyond the request: :class:`~imiptools.scheduling.Request`
-holds only the busy periods over the instances' span. The caller must load
-them over :func:`search_span` (computed from a Request built with any
-``busy``), then build the Request with those; with fewer, proposals may
-clash with bookings the function did not see.
+Busy periods beyond the request: the search looks at busy periods well
+past the instances. A :class:`~imiptools.scheduling.Request` built with
+``busy_between`` fetches them as the search reaches them (the handler's
+way). A caller that gives ``busy`` instead must give them over
+:func:`search_span`; with fewer, proposals may clash with bookings the
+function did not see.
 """
 
 from __future__ import annotations
@@ -41,8 +42,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from imiptools.config import parse_duration
 from imiptools.i18n import N_
-from imiptools.periods import Period, Timeline
-from imiptools.scheduling import Answer, Decision, Request, parse_function_lines, register
+from imiptools.periods import Period, PeriodIndex
 from imiptools.scheduling.freebusy import (
     capacity_of,
     check_capacity,
@@ -58,6 +58,8 @@ from imiptools.scheduling.hours import (
     permitted_times_decision,
     snap,
 )
+from imiptools.scheduling.model import Answer, Decision, Request
+from imiptools.scheduling.registry import parse_function_lines, register
 
 __all__ = [
     "COUNTER_FUNCTIONS",
@@ -100,7 +102,7 @@ class _Policy:
 
     zone: tzinfo
     capacity: int
-    busy: Timeline
+    busy: PeriodIndex
     times: PermittedTimes | None
     hours: OpeningHours | None
     notice: timedelta | None
@@ -340,7 +342,8 @@ def delegated_limits(request: Request) -> frozenset[str]:
 
 
 def search_span(request: Request) -> tuple[datetime, datetime]:
-    """The span over which the caller must load busy periods into ``request.busy``.
+    """The span over which a caller giving ``request.busy`` must give busy periods
+    (one with ``busy_between`` need not: they are fetched as the functions ask).
 
     Reads the request's instances, ``now``, ``zone`` and preferences
     (``scheduling_function``, ``permitted_times``, ``booking_window``),

@@ -7,7 +7,8 @@ from datetime import datetime, tzinfo
 
 from imiptools.i18n import N_
 from imiptools.itip.recurrence import Instance
-from imiptools.scheduling import Answer, Decision, Request, register
+from imiptools.scheduling.model import Answer, Decision, Request
+from imiptools.scheduling.registry import register
 
 
 def describe(start: datetime, end: datetime, zone: tzinfo) -> str:

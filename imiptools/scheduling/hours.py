@@ -34,7 +34,9 @@ change repeats is its first occurrence; a time that a change skips is read
 with the offset before the gap (02:30 becomes 03:30 summer time).
 
 Instead of the line form, the preference may hold an RFC 7953 VCALENDAR
-with one VAVAILABILITY (see :mod:`imiptools.scheduling.availability`).
+with one VAVAILABILITY (see :mod:`imiptools.scheduling.availability`);
+:func:`parse_opening` reads either into the same
+:class:`~imiptools.scheduling.opening.OpeningHours`.
 
 :func:`opening_hours_limit` and :func:`permitted_times_limit` are event
 limits in the shape of :mod:`imiptools.scheduling.limits`.
@@ -43,14 +45,15 @@ limits in the shape of :mod:`imiptools.scheduling.limits`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from imiptools.i18n import N_
 from imiptools.itip.recurrence import Instance
-from imiptools.scheduling import Answer, Decision, Request
+from imiptools.scheduling.availability import opening_hours_from_vavailability
 from imiptools.scheduling.freebusy import describe
+from imiptools.scheduling.model import Answer, Decision, Request, add_request_status
+from imiptools.scheduling.opening import DAYS, MINUTES_PER_DAY, OpeningHours, Rule
 
 __all__ = [
     "DAYS",
@@ -72,11 +75,8 @@ __all__ = [
 #: 3.5 "Invalid date or time": DTSTART or DTEND falls outside the opening
 #: hours or off the grid of permitted times.
 REQUEST_STATUS: dict[str, str] = {"opening-hours": "3.5", "permitted-times": "3.5"}
+add_request_status(REQUEST_STATUS)
 
-#: RFC 5545 §3.3.10 weekday names, Monday first (``date.weekday()`` order).
-DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-
-_MINUTES_PER_DAY = 24 * 60
 _TIME = re.compile(r"(\d{1,2}):(\d{2})")
 _NUMBERS = re.compile(r"\d{1,2}(,\d{1,2})*")
 
@@ -85,13 +85,6 @@ def _require_aware(moment: datetime) -> tzinfo:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"naive datetime {moment!r}")
     return moment.tzinfo
-
-
-def _wall_to_utc(day: date, minute: int, zone: tzinfo) -> datetime:
-    """The instant of ``minute`` minutes after local midnight of ``day`` (1440 is the
-    next midnight), ambiguous times read as their first occurrence."""
-    wall = datetime.combine(day, time()) + timedelta(minutes=minute)
-    return wall.replace(tzinfo=zone).astimezone(UTC)
 
 
 def _exists(wall: datetime, zone: tzinfo, fold: int) -> datetime | None:
@@ -195,96 +188,7 @@ def parse_permitted_times(text: str) -> PermittedTimes | None:
     )
 
 
-# -- opening hours -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rule:
-    """Open on ``days`` (0 is Monday) from ``start`` to ``end`` minutes after midnight
-    (``0 <= start < end <= 1440``), local time."""
-
-    days: frozenset[int]
-    start: int
-    end: int
-
-    def describe(self) -> str:
-        """``MO-FR 08:00-18:00``."""
-        return f"{_describe_days(self.days)} {_hhmm(self.start)}-{_hhmm(self.end)}"
-
-
-def _hhmm(minute: int) -> str:
-    return f"{minute // 60:02d}:{minute % 60:02d}"
-
-
-def _describe_days(days: frozenset[int]) -> str:
-    """Runs of three or more days as ranges (``MO-FR,SU``), others as a list."""
-    runs: list[list[int]] = []
-    for day in sorted(days):
-        if runs and runs[-1][-1] == day - 1:
-            runs[-1].append(day)
-        else:
-            runs.append([day])
-    parts = []
-    for run in runs:
-        names = [DAYS[day] for day in run]
-        parts.append(f"{names[0]}-{names[-1]}" if len(run) > 2 else ",".join(names))
-    return ",".join(parts)
-
-
-def _merge(intervals: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    """Sorted, with overlapping or touching intervals joined; empty ones dropped."""
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in sorted(intervals):
-        if end <= start:
-            continue
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-@dataclass(frozen=True)
-class OpeningHours:
-    """Weekly opening hours: the union of the rules, in the resource's local time."""
-
-    rules: tuple[Rule, ...]
-
-    def describe(self) -> str:
-        """``MO-FR 08:00-18:00, SA 09:00-13:00``: the rules, in order."""
-        return ", ".join(rule.describe() for rule in self.rules)
-
-    def periods_around(
-        self, start: datetime, end: datetime, zone: tzinfo
-    ) -> list[tuple[datetime, datetime]]:
-        """Merged aware UTC open intervals of every local day from the day before
-        ``start``'s to the day after ``end``'s, not clipped (those reaching past
-        that span are cut at its edge)."""
-        day = start.astimezone(zone).date() - timedelta(days=1)
-        last = end.astimezone(zone).date() + timedelta(days=1)
-        raw = []
-        while day <= last:
-            for rule in self.rules:
-                if day.weekday() in rule.days:
-                    raw.append(
-                        (_wall_to_utc(day, rule.start, zone), _wall_to_utc(day, rule.end, zone))
-                    )
-            day += timedelta(days=1)
-        return _merge(raw)
-
-    def intervals(
-        self, start: datetime, end: datetime, zone: tzinfo
-    ) -> list[tuple[datetime, datetime]]:
-        """The open time within ``[start, end)``: aware UTC intervals, merged, clipped."""
-        return [
-            (max(s, start).astimezone(UTC), min(e, end).astimezone(UTC))
-            for s, e in self.periods_around(start, end, zone)
-            if s < end and start < e
-        ]
-
-    def contains(self, start: datetime, end: datetime, zone: tzinfo) -> bool:
-        """Whether ``[start, end]`` lies inside one (merged) open interval."""
-        return any(s <= start and end <= e for s, e in self.periods_around(start, end, zone))
+# -- opening hours: the line form --------------------------------------------
 
 
 def _parse_days(text: str) -> frozenset[int]:
@@ -304,7 +208,7 @@ def _parse_minute(text: str, end: bool) -> int:
         raise ValueError(f"expected HH:MM, not {text!r}")
     hour, minute = int(match[1]), int(match[2])
     if end and (hour, minute) == (24, 0):
-        return _MINUTES_PER_DAY
+        return MINUTES_PER_DAY
     if hour > 23 or minute > 59:
         raise ValueError(f"no such time {text!r}")
     return hour * 60 + minute
@@ -347,7 +251,7 @@ def parse_opening_hours(text: str) -> OpeningHours:
     return OpeningHours(tuple(rules))
 
 
-# -- RFC 7953 VAVAILABILITY --------------------------------------------------
+# -- either form -------------------------------------------------------------
 
 
 def parse_opening(text: str, zone: tzinfo | None = None) -> OpeningHours | None:
@@ -357,8 +261,6 @@ def parse_opening(text: str, zone: tzinfo | None = None) -> OpeningHours | None:
     if not text:
         return None
     if text.upper().startswith("BEGIN:VCALENDAR"):
-        from imiptools.scheduling.availability import opening_hours_from_vavailability
-
         return opening_hours_from_vavailability(text, zone)
     return parse_opening_hours(text)
 

@@ -31,10 +31,19 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from imiptools.config import parse_duration
-from imiptools.i18n import N_, N_plural, Translator
+from imiptools.i18n import N_, N_plural
 from imiptools.itip.recurrence import Instance
-from imiptools.scheduling import Answer, Decision, Request, Words, misconfigured
 from imiptools.scheduling.freebusy import describe
+from imiptools.scheduling.hours import opening_hours_limit, permitted_times_limit
+from imiptools.scheduling.model import (
+    Answer,
+    Decision,
+    Request,
+    Words,
+    add_request_status,
+    describe_duration,
+    misconfigured,
+)
 
 __all__ = [
     "LIMITS",
@@ -77,6 +86,7 @@ REQUEST_STATUS: dict[str, str] = {
     "frequency": "3.6",
     "periods-per-interval": "3.6",
 }
+add_request_status(REQUEST_STATUS)
 
 #: English names of the RFC 5545 §3.3.10 FREQ values, for the reason text.
 FREQUENCY_WORDS: dict[str, str] = {
@@ -89,14 +99,6 @@ FREQUENCY_WORDS: dict[str, str] = {
     "YEARLY": N_("every year"),
 }
 
-_UNITS = (
-    (N_plural("{count} day", "{count} days"), 86400),
-    (N_plural("{count} hour", "{count} hours"), 3600),
-    (N_plural("{count} minute", "{count} minutes"), 60),
-    (N_plural("{count} second", "{count} seconds"), 1),
-)
-MINUS = N_("minus {duration}")
-
 MAX_INSTANCES = N_plural(
     "the resource can be booked for at most {count} instance of a series",
     "the resource can be booked for at most {count} instances of a series",
@@ -108,33 +110,6 @@ PERIODS_PER_INTERVAL = N_plural(
 
 
 # -- helpers -----------------------------------------------------------------
-
-
-def describe_duration(duration: timedelta, translator: Translator | None = None) -> str:
-    """Words for ``duration``: ``4 hours``, ``1 day 2 hours``, ``30 minutes``.
-
-    Whole days, hours, minutes and seconds, largest first, zero parts left
-    out (microseconds are dropped); ``0 seconds`` for zero; a negative
-    duration is prefixed with ``minus``. In the translator's language when
-    one is given.
-    """
-    seconds = int(abs(duration).total_seconds())
-    parts = []
-    for (singular, plural), size in _UNITS:
-        amount, seconds = divmod(seconds, size)
-        if amount:
-            parts.append(_plural(translator, singular, plural, amount).format(count=amount))
-    text = " ".join(parts) or _plural(translator, *_UNITS[-1][0], 0).format(count=0)
-    if duration < timedelta(0):
-        minus = translator.gettext(MINUS) if translator else MINUS
-        return minus.format(duration=text)
-    return text
-
-
-def _plural(translator: Translator | None, singular: str, plural: str, count: int) -> str:
-    if translator is not None:
-        return translator.ngettext(singular, plural, count)
-    return singular if count == 1 else plural
 
 
 def _duration_params(text: str, limit: timedelta) -> dict[str, object]:
@@ -388,12 +363,10 @@ LIMITS: tuple[tuple[str, Limit], ...] = (
 
 def all_limits() -> tuple[tuple[str, Limit], ...]:
     """:data:`LIMITS`, then the time-of-day limits of :mod:`.hours`, in order."""
-    from imiptools.scheduling import hours
-
     return (
         *LIMITS,
-        ("permitted_times", hours.permitted_times_limit),
-        ("opening_hours", hours.opening_hours_limit),
+        ("permitted_times", permitted_times_limit),
+        ("opening_hours", opening_hours_limit),
     )
 
 

@@ -54,8 +54,17 @@ from imiptools.quota.limits import (
     usage,
     window_of,
 )
-from imiptools.quota.model import QuotaState, parse_user
-from imiptools.scheduling import (
+from imiptools.quota.model import (
+    ACROSS_QUOTA,
+    CHECK_QUOTA,
+    DELEGATE_QUOTA,
+    RECORDING_FUNCTIONS,
+    QuotaState,
+    parse_user,
+)
+from imiptools.scheduling.alternatives import shortened, truncated
+from imiptools.scheduling.freebusy import clashes, describe, tolerated
+from imiptools.scheduling.model import (
     Answer,
     Booking,
     Count,
@@ -63,17 +72,14 @@ from imiptools.scheduling import (
     Phrase,
     Request,
     Words,
-    register,
-    register_confirmation,
-    register_retraction,
+    add_request_status,
 )
-from imiptools.scheduling.alternatives import shortened, truncated
-from imiptools.scheduling.freebusy import clashes, describe, tolerated
+from imiptools.scheduling.registry import register, register_confirmation, register_retraction
 from imiptools.stores.names import is_verbatim
 
-CHECK = "check_quota"
-ACROSS = "schedule_across_quota"
-DELEGATE = "schedule_for_delegate"
+CHECK = CHECK_QUOTA
+ACROSS = ACROSS_QUOTA
+DELEGATE = DELEGATE_QUOTA
 #: The functions whose first argument names a quota group.
 QUOTA_FUNCTIONS = frozenset({CHECK, ACROSS, DELEGATE})
 #: The shortest instance a quota counter-proposal offers.
@@ -81,6 +87,7 @@ SHORTEST_OFFER = timedelta(minutes=15)
 
 #: REQUEST-STATUS numbers (RFC 5546 §3.6) of this module's declines, by code.
 REQUEST_STATUS: dict[str, str] = {"quota": "3.8", "quota-overlap": "3.8"}
+add_request_status(REQUEST_STATUS)
 
 BOOKINGS = N_plural("{count} booking", "{count} bookings")
 YOU = N_("you")
@@ -425,6 +432,6 @@ def record(booking: Booking, args: Sequence[str]) -> None:
 
 add_to_quota = record
 remove_from_quota = record
-for _name in (CHECK, ACROSS):
+for _name in sorted(RECORDING_FUNCTIONS):
     register_confirmation(_name)(add_to_quota)
     register_retraction(_name)(remove_from_quota)

@@ -1,0 +1,112 @@
+"""The engine (imiptools.scheduling.engine): limits, then the functions.
+
+:func:`~imiptools.scheduling.schedule` is what the resource handler calls:
+a broken event limit decides first (declined, or countered under
+``limit_action counter``), then a truncated expansion, then the configured
+lines. A request with ``busy_between`` fetches busy periods as the
+functions ask, so no caller computes a search span.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from icalendar import Event
+
+from imiptools.itip.recurrence import Instance
+from imiptools.periods import Period
+from imiptools.scheduling import Answer, Request, schedule
+
+NOW = datetime(2030, 1, 7, 8, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+NEXT = "schedule_next_available_in_freebusy"
+
+
+def request(
+    start: datetime,
+    end: datetime,
+    busy: list[Period] | None = None,
+    calls: list[tuple[datetime, datetime]] | None = None,
+    truncated: str = "",
+    **values: str,
+) -> Request:
+    """One instance [start, end); busy periods fetched lazily when ``calls`` is given."""
+    periods = busy or []
+
+    def fetch(low: datetime, high: datetime) -> list[Period]:
+        assert calls is not None
+        calls.append((low, high))
+        return [p for p in periods if p.overlaps(low, high)]
+
+    return Request(
+        resource="room@example.com",
+        organiser="alice@example.com",
+        uid="e@example.com",
+        summary="Meeting",
+        instances=[Instance(start, end, "", Event(), False)],
+        busy=periods if calls is None else (),
+        now=NOW,
+        zone=UTC,
+        truncated=bool(truncated),
+        preference=lambda name: values.get(name, ""),
+        busy_between=None if calls is None else fetch,
+        truncation=truncated,
+    )
+
+
+def test_a_broken_limit_decides_before_the_functions() -> None:
+    start = NOW + 24 * HOUR
+    decision = schedule(request(start, start + 3 * HOUR, max_duration="PT2H"))
+    assert (decision.answer, decision.code) == (Answer.DECLINED, "max-duration")
+    assert decision.verdicts == (("max_duration", "DECLINED", "max-duration"),)
+
+
+def test_a_broken_limit_is_countered_under_limit_action_counter() -> None:
+    start = NOW + 24 * HOUR
+    decision = schedule(
+        request(start, start + 3 * HOUR, max_duration="PT2H", limit_action="counter")
+    )
+    assert (decision.answer, decision.code) == (Answer.COUNTER, "counter")
+    assert (decision.params["start"], decision.params["end"]) == (start, start + 2 * HOUR)
+    assert decision.verdicts == (("max_duration", "COUNTER", "counter"),)
+
+
+def test_a_truncated_expansion_is_declined_after_the_limits() -> None:
+    start = NOW + 24 * HOUR
+    decision = schedule(request(start, start + HOUR, truncated="instance cap 200"))
+    assert (decision.answer, decision.code) == (Answer.DECLINED, "too-many-instances")
+    assert decision.text() == "the event recurs too often to be checked (instance cap 200)"
+    limited = schedule(request(start, start + 3 * HOUR, truncated="x", max_duration="PT1H"))
+    assert limited.code == "max-duration"
+
+
+def test_the_functions_run_without_a_limit_broken() -> None:
+    start = NOW + 24 * HOUR
+    taken = [Period(start, start + HOUR, "other")]
+    lines = "schedule_in_freebusy"
+    decision = schedule(request(start, start + HOUR, taken, scheduling_function=lines))
+    assert (decision.answer, decision.code) == (Answer.DECLINED, "conflict")
+    assert decision.verdicts == (("schedule_in_freebusy", "DECLINED", "conflict"),)
+    assert schedule(request(start, start + HOUR, taken), []).answer is Answer.ACCEPTED
+
+
+def test_busy_periods_are_fetched_as_the_functions_ask() -> None:
+    start = NOW + 24 * HOUR
+    taken = [Period(start, start + 10 * HOUR, "other")]
+    calls: list[tuple[datetime, datetime]] = []
+    lazy = request(start, start + HOUR, taken, calls)
+    decision = schedule(lazy, [(NEXT, [])])
+    assert decision.answer is Answer.COUNTER
+    assert decision.params["start"] == start + 10 * HOUR
+    assert calls[0] == (start, start + HOUR)  # the instance first, then as far as the search went
+    assert max(high for _, high in calls) >= start + 11 * HOUR
+    eager = schedule(request(start, start + HOUR, taken), [(NEXT, [])])
+    assert eager.params == decision.params
+
+
+def test_a_free_request_fetches_its_own_span_only() -> None:
+    start = NOW + 24 * HOUR
+    calls: list[tuple[datetime, datetime]] = []
+    lines = [(NEXT, [])]
+    assert schedule(request(start, start + HOUR, [], calls), lines).answer is Answer.ACCEPTED
+    assert calls == [(start, start + HOUR)]
