@@ -23,7 +23,14 @@ from imiptools.i18n import N_
 from imiptools.scheduling.alternatives import alternative
 from imiptools.scheduling.counter import delegated_limits
 from imiptools.scheduling.limits import check_limits
-from imiptools.scheduling.model import Answer, Booking, Decision, Request, misconfigured
+from imiptools.scheduling.model import (
+    Answer,
+    Booking,
+    BusyUnreadable,
+    Decision,
+    Request,
+    misconfigured,
+)
 from imiptools.scheduling.registry import Step, lookup, parse_function_lines
 
 __all__ = ["decide", "limited", "run_steps", "schedule"]
@@ -39,8 +46,17 @@ def schedule(request: Request, lines: Lines | None = None) -> Decision:
     one decided by :func:`limited`; a ``truncated`` request declined
     (``too-many-instances``: its instances could not all be checked); then
     :func:`decide` over ``lines``, by default the ``scheduling_function``
-    preference (validated when read, so that it parses).
+    preference (validated when read, so that it parses). An error fetching
+    busy periods (``request.busy_between``) is raised as it was raised there,
+    never turned into a decision.
     """
+    try:
+        return _schedule(request, lines)
+    except BusyUnreadable as exc:
+        raise exc.error  # noqa: B904 (the error itself, with its own traceback)
+
+
+def _schedule(request: Request, lines: Lines | None) -> Decision:
     broken = check_limits(request, skip=delegated_limits(request))
     if broken is not None:
         return limited(request, broken)

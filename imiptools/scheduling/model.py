@@ -32,6 +32,7 @@ __all__ = [
     "Answer",
     "Booking",
     "BusyBetween",
+    "BusyUnreadable",
     "Count",
     "Decision",
     "Phrase",
@@ -230,6 +231,20 @@ def misconfigured(name: str, why: str) -> Decision:
 BusyBetween = Callable[[datetime, datetime], Sequence[Period]]
 
 
+class BusyUnreadable(Exception):
+    """Fetching busy periods for :attr:`Request.timeline` failed with ``error``.
+
+    Not a ValueError: the policies treat those as a bad preference (the
+    resource "misconfigured"), while trouble reading the store must reach
+    the program (75, the MTA retries). :func:`~.engine.schedule` raises
+    ``error`` itself again.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _no_preference(name: str) -> str:
     return ""
 
@@ -295,7 +310,14 @@ class Request:
                 min(instance.start for instance in self.instances),
                 max(instance.end for instance in self.instances),
             )
-        return FetchingTimeline(lambda start, end: busy_only(fetch(start, end)), first)
+
+        def fetched(start: datetime, end: datetime) -> list[Period]:
+            try:
+                return busy_only(fetch(start, end))
+            except Exception as exc:
+                raise BusyUnreadable(exc) from exc
+
+        return FetchingTimeline(fetched, first)
 
 
 @dataclass(frozen=True)

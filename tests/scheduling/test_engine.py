@@ -9,10 +9,13 @@ functions ask, so no caller computes a search span.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from icalendar import Event
 
+from imiptools.errors import StoreUnavailable
 from imiptools.itip.recurrence import Instance
 from imiptools.periods import Period
 from imiptools.scheduling import Answer, Request, schedule
@@ -110,3 +113,16 @@ def test_a_free_request_fetches_its_own_span_only() -> None:
     lines = [(NEXT, [])]
     assert schedule(request(start, start + HOUR, [], calls), lines).answer is Answer.ACCEPTED
     assert calls == [(start, start + HOUR)]
+
+
+@pytest.mark.parametrize("error", [ValueError("bad line"), StoreUnavailable("disk gone")])
+def test_trouble_fetching_busy_periods_is_raised_not_decided(error: Exception) -> None:
+    start = NOW + 24 * HOUR
+
+    def broken(low: datetime, high: datetime) -> list[Period]:
+        raise error
+
+    lazy = replace(request(start, start + HOUR, [], []), busy_between=broken)
+    with pytest.raises(type(error)) as raised:
+        schedule(lazy, [("schedule_in_freebusy", [])])
+    assert raised.value is error  # not "misconfigured", which would be stored and answered
