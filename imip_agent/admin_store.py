@@ -134,15 +134,24 @@ def _make_freebusy(args: argparse.Namespace, settings: Settings) -> str:
     users = selected_users(args, site)
     functions = refresh_functions(args, site)
     now = now_from(args)
+    counts = maintenance.Refreshed()
     for user in with_progress(users, "make-freebusy"):
         with maintenance.locked_records(site, user, now) as records:
             for function in functions:
-                function(records)
-    return _summary(args, f"free/busy {'reset' if args.reset else 'refreshed'}", len(users))
+                done = function(records)
+                if isinstance(done, maintenance.Refreshed):
+                    counts += done
+    if args.reset:
+        return _summary(args, "free/busy reset", len(users))
+    events = (
+        f": {counts.derived} event(s) re-derived, {counts.skipped} unchanged since the last"
+        f" run (skipped), {counts.failed} unreadable"
+    )
+    return _summary(args, "free/busy refreshed", len(users), events)
 
 
-def _summary(args: argparse.Namespace, what: str, users: int) -> str:
-    return f"{what} for {users} user(s)\n" if wants_summary(args) else ""
+def _summary(args: argparse.Namespace, what: str, users: int, details: str = "") -> str:
+    return f"{what} for {users} user(s){details}\n" if wants_summary(args) else ""
 
 
 # -- expire-offers, purge ----------------------------------------------------------

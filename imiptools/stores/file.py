@@ -19,6 +19,7 @@ e.g. ``mailto:room@example.com``)::
     freebusy-offers                     periods offered in our COUNTERs, with expiry
     decisions.log                       the resource's decisions, one JSON object a line
     requests                            "uid<TAB>rid<TAB>kind" lines, escaped
+    memos/<name>                        what a maintenance job derived (may be removed)
 
 Names: every ``<uid>``, ``<rid>``, ``<attendee>`` and ``<other>`` is
 :func:`~imiptools.stores.names.safe_component` of the real text. When that
@@ -126,6 +127,8 @@ STAGED = ".staged"
 #: How far from its end the decision log is searched for a replayed line.
 LOG_TAIL = 1 << 20
 REQUESTS = "requests"
+MEMOS = "memos"
+_MEMO_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 #: Periods touching more monthly buckets than this go to :data:`LONG_BUCKET`.
 MAX_MONTHS = 12
@@ -763,6 +766,25 @@ class FileStore(Store):
             remove_file(path)
             return
         atomic_write(path, _join("\t".join(map(escape_field, item)) for item in items))
+
+    # -- memos (memos/<name>) ---------------------------------------------------
+
+    def _memo(self, user: str, name: str) -> Path:
+        if _MEMO_NAME.fullmatch(name) is None:
+            raise ValueError(f"not a memo name: {name[:80]!r}")
+        return self._user_dir(user) / MEMOS / name
+
+    def get_memo(self, user: str, name: str) -> str | None:
+        return read_text(self._memo(user, name))
+
+    def set_memo(self, user: str, name: str, text: str | None) -> None:
+        """Write (atomically) or remove ``memos/<name>``."""
+        path = self._memo(user, name)
+        if text is None:
+            remove_file(path)
+        else:
+            self._ensure_user(user)
+            atomic_write(path, text)
 
 
 def _parse_request(line: str) -> tuple[str, str, str]:
