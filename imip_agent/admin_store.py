@@ -39,10 +39,12 @@ from imiptools.site import Site
 MAKE_FREEBUSY = """\
 Re-derive each user's free/busy from the stored events over the window
 around now, so that instances of indefinitely recurring events that have
-come into the window become busy (the original's make_freebusy.py). With
---reset, regenerate the user's whole free/busy, dropping periods of events
-that are not stored. Takes each user's lock in turn; idempotent; quiet
-unless on a terminal or -v.
+come into the window become busy (the original's make_freebusy.py). An
+event whose free/busy cannot have changed since the last run (its records
+unchanged, no instance entering or leaving the window) is skipped; -v says
+how many were. With --reset, regenerate the user's whole free/busy,
+dropping periods of events that are not stored. Takes each user's lock in
+turn; idempotent; quiet unless on a terminal or -v.
 
 example:
   imip-admin -c /etc/imip-agent/imip-agent.toml make-freebusy --all
