@@ -279,8 +279,10 @@ def deferred_directory_syncs() -> Iterator[None]:
     So a caller may use it only where something already durable makes a
     redo converge from any such subset: the file store's apply of a
     committed transaction (its ``.txn`` record is removed only after the
-    block). If the block raises, nothing more is synced: the record stays
-    and is applied again. Blocks nest (the outer one syncs).
+    block). A step whose redo depends on earlier steps being durable puts
+    :func:`sync_deferred_directories` before it. If the block raises,
+    nothing more is synced: the record stays and is applied again. Blocks
+    nest (the outer one syncs).
     """
     if _DEFERRED.get() is not None:
         yield
@@ -293,6 +295,18 @@ def deferred_directory_syncs() -> Iterator[None]:
         _DEFERRED.reset(token)
     for path in deferred:
         _sync_if_present(path)
+
+
+def sync_deferred_directories() -> None:
+    """Inside :func:`deferred_directory_syncs`, make every rename and
+    removal so far durable now (a barrier: for a step that must not become
+    durable before the earlier ones); outside one, nothing to do."""
+    deferred = _DEFERRED.get()
+    if not deferred:
+        return
+    for path in list(deferred):
+        _sync_if_present(path)
+    deferred.clear()
 
 
 def _sync_if_present(path: Path) -> None:

@@ -351,3 +351,16 @@ def test_a_removal_need_not_be_durable(tmp_path: Path, synced: list[str]) -> Non
     (tmp_path / "a").write_text("a")
     remove_file(tmp_path / "a", durable=False)
     assert not (tmp_path / "a").exists() and synced == []
+
+
+def test_a_barrier_makes_the_batch_so_far_durable(tmp_path: Path, synced: list[str]) -> None:
+    (tmp_path / "d").mkdir()
+    with fileutil.deferred_directory_syncs():
+        atomic_write(tmp_path / "d" / "a", "a")
+        fileutil.sync_deferred_directories()
+        assert synced[-1] == "dir d"
+        atomic_write(tmp_path / "d" / "b", "b")
+        assert synced[-1].startswith("file ")
+    assert synced[-1] == "dir d" and synced.count("dir d") == 2
+    fileutil.sync_deferred_directories()  # outside a batch: nothing to do
+    assert len(synced) == 4

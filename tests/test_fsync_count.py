@@ -158,3 +158,21 @@ def test_a_quota_booking_adds_its_pending_record(tmp_path: Path) -> None:
         "dir journal/rooms/bookings": 1,
     }
     assert sum(found.values()) == 13 + 5
+
+
+def test_moving_a_booking_to_another_month_syncs_before_the_index_forgets(
+    tmp_path: Path,
+) -> None:
+    """The index that no longer names January is written only once
+    January's file without the booking is durable: one more fsync of
+    ``freebusy/`` (and of what else waited), nothing more."""
+    agent = _prepared(tmp_path)
+    fsyncs(agent, _request(agent, "m", "20300108T100000Z", "20300108T110000Z"))
+    event = vevent("m", "20300205T100000Z", "20300205T110000Z", attendees=(ROOM,), sequence=1)
+    message = imip_message(calendar_text(event), to=ROOM, message_id="<m-1@example.com>")
+    found = fsyncs(agent, message)
+    assert found[f"file {USER_DIR}/freebusy/*"] == 2  # January without it, February with it
+    assert found[f"file {USER_DIR}/freebusy-index/*"] == 2  # both months, then February
+    assert found[f"dir {USER_DIR}/freebusy"] == 1
+    assert found[f"dir {USER_DIR}/freebusy-index"] == 2  # the union, then the shrink
+    assert sum(found.values()) == 16

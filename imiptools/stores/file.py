@@ -89,6 +89,7 @@ from imiptools.fileutil import (
     remove_empty_directory,
     remove_file,
     resolve_root,
+    sync_deferred_directories,
     write_new_file,
 )
 from imiptools.lock import file_lock
@@ -625,6 +626,9 @@ class FileStore(Store):
         for name in sorted(affected):
             self._rewrite_bucket(base / FREEBUSY, name, marker, new.get(name, set()))
         if new.keys() != affected:
+            # Durable before the index forgets a bucket (in a batched apply,
+            # a redo could not find the lines left there otherwise).
+            sync_deferred_directories()
             _write_index(index, uid, set(new))
 
     def _rewrite_bucket(self, directory: Path, name: str, marker: str, lines: set[str]) -> None:
