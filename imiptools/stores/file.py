@@ -669,8 +669,14 @@ class FileStore(Store):
                 remove_file(index_dir / name)
 
     def freebusy_uids(self, user: str) -> Iterator[str]:
+        """The uids with an index: a verbatim name is its uid (see
+        :func:`~imiptools.stores.names.safe_component`), a hashed one's is
+        read from the index's first line."""
         directory = self._user_dir(user) / FREEBUSY_INDEX
         for name in filter(is_safe_component, list_names(directory)):
+            if is_verbatim(name):
+                yield name
+                continue
             header = (read_text(directory / name) or "").split("\n", 1)[0]
             if header.startswith(_INDEX_HEADER):
                 yield unescape_field(header[len(_INDEX_HEADER) :])
