@@ -39,10 +39,12 @@ from imiptools.site import Site
 MAKE_FREEBUSY = """\
 Re-derive each user's free/busy from the stored events over the window
 around now, so that instances of indefinitely recurring events that have
-come into the window become busy (the original's make_freebusy.py). With
---reset, regenerate the user's whole free/busy, dropping periods of events
-that are not stored. Takes each user's lock in turn; idempotent; quiet
-unless on a terminal or -v.
+come into the window become busy (the original's make_freebusy.py). An
+event whose free/busy cannot have changed since the last run (its records
+unchanged, no instance entering or leaving the window) is skipped; -v says
+how many were. With --reset, regenerate the user's whole free/busy,
+dropping periods of events that are not stored. Takes each user's lock in
+turn; idempotent; quiet unless on a terminal or -v.
 
 example:
   imip-admin -c /etc/imip-agent/imip-agent.toml make-freebusy --all
@@ -134,15 +136,24 @@ def _make_freebusy(args: argparse.Namespace, settings: Settings) -> str:
     users = selected_users(args, site)
     functions = refresh_functions(args, site)
     now = now_from(args)
+    counts = maintenance.Refreshed()
     for user in with_progress(users, "make-freebusy"):
         with maintenance.locked_records(site, user, now) as records:
             for function in functions:
-                function(records)
-    return _summary(args, f"free/busy {'reset' if args.reset else 'refreshed'}", len(users))
+                done = function(records)
+                if isinstance(done, maintenance.Refreshed):
+                    counts += done
+    if args.reset:
+        return _summary(args, "free/busy reset", len(users))
+    events = (
+        f": {counts.derived} event(s) re-derived, {counts.skipped} unchanged since the last"
+        f" run (skipped), {counts.failed} unreadable"
+    )
+    return _summary(args, "free/busy refreshed", len(users), events)
 
 
-def _summary(args: argparse.Namespace, what: str, users: int) -> str:
-    return f"{what} for {users} user(s)\n" if wants_summary(args) else ""
+def _summary(args: argparse.Namespace, what: str, users: int, details: str = "") -> str:
+    return f"{what} for {users} user(s){details}\n" if wants_summary(args) else ""
 
 
 # -- expire-offers, purge ----------------------------------------------------------

@@ -32,6 +32,9 @@ Contracts:
   by the process umask (the admin chooses who may read the store).
 * Missing parent directories are created, and the parent of each new
   directory is fsynced.
+* Directory fsyncs may be batched: inside :func:`deferred_directory_syncs`
+  each directory touched is fsynced once, at the end (see there for when
+  that is safe).
 * Text is UTF-8 encoded with ``surrogatepass``, so that any Python ``str``
   (even one carrying lone surrogates from a badly encoded message) is stored
   and read back unchanged.
@@ -49,6 +52,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 from imiptools.errors import StoreUnavailable, SymlinkRefused
@@ -234,14 +238,82 @@ def _directory(path: Path, create: bool = False, flags: int = _WALK) -> Iterator
             os.close(descriptor)
 
 
+#: The directories whose fsync :func:`deferred_directory_syncs` put off (in
+#: order, each once); None outside such a block. A context variable, so that
+#: threads (and tasks) of one process never share a batch.
+_DEFERRED: ContextVar[dict[Path, None] | None] = ContextVar("deferred_syncs", default=None)
+
+
 def _sync(directory: int, path: Path) -> None:
-    """fsync the directory open (readable) as ``directory``; EINVAL (not
+    """fsync the directory open (readable) as ``directory`` (see
+    :func:`deferred_directory_syncs` for when it is put off); EINVAL (not
     supported by the filesystem) is fine."""
+    deferred = _DEFERRED.get()
+    if deferred is not None:
+        deferred[path] = None
+        return
+    _fsync(directory, path)
+
+
+def _fsync(directory: int, path: Path) -> None:
     try:
         os.fsync(directory)
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             raise _unavailable("sync directory", path, exc) from exc
+
+
+@contextlib.contextmanager
+def deferred_directory_syncs() -> Iterator[None]:
+    """Put off the directory fsyncs of the writes in the block, and make
+    each directory's entries durable once when the block ends.
+
+    Inside the block, :func:`atomic_write`, :func:`move_file` and
+    :func:`remove_file` still fsync every file's data before renaming it
+    into place (so each file is always a complete old or new version), but
+    a rename or removal becomes durable only at the end of the block, when
+    every directory touched is fsynced once (a directory removed meanwhile
+    is skipped: its parent's fsync covers that). Until then a power failure
+    may keep any subset of the block's renames and removals.
+
+    So a caller may use it only where something already durable makes a
+    redo converge from any such subset: the file store's apply of a
+    committed transaction (its ``.txn`` record is removed only after the
+    block). A step whose redo depends on earlier steps being durable puts
+    :func:`sync_deferred_directories` before it. If the block raises,
+    nothing more is synced: the record stays and is applied again. Blocks
+    nest (the outer one syncs).
+    """
+    if _DEFERRED.get() is not None:
+        yield
+        return
+    deferred: dict[Path, None] = {}
+    token = _DEFERRED.set(deferred)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+    for path in deferred:
+        _sync_if_present(path)
+
+
+def sync_deferred_directories() -> None:
+    """Inside :func:`deferred_directory_syncs`, make every rename and
+    removal so far durable now (a barrier: for a step that must not become
+    durable before the earlier ones); outside one, nothing to do."""
+    deferred = _DEFERRED.get()
+    if not deferred:
+        return
+    for path in list(deferred):
+        _sync_if_present(path)
+    deferred.clear()
+
+
+def _sync_if_present(path: Path) -> None:
+    """fsync directory ``path`` unless it has gone (see :func:`fsync_directory`)."""
+    with _directory(path, flags=_READ) as descriptor:
+        if descriptor is not None:
+            _fsync(descriptor, path)
 
 
 def _open_in(directory: int, path: Path, flags: int, mode: int, action: str) -> int:
@@ -258,7 +330,8 @@ def _open_in(directory: int, path: Path, flags: int, mode: int, action: str) -> 
 
 
 def fsync_directory(path: Path) -> None:
-    """Make the entries of directory ``path`` (renames, removals) durable.
+    """Make the entries of directory ``path`` (renames, removals) durable,
+    now (never deferred: callers use it to order one step before the next).
 
     Filesystems that cannot fsync a directory (EINVAL) are tolerated; a
     missing directory raises :class:`StoreUnavailable`.
@@ -266,7 +339,7 @@ def fsync_directory(path: Path) -> None:
     with _directory(path, flags=_READ) as descriptor:
         if descriptor is None:
             raise StoreUnavailable(f"cannot sync directory {path}: missing")
-        _sync(descriptor, path)
+        _fsync(descriptor, path)
 
 
 def ensure_directory(path: Path) -> None:
@@ -476,14 +549,20 @@ def append_line(path: Path, data: bytes, mode: int = 0o666) -> None:
         os.close(descriptor)
 
 
-def remove_file(path: Path) -> None:
-    """Remove ``path`` durably; a missing file (or directory) is fine. A
-    symlink at ``path`` is removed itself."""
+def remove_file(path: Path, durable: bool = True) -> None:
+    """Remove ``path``; a missing file (or directory) is fine. A symlink at
+    ``path`` is removed itself.
+
+    ``durable``: the removal is made durable (its directory fsynced) before
+    returning; without it, a power failure soon after may bring the file
+    back (for a removal that may be undone, like forgetting a sent message).
+    """
     with _directory(path.parent, flags=_READ) as directory:
         if directory is None:
             return
         _unlink(directory, path)
-        _sync(directory, path.parent)
+        if durable:
+            _sync(directory, path.parent)
 
 
 def _unlink(directory: int, path: Path) -> None:

@@ -12,19 +12,36 @@ Free/busy is derived from the stored objects over the window around "now"
 (:meth:`UserRecords.refresh_freebusy`); as time passes, instances of
 indefinitely recurring events enter the window and only a refresh records
 them. :func:`refresh_window` is that refresh for every event of a user.
+
+It skips an event whose free/busy cannot have changed since the last run.
+What an event's free/busy depends on is its stored records (main object,
+overridden and cancelled instances), the user's zone and window, and
+"now"; and as "now" moves, the result changes only when an instance leaves
+the window (the window's start passes its end) or enters it (the window's
+end passes its start). So each run keeps a memo per user
+(:meth:`~imiptools.stores.base.Store.get_memo`): per event, a hash of its
+records and the span of "now" over which deriving gives the same periods.
+An event whose records hash the same and whose span holds the new "now" is
+skipped, as its stored periods are what deriving would write. This holds as
+long as whoever writes free/busy (the agents, make-freebusy) never goes back
+in time, which a system clock gives; an earlier ``--now`` than a memo's
+simply re-derives, and ``--reset`` forgets the memo.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from imiptools.dates import format_utc, parse_utc
 from imiptools.errors import InputError
 from imiptools.itip.objects import ItipObject, parse_calendars, scheduling_objects
-from imiptools.itip.recurrence import Limits
+from imiptools.itip.recurrence import Expansion, Instance, Limits
 from imiptools.periods import Period
 from imiptools.records import UserRecords
 from imiptools.site import Site
@@ -32,7 +49,7 @@ from imiptools.site import Site
 log = logging.getLogger(__name__)
 
 #: A per-user refresh run by ``make-freebusy`` under the user's lock.
-Refresh = Callable[[UserRecords], None]
+Refresh = Callable[[UserRecords], object]
 
 _TICK = timedelta(microseconds=1)
 
@@ -48,18 +65,204 @@ def locked_records(site: Site, user: str, now: datetime) -> Iterator[UserRecords
 # -- free/busy ------------------------------------------------------------------
 
 
-def refresh_window(records: UserRecords) -> None:
+@dataclass
+class Refreshed:
+    """What :func:`refresh_window` did: events re-derived, skipped as
+    unchanged since the last run, and unreadable (their periods kept)."""
+
+    derived: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    def __iadd__(self, other: Refreshed) -> Refreshed:
+        self.derived += other.derived
+        self.skipped += other.skipped
+        self.failed += other.failed
+        return self
+
+
+def refresh_window(records: UserRecords) -> Refreshed:
     """Re-derive the free/busy of every stored event (and drop that of
-    indexed uids no longer stored), over the window at ``records.now``.
+    indexed uids no longer stored), over the window at ``records.now``,
+    skipping each event whose free/busy cannot have changed since the last
+    run (see :func:`derive_event` and the module docstring).
 
     An event whose stored data cannot be read keeps its periods (logged).
+    The memo is written last and only when it changed: a crash part way
+    leaves the last run's memo, which still tells the truth.
     """
+    memo = read_memo(records)
+    kept: dict[str, Held] = {}
+    counts = Refreshed()
     uids = set(records.uids()) | set(records.store.freebusy_uids(records.user))
     for uid in sorted(uids):
         try:
-            records.refresh_freebusy(uid)
+            fingerprint = event_fingerprint(records, uid)
+            previous = memo.get(uid)
+            if previous is not None and previous.holds(fingerprint, records.now):
+                kept[uid] = previous
+                counts.skipped += 1
+                continue
+            span = derive_event(records, uid)
         except InputError as exc:
             log.warning("user=%s uid=%r: free/busy kept: %s", records.user, uid[:200], exc)
+            counts.failed += 1
+            continue
+        counts.derived += 1
+        if span is not None:
+            kept[uid] = Held(fingerprint, *span)
+    if kept != memo:
+        write_memo(records, kept)
+    log.info(
+        "user=%s free/busy: %d event(s) re-derived, %d unchanged (skipped), %d unreadable",
+        records.user,
+        counts.derived,
+        counts.skipped,
+        counts.failed,
+    )
+    return counts
+
+
+# -- the memo: what each event's free/busy was derived from, and how long it holds --
+
+#: The memo (:meth:`~imiptools.stores.base.Store.get_memo`) of make-freebusy.
+MEMO = "freebusy"
+#: Bumped whenever what a memo entry means changes (old memos are then ignored).
+MEMO_VERSION = 1
+#: How far beyond the window an expansion looks, to know when the next
+#: instance of a series enters the window (and so how long a skip is safe).
+LOOKAHEAD = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Held:
+    """An event's free/busy as last derived: from inputs whose hash is
+    ``fingerprint`` (:func:`event_fingerprint`), the same for every "now"
+    in ``[since, until)`` (``until`` None: for ever)."""
+
+    fingerprint: str
+    since: datetime
+    until: datetime | None
+
+    def holds(self, fingerprint: str, now: datetime) -> bool:
+        """Whether deriving at ``now`` from inputs of ``fingerprint`` would
+        give the periods derived then (so the stored ones, unchanged)."""
+        later = self.until is None or now < self.until
+        return fingerprint == self.fingerprint and self.since <= now and later
+
+
+def event_fingerprint(records: UserRecords, uid: str) -> str:
+    """A hash of everything ``uid``'s free/busy is derived from but the
+    time: its stored main object, overridden instances and cancelled
+    instances (the user's zone and window are in :func:`memo_context`)."""
+    store, user = records.store, records.user
+    digest = hashlib.sha256()
+    for part in (uid, store.get_object(user, uid) or "\x00"):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
+    for rid in store.recurrence_ids(user, uid):
+        text = store.get_recurrence(user, uid, rid) or ""
+        digest.update(f"r\x00{rid}\x00{text}\x00".encode("utf-8", "surrogatepass"))
+    for rid in store.cancelled_recurrence_ids(user, uid):
+        digest.update(f"c\x00{rid}\x00".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:32]
+
+
+def memo_context(records: UserRecords) -> str:
+    """What every entry of a user's memo also depends on: the format, the
+    user, the zone and the window's bounds (a change ignores the memo)."""
+    limits = records.limits()
+    window = records.window
+    return json.dumps(
+        [
+            MEMO_VERSION,
+            records.user,
+            str(records.zone),
+            (records.now - limits.window_start).total_seconds(),
+            window.ahead.total_seconds(),
+            window.max_instances,
+            window.budget_seconds,
+            LOOKAHEAD.total_seconds(),
+        ]
+    )
+
+
+def read_memo(records: UserRecords) -> dict[str, Held]:
+    """The user's memo, if it is readable and of the same context; else empty."""
+    text = records.store.get_memo(records.user, MEMO)
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+        if data["context"] != memo_context(records):
+            return {}
+        return {
+            uid: Held(fingerprint, parse_utc(since), parse_utc(until) if until else None)
+            for uid, (fingerprint, since, until) in data["events"].items()
+        }
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("user=%s: make-freebusy memo ignored: %s", records.user, exc)
+        return {}
+
+
+def write_memo(records: UserRecords, events: dict[str, Held]) -> None:
+    """Keep ``events`` as the user's memo (dropped when there are none)."""
+    if not events:
+        records.store.set_memo(records.user, MEMO, None)
+        return
+    entries = {
+        uid: [held.fingerprint, format_utc(held.since), _utc_or_empty(held.until)]
+        for uid, held in sorted(events.items())
+    }
+    text = json.dumps({"context": memo_context(records), "events": entries}, ensure_ascii=False)
+    records.store.set_memo(records.user, MEMO, text)
+
+
+def _utc_or_empty(value: datetime | None) -> str:
+    return format_utc(value) if value is not None else ""
+
+
+def derive_event(records: UserRecords, uid: str) -> tuple[datetime, datetime | None] | None:
+    """Make ``uid``'s free/busy match its stored object at ``records.now``
+    (as :meth:`UserRecords.refresh_freebusy`) and say for which "now" the
+    result holds: ``(since, until)``, None when it cannot be told.
+
+    The expansion looks :data:`LOOKAHEAD` beyond the window, so it knows
+    the first instance that will enter the window; the first period to
+    leave it is the earliest to end. Between the two, deriving again gives
+    the same periods. An expansion cut short by a bound (instance cap,
+    iterations, time) cannot tell: the periods are then derived as usual
+    and the event is derived again next time. Raises InputError.
+    """
+    stored = records.stored(uid)
+    if stored is None:
+        records.store.set_freebusy_for_uid(records.user, uid, [])
+        return records.now, None
+    limits = records.limits()
+    wider = records.expand(stored, replace(limits, window_end=limits.window_end + LOOKAHEAD))
+    if wider.reason not in ("", "window"):
+        records.store.set_freebusy_for_uid(records.user, uid, records.periods(stored))
+        return None
+    inside = [i for i in wider.instances if i.start < limits.window_end]
+    records.store.set_freebusy_for_uid(records.user, uid, records.instance_periods(inside))
+    return records.now, _until(records, limits, wider, inside)
+
+
+def _until(
+    records: UserRecords, limits: Limits, wider: Expansion, inside: list[Instance]
+) -> datetime | None:
+    """The first "now" from which the window holds other instances of the
+    event than ``inside`` (None: never), given the wider expansion."""
+    bounds = []
+    ends = [i.end for i in inside if i.end > i.start]
+    if ends:  # the earliest to end leaves when the window's start passes its end
+        bounds.append(min(ends) + (records.now - limits.window_start))
+    ahead = limits.window_end - records.now
+    beyond = [i.start for i in wider.instances if i.start >= limits.window_end]
+    if beyond:  # the next to start enters when the window's end passes its start
+        bounds.append(min(beyond) - ahead)
+    elif wider.truncated:  # instances exist beyond the wider window only
+        bounds.append(records.now + LOOKAHEAD)
+    return min(bounds) if bounds else None
 
 
 def derived_periods(records: UserRecords) -> tuple[list[Period], list[str]]:
@@ -84,11 +287,13 @@ def derived_periods(records: UserRecords) -> tuple[list[Period], list[str]]:
 
 
 def reset_freebusy(records: UserRecords) -> None:
-    """Regenerate the user's whole free/busy from the stored objects.
+    """Regenerate the user's whole free/busy from the stored objects, and
+    forget make-freebusy's memo (the next run derives every event).
 
     Periods of uids that are not stored objects are dropped; see
     :meth:`~imiptools.stores.base.Store.replace_freebusy` for crash safety.
     """
+    records.store.set_memo(records.user, MEMO, None)
     periods, _ = derived_periods(records)
     records.store.replace_freebusy(records.user, periods)
 

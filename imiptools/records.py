@@ -10,7 +10,7 @@ of work interrupted by a crash converges when the message is reprocessed.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Protocol, cast
@@ -214,7 +214,12 @@ class UserRecords:
 
     def periods(self, obj: ItipObject) -> list[Period]:
         """The user's free/busy periods for ``obj`` within the window."""
-        return [p for p in map(self._period, self.expand(obj).instances) if p is not None]
+        return self.instance_periods(self.expand(obj).instances)
+
+    def instance_periods(self, instances: Iterable[Instance]) -> list[Period]:
+        """The user's free/busy periods for ``instances`` (those that give none
+        left out: see :func:`freebusy_status`)."""
+        return [p for p in map(self._period, instances) if p is not None]
 
     def _period(self, instance: Instance) -> Period | None:
         status = freebusy_status(instance.component, self.user)

@@ -241,9 +241,15 @@ class Spool:
         return messages, unreadable
 
     def done(self, identifier: str) -> None:
-        """Forget a sent message; an id already gone is fine."""
+        """Forget a sent message; an id already gone is fine.
+
+        The removal is not fsynced: sending is at-least-once anyway (a crash
+        between the MTA taking the message and this removal sends it again),
+        and a power failure just after it can at worst bring the message
+        back to be sent again, with the same Message-ID.
+        """
         key_of(identifier)  # validates: an id never names another path
-        remove_file(self.new / identifier)
+        remove_file(self.new / identifier, durable=False)
 
     # -- messages set aside ---------------------------------------------------
 

@@ -291,3 +291,76 @@ def test_is_directory_and_is_symlink_do_not_follow(planted: tuple[Path, Path]) -
     assert is_directory(root / "real") and not is_symlink(root / "real")
     assert not is_directory(root / "d") and is_symlink(root / "d")
     assert not is_directory(root / "missing") and not is_symlink(root / "missing")
+
+
+# -- batched directory fsyncs ------------------------------------------------------
+
+
+@pytest.fixture
+def synced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What ``os.fsync`` syncs from now on (each call still syncs):
+    ``dir NAME`` or ``file NAME`` (NAME relative to nothing: the last part)."""
+    found: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        path = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        found.append(f"{'dir' if path.is_dir() else 'file'} {path.name}")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return found
+
+
+def test_each_rename_syncs_its_directory_outside_a_batch(tmp_path: Path, synced: list[str]) -> None:
+    (tmp_path / "d").mkdir()
+    for name in "abc":
+        atomic_write(tmp_path / "d" / name, name)
+    assert [entry.split()[0] for entry in synced] == ["file", "dir"] * 3
+
+
+def test_a_batch_syncs_each_directory_once_at_its_end(tmp_path: Path, synced: list[str]) -> None:
+    for name in ("d", "e", "gone"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "gone" / "x").write_text("x")
+    with fileutil.deferred_directory_syncs():
+        for name in "abc":
+            atomic_write(tmp_path / "d" / name, name)
+        move_file(tmp_path / "d" / "a", tmp_path / "e" / "a")
+        remove_file(tmp_path / "d" / "b")
+        with fileutil.deferred_directory_syncs():  # nested: the outer one syncs
+            atomic_write(tmp_path / "e" / "f", "f")
+        remove_directory(tmp_path / "gone")  # its parent is synced, it is skipped
+        assert all(entry.startswith("file ") for entry in synced)
+    assert synced.count("dir d") == synced.count("dir e") == 1
+    assert synced.count(f"dir {tmp_path.name}") == 1 and "dir gone" not in synced
+    assert len(synced) == 4 + 3
+    assert read_text(tmp_path / "e" / "a") == "a" and read_text(tmp_path / "d" / "b") is None
+
+
+def test_a_failed_batch_syncs_no_directory(tmp_path: Path, synced: list[str]) -> None:
+    with pytest.raises(RuntimeError), fileutil.deferred_directory_syncs():
+        atomic_write(tmp_path / "a", "a")
+        raise RuntimeError("crash")
+    assert [entry.split()[0] for entry in synced] == ["file"]  # the data, not the rename
+    atomic_write(tmp_path / "b", "b")  # the batch is over
+    assert [entry.split()[0] for entry in synced] == ["file", "file", "dir"]
+
+
+def test_a_removal_need_not_be_durable(tmp_path: Path, synced: list[str]) -> None:
+    (tmp_path / "a").write_text("a")
+    remove_file(tmp_path / "a", durable=False)
+    assert not (tmp_path / "a").exists() and synced == []
+
+
+def test_a_barrier_makes_the_batch_so_far_durable(tmp_path: Path, synced: list[str]) -> None:
+    (tmp_path / "d").mkdir()
+    with fileutil.deferred_directory_syncs():
+        atomic_write(tmp_path / "d" / "a", "a")
+        fileutil.sync_deferred_directories()
+        assert synced[-1] == "dir d"
+        atomic_write(tmp_path / "d" / "b", "b")
+        assert synced[-1].startswith("file ")
+    assert synced[-1] == "dir d" and synced.count("dir d") == 2
+    fileutil.sync_deferred_directories()  # outside a batch: nothing to do
+    assert len(synced) == 4

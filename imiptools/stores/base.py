@@ -263,3 +263,23 @@ class Store(ABC):
     @abstractmethod
     def dequeue_request(self, user: str, uid: str, rid: str = "") -> None:
         """Remove an item from the queue, if present."""
+
+    # -- memos: what a maintenance job derived, to skip the work next time ----
+
+    def get_memo(self, user: str, name: str) -> str | None:
+        """The text kept under ``name`` for ``user`` by :meth:`set_memo`
+        (None: none kept).
+
+        A memo is derived data that only saves work (``make-freebusy``
+        keeps what it derived each event's free/busy from, see
+        :mod:`imiptools.maintenance`): a store may lose one at any time, and
+        keeping none at all (this default) is correct, only slower. Names
+        are lower-case letters, digits and ``-``.
+        """
+        return None
+
+    def set_memo(self, user: str, name: str, text: str | None) -> None:
+        """Keep ``text`` under ``name`` for ``user`` (``None``: drop it),
+        atomically: a reader sees the old memo or the new one (or none).
+        The caller holds the user's lock. This default keeps nothing."""
+        return None

@@ -19,6 +19,7 @@ e.g. ``mailto:room@example.com``)::
     freebusy-offers                     periods offered in our COUNTERs, with expiry
     decisions.log                       the resource's decisions, one JSON object a line
     requests                            "uid<TAB>rid<TAB>kind" lines, escaped
+    memos/<name>                        what a maintenance job derived (may be removed)
 
 Names: every ``<uid>``, ``<rid>``, ``<attendee>`` and ``<other>`` is
 :func:`~imiptools.stores.names.safe_component` of the real text. When that
@@ -75,6 +76,7 @@ from imiptools.fileutil import (
     append_line,
     atomic_write,
     decode_text,
+    deferred_directory_syncs,
     encode_text,
     ensure_directory,
     fsync_directory,
@@ -87,6 +89,7 @@ from imiptools.fileutil import (
     remove_empty_directory,
     remove_file,
     resolve_root,
+    sync_deferred_directories,
     write_new_file,
 )
 from imiptools.lock import file_lock
@@ -123,9 +126,14 @@ FREEBUSY_OFFERS = "freebusy-offers"
 DECISIONS = "decisions.log"
 TXN = ".txn"
 STAGED = ".staged"
+#: A ``.txn`` record whose messages are staged as ``.staged/<txn>.<id>``
+#: (records without it staged them in ``.staged/<txn>/<id>``).
+STAGING_FLAT = 2
 #: How far from its end the decision log is searched for a replayed line.
 LOG_TAIL = 1 << 20
 REQUESTS = "requests"
+MEMOS = "memos"
+_MEMO_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 #: Periods touching more monthly buckets than this go to :data:`LONG_BUCKET`.
 MAX_MONTHS = 12
@@ -292,20 +300,20 @@ class FileStore(Store):
         """Commit ``transaction`` durably (the caller holds the user's lock and
         the locks of its foreign writes).
 
-        Order: the messages are staged (``.staged/<id>/``, each fsynced), the
-        foreign writes become pending records in their domains (see
-        :mod:`imiptools.pending`), then ``.txn`` is written atomically: the
-        commit point. It is then applied: pending records, store calls,
-        messages renamed into the outbox, and ``.txn`` removed. A crash
-        before the commit point leaves garbage that the next lock removes
-        (nothing was decided); a crash after it is completed by the next
-        lock of the user (or, for the pending records, of their domain).
+        Order: the messages are staged (``.staged/<id>.<message id>``, each
+        fsynced, then ``.staged/`` once), the foreign writes become pending
+        records in their domains (see :mod:`imiptools.pending`), then
+        ``.txn`` is written atomically: the commit point. It is then applied
+        (see :meth:`_apply`) and ``.txn`` removed. A crash before the commit
+        point leaves garbage that the next lock removes (nothing was
+        decided); a crash after it is completed by the next lock of the user
+        (or, for the pending records, of their domain).
         """
         if transaction.empty():
             return
         directory = self._ensure_user(transaction.user)
         txn = new_transaction_id()
-        messages = self._stage(directory / STAGED / txn, transaction)
+        messages = self._stage(directory / STAGED, txn, transaction)
         pending = [
             [str(write_record(f.directory, txn, directory / TXN, f.writes)), str(f.lock)]
             for f in transaction.foreign.values()
@@ -318,21 +326,22 @@ class FileStore(Store):
             "pending": pending,
             "outbox": outbox,
             "messages": messages,
+            "staging": STAGING_FLAT,
         }
         atomic_write(directory / TXN, json.dumps(record, ensure_ascii=False))
         self._apply(transaction.user, directory, record, None)
 
     @staticmethod
-    def _stage(directory: Path, transaction: Transaction) -> list[str]:
-        """Write each message, ready to spool, into ``directory``; their ids."""
+    def _stage(directory: Path, txn: str, transaction: Transaction) -> list[str]:
+        """Write each message, ready to spool, into ``directory`` (as
+        ``<txn>.<message id>``) and make them durable; their ids."""
         if not transaction.messages:
             return []
-        ensure_directory(directory)
         identifiers = []
         for message in transaction.messages:
             identifier = new_spool_id(message.key)
             data = envelope_block(message.envelope_from, message.recipients) + message.message
-            write_new_file(directory / identifier, data)
+            write_new_file(directory / f"{txn}.{identifier}", data)
             identifiers.append(identifier)
         fsync_directory(directory)
         return identifiers
@@ -340,7 +349,22 @@ class FileStore(Store):
     def _apply(
         self, user: str, directory: Path, record: dict[str, Any], timeout: float | None
     ) -> None:
-        """Apply a committed record; ``timeout`` None: the foreign locks are held."""
+        """Apply a committed record; ``timeout`` None: the foreign locks are held.
+
+        The pending records go first, each made durable in its own domain
+        before its lock is let go. Then the store calls and the messages
+        (renamed from ``.staged/`` into the outbox) are applied with their
+        directory fsyncs deferred (:func:`~imiptools.fileutil.deferred_directory_syncs`):
+        every file is fsynced before it is renamed into place, and each
+        directory touched is fsynced once at the end. Only then is ``.txn``
+        removed (and the user's directory fsynced, which also makes the
+        staged messages' departure durable): until that point a crash, even
+        a power failure keeping any subset of the renames, leaves ``.txn``
+        to apply the same calls again, which converges from any such state
+        (each call is idempotent given its arguments; a message already
+        moved is not moved again; a decision line already logged is not
+        logged again).
+        """
         for path, lock in record["pending"]:
             if timeout is None:
                 apply_record(Path(path))
@@ -348,17 +372,28 @@ class FileStore(Store):
                 with file_lock(Path(lock), timeout):
                     apply_record(Path(path))
         replaying = timeout is not None
-        for call in record["calls"]:
-            name, args = decode_call(call)
-            if not (replaying and name == "log_decision" and self._logged(user, args[1])):
-                getattr(self, name)(*args)
-        staged = directory / STAGED / record["id"]
-        if record["messages"]:
-            outbox = Spool(Path(record["outbox"]))
-            for identifier in record["messages"]:
-                outbox.adopt(staged / identifier, identifier)
-        remove_directory(staged)
+        with deferred_directory_syncs():
+            for call in record["calls"]:
+                name, args = decode_call(call)
+                if not (replaying and name == "log_decision" and self._logged(user, args[1])):
+                    getattr(self, name)(*args)
+            self._spool(directory, record)
         remove_file(directory / TXN)
+
+    @staticmethod
+    def _spool(directory: Path, record: dict[str, Any]) -> None:
+        """Move the record's staged messages into its outbox (those gone
+        were moved by an earlier, interrupted apply)."""
+        if not record["messages"]:
+            return
+        outbox = Spool(Path(record["outbox"]))
+        flat = record.get("staging") == STAGING_FLAT
+        staged = directory / STAGED if flat else directory / STAGED / record["id"]
+        for identifier in record["messages"]:
+            name = f"{record['id']}.{identifier}" if flat else identifier
+            outbox.adopt(staged / name, identifier)
+        if not flat:  # a record of an earlier version: its own directory
+            remove_directory(staged)
 
     def _recover(self, user: str, directory: Path, timeout: float) -> None:
         """Finish a committed transaction left by a crash; drop uncommitted
@@ -371,12 +406,13 @@ class FileStore(Store):
                 raise StoreUnavailable(f"unreadable transaction {directory / TXN}") from exc
             logger.warning("user=%s completing interrupted transaction %s", user, record["id"])
             self._apply(user, directory, record, timeout)
-        uncommitted = list_names(directory / STAGED)
-        for name in uncommitted:
-            logger.info("user=%s dropping uncommitted messages %s", user, name)
-            remove_directory(directory / STAGED / name)
-        if uncommitted:
-            remove_empty_directory(directory / STAGED)
+        for name in list_names(directory / STAGED):
+            logger.info("user=%s dropping uncommitted message %s", user, name)
+            staged = directory / STAGED / name
+            if is_directory(staged):  # staged by an earlier version
+                remove_directory(staged)
+            else:
+                remove_file(staged)
 
     def _logged(self, user: str, line: str) -> bool:
         """Whether ``line`` ends the decision log already (a replayed append)."""
@@ -590,6 +626,9 @@ class FileStore(Store):
         for name in sorted(affected):
             self._rewrite_bucket(base / FREEBUSY, name, marker, new.get(name, set()))
         if new.keys() != affected:
+            # Durable before the index forgets a bucket (in a batched apply,
+            # a redo could not find the lines left there otherwise).
+            sync_deferred_directories()
             _write_index(index, uid, set(new))
 
     def _rewrite_bucket(self, directory: Path, name: str, marker: str, lines: set[str]) -> None:
@@ -630,8 +669,14 @@ class FileStore(Store):
                 remove_file(index_dir / name)
 
     def freebusy_uids(self, user: str) -> Iterator[str]:
+        """The uids with an index: a verbatim name is its uid (see
+        :func:`~imiptools.stores.names.safe_component`), a hashed one's is
+        read from the index's first line."""
         directory = self._user_dir(user) / FREEBUSY_INDEX
         for name in filter(is_safe_component, list_names(directory)):
+            if is_verbatim(name):
+                yield name
+                continue
             header = (read_text(directory / name) or "").split("\n", 1)[0]
             if header.startswith(_INDEX_HEADER):
                 yield unescape_field(header[len(_INDEX_HEADER) :])
@@ -763,6 +808,25 @@ class FileStore(Store):
             remove_file(path)
             return
         atomic_write(path, _join("\t".join(map(escape_field, item)) for item in items))
+
+    # -- memos (memos/<name>) ---------------------------------------------------
+
+    def _memo(self, user: str, name: str) -> Path:
+        if _MEMO_NAME.fullmatch(name) is None:
+            raise ValueError(f"not a memo name: {name[:80]!r}")
+        return self._user_dir(user) / MEMOS / name
+
+    def get_memo(self, user: str, name: str) -> str | None:
+        return read_text(self._memo(user, name))
+
+    def set_memo(self, user: str, name: str, text: str | None) -> None:
+        """Write (atomically) or remove ``memos/<name>``."""
+        path = self._memo(user, name)
+        if text is None:
+            remove_file(path)
+        else:
+            self._ensure_user(user)
+            atomic_write(path, text)
 
 
 def _parse_request(line: str) -> tuple[str, str, str]:

@@ -24,6 +24,7 @@ case-sensitive: a store on a case-insensitive filesystem is not supported.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -102,8 +103,12 @@ def safe_component(text: str) -> str:
     return text if is_verbatim(text) else hashed_component(text)
 
 
+@functools.lru_cache(maxsize=4096)
 def user_component(user: str) -> str:
-    """The directory name of calendar user ``user`` (normalised first)."""
+    """The directory name of calendar user ``user`` (normalised first).
+
+    Remembered (a pure function that every store access of a user calls,
+    several times each; an unusable address raises every time)."""
     return safe_component(normalise_user(user))
 
 

@@ -54,6 +54,7 @@ WRITES = (
     "log_decision",
     "queue_request",
     "dequeue_request",
+    "set_memo",
 )
 
 Call = tuple[str, tuple[Any, ...]]

@@ -557,6 +557,17 @@ class StoreContract:
         with pytest.raises(ValueError):
             store.log_decision(USER, "two\nlines")
 
+    # -- memos (derived data a store may forget) ------------------------------
+
+    def test_a_memo_is_kept_or_forgotten_never_mixed_up(self, store: Store) -> None:
+        with store.lock(USER, 5):
+            store.set_memo(USER, "freebusy", '{"a": 1}')
+            assert store.get_memo(USER, "freebusy") in ('{"a": 1}', None)
+            assert store.get_memo(USER, "other") is None
+            assert store.get_memo(OTHER_USER, "freebusy") is None
+            store.set_memo(USER, "freebusy", None)
+            assert store.get_memo(USER, "freebusy") is None
+
 
 def all_periods(store: Store, user: str) -> Iterator[Period]:
     """Every period of ``user`` (a span covering the representable years)."""

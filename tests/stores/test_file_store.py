@@ -468,3 +468,15 @@ def test_others_freebusy_is_clamped_too(store: FileStore) -> None:
     store.set_freebusy_other(USER, ALICE, [ancient, period("y")])
     found = store.get_freebusy_other(USER, ALICE, datetime(1899, 1, 1, tzinfo=UTC), T0 + HOUR)
     assert [(p.uid, p.start) for p in found] == [("x", datetime(1900, 1, 1, tzinfo=UTC)), ("y", T0)]
+
+
+def test_memos_are_kept_in_their_directory(store: FileStore) -> None:
+    store.set_memo(USER, "freebusy", "Ünïcödé memo")
+    assert store.get_memo(USER, "freebusy") == "Ünïcödé memo"
+    assert (store.user_directory(USER) / "memos" / "freebusy").is_file()
+    store.set_memo(USER, "freebusy", None)
+    assert store.get_memo(USER, "freebusy") is None
+    store.set_memo(USER, "freebusy", None)  # nothing to drop: fine
+    for name in ("../objects", "Upper", "", ".hidden", "a/b"):
+        with pytest.raises(ValueError, match="memo name"):
+            store.get_memo(USER, name)

@@ -58,6 +58,7 @@ READS = {
     "get_counters",
     "decisions",
     "get_requests",
+    "get_memo",
 }
 
 
