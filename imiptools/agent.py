@@ -316,6 +316,7 @@ def make_unit(user: str, envelope: Envelope, message: ParsedMessage, ctx: Contex
     return Unit(
         user,
         settings,
+        store,
         records,
         preferences,
         message,
@@ -333,7 +334,7 @@ def _spool(unit: Unit, outgoing: Outgoing) -> None:
     addresses.check_envelope(unit.calendar_address, outgoing.recipients)
     data = compose(unit, outgoing)
     message = OutgoingMessage(unit.calendar_address, outgoing.recipients, data, outgoing.key)
-    unit.store.transaction.send(message)
+    unit.transaction.send(message)
 
 
 def compose(unit: Unit, outgoing: Outgoing) -> bytes:

@@ -2,7 +2,8 @@
 
 A :class:`Unit` is built per (message, recipient) by the agent while the
 recipient's lock is held. Handlers read the message's scheduling objects,
-consult policies, update records through ``unit.records`` and queue the
+consult policies, update records through ``unit.records`` (the one
+repository of the user's records) and queue the
 messages to send with :meth:`Unit.send`. Both are kept in the unit's
 transaction until the agent commits it (after each scheduling object), so
 that a message is spooled exactly when the decision it reports is stored;
@@ -16,7 +17,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import cast
 
 from icalendar import Calendar
 
@@ -28,6 +28,7 @@ from imiptools.preferences import Preferences
 from imiptools.quota.base import QuotaLedger
 from imiptools.records import UserRecords
 from imiptools.stores.recording import RecordingStore
+from imiptools.stores.transaction import Transaction
 
 log = logging.getLogger("imiptools.decisions")
 
@@ -63,6 +64,10 @@ class Unit:
 
     user: str
     settings: Settings
+    #: The store of the unit of work: its writes wait for the agent's commit.
+    #: For the agent; handlers read and write through :attr:`records`.
+    store: RecordingStore
+    #: The user's records (over :attr:`store`): the handlers' one repository.
     records: UserRecords
     preferences: Preferences
     message: ParsedMessage
@@ -77,9 +82,9 @@ class Unit:
     ledger: QuotaLedger | None = None
 
     @property
-    def store(self) -> RecordingStore:
-        """The unit's store: writes are kept until the agent commits them."""
-        return cast(RecordingStore, self.records.store)
+    def transaction(self) -> Transaction:
+        """What the current scheduling object changes, until the agent commits it."""
+        return self.store.transaction
 
     def gettext(self, message: str) -> str:
         """``message`` in the user's language."""

@@ -171,17 +171,12 @@ class Organiser(BaseHandler):
 
     def _record_attendee_busy(self, stored: ItipObject, attendee: str) -> None:
         """Keep the attendee's busy time for this event among others' free/busy."""
-        store, user, other = self.unit.records.store, self.unit.user, f"mailto:{attendee}"
-        window = self.records.limits()
-        kept = [
-            p
-            for p in store.get_freebusy_other(user, other, window.window_start, window.window_end)
-            if p.uid != stored.uid
-        ]
+        other, window = f"mailto:{attendee}", self.records.limits()
+        current = self.records.freebusy_of(other, window.window_start, window.window_end)
+        kept = [p for p in current if p.uid != stored.uid]
         own = self.records.as_user(other).periods(stored)
-        current = store.get_freebusy_other(user, other, window.window_start, window.window_end)
         if sorted(kept + own) != sorted(current):
-            store.set_freebusy_other(user, other, kept + own)
+            self.records.set_freebusy_of(other, kept + own)
 
     def _sending_attendee(self, component: Component) -> str:
         """The ATTENDEE of ``component`` who sent the message ('' if none)."""
@@ -206,7 +201,7 @@ class Organiser(BaseHandler):
         if self.unit.preferences.get("event_refreshing") == "always":
             self._resend(stored, requester)
         else:
-            self.unit.records.store.queue_request(self.unit.user, obj.uid, "", "REFRESH")
+            self.records.queue(obj.uid, "", "REFRESH")
 
     def _resend(self, stored: ItipObject, requester: str) -> None:
         if not self.unit.may_answer(requester):
@@ -237,8 +232,8 @@ class Organiser(BaseHandler):
             self.unit.decision(obj.uid, "", "refused", "not-attendee", "counter from a stranger")
             return
         text = to_text(make_calendar(obj.components, "COUNTER", obj.timezones))
-        self.unit.records.store.set_counter(self.unit.user, obj.uid, f"mailto:{proposer}", text)
-        self.unit.records.store.queue_request(self.unit.user, obj.uid, "", "COUNTER")
+        self.records.set_counter(obj.uid, f"mailto:{proposer}", text)
+        self.records.queue(obj.uid, "", "COUNTER")
         self.notes.append(
             self._('{attendee} proposes a new time for "{summary}"{when}.').format(
                 attendee=proposer, summary=self._summary(obj.first), when=self._when(obj.first)

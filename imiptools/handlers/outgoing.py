@@ -92,9 +92,7 @@ class OutgoingHandler(BaseHandler):
         if not obj.uid or not self._ours(obj):
             return
         for attendee in attendees_of(obj.first):
-            self.unit.records.store.remove_counters(
-                self.unit.user, obj.uid, f"mailto:{mail_address_of(attendee)}"
-            )
+            self.records.remove_counters(obj.uid, f"mailto:{mail_address_of(attendee)}")
         self.unit.decision(obj.uid, "", "recorded", "declinecounter", "counter dropped")
 
     def _ours(self, obj: ItipObject) -> bool:
@@ -119,7 +117,7 @@ class OutgoingHandler(BaseHandler):
             targets = self._targets(stored, component, rid)
             for target in targets:
                 merge.set_participation(target, answer)
-            self.unit.records.store.dequeue_request(self.unit.user, obj.uid, rid)
+            self.records.dequeue(obj.uid, rid)
             self.unit.decision(
                 obj.uid, rid, "recorded", "own-reply", str(answer.params.get("PARTSTAT", ""))
             )
@@ -133,7 +131,7 @@ class OutgoingHandler(BaseHandler):
             return
         periods = [p for p in map(self._offered, obj.components) if p is not None]
         expires = self.unit.now + parse_duration(hold)
-        self.unit.records.store.set_offers(self.unit.user, obj.uid, periods, expires)
+        self.records.set_offers(obj.uid, periods, expires)
         self.unit.decision(obj.uid, "", "recorded", "offer", f"{len(periods)} until {expires}")
 
     def _offered(self, component: Component) -> Period | None:

@@ -166,7 +166,7 @@ class PersonHandler(Organiser):
         return ItipObject("PUBLISH", "VEVENT", uid, components, zones) if components else None
 
     def _recorded(self, obj: ItipObject, rid: str, kind: str, note: str) -> None:
-        self.unit.records.store.queue_request(self.unit.user, obj.uid, rid, kind)
+        self.records.queue(obj.uid, rid, kind)
         self.unit.decision(obj.uid, rid, "recorded", kind.lower(), "queued for the user")
         self.notes.append(note)
         self.changed = True
@@ -227,7 +227,7 @@ class PersonHandler(Organiser):
                     when=self._when(obj.first),
                 )
             )
-            self.unit.records.store.queue_request(self.unit.user, obj.uid, "", "CANCEL")
+            self.records.queue(obj.uid, "", "CANCEL")
             self.changed = True
 
     def vevent_add(self, obj: ItipObject) -> None:
@@ -255,7 +255,7 @@ class PersonHandler(Organiser):
         stored = self.records.stored(obj.uid) if obj.uid else None
         if stored is None or not self._authorised(stored.first, obj.first):
             return
-        self.unit.records.store.remove_offers(self.unit.user, obj.uid)
+        self.records.remove_offers(obj.uid)
         self.notes.append(
             self._('{organiser} declined your proposal for "{summary}".').format(
                 organiser=organizer_of(obj.first), summary=self._summary(obj.first)

@@ -109,7 +109,7 @@ class ResourceHandler(BaseHandler):
             yield
             return
         with journal.locked(names, self.unit.settings.lock_timeout):
-            journal.defer(self.unit.store.transaction)
+            journal.defer(self.unit.transaction)
             organiser = _quota_user(obj)
             self.journal, self.quotas = journal, self._snapshots(journal, names, organiser)
             try:
@@ -194,7 +194,7 @@ class ResourceHandler(BaseHandler):
             added = [c for c in declined if not any(c is known for known in components)]
             self._reply(obj, [*components, *added], decision)
         if decision.answer is Answer.ACCEPTED:
-            self.records.store.remove_offers(self.unit.user, obj.uid)
+            self.records.remove_offers(obj.uid)
         if full:
             self.records.save(obj)
         else:
@@ -240,7 +240,7 @@ class ResourceHandler(BaseHandler):
             "code": decision.code,
             "reason": decision.text(),
         }
-        self.records.store.log_decision(self.unit.user, json.dumps(entry, ensure_ascii=False))
+        self.records.log_decision(json.dumps(entry, ensure_ascii=False))
 
     def _schedule(self, obj: ItipObject, full: bool) -> Decision:
         """Event limits first, then the scheduling functions (RFC 5546 §3.2.3)."""
@@ -365,7 +365,7 @@ class ResourceHandler(BaseHandler):
                 for s, e, rid in self._offered(decision, start, end)
             ]
             expires = self.unit.now + parse_duration(hold)
-            self.records.store.set_offers(self.unit.user, obj.uid, offers, expires)
+            self.records.set_offers(obj.uid, offers, expires)
         organiser = organizer_of(obj.first)
         if not self._may_answer(organiser):
             return
@@ -529,21 +529,17 @@ class ResourceHandler(BaseHandler):
     def _busy_of(self, resource: str, start: datetime, end: datetime) -> list[Period]:
         """Another resource's bookings and held offers over [start, end) (no lock:
         files are replaced atomically; that resource decides for itself)."""
-        store = self.records.store
-        offers = [p for p in store.get_offers(resource, self.unit.now) if p.overlaps(start, end)]
-        return store.get_freebusy(resource, start, end) + offers
+        return self.records.as_user(resource).busy_or_offered(start, end)
 
     def _busy(self, uid: str, start: datetime, end: datetime) -> list[Period]:
         """Bookings and other organisers' held offers over [start, end), not ``uid``'s."""
-        offers = self.records.store.get_offers(self.unit.user, self.unit.now)
-        held = [p for p in offers if p.uid != uid and p.overlaps(start, end)]
-        return self.records.busy_between(start, end, exclude_uid=uid) + held
+        return self.records.busy_or_offered(start, end, exclude_uid=uid)
 
     def vevent_declinecounter(self, obj: ItipObject) -> None:
         """The organiser declined our proposal: release the held offer (§3.2.8)."""
         stored = self.records.stored(obj.uid) if obj.uid else None
         if stored is not None and self._authorised(stored.first, obj.first):
-            self.records.store.remove_offers(self.unit.user, obj.uid)
+            self.records.remove_offers(obj.uid)
             self.unit.decision(obj.uid, "", "released", "declinecounter", "offer released")
 
     def vevent_add(self, obj: ItipObject) -> None:
