@@ -28,7 +28,7 @@ from imiptools.errors import (
     TransientError,
     UnusableAddress,
 )
-from imiptools.handlers.common import Envelope, Outgoing, Unit
+from imiptools.handlers.common import Envelope, Held, Outgoing, Unit
 from imiptools.i18n import translator
 from imiptools.itip.intake import CpuBudget, MessageLimits, Tally, object_problem
 from imiptools.itip.objects import ItipObject, parse_calendars, scheduling_objects
@@ -50,11 +50,12 @@ log = logging.getLogger(__name__)
 class Handler(Protocol):
     """A handler for one kind of calendar user (resource, person, ...)."""
 
-    def scope(self, obj: ItipObject) -> AbstractContextManager[None]:
-        """Held around handling ``obj`` and committing it (further locks)."""
+    def scope(self, obj: ItipObject) -> AbstractContextManager[Held]:
+        """Held around handling ``obj`` and committing it (further locks);
+        gives what it holds, for :meth:`handle`."""
         ...
 
-    def handle(self, obj: ItipObject) -> None:
+    def handle(self, obj: ItipObject, held: Held) -> None:
         """Process one scheduling object; raise InputError if it is unusable."""
         ...
 
@@ -290,9 +291,9 @@ def _process_user(
         unit = make_unit(user, envelope, message, ctx)
         handler = factory(unit)
         for obj in objects:
-            with handler.scope(obj):
+            with handler.scope(obj) as held:
                 try:
-                    handler.handle(obj)
+                    handler.handle(obj, held)
                     handled += 1
                 except InputError as exc:
                     log.warning("user=%s uid=%r unusable: %s", user, obj.uid[:200], exc)

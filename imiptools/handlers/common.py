@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from types import MappingProxyType
 
 from icalendar import Calendar
 
@@ -26,6 +27,7 @@ from imiptools.i18n import Translator, translator
 from imiptools.mail.parse import ParsedMessage
 from imiptools.preferences import Preferences
 from imiptools.quota.base import QuotaLedger
+from imiptools.quota.model import QuotaState
 from imiptools.records import UserRecords
 from imiptools.stores.recording import RecordingStore
 from imiptools.stores.transaction import Transaction
@@ -42,6 +44,18 @@ class Envelope:
 
     recipient: str
     sender: str | None
+
+
+@dataclass(frozen=True)
+class Held:
+    """What the agent holds while one scheduling object is handled and
+    committed (a handler's ``scope``): the quota ledger whose locks are held
+    (None when no quota is named or the site has no ledger) and the states
+    of those quotas read under the locks. A value, passed to the handler
+    method; a handler never keeps it."""
+
+    ledger: QuotaLedger | None = None
+    quotas: Mapping[str, QuotaState] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass
@@ -148,9 +162,12 @@ class Unit:
         text = "\0".join(str(p) for p in (self.user, self.message.message_id, *parts))
         return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
 
-    def decision(self, uid: str, rid: str, outcome: str, code: str, reason: str) -> None:
-        """Log one structured line per decision."""
-        log.info(
+    def decision(
+        self, uid: str, rid: str, outcome: str, code: str, reason: str, level: int = logging.INFO
+    ) -> None:
+        """Log one structured line per decision (at ``level``)."""
+        log.log(
+            level,
             "user=%s uid=%r rid=%s outcome=%s code=%s reason=%r",
             self.user,
             uid[:200],

@@ -15,7 +15,7 @@ from typing import cast
 from icalendar import Component, Event, vCalAddress
 
 from imiptools.handlers.base import BaseHandler
-from imiptools.handlers.common import Outgoing
+from imiptools.handlers.common import Held, Outgoing, Unit
 from imiptools.itip import merge
 from imiptools.itip.answers import Answer, delegated_to, judge
 from imiptools.itip.objects import (
@@ -37,10 +37,13 @@ from imiptools.itip.recurrence_set import recurs
 class Organiser(BaseHandler):
     """The organiser's side of a person's handler."""
 
-    #: Whether the person's records changed (free/busy is published then).
-    changed: bool = False
+    def __init__(self, unit: Unit) -> None:
+        super().__init__(unit)
+        #: Whether the person's records changed in this message (their
+        #: free/busy is published when it did).
+        self.changed = False
 
-    def vevent_reply(self, obj: ItipObject) -> None:
+    def vevent_reply(self, obj: ItipObject, held: Held) -> None:
         """Merge the answers a REPLY may give into our event (RFC 5546 §3.2.3).
 
         Which ATTENDEE lines count is :func:`imiptools.itip.answers.judge`'s
@@ -184,7 +187,7 @@ class Organiser(BaseHandler):
         found = (mail_address_of(a) for a in attendees_of(component))
         return next((who for who in found if who in senders), "")
 
-    def vevent_refresh(self, obj: ItipObject) -> None:
+    def vevent_refresh(self, obj: ItipObject, held: Held) -> None:
         """Resend the event (``event_refreshing=always``) or queue it (§3.2.6)."""
         stored = self._organised(obj)
         if stored is None:
@@ -222,7 +225,7 @@ class Organiser(BaseHandler):
         )
         self.unit.decision(stored.uid, "", "sent", "refresh", f"REQUEST to {requester}")
 
-    def vevent_counter(self, obj: ItipObject) -> None:
+    def vevent_counter(self, obj: ItipObject, held: Held) -> None:
         """Keep an attendee's counter-proposal for the organiser (§3.2.7)."""
         stored = self._organised(obj)
         if stored is None:
