@@ -25,6 +25,7 @@ from imiptools import addresses
 from imiptools.config import Settings
 from imiptools.i18n import Translator, translator
 from imiptools.mail.parse import ParsedMessage
+from imiptools.outcomes import Decided, Recorder
 from imiptools.preferences import Preferences
 from imiptools.quota.base import QuotaLedger
 from imiptools.quota.model import QuotaState
@@ -94,6 +95,8 @@ class Unit:
     translator: Translator = field(default_factory=lambda: translator("en"))
     #: The site's quota ledger (None when the program gave none).
     ledger: QuotaLedger | None = None
+    #: What the current scheduling object led to, until the agent takes it.
+    outcomes: Recorder = field(default_factory=Recorder)
 
     @property
     def transaction(self) -> Transaction:
@@ -165,7 +168,9 @@ class Unit:
     def decision(
         self, uid: str, rid: str, outcome: str, code: str, reason: str, level: int = logging.INFO
     ) -> None:
-        """Log one structured line per decision (at ``level``)."""
+        """Log one structured line per decision (at ``level``), and keep the
+        decision for the object's outcome."""
+        self.outcomes.decisions.append(Decided(uid, rid, str(outcome), code, reason))
         log.log(
             level,
             "user=%s uid=%r rid=%s outcome=%s code=%s reason=%r",

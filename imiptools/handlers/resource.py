@@ -47,8 +47,10 @@ from imiptools.itip.objects import (
 )
 from imiptools.itip.recurrence import Expansion, Instance
 from imiptools.itip.timing import start_zone
+from imiptools.outcomes import QuotaChange
 from imiptools.periods import Period
 from imiptools.quota.base import QuotaLedger
+from imiptools.quota.limits import QuotaBooking
 from imiptools.quota.model import QuotaState, parse_user
 from imiptools.scheduling import (
     CONFIRMATIONS,
@@ -320,8 +322,37 @@ class ResourceHandler(BaseHandler):
             periods,
             case.held.ledger,
         )
+        before = self._quota_records(case)
         for name in run_steps(steps, booking, self._lines()):
             self.unit.decision(obj.uid, ",".join(touched), "step", name, "ran")
+        self._quota_changes(case, before)
+
+    def _quota_records(self, case: Case) -> dict[str, frozenset[QuotaBooking]]:
+        """The held quotas' records of this event, by quota (for outcomes)."""
+        ledger, user = case.held.ledger, _quota_user(case.obj)
+        if ledger is None or user is None:
+            return {}
+        event = (self.unit.user, case.obj.uid)
+        return {
+            quota: frozenset(b for b in ledger.user_bookings(quota, user) if b.key[1:3] == event)
+            for quota in case.held.quotas
+        }
+
+    def _quota_changes(self, case: Case, before: Mapping[str, frozenset[QuotaBooking]]) -> None:
+        """Report how the steps changed the held quotas' records of this event."""
+        after, user = self._quota_records(case), _quota_user(case.obj) or ""
+        for quota, old in before.items():
+            new = after.get(quota, frozenset())
+            if old != new:
+                change = QuotaChange(
+                    quota,
+                    user,
+                    self.unit.user,
+                    case.obj.uid,
+                    recorded=len(new - old),
+                    removed=len({b.key for b in old} - {b.key for b in new}),
+                )
+                self.unit.outcomes.quota.append(change)
 
     def vevent_cancel(self, obj: ItipObject, held: Held) -> None:
         """Cancel (see BaseHandler), then retract what the functions confirmed."""
