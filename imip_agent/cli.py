@@ -34,6 +34,8 @@ from imiptools.mail.send import (
 from imiptools.site import Site, open_site
 
 log = logging.getLogger("imip_agent")
+#: One line per scheduling object and recipient (:func:`log_objects`).
+objects_log = logging.getLogger("imip_agent.objects")
 
 
 class Parser(argparse.ArgumentParser):
@@ -285,6 +287,16 @@ def log_outcome(args: argparse.Namespace, code: ExitCode, status: str) -> None:
     )
 
 
+def log_objects(result: agent.Result) -> None:
+    """One line per recipient and scheduling object: what the run decided,
+    wrote in the store and the quota ledger, and queued to send (see
+    :mod:`imiptools.outcomes`), before the message's outcome line. The
+    decision lines the library logs as it goes are left as they are."""
+    for recipient in result.recipients:
+        for outcome in recipient.objects:
+            objects_log.info("user=%s %s", recipient.user, outcome.summary())
+
+
 #: What the MTA does with each exit code, as the outcome line says it.
 OUTCOMES = {ExitCode.OK: "done", ExitCode.TEMPFAIL: "deferred", ExitCode.DATAERR: "bounced"}
 
@@ -343,6 +355,7 @@ def run_agent(
     except Exception:
         log_outcome(args, ExitCode.TEMPFAIL, "4.3.0 internal error")
         raise  # run_program logs the traceback
+    log_objects(result)
     log_outcome(args, result.code, result.status)
     if result.code is not ExitCode.OK:
         print(result.status, flush=True)

@@ -4,7 +4,9 @@ Per message (STYLE.md): parse once -> for each recipient: lock (with a
 deadline) -> handle each scheduling object (decide, spool replies, write the
 store) -> unlock -> send what was spooled. Errors of one scheduling object
 do not stop the others; the outcome is a :class:`Result` that the program
-turns into an exit code (see :mod:`imiptools.errors`).
+turns into an exit code (see :mod:`imiptools.errors`), with what was done
+for each recipient and object (:mod:`imiptools.outcomes`): what a program
+logs and any other front end can read.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from icalendar import Component
 
 from imiptools import addresses
 from imiptools.config import Settings
@@ -28,13 +32,20 @@ from imiptools.errors import (
     TransientError,
     UnusableAddress,
 )
-from imiptools.handlers.common import Envelope, Outgoing, Unit
+from imiptools.handlers.common import Envelope, Held, Outgoing, Unit
 from imiptools.i18n import translator
 from imiptools.itip.intake import CpuBudget, MessageLimits, Tally, object_problem
-from imiptools.itip.objects import ItipObject, parse_calendars, scheduling_objects
+from imiptools.itip.objects import (
+    ItipObject,
+    parse_calendars,
+    recurrence_id_of,
+    scheduling_objects,
+    text_of,
+)
 from imiptools.mail.compose import build_message
 from imiptools.mail.parse import ParsedMessage, parse_message
 from imiptools.mail.send import Sender
+from imiptools.outcomes import ObjectOutcome, Queued, RecipientOutcome
 from imiptools.preferences import Preferences, PreferenceSource
 from imiptools.quota.base import QuotaLedger
 from imiptools.records import UserRecords, Window
@@ -42,7 +53,7 @@ from imiptools.spool import Spool, SpooledMessage
 from imiptools.stores.base import Store
 from imiptools.stores.names import normalise_user
 from imiptools.stores.recording import RecordingStore
-from imiptools.stores.transaction import OutgoingMessage, Transaction
+from imiptools.stores.transaction import OutgoingMessage, Transaction, store_write
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +61,12 @@ log = logging.getLogger(__name__)
 class Handler(Protocol):
     """A handler for one kind of calendar user (resource, person, ...)."""
 
-    def scope(self, obj: ItipObject) -> AbstractContextManager[None]:
-        """Held around handling ``obj`` and committing it (further locks)."""
+    def scope(self, obj: ItipObject) -> AbstractContextManager[Held]:
+        """Held around handling ``obj`` and committing it (further locks);
+        gives what it holds, for :meth:`handle`."""
         ...
 
-    def handle(self, obj: ItipObject) -> None:
+    def handle(self, obj: ItipObject, held: Held) -> None:
         """Process one scheduling object; raise InputError if it is unusable."""
         ...
 
@@ -96,10 +108,23 @@ class Context:
 
 @dataclass(frozen=True)
 class Result:
-    """The outcome of a run: exit code and a one-line status."""
+    """The outcome of a run: exit code and a one-line status, what was done
+    for each envelope recipient (in envelope order), and the calendar parts
+    or objects that could not be used."""
 
     code: ExitCode
     status: str
+    recipients: tuple[RecipientOutcome, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (the exit code as its number)."""
+        return {
+            "code": int(self.code),
+            "status": self.status,
+            "recipients": [r.as_dict() for r in self.recipients],
+            "errors": list(self.errors),
+        }
 
 
 @dataclass
@@ -206,18 +231,20 @@ def run(raw: bytes, envelope: Sequence[Envelope], ctx: Context, factory: Handler
     started = time.process_time()
     message, extracted = read(raw, ctx.settings, started)
     objects = CpuBudget(extracted.objects, ctx.settings.max_seconds, started)
-    failures: list[str] = list(extracted.errors)
-    handled = 0
     handlers: list[tuple[str, Handler]] = []
+    outcomes: list[RecipientOutcome] = []
     for user, each in zip(users, envelope, strict=True):
-        handler, ok, failed = _process_user(user, each, message, objects, ctx, factory)
+        handler, outcome = _process_user(user, each, message, objects, ctx, factory)
         handlers.append((user, handler))
-        handled += ok
-        failures += failed
+        outcomes.append(outcome)
+    handled = sum(not o.error for r in outcomes for o in r.objects)
+    failures = [*extracted.errors, *(o.error for r in outcomes for o in r.objects if o.error)]
     failures += objects.reasons()
     flush(ctx)
-    deliver(raw, handlers, envelope[0].sender, ctx)
-    return _result(extracted, handled, failures, envelope[0].sender, factory.bounce_unusable)
+    delivered = deliver(raw, handlers, envelope[0].sender, ctx)
+    result = _result(extracted, handled, failures, envelope[0].sender, factory.bounce_unusable)
+    recipients = tuple(replace(o, delivered=n) for o, n in zip(outcomes, delivered, strict=True))
+    return replace(result, recipients=recipients, errors=tuple(failures))
 
 
 def _front(envelope: Sequence[Envelope], settings: Settings) -> list[str] | None:
@@ -257,18 +284,23 @@ def recipient_user(recipient: str) -> str:
 
 def deliver(
     raw: bytes, handlers: list[tuple[str, Handler]], sender: str | None, ctx: Context
-) -> None:
-    """Deliver to each user's mailbox what its handler says, after the replies.
+) -> list[int]:
+    """Deliver to each user's mailbox what its handler says, after the replies;
+    how many messages each user was given.
 
     A failure raises DeliveryFailed (75): the MTA retries the whole message,
     whose calendar data is then a duplicate that changes nothing.
     """
     envelope_from = _usable_sender(sender)
+    counts = []
     for user, handler in handlers:
-        for message in handler.deliveries(raw):
+        messages = handler.deliveries(raw)
+        for message in messages:
             if ctx.deliverer is None:
                 raise ConfigError("no delivery method configured (-l, -L or --sendmail)")
             ctx.deliverer.send(envelope_from, [user.removeprefix("mailto:")], message)
+        counts.append(len(messages))
+    return counts
 
 
 def _usable_sender(sender: str | None) -> str:
@@ -306,26 +338,46 @@ def _process_user(
     objects: Iterable[ItipObject],
     ctx: Context,
     factory: HandlerFactory,
-) -> tuple[Handler, int, list[str]]:
+) -> tuple[Handler, RecipientOutcome]:
     """The unit of work of ``user``: each scheduling object is one transaction,
     committed (store writes, quota records and replies together) before the
-    next is handled; :meth:`Handler.finish` is one more."""
-    handled, failures = 0, []
+    next is handled; :meth:`Handler.finish` is one more. Returns the handler
+    (for deliveries) and each object's outcome; an unusable object's has
+    its ``error``."""
+    outcomes: list[ObjectOutcome] = []
     with ctx.store.lock(user, ctx.settings.lock_timeout):
         unit = make_unit(user, envelope, message, ctx)
         handler = factory(unit)
         for obj in objects:
-            with handler.scope(obj):
+            with handler.scope(obj) as held:
+                error = ""
                 try:
-                    handler.handle(obj)
-                    handled += 1
+                    handler.handle(obj, held)
                 except InputError as exc:
                     log.warning("user=%s uid=%r unusable: %s", user, obj.uid[:200], exc)
-                    failures.append(str(exc))
+                    error = str(exc) or type(exc).__name__
+                outcomes.append(_outcome(unit, obj, error))
                 unit.store.commit()
         handler.finish()
         unit.store.commit()
-    return handler, handled, failures
+    return handler, RecipientOutcome(user, tuple(outcomes))
+
+
+def _outcome(unit: Unit, obj: ItipObject, error: str) -> ObjectOutcome:
+    """What ``obj`` led to: the unit's decisions, quota changes and queued
+    mail, and the writes of its transaction (before the commit)."""
+    writes = tuple(store_write(call) for call in unit.transaction.calls)
+    rids = tuple(_recurrence_id(c, unit) for c in obj.components)
+    return unit.outcomes.take(obj.method, obj.kind, obj.uid, rids, writes, error)
+
+
+def _recurrence_id(component: Component, unit: Unit) -> str:
+    """The normalised RECURRENCE-ID of ``component`` ('' for a master), or
+    its text when it cannot be read."""
+    try:
+        return recurrence_id_of(component, unit.zone)
+    except CalendarDataError:
+        return text_of(component, "RECURRENCE-ID")
 
 
 def make_unit(user: str, envelope: Envelope, message: ParsedMessage, ctx: Context) -> Unit:
@@ -341,6 +393,7 @@ def make_unit(user: str, envelope: Envelope, message: ParsedMessage, ctx: Contex
     return Unit(
         user,
         settings,
+        store,
         records,
         preferences,
         message,
@@ -358,7 +411,12 @@ def _spool(unit: Unit, outgoing: Outgoing) -> None:
     addresses.check_envelope(unit.calendar_address, outgoing.recipients)
     data = compose(unit, outgoing)
     message = OutgoingMessage(unit.calendar_address, outgoing.recipients, data, outgoing.key)
-    unit.store.transaction.send(message)
+    unit.transaction.send(message)
+    message_id = parse_message(data, headers_only=True).message_id
+    queued = Queued(
+        outgoing.method, tuple(outgoing.recipients), outgoing.subject, message_id, outgoing.key
+    )
+    unit.outcomes.sent.append(queued)
 
 
 def compose(unit: Unit, outgoing: Outgoing) -> bytes:

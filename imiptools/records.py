@@ -6,6 +6,12 @@ the original's ``objects/`` and ``recurrences/``), expands them within the
 configured window and keeps the user's free/busy equal to what the stored
 objects say. :meth:`UserRecords.refresh_freebusy` is idempotent, so a unit
 of work interrupted by a crash converges when the message is reprocessed.
+
+:class:`UserRecords` is the one repository the handlers use for every
+record of their user: objects and cancellations, free/busy (their own and
+what others sent), offers, counter-proposals, the queue of items awaiting
+the user and the decision log. Handlers never call the store themselves,
+so the user is named once, here, and every write goes through one object.
 """
 
 from __future__ import annotations
@@ -177,7 +183,7 @@ class UserRecords:
         for rid in self.store.recurrence_ids(self.user, obj.uid):
             if rid not in keep:
                 self.store.remove_recurrence(self.user, obj.uid, rid)
-        for rid in self.store.cancelled_recurrence_ids(self.user, obj.uid):
+        for rid in self.cancelled_instances(obj.uid):
             self.store.uncancel_recurrence(self.user, obj.uid, rid)
 
     def save_instance(self, uid: str, component: Component, zones: list[Timezone]) -> None:
@@ -207,7 +213,7 @@ class UserRecords:
         """Instances of ``obj`` less cancelled instances (by default the stored
         cancellations of its UID; pass ``()`` for a new, authoritative version)."""
         if cancelled is None:
-            cancelled = self.store.cancelled_recurrence_ids(self.user, obj.uid)
+            cancelled = self.cancelled_instances(obj.uid)
         master = cast(Event | None, obj.master)
         overrides = cast(list[Event], obj.overrides)
         return expand(master, overrides, self.zone, limits or self.limits(), cancelled)
@@ -252,3 +258,74 @@ class UserRecords:
     def uids(self) -> Iterator[str]:
         """UIDs of the stored (current) objects."""
         return self.store.object_uids(self.user)
+
+    # -- cancellations (RFC 5546 §3.2.5) -------------------------------------
+
+    def cancellation(self, uid: str) -> str | None:
+        """The CANCEL text of ``uid`` if it was cancelled whole, else None."""
+        return self.store.get_cancelled_object(self.user, uid)
+
+    def cancelled_instances(self, uid: str) -> list[str]:
+        """The RECURRENCE-IDs of the cancelled instances of ``uid``, sorted."""
+        return self.store.cancelled_recurrence_ids(self.user, uid)
+
+    def cancel(self, uid: str, text: str) -> None:
+        """Cancel the whole of ``uid``, keeping the CANCEL's ``text``."""
+        self.store.cancel_object(self.user, uid, text)
+
+    def cancel_instance(self, uid: str, rid: str, text: str) -> None:
+        """Cancel instance ``rid`` of ``uid``, keeping the CANCEL's ``text``."""
+        self.store.cancel_recurrence(self.user, uid, rid, text)
+
+    # -- others' free/busy, offers, counter-proposals ---------------------------
+
+    def freebusy_of(self, other: str, start: datetime, end: datetime) -> list[Period]:
+        """What ``other`` (a ``mailto:`` URI) is known to be busy with in [start, end)."""
+        return self.store.get_freebusy_other(self.user, other, start, end)
+
+    def set_freebusy_of(self, other: str, periods: list[Period]) -> None:
+        """Replace what is known of ``other``'s free/busy."""
+        self.store.set_freebusy_other(self.user, other, periods)
+
+    def offers(self) -> list[Period]:
+        """The periods held for proposals (COUNTER offers) not expired at now."""
+        return self.store.get_offers(self.user, self.now)
+
+    def set_offers(self, uid: str, periods: list[Period], expires: datetime) -> None:
+        """Hold ``periods`` for ``uid`` until ``expires`` (replacing its offers)."""
+        self.store.set_offers(self.user, uid, periods, expires)
+
+    def remove_offers(self, uid: str) -> None:
+        """Release the periods held for ``uid``."""
+        self.store.remove_offers(self.user, uid)
+
+    def busy_or_offered(
+        self, start: datetime, end: datetime, exclude_uid: str = ""
+    ) -> list[Period]:
+        """Bookings and held offers overlapping [start, end), except those of
+        ``exclude_uid`` (when given): what a new booking must not overlap."""
+        busy = self.store.get_freebusy(self.user, start, end)
+        held = [p for p in self.offers() if p.overlaps(start, end)]
+        return [p for p in busy + held if not exclude_uid or p.uid != exclude_uid]
+
+    def set_counter(self, uid: str, attendee: str, text: str) -> None:
+        """Keep ``attendee``'s COUNTER for ``uid`` (replacing theirs)."""
+        self.store.set_counter(self.user, uid, attendee, text)
+
+    def remove_counters(self, uid: str, attendee: str) -> None:
+        """Forget ``attendee``'s COUNTER for ``uid``."""
+        self.store.remove_counters(self.user, uid, attendee)
+
+    # -- the queue and the decision log --------------------------------------
+
+    def queue(self, uid: str, rid: str, kind: str) -> None:
+        """Queue ``kind`` (REQUEST, CANCEL, ...) about ``uid`` for the user (idempotent)."""
+        self.store.queue_request(self.user, uid, rid, kind)
+
+    def dequeue(self, uid: str, rid: str) -> None:
+        """Take the item about ``uid`` (instance ``rid``) off the user's queue."""
+        self.store.dequeue_request(self.user, uid, rid)
+
+    def log_decision(self, line: str) -> None:
+        """Append one line (JSON, no newline) to the user's decision log."""
+        self.store.log_decision(self.user, line)

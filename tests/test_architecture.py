@@ -56,6 +56,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "imiptools.periods",
             "imiptools.functionlines",
             "imiptools.initialise",
+            "imiptools.outcomes",
         ),
     ),
     ("mail", ("imiptools.mail",)),

@@ -2,9 +2,14 @@
 cancellation, REFRESH, and free/busy requests and records.
 
 Dispatch is by (component, METHOD) to a method named after both
-(``vevent_request``, ``vfreebusy_reply``); pairs without a method are logged
-and ignored. Stale or duplicate versions change nothing and send nothing
-new (RFC 5546 §2.1.5); changes to a stored event are accepted only from its
+(``vevent_request``, ``vfreebusy_reply``), through a table each handler
+class builds once, when it is defined (:attr:`BaseHandler.methods`); pairs
+without a method are logged and ignored. Each method is given the object
+and what the agent holds for it (:class:`~imiptools.handlers.common.Held`),
+and keeps nothing about the object on the handler.
+
+Stale or duplicate versions change nothing and send nothing new
+(RFC 5546 §2.1.5); changes to a stored event are accepted only from its
 organiser (§3.2, "the Organizer is the only one who may ..."). Every path
 that touches an event ends by re-deriving its free/busy from what is stored,
 so an interrupted earlier run converges.
@@ -13,16 +18,18 @@ so an interrupted earlier run converges.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import cast
+from types import MappingProxyType
+from typing import Any, ClassVar, cast
 
 from icalendar import Component, Event, Timezone
 
 from imiptools.dates import format_recurrence_id, parse_recurrence_id, to_utc
 from imiptools.errors import CalendarDataError
-from imiptools.handlers.common import Outgoing, Unit
+from imiptools.handlers.common import Held, Outgoing, Unit
 from imiptools.itip import merge, replies
 from imiptools.itip.objects import (
     ItipObject,
@@ -47,6 +54,37 @@ log = logging.getLogger(__name__)
 MAX_FREEBUSY_RANGE = timedelta(days=5 * 366)
 #: Half the window expanded to find whether one occurrence exists.
 INSTANT = timedelta(seconds=1)
+#: The components a handler method can be named after (``vevent_request``).
+COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY")
+
+#: A handler method: (handler, object, what is held for it) -> None.
+Method = Callable[[Any, ItipObject, Held], None]
+
+
+def method_key(kind: str, method: str) -> tuple[str, str]:
+    """The dispatch key of a component ``kind`` and an iTIP ``method``
+    (RFC 5546 §1.4): both upper case, ``-`` as ``_``."""
+    return kind.upper(), method.upper().replace("-", "_")
+
+
+def dispatch_table(cls: type) -> Mapping[tuple[str, str], Method]:
+    """The handler methods of ``cls`` by (component, METHOD), found by name:
+    ``vevent_request`` handles (VEVENT, REQUEST)."""
+    table: dict[tuple[str, str], Method] = {}
+    for name in dir(cls):
+        kind, _, method = name.partition("_")
+        if kind.upper() in COMPONENTS and method and callable(getattr(cls, name)):
+            table[method_key(kind, method)] = getattr(cls, name)
+    return MappingProxyType(table)
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """What a CANCEL did: whether it cancelled anything, and the free/busy
+    periods of its UID as stored after it."""
+
+    done: bool
+    periods: Sequence[Period] = ()
 
 
 class BaseHandler:
@@ -55,16 +93,19 @@ class BaseHandler:
     #: Unusable calendar data makes the program exit 65 (resources only:
     #: a person's mail is delivered whatever its calendar part holds).
     bounce_unusable = False
+    #: (component, METHOD) -> handler method, built once per class.
+    methods: ClassVar[Mapping[tuple[str, str], Method]] = MappingProxyType({})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Build the subclass's dispatch table once, when it is defined."""
+        super().__init_subclass__(**kwargs)
+        cls.methods = dispatch_table(cls)
 
     def __init__(self, unit: Unit) -> None:
         self.unit = unit
         self.records = unit.records
         #: One line per change, for the user's summary (``incoming``).
         self.notes: list[str] = []
-        #: Whether the last CANCEL handled cancelled something.
-        self.cancelled = False
-        #: The free/busy periods the last :meth:`refresh` wrote.
-        self.refreshed: list[Period] = []
 
     def _(self, message: str) -> str:
         """``message`` in the user's language (LANG preference)."""
@@ -84,18 +125,18 @@ class BaseHandler:
         """What the user's mailbox receives: nothing, unless a subclass says."""
         return []
 
-    def scope(self, obj: ItipObject) -> AbstractContextManager[None]:
+    @contextmanager
+    def scope(self, obj: ItipObject) -> Iterator[Held]:
         """Held while ``obj`` is handled and committed: nothing more here."""
-        return nullcontext()
+        yield Held()
 
-    def handle(self, obj: ItipObject) -> None:
+    def handle(self, obj: ItipObject, held: Held) -> None:
         """Dispatch ``obj`` by component and METHOD; unknown pairs are logged."""
-        name = f"{obj.kind}_{obj.method}".lower().replace("-", "_")
-        method: Callable[[ItipObject], None] | None = getattr(self, name, None)
+        method = self.methods.get(method_key(obj.kind, obj.method))
         if method is None:
             self.unit.decision(obj.uid, "", "ignored", "method", f"{obj.kind} {obj.method}")
             return
-        method(obj)
+        method(self, obj, held)
 
     def _when(self, component: Component) -> str:
         """' on DAY' / ' starting TIME' for texts; '' when the start is unusable."""
@@ -147,7 +188,7 @@ class BaseHandler:
         """True if ``rid`` is an occurrence of the stored series: generated by
         its RRULE or RDATE, not excluded by EXDATE, not cancelled
         (RFC 5545 §3.8.5). Only the moment of ``rid`` is expanded."""
-        if rid in self.records.store.cancelled_recurrence_ids(self.unit.user, stored.uid):
+        if rid in self.records.cancelled_instances(stored.uid):
             return False
         try:
             moment = to_utc(parse_recurrence_id(rid), self.unit.zone)
@@ -178,27 +219,26 @@ class BaseHandler:
             self.unit.decision(uid, rid, "reinstated", "exdate", "the organiser sent it again")
         self.records.save_instance(uid, component, zones)
 
-    def vevent_cancel(self, obj: ItipObject) -> None:
+    def vevent_cancel(self, obj: ItipObject, held: Held) -> None:
         """Cancel the whole booking or some instances (RFC 5546 §3.2.5)."""
+        self.cancel(obj)
+
+    def cancel(self, obj: ItipObject) -> Cancelled:
+        """Cancel as :meth:`vevent_cancel` says; what it did, and the UID's
+        free/busy re-derived from what is then stored."""
         stored = self.records.stored(obj.uid) if obj.uid else None
-        self.cancelled = False
+        done = False
         if stored is None:
             self.unit.decision(obj.uid, "", "ignored", "unknown", "cancel of an unknown event")
         elif self._authorised(stored.first, obj.first):
             if obj.master is not None:
-                self.cancelled = self._cancel_whole(obj, stored)
+                done = self._cancel_whole(obj, stored)
             else:
                 for component in obj.overrides:
                     self._cancel_instance(obj, stored, component)
-                self.cancelled = bool(obj.overrides)
-        if obj.uid:
-            self.refresh(obj.uid)
-
-    def refresh(self, uid: str) -> list[Period]:
-        """Re-derive the free/busy of ``uid`` from what is stored; the periods
-        are kept in :attr:`refreshed` for what follows in the same message."""
-        self.refreshed = self.records.refresh_freebusy(uid)
-        return self.refreshed
+                done = bool(obj.overrides)
+        periods = self.records.refresh_freebusy(obj.uid) if obj.uid else []
+        return Cancelled(done, periods)
 
     def _cancel_whole(self, obj: ItipObject, stored: ItipObject) -> bool:
         assert obj.master is not None
@@ -206,7 +246,7 @@ class BaseHandler:
             self.unit.decision(obj.uid, "", "ignored", "stale", "cancel of an older version")
             return False
         text = to_text(make_calendar(obj.components, "CANCEL", obj.timezones))
-        self.unit.records.store.cancel_object(self.unit.user, obj.uid, text)
+        self.records.cancel(obj.uid, text)
         self.unit.decision(obj.uid, "", "cancelled", "cancel", "the organiser cancelled")
         return True
 
@@ -222,7 +262,7 @@ class BaseHandler:
             ]
         text = to_text(make_calendar([component], "CANCEL", obj.timezones))
         for each in rids:
-            self.unit.records.store.cancel_recurrence(self.unit.user, obj.uid, each, text)
+            self.records.cancel_instance(obj.uid, each, text)
         self.unit.decision(obj.uid, rid, "cancelled", "cancel", f"{len(rids)} instance(s)")
 
     def _refresh(self, obj: ItipObject) -> None:
@@ -247,7 +287,7 @@ class BaseHandler:
             )
         )
 
-    def vfreebusy_request(self, obj: ItipObject) -> None:
+    def vfreebusy_request(self, obj: ItipObject, held: Held) -> None:
         """Answer with the busy periods in the asked range (RFC 5546 §3.3.2)."""
         component = obj.first
         try:
@@ -279,14 +319,14 @@ class BaseHandler:
             )
         )
 
-    def vfreebusy_reply(self, obj: ItipObject) -> None:
+    def vfreebusy_reply(self, obj: ItipObject, held: Held) -> None:
         """Record another user's free/busy (it never replaces our own)."""
         component = obj.first
         attendees = component.get("ATTENDEE")
         other = address(attendees[0] if isinstance(attendees, list) else attendees)
         self._store_other(other or organizer_of(component), component)
 
-    def vfreebusy_publish(self, obj: ItipObject) -> None:
+    def vfreebusy_publish(self, obj: ItipObject, held: Held) -> None:
         """Record a published free/busy under its organiser."""
         self._store_other(organizer_of(obj.first), obj.first)
 
@@ -294,7 +334,7 @@ class BaseHandler:
         if not other or other == self.unit.address:
             return
         periods = freebusy_periods(component)
-        self.records.store.set_freebusy_other(self.unit.user, f"mailto:{other}", periods)
+        self.records.set_freebusy_of(f"mailto:{other}", periods)
         self.unit.decision("", "", "stored", "freebusy-other", f"{len(periods)} periods of {other}")
 
     def _check_usable(self, obj: ItipObject) -> None:
@@ -304,7 +344,7 @@ class BaseHandler:
             raise CalendarDataError(f"{obj.method} without ORGANIZER")
 
     def _is_new_version(self, uid: str, master: Component, stored: ItipObject | None) -> bool:
-        cancelled = self.records.store.get_cancelled_object(self.unit.user, uid)
+        cancelled = self.records.cancellation(uid)
         if stored is None and cancelled is not None:
             for old in _components(cancelled):
                 if version_key(master)[0] < version_key(old)[0]:
@@ -363,3 +403,6 @@ def freebusy_periods(component: Component) -> list[Period]:
                 end = period[1] if isinstance(period[1], datetime) else start + period[1]
                 found.append(Period(start, to_utc(end), status=fbtype))
     return found
+
+
+BaseHandler.methods = dispatch_table(BaseHandler)

@@ -2,7 +2,8 @@
 
 A :class:`Unit` is built per (message, recipient) by the agent while the
 recipient's lock is held. Handlers read the message's scheduling objects,
-consult policies, update records through ``unit.records`` and queue the
+consult policies, update records through ``unit.records`` (the one
+repository of the user's records) and queue the
 messages to send with :meth:`Unit.send`. Both are kept in the unit's
 transaction until the agent commits it (after each scheduling object), so
 that a message is spooled exactly when the decision it reports is stored;
@@ -13,10 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import cast
+from types import MappingProxyType
 
 from icalendar import Calendar
 
@@ -24,10 +25,13 @@ from imiptools import addresses
 from imiptools.config import Settings
 from imiptools.i18n import Translator, translator
 from imiptools.mail.parse import ParsedMessage
+from imiptools.outcomes import Decided, Recorder
 from imiptools.preferences import Preferences
 from imiptools.quota.base import QuotaLedger
+from imiptools.quota.model import QuotaState
 from imiptools.records import UserRecords
 from imiptools.stores.recording import RecordingStore
+from imiptools.stores.transaction import Transaction
 
 log = logging.getLogger("imiptools.decisions")
 
@@ -41,6 +45,18 @@ class Envelope:
 
     recipient: str
     sender: str | None
+
+
+@dataclass(frozen=True)
+class Held:
+    """What the agent holds while one scheduling object is handled and
+    committed (a handler's ``scope``): the quota ledger whose locks are held
+    (None when no quota is named or the site has no ledger) and the states
+    of those quotas read under the locks. A value, passed to the handler
+    method; a handler never keeps it."""
+
+    ledger: QuotaLedger | None = None
+    quotas: Mapping[str, QuotaState] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass
@@ -63,6 +79,10 @@ class Unit:
 
     user: str
     settings: Settings
+    #: The store of the unit of work: its writes wait for the agent's commit.
+    #: For the agent; handlers read and write through :attr:`records`.
+    store: RecordingStore
+    #: The user's records (over :attr:`store`): the handlers' one repository.
     records: UserRecords
     preferences: Preferences
     message: ParsedMessage
@@ -75,11 +95,13 @@ class Unit:
     translator: Translator = field(default_factory=lambda: translator("en"))
     #: The site's quota ledger (None when the program gave none).
     ledger: QuotaLedger | None = None
+    #: What the current scheduling object led to, until the agent takes it.
+    outcomes: Recorder = field(default_factory=Recorder)
 
     @property
-    def store(self) -> RecordingStore:
-        """The unit's store: writes are kept until the agent commits them."""
-        return cast(RecordingStore, self.records.store)
+    def transaction(self) -> Transaction:
+        """What the current scheduling object changes, until the agent commits it."""
+        return self.store.transaction
 
     def gettext(self, message: str) -> str:
         """``message`` in the user's language."""
@@ -143,9 +165,14 @@ class Unit:
         text = "\0".join(str(p) for p in (self.user, self.message.message_id, *parts))
         return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
 
-    def decision(self, uid: str, rid: str, outcome: str, code: str, reason: str) -> None:
-        """Log one structured line per decision."""
-        log.info(
+    def decision(
+        self, uid: str, rid: str, outcome: str, code: str, reason: str, level: int = logging.INFO
+    ) -> None:
+        """Log one structured line per decision (at ``level``), and keep the
+        decision for the object's outcome."""
+        self.outcomes.decisions.append(Decided(uid, rid, str(outcome), code, reason))
+        log.log(
+            level,
             "user=%s uid=%r rid=%s outcome=%s code=%s reason=%r",
             self.user,
             uid[:200],

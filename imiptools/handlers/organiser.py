@@ -15,7 +15,7 @@ from typing import cast
 from icalendar import Component, Event, vCalAddress
 
 from imiptools.handlers.base import BaseHandler
-from imiptools.handlers.common import Outgoing
+from imiptools.handlers.common import Held, Outgoing, Unit
 from imiptools.itip import merge
 from imiptools.itip.answers import Answer, delegated_to, judge
 from imiptools.itip.objects import (
@@ -37,10 +37,13 @@ from imiptools.itip.recurrence_set import recurs
 class Organiser(BaseHandler):
     """The organiser's side of a person's handler."""
 
-    #: Whether the person's records changed (free/busy is published then).
-    changed: bool = False
+    def __init__(self, unit: Unit) -> None:
+        super().__init__(unit)
+        #: Whether the person's records changed in this message (their
+        #: free/busy is published when it did).
+        self.changed = False
 
-    def vevent_reply(self, obj: ItipObject) -> None:
+    def vevent_reply(self, obj: ItipObject, held: Held) -> None:
         """Merge the answers a REPLY may give into our event (RFC 5546 §3.2.3).
 
         Which ATTENDEE lines count is :func:`imiptools.itip.answers.judge`'s
@@ -171,17 +174,12 @@ class Organiser(BaseHandler):
 
     def _record_attendee_busy(self, stored: ItipObject, attendee: str) -> None:
         """Keep the attendee's busy time for this event among others' free/busy."""
-        store, user, other = self.unit.records.store, self.unit.user, f"mailto:{attendee}"
-        window = self.records.limits()
-        kept = [
-            p
-            for p in store.get_freebusy_other(user, other, window.window_start, window.window_end)
-            if p.uid != stored.uid
-        ]
+        other, window = f"mailto:{attendee}", self.records.limits()
+        current = self.records.freebusy_of(other, window.window_start, window.window_end)
+        kept = [p for p in current if p.uid != stored.uid]
         own = self.records.as_user(other).periods(stored)
-        current = store.get_freebusy_other(user, other, window.window_start, window.window_end)
         if sorted(kept + own) != sorted(current):
-            store.set_freebusy_other(user, other, kept + own)
+            self.records.set_freebusy_of(other, kept + own)
 
     def _sending_attendee(self, component: Component) -> str:
         """The ATTENDEE of ``component`` who sent the message ('' if none)."""
@@ -189,7 +187,7 @@ class Organiser(BaseHandler):
         found = (mail_address_of(a) for a in attendees_of(component))
         return next((who for who in found if who in senders), "")
 
-    def vevent_refresh(self, obj: ItipObject) -> None:
+    def vevent_refresh(self, obj: ItipObject, held: Held) -> None:
         """Resend the event (``event_refreshing=always``) or queue it (§3.2.6)."""
         stored = self._organised(obj)
         if stored is None:
@@ -206,7 +204,7 @@ class Organiser(BaseHandler):
         if self.unit.preferences.get("event_refreshing") == "always":
             self._resend(stored, requester)
         else:
-            self.unit.records.store.queue_request(self.unit.user, obj.uid, "", "REFRESH")
+            self.records.queue(obj.uid, "", "REFRESH")
 
     def _resend(self, stored: ItipObject, requester: str) -> None:
         if not self.unit.may_answer(requester):
@@ -227,7 +225,7 @@ class Organiser(BaseHandler):
         )
         self.unit.decision(stored.uid, "", "sent", "refresh", f"REQUEST to {requester}")
 
-    def vevent_counter(self, obj: ItipObject) -> None:
+    def vevent_counter(self, obj: ItipObject, held: Held) -> None:
         """Keep an attendee's counter-proposal for the organiser (§3.2.7)."""
         stored = self._organised(obj)
         if stored is None:
@@ -237,8 +235,8 @@ class Organiser(BaseHandler):
             self.unit.decision(obj.uid, "", "refused", "not-attendee", "counter from a stranger")
             return
         text = to_text(make_calendar(obj.components, "COUNTER", obj.timezones))
-        self.unit.records.store.set_counter(self.unit.user, obj.uid, f"mailto:{proposer}", text)
-        self.unit.records.store.queue_request(self.unit.user, obj.uid, "", "COUNTER")
+        self.records.set_counter(obj.uid, f"mailto:{proposer}", text)
+        self.records.queue(obj.uid, "", "COUNTER")
         self.notes.append(
             self._('{attendee} proposes a new time for "{summary}"{when}.').format(
                 attendee=proposer, summary=self._summary(obj.first), when=self._when(obj.first)

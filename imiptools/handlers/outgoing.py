@@ -23,6 +23,7 @@ from icalendar import Component
 from imiptools.config import parse_duration
 from imiptools.dates import to_utc
 from imiptools.handlers.base import BaseHandler
+from imiptools.handlers.common import Held
 from imiptools.itip import merge
 from imiptools.itip.objects import (
     ItipObject,
@@ -41,7 +42,7 @@ class OutgoingHandler(BaseHandler):
 
     # -- as the organiser ----------------------------------------------------
 
-    def vevent_request(self, obj: ItipObject) -> None:
+    def vevent_request(self, obj: ItipObject, held: Held) -> None:
         """Our own invitation or update: record it if newer."""
         self._check_usable(obj)
         if not self._ours(obj):
@@ -60,7 +61,7 @@ class OutgoingHandler(BaseHandler):
 
     vevent_publish = vevent_request
 
-    def vevent_add(self, obj: ItipObject) -> None:
+    def vevent_add(self, obj: ItipObject, held: Held) -> None:
         """Instances we added to our event (RFC 5546 §3.2.4)."""
         self._check_usable(obj)
         if not self._ours(obj) or self.records.stored(obj.uid) is None:
@@ -71,11 +72,11 @@ class OutgoingHandler(BaseHandler):
             self.records.save_instance(obj.uid, component, obj.timezones)
         self.records.refresh_freebusy(obj.uid)
 
-    def vevent_cancel(self, obj: ItipObject) -> None:
+    def vevent_cancel(self, obj: ItipObject, held: Held) -> None:
         """Our CANCEL: the event, some instances, or some attendees only."""
         stored = self.records.stored(obj.uid) if obj.uid else None
         if stored is None or not self._ours(obj):
-            super().vevent_cancel(obj)
+            super().vevent_cancel(obj, held)
             return
         removed = _removed_attendees(stored.first, obj)
         if removed and obj.master is not None:
@@ -85,16 +86,14 @@ class OutgoingHandler(BaseHandler):
             self.unit.decision(obj.uid, "", "recorded", "attendees-removed", ", ".join(removed))
             self.records.refresh_freebusy(obj.uid)
         else:
-            super().vevent_cancel(obj)
+            super().vevent_cancel(obj, held)
 
-    def vevent_declinecounter(self, obj: ItipObject) -> None:
+    def vevent_declinecounter(self, obj: ItipObject, held: Held) -> None:
         """We declined an attendee's proposal: forget it."""
         if not obj.uid or not self._ours(obj):
             return
         for attendee in attendees_of(obj.first):
-            self.unit.records.store.remove_counters(
-                self.unit.user, obj.uid, f"mailto:{mail_address_of(attendee)}"
-            )
+            self.records.remove_counters(obj.uid, f"mailto:{mail_address_of(attendee)}")
         self.unit.decision(obj.uid, "", "recorded", "declinecounter", "counter dropped")
 
     def _ours(self, obj: ItipObject) -> bool:
@@ -105,7 +104,7 @@ class OutgoingHandler(BaseHandler):
 
     # -- as an attendee --------------------------------------------------------
 
-    def vevent_reply(self, obj: ItipObject) -> None:
+    def vevent_reply(self, obj: ItipObject, held: Held) -> None:
         """Our answer to an invitation: record PARTSTAT, dequeue the request."""
         stored = self.records.stored(obj.uid) if obj.uid else None
         if stored is None:
@@ -119,21 +118,21 @@ class OutgoingHandler(BaseHandler):
             targets = self._targets(stored, component, rid)
             for target in targets:
                 merge.set_participation(target, answer)
-            self.unit.records.store.dequeue_request(self.unit.user, obj.uid, rid)
+            self.records.dequeue(obj.uid, rid)
             self.unit.decision(
                 obj.uid, rid, "recorded", "own-reply", str(answer.params.get("PARTSTAT", ""))
             )
         self.records.save(stored, authoritative=False)
         self.records.refresh_freebusy(obj.uid)
 
-    def vevent_counter(self, obj: ItipObject) -> None:
+    def vevent_counter(self, obj: ItipObject, held: Held) -> None:
         """Our proposal: hold its period as an offer for ``freebusy_offers``."""
         hold = self.unit.preferences.get("freebusy_offers")
         if not obj.uid or not hold:
             return
         periods = [p for p in map(self._offered, obj.components) if p is not None]
         expires = self.unit.now + parse_duration(hold)
-        self.unit.records.store.set_offers(self.unit.user, obj.uid, periods, expires)
+        self.records.set_offers(obj.uid, periods, expires)
         self.unit.decision(obj.uid, "", "recorded", "offer", f"{len(periods)} until {expires}")
 
     def _offered(self, component: Component) -> Period | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from icalendar import Component
 
 from imiptools.errors import CalendarDataError
-from imiptools.handlers.common import Outgoing, Unit
+from imiptools.handlers.common import Held, Outgoing, Unit
 from imiptools.handlers.organiser import Organiser
 from imiptools.itip import merge
 from imiptools.itip.objects import (
@@ -38,7 +38,6 @@ class PersonHandler(Organiser):
     def __init__(self, unit: Unit) -> None:
         super().__init__(unit)
         self.participating = unit.preferences.get("participating") != "no"
-        self.changed = False
 
     def send(self, outgoing: Outgoing) -> None:
         """Send, with our free/busy attached under ``freebusy_bundling=always``."""
@@ -46,10 +45,10 @@ class PersonHandler(Organiser):
             outgoing.attachments.append((freebusy_calendar(self.unit), "PUBLISH", "freebusy.ifb"))
         self.unit.send(outgoing)
 
-    def handle(self, obj: ItipObject) -> None:
+    def handle(self, obj: ItipObject, held: Held) -> None:
         """Process ``obj`` unless the person does not participate."""
         if self.participating:
-            super().handle(obj)
+            super().handle(obj, held)
 
     def finish(self) -> None:
         """Publish free/busy if it changed and the person wants it published."""
@@ -64,7 +63,7 @@ class PersonHandler(Organiser):
 
     # -- as an attendee ------------------------------------------------------
 
-    def vevent_request(self, obj: ItipObject) -> None:
+    def vevent_request(self, obj: ItipObject, held: Held) -> None:
         """Record an invitation or update if newer; busy time stays tentative."""
         self._check_usable(obj)
         if organizer_of(obj.first) == self.unit.address:
@@ -121,7 +120,7 @@ class PersonHandler(Organiser):
             return None
         return merge.instance_of(stored.master, incoming.decoded("RECURRENCE-ID"))
 
-    def vevent_publish(self, obj: ItipObject) -> None:
+    def vevent_publish(self, obj: ItipObject, held: Held) -> None:
         """Record a published event (no reply, nothing queued)."""
         self._check_uid(obj)
         stored = self.records.stored(obj.uid)
@@ -166,7 +165,7 @@ class PersonHandler(Organiser):
         return ItipObject("PUBLISH", "VEVENT", uid, components, zones) if components else None
 
     def _recorded(self, obj: ItipObject, rid: str, kind: str, note: str) -> None:
-        self.unit.records.store.queue_request(self.unit.user, obj.uid, rid, kind)
+        self.records.queue(obj.uid, rid, kind)
         self.unit.decision(obj.uid, rid, "recorded", kind.lower(), "queued for the user")
         self.notes.append(note)
         self.changed = True
@@ -205,10 +204,9 @@ class PersonHandler(Organiser):
         )
         return False
 
-    def vevent_cancel(self, obj: ItipObject) -> None:
+    def vevent_cancel(self, obj: ItipObject, held: Held) -> None:
         """Cancel the event, some instances, or our attendance (§4.2.10)."""
-        super().vevent_cancel(obj)
-        if obj.uid and self.cancelled:
+        if self.cancel(obj).done and obj.uid:
             removed = (
                 find_attendee(obj.first, self.unit.user) is not None
                 and text_of(obj.first, "STATUS").upper() != "CANCELLED"
@@ -227,10 +225,10 @@ class PersonHandler(Organiser):
                     when=self._when(obj.first),
                 )
             )
-            self.unit.records.store.queue_request(self.unit.user, obj.uid, "", "CANCEL")
+            self.records.queue(obj.uid, "", "CANCEL")
             self.changed = True
 
-    def vevent_add(self, obj: ItipObject) -> None:
+    def vevent_add(self, obj: ItipObject, held: Held) -> None:
         """ADD per ``add_method_response``: add instances, ignore, or REFRESH."""
         self._check_usable(obj)
         response = self.unit.preferences.get("add_method_response")
@@ -250,12 +248,12 @@ class PersonHandler(Organiser):
         else:
             self.unit.decision(obj.uid, "", "ignored", "add-ignored", "add_method_response")
 
-    def vevent_declinecounter(self, obj: ItipObject) -> None:
+    def vevent_declinecounter(self, obj: ItipObject, held: Held) -> None:
         """The organiser declined our proposal: drop our offer (§3.2.8)."""
         stored = self.records.stored(obj.uid) if obj.uid else None
         if stored is None or not self._authorised(stored.first, obj.first):
             return
-        self.unit.records.store.remove_offers(self.unit.user, obj.uid)
+        self.records.remove_offers(obj.uid)
         self.notes.append(
             self._('{organiser} declined your proposal for "{summary}".').format(
                 organiser=organizer_of(obj.first), summary=self._summary(obj.first)
@@ -265,10 +263,10 @@ class PersonHandler(Organiser):
 
     # -- free/busy -------------------------------------------------------------
 
-    def vfreebusy_request(self, obj: ItipObject) -> None:
+    def vfreebusy_request(self, obj: ItipObject, held: Held) -> None:
         """Answered only when ``freebusy_sharing=share``; else left to the user."""
         if self.unit.preferences.get("freebusy_sharing") == "share":
-            super().vfreebusy_request(obj)
+            super().vfreebusy_request(obj, held)
         else:
             self.unit.decision(obj.uid, "", "ignored", "not-shared", "freebusy_sharing=no")
 

@@ -7,6 +7,10 @@ answers REQUEST with REPLY (§3.2.3), ADD per ``add_method_response``
 VFREEBUSY REQUEST (§3.3.2). Stale or duplicate versions change nothing and
 send nothing new; every path ends by re-deriving the event's free/busy from
 what is stored, so an interrupted earlier run converges.
+
+What the handler knows about one scheduling object is passed along as
+values (:class:`Case`, :class:`Booked`), never kept on the handler: a
+message's objects cannot see each other's state.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime
+from types import MappingProxyType
 
 from icalendar import Component, Event
 
@@ -24,7 +30,7 @@ from imiptools.config import parse_duration
 from imiptools.dates import format_utc, parse_recurrence_id, to_utc
 from imiptools.errors import CalendarDataError
 from imiptools.handlers.base import BaseHandler
-from imiptools.handlers.common import Outgoing
+from imiptools.handlers.common import Held, Outgoing
 from imiptools.i18n import N_, N_plural
 from imiptools.itip import merge, replies
 from imiptools.itip.objects import (
@@ -39,10 +45,12 @@ from imiptools.itip.objects import (
     text_of,
     version_key,
 )
-from imiptools.itip.recurrence import Instance
+from imiptools.itip.recurrence import Expansion, Instance
 from imiptools.itip.timing import start_zone
+from imiptools.outcomes import QuotaChange
 from imiptools.periods import Period
 from imiptools.quota.base import QuotaLedger
+from imiptools.quota.limits import QuotaBooking
 from imiptools.quota.model import QuotaState, parse_user
 from imiptools.scheduling import (
     CONFIRMATIONS,
@@ -70,22 +78,34 @@ def _quota_user(obj: ItipObject) -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class Case:
+    """One scheduling object as the resource handles it: the object, what
+    the agent holds for it (the quota ledger and the quota states read
+    under its locks), and whether a resource of one of our quotas delegated
+    it to us (RFC 5546 §3.2.2.3: the answer then goes to its organiser)."""
+
+    obj: ItipObject
+    held: Held
+    forwarded: bool = False
+
+
+@dataclass(frozen=True)
+class Booked:
+    """What one scheduling decision was about: the RECURRENCE-ID ('' for the
+    whole event) and the instances, from now on, that it decided."""
+
+    rid: str
+    instances: Sequence[Instance] = ()
+
+
 class ResourceHandler(BaseHandler):
     """Handles the scheduling objects of one message for one resource."""
 
     bounce_unusable = True
-    #: The instances the last scheduling decision was about (for steps).
-    booked: Sequence[Instance] = ()
-    #: The quota groups the configured functions name, read under their locks.
-    quotas: Mapping[str, QuotaState] = {}
-    journal: QuotaLedger | None = None
-    #: RECURRENCE-IDs the current message is about ('' alone: the whole event).
-    touched: Sequence[str] = ("",)
-    #: Whether the message being handled was delegated to us by a pool member.
-    forwarded = False
 
     @contextmanager
-    def scope(self, obj: ItipObject) -> Iterator[None]:
+    def scope(self, obj: ItipObject) -> Iterator[Held]:
         """Hold the locks of the quotas the functions name while ``obj`` is
         handled and committed.
 
@@ -101,16 +121,14 @@ class ResourceHandler(BaseHandler):
         if not names or journal is None:
             if names:
                 log.error("quotas %s: no quota ledger given", ", ".join(names))
-            yield
+            yield Held()
             return
         with journal.locked(names, self.unit.settings.lock_timeout):
-            journal.defer(self.unit.store.transaction)
-            organiser = _quota_user(obj)
-            self.journal, self.quotas = journal, self._snapshots(journal, names, organiser)
+            journal.defer(self.unit.transaction)
+            quotas = self._snapshots(journal, names, _quota_user(obj))
             try:
-                yield
+                yield Held(journal, MappingProxyType(quotas))
             finally:
-                self.journal, self.quotas = None, {}
                 journal.defer(None)
 
     def _snapshots(
@@ -146,54 +164,69 @@ class ResourceHandler(BaseHandler):
                 f"{obj.method} whose ORGANIZER cannot be answered: {organiser[:100]!r} ({why})"
             )
 
-    def vevent_request(self, obj: ItipObject) -> None:
+    def vevent_request(self, obj: ItipObject, held: Held) -> None:
         """Answer an invitation, an update, or an instance update."""
         self._check_usable(obj)
         if not any(find_attendee(c, self.unit.user) for c in obj.components):
-            self.unit.decision(obj.uid, "", "ignored", "not-invited", "not an attendee")
+            self._not_invited(obj)
             return
         stored = self.records.stored(obj.uid)
         if stored is not None and not self._authorised(stored.first, obj.first):
             return
-        self.touched = ("",)
-        self.forwarded = self._forwarded_by_pool(obj)
+        case = Case(obj, held, self._forwarded_by_pool(obj, held))
+        booked: list[Booked] = []
         if obj.master is None:
-            for component in obj.overrides:
-                self._instance_request(obj, component)
+            found = (self._instance_request(case, c) for c in obj.overrides)
+            booked += [b for b in found if b is not None]
         elif self._is_new_version(obj.uid, obj.master, stored):
-            self._book(obj, obj.components, full=True)
-        self._after(obj, self.refresh(obj.uid), retract=stored is not None)
+            booked.append(self._book(case, obj.components, full=True))
+        periods = self.records.refresh_freebusy(obj.uid)
+        self._after(case, periods, booked, retract=stored is not None)
 
-    def _instance_request(self, obj: ItipObject, component: Component) -> None:
+    def _not_invited(self, obj: ItipObject) -> None:
+        """A request that does not name us: nothing to answer, but an admin
+        must see it at the default level (a misrouted message, or an
+        ATTENDEE spelt unlike the resource's address)."""
+        named = [mail_address_of(a)[:100] for a in attendees_of(obj.first)]
+        shown = ", ".join(named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
+        reason = (
+            f"{self.unit.address} is not among the ATTENDEEs ({shown or 'none'}); nothing answered"
+        )
+        self.unit.decision(obj.uid, "", "ignored", "not-invited", reason, logging.WARNING)
+
+    def _instance_request(self, case: Case, component: Component) -> Booked | None:
+        obj = case.obj
         rid = recurrence_id_of(component, self.unit.zone)
         current = self.records.stored_version(obj.uid, rid)
         if current is not None and not self._newer_or_log(obj.uid, rid, component, current):
-            return
+            return None
         single = ItipObject(obj.method, obj.kind, obj.uid, [component], obj.timezones)
-        self._book(single, [component], full=False)
+        return self._book(replace(case, obj=single), [component], full=False)
 
-    def _book(self, obj: ItipObject, components: Sequence[Component], full: bool) -> None:
-        decision = self._schedule(obj, full)
+    def _book(self, case: Case, components: Sequence[Component], full: bool) -> Booked:
+        """Decide, answer and store one object (``full``) or one instance."""
+        obj = case.obj
+        decision, future = self._schedule(case, full)
         rid = "" if full else recurrence_id_of(components[0], self.unit.zone)
-        self.touched = (rid,)
         self.unit.decision(obj.uid, rid, decision.answer, decision.code, decision.text())
         self._log(obj, rid, components[0], decision)
         if decision.answer is Answer.COUNTER:
             self._set_partstat(components, "DECLINED")  # the requested time is not booked
-            self._counter(obj, components[0], decision)
+            self._counter(case, components[0], decision, future)
         elif decision.answer is Answer.DELEGATED:
-            self._delegate(obj, components, decision)
+            self._delegate(case, components, decision)
         else:
             self._set_partstat(components, str(decision.answer))
             declined = self._declined_instances(obj, decision.declined) if full else []
             added = [c for c in declined if not any(c is known for known in components)]
-            self._reply(obj, [*components, *added], decision)
+            self._reply(case, [*components, *added], decision)
         if decision.answer is Answer.ACCEPTED:
-            self.records.store.remove_offers(self.unit.user, obj.uid)
+            self.records.remove_offers(obj.uid)
         if full:
             self.records.save(obj)
         else:
             self.save_instance(obj.uid, components[0], obj.timezones)
+        return Booked(rid, future)
 
     def _set_partstat(self, components: Sequence[Component], partstat: str) -> None:
         for component in components:
@@ -235,60 +268,94 @@ class ResourceHandler(BaseHandler):
             "code": decision.code,
             "reason": decision.text(),
         }
-        self.records.store.log_decision(self.unit.user, json.dumps(entry, ensure_ascii=False))
+        self.records.log_decision(json.dumps(entry, ensure_ascii=False))
 
-    def _schedule(self, obj: ItipObject, full: bool) -> Decision:
-        """The engine's decision: event limits, then the scheduling functions
-        (RFC 5546 §3.2.3; see :func:`imiptools.scheduling.engine.schedule`)."""
-        now, unit = self.unit.now, self.unit
-        limits = self.records.limits(now, now + unit.settings.window)
+    def _schedule(self, case: Case, full: bool) -> tuple[Decision, list[Instance]]:
+        """The decision about ``case`` (the whole event when ``full``, else
+        its instance), and the instances from now on that it is about."""
+        now, obj = self.unit.now, case.obj
+        limits = self.records.limits(now, now + self.unit.settings.window)
         expansion = self.records.expand(obj, limits, () if full else None)
         future = [i for i in expansion.instances if i.end > now]
-        self.booked = future
         if not future:
-            return self._nothing_to_book(obj)
-        cut_short = expansion.reason if expansion.truncated and expansion.reason != "window" else ""
-        return schedule(self._request(obj, future, expansion.indefinite, cut_short))
+            return self._nothing_to_book(obj), future
+        return self._decide(obj, future, expansion, case.held.quotas), future
 
-    def _after(self, obj: ItipObject, periods: Sequence[Period], retract: bool) -> None:
+    def _after(
+        self, case: Case, periods: Sequence[Period], booked: Sequence[Booked], retract: bool
+    ) -> None:
         """Run the steps of the configured functions for the event as now stored
         (``periods``, its free/busy): confirmations when the resource is busy for
         it, else retractions (only when ``retract``: an event that was never
         booked has nothing to undo). Runs after every message about the UID, so
-        that a redelivered message completes what an interrupted run left undone."""
+        that a redelivered message completes what an interrupted run left undone.
+        ``booked``: the decisions this object made (none: it changed nothing)."""
+        touched = tuple(b.rid for b in booked) or ("",)
         if periods:
-            self._steps(CONFIRMATIONS, obj, self.booked, periods)
+            instances = [i for b in booked for i in b.instances]
+            self._steps(CONFIRMATIONS, case, touched, instances, periods)
         elif retract:
-            self._steps(RETRACTIONS, obj, (), periods)
+            self._steps(RETRACTIONS, case, touched, (), periods)
 
     def _steps(
         self,
         steps: Mapping[str, Step],
-        obj: ItipObject,
+        case: Case,
+        touched: Sequence[str],
         instances: Sequence[Instance],
         periods: Sequence[Period],
     ) -> None:
-        """Run confirmation or retraction steps of the configured functions."""
+        """Run confirmation or retraction steps of the configured functions
+        for the RECURRENCE-IDs ``touched`` ('' alone: the whole event)."""
+        obj = case.obj
         booking = Booking(
             self.unit.user,
             organizer_of(obj.first),
             obj.uid,
-            self.touched,
+            touched,
             instances,
             self.unit.now,
             periods,
-            self.journal,
+            case.held.ledger,
         )
+        before = self._quota_records(case)
         for name in run_steps(steps, booking, self._lines()):
-            self.unit.decision(obj.uid, ",".join(self.touched), "step", name, "ran")
+            self.unit.decision(obj.uid, ",".join(touched), "step", name, "ran")
+        self._quota_changes(case, before)
 
-    def vevent_cancel(self, obj: ItipObject) -> None:
+    def _quota_records(self, case: Case) -> dict[str, frozenset[QuotaBooking]]:
+        """The held quotas' records of this event, by quota (for outcomes)."""
+        ledger, user = case.held.ledger, _quota_user(case.obj)
+        if ledger is None or user is None:
+            return {}
+        event = (self.unit.user, case.obj.uid)
+        return {
+            quota: frozenset(b for b in ledger.user_bookings(quota, user) if b.key[1:3] == event)
+            for quota in case.held.quotas
+        }
+
+    def _quota_changes(self, case: Case, before: Mapping[str, frozenset[QuotaBooking]]) -> None:
+        """Report how the steps changed the held quotas' records of this event."""
+        after, user = self._quota_records(case), _quota_user(case.obj) or ""
+        for quota, old in before.items():
+            new = after.get(quota, frozenset())
+            if old != new:
+                change = QuotaChange(
+                    quota,
+                    user,
+                    self.unit.user,
+                    case.obj.uid,
+                    recorded=len(new - old),
+                    removed=len({b.key for b in old} - {b.key for b in new}),
+                )
+                self.unit.outcomes.quota.append(change)
+
+    def vevent_cancel(self, obj: ItipObject, held: Held) -> None:
         """Cancel (see BaseHandler), then retract what the functions confirmed."""
-        super().vevent_cancel(obj)
-        if self.cancelled:
+        cancelled = self.cancel(obj)
+        if cancelled.done:
             rids = [recurrence_id_of(c, self.unit.zone) for c in obj.overrides] or [""]
-            self.touched, self.booked = tuple(rids), ()
-            self._steps(RETRACTIONS, obj, (), self.refreshed)
+            self._steps(RETRACTIONS, Case(obj, held), tuple(rids), (), cancelled.periods)
 
     def _nothing_to_book(self, obj: ItipObject) -> Decision:
         """No instance between now and the window's end: past, or too far ahead."""
@@ -307,8 +374,27 @@ class ResourceHandler(BaseHandler):
             Answer.DECLINED, "outside-window", singular, params={"count": days}, plural=plural
         )
 
+    # -- the scheduling engine (imiptools.scheduling): limits, functions, alternatives --
+
+    def _decide(
+        self,
+        obj: ItipObject,
+        future: list[Instance],
+        expansion: Expansion,
+        quotas: Mapping[str, QuotaState],
+    ) -> Decision:
+        """The engine's decision: event limits, then the scheduling functions
+        (RFC 5546 §3.2.3; see :func:`imiptools.scheduling.engine.schedule`)."""
+        cut_short = expansion.reason if expansion.truncated and expansion.reason != "window" else ""
+        return schedule(self._request(obj, future, expansion.indefinite, quotas, cut_short))
+
     def _request(
-        self, obj: ItipObject, instances: list[Instance], indefinite: bool, cut_short: str
+        self,
+        obj: ItipObject,
+        instances: list[Instance],
+        indefinite: bool,
+        quotas: Mapping[str, QuotaState],
+        cut_short: str,
     ) -> Request:
         """The policies' view; busy periods are fetched as the policies ask."""
         uid = obj.uid
@@ -326,26 +412,44 @@ class ResourceHandler(BaseHandler):
             component=obj.first,
             indefinite=indefinite,
             preference=self.unit.preferences.get,
-            quotas=self.quotas,
+            quotas=quotas,
             busy_of=self._busy_of,
             busy_between=lambda start, end: self._busy(uid, start, end),
             truncation=cut_short,
         )
 
-    def _counter(self, obj: ItipObject, component: Component, decision: Decision) -> None:
+    def _busy_of(self, resource: str, start: datetime, end: datetime) -> list[Period]:
+        """Another resource's bookings and held offers over [start, end) (no lock:
+        files are replaced atomically; that resource decides for itself)."""
+        return self.records.as_user(resource).busy_or_offered(start, end)
+
+    def _busy(self, uid: str, start: datetime, end: datetime) -> list[Period]:
+        """Bookings and other organisers' held offers over [start, end), not ``uid``'s."""
+        return self.records.busy_or_offered(start, end, exclude_uid=uid)
+
+    # -- answers: REPLY, COUNTER, delegation ------------------------------------
+
+    def _counter(
+        self,
+        case: Case,
+        component: Component,
+        decision: Decision,
+        future: Sequence[Instance],
+    ) -> None:
         """Propose another time (RFC 5546 §3.2.7) and hold it per ``freebusy_offers``."""
+        obj = case.obj
         start, end = decision.params["start"], decision.params["end"]
         assert isinstance(start, datetime) and isinstance(end, datetime)
         hold = self.unit.preferences.get("freebusy_offers")
         if hold:
             offers = [
                 Period(s, e, obj.uid, rid, "OPAQUE", "", organizer_of(obj.first), "BUSY-TENTATIVE")
-                for s, e, rid in self._offered(decision, start, end)
+                for s, e, rid in self._offered(decision, start, end, future)
             ]
             expires = self.unit.now + parse_duration(hold)
-            self.records.store.set_offers(self.unit.user, obj.uid, offers, expires)
+            self.records.set_offers(obj.uid, offers, expires)
         organiser = organizer_of(obj.first)
-        if not self._may_answer(organiser):
+        if not self._may_answer(case, organiser):
             return
         reason = decision.text(self.unit.translator)
         self.send(
@@ -373,20 +477,22 @@ class ResourceHandler(BaseHandler):
         )
 
     def _offered(
-        self, decision: Decision, start: datetime, end: datetime
+        self, decision: Decision, start: datetime, end: datetime, future: Sequence[Instance]
     ) -> list[tuple[datetime, datetime, str]]:
-        """The periods a COUNTER proposes: every kept instance of a series cut
-        to ``count`` instances (same times as requested), else the one period."""
+        """The periods a COUNTER proposes: every kept instance (of ``future``,
+        the instances requested) of a series cut to ``count`` instances (same
+        times as requested), else the one period."""
         count = decision.params.get("count")
-        if decision.params.get("rrule") and isinstance(count, int) and self.booked:
-            kept = sorted(self.booked, key=lambda i: i.start)[:count]
+        if decision.params.get("rrule") and isinstance(count, int) and future:
+            kept = sorted(future, key=lambda i: i.start)[:count]
             if kept and kept[0].start == start and kept[0].end == end:
                 return [(i.start, i.end, i.recurrenceid) for i in kept]
         return [(start, end, "")]
 
-    def _reply(self, obj: ItipObject, components: Sequence[Component], decision: Decision) -> None:
+    def _reply(self, case: Case, components: Sequence[Component], decision: Decision) -> None:
+        obj = case.obj
         organiser = organizer_of(obj.first)
-        if not self._may_answer(organiser):
+        if not self._may_answer(case, organiser):
             return
         answers = [
             self._answer(c, decision) for c in components if find_attendee(c, self.unit.user)
@@ -406,12 +512,12 @@ class ResourceHandler(BaseHandler):
             )
         )
 
-    def _may_answer(self, organiser: str) -> bool:
+    def _may_answer(self, case: Case, organiser: str) -> bool:
         """May we answer? A request a pool member forwarded to us (RFC 5546
         §3.2.2.3) is automatic mail, but its organiser expects our answer."""
-        return self.unit.may_answer(organiser, forwarded=self.forwarded)
+        return self.unit.may_answer(organiser, forwarded=case.forwarded)
 
-    def _forwarded_by_pool(self, obj: ItipObject) -> bool:
+    def _forwarded_by_pool(self, obj: ItipObject, held: Held) -> bool:
         """Whether ``obj`` was delegated to us by a resource of one of our
         quotas (our ATTENDEE's DELEGATED-FROM, which also sent the message)."""
         attendee = find_attendee(obj.first, self.unit.user)
@@ -420,22 +526,21 @@ class ResourceHandler(BaseHandler):
         delegators = {
             mail_address_of(a) for a in str(attendee.params.get("DELEGATED-FROM", "")).split(",")
         }
-        pool = {d.removeprefix("mailto:") for q in self.quotas.values() for d in q.delegates}
+        pool = {d.removeprefix("mailto:") for q in held.quotas.values() for d in q.delegates}
         return bool(delegators & self.unit.senders() & pool)
 
-    def _delegate(
-        self, obj: ItipObject, components: Sequence[Component], decision: Decision
-    ) -> None:
+    def _delegate(self, case: Case, components: Sequence[Component], decision: Decision) -> None:
         """Delegate (RFC 5546 §3.2.2.3): REPLY DELEGATED to the organiser, and the
         request, with the delegate added, to the delegate, which answers itself."""
+        obj = case.obj
         delegate = str(decision.params["delegate"])
         for component in components:
             attendee = find_attendee(component, self.unit.user)
             if attendee is not None:
                 attendee.params["PARTSTAT"] = "DELEGATED"
                 attendee.params["DELEGATED-TO"] = f"mailto:{delegate}"
-        self._reply(obj, components, decision)
-        if not self._may_answer(organizer_of(obj.first)):
+        self._reply(case, components, decision)
+        if not self._may_answer(case, organizer_of(obj.first)):
             return
         forwarded = [replies.delegation(c, self.unit.user, delegate) for c in components]
         self.send(
@@ -504,27 +609,14 @@ class ResourceHandler(BaseHandler):
             + "\n"
         )
 
-    def _busy_of(self, resource: str, start: datetime, end: datetime) -> list[Period]:
-        """Another resource's bookings and held offers over [start, end) (no lock:
-        files are replaced atomically; that resource decides for itself)."""
-        store = self.records.store
-        offers = [p for p in store.get_offers(resource, self.unit.now) if p.overlaps(start, end)]
-        return store.get_freebusy(resource, start, end) + offers
-
-    def _busy(self, uid: str, start: datetime, end: datetime) -> list[Period]:
-        """Bookings and other organisers' held offers over [start, end), not ``uid``'s."""
-        offers = self.records.store.get_offers(self.unit.user, self.unit.now)
-        held = [p for p in offers if p.uid != uid and p.overlaps(start, end)]
-        return self.records.busy_between(start, end, exclude_uid=uid) + held
-
-    def vevent_declinecounter(self, obj: ItipObject) -> None:
+    def vevent_declinecounter(self, obj: ItipObject, held: Held) -> None:
         """The organiser declined our proposal: release the held offer (§3.2.8)."""
         stored = self.records.stored(obj.uid) if obj.uid else None
         if stored is not None and self._authorised(stored.first, obj.first):
-            self.records.store.remove_offers(self.unit.user, obj.uid)
+            self.records.remove_offers(obj.uid)
             self.unit.decision(obj.uid, "", "released", "declinecounter", "offer released")
 
-    def vevent_add(self, obj: ItipObject) -> None:
+    def vevent_add(self, obj: ItipObject, held: Held) -> None:
         """ADD (RFC 5546 §3.2.4): per ``add_method_response``; unknown -> REFRESH."""
         self._check_usable(obj)
         response = self.unit.preferences.get("add_method_response")
@@ -534,11 +626,12 @@ class ResourceHandler(BaseHandler):
         elif response == "refresh" or stored is None:
             self._refresh(obj)
         elif self._authorised(stored.first, obj.first):
-            for component in obj.components:
-                self._add_instance(obj, component)
-            self._after(obj, self.refresh(obj.uid), retract=True)
+            case = Case(obj, held)
+            found = (self._add_instance(case, c) for c in obj.components)
+            booked = [b for b in found if b is not None]
+            self._after(case, self.records.refresh_freebusy(obj.uid), booked, retract=True)
 
-    def _add_instance(self, obj: ItipObject, component: Component) -> None:
+    def _add_instance(self, case: Case, component: Component) -> Booked | None:
         if "RECURRENCE-ID" not in component and "DTSTART" in component:
             component.add("RECURRENCE-ID", component.decoded("DTSTART"))
-        self._instance_request(obj, component)
+        return self._instance_request(case, component)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from imiptools.dates import format_utc, parse_utc
+from imiptools.outcomes import StoreWrite
 from imiptools.periods import Period
 from imiptools.spool import Spool
 
@@ -58,6 +59,28 @@ WRITES = (
 )
 
 Call = tuple[str, tuple[Any, ...]]
+
+#: What the arguments after the user of each write are, for
+#: :func:`store_write` (the fields of :class:`~imiptools.outcomes.StoreWrite`).
+ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "set_object": ("uid",),
+    "remove_object": ("uid",),
+    "set_recurrence": ("uid", "recurrence_id"),
+    "remove_recurrence": ("uid", "recurrence_id"),
+    "cancel_object": ("uid",),
+    "uncancel_object": ("uid",),
+    "cancel_recurrence": ("uid", "recurrence_id"),
+    "uncancel_recurrence": ("uid", "recurrence_id"),
+    "set_freebusy_for_uid": ("uid", "periods"),
+    "set_freebusy_other": ("other", "periods"),
+    "set_offers": ("uid", "periods"),
+    "remove_offers": ("uid",),
+    "set_counter": ("uid", "other"),
+    "remove_counters": ("uid", "other"),
+    "log_decision": (),
+    "queue_request": ("uid", "recurrence_id", "other"),
+    "dequeue_request": ("uid", "recurrence_id"),
+}
 
 
 @dataclass(frozen=True)
@@ -113,6 +136,19 @@ class Transaction:
     def write_foreign(self, directory: Path, path: Path, text: str | None) -> None:
         """Write (or with ``None`` remove) ``path`` of the domain ``directory``."""
         self.foreign.setdefault(directory, ForeignWrites(directory)).writes[path] = text
+
+
+def store_write(call: Call) -> StoreWrite:
+    """A recorded write as an outcome: the operation and what it was about
+    (periods counted, texts left out)."""
+    name, args = call
+    values: dict[str, Any] = {}
+    for name_of, value in zip(ARGUMENTS.get(name, ()), args[1:], strict=False):
+        if name_of == "periods":
+            values[name_of] = len(value)
+        elif value is not None:
+            values[name_of] = str(value)
+    return StoreWrite(name, **values)
 
 
 def new_id() -> str:
