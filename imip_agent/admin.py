@@ -18,6 +18,7 @@ from email import policy
 from email.message import Message
 from typing import NoReturn, TextIO
 
+from imip_agent.admin_support import known_user
 from imip_agent.cli import (
     Parser,
     add_store_options,
@@ -122,17 +123,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> str:
-    user = normalise_user(args.user)
-    return to_text(export_calendar(records_for(user, args, settings)))
+    site = site_from(args, settings)
+    return to_text(export_calendar(site.records(known_user(site, args.user))))
 
 
 def _freebusy(args: argparse.Namespace, settings: Settings) -> str:
-    user = normalise_user(args.user)
-    return freebusy(records_for(user, args, settings), args)
+    site = site_from(args, settings)
+    return freebusy(site.records(known_user(site, args.user)), args)
 
 
 def _log(args: argparse.Namespace, settings: Settings) -> str:
-    return decision_log(normalise_user(args.user), args, settings)
+    site = site_from(args, settings)
+    return decision_log(known_user(site, args.user), args, settings)
 
 
 def _prefs(args: argparse.Namespace, settings: Settings) -> str:
@@ -141,11 +143,6 @@ def _prefs(args: argparse.Namespace, settings: Settings) -> str:
 
 def _what_if(args: argparse.Namespace, settings: Settings) -> str:
     return what_if(normalise_user(args.user), args, settings)
-
-
-def records_for(user: str, args: argparse.Namespace, settings: Settings) -> UserRecords:
-    """The user's records as the agents see them at ``--now``."""
-    return site_from(args, settings).records(user)
 
 
 def freebusy(records: UserRecords, args: argparse.Namespace) -> str:

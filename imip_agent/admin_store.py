@@ -199,7 +199,7 @@ class StoreProblems(InputError):
 def _check(args: argparse.Namespace, settings: Settings) -> str:
     """Print the report; raise StoreProblems (65) when a problem remains."""
     site = site_from(args, settings)
-    users = selected_users(args, site, default_all=True)
+    users = selected_users(args, site, default_all=True, preferences=True)
     report = check.check_store(site, with_progress(users, "check"), now_from(args), args.repair)
     _print_lines([finding.line() for finding in report.findings])
     if report.remaining:

@@ -20,7 +20,7 @@ from typing import NoReturn
 from imiptools import agent
 from imiptools.config import Settings, load_settings
 from imiptools.dates import Clock, FixedClock, SystemClock, parse_datetime
-from imiptools.errors import ConfigError, ExitCode, ImipError, UsageError
+from imiptools.errors import ConfigError, ExitCode, ImipError, SiteMissing, UsageError
 from imiptools.handlers.common import Envelope
 from imiptools.mail.parse import read_message, single_line
 from imiptools.mail.send import (
@@ -365,9 +365,32 @@ def _run_once(
     limit = settings.max_message_size if factory.bounce_unusable else None
     raw = read_message(sys.stdin.buffer, limit)
     site = site_from(args, settings)
+    require_site(site)
     delivery = deliverer(args, settings) if deliverer else None
     ctx = context_from(site, sender_from(args, settings), delivery)
     return agent.run(raw, envelope(args, raw), ctx, factory)
+
+
+def require_site(site: Site) -> None:
+    """Refuse to run on a site whose directories do not exist.
+
+    The agents never create the store or the preferences directory: a
+    mistyped ``-S`` or ``store`` setting would otherwise start a new, empty
+    store that no admin looks at, and a resource there would accept
+    everything. Raises :class:`SiteMissing` (75: the MTA keeps the mail),
+    logged with how to create what is missing.
+    """
+    missing = site.backend.missing_locations()
+    if not missing:
+        return
+    what = " and ".join(f"the {name} directory {path}" for name, path in missing.items())
+    verb, pronoun = ("do", "them") if len(missing) > 1 else ("does", "it")
+    message = (
+        f"{what} {verb} not exist: create {pronoun} with 'imip-admin init' (given the "
+        f"same -c, -S and -p options) or correct the path; the agents never create {pronoun}"
+    )
+    log.error("%s", message)
+    raise SiteMissing(message)
 
 
 def require(condition: bool, message: str, error: type[ImipError] = UsageError) -> None:

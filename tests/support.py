@@ -134,6 +134,12 @@ class Agent:
     now: str = "2030-01-01T12:00:00Z"
     runs: int = 0
 
+    def __post_init__(self) -> None:
+        """The site's store and preferences directories, as ``imip-admin
+        init`` makes them: the agents refuse to run without them."""
+        for name in ("store", "prefs"):
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+
     @property
     def store_options(self) -> list[str]:
         r = self.root
