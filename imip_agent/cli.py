@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from imip_agent.parsing import Parser, add_version
 from imiptools import agent
 from imiptools.config import Settings, load_settings
 from imiptools.dates import Clock, FixedClock, SystemClock, parse_datetime
@@ -33,60 +34,99 @@ from imiptools.mail.send import (
 )
 from imiptools.site import Site, open_site
 
+__all__ = ["Parser"]  # the programs import it from here
+
 log = logging.getLogger("imip_agent")
 
 
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises instead of exiting 2.
+#: How dates and times are written on every command line.
+DATES = """\
+dates and times: 2030-01-08T10:00:00Z (UTC), 2030-01-08T11:00:00+01:00,
+  20300108T100000Z, or a date alone (2030-01-08); without Z or an offset: UTC
+"""
 
-    ``error_class`` is ConfigError for agents (75: the MTA keeps the mail)
-    and UsageError for imip-admin (64).
-    """
+#: How durations are written on imip-admin's command line (and in preferences).
+DURATIONS = """\
+durations (RFC 5545): PT30M, PT4H, P1D, P2W, P1DT12H
+"""
 
-    error_class: type[ImipError] = ConfigError
-
-    def error(self, message: str) -> NoReturn:
-        raise self.error_class(f"{self.prog}: {message}")
+#: Where the settings come from, said by every program's --help.
+ENVIRONMENT = """\
+environment:
+  IMIP_AGENT_CONFIG  the configuration file when -c is not given; without
+                     either, built-in settings (the directories shown above)
+"""
 
 
 def add_store_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
-    """The store options shared by every program (before or after subcommands)."""
+    """The site options shared by every program (before or after
+    subcommands), ``--version`` among them; each says its default."""
     default = argparse.SUPPRESS if suppress else None
-    add = parser.add_argument
-    add("-c", "--config", default=default, help="configuration file (TOML)")
-    add("-S", "--store", default=default, help="store directory")
-    add("-p", "--preferences", default=default, help="preferences directory")
-    add("-j", "--journal", default=default, help="quota journal directory")
-    add("-P", "--publishing", default=default, help="free/busy publishing directory")
-    add("--now", default=default, help="act as if it were this time (ISO 8601 or iCalendar)")
+    built_in = Settings()
+    group = parser.add_argument_group("site options")
+    add = group.add_argument
+    add(
+        "-c",
+        "--config",
+        default=default,
+        metavar="FILE",
+        help="configuration file (TOML); default: $IMIP_AGENT_CONFIG, else none",
+    )
+    for short, name, what in (
+        ("-S", "store", "store directory"),
+        ("-p", "preferences", "preferences directory"),
+        ("-j", "journal", "quota journal directory"),
+        ("-P", "publishing", "published free/busy directory"),
+    ):
+        add(
+            short,
+            f"--{name}",
+            default=default,
+            metavar="DIR",
+            help=f"{what} (default: the configuration's {name}, else {getattr(built_in, name)})",
+        )
+    add(
+        "--now",
+        default=default,
+        metavar="DATE-TIME",
+        help="act as if it were this time (for tests and dry runs)",
+    )
     add(
         "-v",
         "--verbose",
         action="count",
         default=argparse.SUPPRESS if suppress else 0,
-        help="log to stderr (repeat for debug)",
+        help="log to stderr as well (repeat for debug); never under an MTA",
     )
-    add("--log", dest="log_file", default=default, help="log to this file")
+    add(
+        "--log",
+        dest="log_file",
+        default=default,
+        metavar="FILE",
+        help="log to FILE (default: the configuration's log_file, else syslog)",
+    )
+    add_version(parser, parser.prog.split()[0])
 
 
 def add_agent_options(parser: argparse.ArgumentParser) -> None:
     """Envelope and sending options of the mail agents."""
-    add = parser.add_argument
+    group = parser.add_argument_group("mail options")
+    add = group.add_argument
     add(
         "-o",
         "--original-recipient",
         dest="recipients",
         action="append",
         default=[],
-        metavar="ADDR",
-        help="envelope recipient (repeatable)",
+        metavar="ADDRESS",
+        help="the envelope recipient (Postfix ${recipient}); repeatable",
     )
     add(
         "-s",
         "--sender",
         default=None,
-        metavar="ADDR",
-        help="envelope sender ('' for the null sender)",
+        metavar="ADDRESS",
+        help="the envelope sender (Postfix ${sender}); '' for the null sender of a bounce",
     )
     add("--output", default=None, metavar="DIR", help="write outgoing mail as files into DIR")
     add(
@@ -94,10 +134,20 @@ def add_agent_options(parser: argparse.ArgumentParser) -> None:
         "--debug-print",
         dest="print_only",
         action="store_true",
-        help="print outgoing mail to stdout instead of sending",
+        help="print outgoing mail on stdout instead of sending it",
     )
-    add("--sendmail", default=None, metavar="CMD", help="sendmail command")
-    add("--smtp", default=None, metavar="HOST[:PORT]", help="send through this SMTP server")
+    add(
+        "--sendmail",
+        default=None,
+        metavar="CMD",
+        help=f"send with this command (default: the configuration's, else {Settings().sendmail})",
+    )
+    add(
+        "--smtp",
+        default=None,
+        metavar="HOST[:PORT]",
+        help="send through this SMTP server instead of a sendmail command",
+    )
     add(
         "--queue-id",
         default=None,
@@ -301,6 +351,8 @@ def run_program(main: Callable[[Sequence[str]], ExitCode], argv: Sequence[str] |
     except ImipError as exc:
         log.warning("%s", exc.status_line())
         print(exc.status_line(), flush=True)
+        if exc.hint:
+            print(exc.hint, file=sys.stderr, flush=True)
         code = exc.exit_code
     except KeyboardInterrupt:
         print("4.3.0 interrupted", flush=True)
@@ -312,12 +364,28 @@ def run_program(main: Callable[[Sequence[str]], ExitCode], argv: Sequence[str] |
     sys.exit(int(code))
 
 
-def build_parser(prog: str, description: str) -> Parser:
-    """The command line of a mail agent (the contract in the README)."""
-    parser = Parser(prog=prog, description=description)
+def build_parser(prog: str, description: str, example: str) -> Parser:
+    """The command line of a mail agent (the contract in the README):
+    ``description`` and ``example`` are its --help text."""
+    parser = Parser(
+        prog=prog,
+        usage="%(prog)s [OPTIONS] -o ADDRESS [-s ADDRESS] < MESSAGE",
+        description=description,
+        epilog=f"{example}\n{DATES}\n{ENVIRONMENT}\n{AGENT_EXIT_CODES}",
+    )
     add_store_options(parser)
     add_agent_options(parser)
     return parser
+
+
+#: What the agents' exit codes mean (README: Exit codes).
+AGENT_EXIT_CODES = """\
+exit status:
+  0   done (also: nothing to do, declined)
+  65  the sender gets the message back (unusable data, too big, bad address)
+  75  try again later: the MTA keeps the message (lock, store, delivery,
+      configuration or command-line trouble); the reason is the one line printed
+"""
 
 
 def recipients_envelope(args: argparse.Namespace, raw: bytes) -> list[Envelope]:

@@ -31,6 +31,9 @@ class ImipError(Exception):
 
     exit_code: ExitCode = ExitCode.TEMPFAIL
     status: str = "4.3.0"
+    #: Lines for a person at a terminal (``imip-admin``'s usage and "try
+    #: --help"), printed on stderr after the status line; agents never set it.
+    hint: str = ""
 
     def status_line(self) -> str:
         """One line for the MTA: ``"<status> <reason>"`` without CR/LF."""
