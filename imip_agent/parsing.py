@@ -14,7 +14,9 @@ Every program (``imip-resource``, ``imip-person``, ``imip-person-outgoing``,
 * the usage line shows a subcommand's own arguments, the options every
   program shares being ``[OPTIONS]`` (listed in full by ``--help``);
 * positional arguments are shown in capitals (``USER``);
-* ``--version`` prints the program and the package version.
+* ``--version`` prints the program and the package version;
+* options are never abbreviated (``--pre`` is not ``--preferences``): a
+  mistyped option is an error, never another option.
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
+        # No abbreviations: "--pre week" must not be read as "--preferences week".
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def add_subparsers(self, **kwargs: Any) -> Any:
