@@ -41,13 +41,15 @@ log = logging.getLogger("imip_agent")
 
 #: How dates and times are written on every command line.
 DATES = """\
-dates and times: 2030-01-08T10:00:00Z (UTC), 2030-01-08T11:00:00+01:00,
-  20300108T100000Z, or a date alone (2030-01-08); without Z or an offset: UTC
+dates and times:
+  2030-01-08T10:00:00Z (UTC), 2030-01-08T11:00:00+01:00, 20300108T100000Z, or a
+  date alone (2030-01-08); without Z or an offset: UTC
 """
 
 #: How durations are written on imip-admin's command line (and in preferences).
 DURATIONS = """\
-durations (RFC 5545): PT30M, PT4H, P1D, P2W, P1DT12H
+durations (RFC 5545):
+  PT30M, PT4H, P1D, P2W, P1DT12H
 """
 
 #: Where the settings come from, said by every program's --help.
