@@ -2,8 +2,8 @@
 package (issue 14 item 3).
 
 The wheel is built from a copy of the source (offline: without build
-isolation, with the test venv's setuptools) and installed into a fresh
-venv, as ``pip install`` does; each installed page must be the one
+isolation, with the test venv's setuptools) and installed by the pip of a
+fresh venv, as ``pip install`` does; each installed page must be the one
 ``tools/manpages.py`` makes from the parsers, and must render with
 ``man -l`` (or groff) without warnings.
 """
@@ -46,10 +46,21 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=False,
     )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    # The venv's own pip (ensurepip: offline): "pip install --prefix" from
+    # this venv would uninstall the package from this venv first.
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     (wheel,) = wheels.glob("imip_agent-*.whl")
     done = subprocess.run(
-        [*pip, "install", "--no-deps", "--no-index", "--prefix", str(venv), str(wheel)],
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "install",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
