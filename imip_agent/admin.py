@@ -18,7 +18,7 @@ from email import policy
 from email.message import Message
 from typing import NoReturn, TextIO
 
-from imip_agent.admin_support import known_user
+from imip_agent.admin_support import known_user, require_site
 from imip_agent.cli import (
     DATES,
     DURATIONS,
@@ -346,7 +346,10 @@ def _part_lines(part: Message) -> list[str]:
 
 def prefs(user: str, args: argparse.Namespace, settings: Settings) -> str:
     """get/set/unset/list preferences; values are validated before writing."""
-    files = site_from(args, settings).preferences
+    site = site_from(args, settings)
+    if args.action in ("set", "unset"):
+        require_site(site, "preferences")  # never a new directory where a path is mistyped
+    files = site.preferences
     effective = Preferences(user, files, settings.preference_defaults)
     if args.action == "list":
         return "".join(

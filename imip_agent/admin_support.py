@@ -43,6 +43,7 @@ def selected_users(
     if preferences:
         known.update(site.backend.preference_users())
     if not args.users:
+        require_site(site, "store")
         return sorted(known)
     users = [normalise_user(user) for user in args.users]
     for user in users:
@@ -60,16 +61,29 @@ def known_user(site: Site, user: str) -> str:
     return user
 
 
+#: Where a mistyped path is usually given, to say with a missing directory.
+CHECK_PATHS = "check {option}, -c/--config and IMIP_AGENT_CONFIG; 'imip-admin init' creates it"
+OPTIONS = {"store": "-S/--store", "preferences": "-p/--preferences"}
+
+
+def require_site(site: Site, name: str) -> None:
+    """NoSuchUser (67) when the site's ``name`` directory (``store``,
+    ``preferences``) does not exist: a job over every user of a mistyped
+    store must not report success over none."""
+    missing = site.backend.missing_locations()
+    if name in missing:
+        where = CHECK_PATHS.format(option=OPTIONS.get(name, "the options"))
+        raise NoSuchUser(f"the {name} directory {missing[name]} does not exist ({where})")
+
+
 def no_such_user(site: Site, user: str) -> NoSuchUser:
     """The error for ``user``, whom the store does not hold: it names the
     store, and says when the store itself is missing (a mistyped ``-S`` or
     configuration)."""
     location = site.backend.store_location
     if "store" in site.backend.missing_locations():
-        return NoSuchUser(
-            f"no calendar user {user}: the store {location} does not exist "
-            "(check -S/--store, -c/--config and IMIP_AGENT_CONFIG; 'imip-admin init' creates it)"
-        )
+        where = CHECK_PATHS.format(option=OPTIONS["store"])
+        return NoSuchUser(f"no calendar user {user}: the store {location} does not exist ({where})")
     return NoSuchUser(f"the store {location} holds no calendar user {user}")
 
 

@@ -249,3 +249,41 @@ def test_the_default_store_is_not_created_either(tmp_path: Path) -> None:
         "/var/lib/imip-agent/preferences do not exist: create them with 'imip-admin init'"
     )
     assert not (default / "store").exists() and not (default / "preferences").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("check",),
+        ("make-freebusy", "--all"),
+        ("expire-offers", "--all"),
+        ("purge", "--before", "P1D", "--all"),
+        ("copy-store", "--all", "--to"),
+    ],
+)
+def test_a_job_over_every_user_of_a_missing_store_is_67_not_done_for_none(
+    agent: Agent, argv: tuple[str, ...]
+) -> None:
+    wrong = agent.root / "stroe"
+    if argv[-1] == "--to":
+        argv = (*argv, str(agent.root / "copy"))
+    result = agent.admin(*argv, "-S", str(wrong))
+    assert result.returncode == 67, result.stdout + result.stderr
+    assert result.stdout == (
+        f"5.1.1 the store directory {wrong} does not exist (check -S/--store, -c/--config "
+        "and IMIP_AGENT_CONFIG; 'imip-admin init' creates it)\n"
+    )
+    assert not wrong.exists()
+
+
+@pytest.mark.parametrize("action", ["set", "unset"])
+def test_prefs_set_into_a_missing_preferences_directory_is_67(agent: Agent, action: str) -> None:
+    wrong = agent.root / "perfs"
+    value = ("Europe/Berlin",) if action == "set" else ()
+    result = agent.admin("prefs", action, ROOM, "TZID", *value, "-p", str(wrong))
+    assert result.returncode == 67, result.stdout + result.stderr
+    assert result.stdout == (
+        f"5.1.1 the preferences directory {wrong} does not exist (check -p/--preferences, "
+        "-c/--config and IMIP_AGENT_CONFIG; 'imip-admin init' creates it)\n"
+    )
+    assert not wrong.exists()
