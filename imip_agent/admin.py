@@ -20,9 +20,6 @@ from typing import NoReturn, TextIO
 
 from imip_agent.admin_support import known_user, require_site
 from imip_agent.cli import (
-    DATES,
-    DURATIONS,
-    ENVIRONMENT,
     Parser,
     add_store_options,
     run_program,
@@ -30,6 +27,7 @@ from imip_agent.cli import (
     setup_logging,
     site_from,
 )
+from imip_agent.options import DATES, DURATIONS, ENVIRONMENT
 from imiptools.config import Settings
 from imiptools.dates import parse_datetime
 from imiptools.errors import ExitCode, UsageError

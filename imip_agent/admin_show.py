@@ -48,7 +48,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     """Register show."""
     sub = add_command(commands, "show", _show, "show a user's events and pending items", SHOW)
     sub.add_argument("user")
-    sub.add_argument("--days", type=int, default=30, help="how far ahead (default 30)")
+    sub.add_argument(
+        "--days", type=int, default=30, metavar="N", help="how many days ahead (default 30)"
+    )
     sub.add_argument("--json", action="store_true", help="print JSON")
 
 

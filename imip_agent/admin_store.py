@@ -99,7 +99,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     add_user_selection(sub)
     sub = add_command(commands, "purge", _purge, "remove past and cancelled events", PURGE)
     add_user_selection(sub)
-    sub.add_argument("--before", required=True, metavar="DATE", help="e.g. 2029-01-01")
+    sub.add_argument(
+        "--before",
+        required=True,
+        metavar="DATE",
+        help="a date-time (2029-01-01) or a duration back from now (P365D)",
+    )
     sub = add_command(commands, "check", _check, "verify (and repair) the store", CHECK)
     sub.add_argument("users", nargs="*", metavar="USER", help="users (default: all)")
     sub.add_argument("--repair", action="store_true", help="repair what can be derived")
