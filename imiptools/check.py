@@ -132,10 +132,17 @@ def check_store(site: Site, users: Iterable[str], now: datetime, repair: bool) -
         if user in stored:
             report.findings += check_user(site, user, now, repair)
         else:
-            report.findings += _checked_preferences(site, user, repair)
+            report.findings += _preferences_only(site, user, repair)
     report.findings += quota_findings(site, [u for u in users if u in stored], now, repair)
     report.findings += outbox_findings(site.outbox)
     return report
+
+
+def _preferences_only(site: Site, user: str, repair: bool) -> list[Finding]:
+    """A user with preferences and no records: symlinks alone (as for
+    :func:`check_user`), else the preferences."""
+    blocking = [_finding(user, p, None) for p in site.backend.user_problems(user)]
+    return blocking or _checked_preferences(site, user, repair)
 
 
 def _checked_preferences(site: Site, user: str, repair: bool) -> list[Finding]:

@@ -287,3 +287,15 @@ def test_prefs_set_into_a_missing_preferences_directory_is_67(agent: Agent, acti
         "-c/--config and IMIP_AGENT_CONFIG; 'imip-admin init' creates it)\n"
     )
     assert not wrong.exists()
+
+
+def test_check_reports_a_symlinked_preference_directory_of_a_room_without_mail(
+    agent: Agent, tmp_path: Path
+) -> None:
+    """Refused like the symlinks of users with records, not read through."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (agent.root / "prefs" / USER_DIR).symlink_to(outside)
+    result = agent.admin("check")
+    assert result.returncode == 65, result.stdout + result.stderr
+    assert f"{USER_DIR}: symlink {agent.root / 'prefs' / USER_DIR} -> {outside}:" in result.stdout
