@@ -141,7 +141,7 @@ def test_check_reads_the_preferences_of_a_room_that_has_had_no_mail(agent: Agent
 @pytest.mark.parametrize("root", ["prefs", "store"])
 def test_check_reports_a_directory_not_named_as_the_agents_read_it(agent: Agent, root: str) -> None:
     misnamed = agent.root / root / "mailto:Room@Example.com"
-    misnamed.mkdir()
+    misnamed.mkdir(parents=True)
     (agent.root / root / "README").write_text("not a user\n")  # no address: left alone
     result = agent.admin("check")
     assert result.returncode == 65, result.stdout
@@ -199,8 +199,8 @@ def test_a_mistyped_store_is_67_saying_it_does_not_exist(agent: Agent, command: 
 def test_an_agent_given_a_missing_directory_defers_and_says_how_to_create_it(
     tmp_path: Path, program: str, missing: str
 ) -> None:
-    agent = Agent(tmp_path)
-    (tmp_path / missing).rmdir()
+    agent = Agent(tmp_path, make_site=False)
+    (tmp_path / {"store": "prefs", "prefs": "store"}[missing]).mkdir()  # the other one
     log = tmp_path / "agent.log"
     message = imip_message(calendar_text(vevent("a")))
     if program == "imip-resource":
@@ -221,9 +221,7 @@ def test_an_agent_given_a_missing_directory_defers_and_says_how_to_create_it(
 
 
 def test_imip_admin_init_makes_what_the_agent_asked_for(tmp_path: Path) -> None:
-    agent = Agent(tmp_path)
-    for name in ("store", "prefs"):
-        (tmp_path / name).rmdir()
+    agent = Agent(tmp_path, make_site=False)
     message = imip_message(calendar_text(vevent("a")))
     assert agent.resource(message).code == 75
     assert agent.admin("init", "--no-config").returncode == 0
@@ -295,6 +293,7 @@ def test_check_reports_a_symlinked_preference_directory_of_a_room_without_mail(
     """Refused like the symlinks of users with records, not read through."""
     outside = tmp_path / "outside"
     outside.mkdir()
+    (agent.root / "prefs").mkdir()
     (agent.root / "prefs" / USER_DIR).symlink_to(outside)
     result = agent.admin("check")
     assert result.returncode == 65, result.stdout + result.stderr
