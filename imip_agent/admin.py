@@ -20,6 +20,7 @@ from typing import NoReturn, TextIO
 
 from imip_agent import admin_install, admin_mta, admin_outbox, admin_quota, admin_store
 from imip_agent.admin_parser import AdminParser, Command, add_command
+from imip_agent.admin_support import known_user, require_site
 from imip_agent.cli import (
     add_store_options,
     run_program,
@@ -27,6 +28,7 @@ from imip_agent.cli import (
     setup_logging,
     site_from,
 )
+from imip_agent.options import DATES, DURATIONS, ENVIRONMENT
 from imiptools.config import Settings
 from imiptools.dates import parse_datetime
 from imiptools.errors import ExitCode, UsageError
@@ -41,6 +43,89 @@ from imiptools.views import decisions as views_decisions
 from imiptools.views import whatif as views_whatif
 from imiptools.views.freebusy import freebusy_calendar, freebusy_span
 
+
+DESCRIPTION = """\
+Set up, look at and look after an imip-agent site: its calendar users and
+their mail routing, preferences, quotas, the store and the outbox. The site
+options may stand before or after the command. USER is a mail address or a
+mailto: URI. 'imip-admin COMMAND --help' shows a command's options and
+examples.
+"""
+
+EXAMPLES = """\
+examples:
+  imip-admin -c /etc/imip-agent/imip-agent.toml init --user imip-agent --group imip-agent
+  imip-admin add-resource room@example.com --name "Room 1" --tz Europe/Berlin
+  imip-admin prefs set room@example.com scheduling_function "schedule_in_freebusy 2"
+  imip-admin show room@example.com
+  imip-admin check
+"""
+
+EXIT_STATUS = """\
+exit status:
+  0   done
+  64  wrong command line
+  65  a bad value, or problems found (check)
+  67  no such calendar user (or no store where one was given)
+  75  store trouble (locked, unreadable): try again
+"""
+
+EXPORT = """\
+Print a calendar user's events (every stored event, with its overridden
+instances) as one iCalendar file on stdout.
+
+example:
+  imip-admin export room@example.com > room.ics
+"""
+
+FREEBUSY = """\
+Print a calendar user's free/busy as an iCalendar VFREEBUSY (METHOD:PUBLISH)
+from --start to --end: by default from now over the user's free/busy window.
+A --start or --end without Z or an offset is read in the user's TZID.
+
+example:
+  imip-admin freebusy room@example.com --start 2030-01-07 --end 2030-01-14
+  imip-admin freebusy room@example.com --start 2030-01-07T08:00:00Z --end 2030-01-07T18:00:00Z
+"""
+
+LOG = """\
+Show the decisions a resource made, one a line: when, the answer, its code,
+the event's UID (and instance), the organiser and the reason given. --json
+prints the log's lines as stored (JSON objects).
+
+example:
+  imip-admin log room@example.com
+  imip-admin log room@example.com --json | jq -r .reason
+"""
+
+PREFS = """\
+Get, set, unset or list a calendar user's preferences. set checks the value
+first (a scheduling function must exist and accept its arguments; a time zone
+must be known; a duration must be one) and refuses a bad one; list shows every
+preference with its effective value. Each preference is described in the
+manual (Preferences).
+
+examples:
+  imip-admin prefs list room@example.com
+  imip-admin prefs get room@example.com TZID
+  imip-admin prefs set room@example.com TZID Europe/Berlin
+  imip-admin prefs set room@example.com max_duration PT4H
+  imip-admin prefs set room@example.com scheduling_function "schedule_in_freebusy 2"
+  imip-admin prefs set room@example.com scheduling_function \\
+      $'check_quota rooms\\nschedule_in_freebusy'            (two lines)
+  imip-admin prefs unset room@example.com max_duration
+"""
+
+WHATIF = """\
+Show what imip-resource would answer to the message on stdin, as the resource
+stands now, without changing or sending anything: the decision as 'log' shows
+it, then each message that would be sent.
+
+example:
+  imip-admin whatif room@example.com < invitation.eml
+  imip-admin --now 2030-01-07T09:00:00Z whatif room@example.com --raw < invitation.eml
+"""
+
 #: The modules that add subcommands: each has ``add_commands(commands)``,
 #: which adds subparsers (:func:`~imip_agent.admin_parser.add_command`) and
 #: sets their ``command_function`` default (a Command). Keeps this module
@@ -52,13 +137,20 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     admin_outbox,
     admin_mta,
 )
+#: The help of a USER argument.
+USER_HELP = "a calendar user: mail address or mailto: URI"
 
 
 def build_parser() -> AdminParser:
     """The imip-admin command line."""
-    parser = AdminParser(prog="imip-admin", description=__doc__)
+    parser = AdminParser(
+        prog="imip-admin",
+        usage="%(prog)s [OPTIONS] COMMAND [ARGUMENTS]",
+        description=DESCRIPTION,
+        epilog="\n".join((EXAMPLES, DATES, DURATIONS, ENVIRONMENT, EXIT_STATUS)),
+    )
     add_store_options(parser)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=AdminParser)
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     add_commands(commands)
     for module in COMMAND_MODULES:
         module.add_commands(commands)
@@ -67,40 +159,53 @@ def build_parser() -> AdminParser:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """The subcommands of this module: export, freebusy, log, prefs, whatif."""
-    export = add_command(commands, "export", _export, "print a user's calendar as iCalendar")
-    export.add_argument("user")
-    freebusy = add_command(commands, "freebusy", _freebusy, "print a user's free/busy (VFREEBUSY)")
-    freebusy.add_argument("user")
-    freebusy.add_argument("--start", help="start (default: now)")
-    freebusy.add_argument("--end", help="end (default: start + the window)")
-    log = add_command(commands, "log", _log, "show a resource's decisions")
-    log.add_argument("user")
-    log.add_argument("--json", action="store_true", help="print the JSON lines as stored")
-    prefs_ = add_command(commands, "prefs", _prefs, "get, set or list preferences")
-    prefs_.add_argument("action", choices=["get", "set", "list", "unset"])
-    prefs_.add_argument("user")
-    prefs_.add_argument("name", nargs="?")
-    prefs_.add_argument("value", nargs="?")
-    whatif = add_command(
-        commands, "whatif", _what_if, "show what imip-resource would answer to the message on stdin"
+    export = add_command(
+        commands, "export", _export, "print a user's calendar as iCalendar", EXPORT
     )
-    whatif.add_argument("user", metavar="RESOURCE")
-    whatif.add_argument("--sender", help="envelope sender (default: the message's From)")
+    export.add_argument("user", help=USER_HELP)
+    freebusy = add_command(
+        commands, "freebusy", _freebusy, "print a user's free/busy (VFREEBUSY)", FREEBUSY
+    )
+    freebusy.add_argument("user", help=USER_HELP)
+    freebusy.add_argument("--start", metavar="DATE-TIME", help="start (default: now)")
+    freebusy.add_argument(
+        "--end", metavar="DATE-TIME", help="end (default: the end of the user's window)"
+    )
+    log = add_command(commands, "log", _log, "show a resource's decisions", LOG)
+    log.add_argument("user", metavar="RESOURCE", help=USER_HELP)
+    log.add_argument("--json", action="store_true", help="print the JSON lines as stored")
+    prefs_ = add_command(commands, "prefs", _prefs, "get, set, unset or list preferences", PREFS)
+    prefs_.add_argument("action", choices=["get", "set", "list", "unset"], help="what to do")
+    prefs_.add_argument("user", help=USER_HELP)
+    prefs_.add_argument("name", nargs="?", help="the preference (get, set, unset)")
+    prefs_.add_argument("value", nargs="?", help="its new value (set)")
+    whatif = add_command(
+        commands,
+        "whatif",
+        _what_if,
+        "show what imip-resource would answer to the message on stdin",
+        WHATIF,
+    )
+    whatif.add_argument("user", metavar="RESOURCE", help=USER_HELP)
+    whatif.add_argument(
+        "--sender", metavar="ADDRESS", help="envelope sender (default: the message's From)"
+    )
     whatif.add_argument("--raw", action="store_true", help="print the mail exactly as sent")
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> str:
-    user = normalise_user(args.user)
-    return to_text(export_calendar(records_for(user, args, settings)))
+    site = site_from(args, settings)
+    return to_text(export_calendar(site.records(known_user(site, args.user))))
 
 
 def _freebusy(args: argparse.Namespace, settings: Settings) -> str:
-    user = normalise_user(args.user)
-    return freebusy(records_for(user, args, settings), args)
+    site = site_from(args, settings)
+    return freebusy(site.records(known_user(site, args.user)), args)
 
 
 def _log(args: argparse.Namespace, settings: Settings) -> str:
-    return decision_log(normalise_user(args.user), args, settings)
+    site = site_from(args, settings)
+    return decision_log(known_user(site, args.user), args, settings)
 
 
 def _prefs(args: argparse.Namespace, settings: Settings) -> str:
@@ -109,11 +214,6 @@ def _prefs(args: argparse.Namespace, settings: Settings) -> str:
 
 def _what_if(args: argparse.Namespace, settings: Settings) -> str:
     return what_if(normalise_user(args.user), args, settings)
-
-
-def records_for(user: str, args: argparse.Namespace, settings: Settings) -> UserRecords:
-    """The user's records as the agents see them at ``--now``."""
-    return site_from(args, settings).records(user)
 
 
 def freebusy(records: UserRecords, args: argparse.Namespace) -> str:
@@ -215,7 +315,10 @@ def _part_lines(part: Message) -> list[str]:
 
 def prefs(user: str, args: argparse.Namespace, settings: Settings) -> str:
     """get/set/unset/list preferences; values are validated before writing."""
-    files = site_from(args, settings).preferences
+    site = site_from(args, settings)
+    if args.action in ("set", "unset"):
+        require_site(site, "preferences")  # never a new directory where a path is mistyped
+    files = site.preferences
     effective = Preferences(user, files, settings.preference_defaults)
     if args.action == "list":
         return "".join(

@@ -20,9 +20,11 @@ __all__ = ["AdminParser", "Command", "add_command"]
 
 
 class AdminParser(Parser):
-    """imip-admin reports usage errors as 64, not as a transient failure."""
+    """imip-admin reports usage errors as 64, not as a transient failure,
+    with the usage and "try --help" on lines of their own."""
 
     error_class = UsageError
+    hints = True
 
 
 #: A subcommand: (parsed arguments, settings) -> text to print.
@@ -36,13 +38,9 @@ def add_command(
     help: str,
     description: str | None = None,
 ) -> AdminParser:
-    """Add subcommand ``name`` running ``function``; store options accepted after it."""
-    sub: AdminParser = commands.add_parser(
-        name,
-        help=help,
-        description=description or help,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    """Add subcommand ``name`` running ``function``; store options accepted
+    after it. ``description`` is its --help text (with its examples)."""
+    sub: AdminParser = commands.add_parser(name, help=help, description=description or help)
     sub.set_defaults(command_function=function)
     add_store_options(sub, suppress=True)
     return sub

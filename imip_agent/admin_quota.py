@@ -1,4 +1,4 @@
-"""imip-admin quota: manage quota groups and see how they are used (issue 5).
+"""imip-admin quota: manage quota groups and see how they are used.
 
 These forms are kept stable; tools outside the project rely on them::
 
@@ -30,7 +30,18 @@ from imiptools.quota.limits import EVERYONE, GROUP_PREFIX, QuotaLimit, parse_val
 from imiptools.quota.model import QuotaState, parse_group, parse_user, parse_who
 from imiptools.views.quota import expire_quota, quota_summary, report_rows
 
-EXAMPLES = """examples:
+DESCRIPTION = """\
+Manage quota groups: limits on how much each organiser (or group of
+organisers) may book of the resources whose scheduling_function names the
+quota (check_quota QUOTA), the groups, the resources that stand in for each
+other, and see how a quota is used. Every change is checked, then written
+under the quota's lock. LIMIT is booked time as a duration (PT6H) or a number
+of bookings (20); --per is day, week, month, outstanding (every booking not
+yet over: the default) or a duration for a rolling window (P7D).
+"""
+
+EXAMPLES = """\
+examples:
   imip-admin quota set-limit rooms '*' PT10H --per week
   imip-admin quota set-limit rooms staff 20 --per month      (the group staff, pooled)
   imip-admin quota set-limit rooms bob@example.com PT6H --per P7D
@@ -41,49 +52,127 @@ EXAMPLES = """examples:
 """
 
 
+def _example(*lines: str) -> str:
+    """A subcommand's --help text: its summary, then ``example:`` lines."""
+    return "\n".join(lines[:1]) + "\n\nexample:\n" + "".join(f"  {x}\n" for x in lines[1:])
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """``imip-admin quota ...``."""
-    quota = commands.add_parser(
+    quota: AdminParser = commands.add_parser(
         "quota",
         help="manage quota groups (limits, groups, delegates) and report their use",
-        description=__doc__,
+        description=DESCRIPTION,
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    actions = quota.add_subparsers(dest="action", required=True, parser_class=AdminParser)
-    limit = add_command(actions, "set-limit", set_limit, "set (or replace) a limit")
-    limit.add_argument("quota")
+    actions = quota.add_subparsers(dest="action", title="commands", metavar="COMMAND")
+    limit = add_command(
+        actions,
+        "set-limit",
+        set_limit,
+        "set (or replace) a limit",
+        _example(
+            "Set (or replace, or with --remove remove) the limit of WHO in QUOTA.",
+            "imip-admin quota set-limit rooms '*' PT10H --per week",
+            "imip-admin quota set-limit rooms bob@example.com 3 --per P7D",
+            "imip-admin quota set-limit rooms bob@example.com 3 --per P7D --remove",
+        ),
+    )
+    limit.add_argument("quota", help="the quota's name (a plain word: rooms)")
     limit.add_argument("who", help="an address, a group name, or '*' for everyone else")
     limit.add_argument("limit", help="a duration (PT6H: booked time) or a number (bookings)")
     limit.add_argument(
         "--per",
         default="outstanding",
+        metavar="PERIOD",
         help="day, week, month, outstanding (default), or a duration for a rolling window",
     )
     limit.add_argument("--remove", action="store_true", help="remove the limit instead")
-    group = add_command(actions, "set-group", set_group, "put a user in a group ('-': none)")
+    group = add_command(
+        actions,
+        "set-group",
+        set_group,
+        "put a user in a group ('-': none)",
+        _example(
+            "Put USER in GROUP (whose limits they then share); GROUP '-' takes them out.",
+            "imip-admin quota set-group rooms alice@example.com staff",
+            "imip-admin quota set-group rooms alice@example.com -",
+        ),
+    )
     group.add_argument("quota")
-    group.add_argument("user")
-    group.add_argument("group")
+    group.add_argument("user", help="an organiser's address")
+    group.add_argument("group", help="a group name, or '-' for none")
     delegates = add_command(
-        actions, "set-delegates", set_delegates, "set the resources that stand in for each other"
+        actions,
+        "set-delegates",
+        set_delegates,
+        "set the resources that stand in for each other",
+        _example(
+            "Set the resources that stand in for each other (schedule_for_delegate); none: clear.",
+            "imip-admin quota set-delegates rooms room1@example.com room2@example.com",
+        ),
     )
     delegates.add_argument("quota")
     delegates.add_argument("resources", nargs="*", metavar="RESOURCE")
-    exempt = add_command(actions, "exempt", set_exempt, "exempt users from the quota's limits")
+    exempt = add_command(
+        actions,
+        "exempt",
+        set_exempt,
+        "exempt users from the quota's limits",
+        _example(
+            "Exempt organisers from the quota's limits (--remove: end the exemption).",
+            "imip-admin quota exempt rooms boss@example.com",
+            "imip-admin quota exempt rooms boss@example.com --remove",
+        ),
+    )
     exempt.add_argument("quota")
     exempt.add_argument("users", nargs="+", metavar="ADDRESS")
     exempt.add_argument("--remove", action="store_true", help="end the exemption instead")
-    zone = add_command(actions, "set-zone", set_zone, "the zone of days, weeks and months")
+    zone = add_command(
+        actions,
+        "set-zone",
+        set_zone,
+        "the zone of days, weeks and months",
+        _example(
+            "Set the time zone in which the quota's days, weeks and months begin.",
+            "imip-admin quota set-zone rooms Europe/Berlin",
+        ),
+    )
     zone.add_argument("quota")
-    zone.add_argument("tzid")
-    show = add_command(actions, "show", show_quota, "print a quota's files")
+    zone.add_argument("tzid", help="an IANA time zone")
+    show = add_command(
+        actions,
+        "show",
+        show_quota,
+        "print a quota's files",
+        _example("Print a quota's limits, groups and settings.", "imip-admin quota show rooms"),
+    )
     show.add_argument("quota")
-    report = add_command(actions, "report", report_quota, "use and remaining allowance now")
+    report = add_command(
+        actions,
+        "report",
+        report_quota,
+        "use and remaining allowance now",
+        _example(
+            "Show each organiser's (and group's) use of the quota and what remains, now.",
+            "imip-admin quota report rooms",
+            "imip-admin quota report rooms --user alice@example.com --json",
+        ),
+    )
     report.add_argument("quota")
-    report.add_argument("--user", help="only this user (and their group)")
+    report.add_argument("--user", metavar="ADDRESS", help="only this user (and their group)")
     report.add_argument("--json", action="store_true", help="machine-readable output")
-    expire = add_command(actions, "expire", expire_quotas, "retire bookings that no longer count")
+    expire = add_command(
+        actions,
+        "expire",
+        expire_quotas,
+        "retire bookings that no longer count",
+        _example(
+            "Retire the bookings that no longer count against the quotas (daily, from cron).",
+            "imip-admin quota expire",
+            "imip-admin quota expire rooms cars",
+        ),
+    )
     expire.add_argument("quotas", nargs="*", metavar="QUOTA", help="default: every quota")
 
 

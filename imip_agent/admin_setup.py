@@ -42,7 +42,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     sub = add_command(commands, "init", _init, "create the site's directories", INIT)
     sub.add_argument("--user", help="system user owning the directories")
     sub.add_argument("--group", help="system group owning the directories")
-    sub.add_argument("--config-file", default=DEFAULT_CONFIG, help="example written here")
+    sub.add_argument(
+        "--config-file",
+        default=DEFAULT_CONFIG,
+        metavar="FILE",
+        help=f"where the example configuration is written (default {DEFAULT_CONFIG})",
+    )
     sub.add_argument("--no-config", action="store_true", help="write no example configuration")
     sub = add_command(commands, "init-user", _init_user, "set up a calendar user", INIT_USER)
     sub.add_argument("user")

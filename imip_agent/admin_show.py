@@ -8,11 +8,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from imip_agent.admin_parser import add_command
-from imip_agent.admin_support import now_from
+from imip_agent.admin_support import known_user, now_from
 from imip_agent.cli import site_from
 from imiptools.config import Settings
-from imiptools.errors import NoSuchUser, UsageError
-from imiptools.stores.names import normalise_user
+from imiptools.errors import UsageError
 from imiptools.views.overview import overview
 
 SHOW = """\
@@ -49,15 +48,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     """Register show."""
     sub = add_command(commands, "show", _show, "show a user's events and pending items", SHOW)
     sub.add_argument("user")
-    sub.add_argument("--days", type=int, default=30, help="how far ahead (default 30)")
+    sub.add_argument(
+        "--days", type=int, default=30, metavar="N", help="how many days ahead (default 30)"
+    )
     sub.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> str:
-    user = normalise_user(args.user)
     site = site_from(args, settings)
-    if user not in set(site.store.users()):
-        raise NoSuchUser(f"the store holds no calendar user {user}")
+    user = known_user(site, args.user)
     if args.days <= 0:
         raise UsageError("--days must be positive")
     found = overview(site.records(user, now_from(args)), timedelta(days=args.days))

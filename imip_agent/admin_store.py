@@ -101,7 +101,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     add_user_selection(sub)
     sub = add_command(commands, "purge", _purge, "remove past and cancelled events", PURGE)
     add_user_selection(sub)
-    sub.add_argument("--before", required=True, metavar="DATE", help="e.g. 2029-01-01")
+    sub.add_argument(
+        "--before",
+        required=True,
+        metavar="DATE",
+        help="a date-time (2029-01-01) or a duration back from now (P365D)",
+    )
     sub = add_command(commands, "check", _check, "verify (and repair) the store", CHECK)
     sub.add_argument("users", nargs="*", metavar="USER", help="users (default: all)")
     sub.add_argument("--repair", action="store_true", help="repair what can be derived")
@@ -210,7 +215,7 @@ class StoreProblems(InputError):
 def _check(args: argparse.Namespace, settings: Settings) -> str:
     """Print the report; raise StoreProblems (65) when a problem remains."""
     site = site_from(args, settings)
-    users = selected_users(args, site, default_all=True)
+    users = selected_users(args, site, default_all=True, preferences=True)
     report = check.check_store(site, with_progress(users, "check"), now_from(args), args.repair)
     _print_lines([finding.line() for finding in report.findings])
     if report.remaining:

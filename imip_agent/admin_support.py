@@ -25,25 +25,66 @@ def add_user_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="every user in the store")
 
 
-def selected_users(args: argparse.Namespace, site: Site, default_all: bool = False) -> list[str]:
+def selected_users(
+    args: argparse.Namespace, site: Site, default_all: bool = False, preferences: bool = False
+) -> list[str]:
     """The normalised users named, or every user of the store with ``--all``.
 
     Raises UsageError when both or neither are given (unless
     ``default_all``), NoSuchUser (67) for a user the store does not hold.
+    With ``preferences``, users who only have preferences count too.
     """
     every = getattr(args, "all", False)
     if args.users and every:
         raise UsageError("give users or --all, not both")
     if not args.users and not (every or default_all):
         raise UsageError("give at least one USER, or --all")
-    if not args.users:
-        return sorted(site.store.users())
-    users = [normalise_user(user) for user in args.users]
     known = set(site.store.users())
+    if preferences:
+        known.update(site.backend.preference_users())
+    if not args.users:
+        require_site(site, "store")
+        return sorted(known)
+    users = [normalise_user(user) for user in args.users]
     for user in users:
         if user not in known:
-            raise NoSuchUser(f"the store holds no calendar user {user}")
+            raise no_such_user(site, user)
     return users
+
+
+def known_user(site: Site, user: str) -> str:
+    """``user`` normalised; NoSuchUser (67) unless the store holds records
+    of theirs, naming the store (or saying that it does not exist)."""
+    user = normalise_user(user)
+    if user not in set(site.store.users()):
+        raise no_such_user(site, user)
+    return user
+
+
+#: Where a mistyped path is usually given, to say with a missing directory.
+CHECK_PATHS = "check {option}, -c/--config and IMIP_AGENT_CONFIG; 'imip-admin init' creates it"
+OPTIONS = {"store": "-S/--store", "preferences": "-p/--preferences"}
+
+
+def require_site(site: Site, name: str) -> None:
+    """NoSuchUser (67) when the site's ``name`` directory (``store``,
+    ``preferences``) does not exist: a job over every user of a mistyped
+    store must not report success over none."""
+    missing = site.backend.missing_locations()
+    if name in missing:
+        where = CHECK_PATHS.format(option=OPTIONS.get(name, "the options"))
+        raise NoSuchUser(f"the {name} directory {missing[name]} does not exist ({where})")
+
+
+def no_such_user(site: Site, user: str) -> NoSuchUser:
+    """The error for ``user``, whom the store does not hold: it names the
+    store, and says when the store itself is missing (a mistyped ``-S`` or
+    configuration)."""
+    location = site.backend.store_location
+    if "store" in site.backend.missing_locations():
+        where = CHECK_PATHS.format(option=OPTIONS["store"])
+        return NoSuchUser(f"no calendar user {user}: the store {location} does not exist ({where})")
+    return NoSuchUser(f"the store {location} holds no calendar user {user}")
 
 
 def is_interactive(stream: TextIO) -> bool:

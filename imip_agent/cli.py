@@ -17,10 +17,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from imip_agent.options import (
+    add_agent_options,
+    add_store_options,
+    bind_address_values,
+    build_parser,
+)
+from imip_agent.parsing import Parser
 from imiptools import agent
 from imiptools.config import Settings, load_settings
 from imiptools.dates import Clock, FixedClock, SystemClock, parse_datetime
-from imiptools.errors import ConfigError, ExitCode, ImipError, UsageError
+from imiptools.errors import ConfigError, ExitCode, ImipError, SiteMissing, UsageError
 from imiptools.handlers.common import Envelope
 from imiptools.mail.parse import read_message, single_line
 from imiptools.mail.send import (
@@ -33,112 +40,18 @@ from imiptools.mail.send import (
 )
 from imiptools.site import Site, open_site
 
+#: Names the programs and tests import from here (defined in imip_agent.options).
+__all__ = [
+    "Parser",
+    "add_agent_options",
+    "add_store_options",
+    "bind_address_values",
+    "build_parser",
+]
+
 log = logging.getLogger("imip_agent")
 #: One line per scheduling object and recipient (:func:`log_objects`).
 objects_log = logging.getLogger("imip_agent.objects")
-
-
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises instead of exiting 2.
-
-    ``error_class`` is ConfigError for agents (75: the MTA keeps the mail)
-    and UsageError for imip-admin (64).
-    """
-
-    error_class: type[ImipError] = ConfigError
-
-    def error(self, message: str) -> NoReturn:
-        raise self.error_class(f"{self.prog}: {message}")
-
-
-def add_store_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
-    """The store options shared by every program (before or after subcommands)."""
-    default = argparse.SUPPRESS if suppress else None
-    add = parser.add_argument
-    add("-c", "--config", default=default, help="configuration file (TOML)")
-    add("-S", "--store", default=default, help="store directory")
-    add("-p", "--preferences", default=default, help="preferences directory")
-    add("-j", "--journal", default=default, help="quota journal directory")
-    add("-P", "--publishing", default=default, help="free/busy publishing directory")
-    add("--now", default=default, help="act as if it were this time (ISO 8601 or iCalendar)")
-    add(
-        "-v",
-        "--verbose",
-        action="count",
-        default=argparse.SUPPRESS if suppress else 0,
-        help="log to stderr (repeat for debug)",
-    )
-    add("--log", dest="log_file", default=default, help="log to this file")
-
-
-def add_agent_options(parser: argparse.ArgumentParser) -> None:
-    """Envelope and sending options of the mail agents."""
-    add = parser.add_argument
-    add(
-        "-o",
-        "--original-recipient",
-        dest="recipients",
-        action="append",
-        default=[],
-        metavar="ADDR",
-        help="envelope recipient (repeatable)",
-    )
-    add(
-        "-s",
-        "--sender",
-        default=None,
-        metavar="ADDR",
-        help="envelope sender ('' for the null sender)",
-    )
-    add("--output", default=None, metavar="DIR", help="write outgoing mail as files into DIR")
-    add(
-        "-d",
-        "--debug-print",
-        dest="print_only",
-        action="store_true",
-        help="print outgoing mail to stdout instead of sending",
-    )
-    add("--sendmail", default=None, metavar="CMD", help="sendmail command")
-    add("--smtp", default=None, metavar="HOST[:PORT]", help="send through this SMTP server")
-    add(
-        "--queue-id",
-        default=None,
-        metavar="ID",
-        help="the MTA's queue id, put on every log line (Postfix ${queue_id})",
-    )
-
-
-#: Options whose value is an envelope address, by every spelling, and the
-#: long form it is bound to (see :func:`bind_address_values`).
-ADDRESS_OPTIONS = {
-    "-o": "--original-recipient",
-    "--original-recipient": "--original-recipient",
-    "-s": "--sender",
-    "--sender": "--sender",
-}
-
-
-def bind_address_values(argv: Sequence[str]) -> list[str]:
-    """``-s VALUE`` -> ``--sender=VALUE`` (and so for ``-o``), whatever VALUE is.
-
-    An envelope address may start with ``-`` (``-x@example.com``), and
-    argparse takes such a word for an option and fails (Python bpo-9334):
-    under an MTA's pipe (``-s ${sender}``, Exim's ``-s "$SENDER"``) the word
-    after ``-s`` and ``-o`` is always the value, so it is bound to its
-    option before argparse sees it. Words after ``--`` are left alone.
-    """
-    bound: list[str] = []
-    words = iter(argv)
-    for word in words:
-        option = ADDRESS_OPTIONS.get(word)
-        value = next(words, None) if option else None
-        if word == "--":
-            bound += [word, *words]
-        elif option is None or value is None:
-            bound.append(word)
-        else:
-            bound.append(f"{option}={value}")
-    return bound
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -313,6 +226,8 @@ def run_program(main: Callable[[Sequence[str]], ExitCode], argv: Sequence[str] |
     except ImipError as exc:
         log.warning("%s", exc.status_line())
         print(exc.status_line(), flush=True)
+        if exc.hint:
+            print(exc.hint, file=sys.stderr, flush=True)
         code = exc.exit_code
     except KeyboardInterrupt:
         print("4.3.0 interrupted", flush=True)
@@ -322,14 +237,6 @@ def run_program(main: Callable[[Sequence[str]], ExitCode], argv: Sequence[str] |
         print("4.3.0 internal error in imip-agent (details in its log)", flush=True)
         code = ExitCode.TEMPFAIL
     sys.exit(int(code))
-
-
-def build_parser(prog: str, description: str) -> Parser:
-    """The command line of a mail agent (the contract in the README)."""
-    parser = Parser(prog=prog, description=description)
-    add_store_options(parser)
-    add_agent_options(parser)
-    return parser
 
 
 def recipients_envelope(args: argparse.Namespace, raw: bytes) -> list[Envelope]:
@@ -378,9 +285,32 @@ def _run_once(
     limit = settings.max_message_size if factory.bounce_unusable else None
     raw = read_message(sys.stdin.buffer, limit)
     site = site_from(args, settings)
+    require_site(site)
     delivery = deliverer(args, settings) if deliverer else None
     ctx = context_from(site, sender_from(args, settings), delivery)
     return agent.run(raw, envelope(args, raw), ctx, factory)
+
+
+def require_site(site: Site) -> None:
+    """Refuse to run on a site whose directories do not exist.
+
+    The agents never create the store or the preferences directory: a
+    mistyped ``-S`` or ``store`` setting would otherwise start a new, empty
+    store that no admin looks at, and a resource there would accept
+    everything. Raises :class:`SiteMissing` (75: the MTA keeps the mail),
+    logged with how to create what is missing.
+    """
+    missing = site.backend.missing_locations()
+    if not missing:
+        return
+    what = " and ".join(f"the {name} directory {path}" for name, path in missing.items())
+    verb, pronoun = ("do", "them") if len(missing) > 1 else ("does", "it")
+    message = (
+        f"{what} {verb} not exist: create {pronoun} with 'imip-admin init' (given the "
+        f"same -c, -S and -p options) or correct the path; the agents never create {pronoun}"
+    )
+    log.error("%s", message)
+    raise SiteMissing(message)
 
 
 def require(condition: bool, message: str, error: type[ImipError] = UsageError) -> None:

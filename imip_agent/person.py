@@ -60,9 +60,29 @@ def deliverer_from(args: argparse.Namespace, settings: Settings) -> Sender:
     return SendmailSender(settings.sendmail)
 
 
+DESCRIPTION = """\
+The agent for mail to a person. It reads one message on stdin, as the MTA's
+pipe delivers it, records what its invitations, replies and cancellations mean
+for the person, sends what the person's preferences allow (free/busy answers),
+then delivers the message to the mailbox: over LMTP (-l), to a local SMTP
+listener that does not filter again (-L), or with the sendmail command. A
+person's mail never bounces for its calendar data: it exits 65 only when the
+mailbox server refuses the recipient for good or no sender can use the address.
+"""
+
+EXAMPLE = """\
+examples:
+  as Postfix's pipe transport runs it (master.cf), delivering to Dovecot:
+    imip-person -c /etc/imip-agent/imip-agent.toml --queue-id ${queue_id} \\
+        -o ${recipient} -s ${sender} -l /run/dovecot/lmtp
+  by hand, writing what would be delivered and sent into out/:
+    imip-person -o bob@example.com -s alice@example.com --output out < invitation.eml
+"""
+
+
 def parser() -> Parser:
     """The command line of imip-person (the manual's reference is made from it)."""
-    person = build_parser("imip-person", __doc__ or "")
+    person = build_parser("imip-person", DESCRIPTION, EXAMPLE)
     add_delivery_options(person)
     return person
 

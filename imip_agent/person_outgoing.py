@@ -29,9 +29,26 @@ def sender_envelope(args: argparse.Namespace, raw: bytes) -> list[Envelope]:
     return [Envelope(person, person)]
 
 
+DESCRIPTION = """\
+The agent for copies of mail a person sends (Postfix sender_bcc_maps). The
+person is the envelope sender (-s, else the From address); their own
+invitations, replies, cancellations and counter-proposals update their
+records. It sends and delivers nothing.
+"""
+
+EXAMPLE = """\
+examples:
+  as Postfix's pipe transport runs it (master.cf):
+    imip-person-outgoing -c /etc/imip-agent/imip-agent.toml --queue-id ${queue_id} \\
+        -s ${sender}
+  by hand:
+    imip-person-outgoing -s alice@example.com < sent-invitation.eml
+"""
+
+
 def parser() -> Parser:
     """The command line of imip-person-outgoing (the manual's reference is made from it)."""
-    return build_parser("imip-person-outgoing", __doc__ or "")
+    return build_parser("imip-person-outgoing", DESCRIPTION, EXAMPLE)
 
 
 def run(argv: Sequence[str]) -> ExitCode:

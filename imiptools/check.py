@@ -34,7 +34,7 @@ admin moved; what replaces it is the admin's decision).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -43,13 +43,16 @@ from imiptools.backends.base import Problem
 from imiptools.errors import InputError, StoreUnavailable, SymlinkRefused
 from imiptools.itip.objects import parse_calendars
 from imiptools.periods import Period
-from imiptools.preferences import DEFINITIONS, validate
+from imiptools.preferences import DEFINITIONS, fallback, validate
 from imiptools.quota.base import QuotaLedger
 from imiptools.quota.sync import recorded_quotas, sync_resource
 from imiptools.records import UserRecords
 from imiptools.site import Site
 from imiptools.spool import HeldMessage, Spool
 from imiptools.stores.base import ALL_TIME
+
+#: The "user" of findings about the site's configuration.
+SITE = "configuration"
 
 #: A repair, called for its effect (what it returns is ignored).
 Fix = Callable[[], object]
@@ -72,7 +75,8 @@ class Finding:
         """The finding as one line of the report."""
         status = " (repaired)" if self.repaired else ""
         kind = "note: " if self.note else ""
-        return f"{self.user}: {kind}{self.text}{status}"
+        who = f"{self.user}: " if self.user else ""
+        return f"{who}{kind}{self.text}{status}"
 
 
 @dataclass
@@ -112,22 +116,41 @@ def check_user(site: Site, user: str, now: datetime, repair: bool) -> list[Findi
         findings = _user_findings(site, records)
         if repair:
             _repair(findings)
-    preferences = _preference_findings(site, user)
-    if repair:
-        _repair(preferences)
-    return findings + preferences
+    return findings + _checked_preferences(site, user, repair)
 
 
 def check_store(site: Site, users: Iterable[str], now: datetime, repair: bool) -> Report:
-    """Check every user in ``users`` (see :func:`check_user`), then the site."""
+    """Check every user in ``users`` (see :func:`check_user`; a user who
+    has preferences but no records yet: the preferences alone), then the
+    site: its layout and the configuration's site defaults."""
     report = Report()
     users = list(users)
+    stored = set(site.store.users())
     report.findings += [_finding("", p, None) for p in site.backend.site_problems(users)]
+    report.findings += site_preference_findings(site.settings.preference_defaults)
     for user in users:
-        report.findings += check_user(site, user, now, repair)
-    report.findings += quota_findings(site, users, now, repair)
+        if user in stored:
+            report.findings += check_user(site, user, now, repair)
+        else:
+            report.findings += _preferences_only(site, user, repair)
+    report.findings += quota_findings(site, [u for u in users if u in stored], now, repair)
     report.findings += outbox_findings(site.outbox)
     return report
+
+
+def _preferences_only(site: Site, user: str, repair: bool) -> list[Finding]:
+    """A user with preferences and no records: symlinks alone (as for
+    :func:`check_user`), else the preferences."""
+    blocking = [_finding(user, p, None) for p in site.backend.user_problems(user)]
+    return blocking or _checked_preferences(site, user, repair)
+
+
+def _checked_preferences(site: Site, user: str, repair: bool) -> list[Finding]:
+    """The preferences of ``user``, repaired when asked (stray files)."""
+    findings = _preference_findings(site, user)
+    if repair:
+        _repair(findings)
+    return findings
 
 
 def _finding(user: str, problem: Problem, rederive: Fix | None) -> Finding:
@@ -370,9 +393,50 @@ def _preference_finding(site: Site, user: str, name: str) -> list[Finding]:
     if name not in DEFINITIONS:
         return [Finding(user, f"unknown preference {name} (ignored)", note=True)]
     try:
-        validate(name, site.preferences.get(user, name) or "")
-    except ValueError as exc:
-        return [Finding(user, f"preference {name} is invalid ({exc}); the default is used")]
+        value = site.preferences.get(user, name) or ""
     except StoreUnavailable as exc:
         return [Finding(user, f"preference {name} cannot be read: {exc}")]
-    return []
+    problem = value_problem(name, value, site.settings.preference_defaults)
+    return [Finding(user, f"preference {name} {problem}")] if problem else []
+
+
+def value_problem(name: str, value: str, site_defaults: Mapping[str, str]) -> str:
+    """'' when ``value`` of preference ``name`` is valid, else what is wrong
+    with it and what the agents do instead, as they do it (see
+    :meth:`~imiptools.preferences.Preferences.get`): a value they cannot
+    read is replaced by the site's or the built-in default; a value they
+    read but cannot use has the definition's ``refused`` consequence (an
+    unknown scheduling function: the resource declines as misconfigured)."""
+    definition = DEFINITIONS[name]
+    try:
+        validate(name, value)
+    except ValueError as exc:
+        why = f"is invalid ({exc})"
+    else:
+        return ""
+    try:
+        definition.check(value.strip())
+    except ValueError:
+        origin, used = fallback(name, site_defaults)
+        return f"{why}; the agents use the {origin} instead: {_shown(used)}"
+    return f"{why}; {definition.refused or 'the agents cannot use it'}"
+
+
+def _shown(value: str) -> str:
+    """A preference value on one line, or '(none)'."""
+    flat = " | ".join(line.strip() for line in value.splitlines() if line.strip())
+    return repr(flat) if flat else "(none)"
+
+
+def site_preference_findings(defaults: Mapping[str, str]) -> list[Finding]:
+    """The configuration's ``[preferences]`` (site defaults), as the users' values."""
+    findings = []
+    for name, value in sorted(defaults.items()):
+        where = f"[preferences] {name}"
+        if name not in DEFINITIONS:
+            findings.append(Finding(SITE, f"{where}: unknown preference (ignored)", note=True))
+            continue
+        problem = value_problem(name, value, {})
+        if problem:
+            findings.append(Finding(SITE, f"{where} {problem}"))
+    return findings

@@ -31,6 +31,9 @@ class ImipError(Exception):
 
     exit_code: ExitCode = ExitCode.TEMPFAIL
     status: str = "4.3.0"
+    #: Lines for a person at a terminal (``imip-admin``'s usage and "try
+    #: --help"), printed on stderr after the status line; agents never set it.
+    hint: str = ""
 
     def status_line(self) -> str:
         """One line for the MTA: ``"<status> <reason>"`` without CR/LF."""
@@ -95,6 +98,17 @@ class ConfigError(TransientError):
     status = "4.3.5"
 
 
+class SiteMissing(ConfigError):
+    """A directory the agents need (the store, the preferences) does not
+    exist: a mistyped path, or a site not set up. The agents never create
+    it (they would scatter a new, empty store wherever a typo points): they
+    exit 75, so the MTA keeps the mail, and say how to create it
+    (``imip-admin init``). RFC 3463 X.3.5: system incorrectly configured.
+    """
+
+    status = "4.3.5"
+
+
 class InputError(ImipError):
     """Unusable input that should go back to its sender (65)."""
 
@@ -153,6 +167,7 @@ EXIT_CODES: dict[type[ImipError], ExitCode] = {
         DeliveryFailed,
         DeliveryRefused,
         ConfigError,
+        SiteMissing,
         InputError,
         MessageTooBig,
         CalendarDataError,

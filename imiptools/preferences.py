@@ -25,7 +25,7 @@ from typing import Protocol
 
 from imiptools.config import MAX_DURATION, parse_duration
 from imiptools.dates import resolve_zone
-from imiptools.scheduling import check_function_lines, parse_function_lines
+from imiptools.scheduling import FUNCTIONS, check_function_lines, lookup, parse_function_lines
 from imiptools.scheduling.access import parse_acl
 from imiptools.scheduling.hours import parse_opening, parse_permitted_times
 
@@ -157,8 +157,31 @@ def _language(value: str) -> str:
     return value
 
 
-_scheduling = _parsed_by(parse_function_lines)
-_scheduling_strict = _parsed_by(check_function_lines)
+def _scheduling(value: str) -> str:
+    """Lines that parse (quoting), naming at least one function: what the
+    agent reads. An empty value (or only comments) would leave a resource
+    with no rule at all, accepting every request, clashes included: it is
+    invalid, so that the default applies instead."""
+    try:
+        lines = parse_function_lines(value)
+    except ValueError as exc:  # shlex: "No closing quotation", "No escaped character"
+        raise ValueError(f"unbalanced quoting: {str(exc).lower()}") from exc
+    if not lines:
+        raise ValueError(f"names no function (known: {known_functions()})")
+    return value
+
+
+def _scheduling_strict(value: str) -> str:
+    """:func:`_scheduling`, and every function known with arguments it accepts."""
+    _scheduling(value)
+    check_function_lines(value)
+    return value
+
+
+def known_functions() -> str:
+    """The names of every scheduling function, built in or by entry point."""
+    lookup("")  # loads the entry points once (no function has this name)
+    return ", ".join(sorted(FUNCTIONS))
 
 
 @dataclass(frozen=True)
@@ -176,6 +199,9 @@ class Definition:
     check: Callable[[str], str]
     help: str
     strict: Callable[[str], str] | None = None
+    #: What the agents do with a value that ``check`` accepts and ``strict``
+    #: refuses (``imip-admin check`` says it).
+    refused: str = ""
 
 
 DEFINITIONS: dict[str, Definition] = {
@@ -187,6 +213,7 @@ DEFINITIONS: dict[str, Definition] = {
         _scheduling,
         "resource: scheduling functions, one a line, all must agree",
         _scheduling_strict,
+        "a resource with this value declines every request as misconfigured",
     ),
     "add_method_response": Definition(
         "refresh", _choice("add", "ignore", "refresh"), "how to answer ADD (RFC 5546 §3.2.4)"
@@ -275,6 +302,19 @@ DEFINITIONS: dict[str, Definition] = {
         "no", _choice("no", "yes"), "name who holds a clashing booking in a decline"
     ),
 }
+
+
+def fallback(name: str, site: Mapping[str, str]) -> tuple[str, str]:
+    """What the agents use instead of an invalid user value of ``name``:
+    ("site default", value) when the site's is valid, else ("built-in
+    default", value) (see :meth:`Preferences.get`)."""
+    definition = DEFINITIONS[name]
+    if name in site:
+        try:
+            return "site default", definition.check(site[name].strip())
+        except ValueError:
+            pass
+    return "built-in default", definition.default
 
 
 def validate(name: str, value: str) -> str:

@@ -80,6 +80,11 @@ class Backend:
         """Problems of the layout of ``user``'s preferences (not their values)."""
         return []
 
+    def preference_users(self) -> list[str]:
+        """The users who have preferences, whether or not the store holds
+        records of theirs (``check`` checks their values too); none by default."""
+        return []
+
     # -- calendar users --------------------------------------------------------------
 
     def create_user(self, user: str) -> None:
@@ -95,6 +100,15 @@ class Backend:
         """The directories the agents must be able to write, by setting name
         (``imip-admin init`` creates them, ``check-install`` checks them);
         none by default."""
+        return {}
+
+    def missing_locations(self) -> dict[str, str]:
+        """What the agents need and does not exist, by setting name
+        (``{"store": "/var/lib/imip-agent/store"}``); empty when nothing is
+        missing. The agents refuse to run without it (exit 75, see
+        :class:`~imiptools.errors.SiteMissing`) and ``imip-admin init``
+        creates it. Nothing by default (a backend without directories).
+        """
         return {}
 
     def user_locations(self, user: str) -> list[str]:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from imiptools.backends.base import Backend, Problem
 from imiptools.config import Settings
-from imiptools.errors import StoreUnavailable
-from imiptools.fileutil import ensure_directory, remove_file
+from imiptools.errors import StoreUnavailable, UnsafeName
+from imiptools.fileutil import ensure_directory, is_symlink, list_names, remove_file
 from imiptools.initialise import own_like
 from imiptools.preferences_store import PreferenceFiles
 from imiptools.quota.journal import QuotaJournal
@@ -36,7 +36,7 @@ from imiptools.stores.filecheck import (
     symlinks_below,
     unindexed_periods,
 )
-from imiptools.stores.names import user_component
+from imiptools.stores.names import is_hashed, normalise_user, user_component
 
 #: The outbox directory in the store.
 OUTBOX = ".outbox"
@@ -83,7 +83,15 @@ class FileBackend(Backend):
             paths += [path for path in symlink_entries(root) if path.name not in mine]
         paths += symlinks_below(self.outbox.directory)
         paths += symlinks_below(self.journal.root)
-        return [Problem(_link_text(path)) for path in paths]
+        problems = [Problem(_link_text(path)) for path in paths]
+        for root in self._user_roots():
+            problems += [misnamed_problem(root, name) for name in misnamed_entries(root)]
+        return problems
+
+    def preference_users(self) -> list[str]:
+        """The users with a preference directory (named as the agents read it)."""
+        root = self.preference_files.root
+        return [user for name in list_names(root) if (user := _user_named(name)) is not None]
 
     def user_problems(self, user: str) -> list[Problem]:
         """The user's directories that are symlinks, and symlinks below them."""
@@ -154,6 +162,12 @@ class FileBackend(Backend):
             "journal": Path(settings.journal),
         }
 
+    def missing_locations(self) -> dict[str, str]:
+        """The store and preferences directories, when they do not exist (a
+        file where a directory belongs counts as missing)."""
+        roots = {"store": self.files.root, "preferences": self.preference_files.root}
+        return {name: str(path) for name, path in roots.items() if not path.is_dir()}
+
     def user_locations(self, user: str) -> list[str]:
         """The user's store and preference directories that exist."""
         places = (
@@ -166,6 +180,48 @@ class FileBackend(Backend):
 def open_backend(settings: Settings) -> FileBackend:
     """The file backend of ``settings`` (the ``imip_agent.backends`` entry point)."""
     return FileBackend(settings)
+
+
+def _user_named(name: str) -> str | None:
+    """The user whose directory is called ``name`` (by :func:`user_component`),
+    else None (a hashed name, which cannot be read back, counts as none)."""
+    try:
+        user = normalise_user(name)
+    except UnsafeName:
+        return None
+    return user if user_component(user) == name else None
+
+
+def misnamed_entries(root: Path) -> list[str]:
+    """Entries of a root of user directories (store, preferences) that the
+    agents never read: names that are addresses, but not spelt as the
+    agents spell them (``mailto:roomA@example.com``, ``room@example.com``).
+    Hashed names, hidden names and symlinks (reported on their own) are
+    left alone; so are names that are no address at all."""
+    found = []
+    for name in list_names(root):
+        if is_hashed(name) or is_symlink(root / name) or _user_named(name) is not None:
+            continue
+        try:
+            normalise_user(name)
+        except UnsafeName:
+            continue
+        found.append(name)
+    return found
+
+
+def misnamed_problem(root: Path, name: str) -> Problem:
+    """The problem of directory ``root/name`` (see :func:`misnamed_entries`)."""
+    user = normalise_user(name)
+    expected = root / user_component(user)
+    advice = (
+        f"move what it holds into {expected}, which exists"
+        if expected.exists()
+        else f"rename it: mv '{root / name}' '{expected}'"
+    )
+    return Problem(
+        f"{root / name} is ignored: the agents read {user}'s data from {expected}; {advice}"
+    )
 
 
 def _link_text(path: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
@@ -23,9 +24,12 @@ def capacity_of(args: Sequence[str]) -> int:
     """The optional capacity argument N (default 1); ValueError if not N >= 1."""
     if not args:
         return 1
-    capacity = int(args[0])
+    try:
+        capacity = int(args[0])
+    except ValueError:  # said below in words, not as Python's int() message
+        capacity = 0
     if capacity < 1 or len(args) > 1:
-        raise ValueError("expected one positive number")
+        raise ValueError(f"expected one positive number (the capacity), not {shlex.join(args)}")
     return capacity
 
 
