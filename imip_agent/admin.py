@@ -43,7 +43,6 @@ from imiptools.views import decisions as views_decisions
 from imiptools.views import whatif as views_whatif
 from imiptools.views.freebusy import freebusy_calendar, freebusy_span
 
-
 DESCRIPTION = """\
 Set up, look at and look after an imip-agent site: its calendar users and
 their mail routing, preferences, quotas, the store and the outbox. The site

@@ -70,13 +70,13 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
 def parsers() -> list[tuple[str, argparse.ArgumentParser]]:
     """Every program's parser and every subcommand's, as the manual shows them."""
     found = []
-    for _, module, function in docgen.PROGRAMS:
-        found += list(docgen.walk(docgen.program_parser(module, function)))
+    for _, build in docgen.PROGRAMS:
+        found += list(docgen.walk(build()))
     return found
 
 
 def test_every_installed_program_is_in_the_reference_and_the_manual_pages() -> None:
-    assert sorted(name for name, _, _ in docgen.PROGRAMS) == SCRIPTS
+    assert sorted(name for name, _ in docgen.PROGRAMS) == SCRIPTS
 
 
 # -- --version -------------------------------------------------------------------------

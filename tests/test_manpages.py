@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import docgen
 import manpages
 
-PROGRAMS = [name for name, _, _ in docgen.PROGRAMS]
+PROGRAMS = [name for name, _ in docgen.PROGRAMS]
 IGNORED = shutil.ignore_patterns(
     ".venv", "build", "dist", "var", ".git", "*.egg-info", "__pycache__", ".*_cache"
 )

@@ -40,16 +40,16 @@ def project_version() -> str:
 
 def program_names() -> list[str]:
     """The programs that get a page (those of the reference)."""
-    return [name for name, _, _ in docgen.PROGRAMS]
+    return [name for name, _ in docgen.PROGRAMS]
 
 
 def write_pages(directory: Path) -> list[Path]:
     """Write every program's page into ``directory``; return their paths."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, module, function in docgen.PROGRAMS:
+    for name, build in docgen.PROGRAMS:
         path = directory / f"{name}.{SECTION}"
-        path.write_text(manual_page(name, docgen.program_parser(module, function)), "utf-8")
+        path.write_text(manual_page(name, build()), "utf-8")
         written.append(path)
     return written
 
