@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from imiptools import agent
+from imiptools import agent, logcontext
 from imiptools.config import Settings, load_settings
 from imiptools.dates import Clock, FixedClock, SystemClock, parse_datetime
 from imiptools.errors import ConfigError, ExitCode, ImipError, UsageError
@@ -212,17 +212,18 @@ class MailLogFilter(logging.Filter):
 
     Every line a run logs then starts as Postfix's own lines do, so that
     ``grep QUEUEID /var/log/mail.log`` shows the MTA and the agent together.
+    The queue id is the context's (:data:`imiptools.logcontext.QUEUE_ID`),
+    read for each record: ``imip-agent-lmtp`` serves many at once.
     """
 
-    def __init__(self, program: str, queue_id: str | None) -> None:
+    def __init__(self, program: str) -> None:
         super().__init__()
         self.program = program
-        self.prefix = f"{single_line(queue_id)[:64]}: " if queue_id else ""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Annotate ``record``; never drops one."""
         record.program = self.program
-        record.queue_id = self.prefix
+        record.queue_id = logcontext.prefix()
         return True
 
 
@@ -240,7 +241,7 @@ def setup_logging(args: argparse.Namespace, settings: Settings) -> None:
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if getattr(args, "verbose", 0) > 1 else logging.INFO)
     program = os.path.basename(sys.argv[0]) or "imip-agent"
-    annotate = MailLogFilter(program, getattr(args, "queue_id", None))
+    annotate = MailLogFilter(program)
     handlers: list[tuple[logging.Handler, str]] = []
     problem = ""
     if settings.log_file:
@@ -334,6 +335,7 @@ def run_agent(
 ) -> ExitCode:
     """Parse options, read stdin, run the agent; print a status line on failure."""
     args = parser.parse_args(bind_address_values(argv))
+    logcontext.QUEUE_ID.set(logcontext.clean(args.queue_id))  # the one message of this process
     settings = settings_from(args)
     setup_logging(args, settings)
     try:
