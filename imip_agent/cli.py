@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, NoReturn
 
 from imiptools import agent, logcontext
 from imiptools.config import Settings, load_settings
@@ -227,7 +227,7 @@ class MailLogFilter(logging.Filter):
         return True
 
 
-def setup_logging(args: argparse.Namespace, settings: Settings) -> None:
+def setup_logging(args: argparse.Namespace, settings: Settings, program: str | None = None) -> None:
     """Log to a file, to stderr with -v (never under an MTA), or to syslog.
 
     The file is ``--log`` or the ``log_file`` setting; without either (and
@@ -235,12 +235,13 @@ def setup_logging(args: argparse.Namespace, settings: Settings) -> None:
     exists, else nowhere. A log file that cannot be opened falls back to
     the same (with a warning there): mail is not deferred for a log. Never
     to stderr unless asked: an MTA puts whatever a pipe program writes into
-    the bounce.
+    the bounce. ``program`` names the lines (default: the program's file
+    name).
     """
     logging.captureWarnings(True)  # library warnings must not reach stderr
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if getattr(args, "verbose", 0) > 1 else logging.INFO)
-    program = os.path.basename(sys.argv[0]) or "imip-agent"
+    program = program or os.path.basename(sys.argv[0]) or "imip-agent"
     annotate = MailLogFilter(program)
     handlers: list[tuple[logging.Handler, str]] = []
     problem = ""
@@ -286,6 +287,9 @@ def log_outcome(args: argparse.Namespace, code: ExitCode, status: str) -> None:
     )
 
 
+#: The status line of an internal bug (75: the MTA keeps the message).
+INTERNAL_ERROR = "4.3.0 internal error in imip-agent (details in its log)"
+
 #: What the MTA does with each exit code, as the outcome line says it.
 OUTCOMES = {ExitCode.OK: "done", ExitCode.TEMPFAIL: "deferred", ExitCode.DATAERR: "bounced"}
 
@@ -308,7 +312,7 @@ def run_program(main: Callable[[Sequence[str]], ExitCode], argv: Sequence[str] |
         code = ExitCode.TEMPFAIL
     except Exception:
         log.exception("internal error")
-        print("4.3.0 internal error in imip-agent (details in its log)", flush=True)
+        print(INTERNAL_ERROR, flush=True)
         code = ExitCode.TEMPFAIL
     sys.exit(int(code))
 
@@ -338,34 +342,57 @@ def run_agent(
     logcontext.QUEUE_ID.set(logcontext.clean(args.queue_id))  # the one message of this process
     settings = settings_from(args)
     setup_logging(args, settings)
-    try:
-        result = _run_once(args, settings, factory, deliverer, envelope)
-    except ImipError as exc:
-        result = agent.Result(exc.exit_code, exc.status_line())
-    except Exception:
-        log_outcome(args, ExitCode.TEMPFAIL, "4.3.0 internal error")
-        raise  # run_program logs the traceback
-    log_outcome(args, result.code, result.status)
+    result = run_delivery(args, settings, sys.stdin.buffer, factory, deliverer, envelope)
     if result.code is not ExitCode.OK:
         print(result.status, flush=True)
     return result.code
 
 
+def run_delivery(
+    args: argparse.Namespace,
+    settings: Settings,
+    stream: IO[bytes],
+    factory: agent.HandlerFactory,
+    deliverer: Callable[[argparse.Namespace, Settings], Sender] | None = None,
+    envelope: Callable[[argparse.Namespace, bytes], list[Envelope]] = recipients_envelope,
+) -> agent.Result:
+    """One delivery as the MTA makes it: the message on ``stream``, the
+    envelope in ``args`` (``recipients``, ``sender``); the outcome, logged
+    in one line (:func:`log_outcome`).
+
+    The pipe programs and ``imip-agent-lmtp`` both come here, so that
+    both answer alike. An :class:`ImipError` is an outcome (its exit code
+    and status line); any other exception is an internal bug: logged as a
+    deferral, then raised for the caller to log with its traceback and
+    answer :data:`INTERNAL_ERROR` (75).
+    """
+    try:
+        result = _run_once(args, settings, stream, factory, deliverer, envelope)
+    except ImipError as exc:
+        result = agent.Result(exc.exit_code, exc.status_line())
+    except Exception:
+        log_outcome(args, ExitCode.TEMPFAIL, "4.3.0 internal error")
+        raise  # the caller logs the traceback
+    log_outcome(args, result.code, result.status)
+    return result
+
+
 def _run_once(
     args: argparse.Namespace,
     settings: Settings,
+    stream: IO[bytes],
     factory: agent.HandlerFactory,
     deliverer: Callable[[argparse.Namespace, Settings], Sender] | None,
     envelope: Callable[[argparse.Namespace, bytes], list[Envelope]],
 ) -> agent.Result:
-    """Read the message on stdin and run the agent over it.
+    """Read the message on ``stream`` and run the agent over it.
 
     A resource reads at most ``max_message_size`` bytes (a bigger message
     bounces, 5.3.4); a person's agent reads it all, to deliver it unchanged
     with its calendar data ignored (see :func:`imiptools.agent.read`).
     """
     limit = settings.max_message_size if factory.bounce_unusable else None
-    raw = read_message(sys.stdin.buffer, limit)
+    raw = read_message(stream, limit)
     site = site_from(args, settings)
     delivery = deliverer(args, settings) if deliverer else None
     ctx = context_from(site, sender_from(args, settings), delivery)
