@@ -314,7 +314,7 @@ class Delivery:
         queue_id = server.xforward.get("IDENT", "") or received_id(message)
         if queue_id == "[UNAVAILABLE]":
             queue_id = received_id(message)
-        sender = envelope.mail_from or ""
+        sender = _sender(envelope.mail_from)
         recipients = tuple(envelope.rcpt_tos)
         outcomes = await self.deliver(message, sender, recipients, queue_id)
         return "\r\n".join(lmtp_reply(outcome) for outcome in outcomes)
@@ -329,6 +329,12 @@ class Delivery:
             return [await self.workers.run(job)] * len(recipients)
         jobs = [Job(self.role.name, message, sender, (r,), queue_id) for r in recipients]
         return list(await asyncio.gather(*(self.workers.run(job) for job in jobs)))
+
+
+def _sender(mail_from: str | None) -> str:
+    """The envelope sender as a pipe program gets it: '' for the null
+    sender, which aiosmtpd gives as ``<>`` (RFC 5321 §4.5.5)."""
+    return "" if mail_from in (None, "", "<>") else str(mail_from)
 
 
 def _unix_lines(message: bytes) -> bytes:

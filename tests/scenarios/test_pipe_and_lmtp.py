@@ -109,6 +109,10 @@ SCENARIOS: dict[str, Scenario] = {
         [Step("resource", request("broken", organiser=""), ALICE, ROOM)],
         [(65, "5.6.0 REQUEST without ORGANIZER")],
     ),
+    "null sender: nobody answers a bounce": Scenario(
+        [Step("resource", request("bounced"), "", ROOM)],
+        [(0, "2.0.0 processed 1 scheduling object(s)")],
+    ),
     "lock contention, then redelivery": Scenario(
         [
             Step("resource", request("busy"), ALICE, ROOM, locked=True),
@@ -139,6 +143,7 @@ SENT = {
         [("COUNTER", "20300108T110000Z/20300108T120000Z", BOB)],
     ],
     "bounce with the reason": [[]],
+    "null sender: nobody answers a bounce": [[]],
     "lock contention, then redelivery": [[], [("REPLY", "ACCEPTED", ALICE)]],
     "person: recorded and delivered": [[]],
     "outgoing: the organiser's copy recorded": [[]],
