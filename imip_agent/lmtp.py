@@ -121,13 +121,14 @@ class Daemon:
     async def serve(self) -> None:
         """Listen until SIGTERM or SIGINT, then drain."""
         loop = asyncio.get_running_loop()
+        # Before the first socket answers: whoever sees it may signal at once.
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stopped.set)
         try:
             for listener in self.listeners:
                 self.servers.append(await self._listen(listener))
                 log.info("listening: %s", listener)
-            loop.add_signal_handler(signal.SIGHUP, self.reload)
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, self.stopped.set)
             await self.stopped.wait()
             log.info("stopping: finishing the deliveries under way")
             await self.drain()
