@@ -45,6 +45,7 @@ PROGRAMS = (
     ("imip-person", "imip_agent.person", "parser"),
     ("imip-person-outgoing", "imip_agent.person_outgoing", "parser"),
     ("imip-admin", "imip_agent.admin", "build_parser"),
+    ("imip-agent-lmtp", "imip_agent.lmtp", "parser"),
 )
 #: README sections repeated in reference/contract.md (by the start of their heading).
 CONTRACT_SECTIONS = ("Command line", "Exit codes")
