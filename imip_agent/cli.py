@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import logging.handlers
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -199,8 +198,9 @@ def sender_from(args: argparse.Namespace, settings: Settings) -> Sender:
     return SendmailSender(settings.sendmail)
 
 
-#: Where syslog lines go: the mail log, beside the MTA's own lines.
-SYSLOG_FACILITY = logging.handlers.SysLogHandler.LOG_MAIL
+#: Where syslog lines go: the mail log, beside the MTA's own lines
+#: (``SysLogHandler.LOG_MAIL``; logging.handlers is imported only for syslog).
+SYSLOG_FACILITY = 2
 FILE_FORMAT = (
     "%(asctime)s %(program)s[%(process)d]: %(queue_id)s%(levelname)s %(name)s: %(message)s"
 )
@@ -264,6 +264,8 @@ def setup_logging(args: argparse.Namespace, settings: Settings, program: str | N
 
 def _syslog_handler(program: str) -> logging.Handler:
     """A handler for ``/dev/log``, facility mail, tagged ``program[pid]: ``."""
+    import logging.handlers  # not needed when logging to a file
+
     handler = logging.handlers.SysLogHandler("/dev/log", facility=SYSLOG_FACILITY)
     handler.ident = f"{program}[{os.getpid()}]: "
     return handler

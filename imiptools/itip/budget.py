@@ -18,7 +18,6 @@ The watchdog thread is started on first use and again in a forked child.
 
 from __future__ import annotations
 
-import ctypes
 import heapq
 import itertools
 import os
@@ -147,6 +146,8 @@ def _watchdog() -> _Watchdog:
 def _raise_in(thread: int, exception: type[BaseException] | None) -> bool:
     """Have ``thread`` raise ``exception`` at its next bytecode (None: clear
     a pending one); whether a thread was found."""
+    import ctypes  # only when an alarm fires: most runs never need it
+
     found = ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread), ctypes.py_object(exception) if exception else None
     )

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from functools import cached_property
-from importlib.metadata import entry_points
 
 from icalendar import Component
 
@@ -331,6 +330,8 @@ def lookup(name: str) -> Function | None:
     """The function registered as ``name`` (loading entry points once)."""
     global _loaded_entry_points
     if name not in FUNCTIONS and not _loaded_entry_points:
+        from importlib.metadata import entry_points  # only for a name not built in
+
         _loaded_entry_points = True
         for point in entry_points(group=ENTRY_POINT_GROUP):
             try:
