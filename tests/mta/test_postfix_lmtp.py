@@ -40,7 +40,7 @@ from tests.mta.conftest import (
     free_port,
     start_reaped,
 )
-from tests.mta.scenarios import Delivery, MailSystem, Scenarios
+from tests.mta.scenarios import ORGANISER, ROOM, Delivery, MailSystem, Scenarios
 from tests.mta.test_postfix import PostfixSystem
 
 pytestmark = pytest.mark.skipif(
@@ -219,3 +219,17 @@ class TestPostfixLmtp(Scenarios):
         self.test_unusable_message_bounces_with_our_reason(system)
         (line,) = [ln for ln in system.log.text().splitlines() if "status=bounced" in ln]
         assert "said: 550 5.6.0 REQUEST without ORGANIZER" in line, line
+
+    def test_check_install_passes_with_the_lmtp_services(self, system: MailSystem) -> None:
+        """imip-admin check-install knows the LMTP layout: services, routes."""
+        for user in (ROOM, ORGANISER):
+            ms.admin(system.site, "init-user", user, *(["--resource"] if user == ROOM else []))
+        done = system.imip_admin("check-install", "--user", AGENT_USER, *system.mta.options())
+        lines = done.stdout.splitlines()
+        assert (done.returncode, done.stderr) == (0, ""), done.stdout
+        for expected in (
+            "ok   Postfix service imip-resource: delivers over LMTP to imip-agent-lmtp",
+            "ok   Postfix service imip-person: delivers over LMTP to imip-agent-lmtp",
+            f"ok   {ROOM} (resource): Postfix routes it to imip-resource",
+        ):
+            assert expected in lines, done.stdout
