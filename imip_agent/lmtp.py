@@ -145,7 +145,11 @@ class Daemon:
 
         def session() -> Session:
             return Session(
-                delivery, data_size_limit=DATA_LIMIT, hostname=socket.getfqdn(), loop=loop
+                delivery,
+                data_size_limit=DATA_LIMIT,
+                enable_SMTPUTF8=True,  # the agent itself refuses what it cannot use (5.1.3)
+                hostname=socket.getfqdn(),
+                loop=loop,
             )
 
         if listener.path:

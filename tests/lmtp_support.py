@@ -48,7 +48,7 @@ def lmtp_transaction(
     """One transaction over the UNIX socket ``path``: one reply per recipient
     accepted at RCPT, or the refusal of MAIL or DATA as the only one."""
     with smtplib.LMTP(str(path), timeout=timeout) as client:
-        client.ehlo_resp = None
+        client.command_encoding = "utf-8"  # SMTPUTF8 (RFC 6531): the daemon offers it
         code, text = client.docmd("LHLO", "client.example.test")
         assert code == 250, text
         if queue_id and b"XFORWARD" in text:

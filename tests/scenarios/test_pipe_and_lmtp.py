@@ -109,6 +109,20 @@ SCENARIOS: dict[str, Scenario] = {
         [Step("resource", request("broken", organiser=""), ALICE, ROOM)],
         [(65, "5.6.0 REQUEST without ORGANIZER")],
     ),
+    "unusable recipients bounce": Scenario(
+        [
+            Step("resource", request("dash"), ALICE, "-room@example.com"),
+            Step("resource", request("utf8"), ALICE, "röom@example.com"),
+        ],
+        [
+            (65, "5.1.3 unusable recipient '-room@example.com': starts with '-'"),
+            (
+                65,
+                "5.1.3 unusable recipient 'röom@example.com': not ASCII"
+                " (internationalised addresses are not supported)",
+            ),
+        ],
+    ),
     "null sender: nobody answers a bounce": Scenario(
         [Step("resource", request("bounced"), "", ROOM)],
         [(0, "2.0.0 processed 1 scheduling object(s)")],
@@ -143,6 +157,7 @@ SENT = {
         [("COUNTER", "20300108T110000Z/20300108T120000Z", BOB)],
     ],
     "bounce with the reason": [[]],
+    "unusable recipients bounce": [[], []],
     "null sender: nobody answers a bounce": [[]],
     "lock contention, then redelivery": [[], [("REPLY", "ACCEPTED", ALICE)]],
     "person: recorded and delivered": [[]],
