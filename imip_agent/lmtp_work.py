@@ -33,7 +33,7 @@ from imip_agent.person import deliverer_from
 from imip_agent.person_outgoing import sender_envelope
 from imiptools import agent, logcontext
 from imiptools.config import Settings
-from imiptools.errors import ExitCode
+from imiptools.errors import ExitCode, ImipError
 from imiptools.handlers.common import Envelope
 from imiptools.handlers.outgoing import OutgoingHandler
 from imiptools.handlers.person import PersonHandler
@@ -102,20 +102,28 @@ class Outcome:
     status: str
 
 
-#: The daemon's options and the settings read at start (one pair per worker).
-_started: tuple[argparse.Namespace, Settings] | None = None
+#: The daemon's options and the settings read at start (one pair per worker),
+#: or why the configuration could not be read.
+_started: tuple[argparse.Namespace, Settings] | ImipError | None = None
 
 
 def start_worker(args: argparse.Namespace) -> None:
     """The worker's start: read the configuration, set up logging.
 
-    A worker ignores SIGINT and SIGHUP (the daemon handles those); SIGTERM
-    ends it as usual (the daemon stops its workers only once drained).
+    A configuration that cannot be read (changed since the daemon checked
+    it) is remembered: every job then answers as a pipe program would,
+    with its status line and 75. A worker ignores SIGINT and SIGHUP (the
+    daemon handles those); SIGTERM ends it as usual (the daemon stops its
+    workers only once drained).
     """
     global _started
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    settings = read_settings(args)
+    try:
+        settings = read_settings(args)
+    except ImipError as exc:
+        _started = exc
+        return
     setup_logging(args, settings, PROGRAM)
     _started = (args, settings)
 
@@ -128,6 +136,8 @@ def run_job(job: Job) -> Outcome:
     """
     if _started is None:
         raise RuntimeError("run_job outside a started worker")
+    if isinstance(_started, ImipError):
+        return Outcome(int(_started.exit_code), _started.status_line())
     options, settings = _started
     role = ROLES[job.role]
     args = job_options(options, job)

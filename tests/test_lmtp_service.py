@@ -216,3 +216,20 @@ def test_a_transaction_of_several_recipients_gets_one_reply_each(daemon: Daemon)
     assert replies[0] == ACCEPTED
     assert replies[1].code == 550 and replies[1].text.startswith("5.1.3 unusable recipient")
     assert replies[2].code == 250
+
+
+def test_workers_that_cannot_read_the_configuration_answer_as_the_pipe_does(
+    daemon: Daemon, agent: Agent, config: Path
+) -> None:
+    """New workers (here after the old ones died) meet a configuration broken
+    since the daemon read it: 451 with the pipe program's status line."""
+    config.write_text("[agent]\nlock_timeout = -1\n")
+    piped = agent.resource(request("a"), sender=ALICE, args=("-c", str(config)))
+    assert piped.code == 75 and piped.stdout.startswith("4.3.5 "), piped.stdout
+    for pid in daemon.workers():
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(3):  # the first may meet the dead pool: "worker stopped"
+        replies, _ = daemon.deliver("resource", request("a"), ALICE, [ROOM])
+        if "worker stopped" not in replies[0].text:
+            break
+    assert replies == [Reply(451, piped.stdout.strip())]
