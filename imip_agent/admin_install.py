@@ -303,6 +303,8 @@ def _service_check(mta: Postfix | Exim, account: Account, program: str) -> Check
     service = mta.service(program)
     if service is None:
         return Check(False, f"{what}: missing (add it from conf/)")
+    if service.driver == "lmtp":  # imip-agent-lmtp: conf/postfix/lmtp, transports-lmtp.conf
+        return Check(True, f"{what}: delivers over LMTP to imip-agent-lmtp")
     if service.driver != "pipe":
         return Check(False, f"{what}: a {service.driver}, not a pipe")
     if service.user != account.name:
@@ -328,6 +330,8 @@ def _postfix_checks(postfix: Postfix) -> list[Check]:
         else:
             checks.append(Check(True, f"Postfix map {spec}: compiled"))
     for service in ("imip-person", "imip-resource"):
+        if (found := postfix.service(service)) and found.driver == "lmtp":
+            continue  # one LMTP reply per recipient: any number per delivery
         name = f"{service}_destination_recipient_limit"
         value = postfix.parameter(name)
         checks.append(

@@ -81,13 +81,28 @@ class Postfix:
         transport = self.table("imip-transport")
         if kind == RESOURCE:
             return [
-                Entry(transport, address, f"{address:<31} imip-resource:"),
+                Entry(transport, address, f"{address:<31} {self.transport_value('imip-resource')}"),
                 Entry(self.table("imip-resources"), address, f"{address:<31} resource"),
             ]
         return [
-            Entry(transport, address, f"{address:<31} imip-person:"),
+            Entry(transport, address, f"{address:<31} {self.transport_value('imip-person')}"),
             Entry(self.table("imip-sender-bcc"), address, f"{address:<31} {OUTGOING}"),
         ]
+
+    def transport_value(self, service: str) -> str:
+        """``service:``, with the nexthop the transport map's first line for
+        ``service`` names, if any: with imip-agent-lmtp each line names the
+        socket of its role (``imip-resource:unix:/run/imip-agent/resource.lmtp``,
+        conf/postfix/lmtp/imip-transport), which a new line must name too."""
+        try:
+            text = self.table("imip-transport").read_text()
+        except OSError:
+            return f"{service}:"
+        for line in text.splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[1].startswith(f"{service}:") and line[0] != "#":
+                return words[1]
+        return f"{service}:"
 
     def instructions(self, tables: Sequence[Path]) -> list[str]:
         """What an admin runs after editing ``tables`` by hand."""

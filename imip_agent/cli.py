@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import logging.handlers
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, NoReturn
 
 from imip_agent.options import (
     add_agent_options,
@@ -24,7 +23,7 @@ from imip_agent.options import (
     build_parser,
 )
 from imip_agent.parsing import Parser
-from imiptools import agent
+from imiptools import agent, logcontext
 from imiptools.config import Settings, load_settings
 from imiptools.dates import Clock, FixedClock, SystemClock, parse_datetime
 from imiptools.errors import ConfigError, ExitCode, ImipError, SiteMissing, UsageError
@@ -114,8 +113,9 @@ def sender_from(args: argparse.Namespace, settings: Settings) -> Sender:
     return SendmailSender(settings.sendmail)
 
 
-#: Where syslog lines go: the mail log, beside the MTA's own lines.
-SYSLOG_FACILITY = logging.handlers.SysLogHandler.LOG_MAIL
+#: Where syslog lines go: the mail log, beside the MTA's own lines
+#: (``SysLogHandler.LOG_MAIL``; logging.handlers is imported only for syslog).
+SYSLOG_FACILITY = 2
 FILE_FORMAT = (
     "%(asctime)s %(program)s[%(process)d]: %(queue_id)s%(levelname)s %(name)s: %(message)s"
 )
@@ -127,21 +127,22 @@ class MailLogFilter(logging.Filter):
 
     Every line a run logs then starts as Postfix's own lines do, so that
     ``grep QUEUEID /var/log/mail.log`` shows the MTA and the agent together.
+    The queue id is the context's (:data:`imiptools.logcontext.QUEUE_ID`),
+    read for each record: ``imip-agent-lmtp`` serves many at once.
     """
 
-    def __init__(self, program: str, queue_id: str | None) -> None:
+    def __init__(self, program: str) -> None:
         super().__init__()
         self.program = program
-        self.prefix = f"{single_line(queue_id)[:64]}: " if queue_id else ""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Annotate ``record``; never drops one."""
         record.program = self.program
-        record.queue_id = self.prefix
+        record.queue_id = logcontext.prefix()
         return True
 
 
-def setup_logging(args: argparse.Namespace, settings: Settings) -> None:
+def setup_logging(args: argparse.Namespace, settings: Settings, program: str | None = None) -> None:
     """Log to a file, to stderr with -v (never under an MTA), or to syslog.
 
     The file is ``--log`` or the ``log_file`` setting; without either (and
@@ -149,13 +150,14 @@ def setup_logging(args: argparse.Namespace, settings: Settings) -> None:
     exists, else nowhere. A log file that cannot be opened falls back to
     the same (with a warning there): mail is not deferred for a log. Never
     to stderr unless asked: an MTA puts whatever a pipe program writes into
-    the bounce.
+    the bounce. ``program`` names the lines (default: the program's file
+    name).
     """
     logging.captureWarnings(True)  # library warnings must not reach stderr
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if getattr(args, "verbose", 0) > 1 else logging.INFO)
-    program = os.path.basename(sys.argv[0]) or "imip-agent"
-    annotate = MailLogFilter(program, getattr(args, "queue_id", None))
+    program = program or os.path.basename(sys.argv[0]) or "imip-agent"
+    annotate = MailLogFilter(program)
     handlers: list[tuple[logging.Handler, str]] = []
     problem = ""
     if settings.log_file:
@@ -177,6 +179,8 @@ def setup_logging(args: argparse.Namespace, settings: Settings) -> None:
 
 def _syslog_handler(program: str) -> logging.Handler:
     """A handler for ``/dev/log``, facility mail, tagged ``program[pid]: ``."""
+    import logging.handlers  # not needed when logging to a file
+
     handler = logging.handlers.SysLogHandler("/dev/log", facility=SYSLOG_FACILITY)
     handler.ident = f"{program}[{os.getpid()}]: "
     return handler
@@ -210,6 +214,9 @@ def log_objects(result: agent.Result) -> None:
             objects_log.info("user=%s %s", recipient.user, outcome.summary())
 
 
+#: The status line of an internal bug (75: the MTA keeps the message).
+INTERNAL_ERROR = "4.3.0 internal error in imip-agent (details in its log)"
+
 #: What the MTA does with each exit code, as the outcome line says it.
 OUTCOMES = {ExitCode.OK: "done", ExitCode.TEMPFAIL: "deferred", ExitCode.DATAERR: "bounced"}
 
@@ -234,7 +241,7 @@ def run_program(main: Callable[[Sequence[str]], ExitCode], argv: Sequence[str] |
         code = ExitCode.TEMPFAIL
     except Exception:
         log.exception("internal error")
-        print("4.3.0 internal error in imip-agent (details in its log)", flush=True)
+        print(INTERNAL_ERROR, flush=True)
         code = ExitCode.TEMPFAIL
     sys.exit(int(code))
 
@@ -253,37 +260,61 @@ def run_agent(
 ) -> ExitCode:
     """Parse options, read stdin, run the agent; print a status line on failure."""
     args = parser.parse_args(bind_address_values(argv))
+    logcontext.QUEUE_ID.set(logcontext.clean(args.queue_id))  # the one message of this process
     settings = settings_from(args)
     setup_logging(args, settings)
-    try:
-        result = _run_once(args, settings, factory, deliverer, envelope)
-    except ImipError as exc:
-        result = agent.Result(exc.exit_code, exc.status_line())
-    except Exception:
-        log_outcome(args, ExitCode.TEMPFAIL, "4.3.0 internal error")
-        raise  # run_program logs the traceback
-    log_objects(result)
-    log_outcome(args, result.code, result.status)
+    result = run_delivery(args, settings, sys.stdin.buffer, factory, deliverer, envelope)
     if result.code is not ExitCode.OK:
         print(result.status, flush=True)
     return result.code
 
 
+def run_delivery(
+    args: argparse.Namespace,
+    settings: Settings,
+    stream: IO[bytes],
+    factory: agent.HandlerFactory,
+    deliverer: Callable[[argparse.Namespace, Settings], Sender] | None = None,
+    envelope: Callable[[argparse.Namespace, bytes], list[Envelope]] = recipients_envelope,
+) -> agent.Result:
+    """One delivery as the MTA makes it: the message on ``stream``, the
+    envelope in ``args`` (``recipients``, ``sender``); the outcome, logged
+    in one line (:func:`log_outcome`).
+
+    The pipe programs and ``imip-agent-lmtp`` both come here, so that
+    both answer alike. An :class:`ImipError` is an outcome (its exit code
+    and status line); any other exception is an internal bug: logged as a
+    deferral, then raised for the caller to log with its traceback and
+    answer :data:`INTERNAL_ERROR` (75).
+    """
+    try:
+        result = _run_once(args, settings, stream, factory, deliverer, envelope)
+    except ImipError as exc:
+        result = agent.Result(exc.exit_code, exc.status_line())
+    except Exception:
+        log_outcome(args, ExitCode.TEMPFAIL, "4.3.0 internal error")
+        raise  # the caller logs the traceback
+    log_objects(result)
+    log_outcome(args, result.code, result.status)
+    return result
+
+
 def _run_once(
     args: argparse.Namespace,
     settings: Settings,
+    stream: IO[bytes],
     factory: agent.HandlerFactory,
     deliverer: Callable[[argparse.Namespace, Settings], Sender] | None,
     envelope: Callable[[argparse.Namespace, bytes], list[Envelope]],
 ) -> agent.Result:
-    """Read the message on stdin and run the agent over it.
+    """Read the message on ``stream`` and run the agent over it.
 
     A resource reads at most ``max_message_size`` bytes (a bigger message
     bounces, 5.3.4); a person's agent reads it all, to deliver it unchanged
     with its calendar data ignored (see :func:`imiptools.agent.read`).
     """
     limit = settings.max_message_size if factory.bounce_unusable else None
-    raw = read_message(sys.stdin.buffer, limit)
+    raw = read_message(stream, limit)
     site = site_from(args, settings)
     require_site(site)
     delivery = deliverer(args, settings) if deliverer else None

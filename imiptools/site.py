@@ -24,7 +24,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib.metadata import entry_points
 
 from imiptools.backends import file
 from imiptools.backends.base import Backend
@@ -84,6 +83,8 @@ class Site:
 
 def known_backends() -> list[str]:
     """The names of every backend: built in, or by entry point."""
+    from importlib.metadata import entry_points  # scanning metadata: only when asked
+
     return sorted({point.name for point in entry_points(group=ENTRY_POINT_GROUP)} | set(BUILT_IN))
 
 
@@ -96,6 +97,8 @@ def backend_factory(name: str) -> Factory:
     """
     if name in BUILT_IN:
         return BUILT_IN[name]
+    from importlib.metadata import entry_points  # only for a backend not built in
+
     for point in entry_points(group=ENTRY_POINT_GROUP, name=name):
         try:
             factory: Factory = point.load()

@@ -57,6 +57,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "imiptools.functionlines",
             "imiptools.initialise",
             "imiptools.outcomes",
+            "imiptools.logcontext",
         ),
     ),
     ("mail", ("imiptools.mail",)),

@@ -37,7 +37,6 @@ import os
 import re
 import secrets
 import shlex
-import smtplib
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -141,6 +140,8 @@ class SmtpSender:
 
     def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
         """One SMTP transaction; see the module docstring for the outcomes."""
+        import smtplib  # with ssl, a cost only the SMTP sender pays
+
         _check_envelope(envelope_from, recipients)
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import shlex
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
 
 from imiptools.functionlines import parse_function_lines
 from imiptools.scheduling.model import Booking, Decision, Request
@@ -108,6 +107,8 @@ def lookup(name: str) -> Function | None:
     """The function registered as ``name`` (loading entry points once)."""
     global _loaded_entry_points
     if name not in FUNCTIONS and not _loaded_entry_points:
+        from importlib.metadata import entry_points  # lazy: start-up
+
         _loaded_entry_points = True
         for point in entry_points(group=ENTRY_POINT_GROUP):
             try:

@@ -212,3 +212,18 @@ def test_each_command_explains_itself_with_an_example(command: str) -> None:
     assert f"example:\n  imip-admin {command} " in done.stdout
     assert "Exit 0 done, 64 usage" in done.stdout
     assert "--postfix-config DIR" in done.stdout and "--exim-config FILE" in done.stdout
+
+
+def test_with_imip_agent_lmtp_new_lines_name_the_socket_of_their_role(
+    agent: Agent, tmp_path: Path
+) -> None:
+    """conf/postfix/lmtp/imip-transport: each line names its socket as the
+    nexthop; the lines printed for a new user name the same one."""
+    shutil.copy(ROOT / "conf" / "postfix" / "lmtp" / "imip-transport", tmp_path / "imip-transport")
+    postfix = ("--mta", "postfix", "--postfix-config", str(tmp_path))
+    room = admin_ok(agent, *ADD_ROOM, *postfix)
+    assert f"    {ROOM}     imip-resource:unix:/run/imip-agent/resource.lmtp\n" in room
+    person = admin_ok(agent, "add-person", "carol@example.org", *postfix)
+    assert "    carol@example.org               imip-person:unix:/run/imip-agent/person.lmtp\n" in (
+        person
+    )

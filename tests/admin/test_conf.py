@@ -91,6 +91,9 @@ def test_systemd_units_parse_and_pair_up() -> None:
             assert parser.get("Install", "WantedBy") == "timers.target"
             assert unit.with_suffix(".service").exists()
             continue
+        if unit.name == LMTP_UNIT:
+            _check_lmtp_service(parser)
+            continue
         assert parser.get("Service", "Type") == "oneshot"
         assert parser.get("Service", "User") == "imip-agent"
         for line in unit.read_text().splitlines():
@@ -99,10 +102,34 @@ def test_systemd_units_parse_and_pair_up() -> None:
                 assert words[0].endswith("/imip-admin") and words[1] in known, line
 
 
+#: The one long-running service (the others are oneshot jobs of a timer).
+LMTP_UNIT = "imip-agent-lmtp.service"
+
+
+def _check_lmtp_service(unit: configparser.ConfigParser) -> None:
+    """imip-agent-lmtp's unit: unprivileged, reloaded by SIGHUP, drained by
+    SIGTERM to the main process only, its command line one the program takes."""
+    from imip_agent.lmtp import parser
+
+    service = unit["Service"]
+    assert (service["Type"], service["User"], service["Group"]) == ("exec", *["imip-agent"] * 2)
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert service["KillMode"] == "mixed"
+    assert service["RuntimeDirectory"] == "imip-agent"
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    words = shlex.split(service["ExecStart"])
+    assert words[0].endswith("/imip-agent-lmtp")
+    args = parser().parse_args(words[1:])
+    assert all(getattr(args, role).startswith("unix:/run/imip-agent/") for role in
+               ("resource", "person", "outgoing"))  # fmt: skip
+    assert args.socket_group in service["SupplementaryGroups"].split()
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
     for unit in _units():  # ExecStart must name an existing program
         text = unit.read_text().replace("/usr/local/bin/imip-admin", str(BIN / "imip-admin"))
+        text = text.replace("/opt/imip-agent/venv/bin/", f"{BIN}/")
         (tmp_path / unit.name).write_text(text)
     units = [str(tmp_path / unit.name) for unit in _units()]
     done = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -605,6 +606,29 @@ def test_bombs_are_bounded_outside_the_main_thread_too() -> None:
     thread.start()
     thread.join()
     assert [r.reason for r in results] == ["instance cap 100", "iteration cap 5000", ""]
+
+
+def test_search_without_result_is_stopped_in_a_worker_thread_too() -> None:
+    """The budget works outside the main thread (imip-agent-lmtp, thread pools):
+    the search dateutil would run to 9999 stops at the budget there too."""
+    master = event("DTSTART:19900101T000000Z", "RRULE:FREQ=SECONDLY;BYMONTH=1;BYYEARDAY=366")
+    results: list[Expansion] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(run(master, limits=small(10, budget=0.2))))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert [r.reason for r in results] == ["time budget"] * 3
+
+
+def test_budget_that_is_not_spent_never_fires_later() -> None:
+    """Work that finishes in time is not interrupted afterwards, in any thread."""
+    for _ in range(200):
+        assert run_within(0.001, lambda deadline: None)
+    time.sleep(0.05)  # any alarm still armed would fire here, and fail the test
 
 
 def test_budget_restores_the_previous_handler_and_timer() -> None:

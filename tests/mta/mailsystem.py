@@ -226,6 +226,7 @@ def site_text(text: str, site: Site, dovecot: Dovecot) -> str:
         "/opt/imip-agent/venv": str(site.venv),
         "/etc/imip-agent/imip-agent.toml": str(site.config),
         "/run/dovecot/lmtp": dovecot.socket_target,
+        "/run/imip-agent": str(site.root / "run"),
         "example.org": DOMAIN,
         "alice@": "imiptest1@",
         "bob@": "imiptest2@",
@@ -371,9 +372,14 @@ class PrivatePostfix:
         return self.directory / name
 
 
-def configure_postfix(site: Site, dovecot: Dovecot, directory: Path, port: int) -> PrivatePostfix:
-    """Write main.cf, master.cf and the maps from conf/postfix into ``directory``."""
+def configure_postfix(
+    site: Site, dovecot: Dovecot, directory: Path, port: int, lmtp: bool = False
+) -> PrivatePostfix:
+    """Write main.cf, master.cf and the maps from conf/postfix into ``directory``;
+    with ``lmtp``, master.cf's services and the transport map of
+    conf/postfix/lmtp instead (imip-agent-lmtp)."""
     postfix = PrivatePostfix(directory, port)
+    layout = CONF / "postfix" / "lmtp" if lmtp else CONF / "postfix"
     directory.mkdir(mode=0o755)
     (directory / "queue").mkdir(mode=0o755)
     base = BASE_MAIN_CF.format(directory=directory, domain=DOMAIN)
@@ -381,11 +387,12 @@ def configure_postfix(site: Site, dovecot: Dovecot, directory: Path, port: int) 
     (directory / "main.cf").write_text(main)
     smtpd = f"127.0.0.1:{port} inet n - n - - smtpd"
     stock = re.sub(r"(?m)^smtp\s+inet\s.*$", smtpd, STOCK_MASTER_CF.read_text(), count=1)
-    master = stock + "\n" + site_text((CONF / "postfix" / "master.cf").read_text(), site, dovecot)
+    master = stock + "\n" + site_text((layout / "master.cf").read_text(), site, dovecot)
     (directory / "master.cf").write_text(master)
     postfix.run("postconf", "-F", "*/*/chroot = n")  # Debian's chroot jail is empty
     for name in POSTFIX_MAPS:
-        text = site_text((CONF / "postfix" / name).read_text(), site, dovecot)
+        source = layout / name if (layout / name).exists() else CONF / "postfix" / name
+        text = site_text(source.read_text(), site, dovecot)
         postfix.table(name).write_text(text)
         postfix.run("postmap", str(postfix.table(name)))
     postfix.run("postfix", "check")  # also creates the queue's directories

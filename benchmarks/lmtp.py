@@ -1,0 +1,132 @@
+"""imip-agent-lmtp against the pipe program: messages per second, interleaved.
+
+For each number of concurrent clients (1, 2 and 8 by default), each round
+delivers the same count of invitations twice, once through ``imip-resource``
+(one process per message, as Postfix's pipe(8) runs it, ``clients`` at a
+time) and once over LMTP to one running ``imip-agent-lmtp`` (``clients``
+connections at a time, one transaction per message), alternating which goes
+first. Every message is a request for a free hour of one of 16 rooms, so
+both book and answer it. Each round gives the ratio of the daemon's rate to
+the pipe's; the ratios of all rounds are printed as min/median/max, with the
+rates. The two paths have stores of their own, which grow alike. Usage::
+
+    .venv/bin/python benchmarks/lmtp.py [--messages 40] [--rounds 5] [--clients 1 2 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.lmtp_support import Daemon, lmtp_transaction  # noqa: E402
+from tests.support import BIN, Agent  # noqa: E402
+
+ROOMS = 16
+
+
+def invitation(index: int) -> tuple[bytes, str]:
+    """A request for a free hour of room ``index % ROOMS``, and that room."""
+    room = f"room{index % ROOMS}@example.com"
+    start = datetime(2030, 2, 1, 8, tzinfo=UTC) + timedelta(hours=index)
+    stamp = start.strftime("%Y%m%dT%H%M%SZ")
+    end = (start + timedelta(hours=1)).strftime("%Y%m%dT%H%M%SZ")
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//bench//EN\r\nMETHOD:REQUEST\r\n"
+        f"BEGIN:VEVENT\r\nUID:bench-{index}@example.com\r\nDTSTAMP:20300101T000000Z\r\n"
+        f"DTSTART:{stamp}\r\nDTEND:{end}\r\nSUMMARY:Bench\r\n"
+        "ORGANIZER:mailto:alice@example.com\r\n"
+        f"ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{room}\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    message = (
+        f"From: alice@example.com\r\nTo: {room}\r\nSubject: Booking\r\n"
+        f"Message-ID: <bench-{index}@example.com>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/calendar; method=REQUEST; charset=UTF-8\r\n\r\n" + text
+    )
+    return message.encode(), room
+
+
+def through_pipe(agent: Agent, out: Path) -> Callable[[int], None]:
+    def deliver(index: int) -> None:
+        message, room = invitation(index)
+        argv = [
+            str(BIN / "imip-resource"),
+            *agent.store_options,
+            "--now",
+            agent.now,
+            "-o",
+            room,
+            "-s",
+            "alice@example.com",
+            "--output",
+            str(out),
+        ]
+        done = subprocess.run(argv, input=message, capture_output=True, check=False)
+        assert done.returncode == 0, done.stdout
+
+    return deliver
+
+
+def through_lmtp(daemon: Daemon) -> Callable[[int], None]:
+    def deliver(index: int) -> None:
+        message, room = invitation(index)
+        replies = lmtp_transaction(daemon.sockets["resource"], message, "alice@example.com", [room])
+        assert [r.code for r in replies] == [250], replies
+
+    return deliver
+
+
+def rate(deliver: Callable[[int], None], first: int, count: int, clients: int) -> float:
+    """Messages per second delivering ``count`` messages, ``clients`` at a time."""
+    begin = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(deliver, range(first, first + count)))
+    return count / (time.perf_counter() - begin)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=40, help="per path and round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 2, 8])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-lmtp-") as scratch:
+        root = Path(scratch)
+        piped, served = Agent(root / "pipe"), Agent(root / "lmtp")
+        daemon = Daemon(served, root / "daemon").start()
+        try:
+            pipe, lmtp = through_pipe(piped, root / "pipe-out"), through_lmtp(daemon)
+            next_index = 0
+            print("clients  daemon/pipe min  median  max   (pipe msg/s, daemon msg/s, medians)")
+            for clients in args.clients:
+                ratios, pipe_rates, lmtp_rates = [], [], []
+                for round_ in range(args.rounds):
+                    order = [(pipe, pipe_rates), (lmtp, lmtp_rates)]
+                    for deliver, rates in order if round_ % 2 == 0 else order[::-1]:
+                        rates.append(rate(deliver, next_index, args.messages, clients))
+                        next_index += args.messages
+                    ratios.append(lmtp_rates[-1] / pipe_rates[-1])
+                print(
+                    f"{clients:7d}  {min(ratios):15.1f}  {statistics.median(ratios):6.1f}"
+                    f"  {max(ratios):4.1f}   ({statistics.median(pipe_rates):.1f},"
+                    f" {statistics.median(lmtp_rates):.1f})"
+                )
+        finally:
+            daemon.stop()
+            daemon.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The agent's start-up imports only what a message needs (issue 15 item 1).
+
+About nine tenths of a pipe run were imports. A resource answering an
+invitation (the common case, sending with sendmail, logging to a file) runs
+in a fresh interpreter here, and the modules loaded by the end of the run
+are held to the budget below: a module that grows the set past its
+package's line fails this test with the names, and the heavy modules that
+only some runs need (SMTP with ssl, syslog's handlers, entry-point
+metadata, ctypes) must not be loaded at all. Raise a line only for a module
+every such run needs, and say why in the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from tests.support import ROOT
+
+#: The most modules a resource's run may load, by top-level package; every
+#: other package together is "other" (the standard library's small ones).
+BUDGET = {
+    "imiptools": 64,  # 62 when this budget was set
+    "imip_agent": 3,
+    "icalendar": 84,  # 80 with icalendar 7.3
+    "email": 21,
+    "dateutil": 8,
+    "importlib": 16,  # 14: the import system and importlib.resources (zoneinfo's tzdata)
+    "encodings": 5,
+    "other": 160,  # 153
+}
+#: Loaded only by the runs that need them, never for this one.
+NEVER = (
+    "smtplib",  # and ssl: only the SMTP sender (--smtp, the smtp setting)
+    "ssl",
+    "logging.handlers",  # only syslog
+    "importlib.metadata",  # only a backend or scheduling function not built in
+    "ctypes",  # only when a recurrence budget's alarm fires
+)
+
+RUN = """
+import io, json, sys
+sys.stdin = io.TextIOWrapper(io.BytesIO(sys.stdin.buffer.read()))
+from imip_agent import resource
+code = resource.run(sys.argv[1:])
+print(json.dumps({"code": int(code), "modules": sorted(sys.modules)}))
+"""
+
+
+def loaded_by_a_resource_run(tmp_path: Path) -> tuple[int, list[str]]:
+    store = [f"-{o}" + f"{tmp_path / n}" for o, n in (("S", "s"), ("p", "p"), ("j", "j"))]
+    argv = [
+        sys.executable,
+        "-c",
+        RUN,
+        *store,
+        f"-P{tmp_path / 'pub'}",
+        "--now=2030-01-01T12:00:00Z",
+        "--original-recipient=room@example.com",
+        "--sender=alice@example.com",
+        f"--sendmail={tmp_path / 'sendmail'}",
+        f"--log={tmp_path / 'log'}",
+    ]
+    sendmail = tmp_path / "sendmail"
+    sendmail.write_text(f"#!/bin/sh\ncat >{tmp_path / 'sent'}\n")
+    sendmail.chmod(0o755)
+    message = (ROOT / "examples" / "01-alice-books.eml").read_bytes()
+    done = subprocess.run(argv, input=message, capture_output=True, timeout=120, check=True)
+    result = json.loads(done.stdout.decode().splitlines()[-1])
+    assert (tmp_path / "sent").exists(), "the room answered"
+    return result["code"], result["modules"]
+
+
+def test_a_resource_run_stays_within_the_import_budget(tmp_path: Path) -> None:
+    code, modules = loaded_by_a_resource_run(tmp_path)
+    assert code == 0
+    packages = Counter(_package(name) for name in modules)
+    over = {
+        package: sorted(m for m in modules if _package(m) == package)
+        for package, count in packages.items()
+        if count > BUDGET[package]
+    }
+    assert not over, {p: (packages[p], BUDGET[p], names) for p, names in over.items()}
+    loaded = [name for name in NEVER if name in modules]
+    assert not loaded, f"loaded by a run that does not need them: {loaded}"
+
+
+def _package(module: str) -> str:
+    """The line of :data:`BUDGET` that ``module`` counts against."""
+    top = module.split(".")[0]
+    return top if top in BUDGET else "other"

@@ -1,0 +1,235 @@
+"""imip-agent-lmtp as a service: listeners, queue ids, a dying worker, reload, drain.
+
+The daemon runs as a real process (``tests/lmtp_support.py``); what it
+answers is compared with the pipe programs in
+``tests/scenarios/test_pipe_and_lmtp.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imip_agent.lmtp_server import parse_listener, received_id, unix_socket
+from imiptools.errors import ConfigError
+from imiptools.stores.file import FileStore
+from tests.lmtp_support import Daemon, Reply, lmtp_transaction
+from tests.support import ROOM, Agent, calendar_text, imip_message, vevent
+
+ALICE = "alice@example.com"
+ACCEPTED = Reply(250, "2.0.0 processed 1 scheduling object(s)")
+
+
+def request(uid: str) -> bytes:
+    return imip_message(calendar_text(vevent(uid)), sender=ALICE)
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Agent:
+    return Agent(tmp_path / "site")
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "imip-agent.toml"
+    path.write_text("[agent]\nlock_timeout = 5\n")
+    return path
+
+
+@pytest.fixture
+def daemon(agent: Agent, config: Path, tmp_path: Path) -> Iterator[Daemon]:
+    running = Daemon(agent, tmp_path / "daemon", ("-c", str(config))).start()
+    try:
+        yield running
+    finally:
+        running.kill()
+
+
+def wait_for(condition: object, what: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+# -- listeners ------------------------------------------------------------------------
+
+
+def test_listeners_are_unix_sockets_or_loopback_ports() -> None:
+    assert parse_listener("resource", "unix:/run/imip-agent/resource").path == Path(
+        "/run/imip-agent/resource"
+    )
+    assert parse_listener("person", "/run/x").path == Path("/run/x")
+    assert parse_listener("person", "127.0.0.1:8024").port == 8024
+    assert parse_listener("person", "[::1]:8024").host == "::1"
+    assert parse_listener("person", "localhost:24").host == "localhost"
+    for bad in ("0.0.0.0:24", "192.0.2.1:24", "mail.example.com:24", "unix:relative", "24"):
+        with pytest.raises(ConfigError):
+            parse_listener("resource", bad)
+
+
+def test_a_socket_in_use_is_not_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "resource.lmtp"
+    first = unix_socket(path, 0o660, -1)
+    try:
+        with pytest.raises(ConfigError, match="in use"):
+            unix_socket(path, 0o660, -1)
+    finally:
+        first.close()
+    second = unix_socket(path, 0o600, -1)  # left by a daemon that is gone: replaced
+    assert path.stat().st_mode & 0o777 == 0o600
+    second.close()
+    path.unlink()
+    path.write_text("not a socket")
+    with pytest.raises(ConfigError, match="not a socket"):
+        unix_socket(path, 0o660, -1)
+
+
+def test_a_bad_listener_stops_the_start_with_one_line(agent: Agent, tmp_path: Path) -> None:
+    daemon = Daemon(agent, tmp_path / "daemon", ("--resource", "192.0.2.1:24"))
+    daemon.directory.mkdir()
+    done = subprocess.run(daemon.argv(), capture_output=True, timeout=120, check=False)
+    assert done.returncode == 75
+    assert done.stdout.decode() == "4.3.5 --resource: '192.0.2.1' is not a loopback address\n"
+    assert done.stderr == b""
+
+
+# -- queue ids -------------------------------------------------------------------------
+
+
+def test_the_received_header_names_the_queue_id() -> None:
+    postfix = b"Received: from client (localhost [127.0.0.1])\n\tby mail.example.test (Postfix)"
+    postfix += b" with ESMTP id 4F2A1234\n\tfor <room@example.com>; Tue, 1 Jan 2030\nTo: x\n\nid 9"
+    exim = b"Received: from [127.0.0.1]\n\tby mail.example.test with esmtp (Exim 4.96)\n"
+    exim += b"\t(envelope-from <a@example.com>)\n\tid 1tAbCd-000123-Ef\n\tfor room@x;\n\n"
+    assert received_id(postfix) == "4F2A1234"
+    assert received_id(exim) == "1tAbCd-000123-Ef"
+    assert received_id(b"Subject: no Received\n\nReceived: by x id NOTME\n") == ""
+
+
+def test_every_line_of_a_delivery_carries_its_queue_id(daemon: Daemon) -> None:
+    """XFORWARD IDENT (Postfix), else the topmost Received header's id."""
+    replies, _ = daemon.deliver("resource", request("a"), ALICE, [ROOM], queue_id="4F2A1234")
+    assert replies == [ACCEPTED]
+    received = b"Received: by mail.example.test (Postfix) with ESMTP id 5B3C2345;\n"
+    replies, _ = daemon.deliver("resource", received + request("b"), ALICE, [ROOM])
+    assert replies[0].code == 250
+    lines = daemon.log_text().splitlines()
+    ours = [line for line in lines if "uid='a'" in line or "to=<room" in line]
+    assert any("4F2A1234: INFO imiptools.decisions" in line for line in lines), lines
+    for queue_id in ("4F2A1234", "5B3C2345"):
+        outcome = [line for line in ours if f"{queue_id}: INFO imip_agent: to=<{ROOM}>" in line]
+        assert len(outcome) == 1, lines
+    # Lines of the daemon itself belong to no delivery.
+    assert all(": INFO imip_agent: listening" in line for line in lines if "listening" in line)
+    assert not any(re.search(r"\]: \S+: INFO imip_agent: listening", line) for line in lines)
+
+
+# -- workers ---------------------------------------------------------------------------
+
+
+def test_a_worker_that_dies_defers_its_recipient_and_the_next_delivery_works(
+    daemon: Daemon, agent: Agent
+) -> None:
+    """Its recipient gets 451 (the MTA keeps the message): never lost."""
+    replies: list[list[Reply]] = []
+    store = FileStore(agent.root / "store")
+    with store.lock(f"mailto:{ROOM}", 30.0):  # the delivery waits in a worker
+        sending = threading.Thread(
+            target=lambda: replies.append(
+                daemon.deliver("resource", request("a"), ALICE, [ROOM])[0]
+            )
+        )
+        sending.start()
+        wait_for(lambda: bool(daemon.workers()), "no worker started")
+        time.sleep(1.0)  # the job has reached a worker, which polls the lock
+        for pid in daemon.workers():
+            os.kill(pid, signal.SIGKILL)
+        sending.join(timeout=120)
+    assert replies == [[Reply(451, "4.3.0 imip-agent worker stopped; try again")]]
+    again, run = daemon.deliver("resource", request("a"), ALICE, [ROOM])
+    assert again == [ACCEPTED]
+    assert len(run.sent) == 1
+    assert "a worker stopped" in daemon.log_text()
+
+
+# -- signals ---------------------------------------------------------------------------
+
+
+def test_sighup_reads_the_configuration_again(daemon: Daemon, config: Path) -> None:
+    """A changed setting takes effect; the log file is opened anew (logrotate);
+    a broken configuration is refused and the old one kept."""
+    config.write_text("[agent]\nlock_timeout = 5\nmax_message_size = 100\n")
+    rotated = daemon.log.rename(daemon.log.with_suffix(".1"))
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded" in daemon.log_text(), "no reload")
+    assert "reloaded" not in rotated.read_text()
+    replies, _ = daemon.deliver("resource", request("a"), ALICE, [ROOM])
+    assert len(replies) == 1 and replies[0].code == 550, replies
+    assert replies[0].text.startswith("5.3.4 message of ")
+    assert replies[0].text.endswith(" exceeds the limit of 100 bytes")
+    assert f"to=<{ROOM}>" in daemon.log_text()
+
+    config.write_text("[agent]\nlock_timeout = -1\n")
+    daemon.signal(signal.SIGHUP)
+    wait_for(lambda: "reload refused" in daemon.log_text(), "the bad configuration was taken")
+    replies, _ = daemon.deliver("resource", request("b"), ALICE, [ROOM])
+    assert replies[0].text.startswith("5.3.4 message of "), replies  # still the old one
+
+
+def test_sigterm_answers_the_delivery_under_way_then_exits(daemon: Daemon, agent: Agent) -> None:
+    replies: list[list[Reply]] = []
+    store = FileStore(agent.root / "store")
+    with store.lock(f"mailto:{ROOM}", 30.0):
+        sending = threading.Thread(
+            target=lambda: replies.append(
+                daemon.deliver("resource", request("a"), ALICE, [ROOM])[0]
+            )
+        )
+        sending.start()
+        time.sleep(1.0)  # in a worker, waiting for the lock
+        daemon.signal(signal.SIGTERM)
+        wait_for(lambda: "stopping" in daemon.log_text(), "SIGTERM not seen")
+        with socket.socket(socket.AF_UNIX) as probe, pytest.raises(OSError):
+            probe.connect(str(daemon.sockets["resource"]))  # no longer listening
+    sending.join(timeout=120)
+    assert replies == [[ACCEPTED]]  # the lock was released in time: done, not dropped
+    assert daemon.stop() == 0
+    assert not daemon.sockets["resource"].exists()
+    assert daemon.log_text().splitlines()[-1].endswith("INFO imip_agent: stopped")
+
+
+def test_a_transaction_of_several_recipients_gets_one_reply_each(daemon: Daemon) -> None:
+    """RFC 2033 §4.2: in RCPT order; a bad recipient does not spoil the others."""
+    replies = lmtp_transaction(
+        daemon.sockets["resource"], request("a"), ALICE, [ROOM, "-bad@example.com", ROOM.upper()]
+    )
+    assert replies[0] == ACCEPTED
+    assert replies[1].code == 550 and replies[1].text.startswith("5.1.3 unusable recipient")
+    assert replies[2].code == 250
+
+
+def test_workers_that_cannot_read_the_configuration_answer_as_the_pipe_does(
+    daemon: Daemon, agent: Agent, config: Path
+) -> None:
+    """New workers (here after the old ones died) meet a configuration broken
+    since the daemon read it: 451 with the pipe program's status line."""
+    config.write_text("[agent]\nlock_timeout = -1\n")
+    piped = agent.resource(request("a"), sender=ALICE, args=("-c", str(config)))
+    assert piped.code == 75 and piped.stdout.startswith("4.3.5 "), piped.stdout
+    for pid in daemon.workers():
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(3):  # the first may meet the dead pool: "worker stopped"
+        replies, _ = daemon.deliver("resource", request("a"), ALICE, [ROOM])
+        if "worker stopped" not in replies[0].text:
+            break
+    assert replies == [Reply(451, piped.stdout.strip())]
