@@ -179,7 +179,7 @@ def setup_logging(args: argparse.Namespace, settings: Settings, program: str | N
 
 def _syslog_handler(program: str) -> logging.Handler:
     """A handler for ``/dev/log``, facility mail, tagged ``program[pid]: ``."""
-    import logging.handlers  # not needed when logging to a file
+    import logging.handlers  # lazy: start-up (not needed when logging to a file)
 
     handler = logging.handlers.SysLogHandler("/dev/log", facility=SYSLOG_FACILITY)
     handler.ident = f"{program}[{os.getpid()}]: "

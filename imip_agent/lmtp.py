@@ -53,16 +53,48 @@ from imip_agent.lmtp_server import (
     worker_count,
 )
 from imip_agent.lmtp_work import PROGRAM, ROLES
+from imip_agent.options import DATES, ENVIRONMENT
 from imip_agent.person import add_delivery_options
 from imiptools import logcontext
 from imiptools.errors import ConfigError, ExitCode, ImipError
 
 log = logging.getLogger("imip_agent")
 
+DESCRIPTION = """\
+The calendar agents as one long-running LMTP service (RFC 2033): the mail
+system delivers over LMTP instead of starting a program per message. Each
+role listens on its own UNIX socket or loopback port: --resource answers as
+imip-resource does, --person as imip-person (delivering as it does),
+--outgoing as imip-person-outgoing. Each recipient gets one reply: 250 when
+done, 451 (4.x.x, the mail system retries) for trouble that passes, 550
+(5.x.x) with the one-line reason for a message that cannot be used. SIGHUP
+re-reads the configuration and reopens the log; SIGTERM finishes the
+deliveries under way and exits.
+"""
+
+EPILOG = """\
+examples:
+  imip-agent-lmtp --resource unix:/run/imip-agent/resource.sock \\
+      --person unix:/run/imip-agent/person.sock --socket-group postfix
+  imip-agent-lmtp --resource 127.0.0.1:2403 --workers 2 --log /var/log/imip-agent.log
+"""
+
+LMTP_EXIT_CODES = """\
+exit status:
+  0   stopped by SIGTERM or SIGINT after finishing the deliveries under way
+  75  cannot start: configuration, listener or command-line trouble (one line printed)
+"""
+
 
 def parser() -> Parser:
     """The command line of imip-agent-lmtp (the manual's reference is made from it)."""
-    lmtp = Parser(prog=PROGRAM, description=__doc__)
+    lmtp = Parser(
+        prog=PROGRAM,
+        usage="%(prog)s [OPTIONS] --resource|--person|--outgoing unix:PATH|HOST:PORT ...",
+        description=DESCRIPTION,
+        epilog=f"{EPILOG}\n{DATES}\n{ENVIRONMENT}\n{LMTP_EXIT_CODES}",
+    )
+    lmtp.hints = True
     add_store_options(lmtp)
     add = lmtp.add_argument
     for role in ROLES.values():

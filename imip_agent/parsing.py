@@ -25,7 +25,6 @@ import argparse
 import difflib
 import re
 from collections.abc import Iterable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn
 
 from imiptools.errors import ConfigError, ImipError
@@ -43,6 +42,8 @@ _INVALID_CHOICE = re.compile(r"argument (\S+): invalid choice: '(.*)' \(choose f
 
 def package_version() -> str:
     """The installed version of imip-agent (``unknown`` when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version  # lazy: start-up
+
     try:
         return version("imip-agent")
     except PackageNotFoundError:
@@ -197,9 +198,20 @@ def _commands(parser: argparse.ArgumentParser) -> list[str]:
 
 def add_version(parser: argparse.ArgumentParser, program: str) -> None:
     """``--version``: ``PROGRAM (imip-agent) VERSION`` on stdout, exit 0."""
-    parser.add_argument(
-        "--version",
-        action="version",
-        version=f"{program} (imip-agent) {package_version()}",
-        help="print the version and exit",
-    )
+    parser.add_argument("--version", action=_Version, program=program)
+
+
+class _Version(argparse.Action):
+    """``--version``, reading the package's metadata only when asked (the
+    agents' start-up does not pay for it)."""
+
+    def __init__(self, option_strings: list[str], dest: str, program: str) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+            help="print the version and exit",
+        )  # fmt: skip
+        self.program = program
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(f"{self.program} (imip-agent) {package_version()}")
+        parser.exit()

@@ -83,7 +83,7 @@ class Site:
 
 def known_backends() -> list[str]:
     """The names of every backend: built in, or by entry point."""
-    from importlib.metadata import entry_points  # scanning metadata: only when asked
+    from importlib.metadata import entry_points  # lazy: start-up (metadata scanned only when asked)
 
     return sorted({point.name for point in entry_points(group=ENTRY_POINT_GROUP)} | set(BUILT_IN))
 
@@ -97,7 +97,7 @@ def backend_factory(name: str) -> Factory:
     """
     if name in BUILT_IN:
         return BUILT_IN[name]
-    from importlib.metadata import entry_points  # only for a backend not built in
+    from importlib.metadata import entry_points  # lazy: start-up (only for a backend not built in)
 
     for point in entry_points(group=ENTRY_POINT_GROUP, name=name):
         try:

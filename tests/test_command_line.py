@@ -25,7 +25,8 @@ import docgen
 SCRIPTS = sorted(
     tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
 )
-AGENTS = [name for name in SCRIPTS if name != "imip-admin"]
+#: The pipe programs (the LMTP service is a daemon: no envelope options).
+AGENTS = [name for name in SCRIPTS if name not in ("imip-admin", "imip-agent-lmtp")]
 #: What a help text must not show: module paths, reST roles, issue or bug
 #: numbers, Python class names (CamelCase), tracebacks.
 INTERNALS = re.compile(
@@ -112,6 +113,15 @@ def test_an_agent_names_what_it_does_not_know_in_one_line(
         f"< MESSAGE; try '{program} --help')\n"
     )
     assert done.stderr == ""
+
+
+def test_the_lmtp_service_names_what_it_does_not_know_with_usage_and_help_hint() -> None:
+    done = run("imip-agent-lmtp", "--resource", "127.0.0.1:1", "--bogus")
+    assert done.returncode == 75
+    assert done.stdout == "4.3.5 imip-agent-lmtp: unknown option --bogus\n"
+    usage_line, hint = done.stderr.splitlines()
+    assert usage_line.startswith("usage: imip-agent-lmtp [OPTIONS] --resource|--person")
+    assert hint == "try 'imip-agent-lmtp --help'"
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,10 @@ from tests.support import ROOT
 #: The most modules a resource's run may load, by top-level package; every
 #: other package together is "other" (the standard library's small ones).
 BUDGET = {
-    "imiptools": 64,  # 62 when this budget was set
-    "imip_agent": 3,
+    "imiptools": 72,  # 62 when set; 70 once the scheduling engine was split into
+    # model, registry, engine and builtin and runs returned outcomes (smaller
+    # modules, the same code)
+    "imip_agent": 5,  # 3 before the parsers moved to options.py and parsing.py
     "icalendar": 84,  # 80 with icalendar 7.3
     "email": 21,
     "dateutil": 8,
@@ -64,6 +66,8 @@ def loaded_by_a_resource_run(tmp_path: Path) -> tuple[int, list[str]]:
         f"--sendmail={tmp_path / 'sendmail'}",
         f"--log={tmp_path / 'log'}",
     ]
+    for name in ("s", "p"):  # the site, as imip-admin init makes it
+        (tmp_path / name).mkdir()
     sendmail = tmp_path / "sendmail"
     sendmail.write_text(f"#!/bin/sh\ncat >{tmp_path / 'sent'}\n")
     sendmail.chmod(0o755)

@@ -113,7 +113,7 @@ def test_each_page_renders_with_its_sections(installed: Path, program: str) -> N
 
 def test_the_admin_page_describes_every_command(installed: Path) -> None:
     text = render(installed / "share" / "man" / "man1" / "imip-admin.1")
-    parser = docgen.program_parser("imip_agent.admin", "build_parser")
+    parser = dict(docgen.PROGRAMS)["imip-admin"]()
     for prog, _ in docgen.walk(parser):
         if prog != "imip-admin":
             assert f"\n   {prog}\n" in text, prog

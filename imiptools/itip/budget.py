@@ -146,7 +146,7 @@ def _watchdog() -> _Watchdog:
 def _raise_in(thread: int, exception: type[BaseException] | None) -> bool:
     """Have ``thread`` raise ``exception`` at its next bytecode (None: clear
     a pending one); whether a thread was found."""
-    import ctypes  # only when an alarm fires: most runs never need it
+    import ctypes  # lazy: start-up (only when an alarm fires)
 
     found = ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread), ctypes.py_object(exception) if exception else None

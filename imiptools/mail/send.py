@@ -140,7 +140,7 @@ class SmtpSender:
 
     def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
         """One SMTP transaction; see the module docstring for the outcomes."""
-        import smtplib  # with ssl, a cost only the SMTP sender pays
+        import smtplib  # lazy: start-up (with ssl: only the SMTP sender pays)
 
         _check_envelope(envelope_from, recipients)
         try:
