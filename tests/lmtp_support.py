@@ -112,7 +112,9 @@ class Daemon:
         ]
 
     def start(self) -> Daemon:
-        """Start it and wait until every socket answers."""
+        """Start it and wait until every socket answers (the site set up
+        first, as imip-admin init does: the agents never create it)."""
+        self.agent.set_up()
         self.directory.mkdir(parents=True, exist_ok=True)
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         self.process = subprocess.Popen(

@@ -138,7 +138,7 @@ class Agent:
     #: without them. False: a site that was never set up.
     make_site: bool = True
 
-    def _set_up(self) -> None:
+    def set_up(self) -> None:
         """The site's store and preferences directories, when ``make_site``
         (made when a program first runs, so that a test sees what exists
         before: a whatif that creates nothing leaves the root empty)."""
@@ -173,7 +173,7 @@ class Agent:
 
         ``sender`` is the envelope sender: by default the From address; ''
         is the null sender; None passes no ``-s`` at all."""
-        self._set_up()
+        self.set_up()
         self.runs += 1
         out = self.root / "out" / str(self.runs)
         argv = [
@@ -220,7 +220,7 @@ class Agent:
         args: tuple[str, ...],
         now: str | None,
     ) -> Run:
-        self._set_up()
+        self.set_up()
         self.runs += 1
         out = self.root / "out" / str(self.runs)
         argv = [
@@ -253,7 +253,7 @@ class Agent:
 
     def admin(self, *args: str, now: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run imip-admin with this store."""
-        self._set_up()
+        self.set_up()
         argv = [str(BIN / "imip-admin"), *self.store_options, "--now", now or self.now, *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
 
