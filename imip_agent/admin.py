@@ -149,7 +149,7 @@ def build_parser() -> AdminParser:
         epilog="\n".join((EXAMPLES, DATES, DURATIONS, ENVIRONMENT, EXIT_STATUS)),
     )
     add_store_options(parser)
-    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", title="commands")
     add_commands(commands)
     for module in COMMAND_MODULES:
         module.add_commands(commands)

@@ -65,7 +65,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         description=DESCRIPTION,
         epilog=EXAMPLES,
     )
-    actions = quota.add_subparsers(dest="action", title="commands", metavar="COMMAND")
+    actions = quota.add_subparsers(dest="action", title="commands")
     limit = add_command(
         actions,
         "set-limit",

@@ -22,7 +22,7 @@ def test_envelope_address_starting_with_dash_is_a_value(
 ) -> None:
     """Python's argparse reads ``-s -x@example.com`` as two options (bpo-9334);
     Postfix's ``-s ${sender}`` and Exim's ``-s "$SENDER"`` pass exactly that."""
-    args = build_parser("imip-resource", "").parse_args(bind_address_values(argv))
+    args = build_parser("imip-resource", "", "").parse_args(bind_address_values(argv))
     assert args.recipients == recipients and args.sender == sender
 
 

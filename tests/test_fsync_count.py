@@ -92,7 +92,7 @@ def _request(agent: Agent, uid: str, start: str, end: str, extra: str = "") -> b
 def _prepared(tmp_path: Path) -> Agent:
     """A room that has accepted one booking (its directories exist)."""
     agent = Agent(tmp_path / "site", now=NOW)
-    (tmp_path / "site").mkdir()
+    agent.set_up()  # the store and preferences, as imip-admin init makes them
     assert sum(
         fsyncs(agent, _request(agent, "first", "20300107T090000Z", "20300107T100000Z")).values()
     )
