@@ -231,6 +231,7 @@ def _prepare(root: Path, scenario: Scenario) -> Path:
     site = root / "prepared"
     site.mkdir()
     agent = Agent(site, now=NOW)
+    agent.set_up()  # the store and preferences, as imip-admin init makes them
     functions = "check_quota rooms\nschedule_in_freebusy" if scenario.quota else ""
     for room in (ROOM1, ROOM2):
         if functions:
