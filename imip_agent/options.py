@@ -168,7 +168,7 @@ def bind_address_values(argv: Sequence[str]) -> list[str]:
     return bound
 
 
-def build_parser(prog: str, description: str, example: str) -> Parser:
+def build_parser(prog: str, description: str, example: str = "") -> Parser:
     """The command line of a mail agent (the contract in the README):
     ``description`` and ``example`` are its --help text."""
     parser = Parser(

@@ -134,20 +134,23 @@ class Agent:
     now: str = "2030-01-01T12:00:00Z"
     runs: int = 0
     #: Make the store and preferences directories (as ``imip-admin init``
-    #: does) before the first program runs: the agents refuse to run
-    #: without them. False: a site that was never set up.
+    #: does): the agents refuse to run without them. False: a site that was
+    #: never set up (or whose directories the test makes itself).
     make_site: bool = True
+
+    def __post_init__(self) -> None:
+        self.set_up()
 
     def set_up(self) -> None:
         """The site's store and preferences directories, when ``make_site``
-        (made when a program first runs, so that a test sees what exists
-        before: a whatif that creates nothing leaves the root empty)."""
+        (idempotent: tests that build parts of the site call it again)."""
         if self.make_site:
             for name in ("store", "prefs"):
                 (self.root / name).mkdir(parents=True, exist_ok=True)
 
     @property
     def store_options(self) -> list[str]:
+        """``-S``, ``-p``, ``-j``, ``-P`` naming the site under ``root``."""
         r = self.root
         return [
             "-S",

@@ -293,7 +293,6 @@ def test_check_reports_a_symlinked_preference_directory_of_a_room_without_mail(
     """Refused like the symlinks of users with records, not read through."""
     outside = tmp_path / "outside"
     outside.mkdir()
-    (agent.root / "prefs").mkdir()
     (agent.root / "prefs" / USER_DIR).symlink_to(outside)
     result = agent.admin("check")
     assert result.returncode == 65, result.stdout + result.stderr

@@ -125,9 +125,10 @@ def test_symlink_planted_in_a_persons_store_defers_their_mail(agent: Agent, wher
     assert_refused(agent, run.code, run.stdout, link, log)
 
 
-def test_configured_directories_may_be_symlinks(agent: Agent) -> None:
+def test_configured_directories_may_be_symlinks(tmp_path: Path) -> None:
     """The admin's roots (store, preferences, journal, publishing) are resolved:
     only what lies below them must not be a symlink."""
+    agent = Agent(tmp_path, make_site=False)  # its directories are the links below
     real = agent.root / "real"
     for name in ("store", "prefs", "journal", "published"):
         (real / name).mkdir(parents=True)

@@ -92,7 +92,8 @@ def test_forecast_matches_what_the_resource_then_does(agent: Agent) -> None:
     assert [partstat_of(r) for r in run.replies()] == ["DECLINED"]
 
 
-def test_whatif_for_a_resource_without_a_store_creates_nothing(agent: Agent) -> None:
+def test_whatif_for_a_resource_without_a_store_creates_nothing(tmp_path: Path) -> None:
+    agent = Agent(tmp_path, make_site=False)
     result = whatif(agent, invitation("event-1@example.com"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert [partstat_of(reply) for reply in replies_in(result.stdout)] == ["ACCEPTED"]
@@ -106,7 +107,8 @@ def test_null_sender_gets_a_decision_and_no_reply(agent: Agent) -> None:
     assert result.stdout.endswith(SEPARATOR + "\nnothing would be sent\n")
 
 
-def test_no_calendar_data_means_no_decision(agent: Agent) -> None:
+def test_no_calendar_data_means_no_decision(tmp_path: Path) -> None:
+    agent = Agent(tmp_path, make_site=False)
     result = whatif(agent, b"From: alice@example.com\r\nSubject: hi\r\n\r\nhello\r\n")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("no decision (2.0.0 no calendar data)\n")
