@@ -4,7 +4,7 @@ Every figure is min / median / max over the rounds; every ratio (B/A) is
 taken per round between variants run in the same round, in a shuffled
 order (see ``benchmarks/harness.py``). Usage::
 
-    .venv/bin/python benchmarks/run.py            # the full run (about 30 minutes)
+    .venv/bin/python benchmarks/run.py            # the full run (about 20 minutes)
     .venv/bin/python benchmarks/run.py --quick    # fewer rounds and smaller sites
     .venv/bin/python benchmarks/run.py --only pipe,check --rounds 9
 

@@ -357,13 +357,14 @@ class FileStore(Store):
         directory fsyncs deferred (:func:`~imiptools.fileutil.deferred_directory_syncs`):
         every file is fsynced before it is renamed into place, and each
         directory touched is fsynced once at the end. Only then is ``.txn``
-        removed (and the user's directory fsynced, which also makes the
-        staged messages' departure durable): until that point a crash, even
-        a power failure keeping any subset of the renames, leaves ``.txn``
-        to apply the same calls again, which converges from any such state
-        (each call is idempotent given its arguments; a message already
-        moved is not moved again; a decision line already logged is not
-        logged again).
+        removed (and the user's directory fsynced): until that point a
+        crash, even a power failure keeping any subset of the renames,
+        leaves ``.txn`` to apply the same calls again, which converges from
+        any such state (each call is idempotent given its arguments; a
+        message already moved is not moved again; a decision line already
+        logged is not logged again). A staged message's departure from
+        ``.staged/`` needs no fsync: one that a power failure brings back
+        once ``.txn`` is gone is dropped by the next lock as uncommitted.
         """
         for path, lock in record["pending"]:
             if timeout is None:

@@ -177,3 +177,26 @@ def test_a_pending_record_follows_its_commit_file(tmp_path: Path) -> None:
     commit.write_text(json.dumps({"id": "t2"}))
     assert resolve_all(domain) == 1 and target.read_text() == "booked\n"
     assert list((domain / "pending").iterdir()) == []
+
+
+def test_a_record_of_the_earlier_staging_layout_is_completed(tmp_path: Path) -> None:
+    """A .txn left by a crash before the upgrade staged its messages in a
+    directory of its own (``.staged/ID/MESSAGE``): the next lock spools them."""
+    store = FileStore(tmp_path / "store")
+    with store.lock(USER, 5):
+        pass
+    directory = store.user_directory(USER)
+    message = "00000000000000000001-1-0"
+    staged = directory / STAGED / "t1"
+    staged.mkdir(parents=True)
+    (staged / message).write_bytes(
+        b"X-Imip-Envelope-From: room@example.com\nX-Imip-Envelope-To: alice@example.com\n\nx"
+    )
+    outbox = tmp_path / "store" / ".outbox"
+    record = {"id": "t1", "calls": [], "pending": [], "outbox": str(outbox), "messages": [message]}
+    (directory / TXN).write_text(json.dumps(record))
+    (directory / STAGED / "t0").mkdir()  # uncommitted, of the earlier layout too
+    with store.lock(USER, 5):
+        pass
+    assert [m.id for m in Spool(outbox).pending()] == [message]
+    assert not (directory / TXN).exists() and list((directory / STAGED).iterdir()) == []
