@@ -513,17 +513,24 @@ class PrivateExim:
         return self.directory / name
 
 
-def configure_exim(site: Site, dovecot: Dovecot, directory: Path, port: int) -> PrivateExim:
-    """Write the configuration around conf/exim's files and the lists; check it (``-bV``)."""
+def configure_exim(
+    site: Site, dovecot: Dovecot, directory: Path, port: int, lmtp: bool = False
+) -> PrivateExim:
+    """Write the configuration around conf/exim's files and the lists; check it
+    (``-bV``). ``lmtp``: the transports of ``transports-lmtp.conf`` (to
+    imip-agent-lmtp's sockets) instead of the pipe transports, as its
+    comment tells an admin to do."""
     exim = PrivateExim(directory, port)
     directory.mkdir(mode=0o755)
     entry = pwd.getpwnam(EXIM_USER)
     for name in ("spool", "log"):
         (directory / name).mkdir(mode=0o750)
         os.chown(directory / name, entry.pw_uid, entry.pw_gid)
+    files = {"main": "main", "routers": "routers"}
+    files["transports"] = "transports-lmtp" if lmtp else "transports"
     parts = {
-        name: site_text((EXIM_CONF / f"{name}.conf").read_text(), site, dovecot)
-        for name in ("main", "routers", "transports")
+        part: site_text((EXIM_CONF / f"{name}.conf").read_text(), site, dovecot)
+        for part, name in files.items()
     }
     text = BASE_EXIM_CONF.format(directory=directory, domain=DOMAIN, port=port, **parts)
     exim.config.write_text(text)

@@ -122,10 +122,15 @@ def mta(service: Service) -> ms.PrivatePostfix:
     return service.postfix
 
 
-def start_daemon(site: ms.Site, dovecot: Dovecot) -> subprocess.Popen[bytes]:
+def start_daemon(
+    site: ms.Site, dovecot: Dovecot, group: str | None = None
+) -> subprocess.Popen[bytes]:
     """The unit's command as the agents' user, with the socket group (the
-    unit's SupplementaryGroups); returns once every socket answers."""
+    unit's SupplementaryGroups; ``group`` instead of the unit's, as an
+    Exim site sets it); returns once every socket answers."""
     command = daemon_command(site, dovecot)
+    if group is not None:
+        command[command.index("--socket-group") + 1] = group
     run = site.root / "run"
     run.mkdir(mode=0o755, exist_ok=True)  # systemd's RuntimeDirectory
     os.chown(run, *_ids(AGENT_USER, AGENT_GROUP))
