@@ -34,7 +34,9 @@ def _escape(text: str) -> str:
 
 
 def _unescape(text: str) -> str:
-    return "" if text == "-" else unquote(text, errors="surrogatepass")
+    if "%" not in text:  # most fields: no call into urllib
+        return "" if text == "-" else text
+    return unquote(text, errors="surrogatepass")
 
 
 @dataclass(frozen=True, order=True)

@@ -15,6 +15,7 @@ from imiptools.dates import (
     format_recurrence_id,
     format_utc,
     parse_datetime,
+    parse_utc,
     resolve_zone,
     to_utc,
 )
@@ -67,6 +68,37 @@ def test_recurrence_ids_normalised() -> None:
     assert format_recurrence_id(datetime(2030, 1, 8, 11, tzinfo=BERLIN)) == "20300108T100000Z"
     assert format_recurrence_id(date(2030, 1, 8)) == "20300108"
     assert format_utc(datetime(999, 1, 1, tzinfo=UTC)) == "09990101T000000Z"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["20300108T100000Z", "09990101T000000Z", "99991231T235959Z", "19000101T000000Z"],
+)
+def test_parse_utc_reads_what_format_utc_writes(text: str) -> None:
+    value = parse_utc(text)
+    assert value.tzinfo is UTC and format_utc(value) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # forms datetime.fromisoformat would accept: not the store's format
+        "2030-01-08T10:00:00Z",
+        "20300108T100000",
+        "20300108T1000Z",
+        "20300108T100000+01:00",
+        "20300108T1000.5Z",
+        "20300108T10:0:0Z",
+        # the right shape, not a time
+        "20300108T240000Z",
+        "20301308T100000Z",
+        "\u0662\u0660\u0663\u06600108T100000Z",
+        "",
+    ],
+)
+def test_parse_utc_refuses_other_text(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_utc(text)
 
 
 def test_add_duration_days_in_wall_time() -> None:
