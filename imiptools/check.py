@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from icalendar import Calendar
+
 from imiptools import maintenance
 from imiptools.backends.base import Problem
 from imiptools.errors import InputError, StoreUnavailable, SymlinkRefused
@@ -234,10 +236,30 @@ def _repair(findings: list[Finding]) -> None:
 
 
 def _user_findings(site: Site, records: UserRecords) -> list[Finding]:
-    findings, unreadable = _parse_findings(records)
-    findings += _queue_findings(records)
+    """Every finding about ``records.user``: texts that do not parse, the
+    queue and offers, free/busy against the stored objects, the backend's
+    own problems (in that order). Each stored text is parsed once: the
+    parse check and the free/busy comparison share a memo, emptied after
+    each uid so that memory does not grow with the store."""
     reset = _resetter(records)
-    findings += _freebusy_findings(records, unreadable, reset)
+    memo = _ParseMemo()
+    parsing = records.parsing_with(memo.parse)
+    held = _held_freebusy(records, reset)
+    stored = set(records.uids())
+    parse_findings: list[Finding] = []
+    compared: list[Finding] = []
+    for uid in sorted(stored | set(records.store.cancelled_object_uids(records.user))):
+        readable = _parse_findings(parsing, uid, parse_findings, memo)
+        if isinstance(held, dict) and uid in stored and readable:
+            finding = _compare(parsing, uid, held.get(uid, []), reset)
+            compared += [finding] if finding is not None else []
+        memo.clear()
+    findings = parse_findings + _queue_findings(records)
+    if isinstance(held, Finding):
+        findings.append(held)
+    else:
+        findings += _not_stored_findings(records.user, held, stored, reset)
+        findings += compared
     problems = site.backend.record_problems(records.user)
     findings += [_finding(records.user, problem, reset) for problem in problems]
     return findings
@@ -251,19 +273,41 @@ def _resetter(records: UserRecords) -> Fix:
 # -- files parse ------------------------------------------------------------------
 
 
-def _parse_findings(records: UserRecords) -> tuple[list[Finding], set[str]]:
-    """Findings for stored texts that do not parse, and the uids concerned."""
-    store, user = records.store, records.user
-    findings: list[Finding] = []
-    unreadable: set[str] = set()
-    cancelled = set(store.cancelled_object_uids(user))
-    for uid in sorted(set(records.uids()) | cancelled):
-        for what, text in _texts_of(records, uid):
-            problem = _parse_problem(text)
-            if problem:
-                unreadable.add(uid)
-                findings.append(Finding(user, f'{what} of event "{uid}" {problem}'))
-    return findings, unreadable
+class _ParseMemo:
+    """:func:`parse_calendars` remembered by text (a failure too), until cleared."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[str, list[Calendar] | InputError] = {}
+
+    def parse(self, text: str) -> list[Calendar]:
+        """:func:`parse_calendars` of ``text``, parsed at most once."""
+        found = self._parsed.get(text)
+        if found is None:
+            try:
+                found = parse_calendars(text)
+            except InputError as exc:
+                found = exc
+            self._parsed[text] = found
+        if isinstance(found, InputError):
+            raise found
+        return found
+
+    def clear(self) -> None:
+        self._parsed.clear()
+
+
+def _parse_findings(
+    records: UserRecords, uid: str, findings: list[Finding], memo: _ParseMemo
+) -> bool:
+    """Append a finding for each stored text of ``uid`` that does not parse;
+    whether all of them parse."""
+    readable = True
+    for what, text in _texts_of(records, uid):
+        problem = _parse_problem(text, memo)
+        if problem:
+            readable = False
+            findings.append(Finding(records.user, f'{what} of event "{uid}" {problem}'))
+    return readable
 
 
 def _texts_of(records: UserRecords, uid: str) -> Iterable[tuple[str, str | None]]:
@@ -278,12 +322,12 @@ def _texts_of(records: UserRecords, uid: str) -> Iterable[tuple[str, str | None]
         yield f"the counter-proposal of {attendee}", text
 
 
-def _parse_problem(text: str | None) -> str:
+def _parse_problem(text: str | None, memo: _ParseMemo) -> str:
     """'' if ``text`` is missing or parses, else why it does not."""
     if text is None:
         return ""
     try:
-        parse_calendars(text)
+        memo.parse(text)
     except InputError as exc:
         return f"does not parse: {exc}"
     return ""
@@ -327,17 +371,23 @@ def _failures(reads: list[tuple[str, Callable[[], object]]]) -> list[tuple[str, 
 # -- free/busy matches the stored objects ---------------------------------------
 
 
-def _freebusy_findings(records: UserRecords, unreadable: set[str], reset: Fix) -> list[Finding]:
-    user = records.user
+def _held_freebusy(records: UserRecords, reset: Fix) -> dict[str, list[Period]] | Finding:
+    """The user's free/busy periods by uid, or the finding that they cannot be read."""
     try:
-        held = records.store.all_freebusy(user)
+        held = records.store.all_freebusy(records.user)
     except StoreUnavailable as exc:
-        return [Finding(user, f"the free/busy records cannot be read: {exc}", reset)]
+        return Finding(records.user, f"the free/busy records cannot be read: {exc}", reset)
     by_uid: dict[str, list[Period]] = {}
     for period in held:
         by_uid.setdefault(period.uid, []).append(period)
-    stored = set(records.uids())
-    findings = [
+    return by_uid
+
+
+def _not_stored_findings(
+    user: str, by_uid: dict[str, list[Period]], stored: set[str], reset: Fix
+) -> list[Finding]:
+    """Periods of uids that are not stored events."""
+    return [
         Finding(
             user,
             f'free/busy holds {len(by_uid[uid])} period(s) of "{uid}", which is not a stored event',
@@ -345,11 +395,6 @@ def _freebusy_findings(records: UserRecords, unreadable: set[str], reset: Fix) -
         )
         for uid in sorted(by_uid.keys() - stored)
     ]
-    for uid in sorted(stored - unreadable):
-        finding = _compare(records, uid, by_uid.get(uid, []), reset)
-        if finding is not None:
-            findings.append(finding)
-    return findings
 
 
 def _compare(records: UserRecords, uid: str, held: list[Period], reset: Fix) -> Finding | None:

@@ -16,12 +16,12 @@ so the user is named once, here, and every write goes through one object.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Protocol, cast
 
-from icalendar import Component, Event, Timezone
+from icalendar import Calendar, Component, Event, Timezone
 
 from imiptools.config import Settings
 from imiptools.itip.objects import (
@@ -99,14 +99,27 @@ class UserRecords:
     """The records of ``user`` in ``store``, seen from ``now`` in ``zone``."""
 
     def __init__(
-        self, store: Store, user: str, zone: tzinfo, window: Window, now: datetime
+        self,
+        store: Store,
+        user: str,
+        zone: tzinfo,
+        window: Window,
+        now: datetime,
+        parse: Callable[[str], list[Calendar]] = parse_calendars,
     ) -> None:
         self.store, self.user, self.zone = store, user, zone
         self.window, self.now = window, now
+        #: How stored texts are parsed (:func:`parse_calendars`; a caller
+        #: that has parsed them already, as ``check`` has, passes a memo).
+        self.parse = parse
 
     def as_user(self, user: str) -> UserRecords:
         """The same store and window seen by another calendar user."""
-        return UserRecords(self.store, user, self.zone, self.window, self.now)
+        return UserRecords(self.store, user, self.zone, self.window, self.now, self.parse)
+
+    def parsing_with(self, parse: Callable[[str], list[Calendar]]) -> UserRecords:
+        """The same records, their stored texts parsed by ``parse``."""
+        return UserRecords(self.store, self.user, self.zone, self.window, self.now, parse)
 
     # -- loading and saving ---------------------------------------------
 
@@ -116,13 +129,13 @@ class UserRecords:
         components: list[Component] = []
         zones: list[Timezone] = []
         if text is not None:
-            calendars = parse_calendars(text)
+            calendars = self.parse(text)
             zones += [z for c in calendars for z in c.walk("VTIMEZONE") if isinstance(z, Timezone)]
             components += [c for c in calendars[0].subcomponents if c.name == "VEVENT"]
         for rid in self.store.recurrence_ids(self.user, uid):
             override = self.store.get_recurrence(self.user, uid, rid)
             if override is not None:
-                calendars = parse_calendars(override)  # once: each instance is a file
+                calendars = self.parse(override)  # once: each instance is a file
                 zones += [
                     z for c in calendars for z in c.walk("VTIMEZONE") if isinstance(z, Timezone)
                 ]
@@ -137,7 +150,7 @@ class UserRecords:
         text = self.store.get_object(self.user, uid)
         if text is None:
             return None
-        calendars = parse_calendars(text)
+        calendars = self.parse(text)
         zones = [z for c in calendars for z in c.walk("VTIMEZONE") if isinstance(z, Timezone)]
         events = [c for c in calendars[0].subcomponents if c.name == "VEVENT"]
         return ItipObject("PUBLISH", "VEVENT", uid, events, zones) if events else None
