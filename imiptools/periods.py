@@ -270,6 +270,35 @@ class FetchingTimeline:
         self._timeline = Timeline(self._periods)
 
 
+class NarrowTimeline:
+    """A :class:`PeriodIndex` fetching each query's own span, holding nothing.
+
+    For a series whose instances lie far apart (ten minutes a day for a
+    year): a :class:`FetchingTimeline` would fetch and index every period
+    of the year, where each instance needs only those overlapping it. A
+    store that answers narrow spans from an index (the file store's
+    buckets, read once under the user's lock; a database's index) then
+    costs what the instances touch, not what the resource holds.
+    """
+
+    def __init__(self, fetch: Callable[[datetime, datetime], Sequence[Period]]) -> None:
+        self._fetch = fetch
+        #: How many times ``fetch`` was called (for tests and benchmarks).
+        self.fetches = 0
+
+    def _timeline(self, start: datetime, end: datetime) -> Timeline:
+        self.fetches += 1
+        return Timeline(self._fetch(start, max(end, _shifted(start, _INSTANT))))
+
+    def peak(self, start: datetime, end: datetime) -> int:
+        """:meth:`Timeline.peak` over the periods fetched for [start, end)."""
+        return self._timeline(start, end).peak(start, end)
+
+    def overlapping(self, start: datetime, end: datetime) -> list[Period]:
+        """:meth:`Timeline.overlapping` over the periods fetched for [start, end)."""
+        return self._timeline(start, end).overlapping(start, end)
+
+
 def _shifted(moment: datetime, step: timedelta) -> datetime:
     """``moment + step``, stopping at the ends of the calendar."""
     try:

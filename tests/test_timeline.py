@@ -4,7 +4,8 @@ Random periods (fixed seeds), short and long, touching and nested: every
 query answers what a scan of every period answers (:func:`max_overlap`,
 and a filter for the periods overlapping a span). A
 :class:`~imiptools.periods.FetchingTimeline` answers what a Timeline over
-everything answers, fetching only what the queries reach.
+everything answers, fetching only what the queries reach; so does a
+:class:`~imiptools.periods.NarrowTimeline`, fetching each query's own span.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from itertools import pairwise
 
 import pytest
 
-from imiptools.periods import FetchingTimeline, Period, Timeline, max_overlap
+from imiptools.periods import FetchingTimeline, NarrowTimeline, Period, Timeline, max_overlap
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -106,3 +107,22 @@ def test_the_first_fetch_covers_the_span_given_and_a_walk_ahead_costs_few_fetche
         moment += timedelta(minutes=15)
     assert fetching.fetches == len(calls) <= 8
     assert all(end == start for (_, end), (start, _) in pairwise(calls))  # only what is missing
+
+
+# -- NarrowTimeline: the same answers, each query fetching its own span -------
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_narrow_answers_what_one_fetch_of_everything_answers(seed: int) -> None:
+    rng = random.Random(seed)
+    periods = _periods(rng, rng.randrange(0, 60))
+    everything = Timeline(periods)
+    calls: list[tuple[datetime, datetime]] = []
+    narrow = NarrowTimeline(_fetcher(periods, calls))
+    for _ in range(200):
+        start = T0 + timedelta(minutes=15 * rng.randrange(-3000, 5000))
+        end = start + timedelta(minutes=15 * rng.randrange(-2, 300))
+        assert narrow.peak(start, end) == everything.peak(start, end), (start, end)
+        assert narrow.overlapping(start, end) == everything.overlapping(start, end)
+    assert narrow.fetches == len(calls) == 400
+    assert all(end > start for start, end in calls)  # an empty query asks for an instant

@@ -22,7 +22,14 @@ from icalendar import Component
 
 from imiptools.i18n import N_, N_plural, Translator
 from imiptools.itip.recurrence import Instance
-from imiptools.periods import FetchingTimeline, Period, PeriodIndex, Timeline, busy_only
+from imiptools.periods import (
+    FetchingTimeline,
+    NarrowTimeline,
+    Period,
+    PeriodIndex,
+    Timeline,
+    busy_only,
+)
 from imiptools.quota.base import QuotaLedger
 from imiptools.quota.model import QuotaState
 
@@ -304,12 +311,6 @@ class Request:
         fetch = self.busy_between
         if fetch is None:
             return Timeline(busy_only(self.busy))
-        first = None
-        if self.instances:
-            first = (
-                min(instance.start for instance in self.instances),
-                max(instance.end for instance in self.instances),
-            )
 
         def fetched(start: datetime, end: datetime) -> list[Period]:
             try:
@@ -317,7 +318,33 @@ class Request:
             except Exception as exc:
                 raise BusyUnreadable(exc) from exc
 
-        return FetchingTimeline(fetched, first)
+        span = _span(self.instances)
+        if span is not None and _sparse(self.instances, span):
+            return NarrowTimeline(fetched)
+        return FetchingTimeline(fetched, span)
+
+
+#: A series is sparse (each instance's clash check fetches its own span)
+#: from this many instances on, when they cover less than 1/SPARSE_SHARE
+#: of their span: ten minutes a day for a year is sparse, a week of
+#: all-day instances is not.
+SPARSE_INSTANCES = 8
+SPARSE_SHARE = 8
+
+
+def _span(instances: Sequence[Instance]) -> tuple[datetime, datetime] | None:
+    """From the first instance's start to the last one's end."""
+    if not instances:
+        return None
+    return min(i.start for i in instances), max(i.end for i in instances)
+
+
+def _sparse(instances: Sequence[Instance], span: tuple[datetime, datetime]) -> bool:
+    """Whether ``instances`` lie far apart in ``span`` (see :data:`SPARSE_SHARE`)."""
+    if len(instances) < SPARSE_INSTANCES:
+        return False
+    covered = sum((i.end - i.start for i in instances), timedelta(0))
+    return covered * SPARSE_SHARE < span[1] - span[0]
 
 
 @dataclass(frozen=True)

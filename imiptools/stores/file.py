@@ -61,11 +61,14 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
@@ -238,12 +241,59 @@ def _parse_periods(lines: Iterable[str], start: datetime, end: datetime) -> list
     return sorted(periods, key=Period.key)
 
 
+def _shaped(line: str) -> bool:
+    """Whether ``line`` starts with two UTC texts of fixed width (as
+    :meth:`Period.to_line` writes them), so that its times can be compared
+    as text without parsing it."""
+    return line[16:17] == "\t" and line[33:34] == "\t" and line[:4].isdigit()
+
+
 def _outside(line: str, first: str, last: str) -> bool:
     """Whether a well-formed line's period plainly misses [first, last) (UTC
     texts of fixed width compare like the times they spell); a line of
     another shape is never skipped, so that its parsing reports it."""
-    shaped = line[16:17] == "\t" and line[33:34] == "\t" and line[:4].isdigit()
-    return shaped and (line[:16] >= last or line[17:33] <= first)
+    return _shaped(line) and (line[:16] >= last or line[17:33] <= first)
+
+
+def _has_uid_field(line: str, marker: str) -> bool:
+    """Whether the uid field (the third) of ``line`` is ``marker``."""
+    if _shaped(line):
+        end = 34 + len(marker)
+        return line.startswith(marker, 34) and line[end : end + 1] == "\t"
+    return line.split("\t")[2:3] == [marker]
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    """A bucket's lines, indexed so that a narrow query reads few of them.
+
+    ``lines`` are sorted (by their start text first: the texts have a fixed
+    width), ``starts`` are those texts and ``reach[i]`` the latest end text
+    of ``lines[: i + 1]``: the lines that may overlap [first, last) are a
+    slice found by two bisections. A bucket holding a line of another shape
+    is not indexed (``starts`` None) and every query scans it, so that
+    parsing reports the line.
+    """
+
+    lines: list[str]
+    starts: list[str] | None = None
+    reach: tuple[str, ...] = ()
+
+    @classmethod
+    def indexed(cls, lines: list[str]) -> _Bucket:
+        if not all(map(_shaped, lines)):
+            return cls(lines)
+        if not all(map(operator.le, lines, lines[1:])):
+            lines = sorted(lines)  # not as this store writes it: index a sorted copy
+        ends = (line[17:33] for line in lines)
+        return cls(lines, [line[:16] for line in lines], tuple(accumulate(ends, max)))
+
+    def near(self, first: str, last: str) -> list[str]:
+        """The lines whose period may overlap [first, last) (UTC texts)."""
+        if self.starts is None:
+            return self.lines
+        low = bisect_right(self.reach, first)
+        return self.lines[low : bisect_left(self.starts, last, lo=low)]
 
 
 def _lines(text: str | None) -> list[str]:
@@ -259,6 +309,15 @@ class FileStore(Store):
 
     def __init__(self, root: Path) -> None:
         self.root = resolve_root(root)
+        #: The user directories this process holds the lock of, and their
+        #: free/busy buckets read meanwhile (by path): no other process
+        #: writes them then, and this one forgets a bucket it rewrites, so
+        #: that a series' many narrow queries read each bucket once. (A
+        #: FileStore serves one thread: the LMTP service's workers are
+        #: processes, each with its own.)
+        self._locked: set[Path] = set()
+        self._buckets: dict[Path, _Bucket] = {}
+        self._held_offers: dict[Path, list[tuple[datetime, Period]]] = {}
 
     # -- users and locking ------------------------------------------------
 
@@ -292,7 +351,12 @@ class FileStore(Store):
         directory = self._ensure_user(user)
         with file_lock(directory / LOCK, timeout):
             self._recover(user, directory, timeout)
-            yield
+            self._locked.add(directory)
+            try:
+                yield
+            finally:
+                self._locked.discard(directory)
+                self._forget_buckets(directory)
 
     # -- transactions (.txn, .staged/) -------------------------------------------
 
@@ -588,6 +652,25 @@ class FileStore(Store):
         """The lines of bucket ``name`` (a hook: tests count the reads)."""
         return _lines(read_text(directory / name))
 
+    def _bucket(self, directory: Path, name: str) -> _Bucket:
+        """Bucket ``name`` of ``directory`` (a user's ``freebusy``): read and
+        indexed once while this process holds the user's lock, read afresh
+        (and scanned whole) otherwise."""
+        path = directory / name
+        if directory.parent not in self._locked:
+            return _Bucket(self._read_bucket(directory, name))
+        bucket = self._buckets.get(path)
+        if bucket is None:
+            bucket = self._buckets[path] = _Bucket.indexed(self._read_bucket(directory, name))
+        return bucket
+
+    def _forget_buckets(self, user_directory: Path) -> None:
+        """Drop the buckets (and offers) of ``user_directory`` read under its lock."""
+        self._held_offers.pop(user_directory, None)
+        directory = user_directory / FREEBUSY
+        for path in [path for path in self._buckets if path.parent == directory]:
+            del self._buckets[path]
+
     def _span_buckets(self, directory: Path, start: datetime, end: datetime) -> list[str]:
         """The names of the buckets that may hold periods in ``[start, end)``."""
         months = _month_range(start, end)
@@ -602,9 +685,10 @@ class FileStore(Store):
         if end <= start:
             return []
         directory = self._user_dir(user) / FREEBUSY
+        first, last = format_utc(start), format_utc(end)
         lines: set[str] = set()
         for name in self._span_buckets(directory, start, end):
-            lines.update(self._read_bucket(directory, name))
+            lines.update(self._bucket(directory, name).near(first, last))
         return _parse_periods(lines, start, end)
 
     def set_freebusy_for_uid(self, user: str, uid: str, periods: Iterable[Period]) -> None:
@@ -634,11 +718,17 @@ class FileStore(Store):
 
     def _rewrite_bucket(self, directory: Path, name: str, marker: str, lines: set[str]) -> None:
         """Replace the lines whose uid field is ``marker`` by ``lines``."""
-        current = self._read_bucket(directory, name)
-        kept = {line for line in current if line.split("\t")[2:3] != [marker]}
+        bucket = self._bucket(directory, name)
+        current = bucket.lines
+        if bucket.starts is not None:  # every line shaped: its uid field starts at 34
+            needle = "\t" + marker + "\t"
+            kept = {line for line in current if not line.startswith(needle, 33)}
+        else:
+            kept = {line for line in current if not _has_uid_field(line, marker)}
         result = sorted(kept | lines)
         if result == current:
             return
+        self._buckets.pop(directory / name, None)
         if result:
             atomic_write(directory / name, _join(result))
         else:
@@ -654,6 +744,7 @@ class FileStore(Store):
         after is present throughout; rerunning converges.
         """
         base = self._ensure_user(user)
+        self._forget_buckets(base)
         buckets, indexes = _layout(periods)
         index_dir = base / FREEBUSY_INDEX
         for uid, names in indexes.items():
@@ -717,7 +808,18 @@ class FileStore(Store):
     # -- offers (freebusy-offers: "<expiry>\t<period line>", sorted) ----------
 
     def _offers(self, user: str) -> list[tuple[datetime, Period]]:
-        text = read_text(self._user_dir(user) / FREEBUSY_OFFERS)
+        """The user's offers, read once while this process holds their lock
+        (a series' clash checks ask once per instance)."""
+        directory = self._user_dir(user)
+        if directory not in self._locked:
+            return self._read_offers(directory)
+        offers = self._held_offers.get(directory)
+        if offers is None:
+            offers = self._held_offers[directory] = self._read_offers(directory)
+        return list(offers)
+
+    def _read_offers(self, directory: Path) -> list[tuple[datetime, Period]]:
+        text = read_text(directory / FREEBUSY_OFFERS)
         offers = []
         for line in _lines(text):
             expires, _, period = line.partition("\t")
@@ -729,6 +831,7 @@ class FileStore(Store):
 
     def _write_offers(self, user: str, offers: Iterable[tuple[datetime, Period]]) -> None:
         lines = sorted(f"{format_utc(when)}\t{period.to_line()}" for when, period in offers)
+        self._held_offers.pop(self._user_dir(user), None)
         path = self._ensure_user(user) / FREEBUSY_OFFERS
         if lines:
             atomic_write(path, _join(lines))

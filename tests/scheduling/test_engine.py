@@ -126,3 +126,32 @@ def test_trouble_fetching_busy_periods_is_raised_not_decided(error: Exception) -
     with pytest.raises(type(error)) as raised:
         schedule(lazy, [("schedule_in_freebusy", [])])
     assert raised.value is error  # not "misconfigured", which would be stored and answered
+
+
+def _series(start: datetime, count: int, step: timedelta, length: timedelta) -> list[Instance]:
+    return [
+        Instance(start + n * step, start + n * step + length, f"r{n}", Event(), False)
+        for n in range(count)
+    ]
+
+
+def test_a_sparse_series_fetches_each_instances_span_and_a_dense_one_its_whole_span() -> None:
+    """Ten minutes a day for a year: each clash check fetches its instance's
+    span (the store answers those from an index), not the year's periods;
+    a week of whole days fetches the week once. Both decide the same."""
+    start = NOW + 24 * HOUR
+    taken = [Period(start + 5 * 24 * HOUR, start + 5 * 24 * HOUR + HOUR, "other")]
+    lines = [("schedule_in_freebusy", [])]
+    for instances, narrow in (
+        (_series(start, 365, 24 * HOUR, timedelta(minutes=10)), True),
+        (_series(start, 7, 24 * HOUR, 24 * HOUR), False),
+    ):
+        calls: list[tuple[datetime, datetime]] = []
+        lazy = replace(request(start, start + HOUR, taken, calls), instances=instances)
+        eager = replace(request(start, start + HOUR, taken), instances=instances)
+        assert schedule(lazy, lines).answer is schedule(eager, lines).answer is Answer.DECLINED
+        spans = {(i.start, i.end) for i in instances}
+        if narrow:
+            assert set(calls) == spans
+        else:
+            assert calls == [(instances[0].start, instances[-1].end)]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from imiptools.errors import StoreUnavailable
 from imiptools.periods import Period
 from imiptools.stores.base import Store
 from imiptools.stores.file import FileStore, period_buckets
@@ -480,3 +481,57 @@ def test_memos_are_kept_in_their_directory(store: FileStore) -> None:
     for name in ("../objects", "Upper", "", ".hidden", "a/b"):
         with pytest.raises(ValueError, match="memo name"):
             store.get_memo(USER, name)
+
+
+# -- buckets read once under the lock --------------------------------------------
+
+
+def test_narrow_queries_under_the_lock_read_each_bucket_once(big_root: Path) -> None:
+    """A series' clash checks (a query per instance) read each bucket once
+    while the user's lock is held, and answer as fresh reads do."""
+    spy, fresh = SpyStore(big_root), FileStore(big_root)
+    days = [datetime(2036, 1, 1, 9, tzinfo=UTC) + n * DAY for n in range(90)]
+    with spy.lock(USER, 5):
+        found = [spy.get_freebusy(USER, day, day + HOUR) for day in days]
+    assert found == [fresh.get_freebusy(USER, day, day + HOUR) for day in days]
+    assert sorted(spy.reads) == sorted({"2036-01", "2036-02", "2036-03", "long"})
+    spy.reads.clear()
+    spy.get_freebusy(USER, days[0], days[0] + HOUR)  # the lock released: read again
+    assert set(spy.reads) == {"2036-01", "long"}
+
+
+def test_a_bucket_rewritten_under_the_lock_is_read_again(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "store")
+    start = datetime(2031, 5, 6, 10, tzinfo=UTC)
+    with store.lock(USER, 5):
+        assert store.get_freebusy(USER, start, start + HOUR) == []
+        store.set_freebusy_for_uid(USER, "a", [Period(start, start + HOUR, "a")])
+        assert [p.uid for p in store.get_freebusy(USER, start, start + HOUR)] == ["a"]
+        store.replace_freebusy(USER, [Period(start, start + HOUR, "b")])
+        assert [p.uid for p in store.get_freebusy(USER, start, start + HOUR)] == ["b"]
+        store.set_offers(USER, "c", [Period(start, start + HOUR, "c")], start + DAY)
+        assert [p.uid for p in store.get_offers(USER, start)] == ["c"]
+        store.remove_offers(USER, "c")
+        assert store.get_offers(USER, start) == []
+
+
+def test_a_bucket_not_as_written_is_answered_and_reported_under_the_lock(
+    tmp_path: Path,
+) -> None:
+    """Lines out of order are still found; a line of another shape still
+    raises as it does without the lock."""
+    store = FileStore(tmp_path / "store")
+    first = datetime(2031, 5, 6, 10, tzinfo=UTC)
+    periods = [Period(first + n * DAY, first + n * DAY + HOUR, f"u{n}") for n in range(5)]
+    store.set_freebusy_for_uid(USER, "x", periods)
+    bucket = store.user_directory(USER) / "freebusy" / "2031-05"
+    lines = bucket.read_text().splitlines()
+    bucket.write_text("\n".join(reversed(lines)) + "\n")
+    day = first + 3 * DAY
+    with store.lock(USER, 5):
+        assert [(p.start, p.end) for p in store.get_freebusy(USER, day, day + HOUR)] == [
+            (day, day + HOUR)
+        ]
+    bucket.write_text(bucket.read_text() + "not a period\n")
+    with store.lock(USER, 5), pytest.raises(StoreUnavailable):
+        store.get_freebusy(USER, day, day + HOUR)
