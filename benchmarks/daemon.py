@@ -1,28 +1,122 @@
-"""Daemon against pipe: the hook for the LMTP service (issue 15 item 2).
+"""Daemon against pipe: ``imip-agent-lmtp`` against ``imip-resource`` (issue 15).
 
-When ``imip-agent-lmtp`` exists, :func:`daemon` is to measure messages per
-second through it at 1, 2 and 8 concurrent LMTP clients against the same
-messages piped through ``imip-resource`` one process each, interleaved as
-every scenario is (:func:`harness.compare`); until then it says it was not
-measured. A scenario added here is listed in :data:`scenarios.SCENARIOS`
-by :mod:`run` like the others.
+For 1, 2 and 8 concurrent clients, each round delivers the same number of
+invitations (requests for free hours of 16 rooms, see :mod:`lmtp`) once
+over LMTP to one running ``imip-agent-lmtp`` (two workers) and once
+through ``imip-resource``, one process per message as Postfix's pipe(8)
+runs it, in the harness's shuffled order. The figures are per message:
+wall time is what the senders wait (so B/A wall, the pipe over the daemon,
+is how many times more messages per second the daemon delivers), CPU time
+is that of the pipe processes or of the daemon's whole process tree (its
+fork server and workers, read from ``/proc``).
 """
 
 from __future__ import annotations
 
-from harness import Outcome
+import os
+import resource
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import count
+from pathlib import Path
+
+from harness import Outcome, Sample, Variant, compare
+from lmtp import through_lmtp, through_pipe
 from scenarios import Config
 from sites import BIN
 
+from tests.lmtp_support import Daemon
+from tests.support import Agent
+
 PROGRAM = "imip-agent-lmtp"
+CLIENTS = (1, 2, 8)
+#: Messages per variant and round.
+MESSAGES = 16
 
 
 class NotAvailable(Exception):
     """The scenario cannot be measured here (the reason is its text)."""
 
 
-def daemon(config: Config) -> Outcome:
-    """Messages per second, daemon against pipe (not written yet)."""
+def daemon(config: Config) -> list[Outcome]:
+    """Per message: the daemon (A) against the pipe (B), at each client count."""
     if not (BIN / PROGRAM).exists():
-        raise NotAvailable(f"{PROGRAM} is not installed in this venv yet")
-    raise NotAvailable(f"{PROGRAM} exists, but benchmarks/daemon.py does not measure it yet")
+        raise NotAvailable(f"{PROGRAM} is not installed in this venv")
+    root = config.work / "daemon"
+    piped, served = Agent(root / "pipe"), Agent(root / "lmtp")
+    service = Daemon(served, root / "service").start()
+    counter = count()
+    try:
+        pipe = through_pipe(piped, root / "pipe-out")
+        lmtp = through_lmtp(service)
+        assert service.process is not None
+        pid = service.process.pid
+        return [
+            compare(
+                f"daemon vs pipe, {clients} client{'s' if clients > 1 else ''}",
+                [
+                    Variant("imip-agent-lmtp", _measured(lmtp, clients, counter, _tree(pid))),
+                    Variant("imip-resource", _measured(pipe, clients, counter, _children)),
+                ],
+                config.rounds,
+                config.seed,
+                note=f"per message, {MESSAGES} messages a round; B/A wall: how many times"
+                " the daemon's messages per second",
+            )
+            for clients in CLIENTS
+        ]
+    finally:
+        service.stop()
+        service.kill()
+
+
+def _measured(
+    deliver: Callable[[int], None],
+    clients: int,
+    counter: Iterator[int],
+    cpu: Callable[[], float],
+) -> Callable[[int], Sample]:
+    """A variant delivering :data:`MESSAGES` new messages, ``clients`` at a time."""
+
+    def measure(_: int) -> Sample:
+        numbers = [next(counter) for _ in range(MESSAGES)]
+        used, begin = cpu(), time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(deliver, numbers))
+        wall = time.perf_counter() - begin
+        return Sample(wall / MESSAGES, (cpu() - used) / MESSAGES)
+
+    return measure
+
+
+def _children() -> float:
+    """CPU seconds of this process's reaped children (the pipe programs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _tree(root: int) -> Callable[[], float]:
+    """CPU seconds so far of process ``root`` and its live descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def used() -> float:
+        parents: dict[int, int] = {}
+        cpu: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+            cpu[int(entry.name)] = int(fields[11]) + int(fields[12])
+        tree, grew = {root}, True
+        while grew:
+            found = {pid for pid, parent in parents.items() if parent in tree} - tree
+            tree |= found
+            grew = bool(found)
+        return sum(cpu.get(pid, 0) for pid in tree) / tick
+
+    return used

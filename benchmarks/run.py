@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in names:
             try:
-                outcomes.append(ALL[name](config))
+                found = ALL[name](config)
+                outcomes += found if isinstance(found, list) else [found]
             except NotAvailable as exc:
                 skipped.append(f"- {name}: not measured: {exc}")
     finally:
