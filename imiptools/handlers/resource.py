@@ -471,6 +471,7 @@ class ResourceHandler(BaseHandler):
                     rrule=str(decision.params.get("rrule", "")),
                     zone=start_zone(component, self.unit.zone),
                     timezones=obj.timezones,
+                    cn=self._own_name(),
                 ),
                 method="COUNTER",
             )
@@ -577,7 +578,13 @@ class ResourceHandler(BaseHandler):
             request_status=status,
             sent_by=self.unit.sent_by,
             delegated_to=delegated_to if partstat == "DELEGATED" else "",
+            cn=self._own_name(),
         )
+
+    def _own_name(self) -> str:
+        """The resource's own name (its CN preference; '' when unset, and the
+        answers keep the CN the request gave it)."""
+        return self.unit.preferences.get("CN") or ""
 
     def _text(self, obj: ItipObject, components: Sequence[Component], decision: Decision) -> str:
         attendee = find_attendee(components[0], self.unit.user)
