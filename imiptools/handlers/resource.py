@@ -70,6 +70,12 @@ from imiptools.scheduling.quota import quotas_named
 log = logging.getLogger(__name__)
 
 
+def _recurs(component: Component) -> bool:
+    """Whether ``component`` is the master of a series (RFC 5545 §3.8.5)."""
+    recurring = "RRULE" in component or "RDATE" in component
+    return recurring and "RECURRENCE-ID" not in component
+
+
 def _quota_user(obj: ItipObject) -> str | None:
     """The organiser as quota records name users (None when unusable)."""
     try:
@@ -596,6 +602,12 @@ class ResourceHandler(BaseHandler):
                 '{name} has delegated the invitation "{summary}"{when} to {delegate}.'
             ),
         }.get(decision.answer, self._('{name} has declined the invitation "{summary}"{when}.'))
+        if _recurs(components[0]) and decision.answer is not Answer.DELEGATED:
+            sentence = (
+                self._('{name} has accepted the series "{summary}"{when}.')
+                if decision.answer is Answer.ACCEPTED
+                else self._('{name} has declined the series "{summary}"{when}.')
+            )
         translator = self.unit.translator
         reason = self._("Reason: {reason}.").format(reason=decision.text(translator))
         notes = "".join(

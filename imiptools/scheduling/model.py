@@ -3,7 +3,7 @@
 Values only: a :class:`Request` (read-only, what a function may look at), a
 :class:`Decision` (an answer, a machine-readable code and a reason that is
 rendered in the reader's language), the parameter values a reason may hold
-(:class:`Words`, :class:`Phrase`, :class:`Count`, durations), and the
+(:class:`Words`, :class:`Phrase`, :class:`Count`, :class:`Listing`, durations), and the
 :class:`Booking` that confirmation and retraction steps see. Nothing here
 runs a function (see :mod:`imiptools.scheduling.engine`) or knows which
 exist (see :mod:`imiptools.scheduling.registry`).
@@ -35,6 +35,7 @@ __all__ = [
     "BusyUnreadable",
     "Count",
     "Decision",
+    "Listing",
     "Phrase",
     "Request",
     "Words",
@@ -70,6 +71,14 @@ class Phrase:
 
     template: str
     params: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A parameter value that is several values (each rendered as a parameter
+    is), joined with commas: the bookings in the way of a request."""
+
+    items: tuple[object, ...]
 
 
 @dataclass(frozen=True)
@@ -201,8 +210,8 @@ def _plural(translator: Translator | None, singular: str, plural: str, count: in
 
 
 def _render(value: object, translator: Translator | None) -> object:
-    """A parameter as words: durations, :class:`Words`, :class:`Phrase` and
-    :class:`Count` in the reader's language."""
+    """A parameter as words: durations, :class:`Words`, :class:`Phrase`,
+    :class:`Count` and :class:`Listing` in the reader's language."""
     if isinstance(value, timedelta):
         return describe_duration(value, translator)
     if isinstance(value, Words) and translator is not None:
@@ -216,6 +225,8 @@ def _render(value: object, translator: Translator | None) -> object:
         else:
             template = value.singular if value.count == 1 else value.plural
         return template.format(count=value.count)
+    if isinstance(value, Listing):
+        return ", ".join(str(_render(item, translator)) for item in value.items)
     return value
 
 
