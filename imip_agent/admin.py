@@ -41,7 +41,7 @@ from imiptools.stores.names import normalise_user
 from imiptools.transfer import export_calendar
 from imiptools.views import decisions as views_decisions
 from imiptools.views import whatif as views_whatif
-from imiptools.views.freebusy import freebusy_calendar, freebusy_span
+from imiptools.views.freebusy import freebusy_calendar, freebusy_span, freebusy_table
 
 DESCRIPTION = """\
 Set up, look at and look after an imip-agent site: its calendar users and
@@ -81,10 +81,13 @@ FREEBUSY = """\
 Print a calendar user's free/busy as an iCalendar VFREEBUSY (METHOD:PUBLISH)
 from --start to --end: by default from now over the user's free/busy window.
 A --start or --end without Z or an offset is read in the user's TZID.
+--format table prints the same periods for people: one booking a line, in
+the user's TZID, with the event's name and organiser.
 
-example:
+examples:
   imip-admin freebusy room@example.com --start 2030-01-07 --end 2030-01-14
   imip-admin freebusy room@example.com --start 2030-01-07T08:00:00Z --end 2030-01-07T18:00:00Z
+  imip-admin freebusy room@example.com --format table
 """
 
 LOG = """\
@@ -170,6 +173,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     freebusy.add_argument(
         "--end", metavar="DATE-TIME", help="end (default: the end of the user's window)"
     )
+    freebusy.add_argument(
+        "--format",
+        choices=["ical", "table"],
+        default="ical",
+        help="ical: a VFREEBUSY (the default); table: for people to read",
+    )
     log = add_command(commands, "log", _log, "show a resource's decisions", LOG)
     log.add_argument("user", metavar="RESOURCE", help=USER_HELP)
     log.add_argument("--json", action="store_true", help="print the JSON lines as stored")
@@ -216,12 +225,15 @@ def _what_if(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def freebusy(records: UserRecords, args: argparse.Namespace) -> str:
-    """The user's free/busy as a VFREEBUSY (RFC 5546 §3.3.1 PUBLISH)."""
+    """The user's free/busy as a VFREEBUSY (RFC 5546 §3.3.1 PUBLISH), or with
+    ``--format table`` as a table for people."""
     start = _when(args.start, records) if args.start else None
     end = _when(args.end, records) if args.end else None
     start, end = freebusy_span(records, start, end)
     if end <= start:
         raise UsageError("--end must be after --start")
+    if args.format == "table":
+        return freebusy_table(records, start, end)
     return to_text(freebusy_calendar(records, start, end))
 
 

@@ -299,7 +299,9 @@ DEFINITIONS: dict[str, Definition] = {
         "0", _percent, "per cent of a series that may clash and still be accepted"
     ),
     "conflict_details": Definition(
-        "no", _choice("no", "yes"), "name who holds a clashing booking in a decline"
+        "no",
+        _choice("no", "yes"),
+        "name the event and organiser of a clashing booking in any decline",
     ),
 }
 

@@ -85,6 +85,9 @@ class Cancelled:
 
     done: bool
     periods: Sequence[Period] = ()
+    #: What was cancelled: (RECURRENCE-ID, number of instances) per
+    #: cancelled component, ('', 0) for the whole event.
+    what: Sequence[tuple[str, int]] = ()
 
 
 class BaseHandler:
@@ -227,18 +230,16 @@ class BaseHandler:
         """Cancel as :meth:`vevent_cancel` says; what it did, and the UID's
         free/busy re-derived from what is then stored."""
         stored = self.records.stored(obj.uid) if obj.uid else None
-        done = False
+        what: list[tuple[str, int]] = []
         if stored is None:
             self.unit.decision(obj.uid, "", "ignored", "unknown", "cancel of an unknown event")
         elif self._authorised(stored.first, obj.first):
             if obj.master is not None:
-                done = self._cancel_whole(obj, stored)
+                what += [("", 0)] if self._cancel_whole(obj, stored) else []
             else:
-                for component in obj.overrides:
-                    self._cancel_instance(obj, stored, component)
-                done = bool(obj.overrides)
+                what += [self._cancel_instance(obj, stored, c) for c in obj.overrides]
         periods = self.records.refresh_freebusy(obj.uid) if obj.uid else []
-        return Cancelled(done, periods)
+        return Cancelled(bool(what), periods, tuple(what))
 
     def _cancel_whole(self, obj: ItipObject, stored: ItipObject) -> bool:
         assert obj.master is not None
@@ -250,7 +251,11 @@ class BaseHandler:
         self.unit.decision(obj.uid, "", "cancelled", "cancel", "the organiser cancelled")
         return True
 
-    def _cancel_instance(self, obj: ItipObject, stored: ItipObject, component: Component) -> None:
+    def _cancel_instance(
+        self, obj: ItipObject, stored: ItipObject, component: Component
+    ) -> tuple[str, int]:
+        """Cancel one instance (and with RANGE=THISANDFUTURE the later ones):
+        its RECURRENCE-ID and how many instances were cancelled."""
         rid = recurrence_id_of(component, self.unit.zone)
         rids = [rid]
         if is_this_and_future(component):
@@ -264,6 +269,7 @@ class BaseHandler:
         for each in rids:
             self.records.cancel_instance(obj.uid, each, text)
         self.unit.decision(obj.uid, rid, "cancelled", "cancel", f"{len(rids)} instance(s)")
+        return rid, len(rids)
 
     def _refresh(self, obj: ItipObject) -> None:
         organiser = organizer_of(obj.first)

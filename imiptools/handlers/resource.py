@@ -70,6 +70,12 @@ from imiptools.scheduling.quota import quotas_named
 log = logging.getLogger(__name__)
 
 
+def _recurs(component: Component) -> bool:
+    """Whether ``component`` is the master of a series (RFC 5545 §3.8.5)."""
+    recurring = "RRULE" in component or "RDATE" in component
+    return recurring and "RECURRENCE-ID" not in component
+
+
 def _quota_user(obj: ItipObject) -> str | None:
     """The organiser as quota records name users (None when unusable)."""
     try:
@@ -255,6 +261,20 @@ class ResourceHandler(BaseHandler):
 
     def _log(self, obj: ItipObject, rid: str, component: Component, decision: Decision) -> None:
         """One JSON line per decision in the resource's log (``imip-admin log``)."""
+        verdicts = [list(v) for v in decision.verdicts]
+        reason = decision.text()
+        self._log_line(obj, rid, component, str(decision.answer), decision.code, reason, verdicts)
+
+    def _log_line(
+        self,
+        obj: ItipObject,
+        rid: str,
+        component: Component,
+        answer: str,
+        code: str,
+        reason: str,
+        verdicts: Sequence[list[str]] = (),
+    ) -> None:
         entry = {
             "time": format_utc(self.unit.now),
             "message_id": self.unit.message.message_id,
@@ -263,10 +283,10 @@ class ResourceHandler(BaseHandler):
             "uid": obj.uid,
             "recurrence_id": rid,
             "sequence": sequence_of(component),
-            "verdicts": [list(v) for v in decision.verdicts],
-            "answer": str(decision.answer),
-            "code": decision.code,
-            "reason": decision.text(),
+            "verdicts": list(verdicts),
+            "answer": answer,
+            "code": code,
+            "reason": reason,
         }
         self.records.log_decision(json.dumps(entry, ensure_ascii=False))
 
@@ -356,6 +376,27 @@ class ResourceHandler(BaseHandler):
         if cancelled.done:
             rids = [recurrence_id_of(c, self.unit.zone) for c in obj.overrides] or [""]
             self._steps(RETRACTIONS, Case(obj, held), tuple(rids), (), cancelled.periods)
+        by_rid = {recurrence_id_of(c, self.unit.zone): c for c in obj.overrides}
+        for rid, count in cancelled.what:
+            component = by_rid.get(rid, obj.first)
+            reason = self._cancelled_words(rid, count)
+            self._log_line(obj, rid, component, "CANCELLED", "cancel", reason)
+
+    def _cancelled_words(self, rid: str, count: int) -> str:
+        """What a CANCEL cancelled, for the decision log (English, as logged):
+        the event, or the instance (in the resource's zone) and how many
+        following ones went with it (RANGE=THISANDFUTURE)."""
+        if not rid:
+            return "the organiser cancelled the event"
+        moment = parse_recurrence_id(rid)
+        if isinstance(moment, datetime):
+            local = moment.astimezone(self.unit.zone)
+            when = f"{local:%Y-%m-%d %H:%M} ({local.tzname()})"
+        else:
+            when = moment.isoformat()
+        following = count - 1
+        more = f" and the {following} following" if following > 1 else " and the one following"
+        return f"the organiser cancelled the instance of {when}" + (more if following else "")
 
     def _nothing_to_book(self, obj: ItipObject) -> Decision:
         """No instance between now and the window's end: past, or too far ahead."""
@@ -471,6 +512,7 @@ class ResourceHandler(BaseHandler):
                     rrule=str(decision.params.get("rrule", "")),
                     zone=start_zone(component, self.unit.zone),
                     timezones=obj.timezones,
+                    cn=self._own_name(),
                 ),
                 method="COUNTER",
             )
@@ -577,7 +619,13 @@ class ResourceHandler(BaseHandler):
             request_status=status,
             sent_by=self.unit.sent_by,
             delegated_to=delegated_to if partstat == "DELEGATED" else "",
+            cn=self._own_name(),
         )
+
+    def _own_name(self) -> str:
+        """The resource's own name (its CN preference; '' when unset, and the
+        answers keep the CN the request gave it)."""
+        return self.unit.preferences.get("CN") or ""
 
     def _text(self, obj: ItipObject, components: Sequence[Component], decision: Decision) -> str:
         attendee = find_attendee(components[0], self.unit.user)
@@ -589,6 +637,12 @@ class ResourceHandler(BaseHandler):
                 '{name} has delegated the invitation "{summary}"{when} to {delegate}.'
             ),
         }.get(decision.answer, self._('{name} has declined the invitation "{summary}"{when}.'))
+        if _recurs(components[0]) and decision.answer is not Answer.DELEGATED:
+            sentence = (
+                self._('{name} has accepted the series "{summary}"{when}.')
+                if decision.answer is Answer.ACCEPTED
+                else self._('{name} has declined the series "{summary}"{when}.')
+            )
         translator = self.unit.translator
         reason = self._("Reason: {reason}.").format(reason=decision.text(translator))
         notes = "".join(

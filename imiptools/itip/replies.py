@@ -87,10 +87,14 @@ def _attendee(who: str, partstat: str | None, sent_by: str = "", cn: str = "") -
     return prop
 
 
-def _answering(source: Component, attendee: str, partstat: str, sent_by: str) -> vCalAddress:
-    """Our ATTENDEE for an answer to ``source``, keeping the CN it gave us."""
-    original = find_attendee(source, attendee)
-    cn = str(original.params.get("CN", "")) if original is not None else ""
+def _answering(
+    source: Component, attendee: str, partstat: str, sent_by: str, cn: str = ""
+) -> vCalAddress:
+    """Our ATTENDEE for an answer to ``source``: named ``cn`` (our own name,
+    the CN preference) when given, else by the CN the request gave us."""
+    if not cn:
+        original = find_attendee(source, attendee)
+        cn = str(original.params.get("CN", "")) if original is not None else ""
     return _attendee(attendee, partstat, sent_by, cn)
 
 
@@ -132,16 +136,18 @@ def reply_component(
     sent_by: str = "",
     request_status: str = "",
     delegated_to: str = "",
+    cn: str = "",
 ) -> Event:
     """One VEVENT of a REPLY (RFC 5546 §3.2.3) answering ``source``.
 
-    Carries exactly one ATTENDEE (the replying one, its CN kept; with
-    DELEGATED-TO when ``delegated_to`` is given, RFC 5546 §3.2.2.3), the
+    Carries exactly one ATTENDEE (the replying one, with CN ``cn``, or the
+    CN the request gave it when ``cn`` is ''; with DELEGATED-TO when
+    ``delegated_to`` is given, RFC 5546 §3.2.2.3), the
     UID/SEQUENCE/RECURRENCE-ID of the request, DTSTAMP, ORGANIZER, and for
     the reader DTSTART/DTEND/SUMMARY, plus COMMENT with the reason.
     """
     event = _base(source, stamp)
-    answering = _answering(source, attendee, partstat, sent_by)
+    answering = _answering(source, attendee, partstat, sent_by, cn)
     if delegated_to:
         answering.params["DELEGATED-TO"] = _uri(delegated_to)
     event.add("ATTENDEE", answering)
@@ -168,12 +174,14 @@ def counter(
     rrule: str = "",
     zone: tzinfo | None = None,
     timezones: Sequence[Timezone] = (),
+    cn: str = "",
 ) -> Calendar:
     """A METHOD:COUNTER proposing ``start``-``end`` instead (RFC 5546 §3.2.7).
 
     The request's event with the proposed times, a new DTSTAMP, the same
     UID, SEQUENCE and ORGANIZER, no recurrence unless ``rrule`` is given (a
-    series), and ``attendee`` with PARTSTAT=NEEDS-ACTION. Times are UTC,
+    series), and ``attendee`` with PARTSTAT=NEEDS-ACTION (and CN ``cn``, or
+    the request's CN for it when ``cn`` is ''). Times are UTC,
     except for a series with a ``zone``: its DTSTART and DTEND are then in
     that zone (with its VTIMEZONE, from ``timezones`` or generated), so that
     the rule recurs at the same local time across daylight-saving changes,
@@ -189,7 +197,7 @@ def counter(
     event.add("DTEND", end.astimezone(zone) if local else to_utc(end))
     if rrule:
         event.add("RRULE", vRecur.from_ical(rrule))
-    event.add("ATTENDEE", _answering(source, attendee, "NEEDS-ACTION", sent_by))
+    event.add("ATTENDEE", _answering(source, attendee, "NEEDS-ACTION", sent_by, cn))
     if comment:
         event.add("COMMENT", comment)
     calendar = make_calendar([event], "COUNTER", timezones)

@@ -44,9 +44,11 @@ from imiptools.config import parse_duration
 from imiptools.i18n import N_
 from imiptools.periods import Period, PeriodIndex
 from imiptools.scheduling.freebusy import (
+    booked,
     capacity_of,
     check_capacity,
     describe,
+    free,
     schedule_in_freebusy,
 )
 from imiptools.scheduling.hours import (
@@ -98,8 +100,10 @@ class Proposal:
 
 @dataclass(frozen=True)
 class _Policy:
-    """What the preferences and arguments say, read once per request."""
+    """What the preferences and arguments say, read once per request (and the
+    request, whose bookings a decline names)."""
 
+    request: Request
     zone: tzinfo
     capacity: int
     busy: PeriodIndex
@@ -116,6 +120,7 @@ def _policy(request: Request, args: Sequence[str], start: datetime) -> _Policy:
     notice = parse_duration(notice_text) if notice_text else None
     window = request.preference("booking_window")
     return _Policy(
+        request=request,
         zone=request.zone,
         capacity=capacity_of(args),
         busy=request.timeline,
@@ -170,19 +175,12 @@ def _too_soon(policy: _Policy, function: str) -> Decision:
 
 
 def _conflict(policy: _Policy, proposal: Proposal, function: str) -> Decision:
-    return Decision(
-        Answer.DECLINED,
-        "conflict",
-        N_("the resource is already booked at {period}"),
-        function,
-        {"period": describe(proposal.start, proposal.end, policy.zone)},
-    )
+    """The decline naming the bookings in the way of ``proposal``."""
+    return booked(policy.request, proposal.start, proposal.end, function)
 
 
-def _accepted(function: str) -> Decision:
-    return Decision(
-        Answer.ACCEPTED, "free", N_("the resource is free at the requested time"), function
-    )
+def _accepted(request: Request, function: str) -> Decision:
+    return free(request, function)
 
 
 def _counter(policy: _Policy, proposal: Proposal, reason: str, function: str) -> Decision:
@@ -238,7 +236,7 @@ def schedule_corrected_in_freebusy(request: Request, args: Sequence[str]) -> Dec
     if refusal is not None:
         return refusal
     if proposal == requested:
-        return _accepted(CORRECTED)
+        return _accepted(request, CORRECTED)
     reason = N_("bookings start and end at {times}; {period} would fit")
     return _counter(policy, proposal, reason, CORRECTED)
 
@@ -303,7 +301,7 @@ def schedule_next_available_in_freebusy(request: Request, args: Sequence[str]) -
     policy = _policy(request, args, requested.start)
     refusal = _refusal(policy, requested, NEXT_AVAILABLE)
     if refusal is None and _on_grid(policy, requested):
-        return _accepted(NEXT_AVAILABLE)
+        return _accepted(request, NEXT_AVAILABLE)
     proposal = _next_available(policy, requested)
     if proposal is not None:
         reason = N_("the resource is busy then; it is free at {period}")

@@ -3,7 +3,7 @@
 Values only: a :class:`Request` (read-only, what a function may look at), a
 :class:`Decision` (an answer, a machine-readable code and a reason that is
 rendered in the reader's language), the parameter values a reason may hold
-(:class:`Words`, :class:`Phrase`, :class:`Count`, durations), and the
+(:class:`Words`, :class:`Phrase`, :class:`Count`, :class:`Listing`, durations), and the
 :class:`Booking` that confirmation and retraction steps see. Nothing here
 runs a function (see :mod:`imiptools.scheduling.engine`) or knows which
 exist (see :mod:`imiptools.scheduling.registry`).
@@ -42,6 +42,7 @@ __all__ = [
     "BusyUnreadable",
     "Count",
     "Decision",
+    "Listing",
     "Phrase",
     "Request",
     "Words",
@@ -77,6 +78,14 @@ class Phrase:
 
     template: str
     params: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A parameter value that is several values (each rendered as a parameter
+    is), joined with commas: the bookings in the way of a request."""
+
+    items: tuple[object, ...]
 
 
 @dataclass(frozen=True)
@@ -208,8 +217,8 @@ def _plural(translator: Translator | None, singular: str, plural: str, count: in
 
 
 def _render(value: object, translator: Translator | None) -> object:
-    """A parameter as words: durations, :class:`Words`, :class:`Phrase` and
-    :class:`Count` in the reader's language."""
+    """A parameter as words: durations, :class:`Words`, :class:`Phrase`,
+    :class:`Count` and :class:`Listing` in the reader's language."""
     if isinstance(value, timedelta):
         return describe_duration(value, translator)
     if isinstance(value, Words) and translator is not None:
@@ -223,6 +232,8 @@ def _render(value: object, translator: Translator | None) -> object:
         else:
             template = value.singular if value.count == 1 else value.plural
         return template.format(count=value.count)
+    if isinstance(value, Listing):
+        return ", ".join(str(_render(item, translator)) for item in value.items)
     return value
 
 

@@ -111,7 +111,8 @@ def test_corrected_declines_when_the_widened_period_is_busy() -> None:
     req = request(at(8, 10, 10), at(8, 10, 50), taken, permitted_times="0,30")
     decision = schedule_corrected_in_freebusy(req, [])
     assert (decision.answer, decision.code) == (Answer.DECLINED, "conflict")
-    assert decision.params["period"] == "2030-01-08 10:00-11:00 (CET)"
+    # The booking in the way of the widened period, not the period itself.
+    assert decision.text() == "the resource is already booked 2030-01-08 10:55-11:30 (CET)"
 
 
 def test_corrected_uses_the_capacity() -> None:
@@ -241,7 +242,10 @@ def test_next_available_declines_when_nothing_is_free() -> None:
         "conflict",
         NEXT,
     )
-    assert decision.params["period"] == "2030-01-08 10:00-11:00 (CET)"
+    # The booking in the way, not the requested period.
+    assert decision.text() == (
+        "the resource is already booked 2030-01-08 00:00-2030-02-17 00:00 (CET)"
+    )
 
 
 def test_next_available_keeps_within_the_booking_window() -> None:
