@@ -316,7 +316,7 @@ class FileStore(Store):
         #: FileStore serves one thread: the LMTP service's workers are
         #: processes, each with its own.)
         self._locked: set[Path] = set()
-        self._buckets: dict[Path, _Bucket] = {}
+        self._buckets: dict[tuple[Path, str], _Bucket] = {}
         self._held_offers: dict[Path, list[tuple[datetime, Period]]] = {}
 
     # -- users and locking ------------------------------------------------
@@ -656,20 +656,22 @@ class FileStore(Store):
         """Bucket ``name`` of ``directory`` (a user's ``freebusy``): read and
         indexed once while this process holds the user's lock, read afresh
         (and scanned whole) otherwise."""
-        path = directory / name
+        bucket = self._buckets.get((directory, name))
+        if bucket is not None:
+            return bucket
         if directory.parent not in self._locked:
             return _Bucket(self._read_bucket(directory, name))
-        bucket = self._buckets.get(path)
-        if bucket is None:
-            bucket = self._buckets[path] = _Bucket.indexed(self._read_bucket(directory, name))
+        bucket = self._buckets[directory, name] = _Bucket.indexed(
+            self._read_bucket(directory, name)
+        )
         return bucket
 
     def _forget_buckets(self, user_directory: Path) -> None:
         """Drop the buckets (and offers) of ``user_directory`` read under its lock."""
         self._held_offers.pop(user_directory, None)
         directory = user_directory / FREEBUSY
-        for path in [path for path in self._buckets if path.parent == directory]:
-            del self._buckets[path]
+        for key in [key for key in self._buckets if key[0] == directory]:
+            del self._buckets[key]
 
     def _span_buckets(self, directory: Path, start: datetime, end: datetime) -> list[str]:
         """The names of the buckets that may hold periods in ``[start, end)``."""
@@ -728,7 +730,7 @@ class FileStore(Store):
         result = sorted(kept | lines)
         if result == current:
             return
-        self._buckets.pop(directory / name, None)
+        self._buckets.pop((directory, name), None)
         if result:
             atomic_write(directory / name, _join(result))
         else:
