@@ -10,7 +10,7 @@ The connection string comes from, in this order (exactly one is used):
 3. the environment variable ``IMIP_AGENT_DSN``.
 
 It is read when the first connection is made, never logged, and never put
-in a message (:meth:`Session.describe <imiptools.backends.postgresql.session.Session.describe>`
+in a message (:meth:`PgSession.describe <imiptools.backends.postgresql.session.PgSession.describe>`
 names the database without the password).
 """
 
@@ -27,7 +27,7 @@ from imiptools.backends.postgresql import schema
 from imiptools.backends.postgresql.ledger import PgLedger
 from imiptools.backends.postgresql.outbox import PgOutbox
 from imiptools.backends.postgresql.preferences import PgPreferences
-from imiptools.backends.postgresql.session import Session
+from imiptools.backends.postgresql.session import PgSession
 from imiptools.backends.postgresql.store import PgStore
 from imiptools.config import Settings
 from imiptools.errors import ConfigError, ImipError
@@ -74,7 +74,7 @@ class PgBackend(Backend):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Session(lambda: dsn_of(settings))
+        self.db = PgSession(lambda: dsn_of(settings))
         self.store = PgStore(self.db)
         self.ledger = PgLedger(self.db, settings.lock_timeout)
         self.preference_rows = PgPreferences(self.db)
@@ -88,7 +88,7 @@ class PgBackend(Backend):
 
     def initialise(self) -> list[str]:
         """Create or upgrade the schema (:func:`schema.migrate`)."""
-        session = Session(lambda: dsn_of(self.settings), check=False)
+        session = PgSession(lambda: dsn_of(self.settings), check=False)
         try:
             before, after = schema.migrate(session.connection())
         except psycopg.Error as exc:

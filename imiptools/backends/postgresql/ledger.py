@@ -26,7 +26,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from imiptools.backends.postgresql.periods import utc
-from imiptools.backends.postgresql.session import PerTransaction, Session, lock_key
+from imiptools.backends.postgresql.session import PerTransaction, PgSession, lock_key
 from imiptools.backends.postgresql.text import from_db, to_db
 from imiptools.quota.base import Change, QuotaLedger
 from imiptools.quota.limits import QuotaBooking
@@ -60,7 +60,7 @@ class PgLedger(QuotaLedger):
     """The quota groups in the database of ``session``; ``timeout`` is the
     deadline for the quota locks that updates take themselves."""
 
-    def __init__(self, session: Session, timeout: float = 30.0) -> None:
+    def __init__(self, session: PgSession, timeout: float = 30.0) -> None:
         self.db = session
         self.timeout = timeout
         #: The quotas whose lock is held here, in the order taken.

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from imiptools.backends.postgresql.session import Session, lock_key
+from imiptools.backends.postgresql.session import PgSession, lock_key
 from imiptools.spool import (
     HeldMessage,
     Outbox,
@@ -41,7 +41,7 @@ def _message(row: Sequence[Any]) -> SpooledMessage:
 class PgOutbox(Outbox):
     """The outbox in the database of ``session`` (see the module docstring)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: PgSession) -> None:
         self.db = session
 
     @property

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imiptools.backends.postgresql.schema import LONG_PERIOD
-from imiptools.backends.postgresql.session import Session
+from imiptools.backends.postgresql.session import PgSession
 from imiptools.backends.postgresql.text import from_db, to_db, user_key
 from imiptools.periods import Period
 from imiptools.stores.file import clamped
@@ -63,7 +63,7 @@ class PeriodRecords:
     """The period-keeping methods of the database store (a mixin: the store
     provides ``db``)."""
 
-    db: Session
+    db: PgSession
 
     def _texts(self, query: str, *params: str) -> list[str]:
         return [from_db(row[0]) for row in self.db.rows(query, params)]

@@ -8,7 +8,7 @@ values are kept as text without their trailing line ends, like the files'.
 
 from __future__ import annotations
 
-from imiptools.backends.postgresql.session import PerTransaction, Session
+from imiptools.backends.postgresql.session import PerTransaction, PgSession
 from imiptools.backends.postgresql.text import from_db, to_db, user_key
 from imiptools.stores.names import check_preference_name
 
@@ -16,7 +16,7 @@ from imiptools.stores.names import check_preference_name
 class PgPreferences:
     """Per-user preferences in the database of ``session``."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: PgSession) -> None:
         self.db = session
         self._values: PerTransaction[str, dict[str, str]] = PerTransaction(session)
 

@@ -1,11 +1,11 @@
 """One connection to the site's database, shared by the backend's parts.
 
-A :class:`Session` connects on first use (``autocommit``: a statement
+A :class:`PgSession` connects on first use (``autocommit``: a statement
 outside a transaction is its own transaction), checks that the schema is
 the one this program knows (:func:`~imiptools.backends.postgresql.schema.check_version`)
 and reconnects after the connection was lost.
 
-Transactions (:meth:`Session.transaction`): the first ``with`` opens one
+Transactions (:meth:`PgSession.transaction`): the first ``with`` opens one
 and commits it when it ends (rolls it back on an exception); a ``with``
 inside an open transaction joins it. So the user's lock
 (:meth:`imiptools.backends.postgresql.store.PgStore.lock`) opens the unit
@@ -13,13 +13,13 @@ of work's transaction, everything the unit writes (records, quota records,
 replies in the outbox) joins it, and it commits when the lock is released:
 a crash or a lost connection before that leaves nothing of it.
 
-Locks (:meth:`Session.lock`): transaction-scoped advisory locks
+Locks (:meth:`PgSession.lock`): transaction-scoped advisory locks
 (``pg_advisory_xact_lock``), released by the commit or rollback that ends
 the transaction, and so by a crash: nothing can leave one behind. A wait
 longer than the deadline is :class:`~imiptools.errors.LockTimeout` (75).
 Keys are 64-bit hashes of the kind and name (:func:`lock_key`).
 
-Failures (every call goes through :meth:`Session.failure`): the database
+Failures (every call goes through :meth:`PgSession.failure`): the database
 down, restarting, refusing connections, a lost connection, a deadlock or
 a serialization failure are :class:`~imiptools.errors.StoreUnavailable`
 (75: the MTA keeps the mail and retries); a lock wait past its deadline is
@@ -102,7 +102,7 @@ def _summary(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:300]
 
 
-class Session:
+class PgSession:
     """A lazily opened connection (see the module docstring).
 
     ``dsn`` is called for the connection string when connecting (so that
@@ -282,7 +282,7 @@ class PerTransaction(Generic[K, V]):
     reused; outside a transaction every read goes to the database. The
     owner forgets a key it writes."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: PgSession) -> None:
         self.session = session
         self._number = -1
         self._values: dict[K, V] = {}

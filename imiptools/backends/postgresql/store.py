@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 from imiptools.backends.postgresql.outbox import PgOutbox
 from imiptools.backends.postgresql.periods import PeriodRecords
-from imiptools.backends.postgresql.session import Session, lock_key
+from imiptools.backends.postgresql.session import PgSession, lock_key
 from imiptools.backends.postgresql.text import from_db, to_db, user_key
 from imiptools.stores.base import Store
 from imiptools.stores.names import normalise_user
@@ -45,7 +45,7 @@ USER_TABLES = (
 class PgStore(PeriodRecords, Store):
     """The :class:`Store` in the database of ``session`` (see the module docstring)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: PgSession) -> None:
         self.db = session
 
     # -- locking and transactions -----------------------------------------------------
