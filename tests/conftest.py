@@ -37,6 +37,24 @@ BOTH_BACKENDS = {
 BACKENDS = ["file", "postgresql"]
 
 
+#: What tests reported with ``record_property("figures", TEXT)`` (the
+#: three-host test's), printed at the end of the run: reports reach this
+#: process from xdist's workers too, and it prints under ``-q``.
+FIGURES: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        FIGURES.extend(str(value) for name, value in report.user_properties if name == "figures")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.write_sep("-", "figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Fail the whole run in CI when a shared corpus is missing."""
     missing = [str(path) for path in (INTEROP, PEER_ITIP) if not path.is_dir()]

@@ -1,12 +1,15 @@
 """A PostgreSQL database for the tests: a fresh one per test session, dropped after.
 
-The server is the one ``$IMIP_TEST_POSTGRESQL`` names (a connection string
-to a database from which the tests may create and drop others; default:
-the local socket, database ``postgres``, as the current user).
-``./run-tests`` makes sure one answers (``tools/ci-services`` installs
-Debian's postgresql and starts a cluster when none does). Without a
-server the PostgreSQL tests skip, each saying why; in CI (``CI=true``)
-they fail instead.
+The server is a private one (:func:`tests.pgserver.private_server`): each
+pytest process (each xdist worker) that needs a database runs ``initdb``
+and ``pg_ctl`` from Debian's server programs (``tools/ci-postgresql``
+installs them, as ``./run-tests`` does) on a data directory in a temporary
+directory, on a unix socket there only, and stops and removes it when the
+process ends; the system's clusters are never used or touched. With
+``$IMIP_TEST_POSTGRESQL`` (a connection string to a database from which
+the tests may create and drop others) the tests use that server instead.
+Without either the PostgreSQL tests skip, each saying why; in CI
+(``CI=true``) they fail instead.
 
 Each pytest session (each xdist worker) creates a database
 ``imip_test_<pid>_<random>`` with the schema (:func:`session_database`)
@@ -17,10 +20,12 @@ table but the schema version, so each test starts from an empty site.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -29,23 +34,65 @@ from psycopg import sql
 
 from imiptools.backends.postgresql import schema
 from imiptools.config import Settings
+from tests.pgserver import POSTGRESQL, binaries, private_server
 from tests.support import IN_CI
 
-ADMIN_DSN = os.environ.get("IMIP_TEST_POSTGRESQL", "dbname=postgres")
+#: The server the tests were given (None: a private one, see the module).
+GIVEN_DSN = os.environ.get("IMIP_TEST_POSTGRESQL") or None
 PREFIX = "imip_test_"
+
+#: This process's private server, once started (stopped at exit), or why
+#: it could not be.
+_private: dict[str, str] = {}
+_servers = ExitStack()
+
+
+def _start_private() -> None:
+    """Start this process's private server (once); its admin connection
+    string, or why it failed, in ``_private``."""
+    if _private:
+        return
+    if binaries() is None:
+        _private["why"] = (
+            f"no PostgreSQL server programs under {POSTGRESQL} (tools/ci-postgresql "
+            "installs them) and no $IMIP_TEST_POSTGRESQL"
+        )
+        return
+    atexit.register(_servers.close)
+    try:
+        server = _servers.enter_context(private_server(fast=True))
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        why = f"{exc} {detail.decode(errors='replace')}".strip()
+        _private["why"] = f"cannot start a private PostgreSQL server: {why}"
+        return
+    _private["dsn"] = server.admin_dsn
+
+
+def admin_dsn() -> str:
+    """The connection string of the test server's ``postgres`` database
+    (starting the private server on first use)."""
+    if GIVEN_DSN:
+        return GIVEN_DSN
+    _start_private()
+    return _private.get("dsn", "")
 
 
 def _admin() -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5)
+    return psycopg.connect(admin_dsn(), autocommit=True, connect_timeout=5)
 
 
 def unavailable() -> str | None:
     """Why no test database can be made here (None: it can)."""
+    if not GIVEN_DSN:
+        _start_private()
+        if "why" in _private:
+            return _private["why"]
     try:
         with _admin() as connection:
             connection.execute("SELECT 1")
     except psycopg.Error as exc:
-        return f"no PostgreSQL server for the tests ($IMIP_TEST_POSTGRESQL): {exc}".strip()
+        return f"no PostgreSQL server for the tests ({admin_dsn()}): {exc}".strip()
     return None
 
 
@@ -61,7 +108,7 @@ def require_server() -> None:
 
 def dsn_of(name: str) -> str:
     """The connection string of database ``name`` on the test server."""
-    params = psycopg.conninfo.conninfo_to_dict(ADMIN_DSN)
+    params = psycopg.conninfo.conninfo_to_dict(admin_dsn())
     params["dbname"] = name
     return psycopg.conninfo.make_conninfo(**params)
 

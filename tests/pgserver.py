@@ -1,4 +1,5 @@
-"""A private PostgreSQL server for a test that restarts it.
+"""A private PostgreSQL server: the tests' (tests/pg.py), and one for a test
+that restarts it (tests/hosts).
 
 :func:`private_server` runs ``initdb`` and ``pg_ctl`` from Debian's
 ``/usr/lib/postgresql/N/bin`` on a data directory in a temporary
@@ -57,6 +58,8 @@ class Server:
     bindir: Path
     root: Path
     owner: str | None
+    #: More server settings (``-c name=value ...``).
+    options: str = ""
 
     @property
     def data(self) -> Path:
@@ -80,7 +83,10 @@ class Server:
 
     def pg_ctl(self, action: str, *options: str) -> None:
         """``pg_ctl ACTION`` on the data directory, waiting for it."""
-        settings = f"-c listen_addresses='' -c unix_socket_directories='{self.root}' -c port={PORT}"
+        settings = (
+            f"-c listen_addresses='' -c unix_socket_directories='{self.root}' -c port={PORT}"
+            f" {self.options}"
+        ).strip()
         self.run(
             "pg_ctl", action, "-D", str(self.data), "-w", "-o", settings,
             "-l", str(self.root / "server.log"), *options,
@@ -97,9 +103,15 @@ def _skip(why: str) -> None:
     pytest.skip(why)
 
 
+#: Settings of a server whose data may be lost in a machine crash (not in a
+#: crash of the server itself: what it wrote is in the page cache).
+FAST = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+
+
 @contextmanager
-def private_server() -> Iterator[Server]:
-    """A fresh server with an empty database ``imip`` (see the module)."""
+def private_server(fast: bool = False) -> Iterator[Server]:
+    """A fresh server with an empty database ``imip`` (see the module);
+    ``fast``: without fsync (:data:`FAST`)."""
     bindir = binaries()
     if bindir is None:
         _skip(f"no PostgreSQL server programs under {POSTGRESQL}")
@@ -108,7 +120,7 @@ def private_server() -> Iterator[Server]:
     owner = _owner()
     if owner:
         shutil.chown(root, owner)
-    server = Server(bindir, root, owner)
+    server = Server(bindir, root, owner, FAST if fast else "")
     try:
         server.run("initdb", "-D", str(server.data), "--auth=trust", "-U", "postgres", "--no-sync")
         server.pg_ctl("start")

@@ -20,7 +20,7 @@ from imiptools.quota.limits import QuotaBooking
 from imiptools.site import Site, open_site
 from imiptools.stores.recording import RecordingStore
 from imiptools.stores.transaction import OutgoingMessage, Transaction
-from tests.pg import ADMIN_DSN, settings_of
+from tests.pg import admin_dsn, settings_of
 
 ROOM = "mailto:room@example.com"
 ALICE = "mailto:alice@example.com"
@@ -86,7 +86,7 @@ def _terminate(site: Site) -> None:
     """Drop the site's connection from the server's side (a restart, a
     network failure)."""
     pid = site.backend.db.connection().info.backend_pid  # type: ignore[attr-defined]
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+    with psycopg.connect(admin_dsn(), autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
 
