@@ -23,7 +23,8 @@ killed) is delivered again, as an MTA does, until it is. Then:
 The figures are printed at the end of the run (``record_property``, see
 tests/conftest.py: also under xdist and ``-q``). It runs once, or three
 times (seeds 0, 1, 2) when ``IMIP_TEST_HOSTS`` is set (``./run-tests`` sets
-it) or in CI; ``IMIP_TEST_HOSTS_REQUESTS`` changes the number of requests.
+it) or in CI; ``IMIP_TEST_HOSTS_ATTEMPTS`` sets the number of times and
+``IMIP_TEST_HOSTS_REQUESTS`` the number of requests.
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ from imiptools.site import Site, open_site
 from tests.pgserver import Server, private_server
 from tests.support import BIN, IN_CI, calendar_text, imip_message, parse_calendar_part, vevent
 
-ATTEMPTS = 3 if os.environ.get("IMIP_TEST_HOSTS") or IN_CI else 1
+ATTEMPTS = int(
+    os.environ.get("IMIP_TEST_HOSTS_ATTEMPTS")
+    or (3 if os.environ.get("IMIP_TEST_HOSTS") or IN_CI else 1)
+)
 REQUESTS = int(os.environ.get("IMIP_TEST_HOSTS_REQUESTS", "300"))
 HOSTS = 3
 PER_HOST = 3  # processes a host runs at once
