@@ -3,9 +3,11 @@
 The MTA runs the agents as an unprivileged user (``imip-agent`` in the
 README's install guide). That user must reach the interpreter and the
 programs through every parent directory, read the configuration, and write
-the store, preferences, journal and log. A missing permission there does not
-show until mail arrives, and then Postfix bounces (Python exits 2) or keeps
-deferring it; this command finds it before.
+the store, preferences, journal and log (or, with the postgresql backend,
+reach the database: checked by connecting as whoever runs the command).
+A missing permission there does not show until mail arrives, and then
+Postfix bounces (Python exits 2) or keeps deferring it; this command finds
+it before.
 
 Permissions are worked out from the mode bits, owner and group of each path
 and the user's groups (ACLs are not read). Run as root, it also starts
@@ -52,12 +54,14 @@ READ, WRITE, SEARCH = 4, 2, 1
 
 DESCRIPTION = """\
 Check an installation as the MTA will use it: the directories of the
-configuration exist and the user can write them, the configuration and log
-file are usable, and the user can run the programs (and their interpreter)
-through every parent directory. Then the MTA (Postfix or Exim): our pipe
-services (master.cf) or transports exist and run the programs as the user,
-Postfix's maps are compiled (postmap), and every calendar user in the store
-is routed to the right program. Exit 0 when all is well, 75 otherwise.
+configuration exist and the user can write them (with the postgresql
+backend: the database answers this command and has this version's
+schema), the configuration and log file are usable, and the user can run
+the programs (and their interpreter) through every parent directory. Then
+the MTA (Postfix or Exim): our pipe services (master.cf) or transports
+exist and run the programs as the user, Postfix's maps are compiled
+(postmap), and every calendar user in the store is routed to the right
+program. Exit 0 when all is well, 75 otherwise.
 
 example:
   imip-admin -c /etc/imip-agent/imip-agent.toml check-install --user imip-agent
@@ -151,12 +155,15 @@ def check_install(
     """Every check, in the order an admin fixes them."""
     yield _config_check(account, config)
     try:
-        directories = open_site(settings).backend.data_directories()
+        backend = open_site(settings).backend
     except ConfigError as exc:
         yield Check(False, str(exc))
-        directories = {}
-    for name, path in directories.items():
-        yield _directory_check(account, name, path, writable=True)
+    else:
+        for name, path in backend.data_directories().items():
+            yield _directory_check(account, name, path, writable=True)
+        connection = backend.connection_check()
+        if connection is not None:
+            yield Check(*connection)
     yield _directory_check(account, "publishing", Path(settings.publishing), writable=False)
     if settings.log_file:
         yield _log_check(account, Path(settings.log_file))

@@ -25,7 +25,7 @@ from imiptools.config import Settings
 from imiptools.errors import UsageError
 from imiptools.mail.parse import decode_header_value
 from imiptools.site import Site
-from imiptools.spool import HeldMessage, Spool
+from imiptools.spool import HeldMessage, Outbox
 
 OUTBOX = """\
 Show and handle the outbox (STORE/.outbox): the replies, refreshes and
@@ -82,7 +82,7 @@ def _outbox(args: argparse.Namespace, settings: Settings) -> str:
         return "".join(f"{i}: {done}\n" for i in identifiers if change(i))
 
 
-def _selected(spool: Spool, args: argparse.Namespace) -> list[str]:
+def _selected(spool: Outbox, args: argparse.Namespace) -> list[str]:
     """The held ids named (each may be an unambiguous prefix), or all."""
     held = [entry.id for entry in spool.held()]
     if args.all == bool(args.ids):
@@ -102,7 +102,7 @@ def _resolve(given: str, held: list[str]) -> str:
     return found[0]
 
 
-def list_outbox(spool: Spool) -> str:
+def list_outbox(spool: Outbox) -> str:
     """Each held message as a short block, then a count line."""
     held = spool.held()
     waiting = len(spool.scan()[0])

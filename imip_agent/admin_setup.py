@@ -19,7 +19,9 @@ INIT = f"""\
 Create the store, preferences, quota journal and publishing directories
 (from the configuration and the store options), give them to the system
 user and group the agents run as (data: mode 2770; publishing: 2755), and
-write an example configuration naming them if none exists. Idempotent.
+write an example configuration naming them if none exists. With the
+postgresql backend, also create the database schema, or upgrade it to
+this version's (refused when it is newer). Idempotent.
 
 example:
   imip-admin -S /var/lib/imip-agent/store init --user imip-agent --group lmtp
@@ -62,6 +64,7 @@ def _init(args: argparse.Namespace, settings: Settings) -> str:
     site = site_from(args, settings)
     directories = {**site.backend.data_directories(), "publishing": Path(settings.publishing)}
     lines = [f"directory {path}\n" for path in prepare_directories(directories, owner)]
+    lines += [f"{line}\n" for line in site.backend.initialise()]
     if not args.no_config:
         config = Path(args.config_file)
         written = write_example_config(config, settings, owner)

@@ -27,14 +27,15 @@ from imip_agent.admin_support import (
     with_progress,
 )
 from imip_agent.cli import site_from
-from imiptools import check, maintenance
-from imiptools.config import Settings, parse_duration
+from imiptools import check, comparison, maintenance
+from imiptools.config import Settings, load_settings, parse_duration
 from imiptools.dates import parse_datetime
 from imiptools.errors import InputError, UsageError
 from imiptools.maintenance import Refresh
 from imiptools.quota.sync import sync_resource
 from imiptools.records import UserRecords
 from imiptools.site import Site
+from imiptools.stores.names import normalise_user
 
 MAKE_FREEBUSY = """\
 Re-derive each user's free/busy from the stored events over the window
@@ -80,10 +81,15 @@ the outbox, the preferences or the quota journal (the agents refuse them).
 Prints one line per finding; exits 65 when a problem remains (with
 --repair: when one could not be repaired). --repair regenerates free/busy
 and removes stray files; it neither follows nor removes a symlink.
+--compare FILE instead compares this site with the one another
+configuration file describes (after copy-store --to-config): every user's
+records and preferences and, without USERs, the quota groups; one line per
+difference, 65 when there is one.
 
 example:
   imip-admin check
   imip-admin check --repair room@example.com
+  imip-admin check --compare /etc/imip-agent/postgresql.toml
 """
 
 
@@ -110,6 +116,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     sub = add_command(commands, "check", _check, "verify (and repair) the store", CHECK)
     sub.add_argument("users", nargs="*", metavar="USER", help="users (default: all)")
     sub.add_argument("--repair", action="store_true", help="repair what can be derived")
+    sub.add_argument("--compare", metavar="FILE", help="compare with the site FILE configures")
     admin_transfer.add_commands(commands)
     admin_show.add_commands(commands)
 
@@ -215,12 +222,29 @@ class StoreProblems(InputError):
 def _check(args: argparse.Namespace, settings: Settings) -> str:
     """Print the report; raise StoreProblems (65) when a problem remains."""
     site = site_from(args, settings)
+    if args.compare:
+        return _compare(args, site)
     users = selected_users(args, site, default_all=True, preferences=True)
     report = check.check_store(site, with_progress(users, "check"), now_from(args), args.repair)
     _print_lines([finding.line() for finding in report.findings])
     if report.remaining:
         raise StoreProblems(f"check: {report.summary()}")
     return f"check: {report.summary()}\n" if report.findings or wants_summary(args) else ""
+
+
+def _compare(args: argparse.Namespace, site: Site) -> str:
+    """Print where this site and the one ``--compare`` names differ; raise
+    StoreProblems (65) when they do."""
+    if args.repair:
+        raise UsageError("check: --compare repairs nothing; leave out --repair")
+    other = site_from(args, load_settings(args.compare))
+    users = [normalise_user(user) for user in args.users] or None
+    found = comparison.site_differences(site, other, users)
+    _print_lines(found)
+    where = f"{site.backend.store_location} and {other.backend.store_location}"
+    if found:
+        raise StoreProblems(f"check: {len(found)} difference(s) between {where}")
+    return f"check: no difference between {where}\n"
 
 
 def _print_lines(lines: Sequence[str]) -> None:

@@ -15,7 +15,7 @@ from imip_agent.admin_support import (
 )
 from imip_agent.cli import site_from
 from imiptools import maintenance, transfer
-from imiptools.config import Settings
+from imiptools.config import Settings, load_settings
 from imiptools.errors import InputError, UsageError
 from imiptools.fileutil import decode_text
 from imiptools.stores.names import normalise_user
@@ -32,14 +32,20 @@ example:
 """
 
 COPY_STORE = """\
-Copy every user's records (or those named) into the store at DIR: objects,
-cancellations, counters, free/busy, offers, requests, decision logs. Each
-user is copied under both stores' locks; rerunning converges. Preferences
-and spooled mail are not part of the store: copy those directories as
-they are.
+Copy every user's records (or those named) into the store at DIR (--to), or
+into the site another configuration file describes (--to-config, say one
+with backend = "postgresql", or back to files): objects, cancellations,
+counters, free/busy, offers, requests, decision logs; with --to-config also
+each user's preferences and, with --all, every quota group (admin lists and
+records). Each user is copied under both sites' locks; rerunning converges.
+Let the agents defer meanwhile (stop the MTA's deliveries to them), send
+what the outbox holds first (imip-admin outbox flush): spooled mail is not
+copied. With --to, preferences are not copied either (copy that directory).
+imip-admin check --compare FILE then compares the two sites.
 
 example:
   imip-admin copy-store --to /srv/new/store --all
+  imip-admin copy-store --to-config /etc/imip-agent/postgresql.toml --all
 """
 
 
@@ -49,9 +55,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     sub.add_argument("user")
     sub.add_argument("file", metavar="FILE.ics")
     sub.add_argument("--accept", action="store_true", help="mark the user's PARTSTAT ACCEPTED")
-    sub = add_command(commands, "copy-store", _copy_store, "copy the store to DIR", COPY_STORE)
+    sub = add_command(commands, "copy-store", _copy_store, "copy the store elsewhere", COPY_STORE)
     add_user_selection(sub)
-    sub.add_argument("--to", required=True, metavar="DIR", help="the target store")
+    target = sub.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", metavar="DIR", help="the target store (same backend)")
+    target.add_argument("--to-config", metavar="FILE", help="the site this configuration names")
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> str:
@@ -81,12 +89,20 @@ def _read(name: str) -> str:
 
 def _copy_store(args: argparse.Namespace, settings: Settings) -> str:
     site = site_from(args, settings)
-    target = site_from(args, settings.updated(store=args.to))
+    whole = args.to_config is not None
+    target_settings = load_settings(args.to_config) if whole else settings.updated(store=args.to)
+    target = site_from(args, target_settings)
     if target.backend.store_location == site.backend.store_location:
-        raise UsageError("--to names the store itself")
+        raise UsageError("the target is the store itself")
     users = selected_users(args, site)
     timeout = settings.lock_timeout
     for user in with_progress(users, "copy-store"):
         with site.store.lock(user, timeout), target.store.lock(user, timeout):
             transfer.copy_user(site.store, target.store, user)
-    return f"copied {len(users)} user(s) to {target.backend.store_location}\n"
+            if whole:
+                transfer.copy_preferences(site.preferences, target.preferences, user)
+    lines = [f"copied {len(users)} user(s) to {target.backend.store_location}\n"]
+    if whole and args.all:
+        quotas = transfer.copy_quotas(site.ledger, target.ledger, timeout)
+        lines.append(f"copied {len(quotas)} quota group(s)\n")
+    return "".join(lines)

@@ -49,7 +49,7 @@ from imiptools.outcomes import ObjectOutcome, Queued, RecipientOutcome
 from imiptools.preferences import Preferences, PreferenceSource
 from imiptools.quota.base import QuotaLedger
 from imiptools.records import UserRecords, Window
-from imiptools.spool import Spool, SpooledMessage
+from imiptools.spool import Outbox, SpooledMessage
 from imiptools.stores.base import Store
 from imiptools.stores.names import normalise_user
 from imiptools.stores.recording import RecordingStore
@@ -99,7 +99,7 @@ class Context:
     preferences: PreferenceSource
     clock: Clock
     sender: Sender
-    spool: Spool
+    spool: Outbox
     #: Where people's mail is delivered (LMTP, local SMTP, sendmail, --output).
     deliverer: Sender | None = None
     #: The site's quota ledger (None: quota functions answer "misconfigured").

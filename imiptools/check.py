@@ -50,7 +50,7 @@ from imiptools.quota.base import QuotaLedger
 from imiptools.quota.sync import recorded_quotas, sync_resource
 from imiptools.records import UserRecords
 from imiptools.site import Site
-from imiptools.spool import HeldMessage, Spool
+from imiptools.spool import HeldMessage, Outbox
 from imiptools.stores.base import ALL_TIME
 
 #: The "user" of findings about the site's configuration.
@@ -162,7 +162,7 @@ def _finding(user: str, problem: Problem, rederive: Fix | None) -> Finding:
     return Finding(user, problem.text, fix, note=problem.note)
 
 
-def outbox_findings(spool: Spool) -> list[Finding]:
+def outbox_findings(spool: Outbox) -> list[Finding]:
     """A finding per message set aside, and per unreadable spool file (which
     the next agent run sets aside); none is repaired here. An outbox that
     cannot be read (a symlink in it, reported on its own) is one finding."""

@@ -87,7 +87,18 @@ class Option:
 
 #: The schema of the ``[agent]`` table. Keys equal :class:`Settings` fields.
 SCHEMA: dict[str, Option] = {
-    "backend": Option(_text, "where the site's data is kept: file (see imiptools.site)"),
+    "backend": Option(
+        _text, "where the site's data is kept: file or postgresql (see imiptools.site)"
+    ),
+    "dsn": Option(
+        _text,
+        "postgresql backend: the libpq connection string (without a password: "
+        "use dsn_file, ~/.pgpass or IMIP_AGENT_DSN for one)",
+    ),
+    "dsn_file": Option(
+        _text,
+        "postgresql backend: a file holding the connection string, readable only by its owner",
+    ),
     "store": Option(_text, "directory of the filesystem store"),
     "preferences": Option(_text, "directory of per-user preference files"),
     "journal": Option(_text, "directory of quota journals"),
@@ -124,6 +135,8 @@ class Settings:
     """The effective site settings (file, then command line, applied)."""
 
     backend: str = "file"
+    dsn: str = ""
+    dsn_file: str = ""
     store: str = "/var/lib/imip-agent/store"
     preferences: str = "/var/lib/imip-agent/preferences"
     journal: str = "/var/lib/imip-agent/journal"

@@ -10,7 +10,8 @@ hooks. Programs (the agents, ``imip-admin``), :mod:`imiptools.check`,
 :mod:`imiptools.maintenance` and the views take everything from a site;
 nothing outside a backend names a backend's classes.
 
-As with scheduling functions, the built-in backends (``file``) are found
+As with scheduling functions, the built-in backends (``file``, and
+``postgresql``, loaded only when named since it needs psycopg) are found
 first, without scanning the installed packages' metadata (a cost every
 delivery would pay), and an entry point is loaded only for another name.
 A name nobody provides is a :class:`~imiptools.errors.ConfigError` (exit
@@ -24,6 +25,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from imiptools.backends import file
 from imiptools.backends.base import Backend
@@ -33,8 +35,11 @@ from imiptools.errors import ConfigError
 from imiptools.preferences import Preferences, PreferenceSource
 from imiptools.quota.base import QuotaLedger
 from imiptools.records import UserRecords, Window
-from imiptools.spool import Spool
+from imiptools.spool import Outbox
 from imiptools.stores.base import Store
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,9 @@ Factory = Callable[[Settings], Backend]
 
 #: The backends that come with imip-agent (also declared as entry points).
 BUILT_IN: dict[str, Factory] = {"file": file.open_backend}
+#: Those that need an optional dependency (psycopg): ``module:factory`` as an
+#: entry point says it, loaded the same way, only when a site names them.
+OPTIONAL: dict[str, str] = {"postgresql": "imiptools.backends.postgresql.backend:open_backend"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ class Site:
     store: Store
     ledger: QuotaLedger
     preferences: PreferenceSource
-    outbox: Spool
+    outbox: Outbox
     clock: Clock = field(default_factory=SystemClock)
 
     def preferences_of(self, user: str) -> Preferences:
@@ -85,7 +93,8 @@ def known_backends() -> list[str]:
     """The names of every backend: built in, or by entry point."""
     from importlib.metadata import entry_points  # lazy: start-up (metadata scanned only when asked)
 
-    return sorted({point.name for point in entry_points(group=ENTRY_POINT_GROUP)} | set(BUILT_IN))
+    found = {point.name for point in entry_points(group=ENTRY_POINT_GROUP)}
+    return sorted(found | set(BUILT_IN) | set(OPTIONAL))
 
 
 def backend_factory(name: str) -> Factory:
@@ -97,17 +106,28 @@ def backend_factory(name: str) -> Factory:
     """
     if name in BUILT_IN:
         return BUILT_IN[name]
-    from importlib.metadata import entry_points  # lazy: start-up (only for a backend not built in)
+    from importlib.metadata import EntryPoint, entry_points  # lazy: start-up (only when named)
 
+    if name in OPTIONAL:
+        return _loaded(EntryPoint(name, OPTIONAL[name], ENTRY_POINT_GROUP))
     for point in entry_points(group=ENTRY_POINT_GROUP, name=name):
-        try:
-            factory: Factory = point.load()
-        except Exception as exc:  # a broken plug-in: the admin must act, mail waits
-            log.exception("cannot load backend %s", name)
-            raise ConfigError(f"backend {name!r} cannot be loaded: {exc}") from exc
-        return factory
+        return _loaded(point)
     known = ", ".join(known_backends())
     raise ConfigError(f"unknown backend {name!r} in [agent] backend (known: {known})")
+
+
+def _loaded(point: EntryPoint) -> Factory:
+    """The factory ``point`` names; ConfigError (75) when it cannot be loaded
+    (a missing optional dependency, a broken plug-in: mail waits)."""
+    try:
+        factory: Factory = point.load()
+    except Exception as exc:  # the admin must act; mail waits
+        log.exception("cannot load backend %s", point.name)
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "psycopg":
+            hint = " (install psycopg: pip install 'imip-agent[postgresql]')"
+        raise ConfigError(f"backend {point.name!r} cannot be loaded: {exc}{hint}") from exc
+    return factory
 
 
 def open_site(settings: Settings, clock: Clock | None = None) -> Site:

@@ -47,6 +47,7 @@ import logging
 import os
 import re
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -135,13 +136,86 @@ def key_of(identifier: str) -> str:
     return match.group(4) or ""
 
 
+def check_key(key: str) -> str:
+    """``key`` if usable as a message key (letters, digits, ``_``; or ''),
+    else ValueError."""
+    if key and _KEY.fullmatch(key) is None:
+        raise ValueError(f"unusable spool key {key[:80]!r}")
+    return key
+
+
 def new_id(key: str = "") -> str:
     """A fresh, unique, sortable id (with ``key`` appended if given)."""
     identifier = f"{time.time_ns():020d}-{os.getpid()}-{next(_counter)}"
     return f"{identifier}-{key}" if key else identifier
 
 
-class Spool:
+class Outbox(ABC):
+    """Messages waiting to be sent, and those set aside: the interface the
+    agents (:func:`imiptools.agent.flush`), ``imip-admin outbox`` and
+    ``check`` use, whatever keeps them (:class:`Spool` here, a database
+    table in another backend).
+
+    Contract: :meth:`put` is durable when it returns (or, inside a store's
+    transaction, when that commits) and replaces a pending message with
+    the same key; whoever sends or moves messages holds :meth:`locked`, so
+    that two runs never send one message twice; ids are :func:`new_id`
+    values, sortable by the time the message was spooled.
+    """
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the messages are kept, for people."""
+
+    @abstractmethod
+    def locked(self, timeout: float) -> AbstractContextManager[None]:
+        """Hold the outbox's lock; LockTimeout after ``timeout`` s."""
+
+    @abstractmethod
+    def put(
+        self,
+        message: bytes,
+        envelope_from: str,
+        recipients: Sequence[str],
+        key: str | None = None,
+    ) -> str:
+        """Spool ``message`` and return its id (see the class docstring)."""
+
+    @abstractmethod
+    def scan(self) -> tuple[list[SpooledMessage], list[tuple[str, str]]]:
+        """The readable messages waiting, oldest first, and the ids of those
+        that cannot be read with the reason."""
+
+    def pending(self) -> list[SpooledMessage]:
+        """The messages waiting, oldest first (unreadable ones logged and left)."""
+        messages, unreadable = self.scan()
+        for identifier, reason in unreadable:
+            log.warning("spool: skipping unreadable %s: %s", identifier, reason)
+        return messages
+
+    @abstractmethod
+    def done(self, identifier: str) -> None:
+        """Forget a sent message; an id already gone is fine."""
+
+    @abstractmethod
+    def hold(self, identifier: str, reason: str) -> None:
+        """Set a waiting message aside with ``reason``; an id gone is fine."""
+
+    @abstractmethod
+    def held(self) -> list[HeldMessage]:
+        """The messages set aside, oldest first."""
+
+    @abstractmethod
+    def release(self, identifier: str) -> bool:
+        """Put a held message back in line; False if no such held message."""
+
+    @abstractmethod
+    def drop(self, identifier: str) -> bool:
+        """Remove a held message for good; False if no such held message."""
+
+
+class Spool(Outbox):
     """A directory of messages to send (see the module docstring)."""
 
     def __init__(self, directory: Path) -> None:
@@ -150,6 +224,11 @@ class Spool:
         self.tmp = self.directory / "tmp"
         self.new = self.directory / "new"
         self.held_directory = self.directory / "held"
+
+    @property
+    def location(self) -> str:
+        """The spool directory."""
+        return str(self.directory)
 
     @property
     def lock_path(self) -> Path:
@@ -176,8 +255,7 @@ class Spool:
         in between loses the old copy, never sends two: the crash makes the
         MTA deliver the incoming message again, which spools the reply anew.
         """
-        if key and _KEY.fullmatch(key) is None:
-            raise ValueError(f"unusable spool key {key[:80]!r}")
+        check_key(key or "")
         data = envelope_block(envelope_from, recipients) + message
         for older in self._ids_with_key(key or ""):
             remove_file(self.new / older)
@@ -214,16 +292,6 @@ class Spool:
 
     def _ids(self) -> list[str]:
         return [name for name in list_names(self.new) if _ID.fullmatch(name)]
-
-    def pending(self) -> list[SpooledMessage]:
-        """The messages in ``new/``, oldest first.
-
-        Files that cannot be parsed are logged and left (see :meth:`scan`).
-        """
-        messages, unreadable = self.scan()
-        for identifier, reason in unreadable:
-            log.warning("spool: skipping unreadable %s: %s", identifier, reason)
-        return messages
 
     def scan(self) -> tuple[list[SpooledMessage], list[tuple[str, str]]]:
         """The readable messages in ``new/``, oldest first, and the ids of
@@ -263,7 +331,7 @@ class Spool:
         key_of(identifier)
         ensure_directory(self.held_directory)
         reason_path = self.held_directory / (identifier + REASON_SUFFIX)
-        atomic_write(reason_path, _one_line(reason) + "\n")
+        atomic_write(reason_path, one_line(reason) + "\n")
         if not _move(self.new / identifier, self.held_directory / identifier):
             remove_file(reason_path)
 
@@ -331,7 +399,8 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _one_line(reason: str) -> str:
+def one_line(reason: str) -> str:
+    """``reason`` as one line of at most MAX_REASON characters (controls made spaces)."""
     return " ".join(_CONTROL.sub(" ", reason).split())[:MAX_REASON] or "(no reason given)"
 
 

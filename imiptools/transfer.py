@@ -7,8 +7,12 @@ gives a user's current events as one calendar any client reads the same
 way the agents do. :func:`copy_user` copies
 one user's records from one :class:`~imiptools.stores.base.Store` to
 another through the interface only, so that it works between any two
-store types. Callers hold the user's lock (both stores' for a copy).
-Both are idempotent: a rerun after a crash converges.
+store types; :func:`copy_preferences` and :func:`copy_quotas` do the same
+for preferences and the quota ledger, so that a whole site moves between
+backends (``imip-admin copy-store --to-config``; ``check --compare`` then
+compares the two, see :mod:`imiptools.comparison`). Callers hold the
+user's lock (both stores' for a copy). All are idempotent: a rerun after
+a crash converges.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from imiptools.itip.objects import (
     text_of,
 )
 from imiptools.periods import Period
+from imiptools.preferences import PreferenceSource
+from imiptools.quota.base import QuotaLedger
+from imiptools.quota.model import ADMIN_LISTS
 from imiptools.records import UserRecords
 from imiptools.stores.base import ALL_TIME, Store
 
@@ -192,3 +199,33 @@ def _copy_decisions(source: Store, target: Store, user: str) -> None:
         return
     for line in lines[len(present) :]:
         target.log_decision(user, line)
+
+
+def copy_preferences(source: PreferenceSource, target: PreferenceSource, user: str) -> None:
+    """Make ``target`` hold exactly ``user``'s preferences in ``source``
+    (values as they are, unvalidated; names ``source`` lacks are unset)."""
+    names = source.names(user)
+    for name in names:
+        value = source.get(user, name)
+        if value is not None and target.get(user, name) != value:
+            target.set(user, name, value)
+    for name in set(target.names(user)) - set(names):
+        target.unset(user, name)
+
+
+def copy_quotas(source: QuotaLedger, target: QuotaLedger, timeout: float) -> list[str]:
+    """Make ``target`` hold every quota group of ``source``: its admin lists
+    (as written, comments included) and every user's records, each quota
+    under its lock in ``target``. Returns the quotas copied."""
+    quotas = source.quotas()
+    for quota in quotas:
+        with target.locked([quota], timeout):
+            for name in ADMIN_LISTS:
+                lines = source.admin_lines(quota, name)
+                if lines or target.admin_lines(quota, name):
+                    target.store_admin_text(quota, name, "".join(f"{line}\n" for line in lines))
+            users = set(source.booking_users(quota)) | set(target.booking_users(quota))
+            for user in sorted(users):
+                records = list(source.user_bookings(quota, user))
+                target.update_user(quota, user, lambda _old: records)  # noqa: B023
+    return quotas

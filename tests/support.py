@@ -16,6 +16,9 @@ from pathlib import Path
 import vobject
 from icalendar import Calendar
 
+from imiptools.config import load_settings
+from imiptools.site import Site, open_site
+
 ROOT = Path(__file__).resolve().parents[1]
 #: What every checkout has beside it (``../shared``); IMIP_SHARED_DIR moves it.
 SHARED = Path(os.environ.get("IMIP_SHARED_DIR", ROOT.parent / "shared"))
@@ -128,23 +131,35 @@ class Run:
 
 @dataclass
 class Agent:
-    """A store on disk and a way to run the programs against it."""
+    """A site (a store on disk, or a database) and a way to run the programs
+    against it."""
 
     root: Path
     now: str = "2030-01-01T12:00:00Z"
     runs: int = 0
-    #: Make the store and preferences directories (as ``imip-admin init``
-    #: does): the agents refuse to run without them. False: a site that was
-    #: never set up (or whose directories the test makes itself).
+    #: A configuration file every program is given (``-c``): the backend's,
+    #: for a site in a database (see tests/scenarios/conftest.py).
+    config: Path | None = None
+    #: Make the site as ``imip-admin init`` does: the store and preferences
+    #: directories of a file site (the agents refuse to run without them);
+    #: nothing for a database site, whose schema the tests' database already
+    #: has (tests/pg.py). False: a site that was never set up (or whose
+    #: directories the test makes itself).
     make_site: bool = True
 
     def __post_init__(self) -> None:
         self.set_up()
 
+    @property
+    def in_database(self) -> bool:
+        """Whether the configuration puts the site in a database."""
+        return self.config is not None and load_settings(str(self.config)).backend != "file"
+
     def set_up(self) -> None:
         """The site's store and preferences directories, when ``make_site``
-        (idempotent: tests that build parts of the site call it again)."""
-        if self.make_site:
+        and the site is in files (idempotent: tests that build parts of the
+        site call it again)."""
+        if self.make_site and not self.in_database:
             for name in ("store", "prefs"):
                 (self.root / name).mkdir(parents=True, exist_ok=True)
 
@@ -152,7 +167,9 @@ class Agent:
     def store_options(self) -> list[str]:
         """``-S``, ``-p``, ``-j``, ``-P`` naming the site under ``root``."""
         r = self.root
+        config = ["-c", str(self.config)] if self.config else []
         return [
+            *config,
             "-S",
             str(r / "store"),
             "-p",
@@ -162,6 +179,17 @@ class Agent:
             "-P",
             str(r / "published"),
         ]
+
+    def site(self) -> Site:
+        """The site the programs use, opened here (to look at its records)."""
+        r = self.root
+        settings = load_settings(str(self.config) if self.config else None).updated(
+            store=str(r / "store"),
+            preferences=str(r / "prefs"),
+            journal=str(r / "journal"),
+            publishing=str(r / "published"),
+        )
+        return open_site(settings)
 
     def resource(
         self,
@@ -242,9 +270,7 @@ class Agent:
 
     def requests(self, user: str) -> list[tuple[str, str, str]]:
         """The user's queue of items awaiting attention."""
-        from imiptools.stores.file import FileStore
-
-        return FileStore(self.root / "store").get_requests(f"mailto:{user}")
+        return self.site().store.get_requests(f"mailto:{user}")
 
     def exported(self, user: str, check_vobject: bool = True) -> Calendar:
         """The user's calendar through imip-admin export (also read by vobject)."""

@@ -73,7 +73,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("composition", ("imiptools.site", "imiptools.backends")),
     (
         "services",
-        ("imiptools.views", "imiptools.maintenance", "imiptools.check", "imiptools.transfer"),
+        (
+            "imiptools.views",
+            "imiptools.maintenance",
+            "imiptools.check",
+            "imiptools.comparison",
+            "imiptools.transfer",
+        ),
     ),
     ("programs", ("imip_agent",)),
 )
@@ -93,6 +99,18 @@ BACKEND_MODULES = {
         "imiptools.stores.filecheck",
         "imiptools.quota.journal",
         "imiptools.preferences_store",
+    ),
+    "postgresql": (
+        "imiptools.backends.postgresql",
+        "imiptools.backends.postgresql.backend",
+        "imiptools.backends.postgresql.ledger",
+        "imiptools.backends.postgresql.outbox",
+        "imiptools.backends.postgresql.periods",
+        "imiptools.backends.postgresql.preferences",
+        "imiptools.backends.postgresql.schema",
+        "imiptools.backends.postgresql.session",
+        "imiptools.backends.postgresql.store",
+        "imiptools.backends.postgresql.text",
     ),
 }
 COMPOSITION_ROOT = "imiptools.site"
@@ -343,6 +361,7 @@ def _backend_classes() -> dict[str, str]:
 def test_backend_classes_are_named_only_by_their_backend_and_the_composition_root() -> None:
     classes = _backend_classes()
     assert {"FileStore", "QuotaJournal", "PreferenceFiles", "FileBackend"} <= set(classes)
+    assert {"PgStore", "PgLedger", "PgPreferences", "PgBackend"} <= set(classes)
     word = re.compile(r"\b(" + "|".join(sorted(classes)) + r")\b")
     found = []
     for top in CODE:

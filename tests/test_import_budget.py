@@ -41,6 +41,7 @@ NEVER = (
     "logging.handlers",  # only syslog
     "importlib.metadata",  # only a backend or scheduling function not built in
     "ctypes",  # only when a recurrence budget's alarm fires
+    "psycopg",  # only the postgresql backend (imiptools/site.py loads it when a site names it)
 )
 
 RUN = """

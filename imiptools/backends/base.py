@@ -23,7 +23,7 @@ from pathlib import Path
 from imiptools.config import Settings
 from imiptools.preferences import PreferenceSource
 from imiptools.quota.base import QuotaLedger
-from imiptools.spool import Spool
+from imiptools.spool import Outbox
 from imiptools.stores.base import Store
 
 
@@ -52,7 +52,7 @@ class Backend:
     store: Store
     ledger: QuotaLedger
     preferences: PreferenceSource
-    outbox: Spool
+    outbox: Outbox
 
     @property
     def store_location(self) -> str:
@@ -95,6 +95,17 @@ class Backend:
     def hand_over(self, user: str, preferences: Collection[str]) -> None:
         """Give what an admin just created for ``user`` (the records, the
         ``preferences`` named) to the site's owner, so the agents can write it."""
+
+    def initialise(self) -> list[str]:
+        """Create or upgrade what the backend keeps outside the directories
+        (a database's schema) for ``imip-admin init``; idempotent. Returns
+        what was done, a line each (none by default)."""
+        return []
+
+    def connection_check(self) -> tuple[bool, str] | None:
+        """For ``check-install``: whether the backend's data can be reached
+        from here, in words (None: nothing to connect to)."""
+        return None
 
     def data_directories(self) -> dict[str, Path]:
         """The directories the agents must be able to write, by setting name

@@ -64,7 +64,8 @@ class FileBackend(Backend):
         self.store = self.files
         self.ledger = self.journal
         self.preferences = self.preference_files
-        self.outbox = outbox_of(self.files.root)
+        self.spool = outbox_of(self.files.root)
+        self.outbox = self.spool
 
     @property
     def store_location(self) -> str:
@@ -81,7 +82,7 @@ class FileBackend(Backend):
         paths: list[Path] = []
         for root in self._user_roots():
             paths += [path for path in symlink_entries(root) if path.name not in mine]
-        paths += symlinks_below(self.outbox.directory)
+        paths += symlinks_below(self.spool.directory)
         paths += symlinks_below(self.journal.root)
         problems = [Problem(_link_text(path)) for path in paths]
         for root in self._user_roots():

@@ -375,6 +375,10 @@ class FileStore(Store):
         """
         if transaction.empty():
             return
+        if transaction.deferred:
+            raise ValueError("the file store cannot commit another backend's deferred writes")
+        if transaction.messages and not isinstance(transaction.outbox, Spool):
+            raise ValueError("the file store spools only into a file outbox")
         directory = self._ensure_user(transaction.user)
         txn = new_transaction_id()
         messages = self._stage(directory / STAGED, txn, transaction)
@@ -383,7 +387,7 @@ class FileStore(Store):
             for f in transaction.foreign.values()
             if f.writes
         ]
-        outbox = str(transaction.outbox.directory) if transaction.outbox else ""
+        outbox = str(transaction.outbox.directory) if isinstance(transaction.outbox, Spool) else ""
         record = {
             "id": txn,
             "calls": [encode_call(c) for c in transaction.calls],

@@ -29,12 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from imiptools.dates import format_utc, parse_utc
 from imiptools.outcomes import StoreWrite
 from imiptools.periods import Period
-from imiptools.spool import Spool
+from imiptools.spool import Outbox
 
 #: The store methods that change records (every other public one only reads).
 WRITES = (
@@ -107,25 +107,46 @@ class ForeignWrites:
         return self.directory / ".lock"
 
 
+class Deferred(Protocol):
+    """Writes of another part of a backend that its store commits (see
+    :attr:`Transaction.deferred`)."""
+
+    def apply(self) -> None:
+        """Make the writes happen (called by the store's commit, inside its
+        own transaction)."""
+        ...
+
+
 @dataclass
 class Transaction:
     """What one unit of work for ``user`` changes (see the module docstring)."""
 
     user: str
-    outbox: Spool | None = None
+    outbox: Outbox | None = None
     calls: list[Call] = field(default_factory=list)
     messages: list[OutgoingMessage] = field(default_factory=list)
     foreign: dict[Path, ForeignWrites] = field(default_factory=dict)
+    #: Writes another part of the same backend deferred into this
+    #: transaction (a database's quota ledger): applied by that backend's
+    #: store when it commits, in the same database transaction. A store
+    #: that does not know them refuses to commit them.
+    deferred: list[Deferred] = field(default_factory=list)
 
     def empty(self) -> bool:
         """Whether there is nothing to commit."""
-        return not (self.calls or self.messages or any(f.writes for f in self.foreign.values()))
+        return not (
+            self.calls
+            or self.messages
+            or self.deferred
+            or any(f.writes for f in self.foreign.values())
+        )
 
     def clear(self) -> None:
         """Forget everything (after a commit, or to roll back)."""
         self.calls.clear()
         self.messages.clear()
         self.foreign.clear()
+        self.deferred.clear()
 
     def send(self, message: OutgoingMessage) -> None:
         """Spool ``message`` when (and only if) the transaction commits."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import site_agent
 from tests.support import ROOM, Agent, Run, calendar_text, imip_message, partstat_of, vevent
 
 #: Every test's clock: agents and tools run "at" this time unless told otherwise.
@@ -15,9 +16,10 @@ NOW = "2030-01-01T12:00:00Z"
 
 
 @pytest.fixture
-def agent(tmp_path: Path) -> Agent:
-    """A fresh store and the programs to run against it."""
-    return Agent(tmp_path, now=NOW)
+def agent(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Agent:
+    """A fresh site (of either backend in the modules that run on both: see
+    tests/conftest.py) and the programs to run against it."""
+    return site_agent(request, tmp_path, backend, now=NOW)
 
 
 def book(agent: Agent, *components: str, sender: str = "alice@example.com", **kw: str) -> Run:

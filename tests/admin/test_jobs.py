@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from imiptools.dates import parse_utc
 from imiptools.periods import Period
-from imiptools.stores.file import FileStore
 from tests.admin.conftest import ROOM, admin_ok, answer, book, busy, vevent
 from tests.support import Agent, calendar_text, imip_message
 
@@ -14,7 +13,7 @@ USER = f"mailto:{ROOM}"
 
 
 def test_expire_offers_releases_only_expired_offers(agent: Agent) -> None:
-    store = FileStore(agent.root / "store")
+    store = agent.site().store
     start = parse_utc("20300110T100000Z")
     period = Period(start, start + timedelta(hours=1), "x")
     store.set_offers(USER, "old", [period], parse_utc("20300101T110000Z"))
@@ -49,7 +48,7 @@ def test_purge_removes_past_and_cancelled_events_consistently(agent: Agent) -> N
         f"{USER}: purged past event series",
         f"{USER}: purged cancelled event gone",
     ]
-    store = FileStore(agent.root / "store")
+    store = agent.site().store
     assert sorted(store.object_uids(USER)) == ["future", "weekly"]
     assert list(store.cancelled_object_uids(USER)) == []
     assert "20300102T100000Z" not in busy(agent, "20300101T000000Z", "20300401T000000Z", now=later)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from imiptools.spool import Spool
+from imiptools.spool import Outbox
 from tests.admin.conftest import admin_ok
 from tests.support import Agent
 
 MESSAGE = b"From: room@example.com\r\nSubject: Accepted: Meeting\r\n\r\nbody\r\n"
 
 
-def held_two(agent: Agent) -> tuple[Spool, list[str]]:
-    spool = Spool(agent.root / "store" / ".outbox")
+def held_two(agent: Agent) -> tuple[Outbox, list[str]]:
+    spool = agent.site().outbox
     ids = [spool.put(MESSAGE, "room@example.com", [f"{n}@example.org"]) for n in ("a", "b")]
     for identifier in ids:
         spool.hold(identifier, "permanent SMTP failure 550 no such user")

@@ -7,19 +7,21 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from imiptools.quota.journal import QuotaJournal
+import pytest
+
+from imiptools.quota.base import QuotaLedger
 from tests.admin.conftest import ROOM, admin_ok, answer, book, vevent
 from tests.support import ROOT, Agent
 
 LATER = "2030-01-15T12:00:00Z"
 
 
-def quota_room(agent: Agent) -> QuotaJournal:
+def quota_room(agent: Agent) -> QuotaLedger:
     agent.set_pref(ROOM, "scheduling_function", "check_quota rooms\nschedule_in_freebusy")
-    return QuotaJournal(agent.root / "journal")
+    return agent.site().ledger
 
 
-def ends(journal: QuotaJournal) -> list[str]:
+def ends(journal: QuotaLedger) -> list[str]:
     return sorted(f"{b.end:%Y%m%dT%H%M%SZ}" for b in journal.bookings("rooms"))
 
 
@@ -32,6 +34,7 @@ def test_make_freebusy_records_instances_entering_the_window(agent: Agent) -> No
     assert admin_ok(agent, "check", now=LATER) == ""
 
 
+@pytest.mark.files
 def test_check_finds_and_repairs_quota_records(agent: Agent) -> None:
     journal = quota_room(agent)
     book(agent, vevent("one"))
@@ -49,6 +52,7 @@ def test_check_finds_and_repairs_quota_records(agent: Agent) -> None:
     assert admin_ok(agent, "check") == ""
 
 
+@pytest.mark.files
 def test_a_bad_quota_file_is_reported(agent: Agent) -> None:
     quota_room(agent)
     limits = agent.root / "journal" / "rooms" / "limits"

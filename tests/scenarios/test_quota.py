@@ -13,9 +13,9 @@ from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
 from icalendar import Calendar
 
-from imiptools.quota.journal import QuotaJournal
 from tests.scenarios.test_resource import raw_calendar
 from tests.support import (
     BIN,
@@ -93,8 +93,8 @@ def hour(day: int, at: int) -> tuple[str, str]:
 
 
 def bookings(agent: Agent, quota: str = "rooms") -> list[tuple[str, str, str]]:
-    journal = QuotaJournal(agent.root / "journal")
-    return [(b.user, b.resource, b.uid) for b in journal.bookings(quota)]
+    ledger = agent.site().ledger
+    return [(b.user, b.resource, b.uid) for b in ledger.bookings(quota)]
 
 
 def test_accepted_until_the_limit_then_declined_naming_it(agent: Agent) -> None:
@@ -350,6 +350,7 @@ def test_journal_path_is_the_agents_option(tmp_path: Path) -> None:
     assert bookings.read_text().count("\n") == 1
 
 
+@pytest.mark.files
 def test_whatif_leaves_the_quota_journal_alone(agent: Agent) -> None:
     setup(agent)
     admin(agent, "quota", "set-limit", "rooms", "*", "1")

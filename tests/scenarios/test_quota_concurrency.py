@@ -3,7 +3,8 @@
 Twenty imip-resource processes start at once, each booking a different
 slot of one of two resources that share the quota ``rooms``, all for the
 same organiser, whose limit allows exactly five bookings. Whatever the
-interleaving, exactly five are accepted and recorded, over repeated runs.
+interleaving, exactly five are accepted and recorded, over repeated runs,
+with each backend (the file journal's flock, the database's advisory locks).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from imiptools.quota.journal import QuotaJournal
 from tests.support import BIN, Agent, calendar_text, imip_message, parse_calendar_part, vevent
 
 ROOMS = ("room1@example.com", "room2@example.com")
@@ -70,8 +70,7 @@ def _answers(outs: list[Path]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("attempt", range(3))
-def test_twenty_processes_book_exactly_the_allowance(tmp_path: Path, attempt: int) -> None:
-    agent = Agent(tmp_path)
+def test_twenty_processes_book_exactly_the_allowance(agent: Agent, attempt: int) -> None:
     for room in ROOMS:
         agent.set_pref(room, "scheduling_function", "check_quota rooms\nschedule_in_freebusy")
     result = agent.admin("quota", "set-limit", "rooms", "alice@example.com", str(ALLOWED))
@@ -86,7 +85,7 @@ def test_twenty_processes_book_exactly_the_allowance(tmp_path: Path, attempt: in
     answers = [by_request[f"<slot-{i}@t>"] for i in range(PROCESSES)]
     assert answers.count("ACCEPTED") == ALLOWED
     assert answers.count("DECLINED") == PROCESSES - ALLOWED
-    records = QuotaJournal(tmp_path / "journal").bookings("rooms")
+    records = agent.site().ledger.bookings("rooms")
     assert len(records) == ALLOWED
     accepted = {f"slot-{i}" for i, a in enumerate(answers) if a == "ACCEPTED"}
     assert {r.uid for r in records} == accepted

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
+import pytest
 import recurring_ical_events
 
-from imiptools.stores.file import FileStore
 from tests.support import (
     ROOM,
     Agent,
@@ -271,6 +271,7 @@ def test_floating_times_are_read_in_the_resources_zone(agent: Agent) -> None:
     assert "20300108T150000Z/20300108T160000Z" in freebusy(agent)
 
 
+@pytest.mark.files
 def test_site_defaults_come_from_the_configuration(agent: Agent) -> None:
     config = agent.root / "site.toml"
     config.write_text('[preferences]\nscheduling_function = "schedule_in_freebusy 2"\n')
@@ -280,6 +281,7 @@ def test_site_defaults_come_from_the_configuration(agent: Agent) -> None:
     assert only_reply(request(agent, vevent("c"), args=args)) == "DECLINED"
 
 
+@pytest.mark.files
 def test_unknown_scheduling_function_declines_as_misconfigured(agent: Agent) -> None:
     prefs = agent.root / "prefs" / f"mailto:{ROOM}"
     prefs.mkdir(parents=True)
@@ -289,6 +291,7 @@ def test_unknown_scheduling_function_declines_as_misconfigured(agent: Agent) -> 
     assert "misconfigured" in str(run.replies()[0].walk("VEVENT")[0]["COMMENT"])
 
 
+@pytest.mark.files
 def test_calendar_system_address_sends_with_sent_by(agent: Agent) -> None:
     config = agent.root / "site.toml"
     config.write_text('[agent]\ncalendar_address = "calendar@example.com"\n')
@@ -357,6 +360,7 @@ def test_request_after_cancel_with_higher_sequence_books_again(agent: Agent) -> 
     assert "20300108T100000Z" in freebusy(agent)
 
 
+@pytest.mark.files
 def test_published_freebusy_of_others_is_stored_not_merged(agent: Agent) -> None:
     fb = calendar_text(
         """BEGIN:VFREEBUSY
@@ -574,13 +578,14 @@ def test_next_available_counters_holds_the_offer_and_accepts_the_follow_up(
         "wants", *offered, organiser="bob@example.com", sequence=1, dtstamp="20300101T100000Z"
     )
     assert only_reply(request(agent, follow, sender="bob@example.com")) == "ACCEPTED"
-    store = FileStore(agent.root / "store")
+    store = agent.site().store
     day = datetime(2030, 1, 8, tzinfo=UTC)
     booked = {p.uid: p for p in store.get_freebusy(f"mailto:{ROOM}", day, day + timedelta(1))}
     assert booked["wants"].start == datetime(2030, 1, 8, 11, tzinfo=UTC)
     assert store.get_offers(f"mailto:{ROOM}", day) == []
 
 
+@pytest.mark.files
 def test_declinecounter_releases_the_offer(agent: Agent) -> None:
     agent.set_pref(ROOM, "scheduling_function", "schedule_next_available_in_freebusy")
     agent.set_pref(ROOM, "freebusy_offers", "PT1H")
@@ -705,7 +710,7 @@ def test_a_truncated_series_offer_holds_every_kept_instance(agent: Agent) -> Non
     weekly = vevent("w", "20300108T100000Z", "20300108T110000Z", extra="RRULE:FREQ=WEEKLY")
     request(agent, weekly)
     day = datetime(2030, 1, 1, 12, tzinfo=UTC)
-    held = FileStore(agent.root / "store").get_offers(f"mailto:{ROOM}", day)
+    held = agent.site().store.get_offers(f"mailto:{ROOM}", day)
     assert [p.start.day for p in held] == [8, 15, 22]
     # A second organiser is not given the third week while it is held.
     third = vevent("x", "20300122T100000Z", "20300122T110000Z", organiser="bob@example.com")
