@@ -31,7 +31,7 @@ from imip_agent.cli import INTERNAL_ERROR, recipients_envelope, run_delivery, se
 from imip_agent.cli import settings_from as read_settings
 from imip_agent.person import deliverer_from
 from imip_agent.person_outgoing import sender_envelope
-from imiptools import agent, logcontext
+from imiptools import agent, logcontext, site
 from imiptools.config import Settings
 from imiptools.errors import ExitCode, ImipError
 from imiptools.handlers.common import Envelope
@@ -125,6 +125,7 @@ def start_worker(args: argparse.Namespace) -> None:
         _started = exc
         return
     setup_logging(args, settings, PROGRAM)
+    site.keep_connections()  # a database backend connects once per worker
     _started = (args, settings)
 
 

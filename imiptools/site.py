@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from imiptools.backends import file
-from imiptools.backends.base import Backend
+from imiptools.backends.base import Backend, reuse_connections
 from imiptools.config import Settings
 from imiptools.dates import Clock, SystemClock, zone_or_utc
 from imiptools.errors import ConfigError
@@ -128,6 +128,13 @@ def _loaded(point: EntryPoint) -> Factory:
             hint = " (install psycopg: pip install 'imip-agent[postgresql]')"
         raise ConfigError(f"backend {point.name!r} cannot be loaded: {exc}{hint}") from exc
     return factory
+
+
+def keep_connections() -> None:
+    """For a long-running process that opens a site per message (the LMTP
+    service's workers): backends may keep their connections from one site
+    to the next (see :func:`imiptools.backends.base.reuse_connections`)."""
+    reuse_connections()
 
 
 def open_site(settings: Settings, clock: Clock | None = None) -> Site:

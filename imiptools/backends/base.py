@@ -26,6 +26,23 @@ from imiptools.quota.base import QuotaLedger
 from imiptools.spool import Outbox
 from imiptools.stores.base import Store
 
+#: Whether backends keep their connections from one site to the next in
+#: this process (see :func:`reuse_connections`).
+_REUSE = {"connections": False}
+
+
+def reuse_connections() -> None:
+    """From now on, let backends keep connections open between sites: for a
+    long-running process (the LMTP service's workers) that opens a site per
+    message, so that a database backend connects once per process instead
+    of once per message. Each reuse starts clean (see the backend)."""
+    _REUSE["connections"] = True
+
+
+def reusing_connections() -> bool:
+    """Whether :func:`reuse_connections` was called in this process."""
+    return _REUSE["connections"]
+
 
 @dataclass(frozen=True)
 class Problem:

@@ -27,7 +27,7 @@ from imiptools.backends.postgresql import schema
 from imiptools.backends.postgresql.ledger import PgLedger
 from imiptools.backends.postgresql.outbox import PgOutbox
 from imiptools.backends.postgresql.preferences import PgPreferences
-from imiptools.backends.postgresql.session import PgSession
+from imiptools.backends.postgresql.session import PgSession, session_for
 from imiptools.backends.postgresql.store import PgStore
 from imiptools.config import Settings
 from imiptools.errors import ConfigError, ImipError
@@ -74,7 +74,7 @@ class PgBackend(Backend):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = PgSession(lambda: dsn_of(settings))
+        self.db = session_for(lambda: dsn_of(settings))
         self.store = PgStore(self.db)
         self.ledger = PgLedger(self.db, settings.lock_timeout)
         self.preference_rows = PgPreferences(self.db)

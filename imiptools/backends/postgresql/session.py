@@ -41,6 +41,7 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
+from imiptools.backends.base import reusing_connections
 from imiptools.backends.postgresql import schema
 from imiptools.errors import ConfigError, ImipError, LockTimeout, StoreUnavailable
 
@@ -141,6 +142,21 @@ class PgSession:
                 connection.close()
                 raise
         return connection
+
+    def reset(self) -> None:
+        """Make a kept session as good as a new one: roll back a transaction
+        left open and release every advisory lock (the cross-host locks) the
+        connection holds; a connection that fails at it is closed, and the
+        next statement connects again."""
+        connection = self._connection
+        if connection is None or connection.closed:
+            return
+        try:
+            if connection.info.transaction_status != TransactionStatus.IDLE:
+                connection.rollback()
+            connection.execute("SELECT pg_advisory_unlock_all()")
+        except psycopg.Error:
+            self.close()
 
     def close(self) -> None:
         """Close the connection (an open transaction is rolled back)."""
@@ -302,3 +318,25 @@ class PerTransaction(Generic[K, V]):
     def forget(self, key: K) -> None:
         """Read ``key`` again next time (it was written)."""
         self._values.pop(key, None)
+
+
+#: Sessions kept by connection string in a process that reuses connections
+#: (see :func:`imiptools.backends.base.reuse_connections`).
+_kept: dict[str, PgSession] = {}
+
+
+def session_for(dsn: Callable[[], str]) -> PgSession:
+    """A session for the site's database: a new one, or in a process that
+    reuses connections the one kept for the same connection string, reset
+    (:meth:`PgSession.reset`). The string is read now when reusing (a
+    ConfigError then comes from opening the site, as it would from the
+    first statement)."""
+    if not reusing_connections():
+        return PgSession(dsn)
+    text = dsn()
+    session = _kept.get(text)
+    if session is None:
+        session = _kept[text] = PgSession(lambda: text)
+    else:
+        session.reset()
+    return session
