@@ -74,6 +74,8 @@ def _prepare(root: Path, fill: Callable[[BenchSite], None]) -> BenchSite:
     """A new site at ``root`` filled by ``fill`` (in a child without fsync)."""
     site = BenchSite(root)
     root.mkdir(parents=True)
+    for name in ("store", "prefs"):  # as imip-admin init makes them
+        (root / name).mkdir()
     begin = time.perf_counter()
     quiet_fsync_child(lambda: fill(site))
     seconds = time.perf_counter() - begin
