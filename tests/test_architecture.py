@@ -73,7 +73,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("composition", ("imiptools.site", "imiptools.backends")),
     (
         "services",
-        ("imiptools.views", "imiptools.maintenance", "imiptools.check", "imiptools.transfer"),
+        (
+            "imiptools.views",
+            "imiptools.maintenance",
+            "imiptools.check",
+            "imiptools.transfer",
+            "imiptools.approvals",
+        ),
     ),
     ("programs", ("imip_agent",)),
 )

@@ -61,7 +61,6 @@ from imiptools.itip.objects import (
     version_key,
 )
 from imiptools.itip.recurrence import Instance
-from imiptools.mail.approval import subject_token, text_answer, token_tag
 from imiptools.scheduling import RETRACTIONS, Answer, Decision
 from imiptools.scheduling.approval import (
     approvable,
@@ -75,7 +74,7 @@ log = logging.getLogger(__name__)
 #: The queue kind of a request waiting for its owners.
 APPROVAL = "APPROVAL"
 #: The approval steps after which a request is no longer pending.
-SETTLED = frozenset({"approved", "declined", "withdrawn"})
+SETTLED = frozenset({"approved", "declined", "withdrawn", "timeout"})
 
 
 @dataclass(frozen=True)
@@ -91,6 +90,12 @@ class Pending:
     message_ids: tuple[str, ...]
     timeout_action: str
     organiser: str
+
+
+def token_tag(token: str) -> str:
+    """What the resource puts in its subjects (:mod:`imiptools.mail.approval`
+    finds it in an answer's): ``[approval TOKEN]``."""
+    return f"[approval {token}]"
 
 
 def approval_token(resource: str, uid: str) -> str:
@@ -411,6 +416,8 @@ class ApprovingResourceHandler(ResourceHandler):
         super().finish()
         if self._objects:
             return
+        from imiptools.mail.approval import subject_token, text_answer  # lazy: start-up
+
         message = self.unit.message
         answer = text_answer(message.message)
         if answer is None:
@@ -428,7 +435,7 @@ class ApprovingResourceHandler(ResourceHandler):
             return
         with self.scope(stored) as held:
             self._conclude(pending, answer.verdict, answer.reason, approver, held)
-            self.unit.store.commit()
+            self.unit.commit()
 
     def _answered(self, references: Sequence[str], token: str) -> Pending | None:
         """The pending request a mail answers: by the Message-IDs it refers
@@ -472,6 +479,66 @@ class ApprovingResourceHandler(ResourceHandler):
             future = []
             decision = self._verdict(Answer.DECLINED, "declined-by-owner", approver, why, None)
         self._finish(case, decision, future, pending, approver, why)
+
+    def decide(self, uid: str, verdict: str, reason: str, by: str) -> bool:
+        """Decide the pending request ``uid`` from the shell (``imip-admin
+        approve|decline``: the administrator is trusted, no sender check);
+        whether one was pending. Commits under the quota locks."""
+        pending = self._pending().get(uid)
+        stored = self.records.stored(uid) if pending is not None else None
+        if pending is None or stored is None:
+            return False
+        with self.scope(stored) as held:
+            self._conclude(pending, verdict, reason, by, held)
+            self.unit.commit()
+        return True
+
+    def expire(self) -> list[str]:
+        """Apply the timeout of every pending request whose deadline has
+        passed (``approval_timeout_action`` as it was when it was asked:
+        decline, or accept if still free); the UIDs decided."""
+        done = []
+        for uid, pending in sorted(self._pending().items()):
+            stored = self.records.stored(uid)
+            if pending.deadline > self.unit.now or stored is None:
+                continue
+            with self.scope(stored) as held:
+                self._time_out(pending, Case(stored, held))
+                self.unit.commit()
+            done.append(uid)
+        return done
+
+    def _time_out(self, pending: Pending, case: Case) -> None:
+        when = f"{pending.deadline.astimezone(self.unit.zone):%Y-%m-%d %H:%M %Z}"
+        future: list[Instance] = []
+        if pending.timeout_action == "accept":
+            recheck, future = self._schedule(case, True)
+            if approvable(pending.assessed, recheck):
+                decision = Decision(
+                    Answer.ACCEPTED,
+                    "approval-timeout",
+                    N_("no owner answered by {deadline} and the period is free"),
+                    "approval",
+                    {"deadline": when},
+                    declined=recheck.declined,
+                )
+            else:
+                decision = Decision(
+                    Answer.DECLINED,
+                    recheck.code,
+                    N_("no owner answered by {deadline}, and {reason}"),
+                    "approval",
+                    {"deadline": when, "reason": recheck.text()},
+                )
+        else:
+            decision = Decision(
+                Answer.DECLINED,
+                "approval-timeout",
+                N_("no owner answered by {deadline}"),
+                "approval",
+                {"deadline": when},
+            )
+        self._finish(case, decision, future, pending, "", "timeout")
 
     def _verdict(
         self, answer: Answer, code: str, approver: str, reason: str, recheck: Decision | None
@@ -518,6 +585,8 @@ class ApprovingResourceHandler(ResourceHandler):
         else:
             self._steps(RETRACTIONS, case, ("",), (), periods)
         step = "approved" if decision.answer is Answer.ACCEPTED else "declined"
+        if not approver:
+            step = "timeout"
         text = decision.text()
         self.unit.decision(obj.uid, "", str(decision.answer), decision.code, text)
         approval = {"step": step, "by": approver, "reason": reason}

@@ -44,11 +44,6 @@ def subject_token(subject: str) -> str:
     return found.group(1).lower() if found else ""
 
 
-def token_tag(token: str) -> str:
-    """What the resource puts in its subjects: ``[approval TOKEN]``."""
-    return f"[approval {token}]"
-
-
 def text_answer(message: Message) -> TextAnswer | None:
     """The answer in the first text/plain part of ``message``, or None when
     its first word is neither approve nor decline."""

@@ -64,7 +64,7 @@ def thunderbird_reply(approver: str, partstat: str, *, comment: str = "") -> byt
         "SUMMARY:Meeting",
         f"ORGANIZER:mailto:{ROOM}",
         f'ATTENDEE;CN="Owner";PARTSTAT={partstat};CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT;'
-        f"DELEGATED-FROM=\"mailto:{ROOM}\";EMAIL={approver}:mailto:{approver}",
+        f'DELEGATED-FROM="mailto:{ROOM}";EMAIL={approver}:mailto:{approver}',
         "DTSTART:20300108T100000Z",
         "DTEND:20300108T130000Z",
         "SEQUENCE:0",
@@ -289,3 +289,54 @@ def test_bad_values_are_refused_and_reported(agent: Agent, tmp_path: Path) -> No
     ):
         result = agent.admin("prefs", "set", ROOM, name, value)
         assert result.returncode != 0, (name, value)
+
+
+def spooled(agent: Agent, now: str = "2030-01-04T12:00:00Z") -> dict[str, EmailMessage]:
+    """What the outbox held, sent by the next agent run (a plain mail that
+    answers nothing)."""
+    return by_recipient(agent.resource(text_answer("nobody@example.com", "hello"), now=now))
+
+
+def test_a_timeout_declines_in_make_freebusy(agent: Agent) -> None:
+    hold(agent)
+    early = agent.admin("make-freebusy", ROOM, now="2030-01-02T12:00:00Z")
+    assert early.returncode == 0, early.stderr
+    assert agent.requests(ROOM) == [(UID, "", "APPROVAL")]
+    done = agent.admin("make-freebusy", ROOM, now="2030-01-03T12:00:00Z")
+    assert done.returncode == 0, done.stderr
+    assert agent.requests(ROOM) == []
+    out = spooled(agent)
+    assert sorted(out) == ["alice@example.com", *OWNERS]
+    answer = parse_calendar_part(out["alice@example.com"])
+    assert partstat_of(answer) == "DECLINED"
+    assert "no owner answered by" in str(answer.walk("VEVENT")[0]["COMMENT"])
+    assert log_steps(agent) == ["pending", "timeout"]
+
+
+def test_a_timeout_accepts_if_still_free(agent: Agent) -> None:
+    agent.set_pref(ROOM, "approval_timeout_action", "accept")
+    agent.set_pref(ROOM, "approval_timeout", "PT1H")
+    hold(agent)
+    assert agent.admin("make-freebusy", ROOM, now="2030-01-01T13:00:00Z").returncode == 0
+    out = spooled(agent, "2030-01-01T13:01:00Z")
+    assert partstat_of(parse_calendar_part(out["alice@example.com"])) == "ACCEPTED"
+    assert "TENTATIVE" not in freebusy(agent)
+
+
+def test_admin_lists_and_decides(agent: Agent) -> None:
+    hold(agent)
+    listed = agent.admin("approvals")
+    assert listed.returncode == 0, listed.stderr
+    fields = listed.stdout.strip().split("\t")
+    assert fields[:5] == [ROOM, UID, "alice@example.com", "20300103T120000Z", ",".join(OWNERS)]
+    decided = agent.admin("approve", ROOM, UID, "--reason", "board meeting")
+    assert decided.returncode == 0, decided.stderr
+    assert agent.admin("approvals", ROOM).stdout == ""
+    again = agent.admin("decline", ROOM, UID)
+    assert again.returncode != 0
+    out = spooled(agent, "2030-01-01T12:05:00Z")
+    assert sorted(out) == ["alice@example.com", *OWNERS]
+    answer = parse_calendar_part(out["alice@example.com"])
+    assert partstat_of(answer) == "ACCEPTED"
+    comment = str(answer.walk("VEVENT")[0]["COMMENT"])
+    assert comment == "approved by the administrator: board meeting"
