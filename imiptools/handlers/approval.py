@@ -38,6 +38,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from icalendar import Calendar, Component, vCalAddress
@@ -45,7 +46,7 @@ from icalendar import Calendar, Component, vCalAddress
 from imiptools import addresses
 from imiptools.config import parse_duration
 from imiptools.dates import format_utc, parse_utc
-from imiptools.handlers.common import Held, Outgoing
+from imiptools.handlers.common import HUMAN, Held, Outgoing
 from imiptools.handlers.resource import Booked, Case, ResourceHandler
 from imiptools.i18n import N_
 from imiptools.itip import replies
@@ -61,6 +62,7 @@ from imiptools.itip.objects import (
     version_key,
 )
 from imiptools.itip.recurrence import Instance
+from imiptools.quota.model import parse_user
 from imiptools.scheduling import RETRACTIONS, Answer, Decision
 from imiptools.scheduling.approval import (
     approvable,
@@ -90,6 +92,13 @@ class Pending:
     message_ids: tuple[str, ...]
     timeout_action: str
     organiser: str
+
+
+def _quota_user_of(organiser: str) -> str | None:
+    try:
+        return parse_user(organiser) if organiser else None
+    except ValueError:
+        return None
 
 
 def token_tag(token: str) -> str:
@@ -384,7 +393,18 @@ class ApprovingResourceHandler(ResourceHandler):
         if verdict is None:
             self.unit.decision(obj.uid, "", "ignored", "approval-answer", f"PARTSTAT {partstat}")
             return
-        self._conclude(pending, verdict, text_of(obj.first, "COMMENT"), approver, held)
+        comment = text_of(obj.first, "COMMENT")
+        self._conclude(pending, verdict, comment, approver, self._held_for(pending, held))
+
+    def _held_for(self, pending: Pending, held: Held) -> Held:
+        """``held`` (the locks :meth:`scope` took for the REPLY, whose
+        ORGANIZER is the resource), its quota states read again for the
+        request's organiser: the re-check counts their bookings."""
+        if held.ledger is None or not held.quotas:
+            return held
+        organiser = _quota_user_of(pending.organiser)
+        states = self._snapshots(held.ledger, list(held.quotas), organiser)
+        return Held(held.ledger, MappingProxyType(states))
 
     def _approver(self, pending: Pending, claimed: set[str]) -> str | None:
         """The listed approver who answers: named in the answer (``claimed``,
@@ -419,6 +439,8 @@ class ApprovingResourceHandler(ResourceHandler):
         from imiptools.mail.approval import subject_token, text_answer  # lazy: start-up
 
         message = self.unit.message
+        if message.auto_submitted not in HUMAN:
+            return  # a vacation notice is nobody's answer (RFC 3834)
         answer = text_answer(message.message)
         if answer is None:
             return

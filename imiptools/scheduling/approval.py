@@ -7,7 +7,9 @@ and ``BookInPolicy``/``RequestInPolicy`` do:
 
 - ``never``: the rules answer (the default);
 - ``always``: every request the rules would accept or decline for a rule
-  goes to the owners (a request in the past or outside the window does not);
+  goes to the owners (one that clashes with a booking, is in the past or
+  outside the window does not: no owner can make room for it, and it is
+  declined at once);
 - ``out_of_policy``: a request the rules accept is booked; one they would
   decline (or counter) goes to the owners instead;
 - a list of organisers (an address or ``*@domain``) and quota groups
@@ -110,7 +112,7 @@ def needs_approval(
     """Whether the request the rules answered with ``decision`` goes to the
     owners. ``organiser`` is its normalised address; ``group_of(quota,
     organiser)`` the organiser's group in a quota (None: none)."""
-    if policy.mode == "never" or decision.code in FINAL_CODES:
+    if policy.mode == "never" or decision.code in FINAL_CODES or decision.code in CLASH_CODES:
         return False
     if policy.mode == "out_of_policy":
         return decision.answer is not Answer.ACCEPTED

@@ -279,6 +279,37 @@ def test_listed_organisers_book_directly(agent: Agent) -> None:
     assert sorted(by_recipient(run)) == sorted(["carol@example.org", *OWNERS])
 
 
+def test_a_clash_is_declined_at_once_not_sent_to_the_owners(agent: Agent) -> None:
+    room_with_owners(agent)
+    agent.resource(imip_message(calendar_text(vevent("first@example.com"))))
+    clash = vevent(UID, "20300108T103000Z", "20300108T113000Z", organiser="bob@example.com")
+    run = agent.resource(imip_message(calendar_text(clash), sender="bob@example.com"))
+    assert sorted(by_recipient(run)) == ["bob@example.com"]
+    assert partstat_of(run.replies()[0]) == "DECLINED"
+    assert agent.requests(ROOM) == []
+
+
+def test_a_vacation_notice_is_no_answer(agent: Agent) -> None:
+    sent = hold(agent)
+    asked = str(sent["boss@example.com"]["Message-ID"])
+    notice = text_answer("boss@example.com", "Approved leave until Monday.", in_reply_to=asked)
+    notice = notice.replace(b"From:", b"Auto-Submitted: auto-replied\nFrom:", 1)
+    run = agent.resource(notice)
+    assert run.code == 0 and run.generated() == []
+    assert agent.requests(ROOM) == [(UID, "", "APPROVAL")]
+
+
+def test_check_reports_hand_edited_bad_values(agent: Agent) -> None:
+    room_with_owners(agent)
+    folder = agent.root / "prefs" / f"mailto:{ROOM}"
+    (folder / "approval").write_text("sometimes\n")
+    (folder / "approvers").write_text("the boss\n")
+    result = agent.admin("check", ROOM)
+    assert result.returncode == 65, result.stdout
+    assert "preference approval is invalid" in result.stdout
+    assert "preference approvers is invalid" in result.stdout
+
+
 def test_bad_values_are_refused_and_reported(agent: Agent, tmp_path: Path) -> None:
     for name, value in (
         ("approvers", "not an address"),
