@@ -18,7 +18,14 @@ from email.message import Message
 from types import ModuleType
 from typing import NoReturn, TextIO
 
-from imip_agent import admin_install, admin_mta, admin_outbox, admin_quota, admin_store
+from imip_agent import (
+    admin_approval,
+    admin_install,
+    admin_mta,
+    admin_outbox,
+    admin_quota,
+    admin_store,
+)
 from imip_agent.admin_parser import AdminParser, Command, add_command
 from imip_agent.admin_support import known_user, require_site
 from imip_agent.cli import (
@@ -138,6 +145,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     admin_install,
     admin_outbox,
     admin_mta,
+    admin_approval,
 )
 #: The help of a USER argument.
 USER_HELP = "a calendar user: mail address or mailto: URI"

@@ -27,7 +27,7 @@ from imip_agent.admin_support import (
     with_progress,
 )
 from imip_agent.cli import site_from
-from imiptools import check, comparison, maintenance
+from imiptools import approvals, check, comparison, maintenance
 from imiptools.config import Settings, load_settings, parse_duration
 from imiptools.dates import parse_datetime
 from imiptools.errors import InputError, UsageError
@@ -155,6 +155,7 @@ def _make_freebusy(args: argparse.Namespace, settings: Settings) -> str:
                 done = function(records)
                 if isinstance(done, maintenance.Refreshed):
                     counts += done
+        approvals.time_out(site, user, now)
     if args.reset:
         return _summary(args, "free/busy reset", len(users))
     events = (

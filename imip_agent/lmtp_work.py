@@ -34,10 +34,10 @@ from imip_agent.person_outgoing import sender_envelope
 from imiptools import agent, logcontext, site
 from imiptools.config import Settings
 from imiptools.errors import ExitCode, ImipError
+from imiptools.handlers.approval import ApprovingResourceHandler
 from imiptools.handlers.common import Envelope
 from imiptools.handlers.outgoing import OutgoingHandler
 from imiptools.handlers.person import PersonHandler
-from imiptools.handlers.resource import ResourceHandler
 from imiptools.itip import zones
 from imiptools.mail.send import Sender
 
@@ -69,7 +69,7 @@ class Role:
 ROLES: dict[str, Role] = {
     role.name: role
     for role in (
-        Role("resource", "imip-resource", ResourceHandler, None, recipients_envelope),
+        Role("resource", "imip-resource", ApprovingResourceHandler, None, recipients_envelope),
         Role("person", "imip-person", PersonHandler, deliverer_from, recipients_envelope),
         Role(
             "outgoing",

@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from imip_agent.cli import Parser, build_parser, run_agent, run_program
 from imiptools.errors import ExitCode
-from imiptools.handlers.resource import ResourceHandler
+from imiptools.handlers.approval import ApprovingResourceHandler
 
 DESCRIPTION = """\
 The agent for a resource: a room, a car, a projector. It reads one message on
@@ -39,7 +39,7 @@ def parser() -> Parser:
 
 def run(argv: Sequence[str]) -> ExitCode:
     """Parse options and run the resource agent."""
-    return run_agent(argv, parser(), ResourceHandler)
+    return run_agent(argv, parser(), ApprovingResourceHandler)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

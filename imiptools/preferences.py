@@ -27,6 +27,7 @@ from imiptools.config import MAX_DURATION, parse_duration
 from imiptools.dates import resolve_zone
 from imiptools.scheduling import FUNCTIONS, check_function_lines, lookup, parse_function_lines
 from imiptools.scheduling.access import parse_acl
+from imiptools.scheduling.approval import TIMEOUT_ACTIONS, check_approval, check_approvers
 from imiptools.scheduling.hours import parse_opening, parse_permitted_times
 
 log = logging.getLogger(__name__)
@@ -302,6 +303,25 @@ DEFINITIONS: dict[str, Definition] = {
         "no",
         _choice("no", "yes"),
         "name the event and organiser of a clashing booking in any decline",
+    ),
+    # Approval by the resource's owners (imiptools.scheduling.approval).
+    "approvers": Definition(
+        "", check_approvers, "resource: the owners who approve requests (addresses)"
+    ),
+    "approval": Definition(
+        "never",
+        check_approval,
+        "resource: which requests need an owner's approval: never, always, out_of_policy, "
+        "or the organisers (address, *@domain) and quota groups (group:QUOTA/GROUP) "
+        "booked directly while everyone else's need approval",
+    ),
+    "approval_timeout": Definition(
+        "P2D", _duration, "resource: how long the owners have to decide, e.g. P2D"
+    ),
+    "approval_timeout_action": Definition(
+        "decline",
+        _choice(*TIMEOUT_ACTIONS),
+        "resource: at the approval timeout, decline, or accept if the period is still free",
     ),
 }
 

@@ -339,6 +339,14 @@ class UserRecords:
         """Take the item about ``uid`` (instance ``rid``) off the user's queue."""
         self.store.dequeue_request(self.user, uid, rid)
 
+    def queued(self) -> list[tuple[str, str, str]]:
+        """The user's queue: (uid, rid or '', kind) in arrival order."""
+        return self.store.get_requests(self.user)
+
+    def decisions(self) -> Iterator[str]:
+        """The lines of the user's decision log, oldest first."""
+        return self.store.decisions(self.user)
+
     def log_decision(self, line: str) -> None:
         """Append one line (JSON, no newline) to the user's decision log."""
         self.store.log_decision(self.user, line)

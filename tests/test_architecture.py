@@ -79,6 +79,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "imiptools.check",
             "imiptools.comparison",
             "imiptools.transfer",
+            "imiptools.approvals",
         ),
     ),
     ("programs", ("imip_agent",)),

@@ -103,6 +103,11 @@ class Unit:
         """What the current scheduling object changes, until the agent commits it."""
         return self.store.transaction
 
+    def commit(self) -> None:
+        """Commit what the unit changed so far (a handler that decides
+        outside :meth:`Handler.handle`, under locks it holds itself)."""
+        self.store.commit()
+
     def gettext(self, message: str) -> str:
         """``message`` in the user's language."""
         return self.translator.gettext(message)

@@ -211,8 +211,19 @@ class ResourceHandler(BaseHandler):
 
     def _book(self, case: Case, components: Sequence[Component], full: bool) -> Booked:
         """Decide, answer and store one object (``full``) or one instance."""
-        obj = case.obj
         decision, future = self._schedule(case, full)
+        return self._apply(case, components, full, decision, future)
+
+    def _apply(
+        self,
+        case: Case,
+        components: Sequence[Component],
+        full: bool,
+        decision: Decision,
+        future: list[Instance],
+    ) -> Booked:
+        """Answer and store what ``decision`` decided about ``case``."""
+        obj = case.obj
         rid = "" if full else recurrence_id_of(components[0], self.unit.zone)
         self.unit.decision(obj.uid, rid, decision.answer, decision.code, decision.text())
         self._log(obj, rid, components[0], decision)

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imiptools import agent
+from imiptools.handlers.approval import ApprovingResourceHandler
 from imiptools.handlers.common import Envelope
-from imiptools.handlers.resource import ResourceHandler
 from imiptools.mail.parse import parse_message
 from imiptools.quota.overlay import OverlayLedger
 from imiptools.site import Site
@@ -83,6 +83,6 @@ def what_if(site: Site, resource: str, raw: bytes, sender: str | None = None) ->
             ledger=OverlayLedger(site.ledger),
         )
         envelope = Envelope(resource, envelope_sender(raw, sender))
-        result = agent.run(raw, [envelope], ctx, ResourceHandler)
+        result = agent.run(raw, [envelope], ctx, ApprovingResourceHandler)
     decisions = parse_decisions(store.added_decisions(normalise_user(resource)))
     return Forecast(decisions, result.status, collector.sent)

@@ -389,6 +389,33 @@ class Scenarios:
         assert ("meeting-2", "ACCEPTED") in system.replies(system.organiser)
         assert busy(system.site, ROOM) == [f"{START}/{END}"]
 
+    def test_an_owner_approves_by_mail_through_the_mta(self, system: MailSystem) -> None:
+        """Issue 17: the room holds the request (TENTATIVE), asks its owner
+        (the person), who answers "approve" by mail; the organiser then has
+        ACCEPTED and the room is busy."""
+        ms.admin(system.site, "prefs", "set", ROOM, "approvers", PERSON)
+        ms.admin(system.site, "prefs", "set", ROOM, "approval", "always")
+        system.send(request("approval-1", ROOM), ORGANISER, ROOM)
+        system.settle()
+        assert system.replies(system.organiser) == [("approval-1", "TENTATIVE")]
+        assert busy(system.site, ROOM) == [f"{START}/{END}"]  # held, busy-tentative
+        (asked,) = [m for m in messages(system.person) if "[approval " in str(m["Subject"])]
+        answer = EmailMessage()
+        answer["From"] = PERSON
+        answer["To"] = ROOM
+        answer["Subject"] = f"Re: {asked['Subject']}"
+        answer["Message-ID"] = f"<approval-1.answer@{ms.DOMAIN}>"
+        answer["In-Reply-To"] = str(asked["Message-ID"])
+        answer.set_content("Approve: the board meets there.\n")
+        system.send(bytes(answer), PERSON, ROOM)
+        system.settle()
+        assert sorted(system.replies(system.organiser)) == [
+            ("approval-1", "ACCEPTED"),
+            ("approval-1", "TENTATIVE"),
+        ]
+        assert partstats(system.site, ROOM, "approval-1")[ROOM] == "ACCEPTED"
+        assert ms.admin(system.site, "approvals") == ""
+
     def test_held_lock_defers_and_the_mta_delivers_once_free(self, system: MailSystem) -> None:
         store = str(system.site.directory("store"))
         python = str(system.site.program("python"))
