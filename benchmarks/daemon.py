@@ -2,7 +2,7 @@
 
 For 1, 2 and 8 concurrent clients, each round delivers the same number of
 invitations (requests for free hours of 16 rooms, see :mod:`lmtp`) once
-over LMTP to one running ``imip-agent-lmtp`` (two workers) and once
+over LMTP to one running ``imip-agent-lmtp`` (its default workers) and once
 through ``imip-resource``, one process per message as Postfix's pipe(8)
 runs it, in the harness's shuffled order. The figures are per message:
 wall time is what the senders wait (so B/A wall, the pipe over the daemon,
@@ -26,6 +26,7 @@ from lmtp import through_lmtp, through_pipe
 from scenarios import Config
 from sites import BIN
 
+from imip_agent.lmtp_server import worker_count
 from tests.lmtp_support import Daemon
 from tests.support import Agent
 
@@ -45,7 +46,8 @@ def daemon(config: Config) -> list[Outcome]:
         raise NotAvailable(f"{PROGRAM} is not installed in this venv")
     root = config.work / "daemon"
     piped, served = Agent(root / "pipe"), Agent(root / "lmtp")
-    service = Daemon(served, root / "service").start()
+    workers = ("--workers", str(worker_count()))  # the daemon's default
+    service = Daemon(served, root / "service", workers).start()
     counter = count()
     try:
         pipe = through_pipe(piped, root / "pipe-out")

@@ -13,7 +13,7 @@ logging options are those of the pipe programs.
 Each recipient gets one reply (RFC 2033 §4.2), the pipe program's exit
 code as a reply: 0 -> 250, 75 -> 451 4.x.x (the MTA retries), 65 ->
 550 5.x.x with the same one-line reason. Deliveries run in a pool of
-worker processes, one per core by default (``--workers``); a worker that
+worker processes, two per core by default (``--workers``); a worker that
 dies answers 451 for its recipients, never losing mail. Every log line
 carries the MTA's queue id (Postfix sends it by XFORWARD; otherwise the
 topmost Received header's id). SIGHUP re-reads the configuration (new
@@ -103,7 +103,13 @@ def parser() -> Parser:
             metavar="unix:PATH|HOST:PORT",
             help=f"listen here for mail that {role.program} would get",
         )
-    add("--workers", type=int, default=0, metavar="N", help="worker processes (default: cores)")
+    add(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="worker processes (default: two per core)",
+    )
     add("--socket-mode", default="0660", metavar="OCTAL", help="mode of UNIX sockets (0660)")
     add("--socket-group", default=None, metavar="GROUP", help="group of UNIX sockets")
     add("--output", default=None, metavar="DIR", help="write outgoing mail as files into DIR")
