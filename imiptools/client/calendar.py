@@ -15,6 +15,7 @@ and nothing is written.
 
 from __future__ import annotations
 
+import email.message
 import email.policy
 import os
 import tempfile
@@ -495,14 +496,19 @@ def outgoing_of(sent: Sent) -> Outgoing:
     return Outgoing(
         envelope_from=sent.envelope_from,
         recipients=tuple(sent.recipients),
-        from_header=str(message.get("From", "")),
-        to=str(message.get("To", "")),
-        subject=str(message.get("Subject", "")),
-        message_id=str(message.get("Message-ID", "")),
-        in_reply_to=str(message.get("In-Reply-To", "")),
-        references=str(message.get("References", "")),
+        from_header=_header(message, "From"),
+        to=_header(message, "To"),
+        subject=_header(message, "Subject"),
+        message_id=_header(message, "Message-ID"),
+        in_reply_to=_header(message, "In-Reply-To"),
+        references=_header(message, "References"),
         method=method,
         calendar=calendar,
         text=text,
         message=sent.message,
     )
+
+
+def _header(message: email.message.Message, name: str) -> str:
+    """A header's value on one line, without the fold's spaces."""
+    return " ".join(str(message.get(name, "")).split())
