@@ -169,9 +169,11 @@ def _dispatch(args: argparse.Namespace, document: dict[str, Any]) -> str | None:
         return None
     message = calendar.read(_read_input(args.file))
     seen = calendar.inspect(message)
-    if command == "inspect":
-        return summary(seen) if args.text else _set(document, "inspection", seen.as_dict())
+    if command == "inspect" and args.text:
+        return summary(seen)
     document["inspection"] = seen.as_dict()
+    if command == "inspect":
+        return None
     if command == "apply":
         done = calendar.apply(message, dry_run=args.dry_run, any_sender=args.any_sender)
     else:
@@ -184,10 +186,6 @@ def _dispatch(args: argparse.Namespace, document: dict[str, Any]) -> str | None:
         )
     document["result"] = _result(done, args, calendar)
     return None
-
-
-def _set(document: dict[str, Any], name: str, value: Any) -> None:
-    document[name] = value
 
 
 def _listing(calendar: UserCalendar, args: argparse.Namespace, document: dict[str, Any]) -> None:
