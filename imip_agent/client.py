@@ -106,6 +106,9 @@ def parser() -> Parser:
     apply.add_argument(
         "--any-sender", action="store_true", help="accept a sender who is not the participant"
     )
+    apply.add_argument(
+        "--sent", action="store_true", help="a message the user sent (as imip-person-outgoing)"
+    )
     respond = _command(commands, "respond", "answer an invitation; returns the REPLY")
     respond.add_argument("--partstat", required=True, choices=("accepted", "tentative", "declined"))
     which = respond.add_mutually_exclusive_group()
@@ -175,7 +178,9 @@ def _dispatch(args: argparse.Namespace, document: dict[str, Any]) -> str | None:
     if command == "inspect":
         return None
     if command == "apply":
-        done = calendar.apply(message, dry_run=args.dry_run, any_sender=args.any_sender)
+        done = calendar.apply(
+            message, dry_run=args.dry_run, any_sender=args.any_sender, sent=args.sent
+        )
     else:
         done = calendar.respond(
             message,

@@ -265,7 +265,12 @@ class UserCalendar:
     # -- writing --------------------------------------------------------------
 
     def apply(
-        self, data: bytes | Message, *, dry_run: bool = False, any_sender: bool = False
+        self,
+        data: bytes | Message,
+        *,
+        dry_run: bool = False,
+        any_sender: bool = False,
+        sent: bool = False,
     ) -> Applied:
         """Record the message as ``imip-person`` records it for the user
         (REQUEST, ADD, CANCEL, DECLINECOUNTER as an attendee; REPLY,
@@ -277,8 +282,18 @@ class UserCalendar:
         participant who sends such a message (unless ``any_sender``: a
         forwarded invitation), NotAttendee when none of the identities
         takes part.
+
+        With ``sent``, the message is one the user sent (an invitation as
+        organiser, a REPLY or COUNTER as attendee): it is recorded as
+        ``imip-person-outgoing`` records it, and the sender is not checked.
         """
         message = data if isinstance(data, Message) else self.read(data)
+        if sent:
+            user = self._participant(message.objects)
+            with self._target(dry_run) as target:
+                envelope = Envelope(user, _bare(user))
+                result, mail = _run(target, message.raw, envelope, OutgoingHandler)
+            return _applied(user, [result], mail, dry_run)
         sender = message.parsed.from_address
         if sender and not any_sender:
             for obj in message.objects:
@@ -288,8 +303,8 @@ class UserCalendar:
                     )
         user = self._participant(message.objects)
         with self._target(dry_run) as target:
-            result, sent = _run(target, message.raw, Envelope(user, sender or None), PersonHandler)
-        return _applied(user, [result], sent, dry_run)
+            result, mail = _run(target, message.raw, Envelope(user, sender or None), PersonHandler)
+        return _applied(user, [result], mail, dry_run)
 
     def respond(
         self,

@@ -165,13 +165,17 @@ def _state(
         return "cancelled"
     if stored is None:
         return "new"
+    if obj.method in ("REPLY", "COUNTER"):
+        # An attendee's DTSTAMP orders its own answers, not the organiser's
+        # versions: only an older SEQUENCE makes an answer outdated.
+        if sequence_of(obj.first) < sequence_of(_counterpart(stored, obj.first)):
+            return "outdated"
+        return _reply_state(obj, stored)
     incoming, current = version_key(obj.first), version_key(_counterpart(stored, obj.first))
     if incoming > current:
         return "update"
     if incoming < current:
         return "outdated"
-    if obj.method in ("REPLY", "COUNTER"):
-        return _reply_state(obj, stored)
     answer = find_attendee(_counterpart(stored, obj.first), user) if user else None
     partstat = str(answer.params.get("PARTSTAT", "NEEDS-ACTION")).upper() if answer else ""
     return "answered" if partstat not in ("", "NEEDS-ACTION") else "new"
