@@ -17,15 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
-from imip_agent.parsing import Parser, add_version
+from imip_agent.cli import settings_from
+from imip_agent.options import DATES, ENVIRONMENT, add_store_options
+from imip_agent.parsing import Parser
 from imiptools.client import Applied, Inspection, UserCalendar, open_calendar
-from imiptools.config import load_settings
+from imiptools.config import ENV_CONFIG
 from imiptools.dates import Clock, FixedClock, SystemClock, parse_datetime
 from imiptools.errors import (
     CLIENT_ERRORS,
@@ -59,8 +62,13 @@ local one (--calendar DIR, default ~/.local/share/imip-agent, created on
 first use); --identity names the user's addresses (repeat it).
 """
 
-EXIT_STATUS = "exit status (and the JSON error.code):\n  0   done\n" + "".join(
-    f"  {status:<3} {code}\n" for code, status in sorted(CLIENT_ERRORS.items(), key=lambda i: i[1])
+EXIT_STATUS = (
+    "exit status:\n  0   done\n"
+    + "".join(
+        f"  {status:<3} {code}\n"
+        for code, status in sorted(CLIENT_ERRORS.items(), key=lambda i: i[1])
+    )
+    + "  (the number is the document's error.exit_status, the word its error.code)\n"
 )
 
 EXAMPLE = """\
@@ -76,6 +84,41 @@ examples:
     imip-client --identity bob@example.com freebusy --from 2030-01-07 --to 2030-01-14
 """
 
+#: Each command: its help, its example, whether it reads a message.
+COMMAND_HELP = {
+    "inspect": (
+        "what the message is (changes nothing)",
+        "imip-client inspect --identity bob@example.com invitation.eml",
+        True,
+    ),
+    "apply": (
+        "record the message (REQUEST, CANCEL, REPLY, COUNTER...) as the agents do",
+        "imip-client apply --identity alice@example.com reply.eml",
+        True,
+    ),
+    "respond": (
+        "answer an invitation; the document holds the REPLY",
+        "imip-client respond --identity bob@example.com --partstat declined \\\n"
+        "      --recurrence-id 20300115T100000Z --comment 'Away that day' < invitation.eml",
+        True,
+    ),
+    "pending": (
+        "what waits for the user's answer",
+        "imip-client pending --identity bob@example.com",
+        False,
+    ),
+    "agenda": (
+        "the user's events (default: the next 30 days)",
+        "imip-client agenda --identity bob@example.com --from 2030-01-07 --to 2030-01-14",
+        False,
+    ),
+    "freebusy": (
+        "the user's busy periods",
+        "imip-client freebusy --identity bob@example.com --from 2030-01-07 --to 2030-01-14",
+        False,
+    ),
+}
+
 
 class ClientParser(Parser):
     """A wrong command line is the ``usage`` error (64)."""
@@ -87,29 +130,31 @@ def parser() -> Parser:
     """The command line of imip-client (the manual's reference is made from it)."""
     top = ClientParser(
         prog="imip-client",
+        usage="%(prog)s [OPTIONS] --identity ADDRESS COMMAND [ARGUMENTS] [FILE]",
         description=DESCRIPTION,
-        epilog=f"{EXAMPLE}\n{EXIT_STATUS}",
+        epilog=f"{EXAMPLE}\n{DATES}\n{ENVIRONMENT}\n{EXIT_STATUS}",
     )
-    add_version(top, "imip-client")
-    add = top.add_argument
-    add("--identity", action="append", default=[], metavar="ADDRESS", help="the user's address")
-    add("-c", "--config", metavar="FILE", help="a site's configuration (else --calendar)")
-    add("--calendar", metavar="DIR", help="a local calendar (default ~/.local/share/imip-agent)")
-    add("--now", metavar="DATE-TIME", help="the time to act at (default: the clock)")
-    add("--dry-run", action="store_true", help="change nothing (the document says what would be)")
-    add("--send", action="store_true", help="hand outgoing messages to sendmail")
-    add("-v", "--verbose", action="count", default=0, help="log to stderr")
+    add_store_options(top)
+    _client_options(top)
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
-    inspect = _command(commands, "inspect", "what the message is (changes nothing)")
-    inspect.add_argument("--text", action="store_true", help="a summary for people, not JSON")
-    apply = _command(commands, "apply", "record the message (REQUEST, CANCEL, REPLY...)")
+    subs = {}
+    for name, (text, example, reads) in COMMAND_HELP.items():
+        epilog = f"example:\n  {example}\n" if example else None
+        sub = commands.add_parser(name, help=text, description=text, epilog=epilog)
+        add_store_options(sub, suppress=True)
+        _client_options(sub, suppress=True)
+        if reads:
+            sub.add_argument("file", nargs="?", default="-", help="the message (default: stdin)")
+        subs[name] = sub
+    subs["inspect"].add_argument("--text", action="store_true", help="a summary for people")
+    apply = subs["apply"]
     apply.add_argument(
         "--any-sender", action="store_true", help="accept a sender who is not the participant"
     )
     apply.add_argument(
         "--sent", action="store_true", help="a message the user sent (as imip-person-outgoing)"
     )
-    respond = _command(commands, "respond", "answer an invitation; returns the REPLY")
+    respond = subs["respond"]
     respond.add_argument("--partstat", required=True, choices=("accepted", "tentative", "declined"))
     which = respond.add_mutually_exclusive_group()
     which.add_argument("--recurrence-id", metavar="R", help="answer one instance only")
@@ -117,19 +162,32 @@ def parser() -> Parser:
     respond.add_argument(
         "--comment", default="", metavar="TEXT", help="a COMMENT for the organiser"
     )
-    _command(commands, "pending", "what waits for the user's answer", reads=False)
-    agenda = _command(commands, "agenda", "the user's events", reads=False)
-    _span(agenda, required=False)
-    freebusy = _command(commands, "freebusy", "the user's busy periods", reads=False)
-    _span(freebusy, required=True)
+    _span(subs["agenda"], required=False)
+    _span(subs["freebusy"], required=True)
     return top
 
 
-def _command(commands: Any, name: str, text: str, reads: bool = True) -> Parser:
-    sub: Parser = commands.add_parser(name, help=text, description=text)
-    if reads:
-        sub.add_argument("file", nargs="?", default="-", help="the message (default: stdin)")
-    return sub
+def _client_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    """imip-client's own options, before or after the command."""
+    group = parser.add_argument_group("calendar options")
+    add = group.add_argument
+    flag = argparse.SUPPRESS if suppress else False
+    add(
+        "--identity",
+        action="append",
+        default=argparse.SUPPRESS if suppress else [],
+        metavar="ADDRESS",
+        help="the user's address (repeat for each)",
+    )
+    add(
+        "--calendar",
+        default=argparse.SUPPRESS if suppress else None,
+        metavar="DIR",
+        help="a local calendar, made on first use (default ~/.local/share/imip-agent);"
+        " a site's when -c, -S or IMIP_AGENT_CONFIG is given",
+    )
+    add("--dry-run", action="store_true", default=flag, help="change nothing")
+    add("--send", action="store_true", default=flag, help="hand outgoing mail to sendmail")
 
 
 def _span(sub: Parser, required: bool) -> None:
@@ -141,7 +199,7 @@ def run(argv: Sequence[str]) -> tuple[int, str]:
     """Run one command: the exit status and what to print."""
     try:
         args = parser().parse_args(argv)
-        _setup_logging(args.verbose)
+        _setup_logging(args.verbose, args.log_file)
         document = {"format_version": FORMAT_VERSION, "command": args.command, "ok": True}
         text = _dispatch(args, document)
         return 0, text if text is not None else _dump(document)
@@ -221,8 +279,8 @@ def _calendar(args: argparse.Namespace) -> UserCalendar:
     clock: Clock = SystemClock()
     if args.now:
         clock = FixedClock(_when(args.now, "--now"))
-    if args.config:
-        return open_calendar(load_settings(args.config), args.identity, clock)
+    if not args.calendar and (args.config or args.store or os.environ.get(ENV_CONFIG)):
+        return open_calendar(settings_from(args), args.identity, clock)
     location = Path(args.calendar) if args.calendar else None
     return open_calendar(location, args.identity, clock, create=True)
 
@@ -282,14 +340,15 @@ def _dump(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def _setup_logging(verbose: int) -> None:
+def _setup_logging(verbose: int, log_file: str | None) -> None:
+    """Log to stderr with -v, to a file with --log; else nowhere (stdout is
+    the document, and a mail client shows stderr to its user)."""
     root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
     if verbose:
-        handler: logging.Handler = logging.StreamHandler(sys.stderr)
-        root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
-    else:
-        handler = logging.NullHandler()
-    root.addHandler(handler)
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    if log_file:
+        root.addHandler(logging.FileHandler(log_file, encoding="utf-8"))
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
