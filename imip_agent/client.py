@@ -28,7 +28,7 @@ from imip_agent.cli import settings_from
 from imip_agent.options import DATES, ENVIRONMENT, add_store_options
 from imip_agent.parsing import Parser
 from imiptools.client import Applied, Inspection, UserCalendar, open_calendar
-from imiptools.config import ENV_CONFIG
+from imiptools.config import ENV_CONFIG, Settings
 from imiptools.dates import Clock, FixedClock, SystemClock, parse_datetime
 from imiptools.errors import (
     CLIENT_ERRORS,
@@ -188,6 +188,13 @@ def _client_options(parser: argparse.ArgumentParser, suppress: bool = False) -> 
     )
     add("--dry-run", action="store_true", default=flag, help="change nothing")
     add("--send", action="store_true", default=flag, help="hand outgoing mail to sendmail")
+    add(
+        "--sendmail",
+        default=argparse.SUPPRESS if suppress else None,
+        metavar="CMD",
+        help="the sendmail command of --send (default: the configuration's, else"
+        f" {Settings().sendmail})",
+    )
 
 
 def _span(sub: Parser, required: bool) -> None:
@@ -267,7 +274,7 @@ def _result(done: Applied, args: argparse.Namespace, calendar: UserCalendar) -> 
     result = done.as_dict()
     result["sent"] = []
     if args.send and not done.dry_run:
-        sender = SendmailSender(calendar.site.settings.sendmail)
+        sender = SendmailSender(args.sendmail or calendar.site.settings.sendmail)
         for outgoing in done.outgoing:
             sender.send(outgoing.envelope_from, outgoing.recipients, outgoing.message)
             result["sent"].append(outgoing.message_id)

@@ -181,3 +181,31 @@ def test_the_program_on_a_real_outlook_invitation(tmp_path: Path) -> None:
     refused = subprocess.run([*argv, "apply", str(OUTLOOK)], capture_output=True, check=False)
     assert checked(refused.stdout.decode())["error"]["code"] == "sender_not_participant"
     assert refused.returncode == CLIENT_ERRORS["sender_not_participant"]
+
+
+def test_options_after_the_command_and_a_wrong_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "m.eml"
+    path.write_bytes(invitation())
+    status, text = run(["inspect", "--identity", BOB, "--calendar", str(tmp_path), str(path)])
+    assert status == 0 and checked(text)["inspection"]["objects"][0]["user"] == BOB
+    status, text = run(["--identity", BOB, "--calendar", str(tmp_path), "inspect", "--bogus"])
+    document = checked(text)
+    assert (status, document["error"]["code"]) == (64, "usage")
+    assert "--bogus" in document["error"]["message"]
+    status, text = run(["--calendar", str(tmp_path), "pending"])
+    assert (status, checked(text)["error"]["code"]) == (64, "usage")
+
+
+def test_send_hands_the_reply_to_sendmail(tmp_path: Path) -> None:
+    sent = tmp_path / "sent"
+    sendmail = tmp_path / "sendmail"
+    sendmail.write_text(f'#!/bin/sh\necho "$@" > {sent}.args\ncat > {sent}\n')
+    sendmail.chmod(0o755)
+    status, document = client(
+        tmp_path, "--send", "--sendmail", str(sendmail), "respond", "--partstat", "accepted",
+        message=invitation(),
+    )  # fmt: skip
+    assert status == 0 and document["result"]["outgoing"] == []
+    (message_id,) = document["result"]["sent"]
+    assert f"Message-ID: {message_id}" in sent.read_text()
+    assert "alice@example.com" in (tmp_path / "sent.args").read_text()
