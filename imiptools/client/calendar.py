@@ -42,6 +42,7 @@ from imiptools.client.model import (
 from imiptools.config import Settings
 from imiptools.dates import Clock, format_recurrence_id, format_utc, parse_datetime
 from imiptools.errors import (
+    CalendarDataError,
     ClientParseError,
     InputError,
     MissingMethod,
@@ -68,6 +69,7 @@ from imiptools.itip.objects import (
 from imiptools.mail.compose import build_message
 from imiptools.mail.parse import ParsedMessage
 from imiptools.quota.overlay import OverlayLedger
+from imiptools.records import UserRecords
 from imiptools.site import Site, open_site
 from imiptools.spool import Spool
 from imiptools.stores.names import normalise_user
@@ -335,6 +337,8 @@ class UserCalendar:
         if not user or organizer_of(obj.first) == _bare(user):
             raise NotAttendee(f"none of {', '.join(map(_bare, self.identities))} is invited")
         components = _answered(obj, recurrence_id)
+        if recurrence_id is not None and components[0] not in obj.overrides:
+            _check_occurrence(self.site.records(user), obj, components[0])
         results = []
         with self._target(dry_run) as target:
             records = target.records(user)
@@ -436,6 +440,21 @@ def _answered(obj: ItipObject, rid: str | None) -> list[Component]:
     if master is None or not ("RRULE" in master or "RDATE" in master):
         raise UnknownRecurrence(f"no instance {rid[:100]!r} in this message")
     return [merge.instance_of(master, moment)]
+
+
+def _check_occurrence(records: UserRecords, obj: ItipObject, instance: Component) -> None:
+    """UnknownRecurrence unless ``instance`` is an occurrence of the series
+    (when the user's window holds the whole expansion: else it may lie
+    beyond what is expanded, and the organiser judges the answer)."""
+    series = ItipObject(obj.method, obj.kind, obj.uid, [obj.first], obj.timezones)
+    try:
+        expansion = records.expand(series, cancelled=())
+    except CalendarDataError:
+        return
+    wanted = recurrence_id_of(instance, records.zone)
+    found = any(i.recurrenceid == wanted for i in expansion.instances)
+    if not found and not expansion.truncated:
+        raise UnknownRecurrence(f"{wanted} is no occurrence of this event")
 
 
 def parse_recurrence_id(text: str) -> date | datetime:

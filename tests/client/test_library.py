@@ -146,3 +146,7 @@ def test_a_bare_calendar_with_several_events_and_one_instance_answered(tmp_path:
     assert event.decoded("RECURRENCE-ID") == datetime(2030, 1, 9, 10, tzinfo=UTC)
     with pytest.raises(errors.UnknownRecurrence):
         calendar.respond(bare, "TENTATIVE", recurrence_id="nonsense")
+    with pytest.raises(errors.UnknownRecurrence):  # a day the series does not meet
+        calendar.respond(bare, "TENTATIVE", recurrence_id="20300120T100000Z")
+    with pytest.raises(errors.UnknownRecurrence):  # the right day, the wrong time
+        calendar.respond(bare, "TENTATIVE", recurrence_id="20300109T110000Z")
