@@ -177,3 +177,86 @@ EXIT_CODES: dict[type[ImipError], ExitCode] = {
         NoSuchUser,
     )
 }
+
+
+class ClientError(Exception):
+    """A request ``imip-client`` (and :mod:`imiptools.client`) cannot carry
+    out for a reason the calling program can act on.
+
+    Not an :class:`ImipError`: the agents never raise it and it has no
+    RFC 3463 status. Each subclass has a stable ``code`` (the ``error.code``
+    of the JSON output) and its own exit status, in :data:`CLIENT_ERRORS`.
+    """
+
+    code: str = "client_error"
+
+
+class ClientParseError(ClientError):
+    """The input is no message or calendar that can be read."""
+
+    code = "parse_error"
+
+
+class NoCalendar(ClientError):
+    """The message holds no usable scheduling object."""
+
+    code = "no_calendar"
+
+
+class MissingMethod(ClientError):
+    """Neither the calendar nor its MIME part says its METHOD."""
+
+    code = "missing_method"
+
+
+class NotAttendee(ClientError):
+    """None of the user's identities is an attendee of the event."""
+
+    code = "not_attendee"
+
+
+class OutOfSequence(ClientError):
+    """The stored copy is newer than the message (RFC 5546 §2.1.5)."""
+
+    code = "out_of_sequence"
+
+
+class SenderNotParticipant(ClientError):
+    """The message's sender is neither the organiser (or its SENT-BY) nor
+    an attendee it speaks for."""
+
+    code = "sender_not_participant"
+
+
+class NotARequest(ClientError):
+    """An answer was asked for an object that is not a REQUEST."""
+
+    code = "not_request"
+
+
+class UnknownRecurrence(ClientError):
+    """The recurrence id names no instance of the event."""
+
+    code = "unknown_recurrence"
+
+
+#: ``imip-client``'s error codes and their exit statuses (documented in the
+#: manual and in ``imiptools/schema/imip-client.schema.json``). The codes
+#: of the library's own errors are here too: ``usage`` (a wrong command
+#: line), ``unavailable`` (a store or lock that may work later: 75, as
+#: for the agents) and ``internal_error`` (a bug, EX_SOFTWARE).
+CLIENT_ERRORS: dict[str, int] = {
+    "no_calendar": 3,
+    "missing_method": 4,
+    "not_attendee": 5,
+    "out_of_sequence": 6,
+    "sender_not_participant": 7,
+    "not_request": 8,
+    "unknown_recurrence": 9,
+    "send_failed": 10,
+    "usage": 64,
+    "parse_error": 65,
+    "no_input": 66,
+    "internal_error": 70,
+    "unavailable": 75,
+}

@@ -80,6 +80,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "imiptools.comparison",
             "imiptools.transfer",
             "imiptools.approvals",
+            "imiptools.client",
         ),
     ),
     ("programs", ("imip_agent",)),

@@ -1,0 +1,371 @@
+"""imip-client: a mail client's JSON interface to a user's calendar (issue 19).
+
+Reads one message (as the client decrypted it) or a bare calendar part,
+from a file or stdin, and answers with one JSON document on stdout
+(``format_version``; the schema is
+``imiptools/schema/imip-client.schema.json``): what the message is
+(``inspect``), what recording it did (``apply``), the REPLY to send
+(``respond``), what waits (``pending``), the agenda and free/busy. The
+work is :mod:`imiptools.client`'s; outgoing messages are in the output
+for the client to sign, encrypt and send, unless ``--send`` hands them to
+sendmail. Every error is a JSON document too, with a stable code and its
+own exit status (:data:`imiptools.errors.CLIENT_ERRORS`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+from imip_agent.cli import settings_from
+from imip_agent.options import DATES, ENVIRONMENT, add_store_options
+from imip_agent.parsing import Parser
+from imiptools.client import Applied, Inspection, UserCalendar, open_calendar
+from imiptools.config import ENV_CONFIG, Settings
+from imiptools.dates import Clock, FixedClock, SystemClock, parse_datetime
+from imiptools.errors import (
+    CLIENT_ERRORS,
+    ClientError,
+    DeliveryFailed,
+    ImipError,
+    InputError,
+    UsageError,
+)
+from imiptools.mail.send import SendmailSender
+
+log = logging.getLogger("imip_agent.client")
+
+#: The version of the JSON documents (raised when a field changes meaning
+#: or goes; new fields keep it).
+FORMAT_VERSION = 1
+#: The commands (the ``command`` of a document).
+COMMANDS = ("inspect", "apply", "respond", "pending", "agenda", "freebusy")
+#: How far ``agenda`` looks without ``--to``.
+AGENDA_DAYS = 30
+
+DESCRIPTION = """\
+A mail client's interface to a user's calendar. It reads one message (the
+whole message as the client decrypted it, or a bare text/calendar part)
+from FILE or stdin and prints one JSON document: what the message is
+(inspect), what recording it changed (apply), the REPLY to send (respond),
+or the user's waiting requests, agenda and free/busy. It never sends mail
+unless --send is given: the client signs, encrypts and sends what the
+document's "outgoing" holds. The user's calendar is a site's (-c FILE) or a
+local one (--calendar DIR, default ~/.local/share/imip-agent, created on
+first use); --identity names the user's addresses (repeat it).
+"""
+
+EXIT_STATUS = (
+    "exit status:\n  0   done\n"
+    + "".join(
+        f"  {status:<3} {code}\n"
+        for code, status in sorted(CLIENT_ERRORS.items(), key=lambda i: i[1])
+    )
+    + "  (the number is the document's error.exit_status, the word its error.code)\n"
+)
+
+EXAMPLE = """\
+examples:
+  show an invitation (a mailcap entry: text/calendar; imip-client --identity
+  bob@example.com inspect --text %s; copiousoutput):
+    imip-client --identity bob@example.com inspect --text invitation.eml
+  accept it; the JSON holds the REPLY for the client to send:
+    imip-client --identity bob@example.com respond --partstat accepted < invitation.eml
+  record an attendee's answer in the organiser's calendar:
+    imip-client --identity alice@example.com apply reply.eml
+  the next week's busy time:
+    imip-client --identity bob@example.com freebusy --from 2030-01-07 --to 2030-01-14
+"""
+
+#: Each command: its help, its example, whether it reads a message.
+COMMAND_HELP = {
+    "inspect": (
+        "what the message is (changes nothing)",
+        "imip-client inspect --identity bob@example.com invitation.eml",
+        True,
+    ),
+    "apply": (
+        "record the message (REQUEST, CANCEL, REPLY, COUNTER...) as the agents do",
+        "imip-client apply --identity alice@example.com reply.eml",
+        True,
+    ),
+    "respond": (
+        "answer an invitation; the document holds the REPLY",
+        "imip-client respond --identity bob@example.com --partstat declined \\\n"
+        "      --recurrence-id 20300115T100000Z --comment 'Away that day' < invitation.eml",
+        True,
+    ),
+    "pending": (
+        "what waits for the user's answer",
+        "imip-client pending --identity bob@example.com",
+        False,
+    ),
+    "agenda": (
+        "the user's events (default: the next 30 days)",
+        "imip-client agenda --identity bob@example.com --from 2030-01-07 --to 2030-01-14",
+        False,
+    ),
+    "freebusy": (
+        "the user's busy periods",
+        "imip-client freebusy --identity bob@example.com --from 2030-01-07 --to 2030-01-14",
+        False,
+    ),
+}
+
+
+class ClientParser(Parser):
+    """A wrong command line is the ``usage`` error (64)."""
+
+    error_class = UsageError
+
+
+def parser() -> Parser:
+    """The command line of imip-client (the manual's reference is made from it)."""
+    top = ClientParser(
+        prog="imip-client",
+        usage="%(prog)s [OPTIONS] --identity ADDRESS COMMAND [ARGUMENTS] [FILE]",
+        description=DESCRIPTION,
+        epilog=f"{EXAMPLE}\n{DATES}\n{ENVIRONMENT}\n{EXIT_STATUS}",
+    )
+    add_store_options(top)
+    _client_options(top)
+    commands = top.add_subparsers(dest="command", metavar="COMMAND")
+    subs = {}
+    for name, (text, example, reads) in COMMAND_HELP.items():
+        epilog = f"example:\n  {example}\n" if example else None
+        sub = commands.add_parser(name, help=text, description=text, epilog=epilog)
+        add_store_options(sub, suppress=True)
+        _client_options(sub, suppress=True)
+        if reads:
+            sub.add_argument("file", nargs="?", default="-", help="the message (default: stdin)")
+        subs[name] = sub
+    subs["inspect"].add_argument("--text", action="store_true", help="a summary for people")
+    apply = subs["apply"]
+    apply.add_argument(
+        "--any-sender", action="store_true", help="accept a sender who is not the participant"
+    )
+    apply.add_argument(
+        "--sent", action="store_true", help="a message the user sent (as imip-person-outgoing)"
+    )
+    respond = subs["respond"]
+    respond.add_argument("--partstat", required=True, choices=("accepted", "tentative", "declined"))
+    which = respond.add_mutually_exclusive_group()
+    which.add_argument("--recurrence-id", metavar="R", help="answer one instance only")
+    which.add_argument("--all", action="store_true", help="answer the whole event (the default)")
+    respond.add_argument(
+        "--comment", default="", metavar="TEXT", help="a COMMENT for the organiser"
+    )
+    _span(subs["agenda"], required=False)
+    _span(subs["freebusy"], required=True)
+    return top
+
+
+def _client_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    """imip-client's own options, before or after the command."""
+    group = parser.add_argument_group("calendar options")
+    add = group.add_argument
+    flag = argparse.SUPPRESS if suppress else False
+    add(
+        "--identity",
+        action="append",
+        default=argparse.SUPPRESS if suppress else [],
+        metavar="ADDRESS",
+        help="the user's address (repeat for each)",
+    )
+    add(
+        "--calendar",
+        default=argparse.SUPPRESS if suppress else None,
+        metavar="DIR",
+        help="a local calendar, made on first use (default ~/.local/share/imip-agent);"
+        " a site's when -c, -S or IMIP_AGENT_CONFIG is given",
+    )
+    add("--dry-run", action="store_true", default=flag, help="change nothing")
+    add("--send", action="store_true", default=flag, help="hand outgoing mail to sendmail")
+    add(
+        "--sendmail",
+        default=argparse.SUPPRESS if suppress else None,
+        metavar="CMD",
+        help="the sendmail command of --send (default: the configuration's, else"
+        f" {Settings().sendmail})",
+    )
+
+
+def _span(sub: Parser, required: bool) -> None:
+    sub.add_argument("--from", dest="start", required=required, metavar="DATE-TIME")
+    sub.add_argument("--to", dest="end", required=required, metavar="DATE-TIME")
+
+
+def run(argv: Sequence[str]) -> tuple[int, str]:
+    """Run one command: the exit status and what to print."""
+    try:
+        args = parser().parse_args(argv)
+        _setup_logging(args.verbose, args.log_file)
+        document = {"format_version": FORMAT_VERSION, "command": args.command, "ok": True}
+        text = _dispatch(args, document)
+        return 0, text if text is not None else _dump(document)
+    except ClientError as exc:
+        return _error(exc.code, str(exc), argv)
+    except UsageError as exc:
+        return _error("usage", str(exc), argv)
+    except DeliveryFailed as exc:
+        return _error("send_failed", str(exc), argv)
+    except InputError as exc:
+        return _error("parse_error", str(exc), argv)
+    except ImipError as exc:
+        return _error("unavailable", str(exc), argv)
+    except ValueError as exc:
+        return _error("usage", str(exc), argv)
+    except OSError as exc:
+        return _error("no_input", f"{exc.filename}: {exc.strerror}", argv)
+
+
+def _dispatch(args: argparse.Namespace, document: dict[str, Any]) -> str | None:
+    if not args.identity:
+        raise UsageError("imip-client: --identity ADDRESS is required")
+    calendar = _calendar(args)
+    document["identities"] = [u.removeprefix("mailto:") for u in calendar.identities]
+    command = args.command
+    if command in ("pending", "agenda", "freebusy"):
+        _listing(calendar, args, document)
+        return None
+    message = calendar.read(_read_input(args.file))
+    seen = calendar.inspect(message)
+    if command == "inspect" and args.text:
+        return summary(seen)
+    document["inspection"] = seen.as_dict()
+    if command == "inspect":
+        return None
+    if command == "apply":
+        done = calendar.apply(
+            message, dry_run=args.dry_run, any_sender=args.any_sender, sent=args.sent
+        )
+    else:
+        done = calendar.respond(
+            message,
+            args.partstat,
+            recurrence_id=args.recurrence_id,
+            comment=args.comment,
+            dry_run=args.dry_run,
+        )
+    document["result"] = _result(done, args, calendar)
+    return None
+
+
+def _listing(calendar: UserCalendar, args: argparse.Namespace, document: dict[str, Any]) -> None:
+    if args.command == "pending":
+        document["pending"] = [w.as_dict() for w in calendar.pending()]
+        return
+    now = calendar.site.clock.now()
+    start = _when(args.start, "--from") if args.start else now
+    end = _when(args.end, "--to") if args.end else start + timedelta(days=AGENDA_DAYS)
+    found = (calendar.agenda if args.command == "agenda" else calendar.freebusy)(start, end)
+    document["span"] = {"start": f"{start:%Y%m%dT%H%M%SZ}", "end": f"{end:%Y%m%dT%H%M%SZ}"}
+    document[args.command] = [e.as_dict() for e in found]
+
+
+def _result(done: Applied, args: argparse.Namespace, calendar: UserCalendar) -> dict[str, Any]:
+    result = done.as_dict()
+    result["sent"] = []
+    if args.send and not done.dry_run:
+        sender = SendmailSender(args.sendmail or calendar.site.settings.sendmail)
+        for outgoing in done.outgoing:
+            sender.send(outgoing.envelope_from, outgoing.recipients, outgoing.message)
+            result["sent"].append(outgoing.message_id)
+        result["outgoing"] = []
+    return result
+
+
+def _calendar(args: argparse.Namespace) -> UserCalendar:
+    clock: Clock = SystemClock()
+    if args.now:
+        clock = FixedClock(_when(args.now, "--now"))
+    if not args.calendar and (args.config or args.store or os.environ.get(ENV_CONFIG)):
+        return open_calendar(settings_from(args), args.identity, clock)
+    location = Path(args.calendar) if args.calendar else None
+    return open_calendar(location, args.identity, clock, create=True)
+
+
+def _when(text: str, option: str) -> datetime:
+    try:
+        return parse_datetime(text)
+    except ValueError as exc:
+        raise UsageError(f"imip-client: {option}: not a date-time: {text!r}") from exc
+
+
+def _read_input(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    return Path(name).read_bytes()
+
+
+def summary(seen: Inspection) -> str:
+    """The inspection for people (``inspect --text``, a mailcap view)."""
+    lines = []
+    for obj in seen.objects:
+        organiser = obj.organiser.address if obj.organiser else "?"
+        lines += [
+            f"{obj.method} {obj.summary or '(no title)'}",
+            f"  when:      {obj.start} - {obj.end}",
+            f"  organiser: {organiser}",
+        ]
+        if obj.location:
+            lines.append(f"  where:     {obj.location}")
+        for attendee in obj.attendees:
+            lines.append(f"  attendee:  {attendee.address} {attendee.partstat}".rstrip())
+        lines.append(
+            f"  state:     {obj.state}" + (f" ({', '.join(obj.changes)})" if obj.changes else "")
+        )
+        if obj.user_partstat:
+            lines.append(f"  you:       {obj.user} {obj.user_partstat}")
+        for clash in obj.clashes:
+            lines.append(f"  clashes:   {clash.summary or clash.uid} {clash.start}-{clash.end}")
+        if obj.actions:
+            lines.append(f"  actions:   {', '.join(obj.actions)}")
+    return "\n".join("".join(c if c.isprintable() else " " for c in line) for line in lines) + "\n"
+
+
+def _error(code: str, message: str, argv: Sequence[str]) -> tuple[int, str]:
+    status = CLIENT_ERRORS[code]
+    command = next((word for word in argv if word in COMMANDS), "")
+    document = {
+        "format_version": FORMAT_VERSION,
+        "command": command,
+        "ok": False,
+        "error": {"code": code, "message": " ".join(message.split())[:500], "exit_status": status},
+    }
+    return status, _dump(document)
+
+
+def _dump(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _setup_logging(verbose: int, log_file: str | None) -> None:
+    """Log to stderr with -v, to a file with --log; else nowhere (stdout is
+    the document, and a mail client shows stderr to its user)."""
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    if verbose:
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    if log_file:
+        root.addHandler(logging.FileHandler(log_file, encoding="utf-8"))
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Console entry point ``imip-client``: internal errors are JSON too (70)."""
+    logging.getLogger().addHandler(logging.NullHandler())
+    try:
+        status, text = run(sys.argv[1:] if argv is None else argv)
+    except Exception as exc:  # the boundary: a bug is an error document, logged
+        log.exception("internal error")
+        status, text = _error("internal_error", f"{type(exc).__name__}: {exc}", [])
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    sys.exit(status)
