@@ -80,6 +80,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "imiptools.comparison",
             "imiptools.transfer",
             "imiptools.approvals",
+            "imiptools.answering",
         ),
     ),
     ("programs", ("imip_agent",)),
