@@ -25,8 +25,9 @@ import docgen
 SCRIPTS = sorted(
     tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
 )
-#: The pipe programs (the LMTP service is a daemon: no envelope options).
-AGENTS = [name for name in SCRIPTS if name not in ("imip-admin", "imip-agent-lmtp")]
+#: The pipe programs (the LMTP service is a daemon and the manager a web
+#: application: no envelope options).
+AGENTS = [name for name in SCRIPTS if name not in ("imip-admin", "imip-agent-lmtp", "imip-manager")]
 #: What a help text must not show: module paths, reST roles, issue or bug
 #: numbers, Python class names (CamelCase), tracebacks.
 INTERNALS = re.compile(

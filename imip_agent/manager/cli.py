@@ -79,7 +79,12 @@ def parser() -> Parser:
     )
     add_store_options(top)
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
-    serve = commands.add_parser("serve", help="serve the web interface", description=DESCRIPTION)
+    serve = commands.add_parser(
+        "serve",
+        help="serve the web interface",
+        description=DESCRIPTION,
+        epilog=EXAMPLE,
+    )
     add = serve.add_argument
     add("--listen", default="127.0.0.1:8081", metavar="HOST:PORT", help="where to listen")
     add("--user-header", default="", metavar="NAME", help="the header naming the user")
