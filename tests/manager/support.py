@@ -32,7 +32,11 @@ SECOND = "20300115T100000Z"
 
 def invited(root: Path) -> Agent:
     """A site where alice got bob's weekly invitation through imip-person."""
-    agent = Agent(root, now=NOW)
+    return invite(Agent(root, now=NOW))
+
+
+def invite(agent: Agent) -> Agent:
+    """``agent``'s site, where alice got bob's weekly invitation through imip-person."""
     event = vevent(
         UID,
         "20300108T100000Z",
@@ -52,7 +56,7 @@ def invited(root: Path) -> Agent:
 def settings_of(agent: Agent) -> Settings:
     """The settings of the agent's site (as its programs are given them)."""
     r = agent.root
-    return load_settings(None).updated(
+    return load_settings(str(agent.config) if agent.config else None).updated(
         store=str(r / "store"),
         preferences=str(r / "prefs"),
         journal=str(r / "journal"),
