@@ -39,7 +39,7 @@ from imip_agent.manager.security import (
 from imiptools import answering
 from imiptools.config import Settings
 from imiptools.dates import Clock
-from imiptools.errors import ImipError
+from imiptools.errors import DeliveryFailed, ImipError
 from imiptools.mail.send import Sender
 from imiptools.site import Site, open_site
 from imiptools.stores.names import normalise_user
@@ -217,6 +217,14 @@ def answer(address: str) -> Response:
         )
     except answering.NotAnswerable as exc:
         flash(f"Not answered: {exc}")
+    except DeliveryFailed as exc:  # recorded and spooled: the outbox keeps it
+        log.warning("user=%s answer spooled, not yet sent: %s", user, exc)
+        flash(
+            "Your answer is recorded; the mail system did not take it yet, it waits in the outbox."
+        )
+    except ImipError as exc:  # the lock, the store: nothing was recorded
+        log.warning("user=%s answer failed: %s", user, exc)
+        flash("Not answered: the calendar is busy or unavailable; try again.")
     else:
         if done.result.code:
             flash(f"Not answered: {done.result.status}")

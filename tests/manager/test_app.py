@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 import vobject
 
+from imip_agent.manager.app import create_app
 from imip_agent.manager.security import CONTENT_SECURITY_POLICY, AccessConfig
+from imiptools.dates import FixedClock, parse_datetime
+from imiptools.mail.send import SendmailSender
 from tests.manager.support import (
     ALICE,
     BOB,
+    NOW,
     SECOND,
     SUMMARY,
     UID,
@@ -20,6 +24,7 @@ from tests.manager.support import (
     invited,
     manager,
     sent_messages,
+    settings_of,
     token_in,
 )
 from tests.support import Agent
@@ -162,3 +167,22 @@ def test_the_store_is_as_imip_person_outgoing_records_the_reply(tmp_path: Path) 
     assert exported[0] == exported[1]
     shown = [a.admin("show", ALICE).stdout for a in (through_manager, by_the_program)]
     assert shown[0] == shown[1]
+
+
+def test_an_answer_the_mail_system_does_not_take_waits_in_the_outbox(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    sendmail = tmp_path / "sendmail"
+    sendmail.write_text("#!/bin/sh\ncat >/dev/null\nexit 75\n")  # EX_TEMPFAIL: try later
+    sendmail.chmod(0o755)
+    clock = FixedClock(parse_datetime(NOW))
+    app = create_app(settings_of(agent), clock, SendmailSender(str(sendmail)), None, None, False)
+    client = app.test_client()
+    page = client.get(f"/calendar/{ALICE}/requests", environ_base=AS_ALICE).get_data(as_text=True)
+    data = {"csrf_token": token_in(page), "uid": UID, "recurrence_id": "", "partstat": "ACCEPTED"}
+    answer = client.post(f"/calendar/{ALICE}/requests", data=data, environ_base=AS_ALICE)
+    shown = client.get(answer.headers["Location"], environ_base=AS_ALICE).get_data(as_text=True)
+    assert "waits in the outbox" in shown
+    assert agent.requests(ALICE) == [], "the answer is recorded"
+    waiting, unreadable = agent.site().outbox.scan()
+    assert len(waiting) == 1 and not unreadable
+    assert waiting[0].recipients == [BOB]
