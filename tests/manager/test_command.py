@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import urllib.error
@@ -9,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.manager.support import ALICE, NOW, SUMMARY, invited
-from tests.support import BIN
+from tests.support import BIN, ROOT
 
 
 def test_serve_on_loopback_as_a_development_user(tmp_path: Path) -> None:
@@ -72,6 +73,31 @@ def test_no_user_named_is_401(tmp_path: Path) -> None:
             raise AssertionError("served without a user")
         except urllib.error.HTTPError as exc:
             assert exc.code == 401
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_the_demo_serves_alices_invitation(tmp_path: Path) -> None:
+    environment = {**os.environ, "IMIP_DEMO_DIR": str(tmp_path / "demo"), "PORT": "0"}
+    server = subprocess.Popen(
+        [str(ROOT / "demo-manager")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    try:
+        assert server.stderr is not None
+        url = ""
+        for line in server.stderr:
+            if line.startswith("imip-manager: serving "):
+                url = line.strip().rpartition(" ")[2]
+                break
+        assert url, "the demo serves"
+        with urllib.request.urlopen(f"{url}calendar/{ALICE}/requests") as page:
+            text = page.read().decode()
+        assert "Weekly sync" in text and "10:00" in text and "Europe/Berlin" in text
     finally:
         server.terminate()
         server.wait(timeout=30)
