@@ -25,7 +25,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.wrappers.response import Response
 
 from imip_agent.manager.security import (
@@ -100,8 +111,6 @@ class _Services:
 
 
 def _services() -> _Services:
-    from flask import current_app  # lazy: start-up (the application of this request)
-
     services: _Services = current_app.extensions["imip_manager"]
     return services
 
