@@ -81,6 +81,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "imiptools.transfer",
             "imiptools.approvals",
             "imiptools.client",
+            "imiptools.answering",
         ),
     ),
     ("programs", ("imip_agent",)),

@@ -25,9 +25,14 @@ import docgen
 SCRIPTS = sorted(
     tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
 )
-#: The pipe programs (the LMTP service is a daemon: no envelope options;
-#: imip-client is a mail client's and answers in JSON: tests/client).
-AGENTS = [name for name in SCRIPTS if name not in ("imip-admin", "imip-agent-lmtp", "imip-client")]
+#: The pipe programs (the LMTP service is a daemon and the manager a web
+#: application: no envelope options; imip-client is a mail client's and
+#: answers in JSON: tests/client).
+AGENTS = [
+    name
+    for name in SCRIPTS
+    if name not in ("imip-admin", "imip-agent-lmtp", "imip-client", "imip-manager")
+]
 #: What a help text must not show: module paths, reST roles, issue or bug
 #: numbers, Python class names (CamelCase), tracebacks.
 INTERNALS = re.compile(

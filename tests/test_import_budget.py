@@ -42,6 +42,10 @@ NEVER = (
     "importlib.metadata",  # only a backend or scheduling function not built in
     "ctypes",  # only when a recurrence budget's alarm fires
     "psycopg",  # only the postgresql backend (imiptools/site.py loads it when a site names it)
+    "flask",  # only imip-manager, the web interface (imip_agent/manager)
+    "werkzeug",
+    "jinja2",
+    "waitress",
 )
 
 RUN = """

@@ -37,6 +37,7 @@ from typing import Any
 
 import imiptools.scheduling as scheduling
 from imip_agent import admin, client, lmtp, person, person_outgoing, resource
+from imip_agent.manager import cli as manager
 from imiptools.config import example_config
 from imiptools.preferences import DEFINITIONS, validate
 
@@ -51,6 +52,7 @@ PROGRAMS: tuple[tuple[str, Callable[[], argparse.ArgumentParser]], ...] = (
     ("imip-admin", admin.build_parser),
     ("imip-agent-lmtp", lmtp.parser),
     ("imip-client", client.parser),
+    ("imip-manager", manager.parser),
 )
 #: README sections repeated in reference/contract.md (by the start of their heading).
 CONTRACT_SECTIONS = ("Command line", "Exit codes")

@@ -1,0 +1,268 @@
+"""The application: :func:`create_app` and its pages.
+
+Pages (``ADDRESS`` is a calendar user's address; a user may open only
+their own, anything else is 403):
+
+- ``/``: to the user's week;
+- ``/calendar/ADDRESS/?week=YYYY-MM-DD``: the week holding that day (in
+  the user's ``TZID``), every instance of their events, recurring events
+  expanded by the library (:func:`imiptools.views.agenda.agenda`);
+- ``/calendar/ADDRESS/requests``: the requests needing attention
+  (:func:`imiptools.views.agenda.pending`), each with accept, accept
+  tentatively and decline, for the whole event or one instance of a
+  series; a POST answers through :func:`imiptools.answering.answer`.
+
+The site is opened per request through :func:`imiptools.site.open_site`
+with the injected clock; mail leaves through the injected sender.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.wrappers.response import Response
+
+from imip_agent.manager.security import (
+    CSRF_FIELD,
+    HEADERS,
+    AccessConfig,
+    authenticated_user,
+    csrf_token,
+    csrf_valid,
+)
+from imiptools import answering
+from imiptools.config import Settings
+from imiptools.dates import Clock
+from imiptools.errors import DeliveryFailed, ImipError
+from imiptools.mail.send import Sender
+from imiptools.site import Site, open_site
+from imiptools.stores.names import normalise_user
+from imiptools.views.agenda import Entry, agenda, pending
+
+log = logging.getLogger(__name__)
+
+#: The answers offered, as the buttons say them.
+ANSWER_LABELS = (("ACCEPTED", "Accept"), ("TENTATIVE", "Tentative"), ("DECLINED", "Decline"))
+
+
+@dataclass(frozen=True)
+class Day:
+    """One day of the week view and the entries overlapping it."""
+
+    day: date
+    entries: list[Entry]
+
+
+def create_app(
+    settings: Settings,
+    clock: Clock,
+    sender: Sender,
+    access: AccessConfig | None = None,
+    secret_key: bytes | None = None,
+    secure_cookies: bool = True,
+) -> Flask:
+    """The manager over the site ``settings`` describe, at ``clock``'s time,
+    sending with ``sender``; users named as ``access`` says.
+
+    ``secret_key`` signs the session cookie (a random one per process when
+    None: every process of a multi-process server needs the same, from a
+    file); ``secure_cookies`` False only for plain HTTP on loopback (the
+    development server).
+    """
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secret_key or secrets.token_bytes(32),
+        SESSION_COOKIE_NAME="imip_manager",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=secure_cookies,
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+    app.jinja_env.autoescape = True
+    app.jinja_env.globals["csrf_field"] = CSRF_FIELD
+    app.extensions["imip_manager"] = _Services(settings, clock, sender, access or AccessConfig())
+    _routes(app)
+    return app
+
+
+@dataclass(frozen=True)
+class _Services:
+    settings: Settings
+    clock: Clock
+    sender: Sender
+    access: AccessConfig
+
+
+def _services() -> _Services:
+    services: _Services = current_app.extensions["imip_manager"]
+    return services
+
+
+def _site() -> Site:
+    if "site" not in g:
+        services = _services()
+        g.site = open_site(services.settings, services.clock)
+    site: Site = g.site
+    return site
+
+
+def _routes(app: Flask) -> None:
+    @app.before_request
+    def identify() -> None:
+        user = authenticated_user(request.environ, _services().access)
+        if user is None:
+            abort(401)
+        if session.get("user") != user:
+            session.clear()
+            session["user"] = user
+        g.user = user
+        if request.method == "POST" and not csrf_valid(session, request.form.get(CSRF_FIELD)):
+            log.warning("user=%s refused a form without its token: %s", user, request.path)
+            abort(403)
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        for name, value in HEADERS.items():
+            response.headers[name] = value
+        return response
+
+    @app.context_processor
+    def common() -> dict[str, Any]:
+        return {"me": g.get("user", "").removeprefix("mailto:"), "csrf_token": _token}
+
+    @app.errorhandler(401)
+    @app.errorhandler(403)
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    @app.errorhandler(413)
+    def error(exc: Any) -> tuple[str, int]:
+        return render_template("error.html", code=exc.code, name=exc.name), exc.code
+
+    app.add_url_rule("/", "home", home)
+    app.add_url_rule("/calendar/<address>/", "week", week)
+    app.add_url_rule("/calendar/<address>/requests", "requests", requests_page)
+    app.add_url_rule("/calendar/<address>/requests", "answer", answer, methods=["POST"])
+
+
+def _token() -> str:
+    return csrf_token(session)
+
+
+def _own(address: str) -> str:
+    """The calendar user of ``address`` if the user may open it, else 403."""
+    try:
+        user = normalise_user(address)
+    except (ImipError, ValueError):
+        abort(404)
+    if user != g.user:
+        abort(403)
+    return user
+
+
+def home() -> Response:
+    return redirect(url_for("week", address=g.user.removeprefix("mailto:")))
+
+
+def week(address: str) -> str:
+    user = _own(address)
+    records = _site().records(user)
+    today = records.now.astimezone(records.zone).date()
+    first = _monday(_day_argument(request.args.get("week"), today))
+    start = datetime.combine(first, time(0), records.zone)
+    end = datetime.combine(first + timedelta(days=7), time(0), records.zone)
+    entries = agenda(records, start, end)
+    days = [Day(d, [e for e in entries if _on(e, d)]) for d in _days(first, 7)]
+    return render_template(
+        "week.html",
+        address=address,
+        days=days,
+        zone=str(records.zone),
+        previous=(first - timedelta(days=7)).isoformat(),
+        following=(first + timedelta(days=7)).isoformat(),
+        today=today,
+    )
+
+
+def requests_page(address: str) -> str:
+    user = _own(address)
+    records = _site().records(user)
+    return render_template(
+        "requests.html",
+        address=address,
+        items=pending(records),
+        answers=ANSWER_LABELS,
+        zone=str(records.zone),
+    )
+
+
+def answer(address: str) -> Response:
+    user = _own(address)
+    form = request.form
+    try:
+        done = answering.answer(
+            _site(),
+            user,
+            form.get("uid", ""),
+            form.get("recurrence_id", ""),
+            form.get("partstat", ""),
+            _services().sender,
+        )
+    except answering.NotAnswerable as exc:
+        flash(f"Not answered: {exc}")
+    except DeliveryFailed as exc:  # recorded and spooled: the outbox keeps it
+        log.warning("user=%s answer spooled, not yet sent: %s", user, exc)
+        flash(
+            "Your answer is recorded; the mail system did not take it yet, it waits in the outbox."
+        )
+    except ImipError as exc:  # the lock, the store: nothing was recorded
+        log.warning("user=%s answer failed: %s", user, exc)
+        flash("Not answered: the calendar is busy or unavailable; try again.")
+    else:
+        if done.result.code:
+            flash(f"Not answered: {done.result.status}")
+        else:
+            flash(f"Your answer was sent to {done.organiser}.")
+    return redirect(url_for("requests", address=address))
+
+
+def _day_argument(text: str | None, default: date) -> date:
+    if not text:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        abort(404)
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def _days(first: date, count: int) -> Iterator[date]:
+    return (first + timedelta(days=n) for n in range(count))
+
+
+def _on(entry: Entry, day: date) -> bool:
+    """Whether ``entry`` overlaps ``day`` (the user's zone; an all-day
+    event's end is exclusive, as an instant event's start is inclusive)."""
+    first, last = entry.start.date(), entry.end.date()
+    if entry.end > entry.start and entry.end.timetz() == time(0, tzinfo=entry.end.tzinfo):
+        last -= timedelta(days=1)
+    return first <= day <= max(first, last)

@@ -1,0 +1,109 @@
+"""Who is asking, whether a form is theirs, and the headers every answer has.
+
+The manager does not authenticate anyone itself: the front web server does
+(Apache or nginx, see ``conf/``) and passes the user on, either as the WSGI
+``REMOTE_USER`` (mod_wsgi, or any server that sets it) or in a header that
+is believed only from the proxies configured as trusted
+(:class:`AccessConfig`): from anyone else the header is ignored, so a
+client that reaches the application directly cannot name a user.
+
+Forms carry a token tied to the session (:func:`csrf_token`), compared in
+constant time (:func:`csrf_valid`); the session cookie is ``SameSite=Strict``
+and ``HttpOnly``. Every answer has a strict Content-Security-Policy (no
+script, no inline style, no frames, forms only to this site).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import secrets
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from imiptools.errors import ImipError
+from imiptools.stores.names import normalise_user
+
+#: The Content-Security-Policy of every answer: nothing but this site's
+#: own style sheet and images; forms post only here; never in a frame.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+#: Headers on every answer.
+HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+#: The session key holding a form token, and the form field carrying it.
+CSRF_KEY = "csrf"
+CSRF_FIELD = "csrf_token"
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    """How the front web server names the user.
+
+    ``user_header`` (say ``X-Remote-User``), believed only when the request
+    comes from one of ``trusted_proxies`` (addresses or networks); the WSGI
+    ``REMOTE_USER`` is always believed (only the server can set it).
+    """
+
+    user_header: str = ""
+    trusted_proxies: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for each in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(each, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not an address or network: {each!r}") from exc
+
+    def trusts(self, address: str) -> bool:
+        """Whether ``address`` (the peer's) is a trusted proxy."""
+        try:
+            peer = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(
+            peer in ipaddress.ip_network(each, strict=False) for each in self.trusted_proxies
+        )
+
+
+def authenticated_user(environ: Mapping[str, Any], access: AccessConfig) -> str | None:
+    """The calendar user (``mailto:`` URI) the front server authenticated,
+    or None: ``REMOTE_USER``, else the configured header from a trusted
+    proxy. A name that is not a usable address is None too."""
+    name = str(environ.get("REMOTE_USER") or "")
+    if not name and access.user_header and access.trusts(str(environ.get("REMOTE_ADDR", ""))):
+        key = "HTTP_" + access.user_header.upper().replace("-", "_")
+        name = str(environ.get(key) or "")
+    if not name:
+        return None
+    try:
+        return normalise_user(name)
+    except (ImipError, ValueError):
+        return None
+
+
+def csrf_token(session: MutableMapping[str, Any]) -> str:
+    """The form token of ``session`` (made on first use)."""
+    token = session.get(CSRF_KEY)
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session[CSRF_KEY] = token
+    return token
+
+
+def csrf_valid(session: Mapping[str, Any], submitted: str | None) -> bool:
+    """Whether ``submitted`` is the session's form token."""
+    token = session.get(CSRF_KEY)
+    if not isinstance(token, str) or not token or not submitted:
+        return False
+    return hmac.compare_digest(token.encode(), submitted.encode())

@@ -1,0 +1,194 @@
+"""imip-manager in a real headless Chromium (Debian's ``chromium`` and
+``chromium-driver``, installed by ``tools/ci-chromium``), through Selenium.
+
+One browser for the module. The manager is served on loopback by werkzeug
+in a thread, behind a stand-in for the front web server (it sets
+``REMOTE_USER``: one listener per user, as a server that authenticated
+them would). The invitation arrives through the real ``imip-person``.
+
+Without Chromium the tests skip, except under ``CI=true``, where they fail.
+Screenshots of the pages go to ``$IMIP_TEST_SCREENSHOTS`` when it is set
+(CI keeps them as artefacts).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import vobject
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from tests.manager.support import (
+    ALICE,
+    BOB,
+    SECOND,
+    SUMMARY,
+    UID,
+    calendar_of,
+    invited,
+    manager,
+    sent_messages,
+)
+from tests.support import IN_CI, Agent
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+    message = "no /usr/bin/chromium and /usr/bin/chromedriver: run tools/ci-chromium"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402 (only with a browser to drive)
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.select import Select  # noqa: E402
+
+Application = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class Front:
+    """A stand-in for the front web server: ``user`` authenticated."""
+
+    def __init__(self, application: Application, user: str) -> None:
+        self.application, self.user = application, user
+
+    def __call__(self, environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
+        environ["REMOTE_USER"] = self.user
+        return self.application(environ, start)
+
+
+def serving(application: Application) -> tuple[BaseWSGIServer, str]:
+    server = make_server("127.0.0.1", 0, application, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+def attacker_page(target: str) -> Application:
+    """Another site's page with a form that posts to the manager."""
+    page = f"""<!doctype html><title>win a prize</title>
+<form method="post" action="{target}">
+<input type="hidden" name="uid" value="{UID}">
+<input type="hidden" name="recurrence_id" value="">
+<input type="hidden" name="csrf_token" value="guessed">
+<button id="go" type="submit" name="partstat" value="DECLINED">Win</button>
+</form>""".encode()
+
+    def application(environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
+        start("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [page]
+
+    return application
+
+
+class Scene:
+    """The site, the servers and the browser the tests share."""
+
+    def __init__(self, root: Path) -> None:
+        self.agent: Agent = invited(root / "site")
+        self.sent = root / "sent"
+        app = manager(self.agent, self.sent)
+        self.servers: list[BaseWSGIServer] = []
+        self.alice = self._serve(Front(app, ALICE))
+        self.bob = self._serve(Front(app, BOB))
+        attacker = attacker_page(f"{self.alice}/calendar/{ALICE}/requests")
+        self.attacker = self._serve(attacker).replace("127.0.0.1", "localhost")
+        self.screenshots = Path(os.environ.get("IMIP_TEST_SCREENSHOTS") or root / "shots")
+        self.screenshots.mkdir(parents=True, exist_ok=True)
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+            options.add_argument(argument)
+        options.add_argument("--window-size=1000,900")
+        self.browser: WebDriver = webdriver.Chrome(
+            options=options, service=Service(executable_path=str(CHROMEDRIVER))
+        )
+
+    def _serve(self, application: Application) -> str:
+        server, url = serving(application)
+        self.servers.append(server)
+        return url
+
+    def shot(self, name: str) -> None:
+        self.browser.save_screenshot(str(self.screenshots / f"manager-{name}.png"))
+
+    def close(self) -> None:
+        self.browser.quit()
+        for server in self.servers:
+            server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
+    made = Scene(tmp_path_factory.mktemp("browser"))
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def heading(browser: WebDriver) -> str:
+    return browser.find_element(By.TAG_NAME, "h1").text
+
+
+def test_1_the_invitation_from_imip_person_is_in_the_week(scene: Scene) -> None:
+    scene.browser.get(f"{scene.alice}/calendar/{ALICE}/?week=2030-01-14")
+    summaries = [e.text for e in scene.browser.find_elements(By.CLASS_NAME, "summary")]
+    assert summaries == [SUMMARY], "shown as text: the markup is not HTML"
+    assert scene.browser.find_elements(By.TAG_NAME, "script") == []
+    scene.shot("week")
+
+
+def test_2_alice_accepts_one_instance(scene: Scene) -> None:
+    browser = scene.browser
+    browser.get(f"{scene.alice}/")
+    browser.find_element(By.LINK_TEXT, "Requests").click()
+    assert heading(browser) == "Requests needing your attention"
+    scene.shot("requests")
+    Select(browser.find_element(By.NAME, "recurrence_id")).select_by_value(SECOND)
+    browser.find_element(By.CSS_SELECTOR, "button[value=ACCEPTED]").click()
+    status = browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    assert status == f"Your answer was sent to {BOB}."
+    (message,) = sent_messages(scene.sent)
+    assert message["To"] == BOB
+    data, reply = calendar_of(message)
+    parsed = vobject.readOne(data.decode())
+    assert parsed.method.value == "REPLY"
+    assert parsed.vevent.attendee.params["PARTSTAT"] == ["ACCEPTED"]
+    (event,) = reply.walk("VEVENT")
+    assert event.decoded("RECURRENCE-ID").strftime("%Y%m%dT%H%M%SZ") == SECOND
+    assert event["ATTENDEE"].params["PARTSTAT"] == "ACCEPTED"
+    browser.get(f"{scene.alice}/calendar/{ALICE}/?week=2030-01-14")
+    assert "accepted" in browser.find_element(By.CLASS_NAME, "partstat").text
+    scene.shot("week-accepted")
+
+
+def test_3_bob_cannot_see_alices_calendar(scene: Scene) -> None:
+    for path in (f"/calendar/{ALICE}/", f"/calendar/{ALICE}/requests"):
+        scene.browser.get(f"{scene.bob}{path}")
+        assert heading(scene.browser) == "403 Forbidden"
+        assert SUMMARY not in scene.browser.page_source
+    scene.shot("forbidden")
+
+
+def test_4_a_cross_site_form_post_is_refused(scene: Scene) -> None:
+    before = len(sent_messages(scene.sent))
+    scene.browser.get(f"{scene.alice}/calendar/{ALICE}/requests")  # alice has a session
+    scene.browser.get(f"{scene.attacker}/")
+    scene.browser.find_element(By.ID, "go").click()
+    assert heading(scene.browser) == "403 Forbidden"
+    assert len(sent_messages(scene.sent)) == before
+    assert scene.agent.requests(ALICE) == [(UID, "", "REQUEST")]
+
+
+def test_chromium_is_debians(scene: Scene) -> None:
+    assert shutil.which("chromium") == str(CHROMIUM)
+    assert scene.browser.capabilities["browserName"] in ("chrome", "chromium")

@@ -1,0 +1,103 @@
+"""``imip-manager serve`` as a person runs it: waitress on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.manager.support import ALICE, NOW, SUMMARY, invited
+from tests.support import BIN, ROOT
+
+
+def test_serve_on_loopback_as_a_development_user(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    argv = [
+        str(BIN / "imip-manager"),
+        *agent.store_options,
+        "--now",
+        NOW,
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--as-user",
+        ALICE,
+        "--output",
+        str(tmp_path / "sent"),
+    ]
+    server = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stderr is not None
+        line = server.stderr.readline()
+        found = re.match(r"imip-manager: serving (http://127\.0\.0\.1:\d+/)$", line.strip())
+        assert found, line
+        with urllib.request.urlopen(f"{found.group(1)}calendar/{ALICE}/?week=2030-01-07") as page:
+            text = page.read().decode()
+            assert page.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        assert SUMMARY.replace("<", "&lt;").replace(">", "&gt;").replace(" & ", " &amp; ") in text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_as_user_is_refused_off_loopback(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    argv = [str(BIN / "imip-manager"), *agent.store_options, "serve", "--listen"]
+    done = subprocess.run(
+        [*argv, "0.0.0.0:0", "--as-user", ALICE], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 64
+    assert "loopback" in done.stdout + done.stderr
+
+
+def test_without_a_command_it_says_which(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(BIN / "imip-manager")], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 64
+    assert "serve" in done.stdout + done.stderr
+
+
+def test_no_user_named_is_401(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    argv = [str(BIN / "imip-manager"), *agent.store_options, "serve", "--listen", "127.0.0.1:0"]
+    server = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stderr is not None
+        url = server.stderr.readline().strip().rpartition(" ")[2]
+        try:
+            urllib.request.urlopen(url)
+            raise AssertionError("served without a user")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 401
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_the_demo_serves_alices_invitation(tmp_path: Path) -> None:
+    environment = {**os.environ, "IMIP_DEMO_DIR": str(tmp_path / "demo"), "PORT": "0"}
+    server = subprocess.Popen(
+        [str(ROOT / "demo-manager")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    try:
+        assert server.stderr is not None
+        url = ""
+        for line in server.stderr:
+            if line.startswith("imip-manager: serving "):
+                url = line.strip().rpartition(" ")[2]
+                break
+        assert url, "the demo serves"
+        with urllib.request.urlopen(f"{url}calendar/{ALICE}/requests") as page:
+            text = page.read().decode()
+        assert "Weekly sync" in text and "10:00" in text and "Europe/Berlin" in text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
