@@ -50,6 +50,7 @@ from tests.support import Agent, calendar_text, imip_message, parse_calendar_par
 NOW = "2030-01-01T12:00:00Z"
 ROOM1, ROOM2 = "room1@example.com", "room2@example.com"
 ALICE, BOB = "alice@example.com", "bob@example.com"
+APPROVER = "carol@example.com"
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 WRITE_EVENTS = ("os.rename", "os.remove", "os.rmdir", "os.mkdir", "os.truncate", "os.link")
 
@@ -74,6 +75,8 @@ class Scenario:
     killed: Delivery
     rival: Delivery
     quota: bool = False
+    #: Preferences of ROOM1 (name, value), set before the setup deliveries.
+    prefs: tuple[tuple[str, str], ...] = ()
 
 
 def _request(
@@ -117,6 +120,13 @@ SCENARIOS = [
         _request("a", *SLOT),
         _request("c", *LATER, room=ROOM2),
         quota=True,
+    ),
+    Scenario(
+        "approval",
+        (),
+        _request("a", *SLOT),
+        _request("b", *SLOT, who=BOB),
+        prefs=(("approval", "always"), ("approvers", APPROVER)),
     ),
     Scenario(
         "single-occurrence",
@@ -236,6 +246,8 @@ def _prepare(root: Path, scenario: Scenario) -> Path:
     for room in (ROOM1, ROOM2):
         if functions:
             agent.set_pref(room, "scheduling_function", functions)
+    for name, value in scenario.prefs:
+        agent.set_pref(ROOM1, name, value)
     if scenario.quota:
         result = agent.admin("quota", "set-limit", "rooms", ALICE, "1")
         assert result.returncode == 0, result.stdout + result.stderr
@@ -259,6 +271,8 @@ def _answers(site: Path, deliveries: list[Delivery]) -> dict[str, dict[str, str]
     by_request: dict[str, dict[str, str]] = {}
     for message in _sent(site):
         calendar = parse_calendar_part(message)
+        if str(calendar["METHOD"]) not in ("REPLY", "COUNTER"):
+            continue  # not an answer to the organiser (an owner asked to approve)
         states = ",".join(
             str(e["ATTENDEE"].params.get("PARTSTAT", "")) for e in calendar.walk("VEVENT")
         )
@@ -310,6 +324,9 @@ def verify(site: Path, scenario: Scenario, deliveries: list[Delivery]) -> None:
                 assert verb.removeprefix("REPLY:") in stored, f"{delivery.uid}: {verb} vs {stored}"
     for room in (ROOM1, ROOM2):
         _no_overlap(store, room)
+    if scenario.prefs:  # approval: each owner asked once (a resend is the same message)
+        asked = {str(m["Message-ID"]) for m in _sent(site) if APPROVER in str(m["To"])}
+        assert len(asked) == 1, asked
     report = check_store(_site_of(site), store.users(), datetime(2030, 1, 1, 12, tzinfo=UTC), False)
     assert not report.faults, [f.text for f in report.faults]
     if scenario.quota:
