@@ -50,7 +50,10 @@ from selenium import webdriver  # noqa: E402 (only with a browser to drive)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.select import Select  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 Application = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -139,6 +142,16 @@ def heading(browser: WebDriver) -> str:
     return browser.find_element(By.TAG_NAME, "h1").text
 
 
+def follow(browser: WebDriver, element: WebElement) -> None:
+    """Click ``element`` (a link or a submit button) and wait until the page
+    it leads to has replaced this one: a click returns before the browser
+    has navigated, and the old page must not be read as the new one. (A
+    deadline against a hung browser only: nothing asserts durations.)"""
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 60).until(expected_conditions.staleness_of(page))
+
+
 def test_1_the_invitation_from_imip_person_is_in_the_week(scene: Scene) -> None:
     scene.browser.get(f"{scene.alice}/calendar/{ALICE}/?week=2030-01-14")
     summaries = [e.text for e in scene.browser.find_elements(By.CLASS_NAME, "summary")]
@@ -150,11 +163,11 @@ def test_1_the_invitation_from_imip_person_is_in_the_week(scene: Scene) -> None:
 def test_2_alice_accepts_one_instance(scene: Scene) -> None:
     browser = scene.browser
     browser.get(f"{scene.alice}/")
-    browser.find_element(By.LINK_TEXT, "Requests").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "Requests"))
     assert heading(browser) == "Requests needing your attention"
     scene.shot("requests")
     Select(browser.find_element(By.NAME, "recurrence_id")).select_by_value(SECOND)
-    browser.find_element(By.CSS_SELECTOR, "button[value=ACCEPTED]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "button[value=ACCEPTED]"))
     status = browser.find_element(By.CSS_SELECTOR, "[role=status]").text
     assert status == f"Your answer was sent to {BOB}."
     (message,) = sent_messages(scene.sent)
@@ -183,7 +196,7 @@ def test_4_a_cross_site_form_post_is_refused(scene: Scene) -> None:
     before = len(sent_messages(scene.sent))
     scene.browser.get(f"{scene.alice}/calendar/{ALICE}/requests")  # alice has a session
     scene.browser.get(f"{scene.attacker}/")
-    scene.browser.find_element(By.ID, "go").click()
+    follow(scene.browser, scene.browser.find_element(By.ID, "go"))
     assert heading(scene.browser) == "403 Forbidden"
     assert len(sent_messages(scene.sent)) == before
     assert scene.agent.requests(ALICE) == [(UID, "", "REQUEST")]
