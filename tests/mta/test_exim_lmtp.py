@@ -34,7 +34,7 @@ from tests.mta.conftest import (
 )
 from tests.mta.scenarios import MailSystem, Scenarios
 from tests.mta.test_exim import EximSystem
-from tests.mta.test_postfix_lmtp import start_daemon
+from tests.mta.test_postfix_lmtp import daemon_running, own_site
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("IMIP_TEST_EXIM") != "1",
@@ -44,9 +44,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def site(private_root: Path) -> ms.Site:
-    """A site of its own (configuration, stores, log) for the daemon."""
-    venv = ms.install_agent(private_root)
-    return ms.make_site(private_root / "site-exim-lmtp", venv)
+    return own_site(private_root, "site-exim-lmtp")
 
 
 @dataclass(frozen=True)
@@ -66,22 +64,19 @@ def service(site: ms.Site, dovecot: Dovecot, private_root: Path) -> Iterator[Ser
     ms.write_config(site, f"127.0.0.1:{exim.port}")
     # Exim's own group: its lmtp transport connects as Debian-exim (the agents'
     # user of the Exim tests, so AGENT_GROUP).
-    daemon = start_daemon(site, dovecot, group=AGENT_GROUP)
-    process = start_reaped(exim.command("-bdf", "-q2s"))
-    try:
-        ms.wait_for(
-            lambda: _accepts(socket.AF_INET, ("127.0.0.1", exim.port)),
-            f"Exim did not listen on 127.0.0.1:{exim.port}",
-            lambda: exim.log.text()[-3000:],
-        )
-        yield Service(exim, daemon)
-    finally:
-        ms.write_config(site, ms.NOWHERE)
-        _stop(process)
-        exim.clear_queue()
-        daemon.send_signal(signal.SIGTERM)
-        code = daemon.wait(timeout=60)
-    assert code == 0, site.log_text()[-3000:]
+    with daemon_running(site, dovecot, group=AGENT_GROUP) as daemon:
+        process = start_reaped(exim.command("-bdf", "-q2s"))
+        try:
+            ms.wait_for(
+                lambda: _accepts(socket.AF_INET, ("127.0.0.1", exim.port)),
+                f"Exim did not listen on 127.0.0.1:{exim.port}",
+                lambda: exim.log.text()[-3000:],
+            )
+            yield Service(exim, daemon)
+        finally:
+            ms.write_config(site, ms.NOWHERE)
+            _stop(process)
+            exim.clear_queue()
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,11 +76,28 @@ def socket_group(command: list[str]) -> str:
     return command[command.index("--socket-group") + 1]
 
 
+def own_site(private_root: Path, name: str) -> ms.Site:
+    """A site of its own (configuration, stores, log) for a daemon's module."""
+    return ms.make_site(private_root / name, ms.install_agent(private_root))
+
+
+@contextmanager
+def daemon_running(
+    site: ms.Site, dovecot: Dovecot, group: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """:func:`start_daemon`; at the end SIGTERM, and it must exit 0 (drained)."""
+    daemon = start_daemon(site, dovecot, group)
+    try:
+        yield daemon
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=60)
+    assert code == 0, site.log_text()[-3000:]
+
+
 @pytest.fixture(scope="module")
 def site(private_root: Path) -> ms.Site:
-    """A site of its own (configuration, stores, log) for the daemon."""
-    venv = ms.install_agent(private_root)
-    return ms.make_site(private_root / "site-lmtp", venv)
+    return own_site(private_root, "site-lmtp")
 
 
 @dataclass(frozen=True)
@@ -99,22 +117,19 @@ def service(site: ms.Site, dovecot: Dovecot, private_root: Path) -> Iterator[Ser
         site, dovecot, private_root / "postfix-lmtp", free_port(), lmtp=True
     )
     ms.write_config(site, f"127.0.0.1:{postfix.port}")
-    daemon = start_daemon(site, dovecot)
-    process = start_reaped(ms.start_postfix(postfix))
-    try:
-        ms.wait_for(
-            lambda: _accepts(socket.AF_INET, ("127.0.0.1", postfix.port)),
-            f"Postfix did not listen on 127.0.0.1:{postfix.port}",
-            lambda: postfix.log.text()[-3000:],
-        )
-        yield Service(postfix, daemon)
-    finally:
-        ms.stop_postfix(postfix)
-        _stop(process)
-        daemon.send_signal(signal.SIGTERM)
-        code = daemon.wait(timeout=60)
-        ms.write_config(site, ms.NOWHERE)
-    assert code == 0, site.log_text()[-3000:]
+    with daemon_running(site, dovecot) as daemon:
+        process = start_reaped(ms.start_postfix(postfix))
+        try:
+            ms.wait_for(
+                lambda: _accepts(socket.AF_INET, ("127.0.0.1", postfix.port)),
+                f"Postfix did not listen on 127.0.0.1:{postfix.port}",
+                lambda: postfix.log.text()[-3000:],
+            )
+            yield Service(postfix, daemon)
+        finally:
+            ms.stop_postfix(postfix)
+            _stop(process)
+            ms.write_config(site, ms.NOWHERE)
 
 
 @pytest.fixture(scope="module")
