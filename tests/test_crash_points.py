@@ -10,6 +10,12 @@ what an MTA does: optionally another delivery arrives first (the *rival*,
 which competes for the same slot or quota), then the killed message is
 delivered again.
 
+The same is done with a full disk (issue 11 item 2): the write ``k`` fails
+with ``ENOSPC`` instead (the hook raises it, so the program sees the
+error a full disk gives and handles it as it would), the delivery must end
+with 0 or 75 and no traceback logged, and the disk has room again for the
+rival and the redelivery.
+
 After every case: no two bookings overlap, the quota is not overspent,
 every request has exactly one answer (a resend of the very same message,
 same Message-ID, after the MTA took it but before the spool forgot it, is
@@ -21,6 +27,7 @@ pending (transaction records, staged or spooled messages).
 from __future__ import annotations
 
 import email
+import errno
 import itertools
 import os
 import shutil
@@ -181,9 +188,10 @@ def _write_target(event: str, args: tuple[Any, ...], root: str) -> str | None:
     return found if found is not None and found.startswith(root) else None
 
 
-def _install_killer(root: Path, kill_at: int, trace: Path) -> None:
+def _install_killer(root: Path, kill_at: int, trace: Path, disk_full: bool = False) -> None:
     """Count writes under ``root``; SIGKILL ourselves before write ``kill_at``
-    (0: never), appending each write to ``trace``."""
+    (0: never), appending each write to ``trace``. With ``disk_full``, write
+    ``kill_at`` fails with ENOSPC instead (once: the process goes on)."""
     count = 0
     prefix = str(root) + os.sep
     log = os.open(trace, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
@@ -194,6 +202,8 @@ def _install_killer(root: Path, kill_at: int, trace: Path) -> None:
         if target is None:
             return
         count += 1
+        if count == kill_at and disk_full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), target)
         if count == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
         os.write(log, f"{count} {event} {target}\n".encode())
@@ -209,9 +219,12 @@ def _argv(site: Path, delivery: Delivery) -> list[str]:
     ]
 
 
-def deliver(site: Path, delivery: Delivery, kill_at: int | None = None) -> int | None:
+def deliver(
+    site: Path, delivery: Delivery, kill_at: int | None = None, disk_full: bool = False
+) -> int | None:
     """Run imip-resource on ``delivery`` in a child process; its exit code,
-    or None when it was killed. ``kill_at``: trace (0) or kill at that write."""
+    or None when it was killed. ``kill_at``: trace (0) or kill at that write
+    (with ``disk_full``: fail that write with ENOSPC)."""
     source = site.parent / f"{site.name}.message"
     source.write_bytes(delivery.message)
     pid = os.fork()
@@ -219,7 +232,8 @@ def deliver(site: Path, delivery: Delivery, kill_at: int | None = None) -> int |
         code = 70
         try:
             if kill_at is not None:
-                _install_killer(site, kill_at, site.parent / f"{site.name}.trace")
+                trace = site.parent / f"{site.name}.trace"
+                _install_killer(site, kill_at, trace, disk_full)
             sys.stdin = open(source, encoding="utf-8")  # noqa: SIM115 (the child exits)
             code = int(resource.run(_argv(site, delivery)))
         except BaseException:
@@ -354,6 +368,29 @@ def _case(root: Path, prepared: Path, scenario: Scenario, kill_at: int, rival: b
     shutil.rmtree(site)
 
 
+def _disk_full_case(
+    root: Path, prepared: Path, scenario: Scenario, fail_at: int, rival: bool
+) -> int | None:
+    """Write ``fail_at`` of the delivery fails for a full disk; then, with
+    room again, maybe the rival, then the MTA's redelivery (if it was
+    deferred) or nothing more (if it was done). The first exit code."""
+    site = root / f"full-{'rival' if rival else 'alone'}-{fail_at}"
+    shutil.copytree(prepared, site, symlinks=True)
+    code = deliver(site, scenario.killed, fail_at, disk_full=True)
+    assert code in (0, 75), f"exit {code}"
+    log = (site / "log").read_text(encoding="utf-8") if (site / "log").exists() else ""
+    assert "Traceback" not in log, log
+    deliveries = [scenario.killed]
+    if rival:
+        assert deliver(site, scenario.rival) == 0
+        deliveries.append(scenario.rival)
+    if code == 75:
+        assert deliver(site, scenario.killed) == 0  # the MTA delivers it again
+    verify(site, scenario, deliveries)
+    shutil.rmtree(site)
+    return code
+
+
 def _traced_writes(root: Path, prepared: Path, scenario: Scenario) -> list[str]:
     site = root / "traced"
     shutil.copytree(prepared, site, symlinks=True)
@@ -377,6 +414,27 @@ def test_kill_before_each_write_leaves_a_consistent_store(
             except AssertionError as exc:
                 where = writes[kill_at - 1]
                 raise AssertionError(f"killed before write {where} (rival={rival}): {exc}") from exc
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_disk_full_at_each_write_leaves_a_consistent_store(
+    tmp_path: Path, scenario: Scenario
+) -> None:
+    """Issue 11 item 2: "with the disk full at the wrong moment ... both are
+    ACCEPTED". Each write in turn fails with ENOSPC: the delivery is done (0)
+    or deferred (75), never an internal error, and whatever arrives next
+    finds a consistent store."""
+    prepared = _prepare(tmp_path, scenario)
+    writes = _traced_writes(tmp_path, prepared, scenario)
+    codes = set()
+    for fail_at in range(1, len(writes) + 1):
+        for rival in (False, True):
+            try:
+                codes.add(_disk_full_case(tmp_path, prepared, scenario, fail_at, rival))
+            except AssertionError as exc:
+                where = writes[fail_at - 1]
+                raise AssertionError(f"disk full at write {where} (rival={rival}): {exc}") from exc
+    assert 75 in codes, "no write failed: the injection did not happen"
 
 
 # -- the two reproducers of issue 11 (items 2 and 3), as fixture messages -----------
