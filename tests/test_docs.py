@@ -243,6 +243,28 @@ def test_admin_guide_describes_every_preference_and_function() -> None:
     assert not set(FUNCTIONS) - described, "add them to docs/admin/preferences.md"
 
 
+def limits_table(text: str) -> dict[str, str]:
+    """Setting -> default, from the rows of a "Limits on work per message" table."""
+    section = text.split("## Limits on work per message", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| `?([^`|]+?)`? \|", section, re.MULTILINE)
+    return dict(rows)
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/admin/configuration.md"])
+def test_limits_on_work_per_message_are_the_settings_defaults(page: str) -> None:
+    """The README (issue 11) and the configuration page state every limit
+    that bounds a message's work, with the default the code has."""
+    from imiptools.config import SCHEMA, Settings
+
+    table = limits_table((ROOT / page).read_text(encoding="utf-8"))
+    limits = ("max_message_size", "max_calendar_size", "max_components", "max_objects")
+    limits += ("max_properties", "max_instances", "expansion_seconds", "max_seconds", "window")
+    assert set(table) == set(limits)
+    defaults = Settings()
+    for name, shown in table.items():
+        assert SCHEMA[name].parse(shown) == getattr(defaults, name), name
+
+
 @pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate is not installed")
 def test_logrotate_file_passes_a_dry_run(tmp_path: Path) -> None:
     """conf/logrotate/imip-agent reads without error (``logrotate -d``), with the
