@@ -47,19 +47,20 @@ from imiptools.handlers.person import PersonHandler
 from imiptools.itip.objects import to_text
 from imiptools.mail.send import DirectorySender
 from imiptools.maintenance import locked_records
+from imiptools.preferences import DEFINITIONS, validate
 from imiptools.site import open_site
 from imiptools.stores.names import normalise_user
 from imiptools.transfer import export_calendar, import_calendar
-from tests.support import BIN, SHARED
+from tests.support import BIN, ROOT, SHARED
 
 PEER_ITIP = Path(os.environ.get("IMIP_PEER_ITIP", SHARED / "peer-itip"))
 SUITES = (("ccs", "ccs-cases"), ("sabre", "cases"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 #: The peers' behaviour where the project's default differs, available as a
-#: preference (README "Peer test suites"). sabre/vobject adds an attendee who
-#: was not invited and replies ("party crasher"); the project ignores such a
-#: REPLY unless ``uninvited_replies=add``.
+#: preference (README "Tests"; docs/development/testing.md "Peer test suites").
+#: sabre/vobject adds an attendee who was not invited and replies ("party
+#: crasher"); the project ignores such a REPLY unless ``uninvited_replies=add``.
 PEER_PREFERENCES: dict[str, dict[str, str]] = {
     "cases/013-reply-party-crasher": {"uninvited_replies": "add"},
     "cases/019-reply-party-crash-create-exception": {"uninvited_replies": "add"},
@@ -191,6 +192,22 @@ def test_peer_case(
 
 def _text(path: Path) -> str | None:
     return path.read_text() if path.exists() else None
+
+
+def test_peer_preferences_are_documented_non_defaults_listed_in_the_readme() -> None:
+    """A case runs with a preference only where its expectation is the
+    peer's behaviour that a documented preference offers and the project's
+    default differs from (issue 12); the README names each such case and
+    preference, the preference page describes it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    guide = (ROOT / "docs" / "admin" / "preferences.md").read_text(encoding="utf-8")
+    for case, preferences in PEER_PREFERENCES.items():
+        assert case.split("/")[1][:3] in readme, case
+        for name, value in preferences.items():
+            assert validate(name, value) == value
+            assert DEFINITIONS[name].default != value, f"{case}: {name} {value} is the default"
+            assert f"`{name} = {value}`" in readme.replace("\n", " "), name
+            assert f"| `{name}` |" in guide, name
 
 
 def test_run_py_drives_the_programs(
