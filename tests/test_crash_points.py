@@ -47,11 +47,10 @@ from imip_agent import resource
 from imiptools.check import check_store
 from imiptools.config import Settings
 from imiptools.itip.objects import find_attendee
-from imiptools.quota.journal import QuotaJournal
 from imiptools.records import UserRecords, Window
 from imiptools.site import Site, open_site
+from imiptools.stores.base import Store
 from imiptools.stores.file import TXN as TXN_NAME
-from imiptools.stores.file import FileStore
 from tests.support import Agent, calendar_text, imip_message, parse_calendar_part, vevent
 
 NOW = "2030-01-01T12:00:00Z"
@@ -295,7 +294,7 @@ def _answers(site: Path, deliveries: list[Delivery]) -> dict[str, dict[str, str]
     return by_request
 
 
-def _stored_partstat(store: FileStore, room: str, uid: str) -> str:
+def _stored_partstat(store: Store, room: str, uid: str) -> str:
     user = f"mailto:{room}"
     settings = Settings()
     window = Window(settings.window, settings.max_instances, settings.expansion_seconds)
@@ -310,7 +309,7 @@ def _stored_partstat(store: FileStore, room: str, uid: str) -> str:
     return ",".join(states)
 
 
-def _no_overlap(store: FileStore, room: str) -> None:
+def _no_overlap(store: Store, room: str) -> None:
     periods = sorted(p for p in store.all_freebusy(f"mailto:{room}") if p.transp == "OPAQUE")
     for first, second in itertools.pairwise(periods):
         assert first.uid == second.uid or first.end <= second.start, f"double booking {periods}"
@@ -325,7 +324,8 @@ def _site_of(site: Path) -> Site:
 
 def verify(site: Path, scenario: Scenario, deliveries: list[Delivery]) -> None:
     """Everything the module docstring promises."""
-    store = FileStore(site / "store")
+    opened = _site_of(site)
+    store = opened.store
     answers = _answers(site, deliveries)
     for delivery in deliveries:
         message_id = str(email.message_from_bytes(delivery.message)["Message-ID"])
@@ -341,10 +341,10 @@ def verify(site: Path, scenario: Scenario, deliveries: list[Delivery]) -> None:
     if scenario.prefs:  # approval: each owner asked once (a resend is the same message)
         asked = {str(m["Message-ID"]) for m in _sent(site) if APPROVER in str(m["To"])}
         assert len(asked) == 1, asked
-    report = check_store(_site_of(site), store.users(), datetime(2030, 1, 1, 12, tzinfo=UTC), False)
+    report = check_store(opened, store.users(), datetime(2030, 1, 1, 12, tzinfo=UTC), False)
     assert not report.faults, [f.text for f in report.faults]
     if scenario.quota:
-        booked = QuotaJournal(site / "journal").bookings("rooms")
+        booked = opened.ledger.bookings("rooms")
         accepted = [m for m in answers.values() for v in m.values() if "ACCEPTED" in v]
         assert len(booked) <= 1 and len(booked) == len(accepted), (booked, answers)
     leftovers = [

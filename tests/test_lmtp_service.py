@@ -21,7 +21,6 @@ import pytest
 
 from imip_agent.lmtp_server import parse_listener, received_id, unix_socket
 from imiptools.errors import ConfigError
-from imiptools.stores.file import FileStore
 from tests.lmtp_support import Daemon, Reply, lmtp_transaction
 from tests.support import ROOM, Agent, calendar_text, imip_message, vevent
 
@@ -142,7 +141,7 @@ def test_a_worker_that_dies_defers_its_recipient_and_the_next_delivery_works(
 ) -> None:
     """Its recipient gets 451 (the MTA keeps the message): never lost."""
     replies: list[list[Reply]] = []
-    store = FileStore(agent.root / "store")
+    store = agent.site().store
     with store.lock(f"mailto:{ROOM}", 30.0):  # the delivery waits in a worker
         sending = threading.Thread(
             target=lambda: replies.append(
@@ -188,7 +187,7 @@ def test_sighup_reads_the_configuration_again(daemon: Daemon, config: Path) -> N
 
 def test_sigterm_answers_the_delivery_under_way_then_exits(daemon: Daemon, agent: Agent) -> None:
     replies: list[list[Reply]] = []
-    store = FileStore(agent.root / "store")
+    store = agent.site().store
     with store.lock(f"mailto:{ROOM}", 30.0):
         sending = threading.Thread(
             target=lambda: replies.append(

@@ -18,9 +18,8 @@ from imiptools.config import Settings
 from imiptools.dates import FixedClock
 from imiptools.errors import DeliveryFailed, DeliveryRefused, StoreUnavailable
 from imiptools.mail.send import DirectorySender
-from imiptools.preferences_store import PreferenceFiles
+from imiptools.site import open_site
 from imiptools.spool import Spool
-from imiptools.stores.file import FileStore
 
 MESSAGE = b"From: room@example.com\r\nSubject: Accepted\r\n\r\nbody\r\n"
 
@@ -40,10 +39,12 @@ class FailingSender:
 
 
 def context(root: Path, errors: dict[str, Exception]) -> agent.Context:
+    settings = Settings(store=str(root / "store"), preferences=str(root / "prefs"))
+    site = open_site(settings)
     return agent.Context(
-        settings=Settings(store=str(root / "store"), preferences=str(root / "prefs")),
-        store=FileStore(root / "store"),
-        preferences=PreferenceFiles(root / "prefs"),
+        settings=settings,
+        store=site.store,
+        preferences=site.preferences,
         clock=FixedClock(datetime(2030, 1, 1, tzinfo=UTC)),
         sender=FailingSender(root / "out", errors),
         spool=Spool(root / "store" / ".outbox"),

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from imiptools.dates import parse_utc
 from imiptools.periods import Period
-from imiptools.stores.file import FileStore
 from tests.admin.conftest import ROOM, admin_ok, answer, book, busy, vevent
 from tests.support import Agent
 
@@ -22,7 +21,7 @@ def _book_three(agent: Agent) -> None:
 
 def _damage(agent: Agent) -> Path:
     """An orphan period, a lost bucket, a lost index, a stray temporary file."""
-    store = FileStore(agent.root / "store")
+    store = agent.site().store
     start = parse_utc("20300109T100000Z")
     store.set_freebusy_for_uid(ROOM, "ghost", [Period(start, start + timedelta(hours=1), "ghost")])
     base = agent.root / "store" / USER_DIR

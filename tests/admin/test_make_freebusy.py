@@ -9,7 +9,6 @@ from pathlib import Path
 
 from imiptools.dates import parse_utc
 from imiptools.periods import Period
-from imiptools.stores.file import FileStore
 from tests.admin.conftest import NOW, ROOM, admin_ok, answer, book, busy, vevent
 from tests.support import (
     BIN,
@@ -62,7 +61,7 @@ def _period(uid: str, start: str) -> Period:
 
 def test_reset_drops_periods_of_unknown_events(agent: Agent) -> None:
     book(agent, vevent("kept"))
-    store = FileStore(agent.root / "store")
+    store = agent.site().store
     store.set_freebusy_for_uid(ROOM, "ghost", [_period("ghost", "20300109T100000Z")])
     bucket = agent.root / "store" / f"mailto:{ROOM}" / "freebusy" / "2030-01"
     unindexed = _period("lost", "20300110T100000Z").to_line()  # no index names it

@@ -57,9 +57,9 @@ STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 # Holds a user's store lock, as the agent takes it, until stdin closes.
 HOLD_LOCK = """\
 import sys
-from pathlib import Path
-from imiptools.stores.file import FileStore
-with FileStore(Path(sys.argv[1])).lock(sys.argv[2], 10.0):
+from imiptools.config import load_settings
+from imiptools.site import open_site
+with open_site(load_settings(sys.argv[1])).store.lock(sys.argv[2], 10.0):
     print("locked", flush=True)
     sys.stdin.read()
 """
@@ -417,10 +417,10 @@ class Scenarios:
         assert ms.admin(system.site, "approvals") == ""
 
     def test_held_lock_defers_and_the_mta_delivers_once_free(self, system: MailSystem) -> None:
-        store = str(system.site.directory("store"))
+        config = str(system.site.config)
         python = str(system.site.program("python"))
         holder = subprocess.Popen(
-            [python, "-c", HOLD_LOCK, store, f"mailto:{ROOM}"],
+            [python, "-c", HOLD_LOCK, config, f"mailto:{ROOM}"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             user=AGENT_USER,

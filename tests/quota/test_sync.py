@@ -7,20 +7,18 @@ from pathlib import Path
 
 from imiptools.config import Settings
 from imiptools.preferences import Preferences
-from imiptools.preferences_store import PreferenceFiles
-from imiptools.quota.journal import QuotaJournal
 from imiptools.quota.sync import recorded_quotas, sync_resource
 from imiptools.records import UserRecords, Window
-from imiptools.stores.file import FileStore
 from tests.support import Agent, calendar_text, imip_message, vevent
 
 ROOM = "mailto:room1@example.com"
 
 
-def records(root: Path, now: datetime) -> tuple[UserRecords, Preferences]:
-    preferences = Preferences(ROOM, PreferenceFiles(root / "prefs"), {})
+def records(agent: Agent, now: datetime) -> tuple[UserRecords, Preferences]:
+    site = agent.site()
+    preferences = Preferences(ROOM, site.preferences, {})
     window = Window.for_user(Settings(), preferences)
-    return UserRecords(FileStore(root / "store"), ROOM, UTC, window, now), preferences
+    return UserRecords(site.store, ROOM, UTC, window, now), preferences
 
 
 def book_weekly(agent: Agent) -> None:
@@ -45,13 +43,13 @@ def test_recorded_quotas_are_those_of_recording_functions() -> None:
 def test_damage_is_found_and_repaired(tmp_path: Path) -> None:
     agent = Agent(tmp_path)
     book_weekly(agent)
-    journal = QuotaJournal(tmp_path / "journal")
+    journal = agent.site().ledger
     recorded = len(journal.bookings("rooms"))
     assert recorded == 52  # a year's window of weekly instances
     for path in (tmp_path / "journal" / "rooms" / "bookings").iterdir():
         path.unlink()
     now = datetime(2030, 1, 1, 12, tzinfo=UTC)
-    user, preferences = records(tmp_path, now)
+    user, preferences = records(agent, now)
     findings = sync_resource(user, preferences.get, journal, repair=False)
     assert findings and "'weekly'" in findings[0] and "0 recorded, 52 booked" in findings[0]
     assert sync_resource(user, preferences.get, journal, repair=True) == findings
@@ -62,9 +60,9 @@ def test_damage_is_found_and_repaired(tmp_path: Path) -> None:
 def test_a_moving_window_records_the_instances_that_enter_it(tmp_path: Path) -> None:
     agent = Agent(tmp_path)
     book_weekly(agent)
-    journal = QuotaJournal(tmp_path / "journal")
+    journal = agent.site().ledger
     later = datetime(2030, 7, 1, 12, tzinfo=UTC)
-    user, preferences = records(tmp_path, later)
+    user, preferences = records(agent, later)
     user.refresh_freebusy("weekly")
     assert sync_resource(user, preferences.get, journal, repair=True)
     ends = [b.end for b in journal.bookings("rooms")]

@@ -14,7 +14,6 @@ import json
 from email.message import EmailMessage
 from pathlib import Path
 
-from imiptools.stores.file import FileStore
 from tests.support import (
     ROOM,
     Agent,
@@ -106,7 +105,7 @@ def text_answer(approver: str, body: str, *, in_reply_to: str = "", subject: str
 
 def log_steps(agent: Agent) -> list[str]:
     steps = []
-    for line in FileStore(agent.root / "store").decisions(f"mailto:{ROOM}"):
+    for line in agent.site().store.decisions(f"mailto:{ROOM}"):
         entry = json.loads(line)
         if "approval" in entry:
             steps.append(entry["approval"]["step"])

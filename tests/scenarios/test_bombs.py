@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from imiptools.stores.file import FileStore
 from tests.measure import measured_run
 from tests.support import BIN, ROOM, Agent, Run
 
@@ -150,7 +149,7 @@ def test_instance_only_request_reads_each_stored_instance_once(agent: Agent, pro
     done = measured_run(argv, fixture("three_hundred_instances.eml"), timeout=300)
     assert done.code == 0, done.stdout
     assert done.cpu_seconds < 5, done.cpu_seconds
-    store = FileStore(agent.root / "store")
+    store = agent.site().store
     assert len(list(store.recurrence_ids(f"mailto:{recipient}", "instances@example.com"))) == 300
 
 

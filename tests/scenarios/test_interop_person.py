@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import vobject
 
-from imiptools.stores.file import FileStore
 from tests.scenarios.test_interop_resource import (
     FILES,
     calendars_of,
@@ -49,6 +48,6 @@ def test_interop_file_through_person(agent: Agent, path: Path) -> None:
     assert "Traceback" not in run.stdout + run.stderr
     assert run.files.count(message) == 1, "the message is delivered exactly as it came"
     agent.exported(expect.room, check_vobject=vobject_reads(path))
-    store = FileStore(agent.root / "store")
+    store = agent.site().store
     user = f"mailto:{expect.room}"
     assert set(store.freebusy_uids(user)) <= set(store.object_uids(user))

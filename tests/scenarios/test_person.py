@@ -540,8 +540,6 @@ def test_event_limits_bound_what_a_person_records(agent: Agent) -> None:
     assert run.code == 0 and len(run.delivered()) == 1
     from datetime import UTC, datetime
 
-    from imiptools.stores.file import FileStore
-
-    store = FileStore(agent.root / "store")
+    store = agent.site().store
     start, end = datetime(2029, 1, 1, tzinfo=UTC), datetime(2032, 1, 1, tzinfo=UTC)
     assert 0 < len(store.get_freebusy(f"mailto:{BOB}", start, end)) <= 50

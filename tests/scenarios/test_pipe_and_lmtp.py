@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from imiptools.stores.file import FileStore
 from tests.lmtp_support import Daemon, Reply
 from tests.support import ROOM, Agent, Run, calendar_text, imip_message, vevent
 
@@ -252,7 +251,7 @@ def test_both_paths_give_the_same_answers(
         for user, pref, value in scenario.prefs:
             agent.set_pref(user, pref, value)
         answers[path] = [_delivered(agent, deliver, step) for step in scenario.steps]
-        store = str(FileStore(agent.root / "store").root)
+        store = str((agent.root / "store").resolve())
         expected = [(code, status.format(store=store)) for code, status in scenario.expected]
         assert [(a.code, a.status) for a in answers[path]] == expected, path
         assert [list(a.sent) for a in answers[path]] == SENT[name], path
@@ -269,7 +268,7 @@ def test_both_paths_give_the_same_answers(
 def _delivered(agent: Agent, deliver: Callable[[Step], Answer], step: Step) -> Answer:
     with ExitStack() as stack:
         if step.locked:
-            store = FileStore(agent.root / "store")
+            store = agent.site().store
             stack.enter_context(store.lock(f"mailto:{step.recipient}", 10.0))
         return deliver(step)
 

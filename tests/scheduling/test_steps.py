@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from imiptools import agent, scheduling
+from imiptools.config import Settings
 from imiptools.handlers.common import Envelope
 from imiptools.handlers.resource import ResourceHandler
-from imiptools.preferences_store import PreferenceFiles
 from imiptools.scheduling import Answer, Booking, Decision, Request
-from imiptools.stores.file import FileStore
+from imiptools.site import Site, open_site
 from tests.support import ROOM, calendar_text, imip_message, vevent
 from tests.test_convergence import context
 
@@ -40,17 +40,22 @@ def counting() -> Iterator[None]:
         table.pop("counting", None)
 
 
+def site_of(root: Path) -> Site:
+    """The file site under ``root`` (store and preferences as the context has them)."""
+    return open_site(Settings(store=str(root / "store"), preferences=str(root / "prefs")))
+
+
 def deliver(root: Path, message: bytes) -> None:
     agent.run(
         message,
         [Envelope(ROOM, "alice@example.com")],
-        context(root, FileStore(root / "store")),
+        context(root, site_of(root).store),
         ResourceHandler,
     )
 
 
 def test_steps_follow_bookings_and_cancellations(tmp_path: Path, counting: None) -> None:
-    PreferenceFiles(tmp_path / "prefs").set(
+    site_of(tmp_path).preferences.set(
         f"mailto:{ROOM}", "scheduling_function", "counting quota-a\nschedule_in_freebusy"
     )
     deliver(tmp_path, imip_message(calendar_text(vevent(extra="RRULE:FREQ=DAILY;COUNT=2"))))
@@ -65,7 +70,7 @@ def test_steps_follow_bookings_and_cancellations(tmp_path: Path, counting: None)
 
 
 def test_declined_bookings_confirm_nothing(tmp_path: Path, counting: None) -> None:
-    PreferenceFiles(tmp_path / "prefs").set(
+    site_of(tmp_path).preferences.set(
         f"mailto:{ROOM}", "scheduling_function", "counting\nschedule_in_freebusy"
     )
     deliver(tmp_path, imip_message(calendar_text(vevent("a"))))
