@@ -117,6 +117,30 @@ BACKEND_MODULES = {
     ),
 }
 COMPOSITION_ROOT = "imiptools.site"
+#: The tests that may name a backend's classes: the backend's own (its
+#: contract subclasses and what only it can get wrong), the composition
+#: root's, and this one. Every other test opens a site (``open_site``,
+#: ``Agent.site()``) and uses the interfaces, so it holds for any backend.
+OWN_TESTS = {
+    "file": (
+        "tests/stores/test_file_store.py",
+        "tests/stores/test_overlay.py",
+        "tests/stores/test_symlinks.py",
+        "tests/stores/test_transaction.py",
+        "tests/quota/test_journal.py",
+        "tests/quota/test_file_ledger.py",
+        "tests/preferences/test_file_preferences.py",
+        "tests/test_convergence.py",  # fault injection into the file store's writes
+    ),
+    "postgresql": (
+        "tests/stores/test_pg_store.py",
+        "tests/quota/test_pg_ledger.py",
+        "tests/preferences/test_pg_preferences.py",
+        "tests/postgresql/",
+        "tests/hosts/",
+    ),
+}
+COMPOSITION_TESTS = ("tests/test_site.py", "tests/test_architecture.py")
 #: Where backend class names are looked for: the code, not the tests (a
 #: backend's own tests and the suites' fixtures build its classes).
 CODE = ("imiptools", "imip_agent", "tools", "benchmarks")
@@ -376,6 +400,23 @@ def test_backend_classes_are_named_only_by_their_backend_and_the_composition_roo
                         continue
                     found.append(f"{path.relative_to(ROOT)}:{number}: {match[1]}")
     assert found == []
+
+
+def test_tests_name_backend_classes_only_in_the_backends_own_tests() -> None:
+    """The grep of issue 13 over the tests: a backend's class names appear
+    only in that backend's own tests (and the composition root's)."""
+    classes = _backend_classes()
+    word = re.compile(r"\b(" + "|".join(sorted(classes)) + r")\b")
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        name = str(path.relative_to(ROOT))
+        if name.startswith(COMPOSITION_TESTS):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for match in word.finditer(line):
+                if not name.startswith(OWN_TESTS[classes[match[1]]]):
+                    found.append(f"{name}:{number}: {match[1]}")
+    assert found == [], "open a site (open_site, Agent.site()) instead"
 
 
 # -- the layers in docs/architecture.md ----------------------------------------
