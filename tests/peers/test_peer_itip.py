@@ -61,6 +61,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 #: preference (README "Tests"; docs/development/testing.md "Peer test suites").
 #: sabre/vobject adds an attendee who was not invited and replies ("party
 #: crasher"); the project ignores such a REPLY unless ``uninvited_replies=add``.
+#: The same as site defaults, for ``run.py``: see the README.
+PEER_CONFIG = Path(__file__).with_name("peer-behaviour.toml")
 PEER_PREFERENCES: dict[str, dict[str, str]] = {
     "cases/013-reply-party-crasher": {"uninvited_replies": "add"},
     "cases/019-reply-party-crash-create-exception": {"uninvited_replies": "add"},
@@ -208,6 +210,30 @@ def test_peer_preferences_are_documented_non_defaults_listed_in_the_readme() -> 
             assert DEFINITIONS[name].default != value, f"{case}: {name} {value} is the default"
             assert f"`{name} = {value}`" in readme.replace("\n", " "), name
             assert f"| `{name}` |" in guide, name
+
+
+def test_the_peer_configuration_gives_each_peer_preference() -> None:
+    """``peer-behaviour.toml`` (the README's one command for ``run.py``)
+    sets as site defaults exactly the preferences the cases here are given."""
+    wanted = {name: value for given in PEER_PREFERENCES.values() for name, value in given.items()}
+    assert dict(load_settings(str(PEER_CONFIG)).preference_defaults) == wanted
+
+
+def test_run_py_holds_every_case_under_the_peer_configuration(
+    tmp_path: Path, runner: ModuleType | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run.py`` sets no preferences (the shared cases are read-only): under
+    ``IMIP_AGENT_CONFIG=tests/peers/peer-behaviour.toml`` the programs it runs
+    take the peers' behaviour as the site's default, and the cases that need
+    it hold through the programs too."""
+    if runner is None:
+        _missing()
+        return
+    monkeypatch.setenv("IMIP_TMP", str(tmp_path))
+    monkeypatch.setenv("IMIP_AGENT_CONFIG", str(PEER_CONFIG))
+    for case in PEER_PREFERENCES:
+        held, detail = runner.run_case(PEER_ITIP / case, False)
+        assert held, f"{case}: {detail}"
 
 
 def test_run_py_drives_the_programs(
