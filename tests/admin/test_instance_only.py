@@ -13,8 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from icalendar import Calendar
 
 from tests.admin.conftest import ROOM, admin_ok, answer, book, busy, vevent
+from tests.scenarios.test_interop_resource import calendars_of, expectation, message_for
 from tests.support import INTEROP, Agent, imip_message
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "peers" / "instance-only-request.eml"
@@ -87,3 +89,47 @@ def test_a_person_sees_an_evolution_instance_only_invitation(agent: Agent) -> No
     assert [str(e["UID"]) for e in events] == ["invite-detached"]
     assert admin_ok(agent, "check", now=now) == ""
     assert "invite-detached" in admin_ok(agent, "show", user, "--days", "30", now=now)
+
+
+#: Real instance-only invitations (a REQUEST holding only RECURRENCE-IDs of its
+#: UID) of ``../shared/interop``, referenced in place: the clients whose
+#: messages ``export`` printed as an empty VCALENDAR (issue 12 item 2).
+INSTANCE_ONLY_INVITATIONS = (
+    "evolution/eds__invite-6.ics",
+    "evolution/eds__invite-7.ics",
+    "lotus-notes/ical4j__calconnect6.ics",
+    "lotus-notes/ical4j__calconnect7.ics",
+    "outlook/tine20__exchange_external_reoccuring_onlyone.ics",
+    "thunderbird/tb__exception-major.eml",
+    "thunderbird/tb__exception-minor.eml",
+    "tine20/tine20__invalidimip.eml",
+    "tine20/tine20__request_exdate.ics",
+)
+
+
+def _instance_uids(path: Path) -> set[str]:
+    """The UIDs the file holds only as overridden instances."""
+    found: dict[str, bool] = {}
+    for _, text in calendars_of(path):
+        for event in Calendar.from_ical(text).walk("VEVENT"):
+            uid = str(event["UID"])
+            found[uid] = found.get(uid, True) and "RECURRENCE-ID" in event
+    return {uid for uid, only_instances in found.items() if only_instances}
+
+
+@pytest.mark.parametrize("name", INSTANCE_ONLY_INVITATIONS)
+def test_export_lists_real_clients_instance_only_invitations(agent: Agent, name: str) -> None:
+    path = INTEROP / name
+    if not path.exists():
+        pytest.skip("shared/interop is not present")
+    uids = _instance_uids(path)
+    assert uids, f"{name} is not an instance-only invitation"
+    expect = expectation(path)
+    now = "2026-11-27T12:00:00Z"
+    sender = expect.organiser or "someone@example.com"
+    run = agent.person(message_for(path, expect), expect.room, sender=sender, now=now)
+    assert run.code == 0, run.stdout
+    events = agent.exported(expect.room, check_vobject=False).walk("VEVENT")
+    assert {str(e["UID"]) for e in events} == uids
+    assert all("RECURRENCE-ID" in e for e in events)
+    assert admin_ok(agent, "check", now=now) == ""
