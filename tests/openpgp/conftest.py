@@ -28,7 +28,6 @@ MALLORY = "mallory@example.com"
 NOBODY = "nobody@example.com"
 
 
-
 @dataclass(frozen=True)
 class Party:
     """Someone with a key: a GnuPG home that plays their mail client."""
