@@ -224,7 +224,7 @@ def read(
         )
         log.warning("%s", reason)
         return parse_message(raw, headers_only=True), Extracted([], [reason], 1)
-    message = open_message(raw, keyring)
+    message = open_message(raw, keyring, settings.max_message_size)
     budget = CpuBudget(
         [], settings.max_seconds, time.process_time() if started is None else started
     )

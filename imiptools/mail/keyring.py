@@ -167,6 +167,8 @@ class Keyring:
         self.home = home
         self.binary = binary
         self._gpg: dict[Path, gnupg.GPG] = {}
+        #: The keys of each home, listed once until a key changes.
+        self._listed: dict[Path, list[Key]] = {}
 
     # -- the homes ----------------------------------------------------------
 
@@ -231,9 +233,16 @@ class Keyring:
         return [key for key in found if wanted in key.addresses]
 
     def _keys(self, home: Path, source: str) -> list[Key]:
-        gpg = self._run(home)
-        secret = {k["fingerprint"] for k in gpg.list_keys(secret=True)}
-        return [_gpg_key(k, k["fingerprint"] in secret, source) for k in gpg.list_keys()]
+        if home not in self._listed:
+            gpg = self._run(home)
+            secret = {k["fingerprint"] for k in gpg.list_keys(secret=True)}
+            keys = [_gpg_key(k, k["fingerprint"] in secret, source) for k in gpg.list_keys()]
+            self._listed[home] = keys
+        return list(self._listed[home])
+
+    def _changed(self) -> None:
+        """Forget the listings (a key was added or removed)."""
+        self._listed.clear()
 
     def secret_key(self, address: str) -> Key | None:
         """The usable secret key of ``address`` in the admin's home, if any."""
@@ -272,6 +281,7 @@ class Keyring:
             no_protection=True,
         )
         made = gpg.gen_key(request)
+        self._changed()
         if not made.fingerprint:
             raise GpgFailed(f"gpg could not generate a key: {single_line(made.stderr)[-300:]}")
         return self._one(self.home, str(made.fingerprint), "keyring")
@@ -296,6 +306,7 @@ class Keyring:
             names = ", ".join(named) or "nothing"
             raise KeyringError(f"the data holds no key of {wanted} (its keys name: {names})")
         result = gpg.import_keys(data)
+        self._changed()
         imported = set(result.fingerprints) & set(bound)
         if not imported:
             raise GpgFailed(f"gpg imported nothing: {single_line(result.stderr)[-300:]}")
@@ -318,21 +329,28 @@ class Keyring:
             if key.secret:
                 gpg.delete_keys(key.fingerprint, secret=True, expect_passphrase=False)
             gpg.delete_keys(key.fingerprint)
+        self._changed()
         return gone
 
     # -- messages -----------------------------------------------------------
 
-    def decrypt(self, data: bytes) -> Decrypted:
+    def decrypt(self, data: bytes, max_output: int | None = None) -> Decrypted:
         """Decrypt an OpenPGP message (RFC 4880) with the admin's secret
-        keys, checking a signature inside it (RFC 3156 §6.2)."""
+        keys, checking a signature inside it (RFC 3156 §6.2). ``max_output``
+        bounds the plaintext (``gpg --max-output``: a compressed message
+        cannot grow without limit); a bigger one is not decrypted."""
         if not self.exists():
             return Decrypted(False, problem="the site has no keyring")
+        limit = ["--max-output", str(max_output)] if max_output else None
         try:
-            result = self._run(self.home).decrypt(data, always_trust=True)
+            result = self._run(self.home).decrypt(data, always_trust=True, extra_args=limit)
         except (OSError, ValueError, KeyringError) as exc:
             return Decrypted(False, problem=f"gpg failed: {exc}")
         if not result.ok:
             return Decrypted(False, problem=_decrypt_problem(result))
+        over = len(result.data) >= (max_output or len(result.data) + 1)
+        if max_output and (over or "--max-output" in str(result.stderr)):  # gpg stopped there
+            return Decrypted(False, problem=f"the plaintext exceeds {max_output} bytes")
         signed = bool(getattr(result, "key_id", None) or result.fingerprint)
         signature = self._signature(result) if signed else None
         return Decrypted(True, bytes(result.data), "", signature)
@@ -396,6 +414,7 @@ class Keyring:
                 if key.source == "keyring":
                     exported = self._run(self.home).export_keys(key.fingerprint)
                     self._run(home).import_keys(exported)
+                    self._changed()
         done = self._run(home).encrypt(data, [k.fingerprint for k in keys], always_trust=True)
         if not done.ok:
             raise GpgFailed(f"gpg could not encrypt: {single_line(done.stderr)[-300:]}")
@@ -431,7 +450,9 @@ class Keyring:
         if [k.fingerprint for k in previous] != fingerprints:
             for key in previous:
                 gpg.delete_keys(key.fingerprint)
-            if fingerprints[0] not in gpg.import_keys(keydata).fingerprints:
+            imported = gpg.import_keys(keydata).fingerprints
+            self._changed()
+            if fingerprints[0] not in imported:
                 return None
         state[address] = {"seen": seen, "fingerprint": fingerprints[0]}
         self._save_state(state)

@@ -77,8 +77,9 @@ _MAX_KEYDATA = 64 * 1024
 # -- in ----------------------------------------------------------------------
 
 
-def open_message(raw: bytes, keyring: Keyring | None) -> ParsedMessage:
-    """``raw`` parsed, decrypted and verified as the module docstring says.
+def open_message(raw: bytes, keyring: Keyring | None, max_size: int | None = None) -> ParsedMessage:
+    """``raw`` parsed, decrypted and verified as the module docstring says;
+    a plaintext over ``max_size`` bytes is not decrypted.
 
     Without a keyring (or for plain mail) this is ``parse_message(raw)``
     with an encrypted message's ``problem`` set."""
@@ -93,7 +94,7 @@ def open_message(raw: bytes, keyring: Keyring | None) -> ParsedMessage:
         return replace(parsed, security=Security(signed=True, signature_problem="no keyring"))
     try:
         if kind == "encrypted":
-            return _decrypted(parsed, keyring)
+            return _decrypted(parsed, keyring, max_size)
         return _verified(parsed, raw, keyring)
     except (KeyringError, OSError, ValueError) as exc:  # never a traceback for a message
         log.warning("OpenPGP: %s", exc)
@@ -111,12 +112,12 @@ def _kind(message: Message) -> str | None:
     return None
 
 
-def _decrypted(parsed: ParsedMessage, keyring: Keyring) -> ParsedMessage:
+def _decrypted(parsed: ParsedMessage, keyring: Keyring, max_size: int | None) -> ParsedMessage:
     """The plaintext's calendars, with the signature found (RFC 3156 §4, §6)."""
     payload = _encrypted_payload(parsed.message)
     if payload is None:
         return replace(parsed, security=Security(encrypted=True, problem="no OpenPGP data"))
-    result = keyring.decrypt(payload)
+    result = keyring.decrypt(payload, max_size)
     if not result.ok:
         log.warning("OpenPGP: message %s: %s", parsed.message_id[:200], result.problem)
         return replace(parsed, security=Security(encrypted=True, problem=result.problem))
