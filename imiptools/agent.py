@@ -45,7 +45,7 @@ from imiptools.itip.objects import (
 from imiptools.mail.compose import build_message
 from imiptools.mail.keyring import Keyring, KeyringError
 from imiptools.mail.openpgp import learn_autocrypt, open_message, protect
-from imiptools.mail.parse import ParsedMessage, parse_message
+from imiptools.mail.parse import ParsedMessage, Security, parse_message
 from imiptools.mail.send import Sender
 from imiptools.outcomes import ObjectOutcome, Queued, RecipientOutcome
 from imiptools.preferences import Preferences, PreferenceSource
@@ -113,6 +113,10 @@ class Context:
     ledger: QuotaLedger | None = None
     #: The site's OpenPGP keys (None: encrypted mail cannot be read).
     keyring: Keyring | None = None
+    #: What a front end that decrypted and verified the message itself says
+    #: of it (imip-client: the user's mail client holds the keys); None:
+    #: the agent finds out (:func:`imiptools.mail.openpgp.open_message`).
+    vouched: Security | None = None
 
 
 @dataclass(frozen=True)
@@ -240,6 +244,8 @@ def run(raw: bytes, envelope: Sequence[Envelope], ctx: Context, factory: Handler
         return Result(ExitCode.OK, "2.0.0 unusable recipient address from the null sender ignored")
     started = time.process_time()
     message, extracted = read(raw, ctx.settings, started, ctx.keyring)
+    if ctx.vouched is not None:
+        message = replace(message, security=ctx.vouched)
     learn_autocrypt(message, ctx.keyring, ctx.clock.now())
     objects = CpuBudget(extracted.objects, ctx.settings.max_seconds, started)
     handlers: list[tuple[str, Handler]] = []
