@@ -307,8 +307,22 @@ class ResourceHandler(BaseHandler):
         self.records.log_decision(json.dumps(entry, ensure_ascii=False))
 
     def _log_refusal(self, obj: ItipObject, code: str, reason: str) -> None:
-        """A refusal before any decision, in the decision log too."""
+        """A refusal before any decision, in the decision log too; a new
+        invitation refused for its signature is declined, saying why (an
+        update or cancellation of a booking is not answered: the organiser
+        of the booking did not send it)."""
         self._log_line(obj, "", obj.first, "refused", code, reason)
+        if obj.method != "REQUEST" or obj.kind != "VEVENT" or self.records.stored(obj.uid):
+            return
+        if not organizer_of(obj.first) or not any(
+            find_attendee(c, self.unit.user) for c in obj.components
+        ):
+            return
+        decision = Decision(
+            Answer.DECLINED, "signature", N_("the request is not signed with its organiser's key")
+        )
+        self._set_partstat(obj.components, "DECLINED")  # the request's own copy, never stored
+        self._reply(Case(obj, Held()), obj.components, decision)
 
     def unreadable(self) -> None:
         """An encrypted message the resource cannot read: logged, and the

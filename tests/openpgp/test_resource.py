@@ -180,7 +180,10 @@ def test_forged_cancel_changes_nothing_under_require_signature_changes(
 def test_require_signature_all_refuses_an_unsigned_request(site: Agent, parties: Parties) -> None:
     site.set_pref(ROOM, "require_signature", "all")
     run = site.resource(invitation())
-    assert run.code == 0 and not run.generated() and not booked(site)
+    assert run.code == 0 and not booked(site)
+    (declined,) = run.generated()
+    assert partstat_of(parse_calendar_part(declined)) == "DECLINED"
+    assert "not signed with its organiser's key" in declined.get_body(("plain",)).get_content()
     run = site.resource(clear_signed(invitation(), parties.mallory))
     assert not booked(site)
     run = site.resource(clear_signed(invitation(), parties.alice))
