@@ -194,10 +194,13 @@ def _security(encrypted: bool, signature: Signature | None) -> Security:
 
 
 def _with_inner(parsed: ParsedMessage, inner: Message, security: Security) -> ParsedMessage:
-    """``parsed`` with the calendars and protected Subject of ``inner``."""
+    """``parsed`` with the calendars and protected Subject of ``inner`` (or
+    of its signed part, when it is ``multipart/signed``)."""
     subject = parsed.subject
-    if inner.get_param("protected-headers", None) is not None and inner.get("Subject"):
-        subject = single_line(str(parse_message(_headers_of(inner)).subject))
+    first = inner.get_payload(0) if _kind(inner) == "signed" else None
+    top = first if isinstance(first, Message) else inner
+    if top.get_param("protected-headers", None) is not None and top.get("Subject"):
+        subject = single_line(str(parse_message(_headers_of(top)).subject))
     return replace(
         parsed,
         message=inner,

@@ -52,6 +52,16 @@ def test_an_encrypted_message_with_lf_line_ends_decrypts(
     assert parsed.security.signed_by(ALICE) and len(parsed.parts) == 1
 
 
+def test_signed_then_encrypted_is_read_and_verified(keyring: Keyring, parties: Parties) -> None:
+    """RFC 3156 §6.1: a multipart/signed inside the encryption (Enigmail,
+    and what the agent itself sends)."""
+    signed = clear_signed(invitation(), parties.alice)
+    message = gpg_encrypted(signed, parties.alice, parties.room, sign=False)
+    parsed = open_message(message, keyring)
+    assert parsed.security.encrypted and parsed.security.signed_by(ALICE)
+    assert len(parsed.parts) == 1 and parsed.parts[0].method == "REQUEST"
+
+
 def test_a_plaintext_over_the_limit_is_not_decrypted(keyring: Keyring, parties: Parties) -> None:
     message = gpg_encrypted(invitation(), parties.alice, parties.room)
     parsed = open_message(message, keyring, max_size=200)
