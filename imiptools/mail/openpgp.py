@@ -197,7 +197,7 @@ def _with_inner(parsed: ParsedMessage, inner: Message, security: Security) -> Pa
     """``parsed`` with the calendars and protected Subject of ``inner`` (or
     of its signed part, when it is ``multipart/signed``)."""
     subject = parsed.subject
-    first = inner.get_payload(0) if _kind(inner) == "signed" else None
+    first = inner.get_payload(0) if _kind(inner) == "signed" and inner.is_multipart() else None
     top = first if isinstance(first, Message) else inner
     if top.get_param("protected-headers", None) is not None and top.get("Subject"):
         subject = single_line(str(parse_message(_headers_of(top)).subject))

@@ -110,3 +110,28 @@ def test_learned_keys_update_by_date_and_never_over_the_admins(
     assert [k.source for k in keyring.keys(ALICE)] == ["keyring"]
     # An older message does not replace a newer key.
     assert keyring.learn(MALLORY, parties.mallory.public(), "2000-01-01T00:00:00+00:00") is None
+
+
+HOSTILE = [
+    b'Content-Type: multipart/signed; protocol="application/pgp-signature"\r\n\r\nno boundary\r\n',
+    b'Content-Type: multipart/signed; protocol="application/pgp-signature"; boundary=x\r\n\r\n'
+    b"--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x--\r\n",
+    b'Content-Type: multipart/signed; protocol="application/pgp-signature"; boundary=x\r\n\r\n'
+    b"--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x\r\nContent-Type: application/pgp-signature"
+    b"\r\n\r\n-----BEGIN PGP SIGNATURE-----\r\n\r\nAAAA\r\n-----END PGP SIGNATURE-----\r\n--x--\r\n",
+    b'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"\r\n\r\n',
+    b'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary=x\r\n\r\n'
+    b"--x\r\n\r\nVersion: 1\r\n--x\r\n\r\ngarbage\r\n--x--\r\n",
+    b'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary=x\r\n\r\n'
+    b"--x\r\n\r\nVersion: 1\r\n--x\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n\r\nhF4DAAAA\r\n"
+    b"-----END PGP MESSAGE-----\r\n--x--\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE)
+def test_malformed_openpgp_never_raises(keyring: Keyring, raw: bytes) -> None:
+    """No boundary, no signature part, garbage for an OpenPGP message: a
+    problem, never an exception, no calendar."""
+    parsed = open_message(raw, keyring)
+    assert parsed.security.problem or parsed.security.signature_problem
+    assert not parsed.security.signer and parsed.parts == []
