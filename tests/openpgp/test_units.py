@@ -118,7 +118,8 @@ HOSTILE = [
     b"--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x--\r\n",
     b'Content-Type: multipart/signed; protocol="application/pgp-signature"; boundary=x\r\n\r\n'
     b"--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x\r\nContent-Type: application/pgp-signature"
-    b"\r\n\r\n-----BEGIN PGP SIGNATURE-----\r\n\r\nAAAA\r\n-----END PGP SIGNATURE-----\r\n--x--\r\n",
+    b"\r\n\r\n-----BEGIN PGP SIGNATURE-----\r\n\r\nAAAA\r\n"
+    b"-----END PGP SIGNATURE-----\r\n--x--\r\n",
     b'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"\r\n\r\n',
     b'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary=x\r\n\r\n'
     b"--x\r\n\r\nVersion: 1\r\n--x\r\n\r\ngarbage\r\n--x--\r\n",
