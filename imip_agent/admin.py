@@ -21,6 +21,7 @@ from typing import NoReturn, TextIO
 from imip_agent import (
     admin_approval,
     admin_install,
+    admin_keys,
     admin_mta,
     admin_outbox,
     admin_quota,
@@ -146,6 +147,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     admin_outbox,
     admin_mta,
     admin_approval,
+    admin_keys,
 )
 #: The help of a USER argument.
 USER_HELP = "a calendar user: mail address or mailto: URI"

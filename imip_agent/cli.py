@@ -98,6 +98,7 @@ def context_from(
         spool=site.outbox,
         deliverer=deliverer,
         ledger=site.ledger,
+        keyring=site.keyring,
     )
 
 

@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 from imip_agent.cli import settings_from
 from imip_agent.options import DATES, ENVIRONMENT, add_store_options
 from imip_agent.parsing import Parser
+from imiptools import addresses
 from imiptools.client import Applied, Inspection, UserCalendar, open_calendar
 from imiptools.config import ENV_CONFIG, Settings
 from imiptools.dates import Clock, FixedClock, SystemClock, parse_datetime
@@ -38,6 +39,7 @@ from imiptools.errors import (
     InputError,
     UsageError,
 )
+from imiptools.mail.parse import Security
 from imiptools.mail.send import SendmailSender
 
 log = logging.getLogger("imip_agent.client")
@@ -186,6 +188,26 @@ def _client_options(parser: argparse.ArgumentParser, suppress: bool = False) -> 
         help="a local calendar, made on first use (default ~/.local/share/imip-agent);"
         " a site's when -c, -S or IMIP_AGENT_CONFIG is given",
     )
+    add(
+        "--encrypted",
+        action="store_true",
+        default=flag,
+        help="the message came encrypted (the client decrypted it)",
+    )
+    add(
+        "--signed-by",
+        action="append",
+        default=argparse.SUPPRESS if suppress else [],
+        metavar="ADDRESS",
+        help="the client verified a valid OpenPGP signature by a key of ADDRESS (repeat"
+        " for each of its addresses); require_signature reads it",
+    )
+    add(
+        "--signer-key",
+        default=argparse.SUPPRESS if suppress else "",
+        metavar="FINGERPRINT",
+        help="the fingerprint of that key (kept in the decision log)",
+    )
     add("--dry-run", action="store_true", default=flag, help="change nothing")
     add("--send", action="store_true", default=flag, help="hand outgoing mail to sendmail")
     add(
@@ -235,7 +257,7 @@ def _dispatch(args: argparse.Namespace, document: dict[str, Any]) -> str | None:
     if command in ("pending", "agenda", "freebusy"):
         _listing(calendar, args, document)
         return None
-    message = calendar.read(_read_input(args.file))
+    message = calendar.read(_read_input(args.file), _security(args))
     seen = calendar.inspect(message)
     if command == "inspect" and args.text:
         return summary(seen)
@@ -256,6 +278,20 @@ def _dispatch(args: argparse.Namespace, document: dict[str, Any]) -> str | None:
         )
     document["result"] = _result(done, args, calendar)
     return None
+
+
+def _security(args: argparse.Namespace) -> Security | None:
+    """What the client says it found (``--encrypted``, ``--signed-by``,
+    ``--signer-key``); None when it says nothing."""
+    signers = tuple(addresses.normalise(a) for a in args.signed_by)
+    if not (args.encrypted or signers or args.signer_key):
+        return None
+    if args.signer_key and not signers:
+        raise UsageError("imip-client: --signer-key needs --signed-by ADDRESS")
+    signer = args.signer_key or ("verified by the mail client" if signers else "")
+    return Security(
+        encrypted=args.encrypted, signed=bool(signers), signer=signer, signer_addresses=signers
+    )
 
 
 def _listing(calendar: UserCalendar, args: argparse.Namespace, document: dict[str, Any]) -> None:

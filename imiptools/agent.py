@@ -43,7 +43,9 @@ from imiptools.itip.objects import (
     text_of,
 )
 from imiptools.mail.compose import build_message
-from imiptools.mail.parse import ParsedMessage, parse_message
+from imiptools.mail.keyring import Keyring, KeyringError
+from imiptools.mail.openpgp import learn_autocrypt, open_message, protect
+from imiptools.mail.parse import ParsedMessage, Security, parse_message
 from imiptools.mail.send import Sender
 from imiptools.outcomes import ObjectOutcome, Queued, RecipientOutcome
 from imiptools.preferences import Preferences, PreferenceSource
@@ -78,6 +80,11 @@ class Handler(Protocol):
         """What the user's mailbox receives (nothing for a resource)."""
         ...
 
+    def unreadable(self) -> None:
+        """The message could not be decrypted (``unit.message.security``);
+        called once, before :meth:`finish`."""
+        ...
+
 
 class HandlerFactory(Protocol):
     """A handler class: built per unit; says whether unusable data bounces."""
@@ -104,6 +111,12 @@ class Context:
     deliverer: Sender | None = None
     #: The site's quota ledger (None: quota functions answer "misconfigured").
     ledger: QuotaLedger | None = None
+    #: The site's OpenPGP keys (None: encrypted mail cannot be read).
+    keyring: Keyring | None = None
+    #: What a front end that decrypted and verified the message itself says
+    #: of it (imip-client: the user's mail client holds the keys); None:
+    #: the agent finds out (:func:`imiptools.mail.openpgp.open_message`).
+    vouched: Security | None = None
 
 
 @dataclass(frozen=True)
@@ -199,13 +212,14 @@ def _parse_parts(
 
 
 def read(
-    raw: bytes, settings: Settings, started: float | None = None
+    raw: bytes, settings: Settings, started: float | None = None, keyring: Keyring | None = None
 ) -> tuple[ParsedMessage, Extracted]:
     """Parse ``raw`` and extract its scheduling objects within the limits.
 
     A message over ``max_message_size`` (only a person's agent reads one:
     the mailbox gets it unchanged) keeps its headers, and its calendar data
-    is ignored unread.
+    is ignored unread. An OpenPGP message (RFC 3156) is decrypted and its
+    signature verified with ``keyring`` (:func:`imiptools.mail.openpgp.open_message`).
     """
     if len(raw) > settings.max_message_size:
         reason = (
@@ -214,7 +228,7 @@ def read(
         )
         log.warning("%s", reason)
         return parse_message(raw, headers_only=True), Extracted([], [reason], 1)
-    message = parse_message(raw)
+    message = open_message(raw, keyring, settings.max_message_size)
     budget = CpuBudget(
         [], settings.max_seconds, time.process_time() if started is None else started
     )
@@ -229,7 +243,10 @@ def run(raw: bytes, envelope: Sequence[Envelope], ctx: Context, factory: Handler
     if users is None:
         return Result(ExitCode.OK, "2.0.0 unusable recipient address from the null sender ignored")
     started = time.process_time()
-    message, extracted = read(raw, ctx.settings, started)
+    message, extracted = read(raw, ctx.settings, started, ctx.keyring)
+    if ctx.vouched is not None:
+        message = replace(message, security=ctx.vouched)
+    learn_autocrypt(message, ctx.keyring, ctx.clock.now())
     objects = CpuBudget(extracted.objects, ctx.settings.max_seconds, started)
     handlers: list[tuple[str, Handler]] = []
     outcomes: list[RecipientOutcome] = []
@@ -358,6 +375,9 @@ def _process_user(
                     error = str(exc) or type(exc).__name__
                 outcomes.append(_outcome(unit, obj, error))
                 unit.store.commit()
+        if message.security.problem:
+            handler.unreadable()
+            unit.store.commit()
         handler.finish()
         unit.store.commit()
     return handler, RecipientOutcome(user, tuple(outcomes))
@@ -403,6 +423,7 @@ def make_unit(user: str, envelope: Envelope, message: ParsedMessage, ctx: Contex
         _spool,
         language,
         ledger=ctx.ledger,
+        keyring=ctx.keyring,
     )
 
 
@@ -420,22 +441,74 @@ def _spool(unit: Unit, outgoing: Outgoing) -> None:
 
 
 def compose(unit: Unit, outgoing: Outgoing) -> bytes:
-    """The RFC 6047 message for ``outgoing``, answering the unit's message."""
+    """The RFC 6047 message for ``outgoing``, answering the unit's message,
+    signed and encrypted as :func:`protected` says."""
     message = unit.message
     references = [*message.references, message.message_id] if message.message_id else []
-    return build_message(
+    calendar = outgoing.calendar
+    data = build_message(
         from_addr=unit.calendar_address,
         to_addrs=outgoing.recipients,
         subject=outgoing.subject,
         text=outgoing.text,
-        calendar=outgoing.calendar.to_ical(),
-        method=outgoing.method,
+        calendar=None if calendar is None else calendar.to_ical(),
+        method=None if calendar is None else outgoing.method,
         in_reply_to=message.message_id,
         references=references,
         date=unit.now,
         message_id_domain=unit.calendar_address.rpartition("@")[2] or "localhost",
         attachments=[(c.to_ical(), m, name) for c, m, name in outgoing.attachments],
     )
+    return protected(unit, outgoing.recipients, data)
+
+
+def protected(unit: Unit, recipients: Sequence[str], data: bytes) -> bytes:
+    """``data`` as the site's keys allow (RFC 3156, Autocrypt Level 1):
+
+    - encrypted to every recipient's key, and signed, when the message
+      answered came encrypted and every recipient's key is known;
+    - else signed when the user's ``sign_outgoing`` is ``yes``;
+    - with an ``Autocrypt:`` header whenever the sender has a secret key.
+
+    Without a secret key for the sender nothing is signed (logged once per
+    message); a key operation that fails leaves the message as it was
+    (logged): a reply in clear is better than no reply.
+    """
+    keyring = unit.keyring
+    if keyring is None or not keyring.exists():
+        return data
+    sender = unit.calendar_address
+    try:
+        signer = sender if keyring.secret_key(sender) is not None else None
+        encrypt_to = _encrypt_to(unit, keyring, recipients)
+        sign = unit.preferences.get("sign_outgoing") == "yes" or bool(encrypt_to)
+        if sign and signer is None:
+            log.warning("user=%s no secret key for %s: not signed", unit.user, sender)
+        if signer is None and not encrypt_to:
+            return data
+        return protect(
+            data,
+            keyring,
+            signer=signer if sign else None,
+            encrypt_to=encrypt_to,
+            advertise=signer,
+        )
+    except (KeyringError, OSError, ValueError) as exc:
+        log.error("user=%s OpenPGP failed, sent as it is: %s", unit.user, exc)
+        return data
+
+
+def _encrypt_to(unit: Unit, keyring: Keyring, recipients: Sequence[str]) -> list[str]:
+    """The recipients to encrypt to: all of them when the message answered
+    was encrypted and each has a key, else none."""
+    security = unit.message.security
+    if not security.encrypted or security.problem:
+        return []
+    missing = [r for r in recipients if keyring.public_key(r) is None]
+    if missing:
+        log.warning("user=%s no key for %s: the reply is not encrypted", unit.user, missing)
+        return []
+    return list(recipients)
 
 
 def flush(ctx: Context) -> int:

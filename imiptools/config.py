@@ -103,6 +103,11 @@ SCHEMA: dict[str, Option] = {
     "preferences": Option(_text, "directory of per-user preference files"),
     "journal": Option(_text, "directory of quota journals"),
     "publishing": Option(_text, "directory of published free/busy (.ifb) files"),
+    "keyring": Option(
+        _text,
+        "directory of the OpenPGP keys (a GnuPG home, imip-admin key); "
+        "empty: keys beside the store directory",
+    ),
     "calendar_address": Option(
         _text, "From address of generated mail; empty: the user's own address"
     ),
@@ -141,6 +146,7 @@ class Settings:
     preferences: str = "/var/lib/imip-agent/preferences"
     journal: str = "/var/lib/imip-agent/journal"
     publishing: str = "/var/www/imip-agent/static"
+    keyring: str = ""
     calendar_address: str = ""
     lock_timeout: float = 30.0
     max_message_size: int = 10 * 1024 * 1024

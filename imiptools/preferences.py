@@ -304,6 +304,20 @@ DEFINITIONS: dict[str, Definition] = {
         _choice("no", "yes"),
         "name the event and organiser of a clashing booking in any decline",
     ),
+    # OpenPGP (imiptools/mail/openpgp.py, docs/admin/openpgp.md).
+    "require_signature": Definition(
+        "no",
+        _choice("no", "changes", "all"),
+        "OpenPGP: a REQUEST, ADD, CANCEL or REPLY about a stored event (changes) or about "
+        "any event (all) must be signed by a key of the site's keyring bound to its "
+        "organiser (for a REPLY, its attendee); else it is refused",
+    ),
+    "sign_outgoing": Definition(
+        "no",
+        _choice("no", "yes"),
+        "OpenPGP: sign the messages sent with the user's key (imip-admin key generate); "
+        "replies to encrypted mail are signed and encrypted whenever the keys are known",
+    ),
     # Approval by the resource's owners (imiptools.scheduling.approval).
     "approvers": Definition(
         "", check_approvers, "resource: the owners who approve requests (addresses)"

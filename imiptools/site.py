@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imiptools.backends import file
@@ -32,6 +33,7 @@ from imiptools.backends.base import Backend, reuse_connections
 from imiptools.config import Settings
 from imiptools.dates import Clock, SystemClock, zone_or_utc
 from imiptools.errors import ConfigError
+from imiptools.mail.keyring import Keyring
 from imiptools.preferences import Preferences, PreferenceSource
 from imiptools.quota.base import QuotaLedger
 from imiptools.records import UserRecords, Window
@@ -74,6 +76,9 @@ class Site:
     preferences: PreferenceSource
     outbox: Outbox
     clock: Clock = field(default_factory=SystemClock)
+    #: The OpenPGP keys of the site's calendar users and their correspondents
+    #: (nothing runs until a key is needed; no directory: no keys).
+    keyring: Keyring | None = None
 
     def preferences_of(self, user: str) -> Preferences:
         """The effective preferences of ``user``."""
@@ -137,6 +142,14 @@ def keep_connections() -> None:
     reuse_connections()
 
 
+def keyring_home(settings: Settings) -> Path:
+    """The GnuPG home of the site: ``[agent] keyring``, else ``keys``
+    beside the store directory."""
+    if settings.keyring:
+        return Path(settings.keyring)
+    return Path(settings.store).parent / "keys"
+
+
 def open_site(settings: Settings, clock: Clock | None = None) -> Site:
     """The site ``settings`` describe, with ``clock`` (default: the system clock)."""
     backend = backend_factory(settings.backend)(settings)
@@ -148,4 +161,5 @@ def open_site(settings: Settings, clock: Clock | None = None) -> Site:
         preferences=backend.preferences,
         outbox=backend.outbox,
         clock=clock or SystemClock(),
+        keyring=Keyring(keyring_home(settings)),
     )

@@ -37,6 +37,7 @@ from imiptools.client.model import (
     Inspection,
     ObjectView,
     Outgoing,
+    SecurityView,
     Waiting,
 )
 from imiptools.config import Settings
@@ -67,7 +68,7 @@ from imiptools.itip.objects import (
     version_key,
 )
 from imiptools.mail.compose import build_message
-from imiptools.mail.parse import ParsedMessage
+from imiptools.mail.parse import ParsedMessage, Security
 from imiptools.quota.overlay import OverlayLedger
 from imiptools.records import UserRecords
 from imiptools.site import Site, open_site
@@ -167,13 +168,19 @@ class Message:
     errors: list[str]
 
 
-def read_message(data: bytes, settings: Settings) -> Message:
+def read_message(data: bytes, settings: Settings, security: Security | None = None) -> Message:
     """Parse ``data`` (a message or a bare calendar, see :func:`as_message`)
     within the site's limits. Raises ClientParseError when no calendar can
     be read, NoCalendar when there is none, MissingMethod when a calendar
-    has no METHOD and its part no ``method`` parameter."""
+    has no METHOD and its part no ``method`` parameter.
+
+    ``security``: what the mail client found when it decrypted and verified
+    the message (the user's keys are the client's): it then stands for the
+    message's own (``require_signature`` reads it)."""
     raw = as_message(data)
     parsed, extracted = agent.read(raw, settings)
+    if security is not None:
+        parsed = replace(parsed, security=security)
     if not parsed.parts:
         raise NoCalendar("no calendar part in the message")
     if not extracted.objects:
@@ -197,9 +204,10 @@ class UserCalendar:
         """The main identity (a ``mailto:`` URI)."""
         return self.identities[0]
 
-    def read(self, data: bytes) -> Message:
-        """Parse a message or bare calendar (see :func:`read_message`)."""
-        return read_message(data, self.site.settings)
+    def read(self, data: bytes, security: Security | None = None) -> Message:
+        """Parse a message or bare calendar (see :func:`read_message`),
+        decrypted and verified by the client as ``security`` says."""
+        return read_message(data, self.site.settings, security)
 
     # -- reading --------------------------------------------------------------
 
@@ -221,6 +229,7 @@ class UserCalendar:
             sender_is_organiser=(sender in organisers) if sender and organisers else None,
             objects=tuple(views),
             errors=tuple(message.errors),
+            security=_security_view(message.parsed.security, organisers),
         )
 
     def pending(self) -> list[Waiting]:
@@ -294,7 +303,9 @@ class UserCalendar:
             user = self._participant(message.objects)
             with self._target(dry_run) as target:
                 envelope = Envelope(user, _bare(user))
-                result, mail = _run(target, message.raw, envelope, OutgoingHandler)
+                result, mail = _run(
+                    target, message.raw, envelope, OutgoingHandler, message.parsed.security
+                )
             return _applied(user, [result], mail, dry_run)
         sender = message.parsed.from_address
         if sender and not any_sender:
@@ -305,7 +316,13 @@ class UserCalendar:
                     )
         user = self._participant(message.objects)
         with self._target(dry_run) as target:
-            result, mail = _run(target, message.raw, Envelope(user, sender or None), PersonHandler)
+            result, mail = _run(
+                target,
+                message.raw,
+                Envelope(user, sender or None),
+                PersonHandler,
+                message.parsed.security,
+            )
         return _applied(user, [result], mail, dry_run)
 
     def respond(
@@ -347,7 +364,15 @@ class UserCalendar:
                 raise OutOfSequence("the stored copy of the event is newer than this message")
             if stored is None or version_key(obj.first) > version_key(stored.first):
                 sender = message.parsed.from_address or None
-                results.append(_run(target, message.raw, Envelope(user, sender), PersonHandler)[0])
+                results.append(
+                    _run(
+                        target,
+                        message.raw,
+                        Envelope(user, sender),
+                        PersonHandler,
+                        message.parsed.security,
+                    )[0]
+                )
             now = target.clock.now()
             reply = self._reply(message, obj, components, user, partstat, comment, now)
             envelope = Envelope(user, _bare(user))
@@ -470,10 +495,15 @@ def _outdated(obj: ItipObject, stored: ItipObject) -> bool:
 
 
 def _run(
-    site: Site, raw: bytes, envelope: Envelope, factory: agent.HandlerFactory
+    site: Site,
+    raw: bytes,
+    envelope: Envelope,
+    factory: agent.HandlerFactory,
+    security: Security | None = None,
 ) -> tuple[agent.Result, list[Sent]]:
     """Run the agent with ``factory`` over ``site``: replies are spooled in
-    a scratch outbox and collected, deliveries dropped; nothing is sent."""
+    a scratch outbox and collected, deliveries dropped; nothing is sent.
+    ``security``: what the client vouches for (see :func:`read_message`)."""
     collector = Collector()
     with tempfile.TemporaryDirectory(prefix="imip-client-") as scratch:
         ctx = agent.Context(
@@ -485,12 +515,25 @@ def _run(
             spool=Spool(Path(scratch) / "spool"),
             deliverer=Collector(),
             ledger=site.ledger,
+            vouched=security,
         )
         try:
             result = agent.run(raw, [envelope], ctx, factory)
         except InputError as exc:
             raise ClientParseError(str(exc)) from exc
     return result, collector.sent
+
+
+def _security_view(security: Security, organisers: Sequence[str]) -> SecurityView:
+    """What the inspection says of encryption and signature."""
+    return SecurityView(
+        encrypted=security.encrypted,
+        signed=security.signed,
+        signer=security.signer,
+        signer_addresses=security.signer_addresses,
+        signed_by_organiser=any(security.signed_by(o) for o in organisers),
+        problem=security.problem or security.signature_problem,
+    )
 
 
 def _applied(

@@ -81,6 +81,21 @@ class ObjectView:
 
 
 @dataclass(frozen=True)
+class SecurityView:
+    """Encryption and signature of a message, as the mail client that
+    decrypted and verified it said (``--encrypted``, ``--signed-by``):
+    ``signed_by_organiser`` when a signer address is an object's organiser;
+    ``problem`` when it could not be read or verified."""
+
+    encrypted: bool = False
+    signed: bool = False
+    signer: str = ""
+    signer_addresses: tuple[str, ...] = ()
+    signed_by_organiser: bool = False
+    problem: str = ""
+
+
+@dataclass(frozen=True)
 class Inspection:
     """What a message is: its sender and objects (see :class:`ObjectView`).
 
@@ -93,6 +108,7 @@ class Inspection:
     sender_is_organiser: bool | None
     objects: tuple[ObjectView, ...]
     errors: tuple[str, ...] = ()
+    security: SecurityView = SecurityView()
 
     @property
     def method(self) -> str:

@@ -451,6 +451,11 @@ class ApprovingResourceHandler(ResourceHandler):
         approver = self._approver(pending, {message.from_address})
         if approver is None:
             return
+        level = self.unit.preferences.get("require_signature")
+        if level != "no" and not message.security.signed_by(approver):
+            reason = f"answer by text refused (require_signature {level}): not signed by {approver}"
+            self.unit.decision(pending.uid, "", "refused", "signature", reason, logging.WARNING)
+            return
         stored = self.records.stored(pending.uid)
         if stored is None:
             self._late(pending.uid, {approver})

@@ -34,9 +34,11 @@ from imiptools.itip import merge, replies
 from imiptools.itip.objects import (
     ItipObject,
     address,
+    attendees_of,
     is_newer,
     is_this_and_future,
     iter_components,
+    mail_address_of,
     make_calendar,
     organizer_of,
     recurrence_id_of,
@@ -56,6 +58,10 @@ MAX_FREEBUSY_RANGE = timedelta(days=5 * 366)
 INSTANT = timedelta(seconds=1)
 #: The components a handler method can be named after (``vevent_request``).
 COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY")
+
+#: The methods that ``require_signature`` covers (RFC 5546 §3.2: those
+#: that create, change or cancel an event, or answer it).
+SIGNED_METHODS = frozenset({"REQUEST", "ADD", "CANCEL", "REPLY"})
 
 #: A handler method: (handler, object, what is held for it) -> None.
 Method = Callable[[Any, ItipObject, Held], None]
@@ -139,7 +145,56 @@ class BaseHandler:
         if method is None:
             self.unit.decision(obj.uid, "", "ignored", "method", f"{obj.kind} {obj.method}")
             return
+        if not self._signature_accepted(obj):
+            return
         method(self, obj, held)
+
+    def unreadable(self) -> None:
+        """An encrypted message the agent cannot read: logged, and (for a
+        person) delivered as it is, like mail without calendar data."""
+        problem = self.unit.message.security.problem
+        self.unit.decision("", "", "ignored", "undecryptable", problem, logging.WARNING)
+
+    def _signers(self, obj: ItipObject) -> list[str]:
+        """Who must have signed ``obj``: the replying attendees of a REPLY,
+        else the organiser (RFC 5546 §3.2)."""
+        if obj.method == "REPLY":
+            found = {mail_address_of(a) for c in obj.components for a in attendees_of(c)}
+            return sorted(found - {""})
+        return [organizer_of(obj.first)] if obj.components else []
+
+    def _signature_accepted(self, obj: ItipObject) -> bool:
+        """Whether ``obj`` passes the user's ``require_signature``: ``no``;
+        ``changes`` (a REQUEST, ADD, CANCEL or REPLY about a stored event)
+        or ``all`` (about any) must carry a valid OpenPGP signature by a key
+        of the site's keyring bound to the organiser, or for a REPLY to the
+        attendee. A verified signature is logged with its key's fingerprint
+        whatever the preference says."""
+        security = self.unit.message.security
+        signers = self._signers(obj)
+        bound = [a for a in signers if security.signed_by(a)]
+        if security.signer:
+            who = ", ".join(security.signer_addresses) or "no address"
+            outcome = "verified" if bound else "signed"
+            self.unit.decision(obj.uid, "", outcome, "signature", f"key {security.signer} ({who})")
+        level = self.unit.preferences.get("require_signature")
+        if level == "no" or bound or obj.method not in SIGNED_METHODS or obj.kind == "VFREEBUSY":
+            return True
+        if level == "changes" and (not obj.uid or self.records.stored(obj.uid) is None):
+            return True
+        if security.signer:
+            why = f"signed by key {security.signer}, which is not bound to {', '.join(signers)}"
+        elif security.signed:
+            why = f"signature not valid: {security.signature_problem}"
+        else:
+            why = "not signed"
+        reason = f"{obj.method} refused (require_signature {level}): {why}"
+        self.unit.decision(obj.uid, "", "refused", "signature", reason, logging.WARNING)
+        self._log_refusal(obj, "signature", reason)
+        return False
+
+    def _log_refusal(self, obj: ItipObject, code: str, reason: str) -> None:
+        """Where a refusal is kept besides the log (a resource's decision log)."""
 
     def _when(self, component: Component) -> str:
         """' on DAY' / ' starting TIME' for texts; '' when the start is unusable."""

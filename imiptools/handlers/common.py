@@ -24,6 +24,7 @@ from icalendar import Calendar
 from imiptools import addresses
 from imiptools.config import Settings
 from imiptools.i18n import Translator, translator
+from imiptools.mail.keyring import Keyring
 from imiptools.mail.parse import ParsedMessage
 from imiptools.outcomes import Decided, Recorder
 from imiptools.preferences import Preferences
@@ -67,7 +68,8 @@ class Outgoing:
     recipients: list[str]
     subject: str
     text: str
-    calendar: Calendar
+    #: None: a short text without calendar data (an unreadable message).
+    calendar: Calendar | None
     method: str
     #: Further calendars to attach: (calendar, METHOD, file name).
     attachments: list[tuple[Calendar, str, str]] = field(default_factory=list)
@@ -97,6 +99,8 @@ class Unit:
     ledger: QuotaLedger | None = None
     #: What the current scheduling object led to, until the agent takes it.
     outcomes: Recorder = field(default_factory=Recorder)
+    #: The site's OpenPGP keys (None: nothing is signed or encrypted).
+    keyring: Keyring | None = None
 
     @property
     def transaction(self) -> Transaction:

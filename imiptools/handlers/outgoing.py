@@ -40,6 +40,12 @@ from imiptools.periods import Period
 class OutgoingHandler(BaseHandler):
     """Records what the person sent."""
 
+    def _signature_accepted(self, obj: ItipObject) -> bool:
+        """The person's own messages (the MTA's copy of what they sent, or
+        what their client answered) are theirs: ``require_signature`` is
+        about mail from others."""
+        return True
+
     # -- as the organiser ----------------------------------------------------
 
     def vevent_request(self, obj: ItipObject, held: Held) -> None:

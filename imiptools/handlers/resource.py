@@ -299,7 +299,57 @@ class ResourceHandler(BaseHandler):
             "code": code,
             "reason": reason,
         }
+        security = self.unit.message.security
+        if security.encrypted:
+            entry["encrypted"] = True
+        if security.signer:
+            entry["signed_by"] = security.signer
         self.records.log_decision(json.dumps(entry, ensure_ascii=False))
+
+    def _log_refusal(self, obj: ItipObject, code: str, reason: str) -> None:
+        """A refusal before any decision, in the decision log too; a new
+        invitation refused for its signature is declined, saying why (an
+        update or cancellation of a booking is not answered: the organiser
+        of the booking did not send it)."""
+        self._log_line(obj, "", obj.first, "refused", code, reason)
+        if obj.method != "REQUEST" or obj.kind != "VEVENT" or self.records.stored(obj.uid):
+            return
+        if not organizer_of(obj.first) or not any(
+            find_attendee(c, self.unit.user) for c in obj.components
+        ):
+            return
+        decision = Decision(
+            Answer.DECLINED, "signature", N_("the request is not signed with its organiser's key")
+        )
+        self._set_partstat(obj.components, "DECLINED")  # the request's own copy, never stored
+        self._reply(Case(obj, Held()), obj.components, decision)
+
+    def unreadable(self) -> None:
+        """An encrypted message the resource cannot read: logged, and the
+        sender told in a short text (no calendar data) when it may be
+        answered (:meth:`~imiptools.handlers.common.Unit.may_answer`: not a
+        bounce, not automatic mail)."""
+        super().unreadable()
+        sender = self.unit.message.from_address
+        if not self.unit.may_answer(sender):
+            return
+        subject = self.unit.message.subject
+        text = self._(
+            "{user} could not read your message: it was encrypted to a key that the "
+            "calendar agent does not hold. Its invitation was not processed. Please send "
+            "it again unencrypted, or encrypted to the key in this message's Autocrypt "
+            "header, if it has one."
+        ).format(user=self.unit.address)
+        self.send(
+            Outgoing(
+                key=self.unit.key("undecryptable"),
+                recipients=[sender],
+                subject=self._("Not read: {subject}").format(subject=subject),
+                text=text + "\n",
+                calendar=None,
+                method="",
+            )
+        )
 
     def _schedule(self, case: Case, full: bool) -> tuple[Decision, list[Instance]]:
         """The decision about ``case`` (the whole event when ``full``, else

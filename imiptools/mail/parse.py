@@ -40,6 +40,7 @@ from imiptools.errors import MessageTooBig
 __all__ = [
     "CalendarPart",
     "ParsedMessage",
+    "Security",
     "calendar_parts",
     "decode_bytes",
     "decode_header_value",
@@ -218,6 +219,29 @@ class CalendarPart:
 
 
 @dataclass(frozen=True)
+class Security:
+    """What OpenPGP (RFC 3156) did for a message: all empty for plain mail.
+
+    ``encrypted``: it came encrypted; ``problem``: why it could not be
+    decrypted (it then holds no calendar data for the agent). ``signer``:
+    the primary key fingerprint of a valid signature by a key of the site's
+    keyring, ``signer_addresses`` that key's addresses; ``signature_problem``:
+    why a signature present did not verify.
+    """
+
+    encrypted: bool = False
+    problem: str = ""
+    signed: bool = False
+    signer: str = ""
+    signer_addresses: tuple[str, ...] = ()
+    signature_problem: str = ""
+
+    def signed_by(self, address: str) -> bool:
+        """Whether a valid signature binds ``address`` (normalised)."""
+        return bool(self.signer) and normalise(address) in self.signer_addresses
+
+
+@dataclass(frozen=True)
 class ParsedMessage:
     """A parsed message: its calendar parts and the headers the agent uses."""
 
@@ -229,6 +253,11 @@ class ParsedMessage:
     auto_submitted: str  # RFC 3834 §5 keyword, lower-cased; see _auto_submitted
     precedence: str  # lower-cased; "" if absent
     references: list[str]  # References then In-Reply-To, deduplicated
+    #: Decryption and signatures (:mod:`imiptools.mail.openpgp`).
+    security: Security = Security()
+    #: The message as received, when :attr:`message` is its decrypted or
+    #: signed content (the headers above are always the received ones).
+    outer: Message | None = None
 
     def header(self, name: str) -> str:
         """The first ``name`` header, decoded to one safe line ("" if absent)."""

@@ -167,6 +167,7 @@ REQUEST_STATUS: dict[str, str] = {
     "past": "3.1;Invalid property value;DTSTART",
     "outside-window": "3.1;Invalid property value;DTSTART",
     "too-many-instances": "3.14;Unsupported capability;RRULE",
+    "signature": "3.8;No authority",
 }
 
 

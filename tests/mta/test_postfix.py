@@ -11,14 +11,20 @@ port of its own.
 
 from __future__ import annotations
 
+import json
 import os
+import pwd
 import re
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from imiptools.mail.keyring import Keyring
+from imiptools.stores.file import FileStore
 from tests.mta import mailsystem as ms
 from tests.mta.conftest import (
     AGENT_USER,
@@ -30,7 +36,21 @@ from tests.mta.conftest import (
     free_port,
     start_reaped,
 )
-from tests.mta.scenarios import ORGANISER, OUTGOING, ROOM, Delivery, MailSystem, Scenarios
+from tests.mta.scenarios import (
+    ORGANISER,
+    OUTGOING,
+    ROOM,
+    Delivery,
+    MailSystem,
+    Scenarios,
+    messages,
+    request,
+    uids,
+)
+from tests.openpgp.conftest import Party
+from tests.openpgp.messages import gpg_encrypted
+from tests.openpgp.test_resource import opened
+from tests.support import parse_calendar_part, partstat_of
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("IMIP_TEST_EXIM") == "1" and not POSTFIX.exists(),
@@ -178,3 +198,52 @@ class TestPostfix(Scenarios):
         )
         assert (tmp_path / "imip-transport").read_text() == ""
         assert not (system.site.directory("store") / f"mailto:{ROOM}").exists()
+
+    # -- OpenPGP (issue 20) -----------------------------------------------------
+
+    def test_an_encrypted_signed_invitation_through_postfix(self, system: MailSystem) -> None:
+        """The organiser sends the room an invitation encrypted to its key and
+        signed; Postfix pipes it to imip-resource (as the agents' user, with
+        the keyring an admin filled as root); the room books it and its REPLY,
+        encrypted to the organiser and signed, reaches the organiser's Maildir,
+        where the organiser's key opens it."""
+        keys = system.site.root / "keys"
+        homes = Path(tempfile.mkdtemp(prefix="pgp-mta-"))
+        try:
+            room, organiser = _parties(homes)
+            for party, data in ((room, room.secret()), (organiser, organiser.public())):
+                source = homes / f"{party.home.name}.asc"
+                source.write_bytes(data)
+                done = system.imip_admin("key", "import", party.address, str(source))
+                assert done.returncode == 0, done.stdout + done.stderr
+            assert keys.stat().st_uid == pwd.getpwnam(AGENT_USER).pw_uid
+            ms.admin(system.site, "prefs", "set", ROOM, "require_signature", "all")
+            message = gpg_encrypted(request("sealed-1", ROOM), organiser, room)
+            system.send(message, ORGANISER, ROOM)
+            system.settle()
+            (reply,) = [m for m in messages(system.organiser) if m["From"] == ROOM]
+            inner = opened(reply, organiser, room)
+            assert partstat_of(parse_calendar_part(inner), ROOM) == "ACCEPTED"
+            assert uids(ms.exported(system.site, ROOM)) == ["sealed-1"]
+            store = FileStore(system.site.directory("store"))
+            (decision,) = [json.loads(line) for line in store.decisions(f"mailto:{ROOM}")]
+            assert decision["signed_by"] == Keyring(organiser.home).keys(ORGANISER)[0].fingerprint
+        finally:
+            ms.as_agent(["gpgconf", "--homedir", str(keys), "--kill", "gpg-agent"])
+            shutil.rmtree(keys, ignore_errors=True)
+            for home in homes.iterdir():
+                Keyring(home).stop_agents()
+            shutil.rmtree(homes, ignore_errors=True)
+
+
+def _parties(homes: Path) -> tuple[Party, Party]:
+    """The room's and the organiser's keys, each in a gpg home of its own
+    that knows the other's public key."""
+    made = []
+    for address in (ROOM, ORGANISER):
+        home = homes / address.split("@")[0]
+        Keyring(home).generate(address)
+        made.append(Party(address, home))
+    room, organiser = made
+    organiser.gpg("--import", data=room.public())
+    return room, organiser
