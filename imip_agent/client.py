@@ -20,16 +20,24 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, NoReturn
 
 from imip_agent.cli import settings_from
 from imip_agent.options import DATES, ENVIRONMENT, add_store_options
 from imip_agent.parsing import Parser
-from imiptools.client import Applied, Inspection, UserCalendar, open_calendar
+from imiptools.client import (
+    Applied,
+    Draft,
+    Inspection,
+    Invitee,
+    Message,
+    UserCalendar,
+    open_calendar,
+)
 from imiptools.config import ENV_CONFIG, Settings
-from imiptools.dates import Clock, FixedClock, SystemClock, parse_datetime
+from imiptools.dates import Clock, FixedClock, SystemClock, parse_datetime, resolve_zone
 from imiptools.errors import (
     CLIENT_ERRORS,
     ClientError,
@@ -46,7 +54,21 @@ log = logging.getLogger("imip_agent.client")
 #: or goes; new fields keep it).
 FORMAT_VERSION = 1
 #: The commands (the ``command`` of a document).
-COMMANDS = ("inspect", "apply", "respond", "pending", "agenda", "freebusy")
+COMMANDS = (
+    "inspect",
+    "apply",
+    "respond",
+    "counter",
+    "decline-counter",
+    "create",
+    "cancel",
+    "pending",
+    "agenda",
+    "freebusy",
+    "export",
+)
+#: The commands that read a message and answer with its inspection.
+MESSAGE_COMMANDS = ("inspect", "apply", "respond", "counter", "decline-counter")
 #: How far ``agenda`` looks without ``--to``.
 AGENDA_DAYS = 30
 
@@ -102,6 +124,29 @@ COMMAND_HELP = {
         "      --recurrence-id 20300115T100000Z --comment 'Away that day' < invitation.eml",
         True,
     ),
+    "counter": (
+        "propose another time (COUNTER); the document holds it",
+        "imip-client counter --identity bob@example.com \\\n"
+        "      --start 2030-01-08T14:00Z --end 2030-01-08T15:00Z < invitation.eml",
+        True,
+    ),
+    "decline-counter": (
+        "as the organiser, decline a counter-proposal (DECLINECOUNTER)",
+        "imip-client decline-counter --identity alice@example.com --comment 'No' < counter.eml",
+        True,
+    ),
+    "create": (
+        "as the organiser, invite people, rooms and resources (REQUEST)",
+        "imip-client create --identity alice@example.com --summary Planning \\\n"
+        "      --start 2030-01-08T10:00 --end 2030-01-08T11:00 --tzid Europe/Berlin \\\n"
+        "      --attendee bob@example.com --room room@example.com --rrule FREQ=WEEKLY;COUNT=4",
+        False,
+    ),
+    "cancel": (
+        "as the organiser, cancel an event or one instance (CANCEL)",
+        "imip-client cancel --identity alice@example.com --uid planning@example.com",
+        False,
+    ),
     "pending": (
         "what waits for the user's answer",
         "imip-client pending --identity bob@example.com",
@@ -115,6 +160,11 @@ COMMAND_HELP = {
     "freebusy": (
         "the user's busy periods",
         "imip-client freebusy --identity bob@example.com --from 2030-01-07 --to 2030-01-14",
+        False,
+    ),
+    "export": (
+        "write the events to a vdir (one .ics file each) for khal and vdirsyncer",
+        "imip-client export --identity bob@example.com --vdir ~/.calendars/imip",
         False,
     ),
 }
@@ -155,16 +205,47 @@ def parser() -> Parser:
         "--sent", action="store_true", help="a message the user sent (as imip-person-outgoing)"
     )
     respond = subs["respond"]
-    respond.add_argument("--partstat", required=True, choices=("accepted", "tentative", "declined"))
-    which = respond.add_mutually_exclusive_group()
-    which.add_argument("--recurrence-id", metavar="R", help="answer one instance only")
-    which.add_argument("--all", action="store_true", help="answer the whole event (the default)")
     respond.add_argument(
-        "--comment", default="", metavar="TEXT", help="a COMMENT for the organiser"
+        "--partstat", required=True, choices=("accepted", "tentative", "declined", "delegated")
     )
+    respond.add_argument(
+        "--delegate-to", default="", metavar="ADDRESS", help="the delegate (with delegated)"
+    )
+    for name in ("respond", "counter"):
+        which = subs[name].add_mutually_exclusive_group()
+        which.add_argument("--recurrence-id", metavar="R", help="one instance only")
+        which.add_argument("--all", action="store_true", help="the whole event (the default)")
+    counter = subs["counter"]
+    counter.add_argument("--start", required=True, metavar="DATE-TIME", help="proposed start")
+    counter.add_argument("--end", required=True, metavar="DATE-TIME", help="proposed end")
+    for name in ("respond", "counter", "decline-counter", "cancel"):
+        subs[name].add_argument("--comment", default="", metavar="TEXT", help="a COMMENT")
+    _create_options(subs["create"])
+    cancel = subs["cancel"]
+    cancel.add_argument("--uid", required=True, help="the event's UID")
+    cancel.add_argument("--recurrence-id", metavar="R", help="cancel one instance only")
+    subs["export"].add_argument("--vdir", required=True, metavar="DIR", help="the vdir")
     _span(subs["agenda"], required=False)
     _span(subs["freebusy"], required=True)
     return top
+
+
+def _create_options(sub: Parser) -> None:
+    """``create``'s description of the event (RFC 5545 §3.6.1)."""
+    add = sub.add_argument
+    add("--summary", required=True, metavar="TEXT")
+    add("--start", required=True, metavar="DATE-TIME", help="a date for an all-day event")
+    add("--end", metavar="DATE-TIME", help="default: an hour, or a day, after the start")
+    add("--tzid", metavar="ZONE", help="the zone of times without one (default: TZID pref)")
+    add("--attendee", action="append", default=[], metavar="ADDRESS", help="repeat for each")
+    add("--optional", action="append", default=[], metavar="ADDRESS", help="OPT-PARTICIPANT")
+    add("--room", action="append", default=[], metavar="ADDRESS", help="CUTYPE=ROOM")
+    add("--resource", action="append", default=[], metavar="ADDRESS", help="CUTYPE=RESOURCE")
+    add("--location", default="", metavar="TEXT")
+    add("--description", default="", metavar="TEXT")
+    add("--category", action="append", default=[], metavar="TEXT", help="repeat for each")
+    add("--rrule", default="", metavar="RULE", help="e.g. FREQ=WEEKLY;BYDAY=TU;COUNT=10")
+    add("--uid", default="", help="default: a new unique one")
 
 
 def _client_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
@@ -232,8 +313,11 @@ def _dispatch(args: argparse.Namespace, document: dict[str, Any]) -> str | None:
     calendar = _calendar(args)
     document["identities"] = [u.removeprefix("mailto:") for u in calendar.identities]
     command = args.command
-    if command in ("pending", "agenda", "freebusy"):
+    if command in ("pending", "agenda", "freebusy", "export"):
         _listing(calendar, args, document)
+        return None
+    if command in ("create", "cancel"):
+        document["result"] = _result(_organise(calendar, args), args, calendar)
         return None
     message = calendar.read(_read_input(args.file))
     seen = calendar.inspect(message)
@@ -242,23 +326,99 @@ def _dispatch(args: argparse.Namespace, document: dict[str, Any]) -> str | None:
     document["inspection"] = seen.as_dict()
     if command == "inspect":
         return None
-    if command == "apply":
-        done = calendar.apply(
-            message, dry_run=args.dry_run, any_sender=args.any_sender, sent=args.sent
-        )
-    else:
-        done = calendar.respond(
-            message,
-            args.partstat,
-            recurrence_id=args.recurrence_id,
-            comment=args.comment,
-            dry_run=args.dry_run,
-        )
-    document["result"] = _result(done, args, calendar)
+    document["result"] = _result(_answer(calendar, message, args), args, calendar)
     return None
 
 
+def _answer(calendar: UserCalendar, message: Message, args: argparse.Namespace) -> Applied:
+    """Run ``apply``, ``respond``, ``counter`` or ``decline-counter``."""
+    dry_run = args.dry_run
+    if args.command == "apply":
+        return calendar.apply(message, dry_run=dry_run, any_sender=args.any_sender, sent=args.sent)
+    if args.command == "decline-counter":
+        return calendar.decline_counter(message, comment=args.comment, dry_run=dry_run)
+    if args.command == "counter":
+        return calendar.counter(
+            message,
+            _when(args.start, "--start"),
+            _when(args.end, "--end"),
+            recurrence_id=args.recurrence_id,
+            comment=args.comment,
+            dry_run=dry_run,
+        )
+    return calendar.respond(
+        message,
+        args.partstat,
+        recurrence_id=args.recurrence_id,
+        comment=args.comment,
+        delegate_to=args.delegate_to,
+        dry_run=dry_run,
+    )
+
+
+def _organise(calendar: UserCalendar, args: argparse.Namespace) -> Applied:
+    """Run ``create`` or ``cancel``."""
+    if args.command == "cancel":
+        return calendar.cancel(
+            args.uid, recurrence_id=args.recurrence_id, comment=args.comment, dry_run=args.dry_run
+        )
+    return calendar.create(_draft(calendar, args), dry_run=args.dry_run)
+
+
+def _draft(calendar: UserCalendar, args: argparse.Namespace) -> Draft:
+    """The event ``create``'s options describe."""
+    zone = calendar.site.records(calendar.user).zone
+    if args.tzid:
+        found = resolve_zone(args.tzid)
+        if found is None:
+            raise UsageError(f"imip-client: --tzid: unknown time zone {args.tzid[:100]!r}")
+        zone = found
+    start = _moment(args.start, "--start", zone)
+    end = _moment(args.end, "--end", zone) if args.end else _default_end(start)
+    invitees = [
+        *(Invitee(a) for a in args.attendee),
+        *(Invitee(a, role="OPT-PARTICIPANT") for a in args.optional),
+        *(Invitee(a, role="NON-PARTICIPANT", cutype="ROOM") for a in args.room),
+        *(Invitee(a, role="NON-PARTICIPANT", cutype="RESOURCE") for a in args.resource),
+    ]
+    return Draft(
+        summary=args.summary,
+        start=start,
+        end=end,
+        invitees=tuple(invitees),
+        location=args.location,
+        description=args.description,
+        rrule=args.rrule,
+        uid=args.uid,
+        categories=tuple(args.category),
+    )
+
+
+def _moment(text: str, option: str, zone: tzinfo) -> date | datetime:
+    """A date (``2030-01-08``, ``20300108``: all day) or a date-time, in
+    ``zone`` when it gives no offset."""
+    bare = text.strip()
+    if (len(bare) == 8 and bare.isdigit()) or (len(bare) == 10 and bare[4:5] == "-"):
+        try:
+            return parse_datetime(bare).date()
+        except ValueError as exc:
+            raise UsageError(f"imip-client: {option}: not a date: {text!r}") from exc
+    try:
+        return parse_datetime(bare, zone)
+    except ValueError as exc:
+        raise UsageError(f"imip-client: {option}: not a date-time: {text!r}") from exc
+
+
+def _default_end(start: date | datetime) -> date | datetime:
+    if isinstance(start, datetime):
+        return start + timedelta(hours=1)
+    return start + timedelta(days=1)
+
+
 def _listing(calendar: UserCalendar, args: argparse.Namespace, document: dict[str, Any]) -> None:
+    if args.command == "export":
+        document["export"] = calendar.export_vdir(Path(args.vdir).expanduser()).as_dict()
+        return
     if args.command == "pending":
         document["pending"] = [w.as_dict() for w in calendar.pending()]
         return

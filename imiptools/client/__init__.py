@@ -33,20 +33,25 @@ from imiptools.client.model import (
     Change,
     Clash,
     Entry,
+    Exported,
     Inspection,
     ObjectView,
     Outgoing,
     Participant,
     Waiting,
 )
+from imiptools.itip.organising import Draft, Invitee
 
 __all__ = [
     "PARTSTATS",
     "Applied",
     "Change",
     "Clash",
+    "Draft",
     "Entry",
+    "Exported",
     "Inspection",
+    "Invitee",
     "Message",
     "ObjectView",
     "Outgoing",

@@ -200,6 +200,21 @@ class Waiting:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Exported:
+    """What an export to a vdir did: the directory, and how many items were
+    written, left as they were, and removed."""
+
+    directory: str
+    written: int
+    unchanged: int
+    removed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+
 def _json(value: Any) -> dict[str, Any]:
     """``asdict`` with tuples as lists (JSON arrays)."""
     return _lists(asdict(value))  # type: ignore[no-any-return]
