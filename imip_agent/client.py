@@ -69,6 +69,16 @@ COMMANDS = (
 )
 #: The commands that read a message and answer with its inspection.
 MESSAGE_COMMANDS = ("inspect", "apply", "respond", "counter", "decline-counter")
+#: The user's addresses when no --identity is given (commas or spaces
+#: between them), and the local calendar when no --calendar is: mail
+#: clients set them once (NeoMutt's ``setenv``), not in every command.
+ENV_IDENTITY = "IMIP_CLIENT_IDENTITY"
+ENV_CALENDAR = "IMIP_CLIENT_CALENDAR"
+CLIENT_ENVIRONMENT = f"""\
+  {ENV_IDENTITY}  the user's addresses when --identity is not given
+                        (separated by commas or spaces)
+  {ENV_CALENDAR}  the local calendar when --calendar is not given
+"""
 #: How far ``agenda`` looks without ``--to``.
 AGENDA_DAYS = 30
 
@@ -182,7 +192,7 @@ def parser() -> Parser:
         prog="imip-client",
         usage="%(prog)s [OPTIONS] --identity ADDRESS COMMAND [ARGUMENTS] [FILE]",
         description=DESCRIPTION,
-        epilog=f"{EXAMPLE}\n{DATES}\n{ENVIRONMENT}\n{EXIT_STATUS}",
+        epilog=f"{EXAMPLE}\n{DATES}\n{ENVIRONMENT}{CLIENT_ENVIRONMENT}\n{EXIT_STATUS}",
     )
     add_store_options(top)
     _client_options(top)
@@ -196,7 +206,6 @@ def parser() -> Parser:
         if reads:
             sub.add_argument("file", nargs="?", default="-", help="the message (default: stdin)")
         subs[name] = sub
-    subs["inspect"].add_argument("--text", action="store_true", help="a summary for people")
     apply = subs["apply"]
     apply.add_argument(
         "--any-sender", action="store_true", help="accept a sender who is not the participant"
@@ -268,6 +277,7 @@ def _client_options(parser: argparse.ArgumentParser, suppress: bool = False) -> 
         " a site's when -c, -S or IMIP_AGENT_CONFIG is given",
     )
     add("--dry-run", action="store_true", default=flag, help="change nothing")
+    add("--text", action="store_true", default=flag, help="lines for people, not JSON")
     add("--send", action="store_true", default=flag, help="hand outgoing mail to sendmail")
     add(
         "--sendmail",
@@ -290,6 +300,8 @@ def run(argv: Sequence[str]) -> tuple[int, str]:
         _setup_logging(args.verbose, args.log_file)
         document = {"format_version": FORMAT_VERSION, "command": args.command, "ok": True}
         text = _dispatch(args, document)
+        if text is None and args.text:
+            text = document_text(document, getattr(args, "sent_lines", []))
         return 0, text if text is not None else _dump(document)
     except ClientError as exc:
         return _error(exc.code, str(exc), argv)
@@ -309,7 +321,9 @@ def run(argv: Sequence[str]) -> tuple[int, str]:
 
 def _dispatch(args: argparse.Namespace, document: dict[str, Any]) -> str | None:
     if not args.identity:
-        raise UsageError("imip-client: --identity ADDRESS is required")
+        args.identity = os.environ.get(ENV_IDENTITY, "").replace(",", " ").split()
+    if not args.identity:
+        raise UsageError(f"imip-client: --identity ADDRESS (or {ENV_IDENTITY}) is required")
     calendar = _calendar(args)
     document["identities"] = [u.removeprefix("mailto:") for u in calendar.identities]
     command = args.command
@@ -435,9 +449,11 @@ def _result(done: Applied, args: argparse.Namespace, calendar: UserCalendar) -> 
     result["sent"] = []
     if args.send and not done.dry_run:
         sender = SendmailSender(args.sendmail or calendar.site.settings.sendmail)
+        args.sent_lines = []
         for outgoing in done.outgoing:
             sender.send(outgoing.envelope_from, outgoing.recipients, outgoing.message)
             result["sent"].append(outgoing.message_id)
+            args.sent_lines.append(f"{outgoing.subject}: sent to {', '.join(outgoing.recipients)}")
         result["outgoing"] = []
     return result
 
@@ -446,9 +462,11 @@ def _calendar(args: argparse.Namespace) -> UserCalendar:
     clock: Clock = SystemClock()
     if args.now:
         clock = FixedClock(_when(args.now, "--now"))
-    if not args.calendar and (args.config or args.store or os.environ.get(ENV_CONFIG)):
+    site = args.config or args.store or os.environ.get(ENV_CONFIG)
+    if not args.calendar and site and not os.environ.get(ENV_CALENDAR):
         return open_calendar(settings_from(args), args.identity, clock)
-    location = Path(args.calendar) if args.calendar else None
+    where = args.calendar or os.environ.get(ENV_CALENDAR)
+    location = Path(where).expanduser() if where else None
     return open_calendar(location, args.identity, clock, create=True)
 
 
@@ -491,8 +509,36 @@ def summary(seen: Inspection) -> str:
     return "\n".join("".join(c if c.isprintable() else " " for c in line) for line in lines) + "\n"
 
 
+def document_text(document: dict[str, Any], sent: Sequence[str] = ()) -> str:
+    """A document for people (``--text``): one line per message (``sent``
+    names those --send handed to sendmail), entry or waiting item, so that
+    a mail client's key binding can show it."""
+    lines = list(sent)
+    result = document.get("result")
+    if result is not None:
+        for item in result["outgoing"]:
+            lines.append(f"{item['subject']}: to send to {', '.join(item['recipients'])}")
+        if not lines:
+            lines.append(f"recorded: {len(result['changes'])} change(s)")
+    for item in document.get("pending", []):
+        lines.append(f"{item['kind']} {item['summary'] or item['uid']} {item['recurrence_id']}")
+    for name in ("agenda", "freebusy"):
+        for entry in document.get(name, []):
+            lines.append(f"{entry['start']}-{entry['end']} {entry['summary']} {entry['status']}")
+    if "export" in document:
+        done = document["export"]
+        lines.append(
+            f"{done['directory']}: {done['written']} written, {done['unchanged']} unchanged,"
+            f" {done['removed']} removed"
+        )
+    cleaned = ("".join(c if c.isprintable() else " " for c in line).rstrip() for line in lines)
+    return "\n".join(cleaned) + "\n" if lines else ""
+
+
 def _error(code: str, message: str, argv: Sequence[str]) -> tuple[int, str]:
     status = CLIENT_ERRORS[code]
+    if "--text" in argv:
+        return status, f"imip-client: {code}: {' '.join(message.split())[:500]}\n"
     command = next((word for word in argv if word in COMMANDS), "")
     document = {
         "format_version": FORMAT_VERSION,
