@@ -18,7 +18,11 @@ import argparse
 import json
 import logging
 import os
+import re
+import secrets
+import socket
 import sys
+import time
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -67,6 +71,9 @@ COMMANDS = (
     "freebusy",
     "export",
 )
+#: Other names of commands: ``process`` is ``apply`` (the word of the
+#: seed's "process-based integration").
+ALIASES = {"apply": ["process"]}
 #: The commands that read a message and answer with its inspection.
 MESSAGE_COMMANDS = ("inspect", "apply", "respond", "counter", "decline-counter")
 #: The user's addresses when no --identity is given (commas or spaces
@@ -74,10 +81,14 @@ MESSAGE_COMMANDS = ("inspect", "apply", "respond", "counter", "decline-counter")
 #: clients set them once (NeoMutt's ``setenv``), not in every command.
 ENV_IDENTITY = "IMIP_CLIENT_IDENTITY"
 ENV_CALENDAR = "IMIP_CLIENT_CALENDAR"
+ENV_POSTPONE = "IMIP_CLIENT_POSTPONE"
+#: A header field name (RFC 5322 §3.6.8: printable ASCII but the colon).
+HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")
 CLIENT_ENVIRONMENT = f"""\
   {ENV_IDENTITY}  the user's addresses when --identity is not given
                         (separated by commas or spaces)
   {ENV_CALENDAR}  the local calendar when --calendar is not given
+  {ENV_POSTPONE}  the Maildir of --postpone when it is not given
 """
 #: How far ``agenda`` looks without ``--to``.
 AGENDA_DAYS = 30
@@ -200,7 +211,8 @@ def parser() -> Parser:
     subs = {}
     for name, (text, example, reads) in COMMAND_HELP.items():
         epilog = f"example:\n  {example}\n" if example else None
-        sub = commands.add_parser(name, help=text, description=text, epilog=epilog)
+        aliases = ALIASES.get(name, [])
+        sub = commands.add_parser(name, aliases=aliases, help=text, description=text, epilog=epilog)
         add_store_options(sub, suppress=True)
         _client_options(sub, suppress=True)
         if reads:
@@ -280,6 +292,21 @@ def _client_options(parser: argparse.ArgumentParser, suppress: bool = False) -> 
     add("--text", action="store_true", default=flag, help="lines for people, not JSON")
     add("--send", action="store_true", default=flag, help="hand outgoing mail to sendmail")
     add(
+        "--postpone",
+        default=argparse.SUPPRESS if suppress else None,
+        metavar="MAILDIR",
+        help="put outgoing mail in this Maildir (the client's postponed messages) to be"
+        " recalled, signed, encrypted and sent by the mail client",
+    )
+    add(
+        "--postpone-header",
+        action="append",
+        default=argparse.SUPPRESS if suppress else [],
+        metavar="'NAME: VALUE'",
+        help="a header for the postponed message (NeoMutt: 'X-Mutt-PGP: ES' to sign and"
+        " encrypt it)",
+    )
+    add(
         "--sendmail",
         default=argparse.SUPPRESS if suppress else None,
         metavar="CMD",
@@ -298,6 +325,7 @@ def run(argv: Sequence[str]) -> tuple[int, str]:
     try:
         args = parser().parse_args(argv)
         _setup_logging(args.verbose, args.log_file)
+        args.command = next((n for n, a in ALIASES.items() if args.command in a), args.command)
         document = {"format_version": FORMAT_VERSION, "command": args.command, "ok": True}
         text = _dispatch(args, document)
         if text is None and args.text:
@@ -447,15 +475,51 @@ def _listing(calendar: UserCalendar, args: argparse.Namespace, document: dict[st
 def _result(done: Applied, args: argparse.Namespace, calendar: UserCalendar) -> dict[str, Any]:
     result = done.as_dict()
     result["sent"] = []
-    if args.send and not done.dry_run:
+    postpone: str = args.postpone or os.environ.get(ENV_POSTPONE, "")
+    if done.dry_run or not (args.send or postpone):
+        return result
+    args.sent_lines = []
+    if args.send:
         sender = SendmailSender(args.sendmail or calendar.site.settings.sendmail)
-        args.sent_lines = []
         for outgoing in done.outgoing:
             sender.send(outgoing.envelope_from, outgoing.recipients, outgoing.message)
             result["sent"].append(outgoing.message_id)
             args.sent_lines.append(f"{outgoing.subject}: sent to {', '.join(outgoing.recipients)}")
-        result["outgoing"] = []
+    else:
+        result["postponed"] = []
+        for outgoing in done.outgoing:
+            message = _with_headers(outgoing.message, args.postpone_header)
+            result["postponed"].append(str(postpone_message(Path(postpone), message)))
+            args.sent_lines.append(f"{outgoing.subject}: postponed for {outgoing.to}")
+    result["outgoing"] = []
     return result
+
+
+def _with_headers(message: bytes, headers: Sequence[str]) -> bytes:
+    """``message`` with ``headers`` (``Name: value``) put first; UsageError
+    for one that is not a header field (RFC 5322 §2.2)."""
+    lines = []
+    for header in headers:
+        name, colon, value = header.partition(":")
+        if not colon or not HEADER_NAME.fullmatch(name) or not value.strip().isprintable():
+            raise UsageError(f"imip-client: --postpone-header: not a header: {header[:100]!r}")
+        lines.append(f"{name}: {value.strip()}\r\n".encode())
+    return b"".join(lines) + message
+
+
+def postpone_message(maildir: Path, message: bytes) -> Path:
+    """Deliver ``message`` into the Maildir ``maildir`` (made when missing),
+    where a mail client keeps its postponed messages (NeoMutt's
+    ``$postponed``): written in ``tmp/``, then renamed into ``new/``, as
+    Maildir delivery does. Returns the new file."""
+    for name in ("tmp", "new", "cur"):
+        (maildir / name).mkdir(parents=True, exist_ok=True)
+    unique = f"{time.time_ns()}.P{os.getpid()}R{secrets.token_hex(4)}.{socket.gethostname()}"
+    scratch = maildir / "tmp" / unique
+    scratch.write_bytes(message.replace(b"\r\n", b"\n"))
+    final = maildir / "new" / unique
+    os.rename(scratch, final)
+    return final
 
 
 def _calendar(args: argparse.Namespace) -> UserCalendar:

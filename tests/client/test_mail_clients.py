@@ -33,7 +33,7 @@ import sys
 import time
 from collections.abc import Iterator
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from pathlib import Path
 
 import pytest
@@ -325,3 +325,124 @@ def test_alot_hook_accepts_an_outlook_invitation(tmux: Tmux, tmp_path: Path) -> 
     assert found, f"nothing was sent; alot's log:\n{log.read_text() if log.exists() else ''}"
     reply = _check_answered(calendar, out)
     _organiser_records(tmp_path, reply)
+
+
+def _gpg(home: Path, *args: str, data: bytes = b"") -> bytes:
+    done = subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", *args],
+        input=data,
+        capture_output=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def _keyring(tmp_path: Path) -> Path:
+    """A throwaway GnuPG home with keys for the attendee and the organiser
+    (each an ed25519 key with a cv25519 encryption subkey, no passphrase)."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    for who in (ATTENDEE, ORGANISER):
+        _gpg(home, "--passphrase", "", "--quick-gen-key", who, "future-default", "default", "never")
+    return home
+
+
+def _encrypted_invitation(home: Path) -> bytes:
+    """The Outlook invitation as PGP/MIME (RFC 3156): its body entity
+    signed by the organiser and encrypted to the attendee, the envelope
+    headers left outside, as ``gpg --encrypt --sign`` makes it."""
+    original = email.message_from_bytes(INVITATION.read_bytes(), policy=policy.default)
+    inner = EmailMessage(policy=policy.SMTP)
+    for name, value in original.items():
+        if name.lower().startswith("content-"):
+            inner[name] = value
+    inner.set_payload(original.get_payload())
+    armoured = _gpg(
+        home,
+        "--armor",
+        "--trust-model",
+        "always",
+        "--encrypt",
+        "--sign",
+        "--local-user",
+        ORGANISER,
+        "--recipient",
+        ATTENDEE,
+        data=inner.as_bytes(policy=policy.SMTP),
+    )
+    outer = EmailMessage(policy=policy.SMTP)
+    outer["From"] = f"Oliver Roth <{ORGANISER}>"
+    for name in ("To", "Subject", "Date", "Message-ID"):
+        outer[name] = str(original[name])
+    outer["MIME-Version"] = "1.0"
+    control, payload = MIMEPart(policy=policy.SMTP), MIMEPart(policy=policy.SMTP)
+    control.set_content(b"Version: 1\r\n", "application", "pgp-encrypted", cte="7bit")
+    payload.set_content(armoured, "application", "octet-stream", cte="7bit", filename="msg.asc")
+    outer.set_type("multipart/encrypted")
+    outer.set_param("protocol", "application/pgp-encrypted")
+    outer.set_payload([control, payload])
+    return outer.as_bytes(policy=policy.SMTP)
+
+
+def test_neomutt_answers_an_encrypted_invitation_encrypted(tmux: Tmux, tmp_path: Path) -> None:
+    """Issue 19 item 4: NeoMutt decrypts and verifies the invitation, hands
+    imip-client the cleartext part, and signs and encrypts the REPLY that
+    imip-client postponed for it, to the organiser's key."""
+    _require("tmux", "neomutt", "gpg")
+    keys = _keyring(tmp_path)
+    home, calendar = tmp_path / "home", tmp_path / "calendar"
+    shutil.copytree(CLIENTS / "neomutt", home / ".config" / "neomutt")
+    sendmail, out = _capture_script(tmp_path)
+    bin_dir = _wrapper(tmp_path, calendar, sendmail)
+    mail, postponed = tmp_path / "mail", tmp_path / "postponed"
+    for name in ("cur", "new", "tmp"):
+        (mail / name).mkdir(parents=True)
+    (mail / "new" / "1.eml").write_bytes(_encrypted_invitation(keys))
+    fingerprint = next(
+        line.split(":")[9]
+        for line in _gpg(keys, "--with-colons", "--list-secret-keys", ATTENDEE).decode().split()
+        if line.startswith("fpr:")
+    )
+    muttrc = tmp_path / "muttrc"
+    muttrc.write_text(
+        f"set folder = {mail}\nset spoolfile = {mail}\nset mbox_type = Maildir\n"
+        f"set sendmail = {sendmail}\nset header_cache = ''\nset from = {ATTENDEE}\n"
+        "ignore *\nunignore from: to: date: subject:\n"
+        f"source {home}/.config/neomutt/imip.muttrc\n"
+        f"setenv IMIP_CLIENT_IDENTITY {ATTENDEE}\n"
+        f"set postponed = {postponed}\nsetenv IMIP_CLIENT_POSTPONE {postponed}\n"
+        f"set crypt_use_gpgme = yes\nset pgp_default_key = {fingerprint}\n"
+        "set editor = true\nset abort_unmodified = no\n"
+    )
+    env = {
+        "HOME": str(home),
+        "GNUPGHOME": str(keys),
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "TERM": "xterm",
+    }
+    tmux.start(["neomutt", "-n", "-F", str(muttrc)], env)
+    tmux.wait_for(SUBJECT)
+    tmux.keys("Enter")
+    pager = tmux.wait_for("state:     new")
+    assert f"Good signature from: {ORGANISER}" in pager and "signed and encrypted" in pager
+    tmux.keys("v")
+    tmux.wait_for("text/calendar")
+    tmux.keys("*", ",", "A")
+    tmux.wait_for("Security: Sign, Encrypt")
+    tmux.keys("y")
+    tmux.wait_for("Mail sent")
+    ((arguments, sent),) = _sent(out)
+    assert arguments.split()[-1] == ORGANISER
+    assert sent.get_content_type() == "multipart/encrypted"
+    armoured = sent.get_payload()[1].get_payload(decode=True)
+    organiser_key = next(
+        line.split(":")[4]
+        for line in _gpg(keys, "--with-colons", "--list-keys", ORGANISER).decode().split()
+        if line.startswith("sub:")
+    )
+    assert f"keyid {organiser_key}" in _gpg(keys, "--list-packets", data=armoured).decode()
+    clear = email.message_from_bytes(_gpg(keys, "--decrypt", data=armoured), policy=policy.default)
+    assert isinstance(clear, EmailMessage)
+    assert partstat_of(parse_calendar_part(clear), ATTENDEE) == "ACCEPTED"
+    assert _client(calendar, ATTENDEE, "pending")["pending"] == []
+    assert _stored_answer(calendar, ATTENDEE) == "PARTSTAT=ACCEPTED"
