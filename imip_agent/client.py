@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta, tzinfo
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -37,6 +38,7 @@ from imiptools.client import (
     Inspection,
     Invitee,
     Message,
+    Revision,
     UserCalendar,
     open_calendar,
 )
@@ -51,6 +53,7 @@ from imiptools.errors import (
     UsageError,
 )
 from imiptools.mail.send import SendmailSender
+from imiptools.views.freetime import WORKDAYS, Search
 
 log = logging.getLogger("imip_agent.client")
 
@@ -65,10 +68,12 @@ COMMANDS = (
     "counter",
     "decline-counter",
     "create",
+    "update",
     "cancel",
     "pending",
     "agenda",
     "freebusy",
+    "free-time",
     "export",
 )
 #: Other names of commands: ``process`` is ``apply`` (the word of the
@@ -163,6 +168,12 @@ COMMAND_HELP = {
         "      --attendee bob@example.com --room room@example.com --rrule FREQ=WEEKLY;COUNT=4",
         False,
     ),
+    "update": (
+        "as the organiser, change an event and invite again (REQUEST, SEQUENCE + 1)",
+        "imip-client update --identity alice@example.com --uid planning@example.com \\\n"
+        "      --start 2030-01-08T11:00 --end 2030-01-08T12:00",
+        False,
+    ),
     "cancel": (
         "as the organiser, cancel an event or one instance (CANCEL)",
         "imip-client cancel --identity alice@example.com --uid planning@example.com",
@@ -181,6 +192,12 @@ COMMAND_HELP = {
     "freebusy": (
         "the user's busy periods",
         "imip-client freebusy --identity bob@example.com --from 2030-01-07 --to 2030-01-14",
+        False,
+    ),
+    "free-time": (
+        "the first slots in which the user and others are free",
+        "imip-client free-time --identity alice@example.com --duration 60 \\\n"
+        "      --from 2030-01-07 --to 2030-01-12 --with bob@example.com",
         False,
     ),
     "export": (
@@ -242,6 +259,8 @@ def parser() -> Parser:
     for name in ("respond", "counter", "decline-counter", "cancel"):
         subs[name].add_argument("--comment", default="", metavar="TEXT", help="a COMMENT")
     _create_options(subs["create"])
+    _update_options(subs["update"])
+    _free_time_options(subs["free-time"])
     cancel = subs["cancel"]
     cancel.add_argument("--uid", required=True, help="the event's UID")
     cancel.add_argument("--recurrence-id", metavar="R", help="cancel one instance only")
@@ -249,6 +268,34 @@ def parser() -> Parser:
     _span(subs["agenda"], required=False)
     _span(subs["freebusy"], required=True)
     return top
+
+
+def _update_options(sub: Parser) -> None:
+    """``update``'s changes: only the options given change the event."""
+    add = sub.add_argument
+    add("--uid", required=True, help="the event's UID")
+    add("--summary", metavar="TEXT")
+    add("--start", metavar="DATE-TIME")
+    add("--end", metavar="DATE-TIME")
+    add("--tzid", metavar="ZONE", help="the zone of times without one (default: TZID pref)")
+    add("--location", metavar="TEXT", help="'' removes it")
+    add("--description", metavar="TEXT", help="'' removes it")
+    add("--rrule", metavar="RULE", help="'' removes the recurrence")
+    add("--attendee", action="append", default=[], metavar="ADDRESS", help="invite as well")
+    add("--room", action="append", default=[], metavar="ADDRESS", help="invite a room as well")
+
+
+def _free_time_options(sub: Parser) -> None:
+    """``free-time``'s search."""
+    add = sub.add_argument
+    add("--duration", type=int, required=True, metavar="MINUTES")
+    add("--from", dest="start", metavar="DATE-TIME", help="default: now")
+    add("--to", dest="end", metavar="DATE-TIME", help="default: 14 days later")
+    add("--with", dest="others", action="append", default=[], metavar="ADDRESS")
+    add("--count", type=int, default=3, metavar="N", help="how many slots (default 3)")
+    add("--step", type=int, default=30, metavar="MINUTES", help="default 30")
+    add("--hours", default="09:00-17:00", metavar="HH:MM-HH:MM", help="in the user's zone")
+    add("--weekends", action="store_true", help="also on Saturdays and Sundays")
 
 
 def _create_options(sub: Parser) -> None:
@@ -355,10 +402,10 @@ def _dispatch(args: argparse.Namespace, document: dict[str, Any]) -> str | None:
     calendar = _calendar(args)
     document["identities"] = [u.removeprefix("mailto:") for u in calendar.identities]
     command = args.command
-    if command in ("pending", "agenda", "freebusy", "export"):
+    if command in ("pending", "agenda", "freebusy", "free-time", "export"):
         _listing(calendar, args, document)
         return None
-    if command in ("create", "cancel"):
+    if command in ("create", "update", "cancel"):
         document["result"] = _result(_organise(calendar, args), args, calendar)
         return None
     message = calendar.read(_read_input(args.file))
@@ -404,17 +451,70 @@ def _organise(calendar: UserCalendar, args: argparse.Namespace) -> Applied:
         return calendar.cancel(
             args.uid, recurrence_id=args.recurrence_id, comment=args.comment, dry_run=args.dry_run
         )
+    if args.command == "update":
+        return calendar.update(args.uid, _revision(calendar, args), dry_run=args.dry_run)
     return calendar.create(_draft(calendar, args), dry_run=args.dry_run)
+
+
+def _revision(calendar: UserCalendar, args: argparse.Namespace) -> Revision:
+    """The changes ``update``'s options ask for; times without an offset
+    are in the event's own zone (its DTSTART's), unless --tzid names one."""
+    zone = _zone(calendar, args.tzid)
+    stored = calendar.site.records(calendar.user).stored(args.uid)
+    first = stored.first.decoded("DTSTART") if stored and "DTSTART" in stored.first else None
+    if not args.tzid and isinstance(first, datetime) and first.tzinfo is not None:
+        zone = first.tzinfo
+    start = _moment(args.start, "--start", zone) if args.start else None
+    end = _moment(args.end, "--end", zone) if args.end else None
+    invitees = (
+        *(Invitee(a) for a in args.attendee),
+        *(Invitee(a, role="NON-PARTICIPANT", cutype="ROOM") for a in args.room),
+    )
+    return Revision(
+        summary=args.summary,
+        start=start,
+        end=end,
+        location=args.location,
+        description=args.description,
+        rrule=args.rrule,
+        invitees=invitees,
+    )
+
+
+def _zone(calendar: UserCalendar, tzid: str | None) -> tzinfo:
+    """The zone named by --tzid, else the user's (TZID preference)."""
+    if not tzid:
+        return calendar.site.records(calendar.user).zone
+    found = resolve_zone(tzid)
+    if found is None:
+        raise UsageError(f"imip-client: --tzid: unknown time zone {tzid[:100]!r}")
+    return found
+
+
+def _free_time(calendar: UserCalendar, args: argparse.Namespace) -> dict[str, Any]:
+    zone = calendar.site.records(calendar.user).zone
+    start = _when(args.start, "--from") if args.start else calendar.site.clock.now()
+    end = _when(args.end, "--to") if args.end else start + timedelta(days=14)
+    first, _, last = args.hours.partition("-")
+    try:
+        hours = (dt_time.fromisoformat(first), dt_time.fromisoformat(last))
+    except ValueError as exc:
+        raise UsageError(f"imip-client: --hours: not HH:MM-HH:MM: {args.hours!r}") from exc
+    search = Search(
+        start=start,
+        end=end,
+        duration=timedelta(minutes=args.duration),
+        step=timedelta(minutes=args.step),
+        hours=hours,
+        days=frozenset(range(7)) if args.weekends else WORKDAYS,
+        zone=zone,
+    )
+    return calendar.free_time(search, args.others, max(1, args.count)).as_dict()
 
 
 def _draft(calendar: UserCalendar, args: argparse.Namespace) -> Draft:
     """The event ``create``'s options describe."""
-    zone = calendar.site.records(calendar.user).zone
-    if args.tzid:
-        found = resolve_zone(args.tzid)
-        if found is None:
-            raise UsageError(f"imip-client: --tzid: unknown time zone {args.tzid[:100]!r}")
-        zone = found
+    zone = _zone(calendar, args.tzid)
     start = _moment(args.start, "--start", zone)
     end = _moment(args.end, "--end", zone) if args.end else _default_end(start)
     invitees = [
@@ -460,6 +560,9 @@ def _default_end(start: date | datetime) -> date | datetime:
 def _listing(calendar: UserCalendar, args: argparse.Namespace, document: dict[str, Any]) -> None:
     if args.command == "export":
         document["export"] = calendar.export_vdir(Path(args.vdir).expanduser()).as_dict()
+        return
+    if args.command == "free-time":
+        document["free_time"] = _free_time(calendar, args)
         return
     if args.command == "pending":
         document["pending"] = [w.as_dict() for w in calendar.pending()]
@@ -589,6 +692,10 @@ def document_text(document: dict[str, Any], sent: Sequence[str] = ()) -> str:
     for name in ("agenda", "freebusy"):
         for entry in document.get(name, []):
             lines.append(f"{entry['start']}-{entry['end']} {entry['summary']} {entry['status']}")
+    for slot in document.get("free_time", {}).get("slots", []):
+        lines.append(f"free {slot['start']}-{slot['end']}")
+    for who in document.get("free_time", {}).get("unknown", []):
+        lines.append(f"unknown: no free/busy of {who}")
     if "export" in document:
         done = document["export"]
         lines.append(

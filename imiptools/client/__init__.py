@@ -34,13 +34,14 @@ from imiptools.client.model import (
     Clash,
     Entry,
     Exported,
+    FreeTime,
     Inspection,
     ObjectView,
     Outgoing,
     Participant,
     Waiting,
 )
-from imiptools.itip.organising import Draft, Invitee
+from imiptools.itip.organising import Draft, Invitee, Revision
 
 __all__ = [
     "PARTSTATS",
@@ -50,12 +51,14 @@ __all__ = [
     "Draft",
     "Entry",
     "Exported",
+    "FreeTime",
     "Inspection",
     "Invitee",
     "Message",
     "ObjectView",
     "Outgoing",
     "Participant",
+    "Revision",
     "UserCalendar",
     "Waiting",
     "as_message",

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from email.parser import BytesParser
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from imiptools.client.model import (
     Change,
     Entry,
     Exported,
+    FreeTime,
     Inspection,
     ObjectView,
     Outgoing,
@@ -72,7 +73,7 @@ from imiptools.itip.objects import (
     text_of,
     version_key,
 )
-from imiptools.itip.organising import Draft
+from imiptools.itip.organising import Draft, Revision
 from imiptools.mail.compose import build_message
 from imiptools.mail.parse import ParsedMessage
 from imiptools.quota.overlay import OverlayLedger
@@ -82,6 +83,7 @@ from imiptools.spool import Spool
 from imiptools.stores.names import normalise_user
 from imiptools.stores.overlay import OverlayStore
 from imiptools.transfer import export_event
+from imiptools.views.freetime import Search, free_slots
 from imiptools.views.whatif import Collector, Sent
 
 #: The answers :meth:`UserCalendar.respond` gives (RFC 5546 §3.2.3).
@@ -259,6 +261,29 @@ class UserCalendar:
     def freebusy(self, start: datetime, end: datetime) -> list[Entry]:
         """The user's busy periods in ``[start, end)`` (FBTYPE as status)."""
         return self.agenda(start, end)
+
+    def free_time(self, search: Search, others: Sequence[str] = (), count: int = 3) -> FreeTime:
+        """The first ``count`` slots of ``search`` in which the user (every
+        identity) and each of ``others`` is free, from the user's own
+        free/busy and what the calendar holds of the others' (their
+        VFREEBUSY replies and published free/busy, RFC 5546 §3.3). Others of
+        whom nothing is held are named in ``unknown``. Raises ValueError for
+        a search :meth:`~imiptools.views.freetime.Search.check` refuses."""
+        search.check()
+        busy = [
+            p
+            for user in self.identities
+            for p in self.site.records(user).busy_between(search.start, search.end)
+        ]
+        records = self.site.records(self.user)
+        unknown = []
+        for other in others:
+            known = records.freebusy_of(addresses.uri(other), search.start, search.end)
+            if not known and not records.freebusy_of(addresses.uri(other), _EPOCH, _END):
+                unknown.append(_bare(addresses.uri(other)))
+            busy += known
+        slots = free_slots(busy, search, count)
+        return FreeTime(tuple((format_utc(a), format_utc(b)) for a, b in slots), tuple(unknown))
 
     def _periods(self, start: datetime, end: datetime) -> Iterator[Entry]:
         if end <= start:
@@ -516,6 +541,27 @@ class UserCalendar:
             results = [self._record_sent(target, user, outgoing)]
         return _applied(user, results, [], dry_run, (outgoing,) if invited else ())
 
+    def update(self, uid: str, revision: Revision, *, dry_run: bool = False) -> Applied:
+        """Change an event the user organises and invite again (RFC 5546
+        §2.1.4): the REQUEST of :func:`~imiptools.itip.organising.revised`
+        goes to every attendee, is recorded as the user's own, and is
+        returned for the caller to send. Raises UnknownEvent, NotOrganiser,
+        ValueError for a revision that makes no valid event."""
+        user, stored = self._organised(uid)
+        with self._target(dry_run) as target:
+            calendar = organising.revised(stored, revision, target.clock.now())
+            event = calendar.walk("VEVENT")[0]
+            invited = organising.recipients_of(event, user)
+            outgoing = self._compose(
+                user,
+                invited or [_bare(user)],
+                calendar,
+                f"Updated: {text_of(event, 'SUMMARY') or '(no title)'}",
+                _event_text(event),
+            )
+            results = [self._record_sent(target, user, outgoing)]
+        return _applied(user, results, [], dry_run, (outgoing,) if invited else ())
+
     def cancel(
         self,
         uid: str,
@@ -641,6 +687,12 @@ class UserCalendar:
         yield replace(
             self.site, store=OverlayStore(self.site.store), ledger=OverlayLedger(self.site.ledger)
         )
+
+
+#: The widest span asked for when checking whether anything is known of
+#: someone's free/busy.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_END = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def _bare(user: str) -> str:

@@ -186,6 +186,23 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class FreeTime:
+    """What :meth:`~imiptools.client.UserCalendar.free_time` found: the
+    free slots (UTC, iCalendar form), and the people whose free/busy the
+    calendar does not hold (the slots cannot account for them)."""
+
+    slots: tuple[tuple[str, str], ...]
+    unknown: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "slots": [{"start": start, "end": end} for start, end in self.slots],
+            "unknown": list(self.unknown),
+        }
+
+
+@dataclass(frozen=True)
 class Waiting:
     """An item waiting for the user's answer or attention."""
 

@@ -18,12 +18,15 @@ from dateutil.rrule import rrulestr
 from icalendar import Calendar, Component, Event, vCalAddress, vRecur
 
 from imiptools.dates import to_utc
+from imiptools.itip.merge import copy_component
 from imiptools.itip.objects import (
     ItipObject,
     attendees_of,
     mail_address_of,
     make_calendar,
+    organizer_of,
     sequence_of,
+    text_of,
 )
 
 #: The ROLE values an attendee may have (RFC 5545 §3.2.16).
@@ -128,6 +131,86 @@ def new_event(
     if isinstance(draft.start, datetime):
         calendar.add_missing_timezones()
     return calendar
+
+
+@dataclass(frozen=True)
+class Revision:
+    """Changes an organiser makes to an event; None leaves a field as it is
+    ('' removes LOCATION, DESCRIPTION or RRULE)."""
+
+    summary: str | None = None
+    start: date | datetime | None = None
+    end: date | datetime | None = None
+    location: str | None = None
+    description: str | None = None
+    rrule: str | None = None
+    invitees: tuple[Invitee, ...] = ()
+
+    @property
+    def significant(self) -> bool:
+        """Whether attendees must answer again: the time or the recurrence
+        changes (RFC 5546 §2.1.4, as CalendarServer and Exchange judge it)."""
+        return any(v is not None for v in (self.start, self.end, self.rrule))
+
+
+def revised(stored: ItipObject, revision: Revision, stamp: datetime) -> Calendar:
+    """The REQUEST updating ``stored`` (RFC 5546 §2.1.4, §3.2.2): the master
+    (or the single event) with ``revision`` applied, SEQUENCE one more than
+    the highest stored, a new DTSTAMP, the new invitees added, and, for a
+    significant change, every attendee but the organiser asked again
+    (NEEDS-ACTION, RSVP). The update replaces the event: overridden
+    instances are not carried over. Raises ValueError as :func:`check_draft`
+    for the result."""
+    event = copy_component(stored.master or stored.first)
+    _apply(event, revision)
+    check_draft(_as_draft(event))
+    event.pop("SEQUENCE", None)
+    event.add("SEQUENCE", max(sequence_of(c) for c in stored.components) + 1)
+    event.pop("DTSTAMP", None)
+    event.add("DTSTAMP", to_utc(stamp))
+    for invitee in revision.invitees:
+        event.add("ATTENDEE", _invited(invitee))
+    if revision.significant:
+        organiser = organizer_of(event)
+        for attendee in attendees_of(event):
+            if mail_address_of(attendee) != organiser:
+                attendee.params["PARTSTAT"] = "NEEDS-ACTION"
+                attendee.params["RSVP"] = "TRUE"
+    calendar = make_calendar([event], "REQUEST", list(stored.timezones))
+    if isinstance(event.decoded("DTSTART"), datetime):
+        calendar.add_missing_timezones()
+    return calendar
+
+
+def _apply(event: Component, revision: Revision) -> None:
+    texts = {"SUMMARY": revision.summary, "LOCATION": revision.location}
+    texts["DESCRIPTION"] = revision.description
+    for name, value in texts.items():
+        if value is not None:
+            event.pop(name, None)
+            if value:
+                event.add(name, value)
+    for name, moment in (("DTSTART", revision.start), ("DTEND", revision.end)):
+        if moment is not None:
+            event.pop(name, None)
+            if name == "DTEND":
+                event.pop("DURATION", None)
+            event.add(name, moment)
+    if revision.rrule is not None:
+        event.pop("RRULE", None)
+        if revision.rrule:
+            event.add("RRULE", vRecur.from_ical(revision.rrule))
+
+
+def _as_draft(event: Component) -> Draft:
+    rule = event.get("RRULE")
+    text = rule.to_ical() if rule is not None else b""
+    return Draft(
+        summary=text_of(event, "SUMMARY"),
+        start=event.decoded("DTSTART"),
+        end=event.decoded("DTEND"),
+        rrule=text.decode() if isinstance(text, bytes) else str(text),
+    )
 
 
 def cancellation(

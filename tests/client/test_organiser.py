@@ -292,3 +292,109 @@ def test_a_counter_needs_an_invitation_to_the_user(tmp_path: Path) -> None:
         message=other,
     )[1]
     assert document["error"]["code"] == "not_attendee"
+
+
+def test_update_moves_the_event_and_asks_again(tmp_path: Path) -> None:
+    request = outgoing(as_user(tmp_path, ALICE, *WEEKLY)[1])[0]
+    as_user(tmp_path, BOB, "respond", "--partstat", "accepted", message=message_of(request))
+    status, document = as_user(
+        tmp_path,
+        ALICE,
+        "update",
+        "--uid",
+        "planning@example.com",
+        "--start",
+        "2030-01-08T11:00",
+        "--end",
+        "2030-01-08T12:00",
+        "--location",
+        "Room 2",
+        "--attendee",
+        CAROL,
+    )
+    assert status == 0
+    (update,) = outgoing(document)
+    event = event_of(update)
+    assert update["method"] == "REQUEST" and sorted(update["recipients"]) == [BOB, CAROL, ROOM]
+    assert int(event["SEQUENCE"]) == 1 and str(event["LOCATION"]) == "Room 2"
+    assert event.decoded("DTSTART").hour == 11 and "RRULE" in event
+    partstats = {str(a).lower(): a.params["PARTSTAT"] for a in event["ATTENDEE"]}
+    assert partstats[f"mailto:{BOB}"] == "NEEDS-ACTION"  # the time changed: asked again
+    assert partstats[f"mailto:{ALICE}"] == "ACCEPTED"
+    seen = as_user(tmp_path, BOB, "inspect", message=message_of(update))[1]
+    assert seen["inspection"]["objects"][0]["state"] == "update"
+    span = ("--from", "2030-01-08", "--to", "2030-01-09")
+    agenda = as_user(tmp_path, ALICE, "agenda", *span)[1]["agenda"]
+    assert [e["start"] for e in agenda] == ["20300108T100000Z"]
+
+
+def test_free_time_skips_everyone_s_busy_time(tmp_path: Path) -> None:
+    as_user(
+        tmp_path,
+        ALICE,
+        "create",
+        "--summary",
+        "Busy",
+        "--start",
+        "2030-01-08T10:00Z",
+        "--end",
+        "2030-01-08T11:00Z",
+    )
+    busy = "\n".join(
+        [
+            "BEGIN:VFREEBUSY",
+            "UID:fb-1@example.com",
+            "DTSTAMP:20300101T090000Z",
+            "DTSTART:20300107T000000Z",
+            "DTEND:20300114T000000Z",
+            f"ORGANIZER:mailto:{ALICE}",
+            f"ATTENDEE:mailto:{BOB}",
+            "FREEBUSY;FBTYPE=BUSY:20300108T110000Z/20300108T120000Z",
+            "END:VFREEBUSY",
+        ]
+    )
+    reply = imip_message(calendar_text(busy, method="REPLY"), sender=BOB, to=ALICE, method="REPLY")
+    assert as_user(tmp_path, ALICE, "apply", message=reply)[0] == 0
+    status, document = as_user(
+        tmp_path,
+        ALICE,
+        "free-time",
+        "--duration",
+        "60",
+        "--from",
+        "2030-01-08T09:00Z",
+        "--to",
+        "2030-01-08T17:00Z",
+        "--with",
+        BOB,
+        "--with",
+        CAROL,
+        "--count",
+        "2",
+    )
+    assert status == 0
+    slots = [(s["start"], s["end"]) for s in document["free_time"]["slots"]]
+    assert slots == [
+        ("20300108T090000Z", "20300108T100000Z"),
+        ("20300108T120000Z", "20300108T130000Z"),
+    ]
+    assert document["free_time"]["unknown"] == [CAROL]
+    text = run(
+        [
+            "--calendar",
+            str(tmp_path / ALICE),
+            "--identity",
+            ALICE,
+            "--now",
+            NOW,
+            "--text",
+            "free-time",
+            "--duration",
+            "30",
+            "--from",
+            "2030-01-12",
+            "--to",
+            "2030-01-13",
+        ]
+    )[1]
+    assert text == ""  # a Saturday: no working hours
