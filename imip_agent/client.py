@@ -350,7 +350,7 @@ def _client_options(parser: argparse.ArgumentParser, suppress: bool = False) -> 
         action="append",
         default=argparse.SUPPRESS if suppress else [],
         metavar="'NAME: VALUE'",
-        help="a header for the postponed message (NeoMutt: 'X-Mutt-PGP: ES' to sign and"
+        help="a header for the postponed message ('X-Mutt-PGP: ES' has neomutt sign and"
         " encrypt it)",
     )
     add(
