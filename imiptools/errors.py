@@ -240,6 +240,25 @@ class UnknownRecurrence(ClientError):
     code = "unknown_recurrence"
 
 
+class UnknownEvent(ClientError):
+    """The calendar holds no event with that UID."""
+
+    code = "unknown_event"
+
+
+class NotOrganiser(ClientError):
+    """None of the user's identities organises the event, and only its
+    organiser may cancel it or decline a counter-proposal (RFC 5546 §3.2)."""
+
+    code = "not_organiser"
+
+
+class NotACounter(ClientError):
+    """A DECLINECOUNTER was asked for an object that is not a COUNTER."""
+
+    code = "not_counter"
+
+
 #: ``imip-client``'s error codes and their exit statuses (documented in the
 #: manual and in ``imiptools/schema/imip-client.schema.json``). The codes
 #: of the library's own errors are here too: ``usage`` (a wrong command
@@ -254,6 +273,9 @@ CLIENT_ERRORS: dict[str, int] = {
     "not_request": 8,
     "unknown_recurrence": 9,
     "send_failed": 10,
+    "unknown_event": 11,
+    "not_organiser": 12,
+    "not_counter": 13,
     "usage": 64,
     "parse_error": 65,
     "no_input": 66,

@@ -103,6 +103,16 @@ def export_calendar(records: UserRecords) -> Calendar:
     return portable_timezones(make_calendar(components, None, list(zones.values())))
 
 
+def export_event(records: UserRecords, uid: str) -> Calendar | None:
+    """One stored event as :func:`export_calendar` writes it (its cancelled
+    instances as EXDATEs, portable VTIMEZONEs); None when not stored."""
+    stored = records.stored(uid)
+    if stored is None:
+        return None
+    components = _exported(records, stored)
+    return portable_timezones(make_calendar(components, None, list(stored.timezones)))
+
+
 def _exported(records: UserRecords, stored: ItipObject) -> list[Component]:
     """The components of ``stored``, its cancelled instances excluded."""
     cancelled = records.store.cancelled_recurrence_ids(records.user, stored.uid)

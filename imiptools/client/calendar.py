@@ -22,11 +22,11 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from email.parser import BytesParser
 from pathlib import Path
 
-from icalendar import Component
+from icalendar import Calendar, Component
 
 from imiptools import addresses, agent
 from imiptools.client.inspection import own_identity, sender_speaks_for, view
@@ -34,12 +34,15 @@ from imiptools.client.model import (
     Applied,
     Change,
     Entry,
+    Exported,
+    FreeTime,
     Inspection,
     ObjectView,
     Outgoing,
     SecurityView,
     Waiting,
 )
+from imiptools.client.vdir import write_vdir
 from imiptools.config import Settings
 from imiptools.dates import Clock, format_recurrence_id, format_utc, parse_datetime
 from imiptools.errors import (
@@ -48,25 +51,30 @@ from imiptools.errors import (
     InputError,
     MissingMethod,
     NoCalendar,
+    NotACounter,
     NotARequest,
     NotAttendee,
+    NotOrganiser,
     OutOfSequence,
     SenderNotParticipant,
     SiteMissing,
+    UnknownEvent,
     UnknownRecurrence,
 )
 from imiptools.handlers.common import Envelope
 from imiptools.handlers.outgoing import OutgoingHandler
 from imiptools.handlers.person import PersonHandler
 from imiptools.initialise import Owner, prepare_directories
-from imiptools.itip import merge, replies
+from imiptools.itip import merge, organising, replies
 from imiptools.itip.objects import (
     ItipObject,
+    make_calendar,
     organizer_of,
     recurrence_id_of,
     text_of,
     version_key,
 )
+from imiptools.itip.organising import Draft, Revision
 from imiptools.mail.compose import build_message
 from imiptools.mail.parse import ParsedMessage, Security
 from imiptools.quota.overlay import OverlayLedger
@@ -75,12 +83,19 @@ from imiptools.site import Site, open_site
 from imiptools.spool import Spool
 from imiptools.stores.names import normalise_user
 from imiptools.stores.overlay import OverlayStore
+from imiptools.transfer import export_event
+from imiptools.views.freetime import Search, free_slots
 from imiptools.views.whatif import Collector, Sent
 
 #: The answers :meth:`UserCalendar.respond` gives (RFC 5546 §3.2.3).
-PARTSTATS = ("ACCEPTED", "TENTATIVE", "DECLINED")
+PARTSTATS = ("ACCEPTED", "TENTATIVE", "DECLINED", "DELEGATED")
 #: The words of the subject and text of a REPLY.
-ANSWER_WORDS = {"ACCEPTED": "Accepted", "TENTATIVE": "Tentative", "DECLINED": "Declined"}
+ANSWER_WORDS = {
+    "ACCEPTED": "Accepted",
+    "TENTATIVE": "Tentative",
+    "DECLINED": "Declined",
+    "DELEGATED": "Delegated",
+}
 
 
 def default_location() -> Path:
@@ -256,6 +271,29 @@ class UserCalendar:
         """The user's busy periods in ``[start, end)`` (FBTYPE as status)."""
         return self.agenda(start, end)
 
+    def free_time(self, search: Search, others: Sequence[str] = (), count: int = 3) -> FreeTime:
+        """The first ``count`` slots of ``search`` in which the user (every
+        identity) and each of ``others`` is free, from the user's own
+        free/busy and what the calendar holds of the others' (their
+        VFREEBUSY replies and published free/busy, RFC 5546 §3.3). Others of
+        whom nothing is held are named in ``unknown``. Raises ValueError for
+        a search :meth:`~imiptools.views.freetime.Search.check` refuses."""
+        search.check()
+        busy = [
+            p
+            for user in self.identities
+            for p in self.site.records(user).busy_between(search.start, search.end)
+        ]
+        records = self.site.records(self.user)
+        unknown = []
+        for other in others:
+            known = records.freebusy_of(addresses.uri(other), search.start, search.end)
+            if not known and not records.freebusy_of(addresses.uri(other), _EPOCH, _END):
+                unknown.append(_bare(addresses.uri(other)))
+            busy += known
+        slots = free_slots(busy, search, count)
+        return FreeTime(tuple((format_utc(a), format_utc(b)) for a, b in slots), tuple(unknown))
+
     def _periods(self, start: datetime, end: datetime) -> Iterator[Entry]:
         if end <= start:
             raise ValueError("the end must be after the start")
@@ -272,6 +310,21 @@ class UserCalendar:
                     period.organiser,
                     status,
                 )
+
+    def export_vdir(self, directory: Path) -> Exported:
+        """Write the user's events, one ``.ics`` file each, to the vdir
+        ``directory`` for khal or vdirsyncer (see
+        :func:`~imiptools.client.vdir.write_vdir`): every identity's
+        events, cancelled instances as EXDATEs, as ``imip-admin export``
+        writes them."""
+        items: dict[str, bytes] = {}
+        for user in self.identities:
+            records = self.site.records(user)
+            for uid in sorted(records.uids()):
+                calendar = export_event(records, uid)
+                if calendar is not None:
+                    items.setdefault(uid, calendar.to_ical())
+        return write_vdir(directory, items)
 
     # -- writing --------------------------------------------------------------
 
@@ -332,6 +385,7 @@ class UserCalendar:
         *,
         recurrence_id: str | None = None,
         comment: str = "",
+        delegate_to: str = "",
         dry_run: bool = False,
     ) -> Applied:
         """Answer the invitation (RFC 5546 §3.2.3): the whole event as sent
@@ -339,16 +393,105 @@ class UserCalendar:
         ``20300108T100000Z``). The invitation is recorded first when the
         store lacks it (as :meth:`apply`), then the answer is recorded as
         ``imip-person-outgoing`` records a REPLY the user sent; the REPLY
-        is the one message returned, for the caller to send.
+        is returned, for the caller to send.
+
+        ``DELEGATED`` needs ``delegate_to`` (RFC 5546 §3.2.2.3): the REPLY
+        then carries DELEGATED-TO, and a second message, the invitation
+        with the delegate added (DELEGATED-FROM, RSVP), goes to the delegate.
 
         Raises NotARequest, NotAttendee, OutOfSequence (the stored copy is
         newer: answer that one), UnknownRecurrence, or ValueError for a
-        PARTSTAT that is not in :data:`PARTSTATS`.
+        PARTSTAT that is not in :data:`PARTSTATS` or a delegation without
+        a delegate.
         """
         partstat = partstat.upper()
         if partstat not in PARTSTATS:
             raise ValueError(f"PARTSTAT must be one of {', '.join(PARTSTATS)}")
+        if (partstat == "DELEGATED") != bool(delegate_to):
+            raise ValueError("DELEGATED, and only DELEGATED, needs a delegate")
         message = data if isinstance(data, Message) else self.read(data)
+        obj, user, components = self._invitation(message, recurrence_id)
+        with self._target(dry_run) as target:
+            results = self._record_invitation(target, message, obj, user)
+            now = target.clock.now()
+            answers = [
+                replies.reply_component(
+                    c,
+                    user,
+                    partstat,
+                    now,
+                    comment=comment,
+                    cn=self._cn(user),
+                    delegated_to=delegate_to,
+                )
+                for c in components
+            ]
+            reply = self._compose(
+                user,
+                [organizer_of(obj.first)],
+                replies.reply(answers),
+                f"{ANSWER_WORDS[partstat]}: {_summary(obj)}",
+                _answer_text(user, partstat, _summary(obj), comment),
+                message,
+            )
+            results.append(self._record_sent(target, user, reply))
+        sent = [reply]
+        if delegate_to:
+            sent.append(self._delegation(message, obj, components, user, delegate_to))
+        return _applied(user, results, [], dry_run, sent)
+
+    def counter(
+        self,
+        data: bytes | Message,
+        start: datetime,
+        end: datetime,
+        *,
+        recurrence_id: str | None = None,
+        comment: str = "",
+        dry_run: bool = False,
+    ) -> Applied:
+        """Propose ``start``-``end`` instead (RFC 5546 §3.2.7), for the
+        whole event or one instance. The invitation is recorded first when
+        the store lacks it; the COUNTER is recorded as
+        ``imip-person-outgoing`` records one (the proposed time held as an
+        offer under ``freebusy_offers``) and returned for the caller to
+        send. Raises as :meth:`respond`, and ValueError unless ``end`` is
+        after ``start`` (both aware)."""
+        if start.tzinfo is None or end.tzinfo is None or end <= start:
+            raise ValueError("a proposal needs an aware start and a later end")
+        message = data if isinstance(data, Message) else self.read(data)
+        obj, user, components = self._invitation(message, recurrence_id)
+        with self._target(dry_run) as target:
+            results = self._record_invitation(target, message, obj, user)
+            proposal = replies.counter(
+                components[0],
+                user,
+                start,
+                end,
+                target.clock.now(),
+                comment=comment,
+                cn=self._cn(user),
+            )
+            text = f"{_bare(user)} proposes another time for {_summary(obj)}:\n"
+            text += f"{format_utc(start)} to {format_utc(end)}\n"
+            if comment:
+                text += f"\n{comment}\n"
+            outgoing = self._compose(
+                user,
+                [organizer_of(obj.first)],
+                proposal,
+                f"Counter-proposal: {_summary(obj)}",
+                text,
+                message,
+            )
+            results.append(self._record_sent(target, user, outgoing))
+        return _applied(user, results, [], dry_run, (outgoing,))
+
+    def _invitation(
+        self, message: Message, recurrence_id: str | None
+    ) -> tuple[ItipObject, str, list[Component]]:
+        """The REQUEST in ``message``, the identity it invites, and the
+        components an answer concerns."""
         obj = _request(message.objects)
         user = own_identity(obj, self.identities)
         if not user or organizer_of(obj.first) == _bare(user):
@@ -356,67 +499,195 @@ class UserCalendar:
         components = _answered(obj, recurrence_id)
         if recurrence_id is not None and components[0] not in obj.overrides:
             _check_occurrence(self.site.records(user), obj, components[0])
-        results = []
-        with self._target(dry_run) as target:
-            records = target.records(user)
-            stored = records.stored(obj.uid)
-            if stored is not None and _outdated(obj, stored):
-                raise OutOfSequence("the stored copy of the event is newer than this message")
-            if stored is None or version_key(obj.first) > version_key(stored.first):
-                sender = message.parsed.from_address or None
-                results.append(
-                    _run(
-                        target,
-                        message.raw,
-                        Envelope(user, sender),
-                        PersonHandler,
-                        message.parsed.security,
-                    )[0]
-                )
-            now = target.clock.now()
-            reply = self._reply(message, obj, components, user, partstat, comment, now)
-            envelope = Envelope(user, _bare(user))
-            results.append(_run(target, reply.message, envelope, OutgoingHandler)[0])
-        return _applied(user, results, [], dry_run, (reply,))
+        return obj, user, components
 
-    def _reply(
+    def _record_invitation(
+        self, target: Site, message: Message, obj: ItipObject, user: str
+    ) -> list[agent.Result]:
+        """Record ``obj`` as ``imip-person`` would when it is newer than the
+        stored copy; OutOfSequence when the stored copy is newer."""
+        stored = target.records(user).stored(obj.uid)
+        if stored is not None and _outdated(obj, stored):
+            raise OutOfSequence("the stored copy of the event is newer than this message")
+        if stored is not None and version_key(obj.first) <= version_key(stored.first):
+            return []
+        sender = message.parsed.from_address or None
+        envelope = Envelope(user, sender)
+        return [_run(target, message.raw, envelope, PersonHandler, message.parsed.security)[0]]
+
+    def _delegation(
         self,
         message: Message,
         obj: ItipObject,
-        components: list[Component],
+        components: Sequence[Component],
         user: str,
-        partstat: str,
-        comment: str,
-        now: datetime,
+        delegate: str,
     ) -> Outgoing:
-        cn = self.site.preferences_of(user).get("CN")
-        answers = [
-            replies.reply_component(c, user, partstat, now, comment=comment, cn=cn)
-            for c in components
-        ]
-        calendar = replies.reply(answers).to_ical()
-        summary = text_of(obj.first, "SUMMARY") or "(no title)"
+        """The invitation forwarded to ``delegate`` (RFC 5546 §3.2.2.3)."""
+        forwarded = [replies.delegation(c, user, delegate) for c in components]
+        calendar = make_calendar(forwarded, "REQUEST", obj.timezones)
+        text = f"{_bare(user)} has delegated {_summary(obj)} to you.\n"
+        return self._compose(
+            user, [delegate], calendar, f"Delegated: {_summary(obj)}", text, message
+        )
+
+    # -- as the organiser -------------------------------------------------------
+
+    def create(self, draft: Draft, *, dry_run: bool = False) -> Applied:
+        """Invite ``draft``'s invitees (RFC 5546 §3.2.2), as the main identity.
+
+        The REQUEST is recorded as ``imip-person-outgoing`` records a
+        user's own invitation and returned for the caller to send (none
+        when there is nobody to invite: an event of the user's own).
+        Raises ValueError for a draft :func:`~imiptools.itip.organising.check_draft`
+        refuses.
+        """
+        user = self.user
+        with self._target(dry_run) as target:
+            calendar = organising.new_event(
+                draft, user, target.clock.now(), cn=self._cn(user), domain=_domain(user)
+            )
+            event = calendar.walk("VEVENT")[0]
+            invited = organising.recipients_of(event, user)
+            outgoing = self._compose(
+                user,
+                invited or [_bare(user)],
+                calendar,
+                f"Invitation: {draft.summary}",
+                _event_text(event),
+            )
+            results = [self._record_sent(target, user, outgoing)]
+        return _applied(user, results, [], dry_run, (outgoing,) if invited else ())
+
+    def update(self, uid: str, revision: Revision, *, dry_run: bool = False) -> Applied:
+        """Change an event the user organises and invite again (RFC 5546
+        §2.1.4): the REQUEST of :func:`~imiptools.itip.organising.revised`
+        goes to every attendee, is recorded as the user's own, and is
+        returned for the caller to send. Raises UnknownEvent, NotOrganiser,
+        ValueError for a revision that makes no valid event."""
+        user, stored = self._organised(uid)
+        with self._target(dry_run) as target:
+            calendar = organising.revised(stored, revision, target.clock.now())
+            event = calendar.walk("VEVENT")[0]
+            invited = organising.recipients_of(event, user)
+            outgoing = self._compose(
+                user,
+                invited or [_bare(user)],
+                calendar,
+                f"Updated: {text_of(event, 'SUMMARY') or '(no title)'}",
+                _event_text(event),
+            )
+            results = [self._record_sent(target, user, outgoing)]
+        return _applied(user, results, [], dry_run, (outgoing,) if invited else ())
+
+    def cancel(
+        self,
+        uid: str,
+        *,
+        recurrence_id: str | None = None,
+        comment: str = "",
+        dry_run: bool = False,
+    ) -> Applied:
+        """Cancel an event the user organises (RFC 5546 §3.2.5): the whole
+        event, or one instance. The CANCEL goes to every attendee of what
+        is cancelled, is recorded as ``imip-person-outgoing`` records one,
+        and is returned for the caller to send. Raises UnknownEvent,
+        NotOrganiser, UnknownRecurrence."""
+        user, stored = self._organised(uid)
+        instance = None
+        if recurrence_id is not None:
+            instance = _answered(stored, recurrence_id)[0]
+            if instance not in stored.overrides:
+                _check_occurrence(self.site.records(user), stored, instance)
+        with self._target(dry_run) as target:
+            calendar = organising.cancellation(stored, target.clock.now(), instance, comment)
+            event = calendar.walk("VEVENT")[0]
+            invited = organising.recipients_of(event, user)
+            text = f"{_summary(stored)} is cancelled.\n" + (f"\n{comment}\n" if comment else "")
+            outgoing = self._compose(
+                user, invited or [_bare(user)], calendar, f"Cancelled: {_summary(stored)}", text
+            )
+            results = [self._record_sent(target, user, outgoing)]
+        return _applied(user, results, [], dry_run, (outgoing,) if invited else ())
+
+    def decline_counter(
+        self, data: bytes | Message, *, comment: str = "", dry_run: bool = False
+    ) -> Applied:
+        """Decline an attendee's COUNTER (RFC 5546 §3.2.8): the
+        DECLINECOUNTER goes to the attendee who proposed, the proposal is
+        dropped from the store, and the message is returned for the caller
+        to send. Raises NotACounter, NotOrganiser."""
+        message = data if isinstance(data, Message) else self.read(data)
+        counters = [o for o in message.objects if o.method == "COUNTER"]
+        if not counters:
+            method = message.objects[0].method if message.objects else ""
+            raise NotACounter(f"only a COUNTER can be declined (this is a {method})")
+        obj = counters[0]
+        user = self._organiser_of(obj)
+        with self._target(dry_run) as target:
+            calendar = organising.decline_counter(obj, target.clock.now(), comment)
+            proposers = organising.recipients_of(obj.first, user)
+            text = f"The proposal for {_summary(obj)} is declined.\n"
+            text += f"\n{comment}\n" if comment else ""
+            outgoing = self._compose(
+                user, proposers, calendar, f"Declined: {_summary(obj)}", text, message
+            )
+            results = [self._record_sent(target, user, outgoing)]
+        return _applied(user, results, [], dry_run, (outgoing,))
+
+    def _organised(self, uid: str) -> tuple[str, ItipObject]:
+        """The identity that organises stored event ``uid``, and the event."""
+        for user in self.identities:
+            stored = self.site.records(user).stored(uid)
+            if stored is not None:
+                return self._organiser_of(stored), stored
+        raise UnknownEvent(f"no event {uid[:100]!r} in the calendar")
+
+    def _organiser_of(self, obj: ItipObject) -> str:
         organiser = organizer_of(obj.first)
-        word = ANSWER_WORDS[partstat]
-        text = f"{_bare(user)} has answered {word.lower()}: {summary}\n"
-        if comment:
-            text += f"\n{comment}\n"
-        parsed = message.parsed
-        references = [*parsed.references, parsed.message_id] if parsed.message_id else []
+        for user in self.identities:
+            if _bare(user) == organiser:
+                return user
+        raise NotOrganiser(f"{organiser or 'someone else'} organises {obj.uid[:100]!r}")
+
+    # -- composing and recording --------------------------------------------------
+
+    def _compose(
+        self,
+        user: str,
+        to: Sequence[str],
+        calendar: Calendar,
+        subject: str,
+        text: str,
+        answering: Message | None = None,
+    ) -> Outgoing:
+        """The iMIP message (RFC 6047) from ``user`` to ``to``; threaded
+        under ``answering`` when given."""
+        parsed = answering.parsed if answering is not None else None
+        in_reply_to = parsed.message_id if parsed is not None else ""
+        references = [*parsed.references, in_reply_to] if parsed and in_reply_to else []
         data = build_message(
             from_addr=_bare(user),
-            to_addrs=[organiser],
-            subject=f"{word}: {summary}",
+            to_addrs=list(to),
+            subject=subject,
             text=text,
-            calendar=calendar,
-            method="REPLY",
-            in_reply_to=parsed.message_id,
+            calendar=calendar.to_ical(),
+            method=str(calendar.get("METHOD", "")),
+            in_reply_to=in_reply_to,
             references=references,
             auto_submitted="",
-            date=now,
-            message_id_domain=_bare(user).rpartition("@")[2] or "localhost",
+            date=self.site.clock.now(),
+            message_id_domain=_domain(user),
         )
-        return outgoing_of(Sent(_bare(user), [organiser], data))
+        return outgoing_of(Sent(_bare(user), list(to), data))
+
+    def _record_sent(self, target: Site, user: str, outgoing: Outgoing) -> agent.Result:
+        """Record a message the user sends as ``imip-person-outgoing`` does."""
+        envelope = Envelope(user, _bare(user))
+        return _run(target, outgoing.message, envelope, OutgoingHandler)[0]
+
+    def _cn(self, user: str) -> str:
+        return self.site.preferences_of(user).get("CN") or ""
 
     def _participant(self, objects: Sequence[ItipObject]) -> str:
         for obj in objects:
@@ -436,8 +707,42 @@ class UserCalendar:
         )
 
 
+#: The widest span asked for when checking whether anything is known of
+#: someone's free/busy.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_END = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def _bare(user: str) -> str:
     return user.removeprefix("mailto:")
+
+
+def _domain(user: str) -> str:
+    return _bare(user).rpartition("@")[2] or "localhost"
+
+
+def _summary(obj: ItipObject) -> str:
+    return text_of(obj.first, "SUMMARY") or "(no title)"
+
+
+def _answer_text(user: str, partstat: str, summary: str, comment: str) -> str:
+    text = f"{_bare(user)} has answered {ANSWER_WORDS[partstat].lower()}: {summary}\n"
+    return text + (f"\n{comment}\n" if comment else "")
+
+
+def _event_text(event: Component) -> str:
+    """The text part of an invitation: what, when, where."""
+    lines = [text_of(event, "SUMMARY")]
+    start, end = event.decoded("DTSTART"), event.decoded("DTEND")
+    lines.append(f"When: {start.isoformat()} to {end.isoformat()}")
+    if "RRULE" in event:
+        rule = event["RRULE"].to_ical()
+        lines.append(f"Repeats: {rule.decode() if isinstance(rule, bytes) else rule}")
+    if "LOCATION" in event:
+        lines.append(f"Where: {text_of(event, 'LOCATION')}")
+    if "DESCRIPTION" in event:
+        lines += ["", text_of(event, "DESCRIPTION")]
+    return "\n".join(lines) + "\n"
 
 
 def _request(objects: Sequence[ItipObject]) -> ItipObject:

@@ -202,6 +202,23 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class FreeTime:
+    """What :meth:`~imiptools.client.UserCalendar.free_time` found: the
+    free slots (UTC, iCalendar form), and the people whose free/busy the
+    calendar does not hold (the slots cannot account for them)."""
+
+    slots: tuple[tuple[str, str], ...]
+    unknown: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "slots": [{"start": start, "end": end} for start, end in self.slots],
+            "unknown": list(self.unknown),
+        }
+
+
+@dataclass(frozen=True)
 class Waiting:
     """An item waiting for the user's answer or attention."""
 
@@ -210,6 +227,21 @@ class Waiting:
     recurrence_id: str
     kind: str
     summary: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What an export to a vdir did: the directory, and how many items were
+    written, left as they were, and removed."""
+
+    directory: str
+    written: int
+    unchanged: int
+    removed: int
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from imiptools.config import load_settings
 from imiptools.mail.keyring import Keyring
-from imiptools.stores.file import FileStore
+from imiptools.site import open_site
 from tests.mta import mailsystem as ms
 from tests.mta.conftest import (
     AGENT_USER,
@@ -225,8 +226,8 @@ class TestPostfix(Scenarios):
             inner = opened(reply, organiser, room)
             assert partstat_of(parse_calendar_part(inner), ROOM) == "ACCEPTED"
             assert uids(ms.exported(system.site, ROOM)) == ["sealed-1"]
-            store = FileStore(system.site.directory("store"))
-            (decision,) = [json.loads(line) for line in store.decisions(f"mailto:{ROOM}")]
+            records = open_site(load_settings(str(system.site.config))).records(f"mailto:{ROOM}")
+            (decision,) = [json.loads(line) for line in records.decisions()]
             assert decision["signed_by"] == Keyring(organiser.home).keys(ORGANISER)[0].fingerprint
         finally:
             ms.as_agent(["gpgconf", "--homedir", str(keys), "--kill", "gpg-agent"])

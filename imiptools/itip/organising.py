@@ -1,0 +1,289 @@
+"""Building what an organiser sends: a new event, a CANCEL, a DECLINECOUNTER.
+
+RFC 5546 §3.2.2 (REQUEST), §3.2.5 (CANCEL) and §3.2.8 (DECLINECOUNTER).
+Like :mod:`imiptools.itip.replies`, every function returns a complete
+:class:`icalendar.Calendar` with METHOD, and every value goes through
+icalendar's model (RFC 5545 §3.3.11 escaping is icalendar's). Front ends
+(``imip-client``, ``imip-manager``) build with these and record what they
+built as ``imip-person-outgoing`` records what a person sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from uuid import uuid4
+
+from dateutil.rrule import rrulestr
+from icalendar import Calendar, Component, Event, vCalAddress, vRecur
+
+from imiptools.dates import to_utc
+from imiptools.itip.merge import copy_component
+from imiptools.itip.objects import (
+    ItipObject,
+    attendees_of,
+    mail_address_of,
+    make_calendar,
+    organizer_of,
+    sequence_of,
+    text_of,
+)
+
+#: The ROLE values an attendee may have (RFC 5545 §3.2.16).
+ROLES = ("REQ-PARTICIPANT", "OPT-PARTICIPANT", "NON-PARTICIPANT", "CHAIR")
+
+
+@dataclass(frozen=True)
+class Invitee:
+    """An attendee of a new event: address, ROLE, CUTYPE (RFC 5545 §3.2.3)."""
+
+    address: str
+    role: str = "REQ-PARTICIPANT"
+    cutype: str = "INDIVIDUAL"
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A new event as its organiser describes it.
+
+    ``start`` and ``end`` are both dates (an all-day event, ``end``
+    exclusive) or both aware date-times; a series recurs in ``start``'s
+    zone (RFC 5545 §3.3.10), whose VTIMEZONE is added. ``rrule`` is the
+    RRULE value's text (``FREQ=WEEKLY;COUNT=10``); ``uid`` is made when ''.
+    """
+
+    summary: str
+    start: date | datetime
+    end: date | datetime
+    invitees: tuple[Invitee, ...] = ()
+    location: str = ""
+    description: str = ""
+    rrule: str = ""
+    uid: str = ""
+    categories: tuple[str, ...] = field(default=())
+
+
+def check_draft(draft: Draft) -> None:
+    """Raise ValueError, naming the field, when ``draft`` is no valid event."""
+    if not draft.summary.strip():
+        raise ValueError("the summary is empty")
+    timed = isinstance(draft.start, datetime)
+    if timed != isinstance(draft.end, datetime):
+        raise ValueError("the start and the end must both be dates or both date-times")
+    if (
+        isinstance(draft.start, datetime)
+        and isinstance(draft.end, datetime)
+        and (draft.start.tzinfo is None or draft.end.tzinfo is None)
+    ):
+        raise ValueError("the start and the end need a time zone")
+    if draft.end <= draft.start:
+        raise ValueError("the end must be after the start")
+    for invitee in draft.invitees:
+        if invitee.role not in ROLES:
+            raise ValueError(f"not an attendee role: {invitee.role!r}")
+    if draft.rrule:
+        check_rule(draft.rrule, draft.start)
+
+
+def check_rule(rule: str, start: date | datetime) -> None:
+    """ValueError unless ``rule`` is an RRULE value (RFC 5545 §3.3.10) that
+    icalendar and dateutil both read."""
+    try:
+        vRecur.from_ical(rule)
+        first = (
+            start if isinstance(start, datetime) else datetime.combine(start, datetime.min.time())
+        )
+        rrulestr(f"RRULE:{rule}", dtstart=first)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"not a recurrence rule: {rule[:100]!r}") from exc
+
+
+def new_event(
+    draft: Draft, organiser: str, stamp: datetime, *, cn: str = "", domain: str
+) -> Calendar:
+    """The REQUEST inviting ``draft``'s invitees (RFC 5546 §3.2.2).
+
+    SEQUENCE 0; the organiser is also an ATTENDEE, CHAIR and ACCEPTED;
+    every invitee is NEEDS-ACTION with RSVP=TRUE. Raises ValueError as
+    :func:`check_draft`.
+    """
+    check_draft(draft)
+    event = Event()
+    event.add("UID", draft.uid or f"{uuid4()}@{domain}")
+    event.add("SEQUENCE", 0)
+    event.add("DTSTAMP", to_utc(stamp))
+    event.add("DTSTART", draft.start)
+    event.add("DTEND", draft.end)
+    event.add("SUMMARY", draft.summary)
+    for name, value in (("LOCATION", draft.location), ("DESCRIPTION", draft.description)):
+        if value:
+            event.add(name, value)
+    if draft.categories:
+        event.add("CATEGORIES", list(draft.categories))
+    if draft.rrule:
+        event.add("RRULE", vRecur.from_ical(draft.rrule))
+    event.add("ORGANIZER", _address(organiser, cn=cn))
+    event.add("ATTENDEE", _address(organiser, cn=cn, ROLE="CHAIR", PARTSTAT="ACCEPTED"))
+    for invitee in draft.invitees:
+        event.add("ATTENDEE", _invited(invitee))
+    calendar = make_calendar([event], "REQUEST")
+    if isinstance(draft.start, datetime):
+        calendar.add_missing_timezones()
+    return calendar
+
+
+@dataclass(frozen=True)
+class Revision:
+    """Changes an organiser makes to an event; None leaves a field as it is
+    ('' removes LOCATION, DESCRIPTION or RRULE)."""
+
+    summary: str | None = None
+    start: date | datetime | None = None
+    end: date | datetime | None = None
+    location: str | None = None
+    description: str | None = None
+    rrule: str | None = None
+    invitees: tuple[Invitee, ...] = ()
+
+    @property
+    def significant(self) -> bool:
+        """Whether attendees must answer again: the time or the recurrence
+        changes (RFC 5546 §2.1.4, as CalendarServer and Exchange judge it)."""
+        return any(v is not None for v in (self.start, self.end, self.rrule))
+
+
+def revised(stored: ItipObject, revision: Revision, stamp: datetime) -> Calendar:
+    """The REQUEST updating ``stored`` (RFC 5546 §2.1.4, §3.2.2): the master
+    (or the single event) with ``revision`` applied, SEQUENCE one more than
+    the highest stored, a new DTSTAMP, the new invitees added, and, for a
+    significant change, every attendee but the organiser asked again
+    (NEEDS-ACTION, RSVP). The update replaces the event: overridden
+    instances are not carried over. Raises ValueError as :func:`check_draft`
+    for the result."""
+    event = copy_component(stored.master or stored.first)
+    _apply(event, revision)
+    check_draft(_as_draft(event))
+    event.pop("SEQUENCE", None)
+    event.add("SEQUENCE", max(sequence_of(c) for c in stored.components) + 1)
+    event.pop("DTSTAMP", None)
+    event.add("DTSTAMP", to_utc(stamp))
+    for invitee in revision.invitees:
+        event.add("ATTENDEE", _invited(invitee))
+    if revision.significant:
+        organiser = organizer_of(event)
+        for attendee in attendees_of(event):
+            if mail_address_of(attendee) != organiser:
+                attendee.params["PARTSTAT"] = "NEEDS-ACTION"
+                attendee.params["RSVP"] = "TRUE"
+    calendar = make_calendar([event], "REQUEST", list(stored.timezones))
+    if isinstance(event.decoded("DTSTART"), datetime):
+        calendar.add_missing_timezones()
+    return calendar
+
+
+def _apply(event: Component, revision: Revision) -> None:
+    texts = {"SUMMARY": revision.summary, "LOCATION": revision.location}
+    texts["DESCRIPTION"] = revision.description
+    for name, value in texts.items():
+        if value is not None:
+            event.pop(name, None)
+            if value:
+                event.add(name, value)
+    for name, moment in (("DTSTART", revision.start), ("DTEND", revision.end)):
+        if moment is not None:
+            event.pop(name, None)
+            if name == "DTEND":
+                event.pop("DURATION", None)
+            event.add(name, moment)
+    if revision.rrule is not None:
+        event.pop("RRULE", None)
+        if revision.rrule:
+            event.add("RRULE", vRecur.from_ical(revision.rrule))
+
+
+def _as_draft(event: Component) -> Draft:
+    rule = event.get("RRULE")
+    text = rule.to_ical() if rule is not None else b""
+    return Draft(
+        summary=text_of(event, "SUMMARY"),
+        start=event.decoded("DTSTART"),
+        end=event.decoded("DTEND"),
+        rrule=text.decode() if isinstance(text, bytes) else str(text),
+    )
+
+
+def cancellation(
+    stored: ItipObject,
+    stamp: datetime,
+    instance: Component | None = None,
+    comment: str = "",
+) -> Calendar:
+    """The CANCEL of ``stored`` (RFC 5546 §3.2.5): the whole event, or the
+    one ``instance`` (a component carrying its RECURRENCE-ID).
+
+    SEQUENCE is one more than the highest stored, STATUS is CANCELLED, and
+    every attendee of the cancelled component is named, so each receives it.
+    """
+    source = instance if instance is not None else (stored.master or stored.first)
+    event = Event()
+    event.add("UID", stored.uid)
+    event.add("SEQUENCE", max(sequence_of(c) for c in stored.components) + 1)
+    event.add("DTSTAMP", to_utc(stamp))
+    for name in ("ORGANIZER", "ATTENDEE", "DTSTART", "DTEND", "RECURRENCE-ID", "SUMMARY"):
+        if name in source:
+            event[name] = source[name]
+    event.add("STATUS", "CANCELLED")
+    if comment:
+        event.add("COMMENT", comment)
+    return make_calendar([event], "CANCEL", list(stored.timezones))
+
+
+def decline_counter(counter: ItipObject, stamp: datetime, comment: str = "") -> Calendar:
+    """The DECLINECOUNTER answering ``counter`` (RFC 5546 §3.2.8): its UID,
+    SEQUENCE, RECURRENCE-ID, ORGANIZER and countering ATTENDEE, a new
+    DTSTAMP, and the organiser's COMMENT."""
+    components = []
+    for source in counter.components:
+        event = Event()
+        event.add("UID", counter.uid)
+        event.add("SEQUENCE", sequence_of(source))
+        event.add("DTSTAMP", to_utc(stamp))
+        for name in ("ORGANIZER", "ATTENDEE", "RECURRENCE-ID"):
+            if name in source:
+                event[name] = source[name]
+        if comment:
+            event.add("COMMENT", comment)
+        components.append(event)
+    return make_calendar(components, "DECLINECOUNTER", list(counter.timezones))
+
+
+def recipients_of(component: Component, organiser: str) -> list[str]:
+    """The attendees' addresses, the organiser's own left out, in order."""
+    found = [mail_address_of(a) for a in attendees_of(component)]
+    own = mail_address_of(organiser)
+    return list(dict.fromkeys(a for a in found if a and a != own))
+
+
+def all_day_end(start: date, days: int = 1) -> date:
+    """The exclusive end of an all-day event of ``days`` days (RFC 5545 §3.6.1)."""
+    return start + timedelta(days=days)
+
+
+def _invited(invitee: Invitee) -> vCalAddress:
+    params = {
+        "ROLE": invitee.role,
+        "CUTYPE": invitee.cutype,
+        "PARTSTAT": "NEEDS-ACTION",
+        "RSVP": "TRUE",
+    }
+    return _address(invitee.address, cn=invitee.name, **params)
+
+
+def _address(who: str, *, cn: str = "", **params: str) -> vCalAddress:
+    address = vCalAddress(f"mailto:{mail_address_of(who)}")
+    if cn:
+        address.params["CN"] = cn
+    for name, value in params.items():
+        address.params[name] = value
+    return address
