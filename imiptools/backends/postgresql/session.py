@@ -36,10 +36,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, NoReturn, TypeVar
 
-import psycopg
-from psycopg import errors
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import TransactionStatus
+import psycopg2
+from psycopg2 import errors
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE, parse_dsn
+from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import cursor as Cursor
 
 from imiptools.backends.base import reusing_connections
 from imiptools.backends.postgresql import schema
@@ -51,8 +52,6 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10
 APPLICATION = "imip-agent"
 
-Connection = psycopg.Connection[tuple[Any, ...]]
-Cursor = psycopg.Cursor[tuple[Any, ...]]
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -72,8 +71,8 @@ def connection_parameters(dsn: str) -> dict[str, Any]:
     Raises ConfigError, without quoting the string (it may hold a password).
     """
     try:
-        params: dict[str, Any] = conninfo_to_dict(dsn)
-    except psycopg.Error as exc:
+        params: dict[str, Any] = parse_dsn(dsn)
+    except psycopg2.Error as exc:
         raise ConfigError("the database connection string (dsn) cannot be parsed") from exc
     params.setdefault("connect_timeout", CONNECT_TIMEOUT)
     params.setdefault("fallback_application_name", APPLICATION)
@@ -86,8 +85,8 @@ def describe(dsn: str) -> str:
     """The database of ``dsn`` for people: name, host or socket, user; never
     the password."""
     try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.Error:
+        params = parse_dsn(dsn)
+    except psycopg2.Error:
         return "postgresql (the connection string cannot be parsed)"
     name = params.get("dbname") or params.get("user") or "(default)"
     host = params.get("host") or params.get("hostaddr") or "the local socket"
@@ -97,7 +96,7 @@ def describe(dsn: str) -> str:
 
 
 def _summary(exc: BaseException) -> str:
-    """The first line of an error, shortened (psycopg's messages name the
+    """The first line of an error, shortened (libpq's messages name the
     server and the user, never the password)."""
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:300]
@@ -129,13 +128,14 @@ class PgSession:
     def _connect(self) -> Connection:
         params = connection_parameters(self._dsn())
         try:
-            connection = psycopg.connect(autocommit=True, **params)
-        except psycopg.Error as exc:
+            connection: Connection = psycopg2.connect(**params)
+            connection.autocommit = True
+        except psycopg2.Error as exc:
             raise StoreUnavailable(f"cannot connect to the database: {_summary(exc)}") from exc
         if self._check:
             try:
                 schema.check_version(connection)
-            except psycopg.Error as exc:
+            except psycopg2.Error as exc:
                 connection.close()
                 raise StoreUnavailable(f"database: {_summary(exc)}") from exc
             except ImipError:
@@ -152,10 +152,11 @@ class PgSession:
         if connection is None or connection.closed:
             return
         try:
-            if connection.info.transaction_status != TransactionStatus.IDLE:
-                connection.rollback()
-            connection.execute("SELECT pg_advisory_unlock_all()")
-        except psycopg.Error:
+            with connection.cursor() as cursor:
+                if connection.info.transaction_status != TRANSACTION_STATUS_IDLE:
+                    cursor.execute("ROLLBACK")
+                cursor.execute("SELECT pg_advisory_unlock_all()")
+        except psycopg2.Error:
             self.close()
 
     def close(self) -> None:
@@ -178,19 +179,25 @@ class PgSession:
         for the failures)."""
         connection = self.connection()
         try:
-            return connection.execute(query, params)
-        except psycopg.Error as exc:
+            cursor = connection.cursor()
+            cursor.execute(query, params)
+        except psycopg2.Error as exc:
             self.fail(exc)
+        return cursor
 
     def execute_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run one statement for each of ``rows`` (nothing for none)."""
+        """Run ``INSERT ... VALUES (%s, ...)`` for each of ``rows``, as one
+        statement inserting them all (one round trip; nothing for none).
+        ``query`` ends with its ``VALUES`` list."""
         if not rows:
             return
+        head, values = query.split(" VALUES ", 1)
         connection = self.connection()
         try:
             with connection.cursor() as cursor:
-                cursor.executemany(query, rows)
-        except psycopg.Error as exc:
+                many = b",".join(cursor.mogrify(values, row) for row in rows)
+                cursor.execute(head.encode() + b" VALUES " + many)
+        except psycopg2.Error as exc:
             self.fail(exc)
 
     def rows(self, query: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -207,7 +214,7 @@ class PgSession:
         connection = self._connection
         if connection is None or connection.closed:
             return False
-        return connection.info.transaction_status != TransactionStatus.IDLE
+        return bool(connection.info.transaction_status != TRANSACTION_STATUS_IDLE)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -217,13 +224,31 @@ class PgSession:
         if self.in_transaction():
             yield
             return
-        connection = self.connection()
         self.transactions += 1
+        self.execute("BEGIN")
         try:
-            with connection.transaction():
-                yield
-        except psycopg.Error as exc:
-            self.fail(exc)
+            yield
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, psycopg2.Error):
+                self.fail(exc)
+            raise
+        self.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        """End the open transaction after an exception; a failure to do so
+        (the connection lost) is logged, not raised over the exception."""
+        connection = self._connection
+        if connection is None or connection.closed:
+            self._connection = None
+            return
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("ROLLBACK")
+        except psycopg2.Error as exc:
+            log.warning("database: rollback failed: %s", _summary(exc))
+            if connection.closed:
+                self._connection = None
 
     # -- locks ------------------------------------------------------------------------
 
@@ -247,8 +272,9 @@ class PgSession:
         if connection is None or connection.closed:
             return
         try:
-            connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
-        except psycopg.Error as exc:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        except psycopg2.Error as exc:
             log.warning("database: could not release a lock: %s", _summary(exc))
 
     def _locked(self, function: str, key: int, timeout: float, what: str) -> None:
@@ -258,33 +284,34 @@ class PgSession:
         )
         connection = self.connection()
         try:
-            connection.execute(query, (key, milliseconds))
+            with connection.cursor() as cursor:
+                cursor.execute(query, (key, milliseconds))
         except errors.LockNotAvailable as exc:
             raise LockTimeout(f"{what}: lock not granted within {timeout:g} s") from exc
-        except psycopg.Error as exc:
+        except psycopg2.Error as exc:
             self.fail(exc)
 
     # -- failures ---------------------------------------------------------------------
 
-    def fail(self, exc: psycopg.Error) -> NoReturn:
+    def fail(self, exc: psycopg2.Error) -> NoReturn:
         """Raise the error that ``exc`` means (see :meth:`failure`)."""
         failure = self.failure(exc)
         if failure is exc:
             raise exc
         raise failure from exc
 
-    def failure(self, exc: psycopg.Error) -> Exception:
+    def failure(self, exc: psycopg2.Error) -> Exception:
         """The error to raise for ``exc`` (see the module docstring)."""
         connection = self._connection
-        if connection is not None and connection.broken:
+        if connection is not None and connection.closed:
             self._connection = None
         if isinstance(exc, errors.LockNotAvailable):
             return LockTimeout(f"database: {_summary(exc)}")
         if isinstance(exc, errors.UndefinedTable | errors.UndefinedColumn):
             return ConfigError(f"database: {_summary(exc)} (run imip-admin init)")
         transient = (
-            psycopg.OperationalError,
-            psycopg.InterfaceError,
+            psycopg2.OperationalError,
+            psycopg2.InterfaceError,
             errors.InFailedSqlTransaction,
         )
         if isinstance(exc, transient):
