@@ -13,6 +13,15 @@ of work's transaction, everything the unit writes (records, quota records,
 replies in the outbox) joins it, and it commits when the lock is released:
 a crash or a lost connection before that leaves nothing of it.
 
+Round trips (each costs a wait on the server, which on a busy machine is
+most of a statement's time): a transaction's ``BEGIN`` goes with its first
+statement, and the statements whose result nobody reads
+(:meth:`PgSession.write`: the unit's writes at commit, the outbox's rows)
+wait and go with the next one, the ``COMMIT`` at the latest, as one
+simple query of several statements (parameters are put in by psycopg2 on
+this side). An accepted request is 18 round trips, the connection's
+included (``tests/postgresql/test_round_trips.py`` counts them).
+
 Locks (:meth:`PgSession.lock`): transaction-scoped advisory locks
 (``pg_advisory_xact_lock``), released by the commit or rollback that ends
 the transaction, and so by a crash: nothing can leave one behind. A wait
@@ -116,6 +125,13 @@ class PgSession:
         self._connection: Connection | None = None
         #: How many transactions this session opened (see :class:`PerTransaction`).
         self.transactions = 0
+        #: How many times this session waited on the server (connecting counts
+        #: one; see ``tests/postgresql/test_round_trips.py``).
+        self.round_trips = 0
+        #: A transaction is open whose ``BEGIN`` goes with its first statement.
+        self._begin = False
+        #: Statements of the open transaction waiting to go with its next one.
+        self._waiting: list[bytes] = []
 
     # -- the connection -------------------------------------------------------------
 
@@ -128,11 +144,13 @@ class PgSession:
     def _connect(self) -> Connection:
         params = connection_parameters(self._dsn())
         try:
+            self.round_trips += 1
             connection: Connection = psycopg2.connect(**params)
             connection.autocommit = True
         except psycopg2.Error as exc:
             raise StoreUnavailable(f"cannot connect to the database: {_summary(exc)}") from exc
         if self._check:
+            self.round_trips += 1
             try:
                 schema.check_version(connection)
             except psycopg2.Error as exc:
@@ -148,19 +166,25 @@ class PgSession:
         left open and release every advisory lock (the cross-host locks) the
         connection holds; a connection that fails at it is closed, and the
         next statement connects again."""
+        self._begin = False
+        self._waiting = []
         connection = self._connection
         if connection is None or connection.closed:
             return
         try:
             with connection.cursor() as cursor:
                 if connection.info.transaction_status != TRANSACTION_STATUS_IDLE:
+                    self.round_trips += 1
                     cursor.execute("ROLLBACK")
+                self.round_trips += 1
                 cursor.execute("SELECT pg_advisory_unlock_all()")
         except psycopg2.Error:
             self.close()
 
     def close(self) -> None:
         """Close the connection (an open transaction is rolled back)."""
+        self._begin = False
+        self._waiting = []
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -175,28 +199,40 @@ class PgSession:
     # -- statements -------------------------------------------------------------------
 
     def execute(self, query: str, params: Sequence[Any] | None = None) -> Cursor:
-        """Run one statement; its rows are fetched (see the module docstring
+        """Run one statement now (with what the open transaction has waiting,
+        see :meth:`write`); its rows are fetched (see the module docstring
         for the failures)."""
-        connection = self.connection()
         try:
-            cursor = connection.cursor()
-            cursor.execute(query, params)
+            return self._send(self._mogrify(query, params))
         except psycopg2.Error as exc:
             self.fail(exc)
-        return cursor
+
+    def write(self, query: str, params: Sequence[Any] | None = None) -> None:
+        """Run a statement whose result nobody reads: inside a transaction it
+        waits and goes with the transaction's next statement (a read, a lock
+        or the ``COMMIT``), in one round trip with it; outside one, now.
+
+        So a failing write inside a transaction raises from that later
+        statement, which the transaction's ``with`` then rolls back."""
+        self._write(self._mogrify(query, params))
 
     def execute_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run ``INSERT ... VALUES (%s, ...)`` for each of ``rows``, as one
-        statement inserting them all (one round trip; nothing for none).
-        ``query`` ends with its ``VALUES`` list."""
+        """:meth:`write` ``INSERT ... VALUES (%s, ...)`` for each of ``rows``
+        as one statement inserting them all (nothing for none). ``query``
+        ends with its ``VALUES`` list."""
         if not rows:
             return
         head, values = query.split(" VALUES ", 1)
-        connection = self.connection()
+        cursor = self._cursor()
+        many = b",".join(cursor.mogrify(values, row) for row in rows)
+        self._write(head.encode() + b" VALUES " + many)
+
+    def _write(self, statement: bytes) -> None:
+        if self.in_transaction():
+            self._waiting.append(statement)
+            return
         try:
-            with connection.cursor() as cursor:
-                many = b",".join(cursor.mogrify(values, row) for row in rows)
-                cursor.execute(head.encode() + b" VALUES " + many)
+            self._send(statement)
         except psycopg2.Error as exc:
             self.fail(exc)
 
@@ -209,8 +245,34 @@ class PgSession:
         row = self.execute(query, params).fetchone()
         return None if row is None else row[0]
 
+    def _cursor(self) -> Cursor:
+        try:
+            return self.connection().cursor()
+        except psycopg2.Error as exc:
+            self.fail(exc)
+
+    def _mogrify(self, query: str, params: Sequence[Any] | None) -> bytes:
+        """``query`` with ``params`` in it, as the server will be sent it."""
+        return self._cursor().mogrify(query, params)
+
+    def _send(self, statement: bytes) -> Cursor:
+        """Send ``statement`` after the ``BEGIN`` and the writes waiting, all
+        in one round trip (a simple query of several statements); the
+        cursor holds the result of ``statement``. Raises psycopg2's error."""
+        statements = [b"BEGIN"] if self._begin else []
+        statements += [*self._waiting, statement]
+        self._begin = False
+        self._waiting = []
+        cursor = self._cursor()
+        self.round_trips += 1
+        cursor.execute(b";\n".join(statements))
+        return cursor
+
     def in_transaction(self) -> bool:
-        """Whether a transaction is open on the connection."""
+        """Whether a transaction is open (or opened, to be begun with its
+        first statement)."""
+        if self._begin:
+            return True
         connection = self._connection
         if connection is None or connection.closed:
             return False
@@ -220,12 +282,15 @@ class PgSession:
     def transaction(self) -> Iterator[None]:
         """Open a transaction, or join the one that is open (see the module
         docstring): committed when the outermost ``with`` ends, rolled back
-        on an exception."""
+        on an exception. Its ``BEGIN`` goes with its first statement, its
+        ``COMMIT`` with the writes waiting (:meth:`write`): no round trip
+        of their own."""
         if self.in_transaction():
             yield
             return
         self.transactions += 1
-        self.execute("BEGIN")
+        self.connection()
+        self._begin = True
         try:
             yield
         except BaseException as exc:
@@ -233,17 +298,30 @@ class PgSession:
             if isinstance(exc, psycopg2.Error):
                 self.fail(exc)
             raise
-        self.execute("COMMIT")
+        if self._begin and not self._waiting:  # nothing to send, nothing to commit
+            self._begin = False
+            return
+        try:
+            self._send(b"COMMIT")
+        except psycopg2.Error as exc:
+            self._rollback()
+            self.fail(exc)
 
     def _rollback(self) -> None:
-        """End the open transaction after an exception; a failure to do so
-        (the connection lost) is logged, not raised over the exception."""
+        """End the open transaction after an exception (what was waiting is
+        dropped); a failure to do so (the connection lost) is logged, not
+        raised over the exception."""
+        self._begin = False
+        self._waiting = []
         connection = self._connection
         if connection is None or connection.closed:
             self._connection = None
             return
+        if connection.info.transaction_status == TRANSACTION_STATUS_IDLE:
+            return
         try:
             with connection.cursor() as cursor:
+                self.round_trips += 1
                 cursor.execute("ROLLBACK")
         except psycopg2.Error as exc:
             log.warning("database: rollback failed: %s", _summary(exc))
@@ -261,9 +339,10 @@ class PgSession:
 
     def lock_session(self, key: int, timeout: float, what: str) -> None:
         """Take the session-level advisory lock ``key`` (held across
-        transactions until :meth:`unlock_session` or the connection ends)."""
-        with self.transaction():
-            self._locked("pg_advisory_lock", key, timeout, what)
+        transactions until :meth:`unlock_session` or the connection ends).
+        Outside a transaction the statement is one of its own, which is
+        where its lock timeout ends."""
+        self._locked("pg_advisory_lock", key, timeout, what)
 
     def unlock_session(self, key: int) -> None:
         """Release a session-level lock; nothing to do when the connection
@@ -273,19 +352,20 @@ class PgSession:
             return
         try:
             with connection.cursor() as cursor:
+                self.round_trips += 1
                 cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
         except psycopg2.Error as exc:
             log.warning("database: could not release a lock: %s", _summary(exc))
 
     def _locked(self, function: str, key: int, timeout: float, what: str) -> None:
+        """Wait at most ``timeout`` s for lock ``key`` (``lock_timeout`` set
+        for the transaction, or for the one statement outside one)."""
         milliseconds = f"{max(1, round(timeout * 1000))}ms"
         query = (
             f"SELECT {function}(%s) FROM (SELECT set_config('lock_timeout', %s, true)) AS deadline"
         )
-        connection = self.connection()
         try:
-            with connection.cursor() as cursor:
-                cursor.execute(query, (key, milliseconds))
+            self._send(self._mogrify(query, (key, milliseconds)))
         except errors.LockNotAvailable as exc:
             raise LockTimeout(f"{what}: lock not granted within {timeout:g} s") from exc
         except psycopg2.Error as exc:
