@@ -21,7 +21,6 @@ names the known ones.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,9 +46,18 @@ Factory = Callable[[Settings], Backend]
 
 #: The backends that come with imip-agent (also declared as entry points).
 BUILT_IN: dict[str, Factory] = {"file": file.open_backend}
-#: Those that need an optional dependency (psycopg2): ``module:factory`` as an
-#: entry point says it, imported by that name only when a site names them.
-OPTIONAL: dict[str, str] = {"postgresql": "imiptools.backends.postgresql.backend:open_backend"}
+
+
+def _postgresql() -> Factory:
+    """The PostgreSQL backend's factory (its import needs psycopg2)."""
+    from imiptools.backends.postgresql.backend import open_backend  # lazy: start-up (psycopg2)
+
+    return open_backend
+
+
+#: Those that need an optional dependency (psycopg2): a function importing
+#: the factory, called only when a site names them (no metadata scanned).
+OPTIONAL: dict[str, Callable[[], Factory]] = {"postgresql": _postgresql}
 
 
 @dataclass(frozen=True)
@@ -103,21 +111,14 @@ def backend_factory(name: str) -> Factory:
     """
     if name in BUILT_IN:
         return BUILT_IN[name]
-    if name in OPTIONAL:  # its module imported by name: no metadata scanned
-        return _loaded(name, lambda: _import_factory(OPTIONAL[name]))
+    if name in OPTIONAL:
+        return _loaded(name, OPTIONAL[name])
     from importlib.metadata import entry_points  # lazy: start-up (only when named)
 
     for point in entry_points(group=ENTRY_POINT_GROUP, name=name):
         return _loaded(name, point.load)
     known = ", ".join(known_backends())
     raise ConfigError(f"unknown backend {name!r} in [agent] backend (known: {known})")
-
-
-def _import_factory(reference: str) -> Factory:
-    """The factory ``module:attribute`` names (as an entry point says it)."""
-    module, _, attribute = reference.partition(":")
-    factory: Factory = getattr(importlib.import_module(module), attribute)
-    return factory
 
 
 def _loaded(name: str, load: Callable[[], Factory]) -> Factory:
