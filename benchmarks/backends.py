@@ -1,208 +1,170 @@
-"""Backends benchmark: the per-message cost of the file and PostgreSQL backends.
+"""The file and PostgreSQL backends side by side (issue 16 item 5).
 
-A resource answers (and books) a request for a free slot, as in
-``benchmarks/scale.py``, once with each backend per round, the order of
-the two alternating from round to round so that a change in the machine's
-load hits both alike. Measured:
+The same invitation (``examples/01-alice-books.eml``, moved to a free day
+each round) is answered and booked by a room on each backend, in the
+harness's shuffled order per round (see :mod:`harness`):
 
-* whole process: ``imip-resource`` as the MTA runs it (interpreter start,
-  imports, for PostgreSQL psycopg's import and the connection set-up, the
-  work, sending to ``--output``);
-* in process: ``imiptools.agent.run`` on an open site (for PostgreSQL the
-  connection is open already, as in a long-running service).
+- ``pipe``: ``imip-resource`` as the MTA runs it, one process per message
+  (interpreter, imports, for PostgreSQL the driver's import, connecting and
+  the schema check, the work, the reply written to ``--output``), each
+  reading its site from a configuration file (``-c``);
+- ``in process``: ``imiptools.agent.run`` on an open site (for PostgreSQL
+  the connection open already, as in the LMTP service's workers), a
+  request for a free slot.
 
-For each: min, median and max milliseconds per backend, and of the ratio
-PostgreSQL / file of each round. The database is created on the server
-``$IMIP_BENCH_POSTGRESQL`` names (default: the local socket, database
-``postgres``) and dropped at the end. Usage::
+The CPU figures are the agent's process's; the database server's work
+shows in the wall time (the agent waits for it). The database is created
+on the server ``$IMIP_BENCH_POSTGRESQL`` names (a connection string to a
+database from which others may be created; default the local socket's
+``postgres``) and dropped at the end. Run::
 
-    .venv/bin/python benchmarks/backends.py [--rounds 21]
+    .venv/bin/python benchmarks/run.py --only backends --rounds 21
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
+import psycopg2
+from daemon import NotAvailable
+from harness import Outcome, Sample, Variant, compare, run_program
+from psycopg2 import sql
+from psycopg2.extensions import make_dsn, parse_dsn
+from scenarios import MTA_ENV, Config, _expect_accepted, _in_process
+from sites import BIN, NOW_TEXT, ORGANISER, BenchSite, invitation, request
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from scale import BIN, NOW, ROOM, request
-
-from imiptools import agent
 from imiptools.backends.postgresql import schema
 from imiptools.config import Settings
-from imiptools.dates import FixedClock
-from imiptools.handlers.common import Envelope
-from imiptools.handlers.resource import ResourceHandler
-from imiptools.mail.send import DirectorySender
-from imiptools.site import open_site
 
 ADMIN_DSN = os.environ.get("IMIP_BENCH_POSTGRESQL", "dbname=postgres")
 
 
+@dataclass(frozen=True)
+class ConfiguredSite(BenchSite):
+    """A site under ``root`` named by a configuration file there; with
+    ``dsn`` its data is in that database (free/busy published under
+    ``root``)."""
+
+    dsn: str | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The site's settings (the file backend's, or the database's)."""
+        files = super().settings
+        if self.dsn is None:
+            return files
+        return Settings(
+            backend="postgresql",
+            dsn=self.dsn,
+            store=files.store,
+            preferences=files.preferences,
+            journal=files.journal,
+            publishing=files.publishing,
+        )
+
+    def options(self) -> list[str]:
+        """``-c`` and the site's configuration file (written now)."""
+        settings = self.settings
+        lines = ["[agent]", f'backend = "{settings.backend}"']
+        lines += [f'dsn = "{self.dsn}"'] if self.dsn else []
+        for name in ("store", "preferences", "journal", "publishing"):
+            lines.append(f'{name} = "{getattr(settings, name)}"')
+        path = self.root / "imip-agent.toml"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return ["-c", str(path)]
+
+
+def _run(admin: str, statement: sql.Composable) -> None:
+    connection = psycopg2.connect(admin, connect_timeout=5)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        connection.close()
+
+
 @contextmanager
 def database() -> Iterator[str]:
-    """A fresh database with the schema (its connection string), dropped after."""
-    name = f"imip_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = psycopg.conninfo.conninfo_to_dict(ADMIN_DSN)
-    params["dbname"] = name
-    dsn = psycopg.conninfo.make_conninfo(**params)
+    """A new database with the schema (its connection string), dropped after.
+
+    Raises NotAvailable when the server cannot be reached."""
+    name = sql.Identifier(f"imip_bench_{os.getpid()}_{secrets.token_hex(4)}")
     try:
-        with psycopg.connect(dsn, autocommit=True) as connection:
+        _run(ADMIN_DSN, sql.SQL("CREATE DATABASE {}").format(name))
+    except psycopg2.Error as exc:
+        raise NotAvailable(f"no PostgreSQL server at {ADMIN_DSN!r}: {exc}".strip()) from exc
+    params = parse_dsn(ADMIN_DSN)
+    params["dbname"] = name.string
+    dsn = make_dsn(**params)
+    try:
+        connection = psycopg2.connect(dsn)
+        try:
+            connection.autocommit = True
             schema.migrate(connection)
+        finally:
+            connection.close()
         yield dsn
     finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            admin.execute(drop.format(sql.Identifier(name)))
+        _run(ADMIN_DSN, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 
 
-def settings_of(root: Path, dsn: str | None) -> Settings:
-    """A file site under ``root``, or (with ``dsn``) one in that database."""
-    paths = {
-        "store": str(root / "store"),
-        "preferences": str(root / "prefs"),
-        "journal": str(root / "journal"),
-        "publishing": str(root / "published"),
-    }
-    if dsn is None:
-        return Settings(**paths)
-    return Settings(backend="postgresql", dsn=dsn, **paths)
+def _site(root: Path, dsn: str | None) -> ConfiguredSite:
+    """A new site at ``root`` (the directories ``imip-admin init`` makes)."""
+    for name in ("store", "prefs"):
+        (root / name).mkdir(parents=True)
+    return ConfiguredSite(root, dsn)
 
 
-def config_of(root: Path, dsn: str | None) -> Path:
-    """A configuration file naming the site of :func:`settings_of`."""
-    settings = settings_of(root, dsn)
-    lines = ["[agent]", f'backend = "{settings.backend}"']
-    if dsn is not None:
-        lines.append(f'dsn = "{dsn}"')
-    lines += [
-        f'{name} = "{getattr(settings, name)}"' for name in ("store", "preferences", "journal")
-    ]
-    path = root / "imip-agent.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+def _pipe(site: ConfiguredSite) -> Variant:
+    out = site.root / "out"
+    argv = [str(BIN / "imip-resource"), *site.options(), "--now", NOW_TEXT]
+    argv += ["-o", "room@example.com", "-s", ORGANISER, "--output", str(out)]
+    label = "postgresql" if site.dsn else "file"
+
+    def measure(number: int) -> Sample:
+        return run_program(argv, invitation(number + 1), MTA_ENV)
+
+    return Variant(label, measure)
 
 
-def whole_process(root: Path, dsn: str | None) -> Callable[[int], float]:
-    """A function running ``imip-resource`` for request ``index``; its seconds."""
-    root.mkdir(parents=True, exist_ok=True)
-    argv = [
-        str(BIN / "imip-resource"),
-        "-c",
-        str(config_of(root, dsn)),
-        "--now",
-        "2030-01-01T00:00:00Z",
-        "-o",
-        "room@example.com",
-        "-s",
-        "alice@example.com",
-        "--output",
-        str(root / "out"),
-    ]
-
-    def run(index: int) -> float:
-        begin = time.perf_counter()
-        subprocess.run(argv, input=request(index), check=True, capture_output=True)
-        return time.perf_counter() - begin
-
-    return run
-
-
-def in_process(root: Path, dsn: str | None) -> Callable[[int], float]:
-    """A function running ``agent.run`` for request ``index`` on an open site."""
-    site = open_site(settings_of(root, dsn), FixedClock(NOW))
-    ctx = agent.Context(
-        settings=site.settings,
-        store=site.store,
-        preferences=site.preferences,
-        clock=site.clock,
-        sender=DirectorySender(root / "out-in"),
-        spool=site.outbox,
-        ledger=site.ledger,
-    )
-
-    def run(index: int) -> float:
-        begin = time.perf_counter()
-        result = agent.run(
-            request(index), [Envelope(ROOM, "alice@example.com")], ctx, ResourceHandler
+def backends(config: Config) -> list[Outcome]:
+    """Per message, the file backend (A) against PostgreSQL (B): as a pipe
+    program and in process."""
+    root = config.work / "backends"
+    with database() as dsn:
+        sites = [_site(root / "pipe-file", None), _site(root / "pipe-pg", dsn)]
+        pipe = compare(
+            "pipe, file vs postgresql",
+            [_pipe(site) for site in sites],
+            config.rounds,
+            config.seed,
+            note="imip-resource as the MTA runs it, its site from a configuration file; "
+            "for postgresql: importing psycopg2, connecting over the local socket, the "
+            "schema check; CPU is the agent's (the server's work is in the wall time)",
         )
-        assert result.code == 0, result
-        return time.perf_counter() - begin
-
-    return run
-
-
-def interleaved(
-    file_run: Callable[[int], float], pg_run: Callable[[int], float], rounds: int, offset: int
-) -> tuple[list[float], list[float]]:
-    """Seconds of each backend per round, the order alternating."""
-    file_times, pg_times = [], []
-    for number in range(rounds):
-        index = offset + number
-        if number % 2:
-            pg_times.append(pg_run(index))
-            file_times.append(file_run(index))
-        else:
-            file_times.append(file_run(index))
-            pg_times.append(pg_run(index))
-    return file_times, pg_times
-
-
-def row(label: str, values: list[float], unit: str = "ms", scale: float = 1000) -> str:
-    low, mid, high = min(values), statistics.median(values), max(values)
-    if unit == "x":
-        return f"| {label} | {low:.2f} | {mid:.2f} | {high:.2f} |"
-    cells = " | ".join(f"{value * scale:.0f} {unit}" for value in (low, mid, high))
-    return f"| {label} | {cells} |"
-
-
-def report(title: str, file_times: list[float], pg_times: list[float]) -> list[str]:
-    ratios = [pg / file for file, pg in zip(file_times, pg_times, strict=True)]
-    return [
-        f"| {title} | min | median | max |",
-        "|---|---:|---:|---:|",
-        row("file", file_times),
-        row("postgresql", pg_times),
-        row("ratio postgresql / file", ratios, unit="x"),
-        "",
-    ]
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=21)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, database() as dsn:
-        root = Path(tmp)
-        outside = interleaved(
-            whole_process(root / "file", None), whole_process(root / "pg", dsn), args.rounds, 0
+        for site in sites:
+            _expect_accepted(site.root / "out", config.rounds + 1)
+        inside = [_site(root / "in-file", None), _site(root / "in-pg", dsn)]
+        variants = [
+            Variant("postgresql" if s.dsn else "file", _in_process(s, request)) for s in inside
+        ]
+        in_process = compare(
+            "in process, file vs postgresql",
+            variants,
+            config.rounds,
+            config.seed,
+            note="agent.run on an open site (the database's connection open, as in the "
+            "LMTP service); the file store fsyncs, the database commits once",
         )
-        inside = interleaved(
-            in_process(root / "file", None), in_process(root / "pg", dsn), args.rounds, 1000
-        )
-        replies = len(list((root / "file" / "out").iterdir()))
-        assert replies == args.rounds, f"expected {args.rounds} file replies, found {replies}"
-    lines = [f"{args.rounds} rounds, interleaved", ""]
-    lines += report("whole process", *outside)
-    lines += report("in process", *inside)
-    print("\n".join(lines))
-    return 0
+    return [pipe, in_process]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit("run it as: .venv/bin/python benchmarks/run.py --only backends [--rounds N]")

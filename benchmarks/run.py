@@ -1,4 +1,4 @@
-"""Run the benchmarks of issue 15 and print one Markdown table.
+"""Run the benchmarks of issues 15 and 16 and print one Markdown table.
 
 Every figure is min / median / max over the rounds; every ratio (B/A) is
 taken per round between variants run in the same round, in a shuffled
@@ -23,11 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from backends import backends
 from daemon import NotAvailable, daemon
 from harness import Outcome, table
 from scenarios import SCENARIOS, Config, remove, scratch_directory
 
-ALL = {**SCENARIOS, "daemon": daemon}
+ALL = {**SCENARIOS, "daemon": daemon, "backends": backends}
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,7 +11,7 @@ hooks. Programs (the agents, ``imip-admin``), :mod:`imiptools.check`,
 nothing outside a backend names a backend's classes.
 
 As with scheduling functions, the built-in backends (``file``, and
-``postgresql``, loaded only when named since it needs psycopg) are found
+``postgresql``, loaded only when named since it needs psycopg2) are found
 first, without scanning the installed packages' metadata (a cost every
 delivery would pay), and an entry point is loaded only for another name.
 A name nobody provides is a :class:`~imiptools.errors.ConfigError` (exit
@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from imiptools.backends import file
 from imiptools.backends.base import Backend, reuse_connections
@@ -40,9 +39,6 @@ from imiptools.records import UserRecords, Window
 from imiptools.spool import Outbox
 from imiptools.stores.base import Store
 
-if TYPE_CHECKING:
-    from importlib.metadata import EntryPoint
-
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "imip_agent.backends"
@@ -52,9 +48,18 @@ Factory = Callable[[Settings], Backend]
 
 #: The backends that come with imip-agent (also declared as entry points).
 BUILT_IN: dict[str, Factory] = {"file": file.open_backend}
-#: Those that need an optional dependency (psycopg): ``module:factory`` as an
-#: entry point says it, loaded the same way, only when a site names them.
-OPTIONAL: dict[str, str] = {"postgresql": "imiptools.backends.postgresql.backend:open_backend"}
+
+
+def _postgresql() -> Factory:
+    """The PostgreSQL backend's factory (its import needs psycopg2)."""
+    from imiptools.backends.postgresql.backend import open_backend  # lazy: start-up (psycopg2)
+
+    return open_backend
+
+
+#: Those that need an optional dependency (psycopg2): a function importing
+#: the factory, called only when a site names them (no metadata scanned).
+OPTIONAL: dict[str, Callable[[], Factory]] = {"postgresql": _postgresql}
 
 
 @dataclass(frozen=True)
@@ -111,28 +116,28 @@ def backend_factory(name: str) -> Factory:
     """
     if name in BUILT_IN:
         return BUILT_IN[name]
-    from importlib.metadata import EntryPoint, entry_points  # lazy: start-up (only when named)
-
     if name in OPTIONAL:
-        return _loaded(EntryPoint(name, OPTIONAL[name], ENTRY_POINT_GROUP))
+        return _loaded(name, OPTIONAL[name])
+    from importlib.metadata import entry_points  # lazy: start-up (only when named)
+
     for point in entry_points(group=ENTRY_POINT_GROUP, name=name):
-        return _loaded(point)
+        return _loaded(name, point.load)
     known = ", ".join(known_backends())
     raise ConfigError(f"unknown backend {name!r} in [agent] backend (known: {known})")
 
 
-def _loaded(point: EntryPoint) -> Factory:
-    """The factory ``point`` names; ConfigError (75) when it cannot be loaded
-    (a missing optional dependency, a broken plug-in: mail waits)."""
+def _loaded(name: str, load: Callable[[], Factory]) -> Factory:
+    """The factory ``load`` returns for backend ``name``; ConfigError (75)
+    when it cannot be loaded (a missing optional dependency, a broken
+    plug-in: mail waits)."""
     try:
-        factory: Factory = point.load()
+        return load()
     except Exception as exc:  # the admin must act; mail waits
-        log.exception("cannot load backend %s", point.name)
+        log.exception("cannot load backend %s", name)
         hint = ""
-        if isinstance(exc, ModuleNotFoundError) and exc.name == "psycopg":
-            hint = " (install psycopg: pip install 'imip-agent[postgresql]')"
-        raise ConfigError(f"backend {point.name!r} cannot be loaded: {exc}{hint}") from exc
-    return factory
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "psycopg2":
+            hint = " (install psycopg2: pip install 'imip-agent[postgresql]')"
+        raise ConfigError(f"backend {name!r} cannot be loaded: {exc}{hint}") from exc
 
 
 def keep_connections() -> None:

@@ -25,12 +25,14 @@ import os
 import secrets
 import subprocess
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
-import psycopg
+import psycopg2
 import pytest
-from psycopg import sql
+from psycopg2 import sql
+from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import make_dsn, parse_dsn
 
 from imiptools.backends.postgresql import schema
 from imiptools.config import Settings
@@ -78,8 +80,28 @@ def admin_dsn() -> str:
     return _private.get("dsn", "")
 
 
-def _admin() -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(admin_dsn(), autocommit=True, connect_timeout=5)
+@contextmanager
+def connected(dsn: str) -> Iterator[Connection]:
+    """A connection to ``dsn`` in autocommit mode, closed after."""
+    connection = psycopg2.connect(dsn, connect_timeout=5)
+    try:
+        connection.autocommit = True
+        yield connection
+    finally:
+        connection.close()
+
+
+def run(
+    connection: Connection, query: str | sql.Composable, params: tuple[object, ...] | None = None
+) -> list[tuple[object, ...]]:
+    """Run one statement on ``connection``; its rows (none for a command)."""
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _admin() -> AbstractContextManager[Connection]:
+    return connected(admin_dsn())
 
 
 def unavailable() -> str | None:
@@ -90,8 +112,8 @@ def unavailable() -> str | None:
             return _private["why"]
     try:
         with _admin() as connection:
-            connection.execute("SELECT 1")
-    except psycopg.Error as exc:
+            run(connection, "SELECT 1")
+    except psycopg2.Error as exc:
         return f"no PostgreSQL server for the tests ({admin_dsn()}): {exc}".strip()
     return None
 
@@ -108,9 +130,9 @@ def require_server() -> None:
 
 def dsn_of(name: str) -> str:
     """The connection string of database ``name`` on the test server."""
-    params = psycopg.conninfo.conninfo_to_dict(admin_dsn())
+    params = parse_dsn(admin_dsn())
     params["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**params)
+    return make_dsn(**params)
 
 
 def _alive(pid: int) -> bool:
@@ -123,17 +145,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def drop_stale(admin: psycopg.Connection[tuple[object, ...]]) -> None:
+def _drop(name: str) -> sql.Composed:
+    return sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+
+
+def drop_stale(admin: Connection) -> None:
     """Drop the databases of test sessions whose process is gone (killed
     before it could drop its own)."""
-    rows = admin.execute(
-        "SELECT datname FROM pg_database WHERE datname LIKE %s", (PREFIX + "%",)
-    ).fetchall()
+    rows = run(admin, "SELECT datname FROM pg_database WHERE datname LIKE %s", (PREFIX + "%",))
     for (name,) in rows:
         pid = str(name)[len(PREFIX) :].partition("_")[0]
         if pid.isdigit() and not _alive(int(pid)):
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            run(
+                admin,
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
             )
 
 
@@ -144,34 +169,36 @@ def fresh_database(migrated: bool = True) -> Iterator[str]:
     name = f"{PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
     with _admin() as admin:
         drop_stale(admin)
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        run(admin, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         dsn = dsn_of(name)
         if migrated:
-            with psycopg.connect(dsn, autocommit=True) as connection:
+            with connected(dsn) as connection:
                 schema.migrate(connection)
         yield dsn
     finally:
         with _admin() as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            run(
+                admin,
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
             )
 
 
 def emptied(dsn: str) -> str:
     """Empty every table of the database but the schema version (DELETE:
     for a test's few rows far quicker than TRUNCATE)."""
-    with psycopg.connect(dsn, autocommit=True) as connection:
+    with connected(dsn) as connection:
         tables = [
-            row[0]
-            for row in connection.execute(
+            str(row[0])
+            for row in run(
+                connection,
                 "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-                " AND tablename <> 'imip_schema'"
+                " AND tablename <> 'imip_schema'",
             )
         ]
-        with connection.transaction():
-            for table in sorted(tables, key=lambda name: name == "quotas"):  # referenced last
-                connection.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+        ordered = sorted(tables, key=lambda name: name == "quotas")  # referenced last
+        deletes = [sql.SQL("DELETE FROM {}").format(sql.Identifier(t)) for t in ordered]
+        run(connection, sql.SQL("; ").join([sql.SQL("BEGIN"), *deletes, sql.SQL("COMMIT")]))
     return dsn
 
 

@@ -43,7 +43,8 @@ NEVER = (
     "logging.handlers",  # only syslog
     "importlib.metadata",  # only a backend or scheduling function not built in
     "ctypes",  # only when a recurrence budget's alarm fires
-    "psycopg",  # only the postgresql backend (imiptools/site.py loads it when a site names it)
+    "psycopg2",  # only the postgresql backend (imiptools/site.py loads it when a site names it)
+    "psycopg",  # the driver the backend does not use (it costs a pipe run five times psycopg2)
     "flask",  # only imip-manager, the web interface (imip_agent/manager)
     "werkzeug",
     "jinja2",

@@ -46,7 +46,6 @@ from email.message import EmailMessage
 from itertools import pairwise
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from imiptools import agent
@@ -54,6 +53,7 @@ from imiptools.backends.postgresql import schema
 from imiptools.config import load_settings
 from imiptools.mail.send import DirectorySender
 from imiptools.site import Site, open_site
+from tests.pg import connected
 from tests.pgserver import Server, private_server
 from tests.support import BIN, IN_CI, calendar_text, imip_message, parse_calendar_part, vevent
 
@@ -194,7 +194,7 @@ def _killer(process: subprocess.Popen[bytes], delay: float) -> threading.Timer:
 @pytest.fixture
 def server() -> Iterator[Server]:
     with private_server() as running:
-        with psycopg.connect(running.dsn, autocommit=True) as connection:
+        with connected(running.dsn) as connection:
             schema.migrate(connection)
         yield running
 

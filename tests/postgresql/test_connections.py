@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from imiptools.backends import base
 from imiptools.backends.postgresql import session
 from tests.lmtp_support import Daemon, lmtp_transaction
-from tests.pg import write_config
+from tests.pg import connected, run, write_config
 from tests.support import ROOM, Agent, calendar_text, imip_message, vevent
 
 ALICE = "alice@example.com"
@@ -25,12 +24,13 @@ ALICE = "alice@example.com"
 
 def _agent_connections(dsn: str) -> set[int]:
     """The server pids of the agents' connections to the test database."""
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        rows = admin.execute(
+    with connected(dsn) as admin:
+        rows = run(
+            admin,
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
             " AND application_name = %s AND pid <> pg_backend_pid()",
             (session.APPLICATION,),
-        ).fetchall()
+        )
     return {row[0] for row in rows}
 
 
@@ -68,12 +68,12 @@ def reusing() -> Iterator[None]:
 def test_a_kept_session_is_reset_before_it_is_used_again(pg_dsn: str) -> None:
     first = session.session_for(lambda: pg_dsn)
     first.execute("SELECT pg_advisory_lock(4242)")
-    first.connection().execute("BEGIN")
-    first.connection().execute("SELECT 1")
+    run(first.connection(), "BEGIN")
+    run(first.connection(), "SELECT 1")
     again = session.session_for(lambda: pg_dsn)
     assert again is first and not again.in_transaction()
-    with psycopg.connect(pg_dsn, autocommit=True) as other:
-        assert other.execute("SELECT pg_try_advisory_lock(4242)").fetchone() == (True,)
+    with connected(pg_dsn) as other:
+        assert run(other, "SELECT pg_try_advisory_lock(4242)") == [(True,)]
     assert session.session_for(lambda: pg_dsn + " ") is not first  # another connection string
 
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
-
 from imiptools.periods import Period
-from tests.pg import write_config
+from tests.pg import connected, run, write_config
 from tests.scenarios.test_quota import ROOM1, admin, book, cancel, hour, setup
 from tests.support import Agent
 
@@ -74,10 +72,10 @@ def test_check_compare_names_each_difference(pg_dsn: str, tmp_path: Path) -> Non
     _a_site_with_everything(files)
     database = write_config(tmp_path / "pg.toml", pg_dsn)
     assert files.admin("copy-store", "--to-config", str(database), "--all").returncode == 0
-    with psycopg.connect(pg_dsn, autocommit=True) as connection:
-        connection.execute("UPDATE objects SET body = 'changed' WHERE uid = 'b'")
-        connection.execute("DELETE FROM quota_bookings")
-        connection.execute("UPDATE preferences SET value = 'x' WHERE name = 'scheduling_function'")
+    with connected(pg_dsn) as connection:
+        run(connection, "UPDATE objects SET body = 'changed' WHERE uid = 'b'")
+        run(connection, "DELETE FROM quota_bookings")
+        run(connection, "UPDATE preferences SET value = 'x' WHERE name = 'scheduling_function'")
     compared = files.admin("check", "--compare", str(database))
     assert compared.returncode == 65
     lines = compared.stdout.splitlines()

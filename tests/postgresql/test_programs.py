@@ -6,10 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import psycopg
-
 from imiptools.site import open_site
-from tests.pg import settings_of, write_config
+from tests.pg import connected, run, settings_of, write_config
 from tests.support import BIN, Agent, calendar_text, imip_message, partstat_of, vevent
 
 ROOM = "mailto:room@example.com"
@@ -62,8 +60,8 @@ def test_check_finds_and_repairs_quota_records(pg_dsn: str, tmp_path: Path) -> N
             calendar_text(vevent(uid, f"203001{day}T100000Z", f"203001{day}T110000Z"))
         )
         assert agent.resource(message, sender="alice@example.com").code == 0
-    with psycopg.connect(pg_dsn, autocommit=True) as connection:
-        connection.execute("UPDATE quota_bookings SET uid = 'ghost' WHERE uid = 'two'")
+    with connected(pg_dsn) as connection:
+        run(connection, "UPDATE quota_bookings SET uid = 'ghost' WHERE uid = 'two'")
     found = agent.admin("check")
     assert found.returncode == 65, found.stdout
     assert "quota rooms: the records of 'two'" in found.stdout
@@ -104,10 +102,10 @@ def test_whatif_changes_nothing_in_the_database(pg_dsn: str, tmp_path: Path) -> 
     assert agent.resource(message, sender="alice@example.com").code == 0
 
     def everything() -> list[object]:
-        with psycopg.connect(pg_dsn) as connection:
-            tables = [row[0] for row in connection.execute("SELECT tablename FROM pg_tables"
+        with connected(pg_dsn) as connection:
+            tables = [row[0] for row in run(connection, "SELECT tablename FROM pg_tables"
                       " WHERE schemaname = current_schema() ORDER BY tablename")]  # fmt: skip
-            return [connection.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables]
+            return [run(connection, f"SELECT * FROM {t} ORDER BY 1") for t in tables]
 
     before = everything()
     other = imip_message(calendar_text(vevent("b", "20300109T100000Z", "20300109T110000Z")))

@@ -7,13 +7,12 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from imiptools.backends.postgresql import schema
 from imiptools.errors import ConfigError
 from imiptools.site import open_site
-from tests.pg import fresh_database, require_server, settings_of, write_config
+from tests.pg import connected, fresh_database, require_server, run, settings_of, write_config
 from tests.support import BIN
 
 USER = "mailto:room@example.com"
@@ -28,8 +27,8 @@ def empty_database() -> Iterator[str]:
 
 
 def _set_version(dsn: str, version: int) -> None:
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute("UPDATE imip_schema SET version = %s", (version,))
+    with connected(dsn) as connection:
+        run(connection, "UPDATE imip_schema SET version = %s", (version,))
 
 
 def admin(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -73,7 +72,7 @@ def test_an_older_schema_is_refused_until_migrated(empty_database: str) -> None:
     """Version 2 of a schema (the real one and one more step) against a
     database at version 1: refused, then upgraded in place."""
     upgraded = [*schema.MIGRATIONS, ["ALTER TABLE objects ADD COLUMN note text"]]
-    with psycopg.connect(empty_database, autocommit=True) as connection:
+    with connected(empty_database) as connection:
         schema.migrate(connection)
         with pytest.raises(ConfigError, match=r"older than this imip-agent's .* imip-admin init"):
             schema.check_version(connection, latest=len(upgraded))
@@ -86,7 +85,7 @@ def test_an_older_schema_is_refused_until_migrated(empty_database: str) -> None:
 
 
 def test_migrations_run_in_order_and_stop_at_the_latest(empty_database: str) -> None:
-    with psycopg.connect(empty_database, autocommit=True) as connection:
+    with connected(empty_database) as connection:
         assert schema.stored_version(connection) == 0
         assert schema.migrate(connection) == (0, schema.LATEST)
         assert schema.migrate(connection) == (schema.LATEST, schema.LATEST)

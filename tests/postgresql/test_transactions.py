@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from imiptools.errors import LockTimeout, StoreUnavailable
@@ -20,7 +19,7 @@ from imiptools.quota.limits import QuotaBooking
 from imiptools.site import Site, open_site
 from imiptools.stores.recording import RecordingStore
 from imiptools.stores.transaction import OutgoingMessage, Transaction
-from tests.pg import admin_dsn, settings_of
+from tests.pg import admin_dsn, connected, run, settings_of
 
 ROOM = "mailto:room@example.com"
 ALICE = "mailto:alice@example.com"
@@ -86,8 +85,8 @@ def _terminate(site: Site) -> None:
     """Drop the site's connection from the server's side (a restart, a
     network failure)."""
     pid = site.backend.db.connection().info.backend_pid  # type: ignore[attr-defined]
-    with psycopg.connect(admin_dsn(), autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with connected(admin_dsn()) as admin:
+        run(admin, "SELECT pg_terminate_backend(%s)", (pid,))
 
 
 def test_a_lost_connection_leaves_nothing_and_is_transient(site: Site) -> None:

@@ -17,6 +17,12 @@ configured deadline, so a crash or a lost connection leaves the old state
 or the new, and every lock goes with the transaction. The replies the unit
 decides are rows of the outbox committed in that same transaction.
 
-Needs psycopg 3 (``pip install 'imip-agent[postgresql]'`` or Debian's
-``python3-psycopg``); it is imported only when a site uses this backend.
+Needs psycopg2 (``pip install 'imip-agent[postgresql]'``, which installs
+``psycopg2-binary``, or Debian's ``python3-psycopg2``); it is imported only
+when a site uses this backend. psycopg2 rather than psycopg 3 because a
+pipe program imports the driver for every message: psycopg2's C module
+costs about 14 ms of CPU, psycopg 3 about 85 ms (its package imports
+asyncio, its type adapters and the installed packages' metadata), which
+alone put the database's per-message cost at 1.5 times the files' (see
+``docs/development/performance.md``).
 """

@@ -20,7 +20,7 @@ import os
 import stat
 from pathlib import Path
 
-import psycopg
+import psycopg2
 
 from imiptools.backends.base import Backend
 from imiptools.backends.postgresql import schema
@@ -91,7 +91,7 @@ class PgBackend(Backend):
         session = PgSession(lambda: dsn_of(self.settings), check=False)
         try:
             before, after = schema.migrate(session.connection())
-        except psycopg.Error as exc:
+        except psycopg2.Error as exc:
             session.fail(exc)
         finally:
             session.close()

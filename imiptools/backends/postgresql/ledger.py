@@ -149,14 +149,14 @@ class PgLedger(QuotaLedger):
         with self._guard(quota), self.db.transaction():
             self._lists.forget(quota)
             self._create(quota)
-            self.db.execute(
+            self.db.write(
                 "INSERT INTO quota_lists (quota, name, body) VALUES (%s, %s, %s)"
                 " ON CONFLICT (quota, name) DO UPDATE SET body = EXCLUDED.body",
                 (quota, name, to_db(text)),
             )
 
     def _create(self, quota: str) -> None:
-        self.db.execute("INSERT INTO quotas (name) VALUES (%s) ON CONFLICT DO NOTHING", (quota,))
+        self.db.write("INSERT INTO quotas (name) VALUES (%s) ON CONFLICT DO NOTHING", (quota,))
 
     # -- booking records ----------------------------------------------------------------
 
@@ -195,7 +195,7 @@ class PgLedger(QuotaLedger):
         ]
         with self.db.transaction():
             self._create(quota)
-            self.db.execute(
+            self.db.write(
                 "DELETE FROM quota_bookings WHERE quota = %s AND usr = %s", (quota, to_db(user))
             )
             self.db.execute_many(

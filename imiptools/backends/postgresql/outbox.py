@@ -73,8 +73,8 @@ class PgOutbox(Outbox):
         identifier = new_id(key)
         with self.db.transaction():
             if key:
-                self.db.execute("DELETE FROM outbox WHERE key = %s AND held_at IS NULL", (key,))
-            self.db.execute(
+                self.db.write("DELETE FROM outbox WHERE key = %s AND held_at IS NULL", (key,))
+            self.db.write(
                 f"INSERT INTO outbox ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
                 (identifier, envelope_from, list(recipients), message, key),
             )
@@ -86,10 +86,10 @@ class PgOutbox(Outbox):
         return [_message(row) for row in rows], []
 
     def done(self, identifier: str) -> None:
-        self.db.execute("DELETE FROM outbox WHERE id = %s AND held_at IS NULL", (identifier,))
+        self.db.write("DELETE FROM outbox WHERE id = %s AND held_at IS NULL", (identifier,))
 
     def hold(self, identifier: str, reason: str) -> None:
-        self.db.execute(
+        self.db.write(
             "UPDATE outbox SET held_at = now(), reason = %s WHERE id = %s AND held_at IS NULL",
             (one_line(reason), identifier),
         )

@@ -90,7 +90,7 @@ class PeriodRecords:
             for p in stored_periods(uid, periods)
         ]
         with self.db.transaction():
-            self.db.execute("DELETE FROM freebusy WHERE usr = %s AND uid = %s", (usr, to_db(uid)))
+            self.db.write("DELETE FROM freebusy WHERE usr = %s AND uid = %s", (usr, to_db(uid)))
             self._insert_freebusy(rows)
 
     def _insert_freebusy(self, rows: list[tuple[Any, ...]]) -> None:
@@ -111,7 +111,7 @@ class PeriodRecords:
             for p in stored_periods(uid, group)
         ]
         with self.db.transaction():
-            self.db.execute("DELETE FROM freebusy WHERE usr = %s", (usr,))
+            self.db.write("DELETE FROM freebusy WHERE usr = %s", (usr,))
             self._insert_freebusy(rows)
 
     def freebusy_uids(self, user: str) -> Iterator[str]:
@@ -136,7 +136,7 @@ class PeriodRecords:
         usr, key = user_key(user), to_db(other)
         found = sorted(set(clamped(periods)), key=Period.key)
         with self.db.transaction():
-            self.db.execute("DELETE FROM freebusy_other WHERE usr = %s AND other = %s", (usr, key))
+            self.db.write("DELETE FROM freebusy_other WHERE usr = %s AND other = %s", (usr, key))
             self.db.execute_many(
                 f"INSERT INTO freebusy_other (usr, other, {PERIOD_COLUMNS})"
                 f" VALUES (%s, %s, {_PLACES})",
@@ -167,14 +167,14 @@ class PeriodRecords:
         usr, key = user_key(user), to_db(uid)
         offered = [replace(p, uid=uid) for p in clamped(periods)]
         with self.db.transaction():
-            self.db.execute("DELETE FROM offers WHERE usr = %s AND uid = %s", (usr, key))
+            self.db.write("DELETE FROM offers WHERE usr = %s AND uid = %s", (usr, key))
             self.db.execute_many(
                 f"INSERT INTO offers (usr, expires, {PERIOD_COLUMNS}) VALUES (%s, %s, {_PLACES})",
                 [(usr, expires, *period_row(p)) for p in offered],
             )
 
     def remove_offers(self, user: str, uid: str) -> None:
-        self.db.execute(
+        self.db.write(
             "DELETE FROM offers WHERE usr = %s AND uid = %s", (user_key(user), to_db(uid))
         )
 

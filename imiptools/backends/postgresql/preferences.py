@@ -44,7 +44,7 @@ class PgPreferences:
     def set(self, user: str, name: str, value: str) -> None:
         """Set ``name`` to ``value`` for ``user``."""
         self._values.forget(user_key(user))
-        self.db.execute(
+        self.db.write(
             "INSERT INTO preferences (usr, name, value) VALUES (%s, %s, %s)"
             " ON CONFLICT (usr, name) DO UPDATE SET value = EXCLUDED.value",
             (*self._key(user, name), to_db(value.rstrip("\r\n"))),
@@ -53,9 +53,7 @@ class PgPreferences:
     def unset(self, user: str, name: str) -> None:
         """Remove ``name`` for ``user``; unset already is fine."""
         self._values.forget(user_key(user))
-        self.db.execute(
-            "DELETE FROM preferences WHERE usr = %s AND name = %s", self._key(user, name)
-        )
+        self.db.write("DELETE FROM preferences WHERE usr = %s AND name = %s", self._key(user, name))
 
     def names(self, user: str) -> list[str]:
         """The preference names set for ``user``, sorted."""

@@ -36,12 +36,13 @@ normalised calendar user URI; times are ``timestamptz`` in UTC):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-import psycopg
-from psycopg import errors
+from psycopg2 import Error, errors
+from psycopg2.extensions import connection as Connection
 
 from imiptools.errors import ConfigError
 
@@ -120,16 +121,21 @@ MIGRATIONS: list[list[str]] = [
 #: The schema version this program reads and writes.
 LATEST = len(MIGRATIONS)
 
-Connection = psycopg.Connection[tuple[Any, ...]]
+
+def _first(connection: Connection, query: str, params: Sequence[Any] = ()) -> Any:
+    """The first column of the first row of ``query`` (None without rows)."""
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def stored_version(connection: Connection) -> int:
     """The schema version of the database (0: no schema yet)."""
-    exists = connection.execute("SELECT to_regclass('imip_schema') IS NOT NULL").fetchone()
-    if not exists or not exists[0]:
+    if not _first(connection, "SELECT to_regclass('imip_schema') IS NOT NULL"):
         return 0
-    row = connection.execute("SELECT max(version) FROM imip_schema").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    found = _first(connection, "SELECT max(version) FROM imip_schema")
+    return int(found) if found is not None else 0
 
 
 def _newer(version: int, latest: int) -> ConfigError:
@@ -140,12 +146,13 @@ def _newer(version: int, latest: int) -> ConfigError:
 
 
 def check_version(connection: Connection, latest: int = LATEST) -> None:
-    """Raise ConfigError unless the database's schema is version ``latest``."""
+    """Raise ConfigError unless the database's schema is version ``latest``
+    (``connection`` in autocommit mode, outside a transaction)."""
     try:
-        row = connection.execute("SELECT max(version) FROM imip_schema").fetchone()
+        found = _first(connection, "SELECT max(version) FROM imip_schema")
     except errors.UndefinedTable:
-        row = None
-    version = int(row[0]) if row and row[0] is not None else 0
+        found = None
+    version = int(found) if found is not None else 0
     if version == latest:
         return
     if version > latest:
@@ -163,17 +170,26 @@ def migrate(
 ) -> tuple[int, int]:
     """Bring the schema to the last version of ``migrations`` (see the
     module docstring); returns (version before, version after).
-    ConfigError for a newer one."""
+    ConfigError for a newer one. ``connection`` is in autocommit mode,
+    outside a transaction: the migrations run in one of their own."""
     latest = len(migrations)
-    with connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        before = stored_version(connection)
-        if before > latest:
-            raise _newer(before, latest)
-        for statements in migrations[before:]:
-            for statement in statements:
-                connection.execute(statement)
-        if before < latest:
-            connection.execute("DELETE FROM imip_schema")
-            connection.execute("INSERT INTO imip_schema (version) VALUES (%s)", (latest,))
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN")
+        try:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            before = stored_version(connection)
+            if before > latest:
+                raise _newer(before, latest)
+            for statements in migrations[before:]:
+                for statement in statements:
+                    cursor.execute(statement)
+            if before < latest:
+                cursor.execute("DELETE FROM imip_schema")
+                cursor.execute("INSERT INTO imip_schema (version) VALUES (%s)", (latest,))
+        except BaseException:
+            if not connection.closed:
+                with contextlib.suppress(Error):  # the error that ended it is raised
+                    cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
     return before, latest

@@ -13,6 +13,15 @@ of work's transaction, everything the unit writes (records, quota records,
 replies in the outbox) joins it, and it commits when the lock is released:
 a crash or a lost connection before that leaves nothing of it.
 
+Round trips (each costs a wait on the server, which on a busy machine is
+most of a statement's time): a transaction's ``BEGIN`` goes with its first
+statement, and the statements whose result nobody reads
+(:meth:`PgSession.write`: the unit's writes at commit, the outbox's rows)
+wait and go with the next one, the ``COMMIT`` at the latest, as one
+simple query of several statements (parameters are put in by psycopg2 on
+this side). An accepted request is 18 round trips, the connection's
+included (``tests/postgresql/test_round_trips.py`` counts them).
+
 Locks (:meth:`PgSession.lock`): transaction-scoped advisory locks
 (``pg_advisory_xact_lock``), released by the commit or rollback that ends
 the transaction, and so by a crash: nothing can leave one behind. A wait
@@ -36,10 +45,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, NoReturn, TypeVar
 
-import psycopg
-from psycopg import errors
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import TransactionStatus
+import psycopg2
+from psycopg2 import errors
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE, parse_dsn
+from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import cursor as Cursor
 
 from imiptools.backends.base import reusing_connections
 from imiptools.backends.postgresql import schema
@@ -51,8 +61,6 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10
 APPLICATION = "imip-agent"
 
-Connection = psycopg.Connection[tuple[Any, ...]]
-Cursor = psycopg.Cursor[tuple[Any, ...]]
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -72,8 +80,8 @@ def connection_parameters(dsn: str) -> dict[str, Any]:
     Raises ConfigError, without quoting the string (it may hold a password).
     """
     try:
-        params: dict[str, Any] = conninfo_to_dict(dsn)
-    except psycopg.Error as exc:
+        params: dict[str, Any] = parse_dsn(dsn)
+    except psycopg2.Error as exc:
         raise ConfigError("the database connection string (dsn) cannot be parsed") from exc
     params.setdefault("connect_timeout", CONNECT_TIMEOUT)
     params.setdefault("fallback_application_name", APPLICATION)
@@ -86,8 +94,8 @@ def describe(dsn: str) -> str:
     """The database of ``dsn`` for people: name, host or socket, user; never
     the password."""
     try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.Error:
+        params = parse_dsn(dsn)
+    except psycopg2.Error:
         return "postgresql (the connection string cannot be parsed)"
     name = params.get("dbname") or params.get("user") or "(default)"
     host = params.get("host") or params.get("hostaddr") or "the local socket"
@@ -97,7 +105,7 @@ def describe(dsn: str) -> str:
 
 
 def _summary(exc: BaseException) -> str:
-    """The first line of an error, shortened (psycopg's messages name the
+    """The first line of an error, shortened (libpq's messages name the
     server and the user, never the password)."""
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:300]
@@ -117,6 +125,13 @@ class PgSession:
         self._connection: Connection | None = None
         #: How many transactions this session opened (see :class:`PerTransaction`).
         self.transactions = 0
+        #: How many times this session waited on the server (connecting counts
+        #: one; see ``tests/postgresql/test_round_trips.py``).
+        self.round_trips = 0
+        #: A transaction is open whose ``BEGIN`` goes with its first statement.
+        self._begin = False
+        #: Statements of the open transaction waiting to go with its next one.
+        self._waiting: list[bytes] = []
 
     # -- the connection -------------------------------------------------------------
 
@@ -129,13 +144,16 @@ class PgSession:
     def _connect(self) -> Connection:
         params = connection_parameters(self._dsn())
         try:
-            connection = psycopg.connect(autocommit=True, **params)
-        except psycopg.Error as exc:
+            self.round_trips += 1
+            connection: Connection = psycopg2.connect(**params)
+            connection.autocommit = True
+        except psycopg2.Error as exc:
             raise StoreUnavailable(f"cannot connect to the database: {_summary(exc)}") from exc
         if self._check:
+            self.round_trips += 1
             try:
                 schema.check_version(connection)
-            except psycopg.Error as exc:
+            except psycopg2.Error as exc:
                 connection.close()
                 raise StoreUnavailable(f"database: {_summary(exc)}") from exc
             except ImipError:
@@ -148,18 +166,25 @@ class PgSession:
         left open and release every advisory lock (the cross-host locks) the
         connection holds; a connection that fails at it is closed, and the
         next statement connects again."""
+        self._begin = False
+        self._waiting = []
         connection = self._connection
         if connection is None or connection.closed:
             return
         try:
-            if connection.info.transaction_status != TransactionStatus.IDLE:
-                connection.rollback()
-            connection.execute("SELECT pg_advisory_unlock_all()")
-        except psycopg.Error:
+            with connection.cursor() as cursor:
+                if connection.info.transaction_status != TRANSACTION_STATUS_IDLE:
+                    self.round_trips += 1
+                    cursor.execute("ROLLBACK")
+                self.round_trips += 1
+                cursor.execute("SELECT pg_advisory_unlock_all()")
+        except psycopg2.Error:
             self.close()
 
     def close(self) -> None:
         """Close the connection (an open transaction is rolled back)."""
+        self._begin = False
+        self._waiting = []
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -174,23 +199,41 @@ class PgSession:
     # -- statements -------------------------------------------------------------------
 
     def execute(self, query: str, params: Sequence[Any] | None = None) -> Cursor:
-        """Run one statement; its rows are fetched (see the module docstring
+        """Run one statement now (with what the open transaction has waiting,
+        see :meth:`write`); its rows are fetched (see the module docstring
         for the failures)."""
-        connection = self.connection()
         try:
-            return connection.execute(query, params)
-        except psycopg.Error as exc:
+            return self._send(self._mogrify(query, params))
+        except psycopg2.Error as exc:
             self.fail(exc)
 
+    def write(self, query: str, params: Sequence[Any] | None = None) -> None:
+        """Run a statement whose result nobody reads: inside a transaction it
+        waits and goes with the transaction's next statement (a read, a lock
+        or the ``COMMIT``), in one round trip with it; outside one, now.
+
+        So a failing write inside a transaction raises from that later
+        statement, which the transaction's ``with`` then rolls back."""
+        self._write(self._mogrify(query, params))
+
     def execute_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run one statement for each of ``rows`` (nothing for none)."""
+        """:meth:`write` ``INSERT ... VALUES (%s, ...)`` for each of ``rows``
+        as one statement inserting them all (nothing for none). ``query``
+        ends with its ``VALUES`` list."""
         if not rows:
             return
-        connection = self.connection()
+        head, values = query.split(" VALUES ", 1)
+        cursor = self._cursor()
+        many = b",".join(cursor.mogrify(values, row) for row in rows)
+        self._write(head.encode() + b" VALUES " + many)
+
+    def _write(self, statement: bytes) -> None:
+        if self.in_transaction():
+            self._waiting.append(statement)
+            return
         try:
-            with connection.cursor() as cursor:
-                cursor.executemany(query, rows)
-        except psycopg.Error as exc:
+            self._send(statement)
+        except psycopg2.Error as exc:
             self.fail(exc)
 
     def rows(self, query: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -202,28 +245,88 @@ class PgSession:
         row = self.execute(query, params).fetchone()
         return None if row is None else row[0]
 
+    def _cursor(self) -> Cursor:
+        try:
+            return self.connection().cursor()
+        except psycopg2.Error as exc:
+            self.fail(exc)
+
+    def _mogrify(self, query: str, params: Sequence[Any] | None) -> bytes:
+        """``query`` with ``params`` in it, as the server will be sent it."""
+        return self._cursor().mogrify(query, params)
+
+    def _send(self, statement: bytes) -> Cursor:
+        """Send ``statement`` after the ``BEGIN`` and the writes waiting, all
+        in one round trip (a simple query of several statements); the
+        cursor holds the result of ``statement``. Raises psycopg2's error."""
+        statements = [b"BEGIN"] if self._begin else []
+        statements += [*self._waiting, statement]
+        self._begin = False
+        self._waiting = []
+        cursor = self._cursor()
+        self.round_trips += 1
+        cursor.execute(b";\n".join(statements))
+        return cursor
+
     def in_transaction(self) -> bool:
-        """Whether a transaction is open on the connection."""
+        """Whether a transaction is open (or opened, to be begun with its
+        first statement)."""
+        if self._begin:
+            return True
         connection = self._connection
         if connection is None or connection.closed:
             return False
-        return connection.info.transaction_status != TransactionStatus.IDLE
+        return bool(connection.info.transaction_status != TRANSACTION_STATUS_IDLE)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Open a transaction, or join the one that is open (see the module
         docstring): committed when the outermost ``with`` ends, rolled back
-        on an exception."""
+        on an exception. Its ``BEGIN`` goes with its first statement, its
+        ``COMMIT`` with the writes waiting (:meth:`write`): no round trip
+        of their own."""
         if self.in_transaction():
             yield
             return
-        connection = self.connection()
         self.transactions += 1
+        self.connection()
+        self._begin = True
         try:
-            with connection.transaction():
-                yield
-        except psycopg.Error as exc:
+            yield
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, psycopg2.Error):
+                self.fail(exc)
+            raise
+        if self._begin and not self._waiting:  # nothing to send, nothing to commit
+            self._begin = False
+            return
+        try:
+            self._send(b"COMMIT")
+        except psycopg2.Error as exc:
+            self._rollback()
             self.fail(exc)
+
+    def _rollback(self) -> None:
+        """End the open transaction after an exception (what was waiting is
+        dropped); a failure to do so (the connection lost) is logged, not
+        raised over the exception."""
+        self._begin = False
+        self._waiting = []
+        connection = self._connection
+        if connection is None or connection.closed:
+            self._connection = None
+            return
+        if connection.info.transaction_status == TRANSACTION_STATUS_IDLE:
+            return
+        try:
+            with connection.cursor() as cursor:
+                self.round_trips += 1
+                cursor.execute("ROLLBACK")
+        except psycopg2.Error as exc:
+            log.warning("database: rollback failed: %s", _summary(exc))
+            if connection.closed:
+                self._connection = None
 
     # -- locks ------------------------------------------------------------------------
 
@@ -236,9 +339,10 @@ class PgSession:
 
     def lock_session(self, key: int, timeout: float, what: str) -> None:
         """Take the session-level advisory lock ``key`` (held across
-        transactions until :meth:`unlock_session` or the connection ends)."""
-        with self.transaction():
-            self._locked("pg_advisory_lock", key, timeout, what)
+        transactions until :meth:`unlock_session` or the connection ends).
+        Outside a transaction the statement is one of its own, which is
+        where its lock timeout ends."""
+        self._locked("pg_advisory_lock", key, timeout, what)
 
     def unlock_session(self, key: int) -> None:
         """Release a session-level lock; nothing to do when the connection
@@ -247,44 +351,47 @@ class PgSession:
         if connection is None or connection.closed:
             return
         try:
-            connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
-        except psycopg.Error as exc:
+            with connection.cursor() as cursor:
+                self.round_trips += 1
+                cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        except psycopg2.Error as exc:
             log.warning("database: could not release a lock: %s", _summary(exc))
 
     def _locked(self, function: str, key: int, timeout: float, what: str) -> None:
+        """Wait at most ``timeout`` s for lock ``key`` (``lock_timeout`` set
+        for the transaction, or for the one statement outside one)."""
         milliseconds = f"{max(1, round(timeout * 1000))}ms"
         query = (
             f"SELECT {function}(%s) FROM (SELECT set_config('lock_timeout', %s, true)) AS deadline"
         )
-        connection = self.connection()
         try:
-            connection.execute(query, (key, milliseconds))
+            self._send(self._mogrify(query, (key, milliseconds)))
         except errors.LockNotAvailable as exc:
             raise LockTimeout(f"{what}: lock not granted within {timeout:g} s") from exc
-        except psycopg.Error as exc:
+        except psycopg2.Error as exc:
             self.fail(exc)
 
     # -- failures ---------------------------------------------------------------------
 
-    def fail(self, exc: psycopg.Error) -> NoReturn:
+    def fail(self, exc: psycopg2.Error) -> NoReturn:
         """Raise the error that ``exc`` means (see :meth:`failure`)."""
         failure = self.failure(exc)
         if failure is exc:
             raise exc
         raise failure from exc
 
-    def failure(self, exc: psycopg.Error) -> Exception:
+    def failure(self, exc: psycopg2.Error) -> Exception:
         """The error to raise for ``exc`` (see the module docstring)."""
         connection = self._connection
-        if connection is not None and connection.broken:
+        if connection is not None and connection.closed:
             self._connection = None
         if isinstance(exc, errors.LockNotAvailable):
             return LockTimeout(f"database: {_summary(exc)}")
         if isinstance(exc, errors.UndefinedTable | errors.UndefinedColumn):
             return ConfigError(f"database: {_summary(exc)} (run imip-admin init)")
         transient = (
-            psycopg.OperationalError,
-            psycopg.InterfaceError,
+            psycopg2.OperationalError,
+            psycopg2.InterfaceError,
             errors.InFailedSqlTransaction,
         )
         if isinstance(exc, transient):

@@ -59,7 +59,7 @@ class PgStore(PeriodRecords, Store):
         uri = normalise_user(user)
         with self.db.transaction():
             self.db.lock(lock_key("user", uri), timeout, f"user {uri}")
-            self.db.execute(
+            self.db.write(
                 "INSERT INTO users (uri) VALUES (%s) ON CONFLICT DO NOTHING", (to_db(uri),)
             )
             yield
@@ -106,7 +106,7 @@ class PgStore(PeriodRecords, Store):
         )
 
     def set_object(self, user: str, uid: str, text: str) -> None:
-        self.db.execute(
+        self.db.write(
             "INSERT INTO objects (usr, uid, body) VALUES (%s, %s, %s)"
             " ON CONFLICT (usr, uid) DO UPDATE SET body = EXCLUDED.body",
             (user_key(user), to_db(uid), to_db(text)),
@@ -114,7 +114,7 @@ class PgStore(PeriodRecords, Store):
 
     def remove_object(self, user: str, uid: str) -> None:
         """Remove the main object and the overridden instances, at once."""
-        self.db.execute(
+        self.db.write(
             "WITH gone AS (DELETE FROM recurrences WHERE usr = %s AND uid = %s)"
             " DELETE FROM objects WHERE usr = %s AND uid = %s",
             (user_key(user), to_db(uid)) * 2,
@@ -141,14 +141,14 @@ class PgStore(PeriodRecords, Store):
         )
 
     def set_recurrence(self, user: str, uid: str, rid: str, text: str) -> None:
-        self.db.execute(
+        self.db.write(
             "INSERT INTO recurrences (usr, uid, rid, body) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (usr, uid, rid) DO UPDATE SET body = EXCLUDED.body",
             (user_key(user), to_db(uid), to_db(rid), to_db(text)),
         )
 
     def remove_recurrence(self, user: str, uid: str, rid: str) -> None:
-        self.db.execute(
+        self.db.write(
             "DELETE FROM recurrences WHERE usr = %s AND uid = %s AND rid = %s",
             (user_key(user), to_db(uid), to_db(rid)),
         )
@@ -174,7 +174,7 @@ class PgStore(PeriodRecords, Store):
     def cancel_object(self, user: str, uid: str, text: str) -> None:
         """Record the cancellation and remove the current object, at once."""
         usr, key = user_key(user), to_db(uid)
-        self.db.execute(
+        self.db.write(
             "WITH gone AS (DELETE FROM recurrences WHERE usr = %s AND uid = %s),"
             " removed AS (DELETE FROM objects WHERE usr = %s AND uid = %s)"
             " INSERT INTO cancelled_objects (usr, uid, body) VALUES (%s, %s, %s)"
@@ -183,7 +183,7 @@ class PgStore(PeriodRecords, Store):
         )
 
     def uncancel_object(self, user: str, uid: str) -> None:
-        self.db.execute(
+        self.db.write(
             "DELETE FROM cancelled_objects WHERE usr = %s AND uid = %s",
             (user_key(user), to_db(uid)),
         )
@@ -199,7 +199,7 @@ class PgStore(PeriodRecords, Store):
     def cancel_recurrence(self, user: str, uid: str, rid: str, text: str) -> None:
         """Record the instance's cancellation and remove its override, at once."""
         keys = (user_key(user), to_db(uid), to_db(rid))
-        self.db.execute(
+        self.db.write(
             "WITH gone AS (DELETE FROM recurrences WHERE usr = %s AND uid = %s AND rid = %s)"
             " INSERT INTO cancelled_recurrences (usr, uid, rid, body) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (usr, uid, rid) DO UPDATE SET body = EXCLUDED.body",
@@ -207,7 +207,7 @@ class PgStore(PeriodRecords, Store):
         )
 
     def uncancel_recurrence(self, user: str, uid: str, rid: str) -> None:
-        self.db.execute(
+        self.db.write(
             "DELETE FROM cancelled_recurrences WHERE usr = %s AND uid = %s AND rid = %s",
             (user_key(user), to_db(uid), to_db(rid)),
         )
@@ -234,7 +234,7 @@ class PgStore(PeriodRecords, Store):
         return {from_db(attendee): from_db(body) for attendee, body in sorted(rows)}
 
     def set_counter(self, user: str, uid: str, attendee: str, text: str) -> None:
-        self.db.execute(
+        self.db.write(
             "INSERT INTO counters (usr, uid, attendee, body) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (usr, uid, attendee) DO UPDATE SET body = EXCLUDED.body",
             (user_key(user), to_db(uid), to_db(attendee), to_db(text)),
@@ -242,12 +242,12 @@ class PgStore(PeriodRecords, Store):
 
     def remove_counters(self, user: str, uid: str, attendee: str | None = None) -> None:
         if attendee is None:
-            self.db.execute(
+            self.db.write(
                 "DELETE FROM counters WHERE usr = %s AND uid = %s",
                 (user_key(user), to_db(uid)),
             )
             return
-        self.db.execute(
+        self.db.write(
             "DELETE FROM counters WHERE usr = %s AND uid = %s AND attendee = %s",
             (user_key(user), to_db(uid), to_db(attendee)),
         )
@@ -257,7 +257,7 @@ class PgStore(PeriodRecords, Store):
     def log_decision(self, user: str, line: str) -> None:
         if "\n" in line or "\r" in line:
             raise ValueError("a log line must be one line")
-        self.db.execute(
+        self.db.write(
             "INSERT INTO decisions (usr, line) VALUES (%s, %s)", (user_key(user), to_db(line))
         )
 
@@ -277,14 +277,14 @@ class PgStore(PeriodRecords, Store):
     def queue_request(self, user: str, uid: str, rid: str = "", kind: str = "REQUEST") -> None:
         """Append ``(uid, rid, kind)``; an item for ``(uid, rid)`` keeps its
         place in the queue and takes the new ``kind``."""
-        self.db.execute(
+        self.db.write(
             "INSERT INTO requests (usr, uid, rid, kind) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (usr, uid, rid) DO UPDATE SET kind = EXCLUDED.kind",
             (user_key(user), to_db(uid), to_db(rid), to_db(kind)),
         )
 
     def dequeue_request(self, user: str, uid: str, rid: str = "") -> None:
-        self.db.execute(
+        self.db.write(
             "DELETE FROM requests WHERE usr = %s AND uid = %s AND rid = %s",
             (user_key(user), to_db(uid), to_db(rid)),
         )
