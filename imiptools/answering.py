@@ -19,6 +19,7 @@ idempotent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 
@@ -91,6 +92,18 @@ def answer(
         date=now,
         message_id_domain=address.rpartition("@")[2] or "localhost",
     )
+    result = send_as(site, user, message, [organiser], sender)
+    return Answered(message, organiser, result)
+
+
+def send_as(
+    site: Site, user: str, message: bytes, recipients: Sequence[str], sender: Sender
+) -> agent.Result:
+    """Record ``message``, which ``user`` sends to ``recipients``, as
+    ``imip-person-outgoing`` records what a person sent (an answer, an
+    invitation, an update, a cancellation), and spool it to them in the
+    same transaction; the agent's flush sends it with ``sender``."""
+    address = normalise_user(user).removeprefix("mailto:")
     ctx = agent.Context(
         settings=site.settings,
         store=site.store,
@@ -100,9 +113,8 @@ def answer(
         spool=site.outbox,
         ledger=site.ledger,
     )
-    factory = _Sending(message, organiser)
-    result = agent.run(message, [Envelope(address, address)], ctx, factory)
-    return Answered(message, organiser, result)
+    factory = _Sending(message, list(recipients))
+    return agent.run(message, [Envelope(address, address)], ctx, factory)
 
 
 _WORDS = {"ACCEPTED": "Accepted", "DECLINED": "Declined", "TENTATIVE": "Tentatively accepted"}
@@ -129,15 +141,15 @@ class _AnsweringHandler(OutgoingHandler):
     """``imip-person-outgoing``'s handler, which also spools the person's
     message to the organiser in the transaction that records it."""
 
-    def __init__(self, unit: Unit, message: bytes, organiser: str) -> None:
+    def __init__(self, unit: Unit, message: bytes, recipients: list[str]) -> None:
         super().__init__(unit)
-        self.message, self.organiser = message, organiser
+        self.message, self.recipients = message, recipients
 
     def handle(self, obj: ItipObject, held: Held) -> None:
-        """Record the REPLY as imip-person-outgoing does; spool it."""
+        """Record the message as imip-person-outgoing does; spool it."""
         super().handle(obj, held)
-        key = self.unit.key("answer", obj.uid)
-        sent = OutgoingMessage(self.unit.address, [self.organiser], self.message, key)
+        key = self.unit.key("answer", obj.uid, obj.method)
+        sent = OutgoingMessage(self.unit.address, self.recipients, self.message, key)
         self.unit.transaction.send(sent)
 
 
@@ -146,8 +158,8 @@ class _Sending:
 
     bounce_unusable = OutgoingHandler.bounce_unusable
 
-    def __init__(self, message: bytes, organiser: str) -> None:
-        self.message, self.organiser = message, organiser
+    def __init__(self, message: bytes, recipients: list[str]) -> None:
+        self.message, self.recipients = message, recipients
 
     def __call__(self, unit: Unit) -> _AnsweringHandler:
-        return _AnsweringHandler(unit, self.message, self.organiser)
+        return _AnsweringHandler(unit, self.message, self.recipients)
