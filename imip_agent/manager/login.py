@@ -38,6 +38,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.wrappers.response import Response
 
 from imip_agent.manager.accounts import FeedTokens, PasswordFile
@@ -105,8 +106,17 @@ def accounts() -> Accounts:
     return found
 
 
+class Sessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, the cookie ``Secure`` whenever the
+    request came over https, even where plain HTTP is allowed."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(super().get_cookie_secure(app) or (request and request.is_secure))
+
+
 def install(app: Flask, made: Accounts) -> None:
-    """Add the login pages and the accounts to ``app``."""
+    """Add the login pages, the accounts and the sessions to ``app``."""
+    app.session_interface = Sessions()
     app.extensions["imip_manager_accounts"] = made
     app.jinja_env.globals["own_login"] = app.extensions["imip_manager"].access.source == "password"
     app.register_blueprint(blueprint)
