@@ -29,11 +29,11 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from flask import Blueprint, render_template, request
 
 from imip_agent.manager.common import own, site
-from imiptools import addresses
 from imiptools.errors import ImipError
 from imiptools.periods import Period, Timeline, busy_only
 from imiptools.records import UserRecords
 from imiptools.site import Site
+from imiptools.stores.names import normalise_user
 from imiptools.views.freetime import Search, free_slots
 
 blueprint = Blueprint("findtime", __name__)
@@ -79,7 +79,7 @@ def people_of(text: str) -> tuple[list[str], list[str]]:
         if not piece:
             continue
         try:
-            uri = addresses.uri(piece)
+            uri = normalise_user(piece)
         except (ImipError, ValueError):
             bad.append(piece)
             continue
