@@ -20,6 +20,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     g,
     redirect,
@@ -101,5 +102,7 @@ def change(address: str) -> str | BaseResponse:
     except InputError:
         abort(400)
     log.info("user=%s made %s feed %s", user, made.kind, made.id)
-    url = url_for("feeds.feed", token=token, _external=True)
+    # Served for https (Secure cookies) behind a proxy, the URL is https too.
+    https = current_app.config["SESSION_COOKIE_SECURE"] or request.is_secure
+    url = url_for("feeds.feed", token=token, _external=True, _scheme="https" if https else "http")
     return _page(address, g.user, made=made, url=url)

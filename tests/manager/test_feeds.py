@@ -14,6 +14,9 @@ from flask.testing import FlaskClient
 from icalendar import Calendar
 
 from imip_agent.manager.accounts import manager_home
+from imip_agent.manager.app import create_app
+from imiptools.dates import FixedClock, parse_datetime
+from imiptools.mail.send import DirectorySender
 from tests.manager.accounts_support import (
     ALICE_PASSWORD,
     admin,
@@ -21,7 +24,16 @@ from tests.manager.accounts_support import (
     password_manager,
     set_password,
 )
-from tests.manager.support import ALICE, BOB, UID, invited, manager, settings_of, token_in
+from tests.manager.support import (
+    ALICE,
+    BOB,
+    NOW,
+    UID,
+    invited,
+    manager,
+    settings_of,
+    token_in,
+)
 from tests.support import Agent
 
 AS_ALICE = {"REMOTE_USER": ALICE}
@@ -154,3 +166,16 @@ def test_feeds_need_no_login_when_users_log_in_with_a_password(tmp_path: Path) -
     assert answer.status_code == 200 and b"BEGIN:VCALENDAR" in answer.get_data()
     assert "Set-Cookie" not in answer.headers, "a feed makes no session"
     assert anonymous.get("/feed/wrong.ics").status_code == 404
+
+
+def test_served_for_https_the_feeds_address_is_https(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    clock = FixedClock(parse_datetime(NOW))
+    app = create_app(settings_of(agent), clock, DirectorySender(tmp_path / "sent"))  # Secure
+    client = app.test_client()
+    page = client.get(f"/calendar/{ALICE}/subscriptions", environ_base=AS_ALICE)
+    data = {"csrf_token": token_in(page.get_data(as_text=True)), "kind": "events", "action": "make"}
+    made = client.post(  # over http to the application, as from a TLS proxy
+        f"/calendar/{ALICE}/subscriptions", data=data, environ_base=AS_ALICE
+    )
+    assert 'value="https://localhost/feed/' in made.get_data(as_text=True)
