@@ -62,7 +62,8 @@ def manager_home(settings: Settings) -> Path:
 
 def bare(user: str) -> str:
     """``user`` (an address or ``mailto:`` URI) as the files keep it: the
-    address without ``mailto:``; ValueError when it is not one."""
+    address without ``mailto:``; :class:`~imiptools.errors.UnsafeName`
+    (an InputError) when it is not one."""
     return normalise_user(user).removeprefix("mailto:")
 
 
@@ -178,7 +179,7 @@ class PasswordFile:
         """Whether ``password`` is ``user``'s (constant work for an unknown user)."""
         try:
             stored = self.entries().get(bare(user))
-        except ValueError:
+        except (InputError, ValueError):  # no address: no account
             stored = None
         return check_password(stored, password)
 
