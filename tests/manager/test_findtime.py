@@ -99,7 +99,7 @@ def test_everyone_free_skips_each_persons_busy_time(tmp_path: Path) -> None:
     assert (
         row(page, "Everyone")[:8] == ["busy", "free", "busy", "busy"] + ["free"] * 2 + ["busy"] * 2
     )
-    assert '<th scope="col">11:00 <span aria-label="proposed start">' in page
+    assert '<th scope="col">11:00 <span aria-hidden="true">★</span>' in page
 
 
 def test_without_sharing_a_local_users_time_is_not_shown(tmp_path: Path) -> None:
