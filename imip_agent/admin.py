@@ -26,6 +26,7 @@ from imip_agent import (
     admin_outbox,
     admin_quota,
     admin_store,
+    admin_web,
 )
 from imip_agent.admin_parser import AdminParser, Command, add_command
 from imip_agent.admin_support import known_user, require_site
@@ -148,6 +149,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     admin_mta,
     admin_approval,
     admin_keys,
+    admin_web,
 )
 #: The help of a USER argument.
 USER_HELP = "a calendar user: mail address or mailto: URI"

@@ -108,6 +108,11 @@ SCHEMA: dict[str, Option] = {
         "directory of the OpenPGP keys (a GnuPG home, imip-admin key); "
         "empty: keys beside the store directory",
     ),
+    "manager": Option(
+        _text,
+        "directory of imip-manager's password file and feed tokens (imip-admin web-password, "
+        "web-feed); empty: manager beside the store directory",
+    ),
     "calendar_address": Option(
         _text, "From address of generated mail; empty: the user's own address"
     ),
@@ -147,6 +152,7 @@ class Settings:
     journal: str = "/var/lib/imip-agent/journal"
     publishing: str = "/var/www/imip-agent/static"
     keyring: str = ""
+    manager: str = ""
     calendar_address: str = ""
     lock_timeout: float = 30.0
     max_message_size: int = 10 * 1024 * 1024

@@ -39,11 +39,12 @@ from flask import (
 )
 from werkzeug.wrappers.response import Response
 
+from imip_agent.manager import calendars, login, pages
+from imip_agent.manager.login import Accounts
 from imip_agent.manager.security import (
     CSRF_FIELD,
     HEADERS,
     AccessConfig,
-    authenticated_user,
     csrf_token,
     csrf_valid,
 )
@@ -77,6 +78,7 @@ def create_app(
     access: AccessConfig | None = None,
     secret_key: bytes | None = None,
     secure_cookies: bool = True,
+    accounts: Accounts | None = None,
 ) -> Flask:
     """The manager over the site ``settings`` describe, at ``clock``'s time,
     sending with ``sender``; users named as ``access`` says.
@@ -84,7 +86,8 @@ def create_app(
     ``secret_key`` signs the session cookie (a random one per process when
     None: every process of a multi-process server needs the same, from a
     file); ``secure_cookies`` False only for plain HTTP on loopback (the
-    development server).
+    development server). ``accounts`` are the password file and feed
+    tokens (by default the site's, :func:`~imip_agent.manager.accounts.manager_home`).
     """
     app = Flask(__name__)
     app.config.update(
@@ -99,6 +102,8 @@ def create_app(
     app.jinja_env.globals["csrf_field"] = CSRF_FIELD
     app.extensions["imip_manager"] = _Services(settings, clock, sender, access or AccessConfig())
     _routes(app)
+    login.install(app, accounts or Accounts.of(settings))
+    pages.install(app)
     return app
 
 
@@ -125,17 +130,15 @@ def _site() -> Site:
 
 def _routes(app: Flask) -> None:
     @app.before_request
-    def identify() -> None:
-        user = authenticated_user(request.environ, _services().access)
-        if user is None:
-            abort(401)
-        if session.get("user") != user:
-            session.clear()
-            session["user"] = user
-        g.user = user
+    def identify() -> Response | None:
+        refused = login.identify()
+        if refused is not None:
+            return refused
+        user = g.user
         if request.method == "POST" and not csrf_valid(session, request.form.get(CSRF_FIELD)):
             log.warning("user=%s refused a form without its token: %s", user, request.path)
             abort(403)
+        return None
 
     @app.after_request
     def headers(response: Response) -> Response:
@@ -197,6 +200,7 @@ def week(address: str) -> str:
         previous=(first - timedelta(days=7)).isoformat(),
         following=(first + timedelta(days=7)).isoformat(),
         today=today,
+        **calendars.view_links(first),
     )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn, cast
 
 from imip_agent.cli import clock_from, run_program, settings_from, setup_logging
+from imip_agent.manager.security import SOURCES, AccessConfig
 from imip_agent.options import DATES, ENVIRONMENT, add_store_options
 from imip_agent.parsing import Parser
 from imiptools.config import Settings
@@ -42,13 +43,18 @@ DESCRIPTION = """\
 The web interface over the agents' store: a person's calendar (recurring
 events expanded, in their time zone) and the requests that need their
 attention, answered as the agents answer. Users are authenticated by the
-web server in front (REMOTE_USER, or a header from trusted proxies only).
+web server in front (REMOTE_USER, or a header from trusted proxies only) or
+by the manager itself (--auth password: a login form against the password
+file that 'imip-admin web-password' keeps).
 """
 
 EXAMPLE = """\
 examples:
   for development, on loopback, every request as alice:
     imip-manager serve --listen 127.0.0.1:8081 --as-user alice@example.com --output /tmp/sent
+  its own login (passwords set with imip-admin web-password), behind a TLS proxy:
+    imip-manager -c /etc/imip-agent/imip-agent.toml serve --listen 127.0.0.1:8081 \\
+        --auth password --secret-key-file /etc/imip-agent/manager.key
   behind nginx, which sets X-Remote-User:
     imip-manager -c /etc/imip-agent/imip-agent.toml serve --listen 127.0.0.1:8081 \\
         --user-header X-Remote-User --trusted-proxy 127.0.0.1
@@ -87,6 +93,14 @@ def parser() -> Parser:
     )
     add = serve.add_argument
     add("--listen", default="127.0.0.1:8081", metavar="HOST:PORT", help="where to listen")
+    add(
+        "--auth",
+        choices=SOURCES,
+        default="",
+        help="where users come from: the server's REMOTE_USER (the default), a header "
+        "from trusted proxies (the default with --user-header), or a password and "
+        "the login form",
+    )
     add("--user-header", default="", metavar="NAME", help="the header naming the user")
     add(
         "--trusted-proxy",
@@ -151,7 +165,6 @@ def serve(args: argparse.Namespace) -> ExitCode:
     from waitress import create_server  # lazy: start-up (only the server needs it)
 
     from imip_agent.manager.app import create_app  # lazy: start-up (Flask only when serving)
-    from imip_agent.manager.security import AccessConfig  # lazy: start-up (with the application)
 
     host, port = listen_address(args.listen)
     if args.as_user and not is_loopback(host):
@@ -159,9 +172,11 @@ def serve(args: argparse.Namespace) -> ExitCode:
     settings = settings_from(args)
     setup_logging(args, settings, "imip-manager")
     try:
-        access = AccessConfig(args.user_header, tuple(args.trusted_proxy))
+        access = AccessConfig(args.user_header, tuple(args.trusted_proxy), args.auth)
     except ValueError as exc:
-        raise UsageError(f"--trusted-proxy: {exc}") from exc
+        raise UsageError(f"--auth, --user-header, --trusted-proxy: {exc}") from exc
+    if args.as_user and access.source == "password":
+        raise UsageError("--as-user stands for a front server: not with --auth password")
     key = Path(args.secret_key_file).read_bytes().strip() if args.secret_key_file else None
     insecure = args.insecure_cookies or (args.as_user is not None)
     app = create_app(

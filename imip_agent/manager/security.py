@@ -1,11 +1,16 @@
 """Who is asking, whether a form is theirs, and the headers every answer has.
 
-The manager does not authenticate anyone itself: the front web server does
-(Apache or nginx, see ``conf/``) and passes the user on, either as the WSGI
-``REMOTE_USER`` (mod_wsgi, or any server that sets it) or in a header that
-is believed only from the proxies configured as trusted
-(:class:`AccessConfig`): from anyone else the header is ignored, so a
-client that reaches the application directly cannot name a user.
+Where users come from is configured (:class:`AccessConfig`, ``source``):
+
+- ``remote-user`` (the default): the front web server authenticates
+  (Apache or nginx, see ``conf/``) and passes the user on as the WSGI
+  ``REMOTE_USER`` (mod_wsgi, or any server that sets it);
+- ``header``: as well, a header that is believed only from the proxies
+  configured as trusted: from anyone else it is ignored, so a client that
+  reaches the application directly cannot name a user;
+- ``password``: the application's own login form against the password
+  file (:mod:`imip_agent.manager.login`); what the front server says is
+  ignored.
 
 Forms carry a token tied to the session (:func:`csrf_token`), compared in
 constant time (:func:`csrf_valid`); the session cookie is ``SameSite=Strict``
@@ -46,19 +51,32 @@ CSRF_KEY = "csrf"
 CSRF_FIELD = "csrf_token"
 
 
+#: Where users may come from (:attr:`AccessConfig.source`).
+SOURCES = ("remote-user", "header", "password")
+
+
 @dataclass(frozen=True)
 class AccessConfig:
-    """How the front web server names the user.
+    """Where users come from (``source``, one of :data:`SOURCES`; empty:
+    ``header`` when ``user_header`` is given, else ``remote-user``).
 
     ``user_header`` (say ``X-Remote-User``), believed only when the request
     comes from one of ``trusted_proxies`` (addresses or networks); the WSGI
-    ``REMOTE_USER`` is always believed (only the server can set it).
+    ``REMOTE_USER`` is believed unless the source is ``password`` (only the
+    server can set it).
     """
 
     user_header: str = ""
     trusted_proxies: tuple[str, ...] = ()
+    source: str = ""
 
     def __post_init__(self) -> None:
+        if not self.source:
+            object.__setattr__(self, "source", "header" if self.user_header else "remote-user")
+        if self.source not in SOURCES:
+            raise ValueError(f"users come from one of {', '.join(SOURCES)}, not {self.source!r}")
+        if self.source == "header" and not self.user_header:
+            raise ValueError("users from a header need the header's name")
         for each in self.trusted_proxies:
             try:
                 ipaddress.ip_network(each, strict=False)
@@ -79,9 +97,13 @@ class AccessConfig:
 def authenticated_user(environ: Mapping[str, Any], access: AccessConfig) -> str | None:
     """The calendar user (``mailto:`` URI) the front server authenticated,
     or None: ``REMOTE_USER``, else the configured header from a trusted
-    proxy. A name that is not a usable address is None too."""
+    proxy. A name that is not a usable address is None too, and so is
+    every name when users log in with a password."""
+    if access.source == "password":
+        return None
     name = str(environ.get("REMOTE_USER") or "")
-    if not name and access.user_header and access.trusts(str(environ.get("REMOTE_ADDR", ""))):
+    peer = str(environ.get("REMOTE_ADDR", ""))
+    if not name and access.source == "header" and access.trusts(peer):
         key = "HTTP_" + access.user_header.upper().replace("-", "_")
         name = str(environ.get(key) or "")
     if not name:

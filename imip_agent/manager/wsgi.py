@@ -6,7 +6,9 @@
     gunicorn -b 127.0.0.1:8081 'imip_agent.manager.wsgi:make_application()'
 
 ``IMIP_AGENT_CONFIG`` names the site's configuration (as for every
-program); ``IMIP_MANAGER_USER_HEADER`` and ``IMIP_MANAGER_TRUSTED_PROXIES``
+program); ``IMIP_MANAGER_AUTH`` where users come from (``remote-user``,
+``header`` or ``password``, see :class:`~imip_agent.manager.security.AccessConfig`);
+``IMIP_MANAGER_USER_HEADER`` and ``IMIP_MANAGER_TRUSTED_PROXIES``
 (space-separated addresses or networks) say how the front server names the
 user; ``IMIP_MANAGER_SECRET_KEY_FILE`` holds the key that signs sessions
 (the same for every worker process). Mail leaves as the agents send it:
@@ -33,6 +35,7 @@ def make_application() -> Flask:
     access = AccessConfig(
         os.environ.get("IMIP_MANAGER_USER_HEADER", ""),
         tuple(os.environ.get("IMIP_MANAGER_TRUSTED_PROXIES", "").split()),
+        os.environ.get("IMIP_MANAGER_AUTH", ""),
     )
     key_file = os.environ.get("IMIP_MANAGER_SECRET_KEY_FILE")
     key = Path(key_file).read_bytes().strip() if key_file else None

@@ -1,0 +1,149 @@
+"""The day and month views (the week view is the application's own).
+
+- ``/calendar/ADDRESS/day?day=YYYY-MM-DD``: one day;
+- ``/calendar/ADDRESS/month?month=YYYY-MM``: a month, as a table of weeks
+  (Monday first) with each day's events, or with ``empty=hide`` only the
+  days that have events, as a list.
+
+As the week, in the user's zone (``TZID``), recurring events expanded by
+the library (:func:`imiptools.views.agenda.agenda`). ``empty=hide`` (and
+``empty=show``, the default) is the original manager's "hide empty days"
+choice; the views' links keep it.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from flask import Blueprint, abort, render_template, request, url_for
+
+from imip_agent.manager.common import own, site
+from imiptools.views.agenda import Entry, agenda
+
+blueprint = Blueprint("views", __name__)
+
+
+@dataclass(frozen=True)
+class Day:
+    """A day of a view and the entries overlapping it; ``inside``: whether
+    it belongs to the month shown."""
+
+    day: date
+    entries: list[Entry]
+    inside: bool = True
+
+
+def on_day(entry: Entry, day: date) -> bool:
+    """Whether ``entry`` overlaps ``day`` (the user's zone; an end at
+    midnight ends the day before, as an all-day event's exclusive end)."""
+    first, last = entry.start.date(), entry.end.date()
+    if entry.end > entry.start and entry.end.timetz() == time(0, tzinfo=entry.end.tzinfo):
+        last -= timedelta(days=1)
+    return first <= day <= max(first, last)
+
+
+def hide_empty() -> bool:
+    """Whether the request asks to hide the days without events."""
+    return request.args.get("empty") == "hide"
+
+
+def view_links(day: date) -> dict[str, Any]:
+    """What ``_views.html`` needs besides the address: the day shown, whether
+    empty days are hidden, the arguments that keep that choice (``keep``)
+    and this page with the other choice (``toggle``)."""
+    hide = hide_empty()
+    arguments: dict[str, Any] = {k: v for k, v in request.args.items() if k != "empty"}
+    if not hide:
+        arguments["empty"] = "hide"
+    toggle = url_for(request.endpoint or "home", **(request.view_args or {}), **arguments)
+    return {
+        "shown_day": day,
+        "hide": hide,
+        "keep": {"empty": "hide"} if hide else {},
+        "toggle": toggle,
+    }
+
+
+def _days(address: str, first: date, last: date) -> tuple[list[Day], str, date]:
+    """The days ``first``..``last`` with their entries, the zone, today."""
+    records = site().records(own(address))
+    zone = records.zone
+    start = datetime.combine(first, time(0), zone)
+    end = datetime.combine(last + timedelta(days=1), time(0), zone)
+    entries = agenda(records, start, end)
+    days = [
+        Day(d, [e for e in entries if on_day(e, d)])
+        for d in (first + timedelta(days=n) for n in range((last - first).days + 1))
+    ]
+    return days, str(zone), records.now.astimezone(zone).date()
+
+
+def _date(text: str | None, default: date) -> date:
+    if not text:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        abort(404)
+
+
+def _month(text: str | None, default: date) -> date:
+    """The first day of the month ``YYYY-MM`` (or of ``default``'s)."""
+    if not text:
+        return default.replace(day=1)
+    try:
+        return date.fromisoformat(f"{text}-01")
+    except ValueError:
+        abort(404)
+
+
+@blueprint.get("/calendar/<address>/day")
+def day(address: str) -> str:
+    """One day's events."""
+    records = site().records(own(address))
+    today = records.now.astimezone(records.zone).date()
+    shown = _date(request.args.get("day"), today)
+    (one,), zone, today = _days(address, shown, shown)
+    return render_template(
+        "day.html",
+        day=one,
+        zone=zone,
+        today=today,
+        previous=(shown - timedelta(days=1)).isoformat(),
+        following=(shown + timedelta(days=1)).isoformat(),
+        address=address,
+        **view_links(shown),
+    )
+
+
+@blueprint.get("/calendar/<address>/month")
+def month(address: str) -> str:
+    """A month's events, week by week (or only the days with events)."""
+    records = site().records(own(address))
+    today = records.now.astimezone(records.zone).date()
+    first = _month(request.args.get("month"), today)
+    last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+    grid_first = first - timedelta(days=first.weekday())
+    grid_last = last + timedelta(days=6 - last.weekday())
+    days, zone, today = _days(address, grid_first, grid_last)
+    days = [Day(d.day, d.entries, d.day.month == first.month) for d in days]
+    weeks = [days[n : n + 7] for n in range(0, len(days), 7)]
+    before = (first - timedelta(days=1)).replace(day=1)
+    after = last + timedelta(days=1)
+    return render_template(
+        "month.html",
+        first=first,
+        weeks=weeks,
+        busy_days=[d for d in days if d.inside and d.entries],
+        weekdays=[calendar.day_name[n] for n in range(7)],
+        zone=zone,
+        today=today,
+        previous=before.strftime("%Y-%m"),
+        following=after.strftime("%Y-%m"),
+        this_month=today.strftime("%Y-%m"),
+        address=address,
+        **view_links(first if not first <= today <= last else today),
+    )

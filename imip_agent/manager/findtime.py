@@ -1,0 +1,191 @@
+"""Find a time: the first slots in which the user and everyone named is free.
+
+``/calendar/ADDRESS/find-time?people=...&duration=MINUTES&from=DATE&days=N``
+(a GET: a search changes nothing). The busy time of each person is what
+the store holds (RFC 5546 §3.3):
+
+- the user's own free/busy;
+- for a calendar user of this site who shares or publishes their free/busy
+  (``freebusy_sharing = share`` or ``freebusy_publishing = publish``),
+  their own free/busy, as the agents would answer a VFREEBUSY request;
+- for anyone else, what the user's calendar holds of them (VFREEBUSY
+  replies, published free/busy fetched); of whom nothing is held, they
+  count as free and the page says so.
+
+The slots are those of :func:`imiptools.views.freetime.free_slots` (the
+library's search: working hours 09:00-17:00, Monday to Friday, in the
+user's zone, every 30 minutes). The page shows them as a sentence
+("Everyone is free: Tue 08 Jan 10:00–11:00, ...") and, for the day of the
+first one, a table of people against half-hour slots (rendered here: no
+script; headers for rows and columns, every cell a word).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+
+from flask import Blueprint, render_template, request
+
+from imip_agent.manager.common import own, site
+from imiptools.errors import ImipError
+from imiptools.periods import Period, Timeline, busy_only
+from imiptools.records import UserRecords
+from imiptools.site import Site
+from imiptools.stores.names import normalise_user
+from imiptools.views.freetime import Search, free_slots
+
+blueprint = Blueprint("findtime", __name__)
+
+#: How many slots are proposed.
+COUNT = 5
+#: The most people in one search, and the longest span (days).
+MAX_PEOPLE = 20
+MAX_DAYS = 62
+#: Durations offered (minutes).
+DURATIONS = (15, 30, 45, 60, 90, 120, 180, 240)
+#: The slots of the table, and the day's hours searched.
+STEP = timedelta(minutes=30)
+HOURS = (time(9), time(17))
+#: Before anything the user's calendar may hold of someone.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A row of the table: the address, their busy periods (None: nothing
+    known), and where they came from."""
+
+    address: str
+    busy: list[Period] | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """A person's cells: (slot start, ``free``/``busy``/``unknown``)."""
+
+    label: str
+    cells: list[str]
+
+
+def people_of(text: str) -> tuple[list[str], list[str]]:
+    """The addresses in ``text`` (separated by spaces, commas or lines),
+    in order and once each, and the pieces that are no address."""
+    found: list[str] = []
+    bad: list[str] = []
+    for piece in re.split(r"[\s,;]+", text.strip()):
+        if not piece:
+            continue
+        try:
+            uri = normalise_user(piece)
+        except (ImipError, ValueError):
+            bad.append(piece)
+            continue
+        if uri not in found:
+            found.append(uri)
+    return found, bad
+
+
+def busy_of(
+    site_: Site, records: UserRecords, other: str, start: datetime, end: datetime
+) -> Person:
+    """What is known of ``other``'s busy time in [start, end) (see the module)."""
+    shown = other.removeprefix("mailto:")
+    if other in set(site_.store.users()):
+        preferences = site_.preferences_of(other)
+        if (
+            preferences.get("freebusy_sharing") == "share"
+            or preferences.get("freebusy_publishing") == "publish"
+        ):
+            return Person(shown, site_.records(other).busy_between(start, end), "this site")
+    known = records.freebusy_of(other, start, end)
+    if known or records.freebusy_of(other, EPOCH, end + timedelta(days=3650)):
+        return Person(shown, known, "free/busy received")
+    return Person(shown, None, "nothing known")
+
+
+def _table(people: list[Person], day: date, zone: tzinfo) -> tuple[list[datetime], list[Row]]:
+    """The half-hour slots of ``day``'s hours and a row per person, then
+    one for everyone."""
+    first = datetime.combine(day, HOURS[0], zone)
+    slots = []
+    moment = first
+    while moment.time() < HOURS[1] and moment.date() == day:
+        slots.append(moment)
+        moment += STEP
+    rows, everyone = [], ["free"] * len(slots)
+    for person in people:
+        timeline = Timeline(busy_only(person.busy)) if person.busy is not None else None
+        cells = []
+        for n, slot in enumerate(slots):
+            if timeline is None:
+                cells.append("unknown")
+            elif timeline.peak(slot, slot + STEP):
+                cells.append("busy")
+                everyone[n] = "busy"
+            else:
+                cells.append("free")
+        rows.append(Row(person.address, cells))
+    rows.append(Row("Everyone", everyone))
+    return slots, rows
+
+
+def _int(name: str, default: int, low: int, high: int) -> int:
+    text = request.args.get(name, "")
+    return min(max(int(text), low), high) if text.isdigit() else default
+
+
+@blueprint.get("/calendar/<address>/find-time")
+def search(address: str) -> str:
+    """The form, and with people or a duration given, the slots found."""
+    user = own(address)
+    opened = site()
+    records = opened.records(user)
+    zone = records.zone
+    today = records.now.astimezone(zone).date()
+    people_text = request.args.get("people", "")
+    duration = _int("duration", 60, 5, 8 * 60)
+    days = _int("days", 14, 1, MAX_DAYS)
+    try:
+        first = date.fromisoformat(request.args.get("from") or today.isoformat())
+    except ValueError:
+        first = today
+    context = {
+        "address": address,
+        "people_text": people_text,
+        "duration": duration,
+        "durations": DURATIONS,
+        "days": days,
+        "first": first,
+        "zone": str(zone),
+        "searched": "duration" in request.args,
+    }
+    if not context["searched"]:
+        return render_template("findtime.html", **context)
+    others, bad = people_of(people_text)
+    others = [o for o in others if o != user][:MAX_PEOPLE]
+    start = max(datetime.combine(first, time(0), zone), records.now)
+    end = datetime.combine(first + timedelta(days=days), time(0), zone)
+    me = Person(address, records.busy_between(start, end), "your calendar")
+    people = [me] + [busy_of(opened, records, o, start, end) for o in others]
+    busy = [p for person in people for p in (person.busy or [])]
+    wanted = Search(start, end, timedelta(minutes=duration), hours=HOURS, zone=zone)
+    slots = free_slots(busy, wanted, COUNT) if end > start else []
+    local = [(a.astimezone(zone), b.astimezone(zone)) for a, b in slots]
+    day = local[0][0].date() if local else first
+    columns, rows = _table(people, day, zone)
+    proposed = {a for a, _ in local}
+    return render_template(
+        "findtime.html",
+        **context,
+        bad=bad,
+        people=people,
+        slots=local,
+        unknown=[p.address for p in people if p.busy is None],
+        table_day=day,
+        columns=columns,
+        rows=rows,
+        proposed=proposed,
+    )
