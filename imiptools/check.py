@@ -8,7 +8,12 @@ lock (so agents never see a half-repaired state):
 * every free/busy period belongs to a stored event, and every stored
   event's periods within the window are present and as the event says;
   a window that has merely not been moved forward (``make-freebusy``) is
-  a *note*, not a fault;
+  a *note*, not a fault; an event whose main object and instances are the
+  very texts make-freebusy last derived its free/busy from (its memo, see
+  :mod:`imiptools.maintenance`), at a "now" within the span that memo
+  gives, and whose stored periods hash as those it derived, is taken as
+  verified without parsing it (its other texts, such as counter-proposals,
+  are still parsed);
 * the backend's own layout (:meth:`~imiptools.backends.base.Backend.record_problems`
   and the other hooks): for files, every free/busy line is named by its
   uid's index; stray temporary files (left by a write that a crash
