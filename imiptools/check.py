@@ -8,7 +8,12 @@ lock (so agents never see a half-repaired state):
 * every free/busy period belongs to a stored event, and every stored
   event's periods within the window are present and as the event says;
   a window that has merely not been moved forward (``make-freebusy``) is
-  a *note*, not a fault;
+  a *note*, not a fault; an event whose main object and instances are the
+  very texts make-freebusy last derived its free/busy from (its memo, see
+  :mod:`imiptools.maintenance`), at a "now" within the span that memo
+  gives, and whose stored periods hash as those it derived, is taken as
+  verified without parsing it (its other texts, such as counter-proposals,
+  are still parsed);
 * the backend's own layout (:meth:`~imiptools.backends.base.Backend.record_problems`
   and the other hooks): for files, every free/busy line is named by its
   uid's index; stray temporary files (left by a write that a crash
@@ -240,19 +245,30 @@ def _user_findings(site: Site, records: UserRecords) -> list[Finding]:
     queue and offers, free/busy against the stored objects, the backend's
     own problems (in that order). Each stored text is parsed once: the
     parse check and the free/busy comparison share a memo, emptied after
-    each uid so that memory does not grow with the store."""
+    each uid so that memory does not grow with the store.
+
+    An event that make-freebusy derived from the very texts stored now
+    (its memo's fingerprint), for a span of "now" holding this one, and
+    whose stored periods hash as those derived, is verified without parsing
+    its main object and instances again (see :func:`_vouched`)."""
     reset = _resetter(records)
     memo = _ParseMemo()
     parsing = records.parsing_with(memo.parse)
     held = _held_freebusy(records, reset)
+    derived = maintenance.read_memo(records) if isinstance(held, dict) else {}
     stored = set(records.uids())
     parse_findings: list[Finding] = []
     compared: list[Finding] = []
     for uid in sorted(stored | set(records.store.cancelled_object_uids(records.user))):
-        readable = _parse_findings(parsing, uid, parse_findings, memo)
-        if isinstance(held, dict) and uid in stored and readable:
-            finding = _compare(parsing, uid, held.get(uid, []), reset)
-            compared += [finding] if finding is not None else []
+        texts = _StoredTexts.read(records, uid)
+        periods = held.get(uid, []) if isinstance(held, dict) and uid in stored else None
+        if periods is not None and _vouched(records, texts, periods, derived.get(uid)):
+            _parse_findings(records.user, uid, texts.unvouched(), parse_findings, memo)
+        else:
+            readable = _parse_findings(records.user, uid, texts.all(), parse_findings, memo)
+            if periods is not None and readable:
+                finding = _compare(parsing, uid, periods, reset)
+                compared += [finding] if finding is not None else []
         memo.clear()
     findings = parse_findings + _queue_findings(records)
     if isinstance(held, Finding):
@@ -297,29 +313,85 @@ class _ParseMemo:
 
 
 def _parse_findings(
-    records: UserRecords, uid: str, findings: list[Finding], memo: _ParseMemo
+    user: str,
+    uid: str,
+    texts: Iterable[tuple[str, str | None]],
+    findings: list[Finding],
+    memo: _ParseMemo,
 ) -> bool:
-    """Append a finding for each stored text of ``uid`` that does not parse;
-    whether all of them parse."""
+    """Append a finding for each of ``uid``'s stored ``texts`` (what, text)
+    that does not parse; whether all of them parse."""
     readable = True
-    for what, text in _texts_of(records, uid):
+    for what, text in texts:
         problem = _parse_problem(text, memo)
         if problem:
             readable = False
-            findings.append(Finding(records.user, f'{what} of event "{uid}" {problem}'))
+            findings.append(Finding(user, f'{what} of event "{uid}" {problem}'))
     return readable
 
 
-def _texts_of(records: UserRecords, uid: str) -> Iterable[tuple[str, str | None]]:
-    store, user = records.store, records.user
-    yield "the stored object", store.get_object(user, uid)
-    for rid in store.recurrence_ids(user, uid):
-        yield f"instance {rid}", store.get_recurrence(user, uid, rid)
-    yield "the cancellation", store.get_cancelled_object(user, uid)
-    for rid in store.cancelled_recurrence_ids(user, uid):
-        yield f"the cancellation of instance {rid}", store.get_cancelled_recurrence(user, uid, rid)
-    for attendee, text in store.get_counters(user, uid).items():
-        yield f"the counter-proposal of {attendee}", text
+@dataclass(frozen=True)
+class _StoredTexts:
+    """Every stored text of one uid, each read once."""
+
+    uid: str
+    text: str | None
+    recurrences: list[tuple[str, str | None]]
+    cancellation: str | None
+    cancelled: list[tuple[str, str | None]]
+    counters: dict[str, str]
+
+    @classmethod
+    def read(cls, records: UserRecords, uid: str) -> _StoredTexts:
+        store, user = records.store, records.user
+        return cls(
+            uid,
+            store.get_object(user, uid),
+            [
+                (rid, store.get_recurrence(user, uid, rid))
+                for rid in store.recurrence_ids(user, uid)
+            ],
+            store.get_cancelled_object(user, uid),
+            [
+                (rid, store.get_cancelled_recurrence(user, uid, rid))
+                for rid in store.cancelled_recurrence_ids(user, uid)
+            ],
+            store.get_counters(user, uid),
+        )
+
+    def fingerprint(self) -> str:
+        """:func:`maintenance.event_fingerprint` of these texts."""
+        cancelled = [rid for rid, _ in self.cancelled]
+        return maintenance.fingerprint_of(self.uid, self.text, self.recurrences, cancelled)
+
+    def unvouched(self) -> list[tuple[str, str | None]]:
+        """The texts the fingerprint does not cover (what, text)."""
+        texts = [("the cancellation", self.cancellation)]
+        texts += [(f"the cancellation of instance {rid}", t) for rid, t in self.cancelled]
+        texts += [(f"the counter-proposal of {who}", t) for who, t in self.counters.items()]
+        return texts
+
+    def all(self) -> list[tuple[str, str | None]]:
+        """Every text (what, text): the main object, its instances, the rest."""
+        texts = [("the stored object", self.text)]
+        texts += [(f"instance {rid}", text) for rid, text in self.recurrences]
+        return texts + self.unvouched()
+
+
+def _vouched(
+    records: UserRecords, texts: _StoredTexts, held: list[Period], derived: maintenance.Held | None
+) -> bool:
+    """Whether make-freebusy's memo entry ``derived`` vouches for the event:
+    derived from these very texts (so they parsed), holding at this "now"
+    (so deriving now gives the same periods), and the stored periods within
+    the window are exactly those it derived (their digests are equal)."""
+    if derived is None or not derived.periods:
+        return False
+    if not derived.holds(texts.fingerprint(), records.now):
+        return False
+    limits = records.limits()
+    inside = [p for p in held if p.overlaps(limits.window_start, limits.window_end)]
+    return maintenance.periods_digest(inside) == derived.periods
 
 
 def _parse_problem(text: str | None, memo: _ParseMemo) -> str:

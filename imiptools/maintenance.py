@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -103,14 +103,14 @@ def refresh_window(records: UserRecords) -> Refreshed:
                 kept[uid] = previous
                 counts.skipped += 1
                 continue
-            span = derive_event(records, uid)
+            span, periods = _derive(records, uid)
         except InputError as exc:
             log.warning("user=%s uid=%r: free/busy kept: %s", records.user, uid[:200], exc)
             counts.failed += 1
             continue
         counts.derived += 1
         if span is not None:
-            kept[uid] = Held(fingerprint, *span)
+            kept[uid] = Held(fingerprint, *span, periods_digest(periods))
     if kept != memo:
         write_memo(records, kept)
     log.info(
@@ -128,7 +128,7 @@ def refresh_window(records: UserRecords) -> Refreshed:
 #: The memo (:meth:`~imiptools.stores.base.Store.get_memo`) of make-freebusy.
 MEMO = "freebusy"
 #: Bumped whenever what a memo entry means changes (old memos are then ignored).
-MEMO_VERSION = 1
+MEMO_VERSION = 2
 #: How far beyond the window an expansion looks, to know when the next
 #: instance of a series enters the window (and so how long a skip is safe).
 LOOKAHEAD = timedelta(days=7)
@@ -138,11 +138,15 @@ LOOKAHEAD = timedelta(days=7)
 class Held:
     """An event's free/busy as last derived: from inputs whose hash is
     ``fingerprint`` (:func:`event_fingerprint`), the same for every "now"
-    in ``[since, until)`` (``until`` None: for ever)."""
+    in ``[since, until)`` (``until`` None: for ever); ``periods`` is the
+    :func:`periods_digest` of the periods derived ('' when not known), which
+    ``imip-admin check`` compares with the stored ones instead of deriving
+    them again."""
 
     fingerprint: str
     since: datetime
     until: datetime | None
+    periods: str = ""
 
     def holds(self, fingerprint: str, now: datetime) -> bool:
         """Whether deriving at ``now`` from inputs of ``fingerprint`` would
@@ -156,15 +160,36 @@ def event_fingerprint(records: UserRecords, uid: str) -> str:
     time: its stored main object, overridden instances and cancelled
     instances (the user's zone and window are in :func:`memo_context`)."""
     store, user = records.store, records.user
+    recurrences = [
+        (rid, store.get_recurrence(user, uid, rid)) for rid in store.recurrence_ids(user, uid)
+    ]
+    cancelled = store.cancelled_recurrence_ids(user, uid)
+    return fingerprint_of(uid, store.get_object(user, uid), recurrences, cancelled)
+
+
+def fingerprint_of(
+    uid: str,
+    text: str | None,
+    recurrences: Iterable[tuple[str, str | None]],
+    cancelled: Iterable[str],
+) -> str:
+    """:func:`event_fingerprint` of texts already read: the main object's
+    ``text``, the overridden instances by recurrence id, the recurrence ids
+    of the cancelled instances (both in the store's order)."""
     digest = hashlib.sha256()
-    for part in (uid, store.get_object(user, uid) or "\x00"):
+    for part in (uid, text or "\x00"):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
-    for rid in store.recurrence_ids(user, uid):
-        text = store.get_recurrence(user, uid, rid) or ""
-        digest.update(f"r\x00{rid}\x00{text}\x00".encode("utf-8", "surrogatepass"))
-    for rid in store.cancelled_recurrence_ids(user, uid):
+    for rid, override in recurrences:
+        digest.update(f"r\x00{rid}\x00{override or ''}\x00".encode("utf-8", "surrogatepass"))
+    for rid in cancelled:
         digest.update(f"c\x00{rid}\x00".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:32]
+
+
+def periods_digest(periods: Iterable[Period]) -> str:
+    """A hash of ``periods`` as free/busy lines, in any order (duplicates count)."""
+    lines = sorted(period.to_line() for period in periods)
+    return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def memo_context(records: UserRecords) -> str:
@@ -196,8 +221,8 @@ def read_memo(records: UserRecords) -> dict[str, Held]:
         if data["context"] != memo_context(records):
             return {}
         return {
-            uid: Held(fingerprint, parse_utc(since), parse_utc(until) if until else None)
-            for uid, (fingerprint, since, until) in data["events"].items()
+            uid: Held(fingerprint, parse_utc(since), parse_utc(until) if until else None, periods)
+            for uid, (fingerprint, since, until, periods) in data["events"].items()
         }
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("user=%s: make-freebusy memo ignored: %s", records.user, exc)
@@ -210,7 +235,7 @@ def write_memo(records: UserRecords, events: dict[str, Held]) -> None:
         records.store.set_memo(records.user, MEMO, None)
         return
     entries = {
-        uid: [held.fingerprint, format_utc(held.since), _utc_or_empty(held.until)]
+        uid: [held.fingerprint, format_utc(held.since), _utc_or_empty(held.until), held.periods]
         for uid, held in sorted(events.items())
     }
     text = json.dumps({"context": memo_context(records), "events": entries}, ensure_ascii=False)
@@ -233,18 +258,27 @@ def derive_event(records: UserRecords, uid: str) -> tuple[datetime, datetime | N
     iterations, time) cannot tell: the periods are then derived as usual
     and the event is derived again next time. Raises InputError.
     """
+    return _derive(records, uid)[0]
+
+
+def _derive(
+    records: UserRecords, uid: str
+) -> tuple[tuple[datetime, datetime | None] | None, list[Period]]:
+    """:func:`derive_event`, and the periods it wrote."""
     stored = records.stored(uid)
     if stored is None:
         records.store.set_freebusy_for_uid(records.user, uid, [])
-        return records.now, None
+        return (records.now, None), []
     limits = records.limits()
     wider = records.expand(stored, replace(limits, window_end=limits.window_end + LOOKAHEAD))
     if wider.reason not in ("", "window"):
-        records.store.set_freebusy_for_uid(records.user, uid, records.periods(stored))
-        return None
+        periods = records.periods(stored)
+        records.store.set_freebusy_for_uid(records.user, uid, periods)
+        return None, periods
     inside = [i for i in wider.instances if i.start < limits.window_end]
-    records.store.set_freebusy_for_uid(records.user, uid, records.instance_periods(inside))
-    return records.now, _until(records, limits, wider, inside)
+    periods = records.instance_periods(inside)
+    records.store.set_freebusy_for_uid(records.user, uid, periods)
+    return (records.now, _until(records, limits, wider, inside)), periods
 
 
 def _until(

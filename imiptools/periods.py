@@ -30,6 +30,8 @@ def _escape(text: str) -> str:
         return "-"
     if text == "-":
         return "%2D"
+    if text.isascii() and text.isprintable() and "%" not in text and "\\" not in text:
+        return text  # what quote() would give (every other printable ASCII is safe)
     return quote(text, safe=" !\"#$&'()*+,-./:;<=>?@[]^_`{|}~", errors="surrogatepass")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -139,6 +140,21 @@ def test_period_lines_round_trip_hostile_fields() -> None:
     line = period.to_line()
     assert "\n" not in line and line.count("\t") == 7
     assert Period.from_line(line) == period
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["plain@example.com", "50% off", "back\\slash", "caf\u00e9", "a\x7fb", "\udc80", "é\t", " ~"],
+)
+def test_period_fields_escape_as_percent_encoding_does(field: str) -> None:
+    """The fast path (printable ASCII without '%' or backslash is kept as
+    it is) gives what percent-encoding gives; every field reads back."""
+    start = datetime(2030, 1, 8, 10, tzinfo=UTC)
+    period = Period(start, start + timedelta(hours=1), field, "", "OPAQUE", field, field, "BUSY")
+    safe = " !\"#$&'()*+,-./:;<=>?@[]^_`{|}~"
+    quoted = quote(field, safe=safe, errors="surrogatepass")
+    assert period.to_line().split("\t")[2] == quoted
+    assert Period.from_line(period.to_line()) == period
 
 
 def test_max_overlap() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from imiptools import maintenance
+from imiptools import check, maintenance
 from imiptools.config import Settings
 from imiptools.dates import FixedClock
 from imiptools.site import Site, open_site
@@ -163,3 +163,77 @@ def test_an_event_beyond_a_bound_is_not_memoised(tmp_path: Path) -> None:
     records = site.records(USER, NOW)
     assert maintenance.derive_event(records, "m") is None
     assert _held(site, "m") == _periods_at(site, "m", NOW)
+
+
+# -- imip-admin check takes the memo's word for an event derived from its texts ----------
+
+
+def _refreshed(tmp_path: Path, *names: str) -> Site:
+    """A site holding the events ``names`` of :data:`EVENTS`, after a make-freebusy run."""
+    site = _site(tmp_path, NOW)
+    for name in names:
+        text, overrides = EVENTS[name]
+        uid = text.split("UID:", 1)[1].split("\r\n", 1)[0]
+        site.store.set_object(USER, uid, text)
+        for rid, override in overrides.items():
+            site.store.set_recurrence(USER, uid, rid, override)
+    with maintenance.locked_records(site, USER, NOW) as records:
+        maintenance.refresh_window(records)
+    return site
+
+
+def _vouched(site: Site, uid: str, now: datetime = NOW) -> bool:
+    records = site.records(USER, now)
+    held = [p for p in site.store.all_freebusy(USER) if p.uid == uid]
+    entry = maintenance.read_memo(records).get(uid)
+    return check._vouched(records, check._StoredTexts.read(records, uid), held, entry)
+
+
+def _check(site: Site, now: datetime = NOW) -> list[str]:
+    return [f.line() for f in check.check_store(site, [USER], now, repair=False).findings]
+
+
+@pytest.mark.parametrize("name", EVENTS)
+def test_check_takes_the_memos_word_only_for_what_a_full_check_passes(
+    tmp_path: Path, name: str
+) -> None:
+    site = _refreshed(tmp_path, name)
+    uid = EVENTS[name][0].split("UID:", 1)[1].split("\r\n", 1)[0]
+    entry = maintenance.read_memo(site.records(USER, NOW)).get(uid)
+    assert _vouched(site, uid) == (entry is not None)
+    assert _check(site) == []
+
+
+def test_check_finds_a_period_missing_behind_the_memos_back(tmp_path: Path) -> None:
+    site = _refreshed(tmp_path, "daily without end")
+    assert _vouched(site, "d")
+    periods = [p for p in site.store.all_freebusy(USER) if p.uid == "d"]
+    site.store.set_freebusy_for_uid(USER, "d", periods[1:])
+    assert not _vouched(site, "d")
+    assert _check(site) == [
+        f'{USER}: free/busy of "d" differs from the stored event: '
+        "1 period(s) missing, 0 not in the event"
+    ]
+
+
+def test_check_parses_an_event_changed_since_make_freebusy(tmp_path: Path) -> None:
+    site = _refreshed(tmp_path, "future single")
+    site.store.set_object(USER, "a", "BEGIN:VCALENDAR\r\nnot iCalendar\r\n")
+    assert not _vouched(site, "a")
+    assert any('the stored object of event "a" does not parse' in line for line in _check(site))
+
+
+def test_check_parses_what_the_memo_does_not_cover(tmp_path: Path) -> None:
+    """A counter-proposal is not among what free/busy is derived from."""
+    site = _refreshed(tmp_path, "future single")
+    site.store.set_counter(USER, "a", "mailto:bob@example.com", "not iCalendar")
+    assert _vouched(site, "a")
+    assert any(
+        "the counter-proposal of" in line and "does not parse" in line for line in _check(site)
+    )
+
+
+def test_check_derives_again_once_the_memos_span_has_passed(tmp_path: Path) -> None:
+    site = _refreshed(tmp_path, "single ending soon")
+    later = NOW + timedelta(days=800)
+    assert not _vouched(site, "b", later)

@@ -64,7 +64,7 @@ import logging
 import operator
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -278,22 +278,29 @@ class _Bucket:
     of ``lines[: i + 1]``: the lines that may overlap [first, last) are a
     slice found by two bisections. A bucket holding a line of another shape
     is not indexed (``starts`` None) and every query scans it, so that
-    parsing reports the line.
+    parsing reports the line. ``text`` is the bucket's text as read (its
+    lines, in the order read), searched whole at C speed.
     """
 
     lines: list[str]
     starts: list[str] | None = None
-    reach: tuple[str, ...] = ()
+    reach: Sequence[str] = ()
+    text: str = ""
 
     @classmethod
-    def indexed(cls, lines: list[str]) -> _Bucket:
-        """``lines`` indexed (every step a C loop: buckets hold thousands)."""
+    def indexed(cls, text: str) -> _Bucket:
+        """The lines of ``text`` indexed (every step a C loop: buckets hold
+        thousands)."""
+        lines = _lines(text)
         if not all(map(_LINE_SHAPE.match, lines)):
-            return cls(lines)
+            return cls(lines, text=text)
         if not all(map(operator.le, lines, lines[1:])):
             lines = sorted(lines)  # not as this store writes it: index a sorted copy
         starts = list(map(_START_TEXT, lines))
-        return cls(lines, starts, tuple(accumulate(map(_END_TEXT, lines), max)))
+        ends = list(map(_END_TEXT, lines))
+        if not all(map(operator.le, ends, ends[1:])):  # else each end is its own reach
+            ends = list(accumulate(ends, max))
+        return cls(lines, starts, ends, text)
 
     def near(self, first: str, last: str) -> list[str]:
         """The lines whose period may overlap [first, last) (UTC texts)."""
@@ -301,6 +308,10 @@ class _Bucket:
             return self.lines
         low = bisect_right(self.reach, first)
         return self.lines[low : bisect_left(self.starts, last, lo=low)]
+
+    def may_hold(self, needle: str) -> bool:
+        """False when no line holds ``needle`` (one search of the text)."""
+        return needle in self.text
 
 
 def _lines(text: str | None) -> list[str]:
@@ -660,9 +671,9 @@ class FileStore(Store):
 
     # -- the user's own free/busy ----------------------------------------------
 
-    def _read_bucket(self, directory: Path, name: str) -> list[str]:
-        """The lines of bucket ``name`` (a hook: tests count the reads)."""
-        return _lines(read_text(directory / name))
+    def _read_bucket(self, directory: Path, name: str) -> str:
+        """The text of bucket ``name`` (a hook: tests count the reads)."""
+        return read_text(directory / name) or ""
 
     def _bucket(self, directory: Path, name: str) -> _Bucket:
         """Bucket ``name`` of ``directory`` (a user's ``freebusy``): read and
@@ -672,7 +683,7 @@ class FileStore(Store):
         if bucket is not None:
             return bucket
         if directory.parent not in self._locked:
-            return _Bucket(self._read_bucket(directory, name))
+            return _Bucket(_lines(self._read_bucket(directory, name)))
         bucket = self._buckets[directory, name] = _Bucket.indexed(
             self._read_bucket(directory, name)
         )
@@ -736,7 +747,10 @@ class FileStore(Store):
         current = bucket.lines
         if bucket.starts is not None:  # every line shaped: its uid field starts at 34
             needle = "\t" + marker + "\t"
-            kept = [line for line in current if not line.startswith(needle, 33)]
+            if bucket.may_hold(needle):
+                kept = [line for line in current if not line.startswith(needle, 33)]
+            else:  # no line of the uid here (as when a new event is booked)
+                kept = current
             result = sorted(kept + sorted(lines))  # two sorted runs: merged in one pass
         else:
             result = sorted({line for line in current if not _has_uid_field(line, marker)} | lines)

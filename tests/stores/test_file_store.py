@@ -332,7 +332,7 @@ class SpyStore(FileStore):
         super().__init__(root)
         self.reads: list[str] = []
 
-    def _read_bucket(self, directory: Path, name: str) -> list[str]:
+    def _read_bucket(self, directory: Path, name: str) -> str:
         self.reads.append(name)
         return super()._read_bucket(directory, name)
 
@@ -513,6 +513,29 @@ def test_a_bucket_rewritten_under_the_lock_is_read_again(tmp_path: Path) -> None
         assert [p.uid for p in store.get_offers(USER, start)] == ["c"]
         store.remove_offers(USER, "c")
         assert store.get_offers(USER, start) == []
+
+
+def test_rewriting_a_bucket_keeps_other_uids_whose_fields_name_the_uid(tmp_path: Path) -> None:
+    """A rewrite for ``uid`` searches the bucket's text before filtering its
+    lines: a line of another uid naming ``uid`` in another field (a false
+    hit) is kept, and the uid's own lines are replaced, not duplicated."""
+    store = FileStore(tmp_path / "store")
+    start = datetime(2031, 5, 6, 10, tzinfo=UTC)
+    other = Period(start, start + HOUR, "a", summary="b")
+    with store.lock(USER, 5):
+        store.set_freebusy_for_uid(USER, "a", [other])
+        store.get_freebusy(USER, start, start + DAY)  # the bucket read and indexed
+        for hours in (2, 4):
+            moved = start + hours * HOUR
+            store.set_freebusy_for_uid(USER, "b", [Period(moved, moved + HOUR, "b")])
+        held = store.get_freebusy(USER, start, start + DAY)
+        store.set_freebusy_for_uid(USER, "b", [])
+        left = store.get_freebusy(USER, start, start + DAY)
+    assert [(p.uid, p.summary, p.start) for p in held] == [
+        ("a", "b", start),
+        ("b", "", start + 4 * HOUR),
+    ]
+    assert [(p.uid, p.summary) for p in left] == [("a", "b")]
 
 
 def test_a_bucket_not_as_written_is_answered_and_reported_under_the_lock(
