@@ -172,9 +172,10 @@ def read_form(form: Mapping[str, str]) -> EventForm:
         return str(form.get(name, "") or "").replace("\r\n", "\n").replace("\r", "\n")
 
     attendees = []
+    removed = {r.lower() for r in values("remove")}
     for index, address in enumerate(values("attendee")):
         roles, kinds = values("role"), values("cutype")
-        if address.strip():
+        if address.strip() and address.strip().lower() not in removed:
             role = roles[index] if index < len(roles) else "REQ-PARTICIPANT"
             cutype = kinds[index] if index < len(kinds) else "INDIVIDUAL"
             attendees.append(Person(address.strip(), role, cutype))
