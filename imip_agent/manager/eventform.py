@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import cache
 from itertools import islice
+from typing import Any
 
 from dateutil.rrule import rrulestr
 from icalendar import Component, vRecur
@@ -296,7 +297,9 @@ def _text_errors(values: EventForm) -> list[str]:
     return errors
 
 
-def from_event(event: Component, zone: tzinfo, exdates: tuple[date | datetime, ...] = ()) -> EventForm:
+def from_event(
+    event: Component, zone: tzinfo, exdates: tuple[date | datetime, ...] = ()
+) -> EventForm:
     """The form showing ``event`` (a master or single VEVENT): times in
     the event's own zone (else ``zone``), the organiser left out of the
     attendees; its EXDATEs and RDATEs, and ``exdates`` (instances known
@@ -464,9 +467,9 @@ def upcoming(draft: Draft, count: int = 5) -> list[date | datetime]:
     text = "\n".join(lines) or "RDATE:" + anchor.strftime("%Y%m%dT%H%M%S")
     rules = rrulestr(text, dtstart=anchor, forceset=True, unfold=True)
     for extra in draft.rdates:
-        rules.rdate(_naive_or(extra, anchor))  # type: ignore[attr-defined]
+        rules.rdate(_naive_or(extra, anchor))
     for gone in draft.exdates:
-        rules.exdate(_naive_or(gone, anchor))  # type: ignore[attr-defined]
+        rules.exdate(_naive_or(gone, anchor))
     found = list(islice(rules, count))
     return [m if timed else m.date() for m in found]
 
@@ -609,7 +612,7 @@ def _list_text(text: str) -> str:
     return ",".join(items)
 
 
-def _first(recur: vRecur, name: str) -> object:
+def _first(recur: vRecur, name: str) -> Any:
     value = recur.get(name)
     if isinstance(value, list):
         return value[0] if value else None

@@ -59,10 +59,19 @@ from imiptools.views.agenda import INSTANCES_AHEAD, MAX_LISTED
 log = logging.getLogger(__name__)
 
 #: The choices the form offers, as (value, label).
-CLASS_CHOICES = (("", "(not said)"), ("PUBLIC", "Public"), ("PRIVATE", "Private"))
-CLASS_CHOICES += (("CONFIDENTIAL", "Confidential"),)
-STATUS_CHOICES = (("", "(not said)"), ("CONFIRMED", "Confirmed"), ("TENTATIVE", "Tentative"))
-STATUS_CHOICES += (("CANCELLED", "Cancelled"),)
+Choices = tuple[tuple[str, str], ...]
+CLASS_CHOICES: Choices = (
+    ("", "(not said)"),
+    ("PUBLIC", "Public"),
+    ("PRIVATE", "Private"),
+    ("CONFIDENTIAL", "Confidential"),
+)
+STATUS_CHOICES: Choices = (
+    ("", "(not said)"),
+    ("CONFIRMED", "Confirmed"),
+    ("TENTATIVE", "Tentative"),
+    ("CANCELLED", "Cancelled"),
+)
 TRANSP_CHOICES = (("", "Busy (default)"), ("OPAQUE", "Busy"), ("TRANSPARENT", "Free"))
 PRIORITY_CHOICES = (("", "(none)"), *((str(n), str(n)) for n in range(10)))
 ROLE_CHOICES = (
@@ -78,8 +87,13 @@ CUTYPE_CHOICES = (
     ("GROUP", "Group"),
     ("UNKNOWN", "Unknown"),
 )
-FREQ_CHOICES = (("", "Does not repeat"), ("DAILY", "Daily"), ("WEEKLY", "Weekly"))
-FREQ_CHOICES += (("MONTHLY", "Monthly"), ("YEARLY", "Yearly"))
+FREQ_CHOICES: Choices = (
+    ("", "Does not repeat"),
+    ("DAILY", "Daily"),
+    ("WEEKLY", "Weekly"),
+    ("MONTHLY", "Monthly"),
+    ("YEARLY", "Yearly"),
+)
 ENDS_CHOICES = (("never", "Never"), ("count", "After a number of times"), ("until", "On a day"))
 
 
@@ -100,9 +114,7 @@ def register(app: Flask, hooks: Hooks) -> None:
     app.add_url_rule("/calendar/<address>/new", "create_event", create, methods=["POST"])
     app.add_url_rule("/calendar/<address>/event", "event", event_page)
     app.add_url_rule("/calendar/<address>/event", "update_event", update, methods=["POST"])
-    app.add_url_rule(
-        "/calendar/<address>/event/cancel", "cancel_event", cancel, methods=["POST"]
-    )
+    app.add_url_rule("/calendar/<address>/event/cancel", "cancel_event", cancel, methods=["POST"])
 
 
 def _hooks() -> Hooks:
@@ -277,9 +289,7 @@ def _occurrences(records: UserRecords, stored: ItipObject) -> list[tuple[str, da
         (
             i.recurrenceid,
             i.start.astimezone(records.zone),
-            "CANCELLED"
-            if i.recurrenceid in cancelled
-            else text_of(i.component, "STATUS").upper(),
+            "CANCELLED" if i.recurrenceid in cancelled else text_of(i.component, "STATUS").upper(),
         )
         for i in expansion.instances[:MAX_LISTED]
     ]

@@ -13,13 +13,12 @@ from email.message import EmailMessage
 
 import pytest
 import vobject
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
 
 from tests.manager.support import ALICE, BOB, calendar_of, sent_messages
 from tests.manager.test_browser import Scene, follow, heading
 from tests.support import ROOM
-
-from selenium.webdriver.common.by import By  # noqa: I001 (after test_browser's skip)
-from selenium.webdriver.support.select import Select
 
 CAROL = "carol@example.com"
 
@@ -59,7 +58,9 @@ def test_1_alice_creates_a_weekly_event_with_a_room_and_two_people(scene: Scene)
         Select(browser.find_element(By.ID, f"cutype-{row}")).select_by_value(kind)
     Select(browser.find_element(By.ID, "role-3")).select_by_value("OPT-PARTICIPANT")
     follow(browser, browser.find_element(By.CSS_SELECTOR, "button[value=preview]"))
-    assert browser.find_element(By.CLASS_NAME, "described").text == "every week on Wednesday 4 times"
+    assert (
+        browser.find_element(By.CLASS_NAME, "described").text == "every week on Wednesday 4 times"
+    )
     assert len(browser.find_elements(By.CSS_SELECTOR, ".upcoming li")) == 4
     assert sent_messages(scene.sent) == [], "a preview sends nothing"
     scene.shot("new-event")
@@ -76,7 +77,11 @@ def test_1_alice_creates_a_weekly_event_with_a_room_and_two_people(scene: Scene)
     (event,) = calendar.walk("VEVENT")
     assert str(event["SUMMARY"]) == "Planning <b>round</b>"
     cutypes = {str(a): a.params["CUTYPE"] for a in event["ATTENDEE"][1:]}
-    assert cutypes == {f"mailto:{ROOM}": "ROOM", f"mailto:{BOB}": "INDIVIDUAL", f"mailto:{CAROL}": "INDIVIDUAL"}
+    assert cutypes == {
+        f"mailto:{ROOM}": "ROOM",
+        f"mailto:{BOB}": "INDIVIDUAL",
+        f"mailto:{CAROL}": "INDIVIDUAL",
+    }
 
 
 def test_2_the_rooms_agent_accepts_and_alice_sees_it(scene: Scene) -> None:

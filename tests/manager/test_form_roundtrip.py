@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from datetime import UTC, date, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -56,7 +55,15 @@ def forms(draw: st.DrawFn) -> EventForm:
         summary=draw(LINE.filter(lambda s: s.strip())),
         location=draw(LINE),
         description=draw(st.text(st.one_of(TYPED, st.just("\n")), max_size=80)),
-        categories=", ".join(draw(st.lists(LINE.map(str.strip).filter(lambda s: s and "," not in s), max_size=3, unique=True))),
+        categories=", ".join(
+            draw(
+                st.lists(
+                    LINE.map(str.strip).filter(lambda s: s and "," not in s),
+                    max_size=3,
+                    unique=True,
+                )
+            )
+        ),
         url=draw(st.sampled_from(("", "https://example.com/a?b=c", "mailto:x@example.com"))),
         klass=draw(st.sampled_from(("", "PUBLIC", "PRIVATE", "CONFIDENTIAL"))),
         priority=draw(st.sampled_from(("", "0", "1", "5", "9"))),
@@ -79,18 +86,24 @@ def forms(draw: st.DrawFn) -> EventForm:
             values,
             freq=draw(st.sampled_from(("DAILY", "WEEKLY", "MONTHLY", "YEARLY"))),
             interval=str(draw(st.integers(1, 4))),
-            byday=tuple(d for d in WEEKDAYS if d in draw(st.sets(st.sampled_from(WEEKDAYS), max_size=3))),
+            byday=tuple(
+                d for d in WEEKDAYS if d in draw(st.sets(st.sampled_from(WEEKDAYS), max_size=3))
+            ),
             bymonthday=draw(st.sampled_from(("", "", "1", "1, 15", "-1"))),
             bysetpos=draw(st.sampled_from(("", "", "1", "-1"))),
             ends=ends,
             count=str(draw(st.integers(1, 20))) if ends == "count" else "",
-            until=(start + timedelta(days=draw(st.integers(0, 300)))).isoformat() if ends == "until" else "",
+            until=(start + timedelta(days=draw(st.integers(0, 300)))).isoformat()
+            if ends == "until"
+            else "",
         )
     shifts = st.lists(st.integers(1, 60), unique=True, max_size=2)
     clock = "" if all_day else " " + values.start_time
     values = _with(
         values,
-        exdates="\n".join((start + timedelta(days=7 * n)).isoformat() + clock for n in draw(shifts)),
+        exdates="\n".join(
+            (start + timedelta(days=7 * n)).isoformat() + clock for n in draw(shifts)
+        ),
         rdates="\n".join((start + timedelta(days=n)).isoformat() + clock for n in draw(shifts)),
     )
     return values

@@ -92,7 +92,7 @@ def test_the_form_has_a_label_for_every_control_and_legends(tmp_path: Path) -> N
     for each in ids:
         assert f'<label for="{each}"' in page or f'<label class="hidden-label" for="{each}"' in page
     assert page.count("<legend>") >= 5
-    assert '<option selected>UTC</option>' in page, "the user's zone (no TZID: UTC) is the default"
+    assert "<option selected>UTC</option>" in page, "the user's zone (no TZID: UTC) is the default"
 
 
 def test_the_default_zone_is_the_users_tzid(tmp_path: Path) -> None:
@@ -172,7 +172,9 @@ def test_an_all_day_event_of_ones_own(tmp_path: Path) -> None:
     client, path = created(
         agent, tmp_path / "sent", all_day="yes", end_date="2030-01-09", attendee=[], freq=""
     )
-    assert "Saved in your calendar." in client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
+    assert "Saved in your calendar." in client.get(path, environ_base=AS_ALICE).get_data(
+        as_text=True
+    )
     assert sent_messages(tmp_path / "sent") == [], "nobody to invite: nothing sent"
     exported = agent.exported(ALICE)
     (event,) = [e for e in exported.walk("VEVENT") if str(e["UID"]) == uid_of(path)]
@@ -191,7 +193,7 @@ def test_the_organiser_changes_the_event(tmp_path: Path) -> None:
         page=path,
     )
     assert answer.status_code == 302
-    first, update = sent_messages(tmp_path / "sent")
+    _, update = sent_messages(tmp_path / "sent")
     (event,) = calendar_of(update)[1].walk("VEVENT")
     assert str(calendar_of(update)[1]["METHOD"]) == "REQUEST"
     assert int(event["SEQUENCE"]) == 1 and str(event["SUMMARY"]) == "Planning, moved"
@@ -237,7 +239,12 @@ def test_cancelling_one_instance_then_the_series(tmp_path: Path) -> None:
     page = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
     rid = "20300122T090000Z"
     assert f'<option value="{rid}">' in page, "the instances are listed"
-    one = post(client, f"/calendar/{ALICE}/event/cancel", MultiDict({"uid": uid_of(path), "recurrence_id": rid}), page=path)
+    one = post(
+        client,
+        f"/calendar/{ALICE}/event/cancel",
+        MultiDict({"uid": uid_of(path), "recurrence_id": rid}),
+        page=path,
+    )
     assert one.status_code == 302
     message = sent_messages(tmp_path / "sent")[-1]
     (event,) = calendar_of(message)[1].walk("VEVENT")
@@ -245,7 +252,12 @@ def test_cancelling_one_instance_then_the_series(tmp_path: Path) -> None:
     assert event.decoded("RECURRENCE-ID").strftime("%Y%m%dT%H%M%SZ") == rid
     shown = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
     assert '<span class="tag">cancelled</span>' in shown
-    whole = post(client, f"/calendar/{ALICE}/event/cancel", MultiDict({"uid": uid_of(path), "recurrence_id": ""}), page=path)
+    whole = post(
+        client,
+        f"/calendar/{ALICE}/event/cancel",
+        MultiDict({"uid": uid_of(path), "recurrence_id": ""}),
+        page=path,
+    )
     assert whole.status_code == 302
     message = sent_messages(tmp_path / "sent")[-1]
     (event,) = calendar_of(message)[1].walk("VEVENT")
@@ -259,7 +271,9 @@ def test_an_unknown_instance_or_event_is_404(tmp_path: Path) -> None:
     client, path = created(agent, tmp_path / "sent")
     form = MultiDict({"uid": uid_of(path), "recurrence_id": "20300123T090000Z"})
     assert post(client, f"/calendar/{ALICE}/event/cancel", form, page=path).status_code == 404
-    assert client.get(f"/calendar/{ALICE}/event?uid=nothing", environ_base=AS_ALICE).status_code == 404
+    assert (
+        client.get(f"/calendar/{ALICE}/event?uid=nothing", environ_base=AS_ALICE).status_code == 404
+    )
     assert len(sent_messages(tmp_path / "sent")) == 1
 
 
