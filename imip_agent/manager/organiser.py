@@ -243,7 +243,16 @@ def cancel(address: str) -> Response:
     text = f"{what}{summary} is cancelled.\n"
     if _send(site, user, calendar, invited, f"Cancelled: {summary}", text):
         flash("Cancelled" + (f"; {', '.join(invited)} told." if invited else "."))
+    if site.records(user).stored(stored.uid) is None:  # the whole event is gone
+        week = _day(source.decoded("DTSTART"), records).isoformat()
+        return redirect(url_for("week", address=address, week=week))
     return redirect(url_for("event", address=address, uid=stored.uid))
+
+
+def _day(moment: date | datetime, records: UserRecords) -> date:
+    if isinstance(moment, datetime):
+        return moment.astimezone(records.zone).date()
+    return moment
 
 
 # -- what the pages are made of -------------------------------------------------

@@ -124,6 +124,8 @@ def test_4_alice_cancels_the_series(scene: Scene) -> None:
     Select(browser.find_element(By.ID, "cancel-which")).select_by_value("")
     follow(browser, browser.find_element(By.CSS_SELECTOR, "button[value=cancel]"))
     assert status(scene) == f"Cancelled; {ROOM}, {BOB}, {CAROL} told."
+    assert heading(browser) == "Week of Monday 31 December 2029", "the event is gone: its week"
+    assert "Planning" not in browser.find_element(By.TAG_NAME, "main").text
     scene.shot("event-cancelled")
     data, calendar = calendar_of(last_sent(scene))
     assert vobject.readOne(data.decode()).vevent.status.value == "CANCELLED"

@@ -264,6 +264,8 @@ def test_cancelling_one_instance_then_the_series(tmp_path: Path) -> None:
     assert "RECURRENCE-ID" not in event and str(event["STATUS"]) == "CANCELLED"
     assert int(event["SEQUENCE"]) == 1, "one more than the series holds (instances are apart)"
     assert message["To"] == f"{ROOM}, {BOB}, {CAROL}"
+    assert whole.headers["Location"] == f"/calendar/{ALICE}/?week=2030-01-08"
+    assert client.get(path, environ_base=AS_ALICE).status_code == 404, "no longer stored"
 
 
 def test_an_unknown_instance_or_event_is_404(tmp_path: Path) -> None:
