@@ -319,7 +319,9 @@ def _revision(
         changes["transp"] = after.transp
     if before.categories != after.categories:
         changes["categories"] = draft.categories
-    moved = ("all_day", "start_date", "start_time", "end_date", "end_time", "tzid")
+    moved = ["all_day", "start_date", "start_time", "end_date", "end_time"]
+    if not (before.all_day and after.all_day):  # a date has no zone
+        moved.append("tzid")
     if any(getattr(before, n) != getattr(after, n) for n in moved):
         changes.update(start=draft.start, end=draft.end)
     if before.rule() != after.rule():

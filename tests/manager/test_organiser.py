@@ -318,3 +318,14 @@ def test_a_post_without_the_sessions_token_is_refused(tmp_path: Path, target: st
     assert sent_messages(tmp_path / "sent") == []
     before = Calendar.from_ical(agent.admin("export", ALICE).stdout)
     assert len(before.walk("VEVENT")) == 1
+
+
+def test_another_zone_does_not_move_an_all_day_event(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    day = {"all_day": "yes", "end_date": "2030-01-09", "freq": ""}
+    client, path = created(agent, tmp_path / "sent", **day)
+    form = fields(**day, tzid="Asia/Kolkata") | {"uid": uid_of(path)}
+    answer = post(client, f"/calendar/{ALICE}/event", form, page=path)
+    shown = client.get(answer.headers["Location"], environ_base=AS_ALICE).get_data(as_text=True)
+    assert "Nothing changed." in shown
+    assert len(sent_messages(tmp_path / "sent")) == 1
