@@ -102,7 +102,8 @@ def send_as(
     """Record ``message``, which ``user`` sends to ``recipients``, as
     ``imip-person-outgoing`` records what a person sent (an answer, an
     invitation, an update, a cancellation), and spool it to them in the
-    same transaction; the agent's flush sends it with ``sender``."""
+    same transaction; the agent's flush sends it with ``sender``. With no
+    ``recipients`` (an event of the person's own) it is recorded only."""
     address = normalise_user(user).removeprefix("mailto:")
     ctx = agent.Context(
         settings=site.settings,
@@ -148,6 +149,8 @@ class _AnsweringHandler(OutgoingHandler):
     def handle(self, obj: ItipObject, held: Held) -> None:
         """Record the message as imip-person-outgoing does; spool it."""
         super().handle(obj, held)
+        if not self.recipients:
+            return
         key = self.unit.key("answer", obj.uid, obj.method)
         sent = OutgoingMessage(self.unit.address, self.recipients, self.message, key)
         self.unit.transaction.send(sent)

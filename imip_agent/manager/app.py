@@ -39,7 +39,7 @@ from flask import (
 )
 from werkzeug.wrappers.response import Response
 
-from imip_agent.manager import calendars, login, pages
+from imip_agent.manager import calendars, login, organiser, pages
 from imip_agent.manager.login import Accounts
 from imip_agent.manager.security import (
     CSRF_FIELD,
@@ -162,6 +162,7 @@ def _routes(app: Flask) -> None:
     app.add_url_rule("/calendar/<address>/", "week", week)
     app.add_url_rule("/calendar/<address>/requests", "requests", requests_page)
     app.add_url_rule("/calendar/<address>/requests", "answer", answer, methods=["POST"])
+    organiser.register(app, organiser.Hooks(_own, _site, lambda: _services().sender))
 
 
 def _token() -> str:

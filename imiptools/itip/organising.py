@@ -31,6 +31,12 @@ from imiptools.itip.objects import (
 
 #: The ROLE values an attendee may have (RFC 5545 §3.2.16).
 ROLES = ("REQ-PARTICIPANT", "OPT-PARTICIPANT", "NON-PARTICIPANT", "CHAIR")
+#: The CUTYPE values an invitee may have (RFC 5545 §3.2.3).
+CUTYPES = ("INDIVIDUAL", "GROUP", "RESOURCE", "ROOM", "UNKNOWN")
+#: CLASS (RFC 5545 §3.8.1.3), STATUS of a VEVENT (§3.8.1.11), TRANSP (§3.8.2.7).
+CLASSES = ("PUBLIC", "PRIVATE", "CONFIDENTIAL")
+STATUSES = ("TENTATIVE", "CONFIRMED", "CANCELLED")
+TRANSPARENCIES = ("OPAQUE", "TRANSPARENT")
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,9 @@ class Draft:
     exclusive) or both aware date-times; a series recurs in ``start``'s
     zone (RFC 5545 §3.3.10), whose VTIMEZONE is added. ``rrule`` is the
     RRULE value's text (``FREQ=WEEKLY;COUNT=10``); ``uid`` is made when ''.
+    ``exdates`` and ``rdates`` (RFC 5545 §3.8.5.1, §3.8.5.2) are of
+    ``start``'s kind; ``url`` (§3.8.4.6), ``klass`` (CLASS), ``priority``
+    (0 to 9, None for none), ``status`` and ``transp`` are left out when ''.
     """
 
     summary: str
@@ -62,6 +71,13 @@ class Draft:
     rrule: str = ""
     uid: str = ""
     categories: tuple[str, ...] = field(default=())
+    url: str = ""
+    klass: str = ""
+    priority: int | None = None
+    status: str = ""
+    transp: str = ""
+    exdates: tuple[date | datetime, ...] = ()
+    rdates: tuple[date | datetime, ...] = ()
 
 
 def check_draft(draft: Draft) -> None:
@@ -82,8 +98,35 @@ def check_draft(draft: Draft) -> None:
     for invitee in draft.invitees:
         if invitee.role not in ROLES:
             raise ValueError(f"not an attendee role: {invitee.role!r}")
+        if invitee.cutype not in CUTYPES:
+            raise ValueError(f"not a calendar user type: {invitee.cutype!r}")
+    _check_choices(draft)
     if draft.rrule:
         check_rule(draft.rrule, draft.start)
+    for name, moments in (("exception", draft.exdates), ("extra date", draft.rdates)):
+        for moment in moments:
+            if not _same_kind(moment, timed):
+                raise ValueError(f"an {name} must be of the start's kind (a date or a date-time)")
+
+
+def _same_kind(moment: date | datetime, timed: bool) -> bool:
+    if isinstance(moment, datetime):
+        return timed and moment.tzinfo is not None
+    return not timed
+
+
+def _check_choices(draft: Draft) -> None:
+    for name, value, allowed in (
+        ("class", draft.klass, CLASSES),
+        ("status", draft.status, STATUSES),
+        ("transparency", draft.transp, TRANSPARENCIES),
+    ):
+        if value and value not in allowed:
+            raise ValueError(f"not a {name}: {value[:40]!r}")
+    if draft.priority is not None and not 0 <= draft.priority <= 9:
+        raise ValueError("the priority must be from 0 to 9")
+    if draft.url and (not draft.url.isprintable() or " " in draft.url or ":" not in draft.url):
+        raise ValueError(f"not a URL: {draft.url[:100]!r}")
 
 
 def check_rule(rule: str, start: date | datetime) -> None:
@@ -121,8 +164,13 @@ def new_event(
             event.add(name, value)
     if draft.categories:
         event.add("CATEGORIES", list(draft.categories))
+    _add_extras(event, draft)
     if draft.rrule:
         event.add("RRULE", vRecur.from_ical(draft.rrule))
+    if draft.exdates:
+        event.add("EXDATE", list(draft.exdates))
+    if draft.rdates:
+        event.add("RDATE", list(draft.rdates))
     event.add("ORGANIZER", _address(organiser, cn=cn))
     event.add("ATTENDEE", _address(organiser, cn=cn, ROLE="CHAIR", PARTSTAT="ACCEPTED"))
     for invitee in draft.invitees:
@@ -133,10 +181,27 @@ def new_event(
     return calendar
 
 
+def _add_extras(event: Component, draft: Draft) -> None:
+    """URL, CLASS, PRIORITY, STATUS and TRANSP of ``draft``, those given."""
+    for name, value in (
+        ("URL", draft.url),
+        ("CLASS", draft.klass),
+        ("STATUS", draft.status),
+        ("TRANSP", draft.transp),
+    ):
+        if value:
+            event.add(name, value)
+    if draft.priority is not None:
+        event.add("PRIORITY", draft.priority)
+
+
 @dataclass(frozen=True)
 class Revision:
     """Changes an organiser makes to an event; None leaves a field as it is
-    ('' removes LOCATION, DESCRIPTION or RRULE)."""
+    ('' or () removes the property: LOCATION, DESCRIPTION, RRULE, URL,
+    CLASS, PRIORITY, STATUS, TRANSP, CATEGORIES, EXDATE, RDATE).
+    ``priority`` is its text (``"5"``); ``removed`` names attendees dropped
+    (send them :func:`removal`)."""
 
     summary: str | None = None
     start: date | datetime | None = None
@@ -145,12 +210,22 @@ class Revision:
     description: str | None = None
     rrule: str | None = None
     invitees: tuple[Invitee, ...] = ()
+    categories: tuple[str, ...] | None = None
+    url: str | None = None
+    klass: str | None = None
+    priority: str | None = None
+    status: str | None = None
+    transp: str | None = None
+    exdates: tuple[date | datetime, ...] | None = None
+    rdates: tuple[date | datetime, ...] | None = None
+    removed: tuple[str, ...] = ()
 
     @property
     def significant(self) -> bool:
         """Whether attendees must answer again: the time or the recurrence
-        changes (RFC 5546 §2.1.4, as CalendarServer and Exchange judge it)."""
-        return any(v is not None for v in (self.start, self.end, self.rrule))
+        changes (RFC 5546 §2.1.4, as CalendarServer and Exchange judge it;
+        an extra date is a new occurrence, an exception is not)."""
+        return any(v is not None for v in (self.start, self.end, self.rrule, self.rdates))
 
 
 def revised(stored: ItipObject, revision: Revision, stamp: datetime) -> Calendar:
@@ -163,6 +238,7 @@ def revised(stored: ItipObject, revision: Revision, stamp: datetime) -> Calendar
     for the result."""
     event = copy_component(stored.master or stored.first)
     _apply(event, revision)
+    _apply_extras(event, revision)
     check_draft(_as_draft(event))
     event.pop("SEQUENCE", None)
     event.add("SEQUENCE", max(sequence_of(c) for c in stored.components) + 1)
@@ -202,6 +278,45 @@ def _apply(event: Component, revision: Revision) -> None:
             event.add("RRULE", vRecur.from_ical(revision.rrule))
 
 
+def _apply_extras(event: Component, revision: Revision) -> None:
+    """The properties :func:`_apply` leaves: checked as a draft's are."""
+    priority = revision.priority
+    if priority and not priority.isdigit():
+        raise ValueError("the priority must be from 0 to 9")
+    _check_choices(
+        Draft(
+            "-",
+            date.min,
+            date.max,
+            url=revision.url or "",
+            klass=revision.klass or "",
+            priority=int(priority) if priority else None,
+            status=revision.status or "",
+            transp=revision.transp or "",
+        )
+    )
+    texts = {"URL": revision.url, "CLASS": revision.klass, "PRIORITY": priority}
+    texts.update(STATUS=revision.status, TRANSP=revision.transp)
+    for name, value in texts.items():
+        if value is not None:
+            event.pop(name, None)
+            if value:
+                event.add(name, int(value) if name == "PRIORITY" else value)
+    lists: dict[str, tuple[object, ...] | None] = {"CATEGORIES": revision.categories}
+    lists.update(EXDATE=revision.exdates, RDATE=revision.rdates)
+    for name, values in lists.items():
+        if values is not None:
+            event.pop(name, None)
+            if values:
+                event.add(name, list(values))
+    if revision.removed:
+        gone = {mail_address_of(a) for a in revision.removed}
+        kept = [a for a in attendees_of(event) if mail_address_of(a) not in gone]
+        event.pop("ATTENDEE", None)
+        for attendee in kept:
+            event.add("ATTENDEE", attendee)
+
+
 def _as_draft(event: Component) -> Draft:
     rule = event.get("RRULE")
     text = rule.to_ical() if rule is not None else b""
@@ -236,6 +351,28 @@ def cancellation(
     event.add("STATUS", "CANCELLED")
     if comment:
         event.add("COMMENT", comment)
+    return make_calendar([event], "CANCEL", list(stored.timezones))
+
+
+def removal(stored: ItipObject, removed: tuple[str, ...], stamp: datetime) -> Calendar:
+    """The CANCEL telling ``removed`` attendees they are no longer invited
+    (RFC 5546 §3.2.5, §4.2.10): it names only them and is not STATUS
+    CANCELLED, so the organiser's own copy keeps the event (the others
+    receive the update of :func:`revised`, ``Revision.removed``)."""
+    source = stored.master or stored.first
+    gone = {mail_address_of(a) for a in removed}
+    event = Event()
+    event.add("UID", stored.uid)
+    event.add("SEQUENCE", max(sequence_of(c) for c in stored.components) + 1)
+    event.add("DTSTAMP", to_utc(stamp))
+    for name in ("ORGANIZER", "DTSTART", "DTEND", "SUMMARY"):
+        if name in source:
+            event[name] = source[name]
+    for attendee in attendees_of(source):
+        if mail_address_of(attendee) in gone:
+            event.add("ATTENDEE", attendee)
+    if "ATTENDEE" not in event:
+        raise ValueError("none of those is an attendee")
     return make_calendar([event], "CANCEL", list(stored.timezones))
 
 

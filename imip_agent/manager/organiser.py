@@ -1,0 +1,485 @@
+"""The organiser's pages: a new event, an event with every property, its
+update, its cancellation (the series or one instance), removing attendees.
+
+Pages (``ADDRESS`` the user's own, as every page of the manager):
+
+- ``/calendar/ADDRESS/new``: the event form (:mod:`.eventform`); a POST
+  builds the REQUEST (:func:`imiptools.itip.organising.new_event`, RFC
+  5546 §3.2.2), or with ``action=preview`` shows the rule in words and the
+  first occurrences without sending anything;
+- ``/calendar/ADDRESS/event?uid=UID``: every property of a stored event,
+  and for its organiser the form again; a POST sends the update
+  (:func:`~imiptools.itip.organising.revised`, SEQUENCE + 1) of what
+  changed, after the CANCEL to attendees removed
+  (:func:`~imiptools.itip.organising.removal`, RFC 5546 §4.2.10);
+- ``/calendar/ADDRESS/event/cancel``: the CANCEL of the whole event or of
+  one instance (:func:`~imiptools.itip.organising.cancellation`, §3.2.5).
+
+Every message is composed by :func:`imiptools.mail.compose.build_message`
+(RFC 6047) and sent by :func:`imiptools.answering.send_as`: recorded as
+``imip-person-outgoing`` records what a person sends and spooled in the
+same transaction. The application hands its own pieces in
+(:class:`Hooks`), so this module adds routes without changing the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flask import Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from icalendar import Calendar, Component
+from werkzeug.wrappers.response import Response
+
+from imip_agent.manager import eventform
+from imip_agent.manager.eventform import EventForm, FormErrors
+from imiptools import answering
+from imiptools.dates import parse_recurrence_id
+from imiptools.errors import DeliveryFailed, ImipError, InputError
+from imiptools.itip import merge, organising
+from imiptools.itip.objects import (
+    ItipObject,
+    attendees_of,
+    mail_address_of,
+    organizer_of,
+    recurrence_id_of,
+    sequence_of,
+    text_of,
+)
+from imiptools.itip.organising import Invitee, Revision
+from imiptools.mail.compose import build_message
+from imiptools.mail.send import Sender
+from imiptools.records import UserRecords
+from imiptools.site import Site
+from imiptools.views.agenda import INSTANCES_AHEAD, MAX_LISTED
+
+log = logging.getLogger(__name__)
+
+#: The choices the form offers, as (value, label).
+Choices = tuple[tuple[str, str], ...]
+CLASS_CHOICES: Choices = (
+    ("", "(not said)"),
+    ("PUBLIC", "Public"),
+    ("PRIVATE", "Private"),
+    ("CONFIDENTIAL", "Confidential"),
+)
+STATUS_CHOICES: Choices = (
+    ("", "(not said)"),
+    ("CONFIRMED", "Confirmed"),
+    ("TENTATIVE", "Tentative"),
+    ("CANCELLED", "Cancelled"),
+)
+TRANSP_CHOICES = (("", "Busy (default)"), ("OPAQUE", "Busy"), ("TRANSPARENT", "Free"))
+PRIORITY_CHOICES = (("", "(none)"), *((str(n), str(n)) for n in range(10)))
+ROLE_CHOICES = (
+    ("REQ-PARTICIPANT", "Required"),
+    ("OPT-PARTICIPANT", "Optional"),
+    ("NON-PARTICIPANT", "For information"),
+    ("CHAIR", "Chair"),
+)
+CUTYPE_CHOICES = (
+    ("INDIVIDUAL", "Person"),
+    ("ROOM", "Room"),
+    ("RESOURCE", "Resource"),
+    ("GROUP", "Group"),
+    ("UNKNOWN", "Unknown"),
+)
+FREQ_CHOICES: Choices = (
+    ("", "Does not repeat"),
+    ("DAILY", "Daily"),
+    ("WEEKLY", "Weekly"),
+    ("MONTHLY", "Monthly"),
+    ("YEARLY", "Yearly"),
+)
+ENDS_CHOICES = (("never", "Never"), ("count", "After a number of times"), ("until", "On a day"))
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What the application lends these pages: whose calendar an address
+    is (403 when not the user's own), the site of this request, the sender."""
+
+    own: Callable[[str], str]
+    site: Callable[[], Site]
+    sender: Callable[[], Sender]
+
+
+def register(app: Flask, hooks: Hooks) -> None:
+    """Add the organiser's pages to ``app``."""
+    app.extensions["imip_manager_organiser"] = hooks
+    app.add_url_rule("/calendar/<address>/new", "new_event", new_page)
+    app.add_url_rule("/calendar/<address>/new", "create_event", create, methods=["POST"])
+    app.add_url_rule("/calendar/<address>/event", "event", event_page)
+    app.add_url_rule("/calendar/<address>/event", "update_event", update, methods=["POST"])
+    app.add_url_rule("/calendar/<address>/event/cancel", "cancel_event", cancel, methods=["POST"])
+
+
+def _hooks() -> Hooks:
+    hooks: Hooks = current_app.extensions["imip_manager_organiser"]
+    return hooks
+
+
+# -- a new event --------------------------------------------------------------
+
+
+def new_page(address: str) -> str:
+    user = _hooks().own(address)
+    records = _hooks().site().records(user)
+    tomorrow = records.now.astimezone(records.zone).date() + timedelta(days=1)
+    values = eventform.blank(_zone_name(records), tomorrow)
+    return _form_page("new.html", address, values)
+
+
+def create(address: str) -> Response | tuple[str, int]:
+    user = _hooks().own(address)
+    values = eventform.read_form(request.form)
+    try:
+        draft = eventform.to_draft(values)
+    except FormErrors as exc:
+        return _form_page("new.html", address, values, exc.messages), 422
+    if request.form.get("action") == "preview":
+        return _form_page("new.html", address, values, preview=draft), 200
+    site = _hooks().site()
+    now = site.clock.now()
+    calendar = organising.new_event(draft, user, now, cn=_cn(site, user), domain=_domain(user))
+    event = calendar.walk("VEVENT")[0]
+    invited = organising.recipients_of(event, user)
+    subject = f"Invitation: {draft.summary}"
+    if _send(site, user, calendar, invited, subject, _event_text(event)):
+        flash(f"Invitation sent to {', '.join(invited)}." if invited else "Saved in your calendar.")
+    return redirect(url_for("event", address=address, uid=str(event["UID"])))
+
+
+# -- an event -----------------------------------------------------------------
+
+
+def event_page(address: str) -> str:
+    user = _hooks().own(address)
+    records = _hooks().site().records(user)
+    stored = _stored(records, request.args.get("uid", ""))
+    return _event_page(address, records, stored, None, [])
+
+
+def _event_page(
+    address: str,
+    records: UserRecords,
+    stored: ItipObject,
+    values: EventForm | None,
+    errors: list[str],
+) -> str:
+    source = stored.master or stored.first
+    mine = organizer_of(source) == address
+    shown = values or eventform.from_event(source, records.zone)
+    return render_template(
+        "event.html",
+        address=address,
+        uid=stored.uid,
+        mine=mine,
+        event=source,
+        facts=_facts(stored, source),
+        people=_people(source),
+        rule=_rule_text(source),
+        described=eventform.describe(_rule_text(source), source.decoded("DTSTART")),
+        occurrences=_occurrences(records, stored),
+        values=shown,
+        errors=errors,
+        zone=str(records.zone),
+        **_choices(),
+    )
+
+
+def update(address: str) -> Response | tuple[str, int]:
+    user = _hooks().own(address)
+    site = _hooks().site()
+    records = site.records(user)
+    stored = _stored(records, request.form.get("uid", ""))
+    source = stored.master or stored.first
+    if organizer_of(source) != address:
+        abort(403)
+    values = eventform.read_form(request.form)
+    try:
+        draft = eventform.to_draft(values, stored.uid)
+        revision = _revision(eventform.from_event(source, records.zone), values, draft, source)
+    except FormErrors as exc:
+        return _event_page(address, records, stored, values, exc.messages), 422
+    if revision is None:
+        flash("Nothing changed.")
+        return redirect(url_for("event", address=address, uid=stored.uid))
+    now = site.clock.now()
+    summary = text_of(source, "SUMMARY") or "(no title)"
+    if revision.removed:
+        gone = organising.removal(stored, revision.removed, now)
+        text = f"You are no longer invited to {summary}.\n"
+        if not _send(site, user, gone, list(revision.removed), f"Removed: {summary}", text):
+            return redirect(url_for("event", address=address, uid=stored.uid))
+        stored = _stored(records, stored.uid)
+    calendar = organising.revised(stored, revision, now)
+    event = calendar.walk("VEVENT")[0]
+    invited = organising.recipients_of(event, user)
+    title = text_of(event, "SUMMARY") or "(no title)"
+    if _send(site, user, calendar, invited, f"Updated: {title}", _event_text(event)):
+        flash(f"Update sent to {', '.join(invited)}." if invited else "Saved in your calendar.")
+    return redirect(url_for("event", address=address, uid=stored.uid))
+
+
+def cancel(address: str) -> Response:
+    user = _hooks().own(address)
+    site = _hooks().site()
+    records = site.records(user)
+    stored = _stored(records, request.form.get("uid", ""))
+    source = stored.master or stored.first
+    if organizer_of(source) != address:
+        abort(403)
+    rid = request.form.get("recurrence_id", "")
+    instance = _instance(records, stored, rid) if rid else None
+    calendar = organising.cancellation(stored, site.clock.now(), instance)
+    event = calendar.walk("VEVENT")[0]
+    invited = organising.recipients_of(event, user)
+    summary = text_of(source, "SUMMARY") or "(no title)"
+    what = "This occurrence of " if rid else ""
+    text = f"{what}{summary} is cancelled.\n"
+    if _send(site, user, calendar, invited, f"Cancelled: {summary}", text):
+        flash("Cancelled" + (f"; {', '.join(invited)} told." if invited else "."))
+    if site.records(user).stored(stored.uid) is None:  # the whole event is gone
+        week = _day(source.decoded("DTSTART"), records).isoformat()
+        return redirect(url_for("week", address=address, week=week))
+    return redirect(url_for("event", address=address, uid=stored.uid))
+
+
+def _day(moment: date | datetime, records: UserRecords) -> date:
+    if isinstance(moment, datetime):
+        return moment.astimezone(records.zone).date()
+    return moment
+
+
+# -- what the pages are made of -------------------------------------------------
+
+
+def _stored(records: UserRecords, uid: str) -> ItipObject:
+    try:
+        stored = records.stored(uid) if uid else None
+    except InputError:
+        stored = None
+    if stored is None:
+        abort(404)
+    return stored
+
+
+def _instance(records: UserRecords, stored: ItipObject, rid: str) -> Component:
+    """The component cancelled: an override, or an occurrence of the master
+    among those the calendar expands (404 for anything else)."""
+    for override in stored.overrides:
+        if recurrence_id_of(override, records.zone) == rid:
+            return override
+    if stored.master is None or rid not in {o[0] for o in _occurrences(records, stored)}:
+        abort(404)
+    try:
+        return merge.instance_of(stored.master, parse_recurrence_id(rid))
+    except ValueError:
+        abort(404)
+
+
+def _occurrences(records: UserRecords, stored: ItipObject) -> list[tuple[str, datetime, str]]:
+    """The next instances of a series: RECURRENCE-ID, start in the user's
+    zone, and STATUS (CANCELLED for one cancelled)."""
+    master = stored.master
+    if master is None or not any(n in master for n in ("RRULE", "RDATE")):
+        return []
+    try:
+        window = records.limits(records.now, records.now + INSTANCES_AHEAD)
+        expansion = records.expand(stored, window, cancelled=())
+        cancelled = set(records.cancelled_instances(stored.uid))
+    except InputError:
+        return []
+    return [
+        (
+            i.recurrenceid,
+            i.start.astimezone(records.zone),
+            "CANCELLED" if i.recurrenceid in cancelled else text_of(i.component, "STATUS").upper(),
+        )
+        for i in expansion.instances[:MAX_LISTED]
+    ]
+
+
+def _revision(
+    before: EventForm, values: EventForm, draft: organising.Draft, source: Component
+) -> Revision | None:
+    """What changed between the stored event's form and the one posted,
+    as a Revision (None for nothing)."""
+    after = eventform.normalised(values)
+    before = eventform.normalised(before)
+    changes: dict[str, Any] = {}
+    for name in ("summary", "location", "description", "url", "klass", "priority", "status"):
+        if getattr(before, name) != getattr(after, name):
+            changes[name] = getattr(after, name)
+    if before.transp != after.transp:
+        changes["transp"] = after.transp
+    if before.categories != after.categories:
+        changes["categories"] = draft.categories
+    moved = ["all_day", "start_date", "start_time", "end_date", "end_time"]
+    if not (before.all_day and after.all_day):  # a date has no zone
+        moved.append("tzid")
+    if any(getattr(before, n) != getattr(after, n) for n in moved):
+        changes.update(start=draft.start, end=draft.end)
+    if before.rule() != after.rule():
+        changes["rrule"] = draft.rrule
+    if before.exdates != after.exdates:
+        changes["exdates"] = draft.exdates
+    if before.rdates != after.rdates:
+        changes["rdates"] = draft.rdates
+    held = {p.address.lower() for p in before.attendees}
+    posted = {p.address.lower() for p in after.attendees}
+    added = tuple(
+        Invitee(p.address, p.role, p.cutype)
+        for p in after.attendees
+        if p.address.lower() not in held
+    )
+    removed = tuple(sorted(held - posted | {r.lower() for r in values.removed} & held))
+    if removed and not (held - set(removed)):
+        raise FormErrors(["Attendees: to remove everyone, cancel the event."])
+    if added:
+        changes["invitees"] = added
+    if removed:
+        changes["removed"] = removed
+    return Revision(**changes) if changes else None
+
+
+def _facts(stored: ItipObject, source: Component) -> list[tuple[str, str]]:
+    """Every property of the event, as (name, text), for the page."""
+    found = [("UID", stored.uid), ("SEQUENCE", str(max(sequence_of(c) for c in stored.components)))]
+    for name, value in source.property_items(recursive=False):
+        if name in ("BEGIN", "END", "ATTENDEE", "UID", "SEQUENCE"):
+            continue
+        text = value.to_ical() if hasattr(value, "to_ical") else value
+        text = text.decode() if isinstance(text, bytes) else str(text)
+        params = getattr(value, "params", {})
+        if "TZID" in params:
+            text = f"{text} ({params['TZID']})"
+        found.append((name, text))
+    return found
+
+
+def _people(source: Component) -> list[dict[str, str]]:
+    return [
+        {
+            "address": mail_address_of(a),
+            "role": str(a.params.get("ROLE", "REQ-PARTICIPANT")),
+            "cutype": str(a.params.get("CUTYPE", "INDIVIDUAL")),
+            "partstat": str(a.params.get("PARTSTAT", "NEEDS-ACTION")),
+        }
+        for a in attendees_of(source)
+    ]
+
+
+def _rule_text(source: Component) -> str:
+    rule = source.get("RRULE")
+    if rule is None:
+        return ""
+    text = rule.to_ical()
+    return text.decode() if isinstance(text, bytes) else str(text)
+
+
+def _form_page(
+    template: str,
+    address: str,
+    values: EventForm,
+    errors: Sequence[str] = (),
+    preview: organising.Draft | None = None,
+) -> str:
+    described = upcoming = None
+    if preview is not None:
+        described = eventform.describe(preview.rrule, preview.start)
+        upcoming = eventform.upcoming(preview)
+    return render_template(
+        template,
+        address=address,
+        values=values,
+        errors=list(errors),
+        described=described,
+        upcoming=upcoming,
+        **_choices(),
+    )
+
+
+def _choices() -> dict[str, Any]:
+    return {
+        "zones": eventform.zones(),
+        "weekdays": list(zip(eventform.WEEKDAYS, eventform.WEEKDAY_NAMES, strict=True)),
+        "class_choices": CLASS_CHOICES,
+        "status_choices": STATUS_CHOICES,
+        "transp_choices": TRANSP_CHOICES,
+        "priority_choices": PRIORITY_CHOICES,
+        "role_choices": ROLE_CHOICES,
+        "cutype_choices": CUTYPE_CHOICES,
+        "freq_choices": FREQ_CHOICES,
+        "ends_choices": ENDS_CHOICES,
+    }
+
+
+def _send(
+    site: Site, user: str, calendar: Calendar, to: list[str], subject: str, text: str
+) -> bool:
+    """Compose the iMIP message (RFC 6047) and send it as ``user`` sends
+    (:func:`~imiptools.answering.send_as`); flash what went wrong."""
+    address = user.removeprefix("mailto:")
+    message = build_message(
+        from_addr=address,
+        to_addrs=to or [address],
+        subject=subject,
+        text=text,
+        calendar=calendar.to_ical(),
+        method=str(calendar.get("METHOD", "")),
+        auto_submitted="",  # a person sends it
+        date=site.clock.now(),
+        message_id_domain=_domain(user),
+    )
+    try:
+        result = answering.send_as(site, user, message, to, _hooks().sender())
+    except DeliveryFailed as exc:  # recorded and spooled: the outbox keeps it
+        log.warning("user=%s message spooled, not yet sent: %s", user, exc)
+        flash("Recorded; the mail system did not take the message yet, it waits in the outbox.")
+        return False
+    except ImipError as exc:
+        log.warning("user=%s sending failed: %s", user, exc)
+        flash("Not sent: the calendar is busy or unavailable; try again.")
+        return False
+    if result.code:
+        flash(f"Not sent: {result.status}")
+        return False
+    return True
+
+
+def _event_text(event: Component) -> str:
+    """The text part of an invitation: what, when, how often, where."""
+    start, end = event.decoded("DTSTART"), event.decoded("DTEND")
+    lines = [text_of(event, "SUMMARY"), f"When: {_when(start)} to {_when(end)}"]
+    rule = _rule_text(event)
+    if rule:
+        lines.append(f"Repeats: {eventform.describe(rule, start)} ({rule})")
+    if "LOCATION" in event:
+        lines.append(f"Where: {text_of(event, 'LOCATION')}")
+    if "DESCRIPTION" in event:
+        lines += ["", text_of(event, "DESCRIPTION")]
+    return "\n".join(lines) + "\n"
+
+
+def _when(moment: date | datetime) -> str:
+    if isinstance(moment, datetime):
+        return moment.strftime("%A %d %B %Y %H:%M %Z").strip()
+    return moment.strftime("%A %d %B %Y")
+
+
+def _cn(site: Site, user: str) -> str:
+    return site.preferences_of(user).get("CN") or ""
+
+
+def _domain(user: str) -> str:
+    return user.removeprefix("mailto:").rpartition("@")[2] or "localhost"
+
+
+def _zone_name(records: UserRecords) -> str:
+    name = getattr(records.zone, "key", None) or str(records.zone)
+    return str(name) if str(name) in eventform.zones() else "UTC"

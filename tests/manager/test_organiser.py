@@ -1,0 +1,331 @@
+"""The organiser's pages through Flask's test client over a real site: a
+new event (validation, preview, the REQUEST sent and recorded), the event
+page, its update, cancelling one instance or the series, removing an
+attendee; another user's calendar is 403 and a form without its token is
+refused."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import vobject
+from flask.testing import FlaskClient
+from icalendar import Calendar
+from werkzeug.datastructures import MultiDict
+
+from tests.manager.support import ALICE, BOB, calendar_of, invited, manager, sent_messages, token_in
+from tests.support import Agent
+
+AS_ALICE = {"REMOTE_USER": ALICE}
+ROOM = "room3@example.com"
+CAROL = "carol@example.com"
+NEW = f"/calendar/{ALICE}/new"
+
+
+def fields(**changes: str | list[str]) -> MultiDict[str, str]:
+    """A new event's form: every other Tuesday at 10:00 Berlin until 30
+    June 2030, room 3, bob and carol; ``changes`` replace fields."""
+    values: dict[str, str | list[str]] = {
+        "summary": "Planning <b>",
+        "location": "Room 3",
+        "description": "Line one\r\nline two",
+        "categories": "work, planning",
+        "url": "https://example.com/plan",
+        "class": "PRIVATE",
+        "priority": "5",
+        "status": "CONFIRMED",
+        "transp": "OPAQUE",
+        "start_date": "2030-01-08",
+        "start_time": "10:00",
+        "end_date": "2030-01-08",
+        "end_time": "11:00",
+        "tzid": "Europe/Berlin",
+        "freq": "WEEKLY",
+        "interval": "2",
+        "byday": ["TU"],
+        "ends": "until",
+        "until": "2030-06-30",
+        "exdates": "2030-02-05 10:00",
+        "attendee": [ROOM, BOB, CAROL],
+        "role": ["NON-PARTICIPANT", "REQ-PARTICIPANT", "OPT-PARTICIPANT"],
+        "cutype": ["ROOM", "INDIVIDUAL", "INDIVIDUAL"],
+    }
+    values.update(changes)
+    form: MultiDict[str, str] = MultiDict()
+    for name, value in values.items():
+        for each in value if isinstance(value, list) else [value]:
+            form.add(name, each)
+    return form
+
+
+def client_of(agent: Agent, sent: Path) -> FlaskClient:
+    return manager(agent, sent).test_client()
+
+
+def post(client: FlaskClient, path: str, form: MultiDict[str, str], page: str = NEW):
+    """Post ``form`` to ``path`` with the token of ``page`` (as a browser would)."""
+    shown = client.get(page, environ_base=AS_ALICE).get_data(as_text=True)
+    form = MultiDict(form)
+    form["csrf_token"] = token_in(shown)
+    return client.post(path, data=form, environ_base=AS_ALICE)
+
+
+def created(agent: Agent, sent: Path, **changes: str | list[str]) -> tuple[FlaskClient, str]:
+    """The event of :func:`fields` made through the page: the client and the event's path."""
+    client = client_of(agent, sent)
+    answer = post(client, NEW, fields(**changes))
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    return client, answer.headers["Location"]
+
+
+def uid_of(path: str) -> str:
+    return path.partition("uid=")[2]
+
+
+def test_the_form_has_a_label_for_every_control_and_legends(tmp_path: Path) -> None:
+    client = client_of(invited(tmp_path), tmp_path / "sent")
+    page = client.get(NEW, environ_base=AS_ALICE).get_data(as_text=True)
+    ids = re.findall(r'<(?:input|select|textarea) id="([^"]+)"', page)
+    assert len(ids) > 30
+    for each in ids:
+        assert f'<label for="{each}"' in page or f'<label class="hidden-label" for="{each}"' in page
+    assert page.count("<legend>") >= 5
+    assert "<option selected>UTC</option>" in page, "the user's zone (no TZID: UTC) is the default"
+
+
+def test_the_default_zone_is_the_users_tzid(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    agent.set_pref(ALICE, "TZID", "Europe/Berlin")
+    page = client_of(agent, tmp_path / "sent").get(NEW, environ_base=AS_ALICE)
+    assert "<option selected>Europe/Berlin</option>" in page.get_data(as_text=True)
+
+
+def test_a_new_event_is_sent_to_everyone_and_recorded(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    shown = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
+    assert f"Invitation sent to {ROOM}, {BOB}, {CAROL}." in shown
+    assert "every second week on Tuesday until 30 June 2030" in shown
+    assert "Planning &lt;b&gt;" in shown and "<b>" not in shown.replace("<b>sync", "")
+    (message,) = sent_messages(tmp_path / "sent")
+    assert message["From"] == ALICE
+    data, calendar = calendar_of(message)
+    parsed = vobject.readOne(data.decode())
+    assert parsed.method.value == "REQUEST"
+    (event,) = calendar.walk("VEVENT")
+    assert event["RRULE"].to_ical() == b"FREQ=WEEKLY;UNTIL=20300630T215959Z;INTERVAL=2;BYDAY=TU"
+    assert event["DTSTART"].params["TZID"] == "Europe/Berlin"
+    assert str(event["CLASS"]) == "PRIVATE" and int(event["PRIORITY"]) == 5
+    assert str(event["URL"]) == "https://example.com/plan"
+    assert str(event["DESCRIPTION"]) == "Line one\nline two"
+    rooms = [a for a in event["ATTENDEE"] if a.params.get("CUTYPE") == "ROOM"]
+    assert [str(a) for a in rooms] == [f"mailto:{ROOM}"]
+    assert uid_of(path) in agent.admin("export", ALICE).stdout, "recorded in alice's calendar"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"summary": "  "}, "Summary: say what the event is."),
+        ({"end_time": "09:00"}, "The end must be after the start."),
+        ({"start_date": "someday"}, "Start: give a date and a time."),
+        ({"tzid": "Mars/Olympus"}, "Time zone: not a time zone"),
+        ({"rrule": "FREQ=SOMETIMES"}, "Repeat: the rule"),
+        ({"exdates": "next tuesday"}, "Exceptions: 'next tuesday' is not YYYY-MM-DD HH:MM."),
+        ({"attendee": ["not an address"]}, "Attendee: not a mail address"),
+        ({"priority": "12"}, "Priority: a number from 0 to 9."),
+        ({"ends": "count", "count": ""}, "Repeat: give how many times."),
+    ],
+)
+def test_an_invalid_form_is_shown_again_with_the_messages(
+    tmp_path: Path, changes: dict[str, str], message: str
+) -> None:
+    client = client_of(invited(tmp_path), tmp_path / "sent")
+    answer = post(client, NEW, fields(**changes))
+    assert answer.status_code == 422
+    page = answer.get_data(as_text=True)
+    assert 'role="alert"' in page and message.replace("'", "&#39;") in page
+    assert sent_messages(tmp_path / "sent") == []
+    assert 'value="Planning &lt;b&gt;"' in page or "summary" in changes, "the values are kept"
+
+
+def test_the_raw_rule_wins_and_is_shown_back(tmp_path: Path) -> None:
+    client = client_of(invited(tmp_path), tmp_path / "sent")
+    rule = "FREQ=MONTHLY;BYDAY=-1FR;COUNT=6;WKST=SU"
+    preview = post(client, NEW, fields(rrule=rule, action="preview"))
+    page = preview.get_data(as_text=True)
+    assert preview.status_code == 200 and f'value="{rule}"' in page
+    assert "every month on the last Friday 6 times" in page
+    assert sent_messages(tmp_path / "sent") == [], "a preview sends nothing"
+    answer = post(client, NEW, fields(rrule=rule))
+    (message,) = sent_messages(tmp_path / "sent")
+    (event,) = calendar_of(message)[1].walk("VEVENT")
+    assert event["RRULE"].to_ical() == b"FREQ=MONTHLY;COUNT=6;BYDAY=-1FR;WKST=SU"
+    shown = client.get(answer.headers["Location"], environ_base=AS_ALICE).get_data(as_text=True)
+    assert 'id="rrule" name="rrule" value="FREQ=MONTHLY;COUNT=6;BYDAY=-1FR;WKST=SU"' in shown
+
+
+def test_an_all_day_event_of_ones_own(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(
+        agent, tmp_path / "sent", all_day="yes", end_date="2030-01-09", attendee=[], freq=""
+    )
+    assert "Saved in your calendar." in client.get(path, environ_base=AS_ALICE).get_data(
+        as_text=True
+    )
+    assert sent_messages(tmp_path / "sent") == [], "nobody to invite: nothing sent"
+    exported = agent.exported(ALICE)
+    (event,) = [e for e in exported.walk("VEVENT") if str(e["UID"]) == uid_of(path)]
+    assert str(event.decoded("DTSTART")) == "2030-01-08"
+    assert str(event.decoded("DTEND")) == "2030-01-10", "the last day is the 9th"
+
+
+def test_the_organiser_changes_the_event(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    answer = post(
+        client,
+        f"/calendar/{ALICE}/event",
+        fields(summary="Planning, moved", start_time="14:00", end_time="15:00")
+        | {"uid": uid_of(path)},
+        page=path,
+    )
+    assert answer.status_code == 302
+    _, update = sent_messages(tmp_path / "sent")
+    (event,) = calendar_of(update)[1].walk("VEVENT")
+    assert str(calendar_of(update)[1]["METHOD"]) == "REQUEST"
+    assert int(event["SEQUENCE"]) == 1 and str(event["SUMMARY"]) == "Planning, moved"
+    assert event.decoded("DTSTART").hour == 14
+    assert all(a.params["PARTSTAT"] == "NEEDS-ACTION" for a in event["ATTENDEE"][1:])
+    shown = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
+    assert "Update sent to" in shown and "Planning, moved" in shown
+
+
+def test_nothing_changed_sends_nothing(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    answer = post(client, f"/calendar/{ALICE}/event", fields() | {"uid": uid_of(path)}, page=path)
+    shown = client.get(answer.headers["Location"], environ_base=AS_ALICE).get_data(as_text=True)
+    assert "Nothing changed." in shown
+    assert len(sent_messages(tmp_path / "sent")) == 1
+
+
+def test_removing_an_attendee_cancels_for_them_and_updates_the_others(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    form = fields() | {"uid": uid_of(path)}
+    form.add("remove", CAROL)
+    answer = post(client, f"/calendar/{ALICE}/event", form, page=path)
+    assert answer.status_code == 302
+    _, removal, update = sent_messages(tmp_path / "sent")
+    assert removal["To"] == CAROL
+    cancel = calendar_of(removal)[1]
+    assert str(cancel["METHOD"]) == "CANCEL"
+    (gone,) = cancel.walk("VEVENT")
+    assert str(gone["ATTENDEE"]) == f"mailto:{CAROL}" and "STATUS" not in gone
+    assert update["To"] == f"{ROOM}, {BOB}"
+    (event,) = calendar_of(update)[1].walk("VEVENT")
+    assert CAROL not in event.to_ical().decode()
+    shown = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
+    assert f'<span class="address">{CAROL}' not in shown
+    assert f'<span class="address">{BOB}' in shown, "the event itself stays"
+
+
+def test_cancelling_one_instance_then_the_series(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    page = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
+    rid = "20300122T090000Z"
+    assert f'<option value="{rid}">' in page, "the instances are listed"
+    one = post(
+        client,
+        f"/calendar/{ALICE}/event/cancel",
+        MultiDict({"uid": uid_of(path), "recurrence_id": rid}),
+        page=path,
+    )
+    assert one.status_code == 302
+    message = sent_messages(tmp_path / "sent")[-1]
+    (event,) = calendar_of(message)[1].walk("VEVENT")
+    assert str(calendar_of(message)[1]["METHOD"]) == "CANCEL"
+    assert event.decoded("RECURRENCE-ID").strftime("%Y%m%dT%H%M%SZ") == rid
+    shown = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
+    assert '<span class="tag">cancelled</span>' in shown
+    whole = post(
+        client,
+        f"/calendar/{ALICE}/event/cancel",
+        MultiDict({"uid": uid_of(path), "recurrence_id": ""}),
+        page=path,
+    )
+    assert whole.status_code == 302
+    message = sent_messages(tmp_path / "sent")[-1]
+    (event,) = calendar_of(message)[1].walk("VEVENT")
+    assert "RECURRENCE-ID" not in event and str(event["STATUS"]) == "CANCELLED"
+    assert int(event["SEQUENCE"]) == 1, "one more than the series holds (instances are apart)"
+    assert message["To"] == f"{ROOM}, {BOB}, {CAROL}"
+    assert whole.headers["Location"] == f"/calendar/{ALICE}/?week=2030-01-08"
+    assert client.get(path, environ_base=AS_ALICE).status_code == 404, "no longer stored"
+
+
+def test_an_unknown_instance_or_event_is_404(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    form = MultiDict({"uid": uid_of(path), "recurrence_id": "20300123T090000Z"})
+    assert post(client, f"/calendar/{ALICE}/event/cancel", form, page=path).status_code == 404
+    assert (
+        client.get(f"/calendar/{ALICE}/event?uid=nothing", environ_base=AS_ALICE).status_code == 404
+    )
+    assert len(sent_messages(tmp_path / "sent")) == 1
+
+
+def test_an_invitation_from_someone_else_is_shown_but_not_changed(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client = client_of(agent, tmp_path / "sent")
+    path = f"/calendar/{ALICE}/event?uid=weekly-sync@example.com"
+    page = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
+    assert "Team &lt;b&gt;sync" in page and "Send the update" not in page
+    form = MultiDict({"uid": "weekly-sync@example.com", "recurrence_id": ""})
+    assert post(client, f"/calendar/{ALICE}/event/cancel", form).status_code == 403
+    assert sent_messages(tmp_path / "sent") == []
+
+
+def test_another_user_cannot_open_or_post(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    as_bob = {"REMOTE_USER": BOB}
+    for page in (NEW, path):
+        assert client.get(page, environ_base=as_bob).status_code == 403
+    with client.session_transaction() as session:
+        session.update(user=f"mailto:{BOB}", csrf="bobs-token")
+    for target, form in (
+        (NEW, fields()),
+        (f"/calendar/{ALICE}/event/cancel", MultiDict({"uid": uid_of(path), "recurrence_id": ""})),
+        (f"/calendar/{ALICE}/event", fields() | {"uid": uid_of(path)}),
+    ):
+        form["csrf_token"] = "bobs-token"
+        assert client.post(target, data=form, environ_base=as_bob).status_code == 403
+    assert len(sent_messages(tmp_path / "sent")) == 1
+
+
+@pytest.mark.parametrize("target", [NEW, f"/calendar/{ALICE}/event/cancel"])
+def test_a_post_without_the_sessions_token_is_refused(tmp_path: Path, target: str) -> None:
+    agent = invited(tmp_path)
+    client = client_of(agent, tmp_path / "sent")
+    client.get(NEW, environ_base=AS_ALICE)  # a session exists
+    form = fields() | {"uid": "weekly-sync@example.com", "csrf_token": "forged"}
+    assert client.post(target, data=form, environ_base=AS_ALICE).status_code == 403
+    assert sent_messages(tmp_path / "sent") == []
+    before = Calendar.from_ical(agent.admin("export", ALICE).stdout)
+    assert len(before.walk("VEVENT")) == 1
+
+
+def test_another_zone_does_not_move_an_all_day_event(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    day = {"all_day": "yes", "end_date": "2030-01-09", "freq": ""}
+    client, path = created(agent, tmp_path / "sent", **day)
+    form = fields(**day, tzid="Asia/Kolkata") | {"uid": uid_of(path)}
+    answer = post(client, f"/calendar/{ALICE}/event", form, page=path)
+    shown = client.get(answer.headers["Location"], environ_base=AS_ALICE).get_data(as_text=True)
+    assert "Nothing changed." in shown
+    assert len(sent_messages(tmp_path / "sent")) == 1
