@@ -28,7 +28,6 @@ from typing import Any
 from flask import (
     Flask,
     abort,
-    current_app,
     flash,
     g,
     redirect,
@@ -39,7 +38,7 @@ from flask import (
 )
 from werkzeug.wrappers.response import Response
 
-from imip_agent.manager import calendars, login, organiser, pages
+from imip_agent.manager import calendars, common, login, organiser, pages
 from imip_agent.manager.login import Accounts
 from imip_agent.manager.security import (
     CSRF_FIELD,
@@ -53,8 +52,6 @@ from imiptools.config import Settings
 from imiptools.dates import Clock
 from imiptools.errors import DeliveryFailed, ImipError
 from imiptools.mail.send import Sender
-from imiptools.site import Site, open_site
-from imiptools.stores.names import normalise_user
 from imiptools.views.agenda import Entry, agenda, pending
 
 log = logging.getLogger(__name__)
@@ -115,17 +112,11 @@ class _Services:
     access: AccessConfig
 
 
-def _services() -> _Services:
-    services: _Services = current_app.extensions["imip_manager"]
-    return services
-
-
-def _site() -> Site:
-    if "site" not in g:
-        services = _services()
-        g.site = open_site(services.settings, services.clock)
-    site: Site = g.site
-    return site
+#: The services, the site of the request and the user's own calendar: the
+#: same functions the blueprints use (:mod:`imip_agent.manager.common`).
+_services = common.services
+_site = common.site
+_own = common.own
 
 
 def _routes(app: Flask) -> None:
@@ -167,17 +158,6 @@ def _routes(app: Flask) -> None:
 
 def _token() -> str:
     return csrf_token(session)
-
-
-def _own(address: str) -> str:
-    """The calendar user of ``address`` if the user may open it, else 403."""
-    try:
-        user = normalise_user(address)
-    except (ImipError, ValueError):
-        abort(404)
-    if user != g.user:
-        abort(403)
-    return user
 
 
 def home() -> Response:

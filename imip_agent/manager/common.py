@@ -18,6 +18,7 @@ from imip_agent.manager.security import AccessConfig
 from imiptools.config import Settings
 from imiptools.dates import Clock
 from imiptools.errors import ImipError
+from imiptools.mail.send import Sender
 from imiptools.site import Site, open_site
 from imiptools.stores.names import normalise_user
 
@@ -29,6 +30,7 @@ class Services(Protocol):
 
     settings: Settings
     clock: Clock
+    sender: Sender
     access: AccessConfig
 
 

@@ -547,17 +547,7 @@ class UserCalendar:
             calendar = organising.new_event(
                 draft, user, target.clock.now(), cn=self._cn(user), domain=_domain(user)
             )
-            event = calendar.walk("VEVENT")[0]
-            invited = organising.recipients_of(event, user)
-            outgoing = self._compose(
-                user,
-                invited or [_bare(user)],
-                calendar,
-                f"Invitation: {draft.summary}",
-                _event_text(event),
-            )
-            results = [self._record_sent(target, user, outgoing)]
-        return _applied(user, results, [], dry_run, (outgoing,) if invited else ())
+            return self._send_organised(target, user, calendar, "Invitation", dry_run)
 
     def update(self, uid: str, revision: Revision, *, dry_run: bool = False) -> Applied:
         """Change an event the user organises and invite again (RFC 5546
@@ -568,17 +558,7 @@ class UserCalendar:
         user, stored = self._organised(uid)
         with self._target(dry_run) as target:
             calendar = organising.revised(stored, revision, target.clock.now())
-            event = calendar.walk("VEVENT")[0]
-            invited = organising.recipients_of(event, user)
-            outgoing = self._compose(
-                user,
-                invited or [_bare(user)],
-                calendar,
-                f"Updated: {text_of(event, 'SUMMARY') or '(no title)'}",
-                _event_text(event),
-            )
-            results = [self._record_sent(target, user, outgoing)]
-        return _applied(user, results, [], dry_run, (outgoing,) if invited else ())
+            return self._send_organised(target, user, calendar, "Updated", dry_run)
 
     def cancel(
         self,
@@ -601,14 +581,30 @@ class UserCalendar:
                 _check_occurrence(self.site.records(user), stored, instance)
         with self._target(dry_run) as target:
             calendar = organising.cancellation(stored, target.clock.now(), instance, comment)
-            event = calendar.walk("VEVENT")[0]
-            invited = organising.recipients_of(event, user)
             text = f"{_summary(stored)} is cancelled.\n" + (f"\n{comment}\n" if comment else "")
-            outgoing = self._compose(
-                user, invited or [_bare(user)], calendar, f"Cancelled: {_summary(stored)}", text
-            )
-            results = [self._record_sent(target, user, outgoing)]
-        return _applied(user, results, [], dry_run, (outgoing,) if invited else ())
+            return self._send_organised(target, user, calendar, "Cancelled", dry_run, text)
+
+    def _send_organised(
+        self,
+        target: Site,
+        user: str,
+        calendar: Calendar,
+        word: str,
+        dry_run: bool,
+        text: str = "",
+    ) -> Applied:
+        """Compose what the organiser sends (subject ``word: summary``, the
+        event described unless ``text``), record it as
+        ``imip-person-outgoing`` would, and return it for the caller to send
+        (nothing when nobody else takes part)."""
+        event = calendar.walk("VEVENT")[0]
+        invited = organising.recipients_of(event, user)
+        subject = f"{word}: {text_of(event, 'SUMMARY') or '(no title)'}"
+        outgoing = self._compose(
+            user, invited or [_bare(user)], calendar, subject, text or _event_text(event)
+        )
+        result = self._record_sent(target, user, outgoing)
+        return _applied(user, [result], [], dry_run, (outgoing,) if invited else ())
 
     def decline_counter(
         self, data: bytes | Message, *, comment: str = "", dry_run: bool = False
