@@ -168,7 +168,7 @@ def week(address: str) -> str:
     user = _own(address)
     records = _site().records(user)
     today = records.now.astimezone(records.zone).date()
-    first = _monday(_day_argument(request.args.get("week"), today))
+    first = _monday(common.day_argument(request.args.get("week"), today))
     start = datetime.combine(first, time(0), records.zone)
     end = datetime.combine(first + timedelta(days=7), time(0), records.zone)
     entries = agenda(records, start, end)
@@ -225,15 +225,6 @@ def answer(address: str) -> Response:
         else:
             flash(f"Your answer was sent to {done.organiser}.")
     return redirect(url_for("requests", address=address))
-
-
-def _day_argument(text: str | None, default: date) -> date:
-    if not text:
-        return default
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        abort(404)
 
 
 def _monday(day: date) -> date:

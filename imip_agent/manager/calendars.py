@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import Blueprint, abort, render_template, request, url_for
 
-from imip_agent.manager.common import own, site
+from imip_agent.manager.common import day_argument, own, site
 from imiptools.views.agenda import Entry, agenda
 
 blueprint = Blueprint("views", __name__)
@@ -81,15 +81,6 @@ def _days(address: str, first: date, last: date) -> tuple[list[Day], str, date]:
     return days, str(zone), records.now.astimezone(zone).date()
 
 
-def _date(text: str | None, default: date) -> date:
-    if not text:
-        return default
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        abort(404)
-
-
 def _month(text: str | None, default: date) -> date:
     """The first day of the month ``YYYY-MM`` (or of ``default``'s)."""
     if not text:
@@ -105,7 +96,7 @@ def day(address: str) -> str:
     """One day's events."""
     records = site().records(own(address))
     today = records.now.astimezone(records.zone).date()
-    shown = _date(request.args.get("day"), today)
+    shown = day_argument(request.args.get("day"), today)
     (one,), zone, today = _days(address, shown, shown)
     return render_template(
         "day.html",

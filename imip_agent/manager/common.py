@@ -10,6 +10,7 @@ The application (:mod:`imip_agent.manager.app`) keeps its services in
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any, Protocol, TypeVar
 
 from flask import abort, current_app, g
@@ -59,6 +60,17 @@ def own(address: str) -> str:
     if user != g.get("user"):
         abort(403)
     return user
+
+
+def day_argument(text: str | None, default: date) -> date:
+    """The day a query argument names (ISO 8601), ``default`` when it is
+    absent; 404 when it is no date."""
+    if not text:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        abort(404)
 
 
 def public(view: View) -> View:

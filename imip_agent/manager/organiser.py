@@ -192,13 +192,7 @@ def _event_page(
 
 
 def update(address: str) -> Response | tuple[str, int]:
-    user = _hooks().own(address)
-    site = _hooks().site()
-    records = site.records(user)
-    stored = _stored(records, request.form.get("uid", ""))
-    source = stored.master or stored.first
-    if organizer_of(source) != address:
-        abort(403)
+    user, site, records, stored, source = _organised(address)
     values = eventform.read_form(request.form)
     try:
         draft = eventform.to_draft(values, stored.uid)
@@ -226,13 +220,7 @@ def update(address: str) -> Response | tuple[str, int]:
 
 
 def cancel(address: str) -> Response:
-    user = _hooks().own(address)
-    site = _hooks().site()
-    records = site.records(user)
-    stored = _stored(records, request.form.get("uid", ""))
-    source = stored.master or stored.first
-    if organizer_of(source) != address:
-        abort(403)
+    user, site, records, stored, source = _organised(address)
     rid = request.form.get("recurrence_id", "")
     instance = _instance(records, stored, rid) if rid else None
     calendar = organising.cancellation(stored, site.clock.now(), instance)
@@ -256,6 +244,20 @@ def _day(moment: date | datetime, records: UserRecords) -> date:
 
 
 # -- what the pages are made of -------------------------------------------------
+
+
+def _organised(address: str) -> tuple[str, Site, UserRecords, ItipObject, Component]:
+    """For a POST on the user's own event (its ``uid`` field): the user, the
+    site, their records, the stored event and its master; 404 when there is
+    no such event, 403 when the user does not organise it."""
+    user = _hooks().own(address)
+    site = _hooks().site()
+    records = site.records(user)
+    stored = _stored(records, request.form.get("uid", ""))
+    source = stored.master or stored.first
+    if organizer_of(source) != address:
+        abort(403)
+    return user, site, records, stored, source
 
 
 def _stored(records: UserRecords, uid: str) -> ItipObject:
