@@ -21,6 +21,7 @@ from typing import Any
 from flask import Blueprint, abort, render_template, request, url_for
 
 from imip_agent.manager.common import day_argument, own, site
+from imip_agent.manager.language import WEEKDAYS, WEEKDAYS_SHORT
 from imiptools.views.agenda import Entry, agenda
 
 blueprint = Blueprint("views", __name__)
@@ -129,7 +130,7 @@ def month(address: str) -> str:
         first=first,
         weeks=weeks,
         busy_days=[d for d in days if d.inside and d.entries],
-        weekdays=[calendar.day_name[n] for n in range(7)],
+        weekdays=list(zip(WEEKDAYS, WEEKDAYS_SHORT, strict=True)),
         zone=zone,
         today=today,
         previous=before.strftime("%Y-%m"),

@@ -29,7 +29,9 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from flask import Blueprint, render_template, request
 
 from imip_agent.manager.common import own, site
+from imip_agent.manager.language import when
 from imiptools.errors import ImipError
+from imiptools.i18n import N_
 from imiptools.periods import Period, Timeline, busy_only
 from imiptools.records import UserRecords
 from imiptools.site import Site
@@ -50,6 +52,9 @@ STEP = timedelta(minutes=30)
 HOURS = (time(9), time(17))
 #: Before anything the user's calendar may hold of someone.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: A cell of the table (its CSS class, and its text once translated).
+FREE, BUSY, UNKNOWN = N_("free"), N_("busy"), N_("unknown")
 
 
 @dataclass(frozen=True)
@@ -99,11 +104,11 @@ def busy_of(
             preferences.get("freebusy_sharing") == "share"
             or preferences.get("freebusy_publishing") == "publish"
         ):
-            return Person(shown, site_.records(other).busy_between(start, end), "this site")
+            return Person(shown, site_.records(other).busy_between(start, end), N_("this site"))
     known = records.freebusy_of(other, start, end)
     if known or records.freebusy_of(other, EPOCH, end + timedelta(days=3650)):
-        return Person(shown, known, "free/busy received")
-    return Person(shown, None, "nothing known")
+        return Person(shown, known, N_("free/busy received"))
+    return Person(shown, None, N_("nothing known"))
 
 
 def _table(people: list[Person], day: date, zone: tzinfo) -> tuple[list[datetime], list[Row]]:
@@ -115,20 +120,20 @@ def _table(people: list[Person], day: date, zone: tzinfo) -> tuple[list[datetime
     while moment.time() < HOURS[1] and moment.date() == day:
         slots.append(moment)
         moment += STEP
-    rows, everyone = [], ["free"] * len(slots)
+    rows, everyone = [], [FREE] * len(slots)
     for person in people:
         timeline = Timeline(busy_only(person.busy)) if person.busy is not None else None
         cells = []
         for n, slot in enumerate(slots):
             if timeline is None:
-                cells.append("unknown")
+                cells.append(UNKNOWN)
             elif timeline.peak(slot, slot + STEP):
-                cells.append("busy")
-                everyone[n] = "busy"
+                cells.append(BUSY)
+                everyone[n] = BUSY
             else:
-                cells.append("free")
+                cells.append(FREE)
         rows.append(Row(person.address, cells))
-    rows.append(Row("Everyone", everyone))
+    rows.append(Row(N_("Everyone"), everyone))
     return slots, rows
 
 
@@ -168,7 +173,7 @@ def search(address: str) -> str:
     others = [o for o in others if o != user][:MAX_PEOPLE]
     start = max(datetime.combine(first, time(0), zone), records.now)
     end = datetime.combine(first + timedelta(days=days), time(0), zone)
-    me = Person(address, records.busy_between(start, end), "your calendar")
+    me = Person(address, records.busy_between(start, end), N_("your calendar"))
     people = [me] + [busy_of(opened, records, o, start, end) for o in others]
     busy = [p for person in people for p in (person.busy or [])]
     wanted = Search(start, end, timedelta(minutes=duration), hours=HOURS, zone=zone)
@@ -188,4 +193,5 @@ def search(address: str) -> str:
         columns=columns,
         rows=rows,
         proposed=proposed,
+        slots_text="; ".join(f"{when(a, 'shortday')}–{when(b, 'time')}" for a, b in local),
     )
