@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -50,10 +50,12 @@ from imip_agent.manager.security import (
 )
 from imiptools import answering
 from imiptools.config import Settings
+from imiptools.countering import Proposal, proposals
 from imiptools.dates import Clock
 from imiptools.errors import DeliveryFailed, ImipError
 from imiptools.i18n import N_
 from imiptools.mail.send import Sender
+from imiptools.records import UserRecords
 from imiptools.views.agenda import Entry, agenda, pending
 
 log = logging.getLogger(__name__)
@@ -200,13 +202,24 @@ def week(address: str) -> str:
 def requests_page(address: str) -> str:
     user = _own(address)
     records = _site().records(user)
+    items = pending(records)
     return render_template(
         "requests.html",
         address=address,
-        items=pending(records),
+        items=items,
         answers=ANSWER_LABELS,
         zone=str(records.zone),
+        proposals={i.uid: _local(records, i.uid) for i in items if i.kind == "COUNTER"},
     )
+
+
+def _local(records: UserRecords, uid: str) -> list[Proposal]:
+    """The proposals for ``uid``, their times in the user's zone."""
+    zone = records.zone
+    return [
+        replace(p, start=p.start.astimezone(zone), end=p.end.astimezone(zone))
+        for p in proposals(records, uid)
+    ]
 
 
 def answer(address: str) -> Response:
@@ -220,6 +233,8 @@ def answer(address: str) -> Response:
             form.get("recurrence_id", ""),
             form.get("partstat", ""),
             _services().sender,
+            comment=form.get("comment", "").strip()[:1000],
+            delegate_to=form.get("delegate_to", "").strip(),
         )
     except answering.NotAnswerable as exc:
         flash(gettext("Not answered: {reason}").format(reason=exc))
