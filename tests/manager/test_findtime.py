@@ -131,3 +131,28 @@ def test_another_users_search_is_403(tmp_path: Path) -> None:
         f"/calendar/{ALICE}/find-time?duration=60", environ_base={"REMOTE_USER": BOB}
     )
     assert answer.status_code == 403
+
+
+def test_slots_within_everyones_working_hours_come_first(tmp_path: Path) -> None:
+    agent = scene(tmp_path)
+    agent.set_pref(DAVE, "TZID", "America/New_York")  # 09:00 there is 14:00 UTC
+    client = manager(agent, tmp_path / "sent").test_client()
+    page = search(client, DAVE)
+    assert summary(page) == (
+        "Everyone free: Tue 08 Jan 14:00–15:00; Tue 08 Jan 14:30–15:30; "
+        "Tue 08 Jan 15:00–16:00; Tue 08 Jan 15:30–16:30; Tue 08 Jan 16:00–17:00."
+    )
+    assert f"{DAVE}: this site; working hours MO-FR 09:00-17:00 (America/New_York)" in page
+    page = search(client, f"{DAVE} {CAROL}", duration=240)  # no four hours suit both zones
+    assert summary(page) == (
+        "Everyone free: Tue 08 Jan 13:00–17:00 (within the working hours of 2 of 3)."
+    )
+
+
+def test_a_rooms_opening_hours_bind(tmp_path: Path) -> None:
+    agent = scene(tmp_path)
+    room = "room3@example.com"
+    agent.set_pref(room, "opening_hours", "MO-FR 15:00-16:30")
+    client = manager(agent, tmp_path / "sent").test_client()
+    page = search(client, room)
+    assert summary(page) == "Everyone free: Tue 08 Jan 15:00–16:00; Tue 08 Jan 15:30–16:30."
