@@ -20,8 +20,10 @@ from typing import Any
 
 from flask import Blueprint, abort, render_template, request, url_for
 
+from imip_agent.manager import findtime
 from imip_agent.manager.common import day_argument, own, site
 from imip_agent.manager.language import WEEKDAYS, WEEKDAYS_SHORT
+from imiptools.i18n import N_
 from imiptools.views.agenda import Entry, agenda
 
 blueprint = Blueprint("views", __name__)
@@ -101,6 +103,7 @@ def day(address: str) -> str:
     (one,), zone, today = _days(address, shown, shown)
     return render_template(
         "day.html",
+        **side_by_side(address, shown),
         day=one,
         zone=zone,
         today=today,
@@ -109,6 +112,40 @@ def day(address: str) -> str:
         address=address,
         **view_links(shown),
     )
+
+
+#: The hours of the day view's table of others' free/busy (the user's zone).
+SIDE_HOURS = (time(7), time(20))
+
+
+def side_by_side(address: str, shown: date) -> dict[str, Any]:
+    """The day view's table of the user and the people of the ``with``
+    argument against half-hour slots (as "find a time" shows them, from
+    what the store holds of each: :func:`findtime.busy_of`)."""
+    text = request.args.get("with", "")[:2000]
+    if not text.strip():
+        return {"people_text": "", "rows": [], "keep_with": {}}
+    user = own(address)
+    opened = site()
+    records = opened.records(user)
+    zone = records.zone
+    start = datetime.combine(shown, time(0), zone)
+    end = start + timedelta(days=1)
+    others, bad = findtime.people_of(text)
+    others = [o for o in others if o != user][: findtime.MAX_PEOPLE]
+    me = findtime.Person(address, records.busy_between(start, end), N_("your calendar"))
+    people = [me] + [findtime.busy_of(opened, records, o, start, end) for o in others]
+    columns, rows = findtime.table(people, shown, zone, SIDE_HOURS)
+    return {
+        "people_text": text,
+        "bad": bad,
+        "people": people,
+        "columns": columns,
+        "rows": rows,
+        "proposed": set(),
+        "table_day": shown,
+        "keep_with": {"with": text},
+    }
 
 
 @blueprint.get("/calendar/<address>/month")

@@ -144,13 +144,15 @@ def hours_text(hours: Hours) -> str:
     return f"{rules} ({hours.zone})"
 
 
-def _table(people: list[Person], day: date, zone: tzinfo) -> tuple[list[datetime], list[Row]]:
-    """The half-hour slots of ``day``'s hours and a row per person, then
-    one for everyone."""
-    first = datetime.combine(day, HOURS[0], zone)
+def table(
+    people: list[Person], day: date, zone: tzinfo, hours: tuple[time, time] = HOURS
+) -> tuple[list[datetime], list[Row]]:
+    """The half-hour slots of ``day`` between ``hours`` and a row per
+    person, then one for everyone."""
+    first = datetime.combine(day, hours[0], zone)
     slots = []
     moment = first
-    while moment.time() < HOURS[1] and moment.date() == day:
+    while moment.time() < hours[1] and moment.date() == day:
         slots.append(moment)
         moment += STEP
     rows, everyone = [], [FREE] * len(slots)
@@ -225,7 +227,7 @@ def search(address: str) -> str:
     ranked = ranked_slots(busy, wanted, COUNT, hours) if end > start else []
     local = [(r.start.astimezone(zone), r.end.astimezone(zone)) for r in ranked]
     day = local[0][0].date() if local else first
-    columns, rows = _table(people, day, zone)
+    columns, rows = table(people, day, zone)
     proposed = {a for a, _ in local}
     return render_template(
         "findtime.html",

@@ -156,3 +156,21 @@ def test_a_rooms_opening_hours_bind(tmp_path: Path) -> None:
     client = manager(agent, tmp_path / "sent").test_client()
     page = search(client, room)
     assert summary(page) == "Everyone free: Tue 08 Jan 15:00–16:00; Tue 08 Jan 15:30–16:30."
+
+
+def test_the_day_shows_others_side_by_side(tmp_path: Path) -> None:
+    client = manager(scene(tmp_path), tmp_path / "sent").test_client()
+    query = {"day": "2030-01-08", "with": f"{BOB} {DAVE} {CAROL} nobody"}
+    answer = client.get(f"/calendar/{ALICE}/day", query_string=query, environ_base=AS_ALICE)
+    page = answer.get_data(as_text=True)
+    hours = re.findall(r'<th scope="col">(\d\d:\d\d)', page)
+    assert hours[0] == "07:00" and hours[-1] == "19:30"
+    assert row(page, ALICE)[6:8] == ["busy", "busy"]  # 10:00-11:00
+    assert row(page, BOB)[4] == "busy"  # 09:00-09:30, from his VFREEBUSY reply
+    assert row(page, DAVE)[10:12] == ["busy", "busy"]  # 12:00-13:00, shared
+    assert set(row(page, CAROL)) == {"unknown"}
+    assert "Not addresses, left out: nobody." in page
+    following = re.search(r'href="([^"]*)" rel="next"', page)
+    assert following and "with=" in following.group(1), "the next day keeps the comparison"
+    plain = client.get(f"/calendar/{ALICE}/day?day=2030-01-08", environ_base=AS_ALICE)
+    assert "<table" not in plain.get_data(as_text=True)
