@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from flask import Blueprint, render_template, request
 
-from imip_agent.manager.common import own, site
+from imip_agent.manager.common import own, services, site
 from imip_agent.manager.language import gettext, when
 from imiptools.dates import zone_or_utc
 from imiptools.errors import ImipError
@@ -40,6 +40,7 @@ from imiptools.scheduling.hours import parse_opening
 from imiptools.site import Site
 from imiptools.stores.names import normalise_user
 from imiptools.views.freetime import Hours, Ranked, Search, ranked_slots
+from imiptools.views.published import Unreadable, fetch_busy, prefixes_of
 
 blueprint = Blueprint("findtime", __name__)
 
@@ -118,6 +119,30 @@ def busy_of(
     if known or records.freebusy_of(other, EPOCH, end + timedelta(days=3650)):
         return Person(shown, known, N_("free/busy received"), hours)
     return Person(shown, None, N_("nothing known"), hours)
+
+
+#: The most published free/busy URLs one search reads.
+MAX_URLS = 5
+
+
+def published(
+    text: str, start: datetime, end: datetime, unread: list[tuple[str, str]]
+) -> list[Person]:
+    """A person for each URL in ``text`` (up to :data:`MAX_URLS`) whose
+    published free/busy could be read, if the site allows any; each URL
+    that could not be read is added to ``unread`` with the reason."""
+    prefixes = prefixes_of(services().settings.freebusy_urls)
+    if not prefixes:
+        return []
+    people = []
+    for url in list(dict.fromkeys(text.split()))[:MAX_URLS]:
+        try:
+            found = fetch_busy(url, prefixes, start, end)
+        except Unreadable as exc:
+            unread.append((url, str(exc)))
+            continue
+        people.append(Person(found.label, found.busy, N_("published free/busy")))
+    return people
 
 
 def _of_site(site_: Site, other: str) -> bool:
@@ -211,6 +236,8 @@ def search(address: str) -> str:
         "first": first,
         "zone": str(zone),
         "searched": "duration" in request.args,
+        "urls_allowed": bool(prefixes_of(services().settings.freebusy_urls)),
+        "urls_text": request.args.get("urls", "")[:4000],
     }
     if not context["searched"]:
         return render_template("findtime.html", **context)
@@ -221,6 +248,8 @@ def search(address: str) -> str:
     mine = Hours(zone)
     me = Person(address, records.busy_between(start, end), N_("your calendar"), mine)
     people = [me] + [busy_of(opened, records, o, start, end) for o in others]
+    unread: list[tuple[str, str]] = []
+    people += published(request.args.get("urls", "")[:4000], start, end, unread)
     busy = [p for person in people for p in (person.busy or [])]
     wanted = Search(start, end, timedelta(minutes=duration), hours=HOURS, zone=zone)
     hours = [p.hours or mine for p in people]
@@ -236,6 +265,7 @@ def search(address: str) -> str:
         people=people,
         slots=local,
         unknown=[p.address for p in people if p.busy is None],
+        unread=unread,
         table_day=day,
         columns=columns,
         rows=rows,
