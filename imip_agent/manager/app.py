@@ -38,7 +38,15 @@ from flask import (
 )
 from werkzeug.wrappers.response import Response
 
-from imip_agent.manager import calendars, common, language, login, organiser, pages
+from imip_agent.manager import (
+    calendars,
+    common,
+    language,
+    login,
+    negotiation,
+    organiser,
+    pages,
+)
 from imip_agent.manager.language import gettext
 from imip_agent.manager.login import Accounts
 from imip_agent.manager.security import (
@@ -210,6 +218,7 @@ def requests_page(address: str) -> str:
         answers=ANSWER_LABELS,
         zone=str(records.zone),
         proposals={i.uid: _local(records, i.uid) for i in items if i.kind == "COUNTER"},
+        fit=lambda p: negotiation.fit(records, p),
     )
 
 

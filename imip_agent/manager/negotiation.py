@@ -17,15 +17,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from flask import Blueprint, flash, redirect, request, url_for
 from werkzeug.wrappers.response import Response
 
+from imip_agent.manager import findtime
 from imip_agent.manager.common import own, services, site
 from imip_agent.manager.language import gettext
 from imiptools import answering, countering
+from imiptools.countering import Proposal
 from imiptools.errors import DeliveryFailed, ImipError
+from imiptools.itip.objects import attendees_of, mail_address_of
+from imiptools.periods import busy_only
+from imiptools.records import UserRecords
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,36 @@ def proposal(address: str) -> Response:
             gettext("The proposal of {who} is declined."),
         )
     return _back(address)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Who is busy at a proposed time, and of whom nothing is known."""
+
+    busy: list[str]
+    unknown: list[str]
+
+
+def fit(records: UserRecords, proposal: Proposal) -> Fit:
+    """Whether the time ``proposal`` asks for suits everyone of the event:
+    the organiser's own calendar and each attendee's known free/busy (as
+    "find a time" reads it), the event itself left out."""
+    stored = records.stored(proposal.uid)
+    if stored is None:
+        return Fit([], [])
+    start, end = proposal.start, proposal.end
+    mine = findtime.Person(records.user, records.busy_between(start, end), "")
+    others = [f"mailto:{mail_address_of(a)}" for a in attendees_of(stored.first)]
+    people = [mine] + [
+        findtime.busy_of(site(), records, o, start, end) for o in others if o != records.user
+    ]
+    busy = [
+        p.address.removeprefix("mailto:")
+        for p in people
+        if p.busy
+        and any(b.uid != proposal.uid and b.overlaps(start, end) for b in busy_only(p.busy))
+    ]
+    return Fit(busy, [p.address for p in people if p.busy is None])
 
 
 def _done(user: str, act: Callable[[], answering.Answered], said: str) -> None:

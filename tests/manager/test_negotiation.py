@@ -96,6 +96,7 @@ def test_alice_proposes_and_bob_accepts(tmp_path: Path) -> None:
     shown = bob.get(f"/calendar/{BOB}/requests", environ_base=AS_BOB).get_data(as_text=True)
     assert f"{ALICE} proposes Wednesday 09 January 2030 14:00 to 15:00." in shown
     assert "Wednesdays suit me" in shown
+    assert "Free then, as far as is known: the organiser and every attendee." in shown
 
     page = post(
         bob, f"/calendar/{BOB}/requests/proposal", AS_BOB, uid=UID, attendee=ALICE, action="accept"
@@ -125,9 +126,14 @@ def test_bob_declines_a_proposal(tmp_path: Path) -> None:
     (counter,) = sent_messages(tmp_path / "sent")
     assert "RECURRENCE-ID" in str(readable(counter, "COUNTER").vevent.contents).upper()
     assert agent.person(counter.as_bytes(), BOB).code == 0
+    review = vevent(
+        "review@example.com", "20300115T160000Z", "20300115T163000Z", organiser=BOB, attendees=()
+    )
+    assert agent.outgoing(imip_message(calendar_text(review), sender=BOB, to=BOB), BOB).code == 0
     bob = manager(agent, tmp_path / "sent-bob").test_client()
     shown = bob.get(f"/calendar/{BOB}/requests", environ_base=AS_BOB).get_data(as_text=True)
     assert "(one instance)" in shown and 'value="accept"' not in shown
+    assert f"Busy then: {BOB}." in shown
     page = post(
         bob,
         f"/calendar/{BOB}/requests/proposal",
