@@ -198,6 +198,7 @@ def week(address: str) -> str:
     return render_template(
         "week.html",
         address=address,
+        grid=calendars.grid_available(),
         days=days,
         zone=str(records.zone),
         previous=(first - timedelta(days=7)).isoformat(),

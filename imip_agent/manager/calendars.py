@@ -16,13 +16,15 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, render_template, request, url_for
+from werkzeug.wrappers.response import Response
 
 from imip_agent.manager import findtime
 from imip_agent.manager.common import day_argument, own, site
-from imip_agent.manager.language import WEEKDAYS, WEEKDAYS_SHORT
+from imip_agent.manager.language import WEEKDAYS, WEEKDAYS_SHORT, gettext
 from imiptools.i18n import N_
 from imiptools.views.agenda import Entry, agenda
 
@@ -112,6 +114,49 @@ def day(address: str) -> str:
         address=address,
         **view_links(shown),
     )
+
+
+#: The client-side grid's library, when tools/manager-assets installed it.
+GRID_LIBRARY = Path(__file__).resolve().parent / "static" / "vendor" / "event-calendar.min.js"
+
+
+def grid_available() -> bool:
+    """Whether the week page can offer the client-side grid."""
+    return GRID_LIBRARY.is_file()
+
+
+@blueprint.get("/calendar/<address>/week.json")
+def week_json(address: str) -> Response:
+    """The week's instances for the client-side grid (``static/grid.js``):
+    local wall times in the user's zone (no offset: the grid shows them
+    as they are, whatever the browser's zone), titles as text."""
+    records = site().records(own(address))
+    today = records.now.astimezone(records.zone).date()
+    shown = day_argument(request.args.get("week"), today)
+    first = shown - timedelta(days=shown.weekday())
+    start = datetime.combine(first, time(0), records.zone)
+    entries = agenda(records, start, start + timedelta(days=7))
+    return jsonify({"events": [_grid_event(address, e) for e in entries]})
+
+
+def _grid_event(address: str, entry: Entry) -> dict[str, Any]:
+    """One instance as event-calendar reads an event (its ``url`` in
+    ``extendedProps``, for a click)."""
+    if entry.all_day:
+        start, end = entry.start.date().isoformat(), entry.end.date().isoformat()
+    else:
+        start = entry.start.replace(tzinfo=None).isoformat(timespec="minutes")
+        end = entry.end.replace(tzinfo=None).isoformat(timespec="minutes")
+    off = entry.partstat == "DECLINED" or entry.status == "CANCELLED"
+    return {
+        "id": f"{entry.uid} {entry.recurrence_id}",
+        "title": entry.summary or gettext("(no title)"),
+        "start": start,
+        "end": end,
+        "allDay": entry.all_day,
+        "classNames": ["off"] if off else [],
+        "extendedProps": {"url": url_for("event", address=address, uid=entry.uid)},
+    }
 
 
 #: The hours of the day view's table of others' free/busy (the user's zone).
