@@ -12,8 +12,9 @@ program); ``IMIP_MANAGER_AUTH`` where users come from (``remote-user``,
 (space-separated addresses or networks) say how the front server names the
 user; ``IMIP_MANAGER_SECRET_KEY_FILE`` holds the key that signs sessions
 (the same for every worker process); ``IMIP_MANAGER_ADMINS`` the
-administrators, who manage every resource (space-separated addresses). Mail leaves as the agents send it:
-the ``smtp`` setting, else the ``sendmail`` command.
+administrators, who manage every resource (space-separated addresses).
+Mail leaves as the agents send it: the ``smtp`` setting, else the
+``sendmail`` command.
 """
 
 from __future__ import annotations
