@@ -177,6 +177,7 @@ def _event_page(
     stored: ItipObject,
     values: EventForm | None,
     errors: list[str],
+    checked: Checked | None = None,
 ) -> str:
     source = stored.master or stored.first
     mine = organizer_of(source) == address
@@ -195,6 +196,7 @@ def _event_page(
         values=shown,
         errors=errors,
         zone=str(records.zone),
+        checked=checked,
         **_choices(),
     )
 
@@ -207,6 +209,9 @@ def update(address: str) -> Response | tuple[str, int]:
         revision = _revision(eventform.from_event(source, records.zone), values, draft, source)
     except FormErrors as exc:
         return _event_page(address, records, stored, values, exc.messages), 422
+    if request.form.get("action") == "check":
+        checked = _check_update(site, user, stored, revision or Revision(), values)
+        return _event_page(address, records, stored, values, [], checked), 200
     if revision is None:
         flash("Nothing changed.")
         return redirect(url_for("event", address=address, uid=stored.uid))
@@ -443,6 +448,19 @@ def _check(site: Site, user: str, message: bytes, values: EventForm) -> Checked:
     ]
     sender = user.removeprefix("mailto:")
     return Checked(check_rooms(site, message, sender, rooms), elsewhere)
+
+
+def _check_update(
+    site: Site, user: str, stored: ItipObject, revision: Revision, values: EventForm
+) -> Checked:
+    """:func:`_check` for the update ``revision`` would send (RFC 5546
+    §3.2.2: the rooms see it as an update of their booking)."""
+    calendar = organising.revised(stored, revision, site.clock.now())
+    event = calendar.walk("VEVENT")[0]
+    invited = organising.recipients_of(event, user)
+    title = text_of(event, "SUMMARY") or "(no title)"
+    message = _message(site, user, calendar, invited, f"Updated: {title}", _event_text(event))
+    return _check(site, user, message, values)
 
 
 def _kinds(found: Sequence[Resource]) -> dict[str, str]:

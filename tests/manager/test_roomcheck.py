@@ -137,3 +137,47 @@ def test_a_room_of_another_site_cannot_be_checked(tmp_path: Path) -> None:
         room_role=["", ""],
     )
     assert "<strong>hall@elsewhere.example</strong>: not a room of this site" in page
+
+
+def test_check_rooms_on_an_update_sees_the_rooms_own_booking(tmp_path: Path) -> None:
+    """A single event booked at room 3 (its agent accepted it): moved onto
+    xavier's booking the room would decline; kept where it is, the room
+    sees its own booking, no clash. Nothing is written or sent."""
+    agent = site_with_rooms(tmp_path / "site")
+    client = client_of(agent, tmp_path / "sent")
+    single = {"freq": "", "byday": [], "ends": "never", "count": ""}
+    answer = post(client, NEW, weekly(action="send", **single))
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    (invitation,) = sent_messages(tmp_path / "sent")
+    run = agent.resource(invitation.as_bytes(), recipient=ROOM, sender=ALICE)
+    assert run.code == 0, run.stdout + run.stderr
+    page_path = answer.headers["Location"]
+    page = client.get(page_path, environ_base={"REMOTE_USER": ALICE}).get_data(as_text=True)
+    uid = page.split('name="uid" value="', 1)[1].split('"', 1)[0]
+    before = files_of(agent.root)
+    kept = post(client, "/calendar/alice@example.com/event", _edit(uid, "2030-01-08"), page_path)
+    assert "<strong>Room 3</strong>: would accept." in kept.get_data(as_text=True)
+    moved = post(client, "/calendar/alice@example.com/event", _edit(uid, "2030-01-15"), page_path)
+    text = moved.get_data(as_text=True)
+    assert moved.status_code == 200 and "<strong>Room 3</strong>: would decline." in text
+    assert files_of(agent.root) == before
+    assert len(sent_messages(tmp_path / "sent")) == 1
+
+
+def _edit(uid: str, day: str) -> MultiDict[str, str]:
+    """The event's form, on ``day`` 10:00-11:00 UTC, with room 3 and bob."""
+    return fields(
+        uid=uid,
+        action="check",
+        tzid="UTC",
+        start_date=day,
+        end_date=day,
+        freq="",
+        byday=[],
+        ends="never",
+        until="",
+        exdates="",
+        attendee=[ROOM, "bob@example.com"],
+        role=["NON-PARTICIPANT", "REQ-PARTICIPANT"],
+        cutype=["ROOM", "INDIVIDUAL"],
+    )
