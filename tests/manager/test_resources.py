@@ -36,7 +36,11 @@ PAGES = ("/", "/decisions", "/quota", "/preferences")
 def site_with_rooms(root: Path) -> Agent:
     """A site with room 3 (owned by OWNER, booked by xavier on 15 January
     10:00-11:00 UTC, recording in quota q) and a car nobody owns."""
-    agent = Agent(root, now=NOW)
+    return rooms_in(Agent(root, now=NOW))
+
+
+def rooms_in(agent: Agent) -> Agent:
+    """``agent``'s site with room 3 and the car of :func:`site_with_rooms`."""
     for name, value in (
         ("CN", "Room 3"),
         ("CUTYPE", "ROOM"),
@@ -79,6 +83,12 @@ def test_the_library_lists_the_sites_resources_with_their_kind_and_owners(agent:
         (CAR, "", "RESOURCE", ()),
         (ROOM, "Room 3", "ROOM", (OWNER,)),
     ]
+
+
+def test_administrators_are_addresses() -> None:
+    assert AccessConfig(admins=("mailto:Admin@Example.com",)).admins == ("admin@example.com",)
+    with pytest.raises(ValueError, match="administrator"):
+        AccessConfig(admins=("not an address",))
 
 
 def test_the_list_links_only_what_the_user_manages(agent: Agent, tmp_path: Path) -> None:
