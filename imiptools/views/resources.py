@@ -93,11 +93,6 @@ def may_manage(resource: Resource, user: str, admins: Collection[str]) -> bool:
     return address in chosen or address in resource.owners
 
 
-def managed_by(site: Site, user: str, admins: Collection[str]) -> list[Resource]:
-    """The resources ``user`` manages (every one for an administrator)."""
-    return [r for r in resources(site) if may_manage(r, user, admins)]
-
-
 def bookings(site: Site, resource: Resource, start: datetime, end: datetime) -> list[Entry]:
     """Every instance booked at ``resource`` overlapping ``[start, end)``,
     in its zone (the agents' expansion, :func:`~imiptools.views.agenda.agenda`)."""

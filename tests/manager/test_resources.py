@@ -268,3 +268,25 @@ def _gist(message: EmailMessage) -> tuple[str, ...]:
         if not part.is_multipart()
     )
     return headers + parts
+
+
+def test_a_hand_edited_value_outside_the_choices_is_kept_unless_changed(
+    agent: Agent, tmp_path: Path
+) -> None:
+    agent.site().preferences.set(f"mailto:{ROOM}", "conflict_details", "maybe")
+    client = client_of(agent, tmp_path / "sent")
+    page = client.get(f"/resources/{ROOM}/preferences", environ_base=as_user(OWNER))
+    text = page.get_data(as_text=True)
+    assert '<option value="maybe" selected>maybe (not valid: the default applies)' in text
+    form = _prefs_form(client, OWNER) | {
+        "CN": "Room 3",
+        "CUTYPE": "ROOM",
+        "scheduling_function": "schedule_in_freebusy\ncheck_quota q",
+        "approvers": OWNER,
+        "conflict_details": "maybe",
+        "LANG": "de",
+    }
+    answer = client.post(f"/resources/{ROOM}/preferences", data=form, environ_base=as_user(OWNER))
+    assert answer.status_code == 302, "the value untouched is not validated again"
+    assert agent.site().preferences.get(f"mailto:{ROOM}", "conflict_details") == "maybe"
+    assert agent.admin("prefs", "get", ROOM, "LANG").stdout == "de\n"
