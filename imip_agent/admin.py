@@ -44,7 +44,7 @@ from imiptools.errors import ExitCode, UsageError
 from imiptools.itip.objects import to_text
 from imiptools.mail.parse import read_message
 from imiptools.mail.send import SEPARATOR, PrintSender, Sender
-from imiptools.preferences import DEFINITIONS, Preferences, validate
+from imiptools.preferences import DEFINITIONS, Preferences, set_validated
 from imiptools.records import UserRecords
 from imiptools.stores.names import normalise_user
 from imiptools.transfer import export_calendar
@@ -357,7 +357,7 @@ def prefs(user: str, args: argparse.Namespace, settings: Settings) -> str:
     if args.value is None:
         raise UsageError("prefs set needs a value")
     try:
-        files.set(user, args.name, validate(args.name, args.value))
+        set_validated(files, user, args.name, args.value)
     except ValueError as exc:
         raise UsageError(f"invalid value for {args.name}: {exc}") from exc
     return ""

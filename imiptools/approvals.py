@@ -22,6 +22,7 @@ from imiptools.dates import FixedClock, format_utc
 from imiptools.handlers.approval import APPROVAL, ApprovingResourceHandler, pending_entries
 from imiptools.handlers.common import Envelope
 from imiptools.mail.parse import parse_message
+from imiptools.mail.send import Sender
 from imiptools.site import Site
 
 T = TypeVar("T")
@@ -75,6 +76,23 @@ def decide(site: Site, user: str, uid: str, verdict: str, reason: str, now: date
         f"{verdict}\0{uid}",
         lambda h: h.decide(uid, verdict, reason, ADMINISTRATOR),
     )
+
+
+def send_spooled(site: Site, sender: Sender) -> int:
+    """Send what waits in the site's outbox with ``sender``, as an agent run
+    does after its work (:func:`imiptools.agent.flush`; ``imip-admin outbox
+    flush``): for a front end that decides and sends at once. How many were
+    sent; DeliveryFailed (75) leaves the rest waiting."""
+    ctx = agent.Context(
+        settings=site.settings,
+        store=site.store,
+        preferences=site.preferences,
+        clock=site.clock,
+        sender=sender,
+        spool=site.outbox,
+        ledger=site.ledger,
+    )
+    return agent.flush(ctx)
 
 
 def time_out(site: Site, user: str, now: datetime) -> list[str]:

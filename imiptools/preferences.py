@@ -65,13 +65,20 @@ class PreferenceSource(Protocol):
         ...
 
 
-def _choice(*options: str) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        if value not in options:
-            raise ValueError(f"must be one of {', '.join(options)}")
+@dataclass(frozen=True)
+class _Choice:
+    """A validator for one of ``options`` (a form offers them as a list)."""
+
+    options: tuple[str, ...]
+
+    def __call__(self, value: str) -> str:
+        if value not in self.options:
+            raise ValueError(f"must be one of {', '.join(o for o in self.options if o)}")
         return value
 
-    return check
+
+def _choice(*options: str) -> Callable[[str], str]:
+    return _Choice(options)
 
 
 def _zone(value: str) -> str:
@@ -209,6 +216,12 @@ DEFINITIONS: dict[str, Definition] = {
     "CN": Definition("", _any, "common name used in generated messages"),
     "LANG": Definition("en", _language, "language of generated messages"),
     "TZID": Definition("UTC", _zone, "time zone for floating times and all-day events"),
+    "CUTYPE": Definition(
+        "",
+        _choice("", "ROOM", "RESOURCE"),
+        "resource: what it is to organisers (RFC 5545 §3.2.3): ROOM or RESOURCE; "
+        "a resource without it is a RESOURCE",
+    ),
     "scheduling_function": Definition(
         "schedule_in_freebusy",
         _scheduling,
@@ -359,6 +372,26 @@ def validate(name: str, value: str) -> str:
     if definition is None:
         raise ValueError(f"unknown preference {name!r}")
     return (definition.strict or definition.check)(value.strip())
+
+
+def set_validated(source: PreferenceSource, user: str, name: str, value: str) -> str:
+    """Set ``name`` for ``user`` to ``value`` once :func:`validate` accepts
+    it (ValueError else, nothing written): what ``imip-admin prefs set``
+    and the manager's preference form do. Returns the value written."""
+    checked = validate(name, value)
+    source.set(user, name, checked)
+    return checked
+
+
+def options(name: str) -> tuple[str, ...]:
+    """The values preference ``name`` may take, when it is a choice (else
+    none): what a form offers as a list."""
+    check = DEFINITIONS[name].check
+    return check.options if isinstance(check, _Choice) else ()
+
+
+#: The preferences whose values are lines (a form gives them a text area).
+MULTILINE = frozenset({"scheduling_function", "opening_hours", "acl"})
 
 
 @dataclass(frozen=True)

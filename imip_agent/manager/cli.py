@@ -109,6 +109,13 @@ def parser() -> Parser:
         metavar="ADDRESS",
         help="a proxy (address or network) whose user header is believed; repeatable",
     )
+    add(
+        "--admin",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a user who manages every resource of the site; repeatable",
+    )
     add("--secret-key-file", default=None, metavar="FILE", help="the key signing sessions")
     add(
         "--as-user",
@@ -172,9 +179,11 @@ def serve(args: argparse.Namespace) -> ExitCode:
     settings = settings_from(args)
     setup_logging(args, settings, "imip-manager")
     try:
-        access = AccessConfig(args.user_header, tuple(args.trusted_proxy), args.auth)
+        access = AccessConfig(
+            args.user_header, tuple(args.trusted_proxy), args.auth, tuple(args.admin)
+        )
     except ValueError as exc:
-        raise UsageError(f"--auth, --user-header, --trusted-proxy: {exc}") from exc
+        raise UsageError(f"--auth, --user-header, --trusted-proxy, --admin: {exc}") from exc
     if args.as_user and access.source == "password":
         raise UsageError("--as-user stands for a front server: not with --auth password")
     key = Path(args.secret_key_file).read_bytes().strip() if args.secret_key_file else None

@@ -161,9 +161,14 @@ def blank(zone: str, day: date) -> EventForm:
     )
 
 
-def read_form(form: Mapping[str, str]) -> EventForm:
+def read_form(form: Mapping[str, str], resources: Mapping[str, str] | None = None) -> EventForm:
     """The form posted (``form``: a werkzeug MultiDict, or any mapping
-    with ``getlist``), newlines as ``\\n``, nothing checked yet."""
+    with ``getlist``), newlines as ``\\n``, nothing checked yet.
+
+    ``resources`` (address in lower case -> CUTYPE, the site's rooms and
+    resources) are those the form offers to pick: each picked (``room``
+    with a ``room_role``) is one more attendee of that CUTYPE, unless the
+    form names it already."""
     many = getattr(form, "getlist", None)
 
     def values(name: str) -> list[str]:
@@ -180,6 +185,7 @@ def read_form(form: Mapping[str, str]) -> EventForm:
             role = roles[index] if index < len(roles) else "REQ-PARTICIPANT"
             cutype = kinds[index] if index < len(kinds) else "INDIVIDUAL"
             attendees.append(Person(address.strip(), role, cutype))
+    attendees += _picked(values("room"), values("room_role"), resources or {}, attendees)
     return EventForm(
         summary=text("summary"),
         location=text("location"),
@@ -210,6 +216,21 @@ def read_form(form: Mapping[str, str]) -> EventForm:
         rdates=text("rdates"),
         removed=tuple(values("remove")),
     )
+
+
+def _picked(
+    rooms: list[str], roles: list[str], resources: Mapping[str, str], named: list[Person]
+) -> list[Person]:
+    """The resources picked from the list (a role chosen), as attendees of
+    their CUTYPE, those not ``named`` already."""
+    held = {p.address.lower() for p in named}
+    found = []
+    for address, role in zip(rooms, roles, strict=False):
+        key = address.strip().lower()
+        if role and key in resources and key not in held:
+            found.append(Person(address.strip(), role, resources[key]))
+            held.add(key)
+    return found
 
 
 def to_draft(values: EventForm, uid: str = "") -> Draft:

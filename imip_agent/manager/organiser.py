@@ -55,6 +55,8 @@ from imiptools.mail.send import Sender
 from imiptools.records import UserRecords
 from imiptools.site import Site
 from imiptools.views.agenda import INSTANCES_AHEAD, MAX_LISTED
+from imiptools.views.resources import Resource, resources
+from imiptools.views.roomcheck import RoomForecast, check_rooms
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,8 @@ ROLE_CHOICES = (
     ("NON-PARTICIPANT", "For information"),
     ("CHAIR", "Chair"),
 )
+#: The roles a room picked from the site's list may have ('': not picked).
+ROOM_ROLE_CHOICES = (("", "Not invited"), *ROLE_CHOICES)
 CUTYPE_CHOICES = (
     ("INDIVIDUAL", "Person"),
     ("ROOM", "Room"),
@@ -135,19 +139,23 @@ def new_page(address: str) -> str:
 
 def create(address: str) -> Response | tuple[str, int]:
     user = _hooks().own(address)
-    values = eventform.read_form(request.form)
+    site = _hooks().site()
+    values = eventform.read_form(request.form, _kinds(resources(site)))
     try:
         draft = eventform.to_draft(values)
     except FormErrors as exc:
         return _form_page("new.html", address, values, exc.messages), 422
     if request.form.get("action") == "preview":
         return _form_page("new.html", address, values, preview=draft), 200
-    site = _hooks().site()
     now = site.clock.now()
     calendar = organising.new_event(draft, user, now, cn=_cn(site, user), domain=_domain(user))
     event = calendar.walk("VEVENT")[0]
     invited = organising.recipients_of(event, user)
     subject = f"Invitation: {draft.summary}"
+    if request.form.get("action") == "check":
+        message = _message(site, user, calendar, invited, subject, _event_text(event))
+        forecasts = _check(site, user, message, values)
+        return _form_page("new.html", address, values, checked=forecasts), 200
     if _send(site, user, calendar, invited, subject, _event_text(event)):
         flash(f"Invitation sent to {', '.join(invited)}." if invited else "Saved in your calendar.")
     return redirect(url_for("event", address=address, uid=str(event["UID"])))
@@ -169,6 +177,7 @@ def _event_page(
     stored: ItipObject,
     values: EventForm | None,
     errors: list[str],
+    checked: Checked | None = None,
 ) -> str:
     source = stored.master or stored.first
     mine = organizer_of(source) == address
@@ -187,6 +196,7 @@ def _event_page(
         values=shown,
         errors=errors,
         zone=str(records.zone),
+        checked=checked,
         **_choices(),
     )
 
@@ -199,6 +209,9 @@ def update(address: str) -> Response | tuple[str, int]:
         revision = _revision(eventform.from_event(source, records.zone), values, draft, source)
     except FormErrors as exc:
         return _event_page(address, records, stored, values, exc.messages), 422
+    if request.form.get("action") == "check":
+        checked = _check_update(site, user, stored, revision or Revision(), values)
+        return _event_page(address, records, stored, values, [], checked), 200
     if revision is None:
         flash("Nothing changed.")
         return redirect(url_for("event", address=address, uid=stored.uid))
@@ -390,11 +403,14 @@ def _form_page(
     values: EventForm,
     errors: Sequence[str] = (),
     preview: organising.Draft | None = None,
+    checked: Checked | None = None,
 ) -> str:
     described = upcoming = None
     if preview is not None:
         described = eventform.describe(preview.rrule, preview.start)
         upcoming = eventform.upcoming(preview)
+    named = {p.address.lower() for p in values.attendees}
+    rooms = [(r, r.address.lower() in named) for r in resources(_hooks().site())]
     return render_template(
         template,
         address=address,
@@ -402,8 +418,54 @@ def _form_page(
         errors=list(errors),
         described=described,
         upcoming=upcoming,
+        rooms=rooms,
+        checked=checked,
         **_choices(),
     )
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The dry run of the rooms invited: what each resource of the site
+    would answer, and the attendees named as rooms or resources that are
+    not this site's (nobody can say what they would answer)."""
+
+    forecasts: list[RoomForecast]
+    elsewhere: list[str]
+
+
+def _check(site: Site, user: str, message: bytes, values: EventForm) -> Checked:
+    """What the site's resources among the attendees would answer to
+    ``message`` (:func:`imiptools.views.roomcheck.check_rooms`: nothing is
+    written or sent)."""
+    named = {p.address.lower(): p for p in values.attendees}
+    rooms = [r for r in resources(site) if r.address.lower() in named]
+    known = {r.address.lower() for r in rooms}
+    elsewhere = [
+        p.address
+        for key, p in named.items()
+        if key not in known and p.cutype in ("ROOM", "RESOURCE")
+    ]
+    sender = user.removeprefix("mailto:")
+    return Checked(check_rooms(site, message, sender, rooms), elsewhere)
+
+
+def _check_update(
+    site: Site, user: str, stored: ItipObject, revision: Revision, values: EventForm
+) -> Checked:
+    """:func:`_check` for the update ``revision`` would send (RFC 5546
+    §3.2.2: the rooms see it as an update of their booking)."""
+    calendar = organising.revised(stored, revision, site.clock.now())
+    event = calendar.walk("VEVENT")[0]
+    invited = organising.recipients_of(event, user)
+    title = text_of(event, "SUMMARY") or "(no title)"
+    message = _message(site, user, calendar, invited, f"Updated: {title}", _event_text(event))
+    return _check(site, user, message, values)
+
+
+def _kinds(found: Sequence[Resource]) -> dict[str, str]:
+    """The site's resources by address (lower case): their CUTYPE."""
+    return {r.address.lower(): r.cutype for r in found}
 
 
 def _choices() -> dict[str, Any]:
@@ -418,6 +480,7 @@ def _choices() -> dict[str, Any]:
         "cutype_choices": CUTYPE_CHOICES,
         "freq_choices": FREQ_CHOICES,
         "ends_choices": ENDS_CHOICES,
+        "room_role_choices": ROOM_ROLE_CHOICES,
     }
 
 
@@ -426,18 +489,7 @@ def _send(
 ) -> bool:
     """Compose the iMIP message (RFC 6047) and send it as ``user`` sends
     (:func:`~imiptools.answering.send_as`); flash what went wrong."""
-    address = user.removeprefix("mailto:")
-    message = build_message(
-        from_addr=address,
-        to_addrs=to or [address],
-        subject=subject,
-        text=text,
-        calendar=calendar.to_ical(),
-        method=str(calendar.get("METHOD", "")),
-        auto_submitted="",  # a person sends it
-        date=site.clock.now(),
-        message_id_domain=_domain(user),
-    )
+    message = _message(site, user, calendar, to, subject, text)
     try:
         result = answering.send_as(site, user, message, to, _hooks().sender())
     except DeliveryFailed as exc:  # recorded and spooled: the outbox keeps it
@@ -452,6 +504,24 @@ def _send(
         flash(f"Not sent: {result.status}")
         return False
     return True
+
+
+def _message(
+    site: Site, user: str, calendar: Calendar, to: list[str], subject: str, text: str
+) -> bytes:
+    """The iMIP message (RFC 6047) ``user`` sends to ``to``."""
+    address = user.removeprefix("mailto:")
+    return build_message(
+        from_addr=address,
+        to_addrs=to or [address],
+        subject=subject,
+        text=text,
+        calendar=calendar.to_ical(),
+        method=str(calendar.get("METHOD", "")),
+        auto_submitted="",  # a person sends it
+        date=site.clock.now(),
+        message_id_domain=_domain(user),
+    )
 
 
 def _event_text(event: Component) -> str:

@@ -66,12 +66,14 @@ class AccessConfig:
     ``user_header`` (say ``X-Remote-User``), believed only when the request
     comes from one of ``trusted_proxies`` (addresses or networks); the WSGI
     ``REMOTE_USER`` is believed unless the source is ``password`` (only the
-    server can set it).
+    server can set it). ``admins`` (addresses) manage every resource of the
+    site (:mod:`imiptools.views.resources`).
     """
 
     user_header: str = ""
     trusted_proxies: tuple[str, ...] = ()
     source: str = ""
+    admins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -85,6 +87,11 @@ class AccessConfig:
                 ipaddress.ip_network(each, strict=False)
             except ValueError as exc:
                 raise ValueError(f"not an address or network: {each!r}") from exc
+        try:
+            admins = tuple(normalise_user(a).removeprefix("mailto:") for a in self.admins)
+        except (ImipError, ValueError) as exc:
+            raise ValueError(f"an administrator is not an address: {exc}") from exc
+        object.__setattr__(self, "admins", admins)
 
     def trusts(self, address: str) -> bool:
         """Whether ``address`` (the peer's) is a trusted proxy."""

@@ -11,8 +11,10 @@ program); ``IMIP_MANAGER_AUTH`` where users come from (``remote-user``,
 ``IMIP_MANAGER_USER_HEADER`` and ``IMIP_MANAGER_TRUSTED_PROXIES``
 (space-separated addresses or networks) say how the front server names the
 user; ``IMIP_MANAGER_SECRET_KEY_FILE`` holds the key that signs sessions
-(the same for every worker process). Mail leaves as the agents send it:
-the ``smtp`` setting, else the ``sendmail`` command.
+(the same for every worker process); ``IMIP_MANAGER_ADMINS`` the
+administrators, who manage every resource (space-separated addresses).
+Mail leaves as the agents send it: the ``smtp`` setting, else the
+``sendmail`` command.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def make_application() -> Flask:
         os.environ.get("IMIP_MANAGER_USER_HEADER", ""),
         tuple(os.environ.get("IMIP_MANAGER_TRUSTED_PROXIES", "").split()),
         os.environ.get("IMIP_MANAGER_AUTH", ""),
+        tuple(os.environ.get("IMIP_MANAGER_ADMINS", "").split()),
     )
     key_file = os.environ.get("IMIP_MANAGER_SECRET_KEY_FILE")
     key = Path(key_file).read_bytes().strip() if key_file else None

@@ -93,6 +93,24 @@ def attacker_page(target: str) -> Application:
     return application
 
 
+def screenshots(root: Path) -> Path:
+    """Where screenshots go: ``$IMIP_TEST_SCREENSHOTS``, else under ``root``."""
+    found = Path(os.environ.get("IMIP_TEST_SCREENSHOTS") or root / "shots")
+    found.mkdir(parents=True, exist_ok=True)
+    return found
+
+
+def chromium() -> WebDriver:
+    """Debian's headless Chromium, driven by its chromedriver."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1000,900")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+
+
 class Scene:
     """The site, the servers and the browser the tests share."""
 
@@ -105,17 +123,8 @@ class Scene:
         self.bob = self._serve(Front(app, BOB))
         attacker = attacker_page(f"{self.alice}/calendar/{ALICE}/requests")
         self.attacker = self._serve(attacker).replace("127.0.0.1", "localhost")
-        self.screenshots = Path(os.environ.get("IMIP_TEST_SCREENSHOTS") or root / "shots")
-        self.screenshots.mkdir(parents=True, exist_ok=True)
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(CHROMIUM)
-        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
-            options.add_argument(argument)
-        options.add_argument("--window-size=1000,900")
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        self.browser: WebDriver = webdriver.Chrome(
-            options=options, service=Service(executable_path=str(CHROMEDRIVER))
-        )
+        self.screenshots = screenshots(root)
+        self.browser: WebDriver = chromium()
 
     def _serve(self, application: Application) -> str:
         server, url = serving(application)

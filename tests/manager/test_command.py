@@ -55,6 +55,16 @@ def test_as_user_is_refused_off_loopback(tmp_path: Path) -> None:
     assert "loopback" in done.stdout + done.stderr
 
 
+def test_an_administrator_must_be_an_address(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    argv = [str(BIN / "imip-manager"), *agent.store_options, "serve", "--listen", "127.0.0.1:0"]
+    done = subprocess.run(
+        [*argv, "--admin", "not an address"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 64
+    assert "--admin" in done.stdout + done.stderr
+
+
 def test_without_a_command_it_says_which(tmp_path: Path) -> None:
     done = subprocess.run(
         [str(BIN / "imip-manager")], capture_output=True, text=True, timeout=60, check=False

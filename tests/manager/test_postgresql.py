@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from imiptools.views.resources import resources
 from tests.conftest import site_agent
 from tests.manager.support import ALICE, NOW, invite, invited, sent_messages
 from tests.manager.test_app import answer_second_instance
+from tests.manager.test_resources import OWNER, ROOM, XAVIER, client_of, rooms_in
 
 
 def test_answering_in_a_database_site_records_what_the_program_records(
@@ -27,3 +29,15 @@ def test_answering_in_a_database_site_records_what_the_program_records(
     assert in_database.requests(ALICE) == in_files.requests(ALICE)
     exported = [a.admin("export", ALICE).stdout for a in (in_database, in_files)]
     assert exported[0] == exported[1]
+
+
+def test_the_resources_of_a_database_site_are_those_of_a_site_of_files(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    (tmp_path / "pg").mkdir()
+    in_database = rooms_in(site_agent(request, tmp_path / "pg", "postgresql", now=NOW))
+    in_files = rooms_in(invited(tmp_path / "files"))
+    assert resources(in_database.site()) == resources(in_files.site())
+    client = client_of(in_database, tmp_path / "sent")
+    week = client.get(f"/resources/{ROOM}/?week=2030-01-14", environ_base={"REMOTE_USER": OWNER})
+    assert week.status_code == 200 and XAVIER in week.get_data(as_text=True)

@@ -34,7 +34,10 @@ def test_the_environment_configures_site_header_proxies_and_key(
     monkeypatch.setenv("IMIP_MANAGER_USER_HEADER", "X-Remote-User")
     monkeypatch.setenv("IMIP_MANAGER_TRUSTED_PROXIES", "127.0.0.1 ::1")
     monkeypatch.setenv("IMIP_MANAGER_SECRET_KEY_FILE", str(key))
+    monkeypatch.setenv("IMIP_MANAGER_ADMINS", "admin@example.com  Boss@Example.com")
     app = make_application()
+    access = app.extensions["imip_manager"].access
+    assert access.admins == ("admin@example.com", "boss@example.com")
     assert app.config["SECRET_KEY"] == b"a key shared by every worker"
     assert app.config["SESSION_COOKIE_SECURE"] is True
     client = app.test_client()

@@ -1,0 +1,202 @@
+"""The pages of the site's resources, for their owners and the administrators.
+
+Pages (``ADDRESS`` a resource's address; who may open one is the
+library's answer, :func:`imiptools.views.resources.may_manage`: its owners,
+the ``approvers`` preference, and the administrators the manager is
+configured with; anyone else gets 403, an address that is no resource 404):
+
+- ``/resources/``: the site's resources (:func:`~imiptools.views.resources.resources`),
+  those the user manages linked;
+- ``/resources/ADDRESS/?week=YYYY-MM-DD``: its bookings over the week
+  (:func:`~imiptools.views.resources.bookings`) as a table, and the
+  requests waiting for its owners (:func:`imiptools.approvals.waiting`),
+  approved or declined with a POST to ``/resources/ADDRESS/approvals``
+  (:func:`imiptools.approvals.decide`, as ``imip-admin approve|decline``,
+  then the outbox is sent);
+- ``/resources/ADDRESS/decisions``: its decision log with the reasons
+  (:func:`imiptools.views.decisions.decision_log`);
+- ``/resources/ADDRESS/quota``: each quota it records in, each user's use
+  (:func:`~imiptools.views.resources.quota_use`);
+- ``/resources/ADDRESS/preferences``: a form made from the preference
+  definitions; a POST validates every value as ``imip-admin prefs set``
+  does (:func:`~imiptools.views.resources.change_preferences`) and writes
+  them all, or none with each error beside its field (422).
+
+Every POST carries the form token (the application checks it first).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from werkzeug.wrappers.response import Response
+
+from imip_agent.manager import common
+from imiptools import approvals
+from imiptools.errors import DeliveryFailed, ImipError
+from imiptools.preferences import DEFINITIONS
+from imiptools.site import Site
+from imiptools.stores.names import normalise_user
+from imiptools.views.agenda import Entry
+from imiptools.views.decisions import decision_log
+from imiptools.views.resources import (
+    Resource,
+    bookings,
+    change_preferences,
+    may_manage,
+    preference_fields,
+    quota_use,
+    resource_of,
+    resources,
+)
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("resources", __name__, url_prefix="/resources")
+
+#: The decisions the log page shows, newest first.
+LOG_SHOWN = 200
+
+
+def _admins() -> tuple[str, ...]:
+    return common.services().access.admins
+
+
+def _managed(address: str) -> tuple[Site, Resource]:
+    """The site and the resource of ``address`` when the user manages it
+    (403 otherwise; 404 for what is no resource of the site)."""
+    try:
+        user = normalise_user(address)
+    except (ImipError, ValueError):
+        abort(404)
+    site = common.site()
+    resource = resource_of(site, user)
+    if resource is None:
+        abort(404)
+    if not may_manage(resource, g.user, _admins()):
+        log.warning("user=%s refused the pages of %s", g.user, user)
+        abort(403)
+    return site, resource
+
+
+@blueprint.route("/")
+def listing() -> str:
+    """The site's resources, those the user manages linked."""
+    found = resources(common.site())
+    managed = {r.address for r in found if may_manage(r, g.user, _admins())}
+    return render_template("resources.html", resources=found, managed=managed)
+
+
+@blueprint.route("/<address>/")
+def week(address: str) -> str:
+    """The resource's bookings over a week, and what waits for its owners."""
+    site, resource = _managed(address)
+    records = site.records(resource.user)
+    today = records.now.astimezone(records.zone).date()
+    day = common.day_argument(request.args.get("week"), today)
+    first = day - timedelta(days=day.weekday())
+    start = datetime.combine(first, time(0), records.zone)
+    entries = bookings(site, resource, start, start + timedelta(days=7))
+    days: list[tuple[date, list[Entry]]] = [(first + timedelta(days=n), []) for n in range(7)]
+    for entry in entries:
+        for shown, listed in days:
+            if entry.start.date() <= shown <= max(entry.start.date(), _last_day(entry)):
+                listed.append(entry)
+    return render_template(
+        "resource.html",
+        resource=resource,
+        days=days,
+        first=first,
+        zone=str(records.zone),
+        previous=(first - timedelta(days=7)).isoformat(),
+        following=(first + timedelta(days=7)).isoformat(),
+        today=today.isoformat(),
+        waiting=approvals.waiting(site, [resource.user]),
+    )
+
+
+def _last_day(entry: Entry) -> date:
+    """The last day an entry covers (an end at midnight is exclusive)."""
+    start, end = entry.start, entry.end
+    if end > start and end.time() == time(0):
+        return (end - timedelta(days=1)).date()
+    return end.date()
+
+
+@blueprint.route("/<address>/approvals", methods=["POST"])
+def decide(address: str) -> Response:
+    """Approve or decline a waiting request, as ``imip-admin approve`` does."""
+    site, resource = _managed(address)
+    verdict = request.form.get("verdict", "")
+    uid = request.form.get("uid", "")
+    if verdict not in ("approve", "decline"):
+        abort(400)
+    reason = request.form.get("reason", "").strip()[:500]
+    try:
+        done = approvals.decide(site, resource.user, uid, verdict, reason, site.clock.now())
+        if done:
+            approvals.send_spooled(site, common.services().sender)
+    except DeliveryFailed as exc:
+        log.warning("user=%s %s %s: mail waits in the outbox: %s", g.user, verdict, uid, exc)
+        flash("Decided; the mail system did not take the answers yet, they wait in the outbox.")
+    except ImipError as exc:
+        log.warning("user=%s %s %s failed: %s", g.user, verdict, uid, exc)
+        flash("Not decided: the resource is busy or unavailable; try again.")
+    else:
+        if done:
+            log.info("user=%s %sd %s at %s", g.user, verdict, uid, resource.user)
+            flash(f"{uid}: {'approved' if verdict == 'approve' else 'declined'}.")
+        else:
+            flash(f"No request {uid} waits for approval.")
+    return redirect(url_for("resources.week", address=resource.address))
+
+
+@blueprint.route("/<address>/decisions")
+def decisions(address: str) -> str:
+    """The resource's decision log, newest first."""
+    site, resource = _managed(address)
+    entries = decision_log(site.store, resource.user)[::-1][:LOG_SHOWN]
+    return render_template("resource_decisions.html", resource=resource, entries=entries)
+
+
+@blueprint.route("/<address>/quota")
+def quota(address: str) -> str:
+    """Each quota the resource records in, and each user's use of it."""
+    site, resource = _managed(address)
+    return render_template(
+        "resource_quota.html", resource=resource, quotas=quota_use(site, resource)
+    )
+
+
+@blueprint.route("/<address>/preferences")
+def preferences(address: str) -> str:
+    """The resource's preferences as a form."""
+    site, resource = _managed(address)
+    return _preferences_page(site, resource, {}, {})
+
+
+@blueprint.route("/<address>/preferences", methods=["POST"])
+def save_preferences(address: str) -> Response | tuple[str, int]:
+    """Validate and write the form's preferences (all of them, or none)."""
+    site, resource = _managed(address)
+    values = {name: request.form.get(name, "") for name in DEFINITIONS}
+    errors = change_preferences(site, resource.user, values)
+    if errors:
+        return _preferences_page(site, resource, values, errors), 422
+    log.info("user=%s changed the preferences of %s", g.user, resource.user)
+    flash("Preferences saved.")
+    return redirect(url_for("resources.preferences", address=resource.address))
+
+
+def _preferences_page(
+    site: Site, resource: Resource, posted: dict[str, str], errors: dict[str, str]
+) -> str:
+    return render_template(
+        "resource_prefs.html",
+        resource=resource,
+        fields=preference_fields(site, resource.user),
+        posted=posted,
+        errors=errors,
+    )
