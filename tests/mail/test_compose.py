@@ -23,7 +23,7 @@ from imiptools.mail.compose import (
     check_address,
     clean_subject,
 )
-from imiptools.mail.parse import parse_message
+from imiptools.mail.parse import parse_message, single_line
 
 DATE = datetime(2024, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=1)))
 CALENDAR = (
@@ -389,6 +389,6 @@ def _headers_given(arguments: dict[str, Any]) -> list[tuple[str, str]]:
         ("Auto-Submitted", "auto-replied"),
     ]
     for name, value in arguments["extra_headers"].items():
-        single = compose_module.single_line(value)[: compose_module.MAX_HEADER]
+        single = single_line(value)[: compose_module.MAX_HEADER]
         headers.append((name, compose_module._encoded_text(single, name)))
     return headers
