@@ -16,6 +16,7 @@ read values through :class:`imiptools.records.PreferenceValues`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -424,8 +425,22 @@ class Preferences:
         for origin, raw in candidates:
             if raw is None:
                 continue
-            try:
-                return definition.check(raw.strip())
-            except ValueError as exc:
-                log.warning("invalid %s preference %s for %s: %s", origin, name, self.user, exc)
+            value, problem = _checked(name, raw.strip())
+            if problem is None:
+                return value
+            log.warning("invalid %s preference %s for %s: %s", origin, name, self.user, problem)
         return definition.default
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked(name: str, text: str) -> tuple[str, str | None]:
+    """``DEFINITIONS[name].check(text)`` and None, or ("", why it fails).
+
+    Kept per process (a check is a function of the text alone: parsing a
+    ``scheduling_function`` or ``opening_hours`` value, resolving a zone),
+    so that the LMTP service's workers validate a user's unchanged value
+    once, not at each message (issue 15); a changed value is another key."""
+    try:
+        return DEFINITIONS[name].check(text), None
+    except ValueError as exc:
+        return "", str(exc)
