@@ -180,13 +180,14 @@ class Daemon:
         loop = asyncio.get_running_loop()
         delivery = Delivery(listener.role, self.workers)
         self.deliveries.append(delivery)
+        hostname = socket.getfqdn()  # once, not a resolver query a connection
 
         def session() -> Session:
             return Session(
                 delivery,
                 data_size_limit=DATA_LIMIT,
                 enable_SMTPUTF8=True,  # the agent itself refuses what it cannot use (5.1.3)
-                hostname=socket.getfqdn(),
+                hostname=hostname,
                 loop=loop,
             )
 

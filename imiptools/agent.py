@@ -48,7 +48,7 @@ from imiptools.mail.openpgp import learn_autocrypt, open_message, protect
 from imiptools.mail.parse import ParsedMessage, Security, parse_message
 from imiptools.mail.send import Sender
 from imiptools.outcomes import ObjectOutcome, Queued, RecipientOutcome
-from imiptools.preferences import Preferences, PreferenceSource
+from imiptools.preferences import Preferences, PreferenceSource, UnitPreferences
 from imiptools.quota.base import QuotaLedger
 from imiptools.records import UserRecords, Window
 from imiptools.spool import Outbox, SpooledMessage
@@ -403,7 +403,8 @@ def _recurrence_id(component: Component, unit: Unit) -> str:
 def make_unit(user: str, envelope: Envelope, message: ParsedMessage, ctx: Context) -> Unit:
     """The unit of work of ``user`` (preferences, zone, records at "now")."""
     settings = ctx.settings
-    preferences = Preferences(user, ctx.preferences, settings.preference_defaults)
+    source = UnitPreferences(ctx.preferences, user)
+    preferences = Preferences(user, source, settings.preference_defaults)
     zone = zone_or_utc(preferences.get("TZID"))
     now = ctx.clock.now()
     window = Window.for_user(settings, preferences)

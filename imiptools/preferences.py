@@ -16,6 +16,7 @@ read values through :class:`imiptools.records.PreferenceValues`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ from imiptools.scheduling import FUNCTIONS, check_function_lines, lookup, parse_
 from imiptools.scheduling.access import parse_acl
 from imiptools.scheduling.approval import TIMEOUT_ACTIONS, check_approval, check_approvers
 from imiptools.scheduling.hours import parse_opening, parse_permitted_times
+from imiptools.stores.names import check_preference_name
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,50 @@ class PreferenceSource(Protocol):
     def names(self, user: str) -> list[str]:
         """The preference names set for ``user``, sorted."""
         ...
+
+    def values(self, user: str) -> dict[str, str]:
+        """Every raw value set for ``user``, by name (as :meth:`get` gives
+        each): read at once, for a unit of work that reads many."""
+        ...
+
+
+class UnitPreferences:
+    """A :class:`PreferenceSource` as one unit of work sees it: ``user``'s
+    values read once, all together, on the first read (under the user's
+    lock, the agent reads some twenty a message; issue 15), other users'
+    as ``source`` gives them. A value changed meanwhile is seen by the
+    next message; writes go to ``source`` and are seen at once."""
+
+    def __init__(self, source: PreferenceSource, user: str) -> None:
+        self.source, self.user = source, user
+        self._values: dict[str, str] | None = None
+
+    def get(self, user: str, name: str) -> str | None:
+        """The raw value, or None (``user``'s from the one reading)."""
+        if user != self.user:
+            return self.source.get(user, name)
+        if self._values is None:
+            self._values = self.source.values(user)
+        check_preference_name(name)
+        return self._values.get(name)
+
+    def set(self, user: str, name: str, value: str) -> None:
+        """Set it in ``source`` (read again by the next :meth:`get`)."""
+        self._values = None
+        self.source.set(user, name, value)
+
+    def unset(self, user: str, name: str) -> None:
+        """Unset it in ``source`` (read again by the next :meth:`get`)."""
+        self._values = None
+        self.source.unset(user, name)
+
+    def names(self, user: str) -> list[str]:
+        """As ``source`` says."""
+        return self.source.names(user)
+
+    def values(self, user: str) -> dict[str, str]:
+        """As ``source`` says."""
+        return self.source.values(user)
 
 
 @dataclass(frozen=True)
@@ -412,8 +458,22 @@ class Preferences:
         for origin, raw in candidates:
             if raw is None:
                 continue
-            try:
-                return definition.check(raw.strip())
-            except ValueError as exc:
-                log.warning("invalid %s preference %s for %s: %s", origin, name, self.user, exc)
+            value, problem = _checked(name, raw.strip())
+            if problem is None:
+                return value
+            log.warning("invalid %s preference %s for %s: %s", origin, name, self.user, problem)
         return definition.default
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked(name: str, text: str) -> tuple[str, str | None]:
+    """``DEFINITIONS[name].check(text)`` and None, or ("", why it fails).
+
+    Kept per process (a check is a function of the text alone: parsing a
+    ``scheduling_function`` or ``opening_hours`` value, resolving a zone),
+    so that the LMTP service's workers validate a user's unchanged value
+    once, not at each message (issue 15); a changed value is another key."""
+    try:
+        return DEFINITIONS[name].check(text), None
+    except ValueError as exc:
+        return "", str(exc)

@@ -58,3 +58,9 @@ class PreferenceFiles:
         """The preference names set for ``user``, sorted."""
         directory = self.root / user_component(user)
         return [name for name in list_names(directory) if is_preference_name(name)]
+
+    def values(self, user: str) -> dict[str, str]:
+        """Every value set for ``user``: one listing of the directory, one
+        read a file (a file removed meanwhile is left out)."""
+        found = {name: self.get(user, name) for name in self.names(user)}
+        return {name: value for name, value in found.items() if value is not None}

@@ -255,10 +255,16 @@ class UserRecords:
             status,
         )
 
-    def refresh_freebusy(self, uid: str) -> list[Period]:
+    def refresh_freebusy(self, uid: str, saved: ItipObject | None = None) -> list[Period]:
         """Make the free/busy of ``uid`` match the stored object (idempotent);
-        returns the periods written."""
-        stored = self.stored(uid)
+        returns the periods written.
+
+        ``saved``: the object the caller has just stored whole with
+        :meth:`save` (authoritative) and not changed since, which is then
+        what is stored: its periods are derived from it, without reading and
+        parsing back the text just written (issue 15: the calendar is
+        parsed once a message)."""
+        stored = saved if saved is not None else self.stored(uid)
         periods = self.periods(stored) if stored is not None else []
         self.store.set_freebusy_for_uid(self.user, uid, periods)
         return periods

@@ -103,6 +103,9 @@ class Booked:
 
     rid: str
     instances: Sequence[Instance] = ()
+    #: Whether the whole object was stored as it came (``records.save``),
+    #: so that its free/busy can be derived from it without a re-read.
+    saved_whole: bool = False
 
 
 class ResourceHandler(BaseHandler):
@@ -186,7 +189,8 @@ class ResourceHandler(BaseHandler):
             booked += [b for b in found if b is not None]
         elif self._is_new_version(obj.uid, obj.master, stored):
             booked.append(self._book(case, obj.components, full=True))
-        periods = self.records.refresh_freebusy(obj.uid)
+        saved = obj if any(b.saved_whole for b in booked) else None
+        periods = self.records.refresh_freebusy(obj.uid, saved)
         self._after(case, periods, booked, retract=stored is not None)
 
     def _not_invited(self, obj: ItipObject) -> None:
@@ -243,7 +247,7 @@ class ResourceHandler(BaseHandler):
             self.records.save(obj)
         else:
             self.save_instance(obj.uid, components[0], obj.timezones)
-        return Booked(rid, future)
+        return Booked(rid, future, saved_whole=full)
 
     def _set_partstat(self, components: Sequence[Component], partstat: str) -> None:
         for component in components:

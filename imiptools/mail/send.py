@@ -275,7 +275,10 @@ def _link_next(temporary: Path, directory: Path, slug: str) -> Path:
 
 
 def _last_number(directory: Path) -> int:
-    numbers = [int(m.group(1)) for p in directory.iterdir() if (m := _NAME.fullmatch(p.name))]
+    """The highest message number in ``directory`` (0: none); one listing,
+    names only (no path object a file: a directory of thousands is read
+    for every message)."""
+    numbers = [int(m.group(1)) for name in os.listdir(directory) if (m := _NAME.fullmatch(name))]
     return max(numbers, default=0)
 
 

@@ -15,6 +15,7 @@ import icalendar
 import pytest
 import vobject
 
+from imiptools.mail import compose as compose_module
 from imiptools.mail.compose import (
     MAX_SUBJECT,
     address_of,
@@ -22,7 +23,7 @@ from imiptools.mail.compose import (
     check_address,
     clean_subject,
 )
-from imiptools.mail.parse import parse_message
+from imiptools.mail.parse import parse_message, single_line
 
 DATE = datetime(2024, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=1)))
 CALENDAR = (
@@ -323,3 +324,71 @@ def test_random_subjects_round_trip_without_injection() -> None:
         assert not re.search(rb"(?im)^bcc", head)
         assert all(len(line) <= 78 for line in head.split(b"\r\n"))
         assert parse_message(raw).subject == clean_subject(subject)
+
+
+def _same_boundary(data: bytes) -> bytes:
+    return re.sub(rb"={15}\d{19}==", b"=BOUNDARY=", data)
+
+
+def test_direct_writing_is_the_email_packages_byte_for_byte() -> None:
+    """build_message writes a message without attachments itself (issue 15:
+    the email package's header objects and generator cost about a
+    millisecond a message); it must be the very bytes the email package
+    writes for the same headers and parts, whatever the text, subject,
+    recipients, threading and calendar."""
+    rng = random.Random(2046)
+    pieces = ["a", "Z", " ", "é", "€", "=?", "\r\n", "\n", "\r", "\x0b", "\x0c", ".", "From "]
+    long_calendar = CALENDAR.replace(b"SUMMARY:R", b"DESCRIPTION:" + b"x" * 300 + b"\r\nSUMMARY:R")
+    for case in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        text += rng.choice(["", "w" * 90, "\n\n", "=" * 80])
+        subject = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        subject += "v" * rng.choice([0, 90])
+        recipients = [f"user{n}.name@sub{n}.example.org" for n in range(rng.choice([1, 2, 6]))]
+        ids = [f"<id{n}.{'q' * rng.randint(1, 60)}@example.org>" for n in range(rng.randint(0, 25))]
+        extra = {"X-Note": subject[:20]} if case % 3 == 0 else {}
+        calendar = rng.choice([None, CALENDAR, long_calendar, CALENDAR.replace(b"\r\n", b"\n")])
+        arguments: dict[str, Any] = {
+            "from_addr": "room@example.com",
+            "to_addrs": recipients,
+            "subject": subject,
+            "text": text,
+            "calendar": calendar,
+            "method": None if calendar is None else rng.choice(["REPLY", "request"]),
+            "in_reply_to": ids[-1] if ids else "",
+            "references": ids[:-1],
+            "date": DATE + timedelta(minutes=rng.randint(-10_000, 10_000)),
+            "message_id_domain": "agent.example.com",
+            "extra_headers": extra,
+        }
+        direct = build_message(**arguments)
+        head = direct[: direct.index(b"\r\n\r\n")].decode("ascii")
+        message_id = re.search(r"(?m)^Message-ID: (.*)$", head)
+        assert message_id is not None
+        headers = [
+            (name, value) for name, value in _headers_given(arguments) if name != "Message-ID"
+        ]
+        headers.insert(4, ("Message-ID", message_id.group(1).strip()))
+        via_package = compose_module._email_package(
+            headers,
+            text,
+            None if calendar is None else compose_module._crlf_utf8(calendar),
+            None if calendar is None else arguments["method"].upper(),
+        )
+        assert _same_boundary(direct) == _same_boundary(via_package), case
+
+
+def _headers_given(arguments: dict[str, Any]) -> list[tuple[str, str]]:
+    """The headers build_message makes of ``arguments`` (Message-ID aside)."""
+    headers = [
+        ("From", arguments["from_addr"]),
+        ("To", ", ".join(arguments["to_addrs"])),
+        ("Subject", compose_module._encoded_text(clean_subject(arguments["subject"]), "Subject")),
+        ("Date", compose_module._date(arguments["date"])),
+        *compose_module._threading(arguments["in_reply_to"], arguments["references"]),
+        ("Auto-Submitted", "auto-replied"),
+    ]
+    for name, value in arguments["extra_headers"].items():
+        single = single_line(value)[: compose_module.MAX_HEADER]
+        headers.append((name, compose_module._encoded_text(single, name)))
+    return headers

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from imiptools.errors import UnsafeName
-from imiptools.preferences import PreferenceSource
+from imiptools.preferences import PreferenceSource, UnitPreferences
 
 USER = "mailto:room@example.com"
 OTHER = "mailto:car@example.com"
@@ -70,6 +70,30 @@ class PreferenceContract:
         source.set(USER, "TZID", "UTC")
         source.set(USER, "CN", "Room")
         assert source.names(USER) == ["CN", "TZID", "freebusy_sharing"]
+
+    def test_values_are_every_value_at_once(self, source: PreferenceSource) -> None:
+        assert source.values(USER) == {}
+        source.set(USER, "TZID", "UTC")
+        source.set(USER, "scheduling_function", "schedule_in_freebusy\ncheck_quota q\n")
+        source.set(OTHER, "CN", "Other")
+        assert source.values(USER) == {
+            "TZID": "UTC",
+            "scheduling_function": "schedule_in_freebusy\ncheck_quota q",
+        }
+
+    def test_a_units_view_reads_once_and_sees_its_writes(self, source: PreferenceSource) -> None:
+        source.set(USER, "CN", "Room 1")
+        unit = UnitPreferences(source, USER)
+        assert unit.get(USER, "CN") == "Room 1"
+        source.set(USER, "CN", "Room 2")  # by someone else, during the unit
+        assert unit.get(USER, "CN") == "Room 1"
+        assert unit.get(OTHER, "CN") is None
+        unit.set(USER, "TZID", "UTC")
+        assert (unit.get(USER, "CN"), unit.get(USER, "TZID")) == ("Room 2", "UTC")
+        unit.unset(USER, "TZID")
+        assert unit.get(USER, "TZID") is None
+        with pytest.raises(UnsafeName):
+            unit.get(USER, "../x")
 
     def test_users_are_separate(self, source: PreferenceSource) -> None:
         source.set(USER, "CN", "Room 1")

@@ -60,6 +60,14 @@ class PgPreferences:
         rows = self.db.rows("SELECT name FROM preferences WHERE usr = %s", (user_key(user),))
         return sorted(row[0] for row in rows)
 
+    def values(self, user: str) -> dict[str, str]:
+        """Every value set for ``user``: one query (inside a transaction,
+        the one :meth:`get` makes)."""
+        usr = user_key(user)
+        if not self.db.in_transaction():
+            return self._all(usr)
+        return dict(self._values.get(usr, lambda: self._all(usr)))
+
     def users(self) -> list[str]:
         """The users with any preference, sorted."""
         return sorted(
