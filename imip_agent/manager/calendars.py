@@ -136,12 +136,17 @@ def week_json(address: str) -> Response:
     first = shown - timedelta(days=shown.weekday())
     start = datetime.combine(first, time(0), records.zone)
     entries = agenda(records, start, start + timedelta(days=7))
-    return jsonify({"events": [_grid_event(address, e) for e in entries]})
+    events = []
+    for entry in entries:
+        event = grid_event(entry)
+        event["extendedProps"] = {"url": url_for("event", address=address, uid=entry.uid)}
+        events.append(event)
+    return jsonify({"events": events})
 
 
-def _grid_event(address: str, entry: Entry) -> dict[str, Any]:
-    """One instance as event-calendar reads an event (its ``url`` in
-    ``extendedProps``, for a click)."""
+def grid_event(entry: Entry) -> dict[str, Any]:
+    """One instance as event-calendar reads an event: its wall times as
+    ``entry`` holds them, its title as text."""
     if entry.all_day:
         start, end = entry.start.date().isoformat(), entry.end.date().isoformat()
     else:
@@ -155,7 +160,6 @@ def _grid_event(address: str, entry: Entry) -> dict[str, Any]:
         "end": end,
         "allDay": entry.all_day,
         "classNames": ["off"] if off else [],
-        "extendedProps": {"url": url_for("event", address=address, uid=entry.uid)},
     }
 
 

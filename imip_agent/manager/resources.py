@@ -6,7 +6,10 @@ the ``approvers`` preference, and the administrators the manager is
 configured with; anyone else gets 403, an address that is no resource 404):
 
 - ``/resources/``: the site's resources (:func:`~imiptools.views.resources.resources`),
-  those the user manages linked;
+  those the user manages linked, and their timeline over a week drawn in
+  the browser (event-calendar's resource timeline; ``?week=YYYY-MM-DD``) from
+  ``/resources/timeline.json?week=YYYY-MM-DD``: the managed resources and
+  their bookings, wall times in the user's zone;
 - ``/resources/ADDRESS/?week=YYYY-MM-DD``: its bookings over the week
   (:func:`~imiptools.views.resources.bookings`) as a table, and the
   requests waiting for its owners (:func:`imiptools.approvals.waiting`),
@@ -28,12 +31,23 @@ Every POST carries the form token (the application checks it first).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.wrappers.response import Response
 
-from imip_agent.manager import common
+from imip_agent.manager import calendars, common
 from imiptools import approvals
 from imiptools.errors import DeliveryFailed, ImipError
 from imiptools.preferences import DEFINITIONS
@@ -84,9 +98,43 @@ def _managed(address: str) -> tuple[Site, Resource]:
 @blueprint.route("/")
 def listing() -> str:
     """The site's resources, those the user manages linked."""
-    found = resources(common.site())
+    site = common.site()
+    found = resources(site)
     managed = {r.address for r in found if may_manage(r, g.user, _admins())}
-    return render_template("resources.html", resources=found, managed=managed)
+    records = site.records(g.user)
+    today = records.now.astimezone(records.zone).date()
+    day = common.day_argument(request.args.get("week"), today)
+    return render_template(
+        "resources.html",
+        resources=found,
+        managed=managed,
+        grid=calendars.grid_available() and bool(managed),
+        monday=(day - timedelta(days=day.weekday())).isoformat(),
+    )
+
+
+@blueprint.route("/timeline.json")
+def timeline() -> Response:
+    """The resources the user manages and their bookings over a week, for
+    the resource timeline (``static/grid.js``)."""
+    site = common.site()
+    records = site.records(g.user)
+    zone = records.zone
+    day = common.day_argument(request.args.get("week"), records.now.astimezone(zone).date())
+    start = datetime.combine(day - timedelta(days=day.weekday()), time(0), zone)
+    managed = [r for r in resources(site) if may_manage(r, g.user, _admins())]
+    events = []
+    for resource in managed:
+        for entry in bookings(site, resource, start, start + timedelta(days=7)):
+            local = replace(
+                entry, start=entry.start.astimezone(zone), end=entry.end.astimezone(zone)
+            )
+            event = calendars.grid_event(local)
+            event["resourceIds"] = [resource.address]
+            event["extendedProps"] = {"url": url_for("resources.week", address=resource.address)}
+            events.append(event)
+    listed = [{"id": r.address, "title": r.label} for r in managed]
+    return jsonify({"resources": listed, "events": events})
 
 
 @blueprint.route("/<address>/")

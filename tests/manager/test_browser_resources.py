@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.wait import WebDriverWait
 from werkzeug.serving import BaseWSGIServer
 
+from imip_agent.manager.calendars import grid_available
 from imip_agent.manager.security import AccessConfig
 from tests.manager.support import ALICE, manager, sent_messages
 from tests.manager.test_browser import Front, chromium, follow, heading, screenshots, serving
@@ -126,3 +129,24 @@ def test_3_alice_checks_the_room_before_inviting_it(scene: RoomScene) -> None:
     assert XAVIER not in forecast, "conflict_details is now no"
     assert sent_messages(scene.sent) == []
     scene.shot("check-rooms")
+
+
+def test_4_the_owner_sees_the_rooms_timeline(scene: RoomScene) -> None:
+    if not grid_available():
+        pytest.skip("no calendar grid: run tools/manager-assets (needs npm)")
+    browser = scene.browser
+    browser.get_log("browser")
+    browser.get(f"{scene.owner}/resources/?week=2030-01-14")
+    WebDriverWait(browser, 60).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#grid.ready .ec-event"))
+    )
+    scene.shot("resource-timeline")
+    grid = browser.find_element(By.ID, "grid")
+    assert "Room 3" in grid.text
+    (event,) = grid.find_elements(By.CSS_SELECTOR, ".ec-event")
+    title = event.get_attribute("textContent") or ""
+    assert "Board <b>meeting</b>" in title, "the title is text: the markup is not HTML"
+    assert event.find_elements(By.TAG_NAME, "b") == []
+    logged = browser.get_log("browser")
+    problems = [e for e in logged if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
+    assert problems == [], "no script error, nothing the Content-Security-Policy refused"

@@ -1,5 +1,6 @@
-// imip-manager: the week as a time grid, drawn by event-calendar (MIT,
-// static/vendor, installed by tools/manager-assets) from the week's JSON.
+// imip-manager: the week as a time grid (or, with data-view, the resources'
+// timeline), drawn by event-calendar (MIT, static/vendor, installed by
+// tools/manager-assets) from the week's JSON.
 // An enhancement only: the server-rendered list below stays the page's
 // content (for screen readers, keyboards and browsers without script).
 // Titles are text (event-calendar escapes them); times are the user's
@@ -20,7 +21,10 @@
     .then(function (week) {
       grid.hidden = false;
       EventCalendar.create(grid, {
-        view: "timeGridWeek",
+        view: grid.dataset.view || "timeGridWeek",
+        slotDuration: grid.dataset.slot || "00:30:00",
+        slotWidth: Number(grid.dataset.slotWidth) || 32, // timeline views
+        resources: week.resources || [],
         date: grid.dataset.start,
         firstDay: 1,
         locale: grid.dataset.locale,
