@@ -83,12 +83,17 @@ PARTSTATS = {
     "DELEGATED": N_("delegated"),
 }
 
+#: The words said for a kind of calendar user (CUTYPE, RFC 5545 section 3.2.3).
+CUTYPES = {"ROOM": N_("room"), "RESOURCE": N_("resource")}
+
 #: The date patterns the pages use, by name (each a msgid: translate it).
 PATTERNS = {
     # TRANSLATORS: a strftime pattern: a weekday, day, month and year.
     "date": N_("%A %d %B %Y"),
     # TRANSLATORS: a strftime pattern: a weekday, day and month.
     "day": N_("%A %d %B"),
+    # TRANSLATORS: a strftime pattern: a day, month and year.
+    "dayyear": N_("%d %B %Y"),
     # TRANSLATORS: a strftime pattern: a month and year.
     "month": N_("%B %Y"),
     # TRANSLATORS: a strftime pattern: a weekday, day, month, year and time.
@@ -174,7 +179,7 @@ def install(app: Flask, site_default: str | None, stated: StatedLanguage) -> Non
         own = stated(user) if user else None
         g.language = choose(own, request.accept_languages.values(), site_default)
 
-    app.jinja_env.globals.update(_=gettext, ngettext=ngettext, partstats=PARTSTATS)
+    app.jinja_env.globals.update(_=gettext, ngettext=ngettext, partstats=PARTSTATS, cutypes=CUTYPES)
     app.jinja_env.filters["when"] = when
 
     @app.context_processor

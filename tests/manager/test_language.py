@@ -12,6 +12,7 @@ import pytest
 from imip_agent.manager.language import available, choose, said
 from imiptools.i18n import translator
 from tests.manager.support import ALICE, invited, manager
+from tests.manager.test_resources import OWNER, ROOM, site_with_rooms
 
 AS_ALICE = {"REMOTE_USER": ALICE}
 WEEK = f"/calendar/{ALICE}/?week=2030-01-07"
@@ -77,3 +78,16 @@ def test_a_refusal_is_said_in_the_browsers_language(tmp_path: Path) -> None:
     )
     assert other.status_code == 403
     assert "Dies dürfen Sie weder sehen noch ändern." in other.get_data(as_text=True)
+
+
+def test_the_resources_pages_speak_german_too(tmp_path: Path) -> None:
+    client = manager(site_with_rooms(tmp_path), tmp_path / "sent").test_client()
+    german = {"Accept-Language": "de"}
+    owner = {"REMOTE_USER": OWNER}
+    listing = client.get("/resources/", environ_base=owner, headers=german)
+    text = listing.get_data(as_text=True)
+    assert "Räume und Ressourcen" in text and "<td>Raum</td>" in text
+    week = client.get(f"/resources/{ROOM}/?week=2030-01-14", environ_base=owner, headers=german)
+    page = week.get_data(as_text=True)
+    assert "Buchungen, Woche vom Montag, 14. Januar 2030" in page
+    assert "Dienstag, 15. Januar" in page and "zugesagt" in page
