@@ -89,17 +89,7 @@ def context_from(
 ) -> agent.Context:
     """What an agent run needs of ``site`` (with ``settings`` instead of the
     site's, when given), sending with ``sender``."""
-    return agent.Context(
-        settings=settings or site.settings,
-        store=site.store,
-        preferences=site.preferences,
-        clock=site.clock,
-        sender=sender,
-        spool=site.outbox,
-        deliverer=deliverer,
-        ledger=site.ledger,
-        keyring=site.keyring,
-    )
+    return site.agent_context(sender, deliverer=deliverer, settings=settings)
 
 
 def sender_from(args: argparse.Namespace, settings: Settings) -> Sender:

@@ -274,15 +274,7 @@ def send_as(
     agent's flush sends them with ``sender``. With no ``recipients`` (an
     event of the person's own) it is recorded only."""
     address = normalise_user(user).removeprefix("mailto:")
-    ctx = agent.Context(
-        settings=site.settings,
-        store=site.store,
-        preferences=site.preferences,
-        clock=site.clock,
-        sender=sender,
-        spool=site.outbox,
-        ledger=site.ledger,
-    )
+    ctx = site.agent_context(sender)
     factory = _Sending(message, list(recipients), list(extra))
     return agent.run(message, [Envelope(address, address)], ctx, factory)
 

@@ -83,16 +83,7 @@ def send_spooled(site: Site, sender: Sender) -> int:
     does after its work (:func:`imiptools.agent.flush`; ``imip-admin outbox
     flush``): for a front end that decides and sends at once. How many were
     sent; DeliveryFailed (75) leaves the rest waiting."""
-    ctx = agent.Context(
-        settings=site.settings,
-        store=site.store,
-        preferences=site.preferences,
-        clock=site.clock,
-        sender=sender,
-        spool=site.outbox,
-        ledger=site.ledger,
-    )
-    return agent.flush(ctx)
+    return agent.flush(site.agent_context(sender))
 
 
 def time_out(site: Site, user: str, now: datetime) -> list[str]:
@@ -113,15 +104,7 @@ def _run(
     (under the resource's lock; committed)."""
     digest = hashlib.sha256(f"{user}\0{what}\0{format_utc(now)}".encode()).hexdigest()[:24]
     raw = f"Message-ID: <approval-{digest}@imip-agent.invalid>\r\n\r\n".encode()
-    ctx = agent.Context(
-        settings=site.settings,
-        store=site.store,
-        preferences=site.preferences,
-        clock=FixedClock(now),
-        sender=_NotSent(),
-        spool=site.outbox,
-        ledger=site.ledger,
-    )
+    ctx = site.agent_context(_NotSent(), clock=FixedClock(now))
     with site.store.lock(user, site.settings.lock_timeout):
         unit = agent.make_unit(user, Envelope(user, None), parse_message(raw), ctx)
         handler = ApprovingResourceHandler(unit)

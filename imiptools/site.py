@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from imiptools import agent
 from imiptools.backends import file
 from imiptools.backends.base import Backend, reuse_connections
 from imiptools.config import Settings
 from imiptools.dates import Clock, SystemClock, zone_or_utc
 from imiptools.errors import ConfigError
 from imiptools.mail.keyring import Keyring
+from imiptools.mail.send import Sender
 from imiptools.preferences import Preferences, PreferenceSource
 from imiptools.quota.base import QuotaLedger
 from imiptools.records import UserRecords, Window
@@ -88,6 +90,29 @@ class Site:
     def preferences_of(self, user: str) -> Preferences:
         """The effective preferences of ``user``."""
         return Preferences(user, self.preferences, self.settings.preference_defaults)
+
+    def agent_context(
+        self,
+        sender: Sender,
+        *,
+        deliverer: Sender | None = None,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+    ) -> agent.Context:
+        """What an agent run needs of this site (with ``settings`` or
+        ``clock`` instead of the site's, when given), sending with
+        ``sender`` through the site's outbox, delivering with ``deliverer``."""
+        return agent.Context(
+            settings=settings or self.settings,
+            store=self.store,
+            preferences=self.preferences,
+            clock=clock or self.clock,
+            sender=sender,
+            spool=self.outbox,
+            deliverer=deliverer,
+            ledger=self.ledger,
+            keyring=self.keyring,
+        )
 
     def records(self, user: str, now: datetime | None = None) -> UserRecords:
         """``user``'s records as the agents see them at ``now`` (default:

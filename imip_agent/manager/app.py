@@ -28,7 +28,6 @@ from typing import Any
 from flask import (
     Flask,
     abort,
-    flash,
     g,
     redirect,
     render_template,
@@ -45,9 +44,9 @@ from imip_agent.manager import (
     login,
     negotiation,
     organiser,
+    outcome,
     pages,
 )
-from imip_agent.manager.language import gettext
 from imip_agent.manager.login import Accounts
 from imip_agent.manager.security import (
     CSRF_FIELD,
@@ -60,7 +59,6 @@ from imiptools import answering
 from imiptools.config import Settings
 from imiptools.countering import Proposal, proposals
 from imiptools.dates import Clock
-from imiptools.errors import DeliveryFailed, ImipError
 from imiptools.i18n import N_
 from imiptools.mail.send import Sender
 from imiptools.records import UserRecords
@@ -233,10 +231,12 @@ def _local(records: UserRecords, uid: str) -> list[Proposal]:
 
 
 def answer(address: str) -> Response:
+    """Send the user's answer to an invitation (or one instance of it)."""
     user = _own(address)
     form = request.form
-    try:
-        done = answering.answer(
+    outcome.report(
+        user,
+        lambda: answering.answer(
             _site(),
             user,
             form.get("uid", ""),
@@ -245,25 +245,9 @@ def answer(address: str) -> Response:
             _services().sender,
             comment=form.get("comment", "").strip()[:1000],
             delegate_to=form.get("delegate_to", "").strip(),
-        )
-    except answering.NotAnswerable as exc:
-        flash(gettext("Not answered: {reason}").format(reason=exc))
-    except DeliveryFailed as exc:  # recorded and spooled: the outbox keeps it
-        log.warning("user=%s answer spooled, not yet sent: %s", user, exc)
-        flash(
-            gettext(
-                "Your answer is recorded; the mail system did not take it yet,"
-                " it waits in the outbox."
-            )
-        )
-    except ImipError as exc:  # the lock, the store: nothing was recorded
-        log.warning("user=%s answer failed: %s", user, exc)
-        flash(gettext("Not answered: the calendar is busy or unavailable; try again."))
-    else:
-        if done.result.code:
-            flash(gettext("Not answered: {reason}").format(reason=done.result.status))
-        else:
-            flash(gettext("Your answer was sent to {who}.").format(who=done.organiser))
+        ),
+        outcome.ANSWERED,
+    )
     return redirect(url_for("requests", address=address))
 
 

@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 
 from flask import Blueprint, flash, redirect, request, url_for
 from werkzeug.wrappers.response import Response
 
-from imip_agent.manager import findtime
+from imip_agent.manager import findtime, outcome
 from imip_agent.manager.common import own, services, site
 from imip_agent.manager.language import gettext
 from imiptools import answering, countering
 from imiptools.countering import Proposal
-from imiptools.errors import DeliveryFailed, ImipError
+from imiptools.i18n import N_
 from imiptools.itip.objects import attendees_of, mail_address_of
 from imiptools.periods import busy_only
 from imiptools.records import UserRecords
@@ -62,7 +62,7 @@ def propose(address: str) -> Response:
             services().sender,
             comment=form.get("comment", "").strip()[:1000],
         ),
-        gettext("Your proposal was sent to {who}."),
+        N_("Your proposal was sent to {who}."),
     )
     return _back(address)
 
@@ -77,14 +77,14 @@ def proposal(address: str) -> Response:
         _done(
             user,
             lambda: countering.accept(site(), user, uid, attendee, services().sender),
-            gettext("The event moves to the time {who} proposed; everyone is asked again."),
+            N_("The event moves to the time {who} proposed; everyone is asked again."),
         )
     else:
         comment = form.get("comment", "").strip()[:1000]
         _done(
             user,
             lambda: countering.decline(site(), user, uid, attendee, services().sender, comment),
-            gettext("The proposal of {who} is declined."),
+            N_("The proposal of {who} is declined."),
         )
     return _back(address)
 
@@ -119,23 +119,9 @@ def fit(records: UserRecords, proposal: Proposal) -> Fit:
     return Fit(busy, [p.address for p in people if p.busy is None])
 
 
-def _done(user: str, act: Callable[[], answering.Answered], said: str) -> None:
-    """Run ``act``, and say what came of it."""
-    try:
-        done = act()
-    except answering.NotAnswerable as exc:
-        flash(gettext("Not done: {reason}").format(reason=exc))
-    except DeliveryFailed as exc:  # recorded and spooled: the outbox keeps it
-        log.warning("user=%s message spooled, not yet sent: %s", user, exc)
-        flash(gettext("Recorded; the mail system did not take it yet, it waits in the outbox."))
-    except ImipError as exc:  # the lock, the store: nothing was recorded
-        log.warning("user=%s not done: %s", user, exc)
-        flash(gettext("Not done: the calendar is busy or unavailable; try again."))
-    else:
-        if done.result.code:
-            flash(gettext("Not done: {reason}").format(reason=done.result.status))
-        else:
-            flash(said.format(who=done.organiser))
+def _done(user: str, act: Callable[[], answering.Answered], sent: str) -> None:
+    """Run ``act``, and say what came of it (``sent``: its success, with ``{who}``)."""
+    outcome.report(user, act, replace(outcome.DONE, sent=sent))
 
 
 def _local(text: str, zone: tzinfo) -> datetime:

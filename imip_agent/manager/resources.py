@@ -48,8 +48,10 @@ from flask import (
 from werkzeug.wrappers.response import Response
 
 from imip_agent.manager import calendars, common
+from imip_agent.manager.language import gettext
 from imiptools import approvals
 from imiptools.errors import DeliveryFailed, ImipError
+from imiptools.i18n import N_
 from imiptools.preferences import DEFINITIONS
 from imiptools.site import Site
 from imiptools.stores.names import normalise_user
@@ -188,16 +190,21 @@ def decide(address: str) -> Response:
             approvals.send_spooled(site, common.services().sender)
     except DeliveryFailed as exc:
         log.warning("user=%s %s %s: mail waits in the outbox: %s", g.user, verdict, uid, exc)
-        flash("Decided; the mail system did not take the answers yet, they wait in the outbox.")
+        flash(
+            gettext(
+                "Decided; the mail system did not take the answers yet, they wait in the outbox."
+            )
+        )
     except ImipError as exc:
         log.warning("user=%s %s %s failed: %s", g.user, verdict, uid, exc)
-        flash("Not decided: the resource is busy or unavailable; try again.")
+        flash(gettext("Not decided: the resource is busy or unavailable; try again."))
     else:
         if done:
             log.info("user=%s %sd %s at %s", g.user, verdict, uid, resource.user)
-            flash(f"{uid}: {'approved' if verdict == 'approve' else 'declined'}.")
+            said = N_("{uid}: approved.") if verdict == "approve" else N_("{uid}: declined.")
+            flash(gettext(said).format(uid=uid))
         else:
-            flash(f"No request {uid} waits for approval.")
+            flash(gettext("No request {uid} waits for approval.").format(uid=uid))
     return redirect(url_for("resources.week", address=resource.address))
 
 
@@ -234,7 +241,7 @@ def save_preferences(address: str) -> Response | tuple[str, int]:
     if errors:
         return _preferences_page(site, resource, values, errors), 422
     log.info("user=%s changed the preferences of %s", g.user, resource.user)
-    flash("Preferences saved.")
+    flash(gettext("Preferences saved."))
     return redirect(url_for("resources.preferences", address=resource.address))
 
 
