@@ -184,7 +184,7 @@ def _event_page(
         uid=stored.uid,
         mine=mine,
         event=source,
-        facts=_facts(stored, source),
+        facts=_facts(stored, source, records.cancelled_sequence(stored.uid)),
         people=_people(source),
         rule=_rule_text(source),
         described=eventform.describe(_rule_text(source), source.decoded("DTSTART")),
@@ -502,9 +502,11 @@ def _revision(
     return Revision(**changes) if changes else None
 
 
-def _facts(stored: ItipObject, source: Component) -> list[tuple[str, str]]:
-    """Every property of the event, as (name, text), for the page."""
-    found = [("UID", stored.uid), ("SEQUENCE", str(max(sequence_of(c) for c in stored.components)))]
+def _facts(stored: ItipObject, source: Component, floor: int) -> list[tuple[str, str]]:
+    """Every property of the event, as (name, text), for the page; SEQUENCE
+    the highest sent (``floor``: of the CANCELs of single instances)."""
+    sequence = max(floor, *(sequence_of(c) for c in stored.components))
+    found = [("UID", stored.uid), ("SEQUENCE", str(sequence))]
     for name, value in source.property_items(recursive=False):
         if name in ("BEGIN", "END", "ATTENDEE", "UID", "SEQUENCE"):
             continue
