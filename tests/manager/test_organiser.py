@@ -587,3 +587,23 @@ def test_a_post_to_the_new_pages_without_the_token_is_refused(tmp_path: Path, ta
     form["csrf_token"] = "forged"
     assert client.post(target, data=form, environ_base=AS_ALICE).status_code == 403
     assert len(sent_messages(tmp_path / "sent")) == 1
+
+
+def test_an_attendees_agent_takes_the_instance_and_the_split(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    uid = uid_of(path)
+    moved = instance_form(uid, JAN_22, start_time="12:00", end_time="13:00")
+    post(client, INSTANCE, moved, page=path)
+    split = post(client, INSTANCE, instance_form(uid, FEB_19, "following"), page=path)
+    new_uid = uid_of(split.headers["Location"])
+    for message in sent_messages(tmp_path / "sent"):
+        run = agent.person(message.as_bytes(), BOB)
+        assert run.code == 0, run.stdout + run.stderr
+    records = agent.site().records(f"mailto:{BOB}")
+    old, new = records.stored(uid), records.stored(new_uid)
+    assert old is not None and old.master is not None and new is not None
+    assert b"UNTIL=20300219T085959Z" in old.master["RRULE"].to_ical()
+    (override,) = old.overrides
+    assert override.decoded("DTSTART").hour == 12, "the moved instance kept"
+    assert (new_uid, "", "REQUEST") in agent.requests(BOB), "the new series to answer"
