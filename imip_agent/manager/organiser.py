@@ -13,7 +13,19 @@ Pages (``ADDRESS`` the user's own, as every page of the manager):
   changed, after the CANCEL to attendees removed
   (:func:`~imiptools.itip.organising.removal`, RFC 5546 §4.2.10);
 - ``/calendar/ADDRESS/event/cancel``: the CANCEL of the whole event or of
-  one instance (:func:`~imiptools.itip.organising.cancellation`, §3.2.5).
+  one instance (:func:`~imiptools.itip.organising.cancellation`, §3.2.5);
+- ``/calendar/ADDRESS/event/instance?uid=UID&rid=RID``: one occurrence's
+  form; a POST sends that instance alone
+  (:func:`imiptools.itip.series.instance_update`) or, for "this and
+  following", the old series ended and a new one
+  (:func:`~imiptools.itip.series.split`);
+- ``/calendar/ADDRESS/event/exclude``: an EXDATE added for one occurrence
+  of the preview, or taken away (:func:`~imiptools.itip.series.exclusion`),
+  sent as an update.
+
+Every message's SEQUENCE exceeds every one sent for the UID (RFC 5545
+§3.8.7.4): the stored CANCELs of single instances count
+(:meth:`~imiptools.records.UserRecords.cancelled_sequence`).
 
 Every message is composed by :func:`imiptools.mail.compose.build_message`
 (RFC 6047) and sent by :func:`imiptools.answering.send_as`: recorded as

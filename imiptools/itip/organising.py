@@ -1,4 +1,5 @@
-"""Building what an organiser sends: a new event, a CANCEL, a DECLINECOUNTER.
+"""Building what an organiser sends: a new event, an update, a CANCEL, a
+DECLINECOUNTER (one instance, or a series split: :mod:`imiptools.itip.series`).
 
 RFC 5546 §3.2.2 (REQUEST), §3.2.5 (CANCEL) and §3.2.8 (DECLINECOUNTER).
 Like :mod:`imiptools.itip.replies`, every function returns a complete
