@@ -26,12 +26,13 @@ this and the following ones split off, a date excluded or restored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from uuid import uuid4
 
 from dateutil.rrule import rrulestr
-from icalendar import Calendar, Component, vRecur, vText
+from icalendar import Calendar, Component, Event, vRecur, vText
 
 from imiptools.dates import format_recurrence_id, parse_recurrence_id, to_utc
 from imiptools.errors import CalendarDataError
@@ -202,7 +203,7 @@ def split(
     return old_calendar, _calendar(stored, new, overrides)
 
 
-def _calendar(stored: ItipObject, event: Component, overrides: list) -> Calendar:  # type: ignore[type-arg]
+def _calendar(stored: ItipObject, event: Component, overrides: list[Event]) -> Calendar:
     calendar = make_calendar([event, *overrides], "REQUEST", list(stored.timezones))
     if isinstance(event.decoded("DTSTART"), datetime):
         calendar.add_missing_timezones()
@@ -324,7 +325,7 @@ def _is_at_or_after(value: object, moment: Moment, zone: tzinfo) -> bool:
 def _keep_dates(
     event: Component,
     name: str,
-    keep: object,
+    keep: Callable[[object], bool],
     *,
     by: timedelta | None = None,
     zone: tzinfo | None = None,
@@ -339,7 +340,7 @@ def _keep_dates(
         return
     event.pop(name, None)
     for value in values:
-        if not keep(value):  # type: ignore[operator]
+        if not keep(value):
             continue
         if by is not None:
             if isinstance(value, tuple):
