@@ -113,6 +113,11 @@ SCHEMA: dict[str, Option] = {
         "directory of imip-manager's password file and feed tokens (imip-admin web-password, "
         "web-feed); empty: manager beside the store directory",
     ),
+    "freebusy_urls": Option(
+        _text,
+        "imip-manager: URL prefixes (space-separated, http or https) from which others' "
+        'published free/busy may be fetched for "find a time"; empty: none',
+    ),
     "calendar_address": Option(
         _text, "From address of generated mail; empty: the user's own address"
     ),
@@ -153,6 +158,7 @@ class Settings:
     publishing: str = "/var/www/imip-agent/static"
     keyring: str = ""
     manager: str = ""
+    freebusy_urls: str = ""
     calendar_address: str = ""
     lock_timeout: float = 30.0
     max_message_size: int = 10 * 1024 * 1024

@@ -337,6 +337,10 @@ class UserRecords:
         """Keep ``attendee``'s COUNTER for ``uid`` (replacing theirs)."""
         self.store.set_counter(self.user, uid, attendee, text)
 
+    def counters(self, uid: str) -> dict[str, str]:
+        """The COUNTERs kept for ``uid``: attendee (``mailto:``) -> its text."""
+        return self.store.get_counters(self.user, uid)
+
     def remove_counters(self, uid: str, attendee: str) -> None:
         """Forget ``attendee``'s COUNTER for ``uid``."""
         self.store.remove_counters(self.user, uid, attendee)

@@ -82,6 +82,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "imiptools.approvals",
             "imiptools.client",
             "imiptools.answering",
+            "imiptools.countering",
         ),
     ),
     ("programs", ("imip_agent",)),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -38,7 +38,16 @@ from flask import (
 )
 from werkzeug.wrappers.response import Response
 
-from imip_agent.manager import calendars, common, login, organiser, pages
+from imip_agent.manager import (
+    calendars,
+    common,
+    language,
+    login,
+    negotiation,
+    organiser,
+    pages,
+)
+from imip_agent.manager.language import gettext
 from imip_agent.manager.login import Accounts
 from imip_agent.manager.security import (
     CSRF_FIELD,
@@ -49,15 +58,22 @@ from imip_agent.manager.security import (
 )
 from imiptools import answering
 from imiptools.config import Settings
+from imiptools.countering import Proposal, proposals
 from imiptools.dates import Clock
 from imiptools.errors import DeliveryFailed, ImipError
+from imiptools.i18n import N_
 from imiptools.mail.send import Sender
+from imiptools.records import UserRecords
 from imiptools.views.agenda import Entry, agenda, pending
 
 log = logging.getLogger(__name__)
 
 #: The answers offered, as the buttons say them.
-ANSWER_LABELS = (("ACCEPTED", "Accept"), ("TENTATIVE", "Tentative"), ("DECLINED", "Decline"))
+ANSWER_LABELS = (
+    ("ACCEPTED", N_("Accept")),
+    ("TENTATIVE", N_("Tentative")),
+    ("DECLINED", N_("Decline")),
+)
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,7 @@ def create_app(
     app.extensions["imip_manager"] = _Services(settings, clock, sender, access or AccessConfig())
     _routes(app)
     login.install(app, accounts or Accounts.of(settings))
+    language.install(app, settings.preference_defaults.get("LANG"), _stated_language)
     pages.install(app)
     return app
 
@@ -156,6 +173,11 @@ def _routes(app: Flask) -> None:
     organiser.register(app, organiser.Hooks(_own, _site, lambda: _services().sender))
 
 
+def _stated_language(user: str) -> str | None:
+    """The ``LANG`` preference ``user`` set themselves (None: they set none)."""
+    return _site().preferences.get(user, "LANG")
+
+
 def _token() -> str:
     return csrf_token(session)
 
@@ -176,6 +198,7 @@ def week(address: str) -> str:
     return render_template(
         "week.html",
         address=address,
+        grid=calendars.grid_available(),
         days=days,
         zone=str(records.zone),
         previous=(first - timedelta(days=7)).isoformat(),
@@ -188,13 +211,25 @@ def week(address: str) -> str:
 def requests_page(address: str) -> str:
     user = _own(address)
     records = _site().records(user)
+    items = pending(records)
     return render_template(
         "requests.html",
         address=address,
-        items=pending(records),
+        items=items,
         answers=ANSWER_LABELS,
         zone=str(records.zone),
+        proposals={i.uid: _local(records, i.uid) for i in items if i.kind == "COUNTER"},
+        fit=lambda p: negotiation.fit(records, p),
     )
+
+
+def _local(records: UserRecords, uid: str) -> list[Proposal]:
+    """The proposals for ``uid``, their times in the user's zone."""
+    zone = records.zone
+    return [
+        replace(p, start=p.start.astimezone(zone), end=p.end.astimezone(zone))
+        for p in proposals(records, uid)
+    ]
 
 
 def answer(address: str) -> Response:
@@ -208,22 +243,27 @@ def answer(address: str) -> Response:
             form.get("recurrence_id", ""),
             form.get("partstat", ""),
             _services().sender,
+            comment=form.get("comment", "").strip()[:1000],
+            delegate_to=form.get("delegate_to", "").strip(),
         )
     except answering.NotAnswerable as exc:
-        flash(f"Not answered: {exc}")
+        flash(gettext("Not answered: {reason}").format(reason=exc))
     except DeliveryFailed as exc:  # recorded and spooled: the outbox keeps it
         log.warning("user=%s answer spooled, not yet sent: %s", user, exc)
         flash(
-            "Your answer is recorded; the mail system did not take it yet, it waits in the outbox."
+            gettext(
+                "Your answer is recorded; the mail system did not take it yet,"
+                " it waits in the outbox."
+            )
         )
     except ImipError as exc:  # the lock, the store: nothing was recorded
         log.warning("user=%s answer failed: %s", user, exc)
-        flash("Not answered: the calendar is busy or unavailable; try again.")
+        flash(gettext("Not answered: the calendar is busy or unavailable; try again."))
     else:
         if done.result.code:
-            flash(f"Not answered: {done.result.status}")
+            flash(gettext("Not answered: {reason}").format(reason=done.result.status))
         else:
-            flash(f"Your answer was sent to {done.organiser}.")
+            flash(gettext("Your answer was sent to {who}.").format(who=done.organiser))
     return redirect(url_for("requests", address=address))
 
 

@@ -16,11 +16,16 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, render_template, request, url_for
+from werkzeug.wrappers.response import Response
 
+from imip_agent.manager import findtime
 from imip_agent.manager.common import day_argument, own, site
+from imip_agent.manager.language import WEEKDAYS, WEEKDAYS_SHORT, gettext
+from imiptools.i18n import N_
 from imiptools.views.agenda import Entry, agenda
 
 blueprint = Blueprint("views", __name__)
@@ -100,6 +105,7 @@ def day(address: str) -> str:
     (one,), zone, today = _days(address, shown, shown)
     return render_template(
         "day.html",
+        **side_by_side(address, shown),
         day=one,
         zone=zone,
         today=today,
@@ -108,6 +114,83 @@ def day(address: str) -> str:
         address=address,
         **view_links(shown),
     )
+
+
+#: The client-side grid's library, when tools/manager-assets installed it.
+GRID_LIBRARY = Path(__file__).resolve().parent / "static" / "vendor" / "event-calendar.min.js"
+
+
+def grid_available() -> bool:
+    """Whether the week page can offer the client-side grid."""
+    return GRID_LIBRARY.is_file()
+
+
+@blueprint.get("/calendar/<address>/week.json")
+def week_json(address: str) -> Response:
+    """The week's instances for the client-side grid (``static/grid.js``):
+    local wall times in the user's zone (no offset: the grid shows them
+    as they are, whatever the browser's zone), titles as text."""
+    records = site().records(own(address))
+    today = records.now.astimezone(records.zone).date()
+    shown = day_argument(request.args.get("week"), today)
+    first = shown - timedelta(days=shown.weekday())
+    start = datetime.combine(first, time(0), records.zone)
+    entries = agenda(records, start, start + timedelta(days=7))
+    return jsonify({"events": [_grid_event(address, e) for e in entries]})
+
+
+def _grid_event(address: str, entry: Entry) -> dict[str, Any]:
+    """One instance as event-calendar reads an event (its ``url`` in
+    ``extendedProps``, for a click)."""
+    if entry.all_day:
+        start, end = entry.start.date().isoformat(), entry.end.date().isoformat()
+    else:
+        start = entry.start.replace(tzinfo=None).isoformat(timespec="minutes")
+        end = entry.end.replace(tzinfo=None).isoformat(timespec="minutes")
+    off = entry.partstat == "DECLINED" or entry.status == "CANCELLED"
+    return {
+        "id": f"{entry.uid} {entry.recurrence_id}",
+        "title": entry.summary or gettext("(no title)"),
+        "start": start,
+        "end": end,
+        "allDay": entry.all_day,
+        "classNames": ["off"] if off else [],
+        "extendedProps": {"url": url_for("event", address=address, uid=entry.uid)},
+    }
+
+
+#: The hours of the day view's table of others' free/busy (the user's zone).
+SIDE_HOURS = (time(7), time(20))
+
+
+def side_by_side(address: str, shown: date) -> dict[str, Any]:
+    """The day view's table of the user and the people of the ``with``
+    argument against half-hour slots (as "find a time" shows them, from
+    what the store holds of each: :func:`findtime.busy_of`)."""
+    text = request.args.get("with", "")[:2000]
+    if not text.strip():
+        return {"people_text": "", "rows": [], "keep_with": {}}
+    user = own(address)
+    opened = site()
+    records = opened.records(user)
+    zone = records.zone
+    start = datetime.combine(shown, time(0), zone)
+    end = start + timedelta(days=1)
+    others, bad = findtime.people_of(text)
+    others = [o for o in others if o != user][: findtime.MAX_PEOPLE]
+    me = findtime.Person(address, records.busy_between(start, end), N_("your calendar"))
+    people = [me] + [findtime.busy_of(opened, records, o, start, end) for o in others]
+    columns, rows = findtime.table(people, shown, zone, SIDE_HOURS)
+    return {
+        "people_text": text,
+        "bad": bad,
+        "people": people,
+        "columns": columns,
+        "rows": rows,
+        "proposed": set(),
+        "table_day": shown,
+        "keep_with": {"with": text},
+    }
 
 
 @blueprint.get("/calendar/<address>/month")
@@ -129,7 +212,7 @@ def month(address: str) -> str:
         first=first,
         weeks=weeks,
         busy_days=[d for d in days if d.inside and d.entries],
-        weekdays=[calendar.day_name[n] for n in range(7)],
+        weekdays=list(zip(WEEKDAYS, WEEKDAYS_SHORT, strict=True)),
         zone=zone,
         today=today,
         previous=before.strftime("%Y-%m"),

@@ -32,8 +32,10 @@ from werkzeug.wrappers.response import Response as BaseResponse
 
 from imip_agent.manager.accounts import FEED_KINDS
 from imip_agent.manager.common import own, public, services, site
+from imip_agent.manager.language import gettext
 from imip_agent.manager.login import accounts
 from imiptools.errors import InputError
+from imiptools.i18n import N_
 from imiptools.itip.objects import to_text
 from imiptools.stores.names import normalise_user
 from imiptools.transfer import export_calendar
@@ -44,7 +46,7 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("feeds", __name__)
 
 #: What each kind of feed gives, as the page says it.
-KINDS = {"events": "Events", "freebusy": "Free/busy only"}
+KINDS = {"events": N_("Events"), "freebusy": N_("Free/busy only")}
 assert set(KINDS) == set(FEED_KINDS)
 
 
@@ -92,9 +94,9 @@ def change(address: str) -> str | BaseResponse:
     if request.form.get("action") == "revoke":
         if tokens.revoke(user, request.form.get("id", "")):
             log.info("user=%s revoked feed %s", user, request.form.get("id"))
-            flash("The feed is revoked: its address no longer answers.")
+            flash(gettext("The feed is revoked: its address no longer answers."))
         else:
-            flash("No such feed.")
+            flash(gettext("No such feed."))
         return redirect(url_for("feeds.subscriptions", address=address))
     try:
         kind, label = request.form.get("kind", ""), request.form.get("label", "")

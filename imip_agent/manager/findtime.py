@@ -28,13 +28,19 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from flask import Blueprint, render_template, request
 
-from imip_agent.manager.common import own, site
+from imip_agent.manager.common import own, services, site
+from imip_agent.manager.language import gettext, when
+from imiptools.dates import zone_or_utc
 from imiptools.errors import ImipError
+from imiptools.i18n import N_
 from imiptools.periods import Period, Timeline, busy_only
+from imiptools.preferences import Preferences
 from imiptools.records import UserRecords
+from imiptools.scheduling.hours import parse_opening
 from imiptools.site import Site
 from imiptools.stores.names import normalise_user
-from imiptools.views.freetime import Search, free_slots
+from imiptools.views.freetime import Hours, Ranked, Search, ranked_slots
+from imiptools.views.published import Unreadable, fetch_busy, prefixes_of
 
 blueprint = Blueprint("findtime", __name__)
 
@@ -51,6 +57,9 @@ HOURS = (time(9), time(17))
 #: Before anything the user's calendar may hold of someone.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+#: A cell of the table (its CSS class, and its text once translated).
+FREE, BUSY, UNKNOWN = N_("free"), N_("busy"), N_("unknown")
+
 
 @dataclass(frozen=True)
 class Person:
@@ -60,6 +69,9 @@ class Person:
     address: str
     busy: list[Period] | None
     source: str
+    hours: Hours | None = None
+    """Their working hours when the site knows them (their ``TZID`` and
+    ``opening_hours``); None: the user's own zone and default hours."""
 
 
 @dataclass(frozen=True)
@@ -93,43 +105,106 @@ def busy_of(
 ) -> Person:
     """What is known of ``other``'s busy time in [start, end) (see the module)."""
     shown = other.removeprefix("mailto:")
-    if other in set(site_.store.users()):
+    hours = None
+    if _of_site(site_, other):
         preferences = site_.preferences_of(other)
+        hours = hours_of(preferences)
         if (
             preferences.get("freebusy_sharing") == "share"
             or preferences.get("freebusy_publishing") == "publish"
         ):
-            return Person(shown, site_.records(other).busy_between(start, end), "this site")
+            busy = site_.records(other).busy_between(start, end)
+            return Person(shown, busy, N_("this site"), hours)
     known = records.freebusy_of(other, start, end)
     if known or records.freebusy_of(other, EPOCH, end + timedelta(days=3650)):
-        return Person(shown, known, "free/busy received")
-    return Person(shown, None, "nothing known")
+        return Person(shown, known, N_("free/busy received"), hours)
+    return Person(shown, None, N_("nothing known"), hours)
 
 
-def _table(people: list[Person], day: date, zone: tzinfo) -> tuple[list[datetime], list[Row]]:
-    """The half-hour slots of ``day``'s hours and a row per person, then
-    one for everyone."""
-    first = datetime.combine(day, HOURS[0], zone)
+#: The most published free/busy URLs one search reads.
+MAX_URLS = 5
+
+
+def published(
+    text: str, start: datetime, end: datetime, unread: list[tuple[str, str]]
+) -> list[Person]:
+    """A person for each URL in ``text`` (up to :data:`MAX_URLS`) whose
+    published free/busy could be read, if the site allows any; each URL
+    that could not be read is added to ``unread`` with the reason."""
+    prefixes = prefixes_of(services().settings.freebusy_urls)
+    if not prefixes:
+        return []
+    people = []
+    for url in list(dict.fromkeys(text.split()))[:MAX_URLS]:
+        try:
+            found = fetch_busy(url, prefixes, start, end)
+        except Unreadable as exc:
+            unread.append((url, str(exc)))
+            continue
+        people.append(Person(found.label, found.busy, N_("published free/busy")))
+    return people
+
+
+def _of_site(site_: Site, other: str) -> bool:
+    """Whether ``other`` is a calendar user of this site: the store holds
+    their calendar or they have preferences of their own."""
+    return other in set(site_.store.users()) or bool(site_.preferences.names(other))
+
+
+def hours_of(preferences: Preferences) -> Hours:
+    """A calendar user's working hours: their ``opening_hours`` (binding:
+    the agents decline outside them) in their ``TZID``, else Monday to
+    Friday 09:00-17:00 there."""
+    zone = zone_or_utc(preferences.get("TZID"))
+    try:
+        opening = parse_opening(preferences.get("opening_hours"), zone)
+    except ValueError:
+        opening = None
+    return Hours(zone, opening, binding=opening is not None)
+
+
+def hours_text(hours: Hours) -> str:
+    """Working hours in words: ``MO-FR 08:00-18:00 (Europe/Berlin)``."""
+    rules = hours.opening.describe() if hours.opening else "MO-FR 09:00-17:00"
+    return f"{rules} ({hours.zone})"
+
+
+def table(
+    people: list[Person], day: date, zone: tzinfo, hours: tuple[time, time] = HOURS
+) -> tuple[list[datetime], list[Row]]:
+    """The half-hour slots of ``day`` between ``hours`` and a row per
+    person, then one for everyone."""
+    first = datetime.combine(day, hours[0], zone)
     slots = []
     moment = first
-    while moment.time() < HOURS[1] and moment.date() == day:
+    while moment.time() < hours[1] and moment.date() == day:
         slots.append(moment)
         moment += STEP
-    rows, everyone = [], ["free"] * len(slots)
+    rows, everyone = [], [FREE] * len(slots)
     for person in people:
         timeline = Timeline(busy_only(person.busy)) if person.busy is not None else None
         cells = []
         for n, slot in enumerate(slots):
             if timeline is None:
-                cells.append("unknown")
+                cells.append(UNKNOWN)
             elif timeline.peak(slot, slot + STEP):
-                cells.append("busy")
-                everyone[n] = "busy"
+                cells.append(BUSY)
+                everyone[n] = BUSY
             else:
-                cells.append("free")
+                cells.append(FREE)
         rows.append(Row(person.address, cells))
-    rows.append(Row("Everyone", everyone))
+    rows.append(Row(N_("Everyone"), everyone))
     return slots, rows
+
+
+def _said(slot: Ranked, zone: tzinfo) -> str:
+    """A slot in words, with how many it suits when that is not everyone."""
+    start, end = slot.start.astimezone(zone), slot.end.astimezone(zone)
+    text = f"{when(start, 'shortday')}–{when(end, 'time')}"
+    if slot.inside == slot.of:
+        return text
+    suits = gettext("within the working hours of {n} of {of}")
+    return f"{text} ({suits.format(n=slot.inside, of=slot.of)})"
 
 
 def _int(name: str, default: int, low: int, high: int) -> int:
@@ -161,6 +236,8 @@ def search(address: str) -> str:
         "first": first,
         "zone": str(zone),
         "searched": "duration" in request.args,
+        "urls_allowed": bool(prefixes_of(services().settings.freebusy_urls)),
+        "urls_text": request.args.get("urls", "")[:4000],
     }
     if not context["searched"]:
         return render_template("findtime.html", **context)
@@ -168,14 +245,18 @@ def search(address: str) -> str:
     others = [o for o in others if o != user][:MAX_PEOPLE]
     start = max(datetime.combine(first, time(0), zone), records.now)
     end = datetime.combine(first + timedelta(days=days), time(0), zone)
-    me = Person(address, records.busy_between(start, end), "your calendar")
+    mine = Hours(zone)
+    me = Person(address, records.busy_between(start, end), N_("your calendar"), mine)
     people = [me] + [busy_of(opened, records, o, start, end) for o in others]
+    unread: list[tuple[str, str]] = []
+    people += published(request.args.get("urls", "")[:4000], start, end, unread)
     busy = [p for person in people for p in (person.busy or [])]
     wanted = Search(start, end, timedelta(minutes=duration), hours=HOURS, zone=zone)
-    slots = free_slots(busy, wanted, COUNT) if end > start else []
-    local = [(a.astimezone(zone), b.astimezone(zone)) for a, b in slots]
+    hours = [p.hours or mine for p in people]
+    ranked = ranked_slots(busy, wanted, COUNT, hours) if end > start else []
+    local = [(r.start.astimezone(zone), r.end.astimezone(zone)) for r in ranked]
     day = local[0][0].date() if local else first
-    columns, rows = _table(people, day, zone)
+    columns, rows = table(people, day, zone)
     proposed = {a for a, _ in local}
     return render_template(
         "findtime.html",
@@ -184,8 +265,11 @@ def search(address: str) -> str:
         people=people,
         slots=local,
         unknown=[p.address for p in people if p.busy is None],
+        unread=unread,
         table_day=day,
         columns=columns,
         rows=rows,
         proposed=proposed,
+        slots_text="; ".join(_said(r, zone) for r in ranked),
+        hours={p.address: hours_text(p.hours) for p in people if p.hours is not None},
     )

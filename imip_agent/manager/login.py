@@ -47,6 +47,7 @@ from imip_agent.manager.security import authenticated_user, csrf_token
 from imiptools.config import Settings
 from imiptools.dates import format_utc, parse_datetime
 from imiptools.errors import ImipError
+from imiptools.i18n import N_
 from imiptools.stores.names import normalise_user
 
 log = logging.getLogger(__name__)
@@ -193,14 +194,14 @@ def login_post() -> tuple[str, int] | Response:
     )
     if limited:
         log.warning("login refused, too many failures: user=%s peer=%s", user or "?", peer)
-        message = "Too many failed attempts: try again in a quarter of an hour."
+        message = N_("Too many failed attempts: try again in a quarter of an hour.")
         return render_template("login.html", next=target, error=message, address=address), 429
     if not user or not accounts().passwords.check(user, password):
         failures.add(f"user:{user}", now)
         failures.add(f"peer:{peer}", now)
         log.warning("login failed: user=%s peer=%s", user or repr(address[:100]), peer)
         time.sleep(accounts().delay)
-        message = "That address and password do not match."
+        message = N_("That address and password do not match.")
         return render_template("login.html", next=target, error=message, address=address), 401
     session.clear()  # a new session: nothing from before the login carries over
     session["user"], session["since"] = user, format_utc(now)

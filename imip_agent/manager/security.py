@@ -31,9 +31,12 @@ from imiptools.errors import ImipError
 from imiptools.stores.names import normalise_user
 
 #: The Content-Security-Policy of every answer: nothing but this site's
-#: own style sheet and images; forms post only here; never in a frame.
+#: own style sheets, images and scripts (the week's grid: static/grid.js
+#: and the event-calendar it loads, which fetches the week's JSON from
+#: here); no inline script or style; forms post only here; never in a frame.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+    "img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 

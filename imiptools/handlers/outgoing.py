@@ -63,6 +63,8 @@ class OutgoingHandler(BaseHandler):
         elif self._is_new_version(obj.uid, obj.master, stored):
             self.records.save(obj)
             self.unit.decision(obj.uid, "", "recorded", "own-request", "our invitation")
+            if stored is not None:
+                self._drop_counters(obj.uid, [])
         self.records.refresh_freebusy(obj.uid)
 
     vevent_publish = vevent_request
@@ -98,9 +100,18 @@ class OutgoingHandler(BaseHandler):
         """We declined an attendee's proposal: forget it."""
         if not obj.uid or not self._ours(obj):
             return
-        for attendee in attendees_of(obj.first):
-            self.records.remove_counters(obj.uid, f"mailto:{mail_address_of(attendee)}")
+        self._drop_counters(obj.uid, [mail_address_of(a) for a in attendees_of(obj.first)])
         self.unit.decision(obj.uid, "", "recorded", "declinecounter", "counter dropped")
+
+    def _drop_counters(self, uid: str, attendees: list[str]) -> None:
+        """Forget the proposals of ``attendees`` for ``uid`` (all of them when
+        none are named: an update supersedes every proposal for the version
+        it replaces); the queue's COUNTER item goes with the last one."""
+        held = self.records.counters(uid)
+        for attendee in attendees or [a.removeprefix("mailto:") for a in held]:
+            self.records.remove_counters(uid, f"mailto:{attendee}")
+        if held and not self.records.counters(uid):
+            self.records.dequeue(uid, "")
 
     def _ours(self, obj: ItipObject) -> bool:
         if organizer_of(obj.first) == self.unit.address:

@@ -6,15 +6,24 @@ the user and of everyone else whose free/busy the store holds (RFC 5546
 §3.3, VFREEBUSY replies and published free/busy) are indexed once
 (:class:`~imiptools.periods.Timeline`), then candidate slots are tried in
 steps, within daily hours and on chosen weekdays in the user's zone.
+
+:func:`ranked_slots` orders the free slots for people in several time
+zones: each participant's working hours (:class:`Hours`: their zone and
+their ``opening_hours``, Monday to Friday 09:00-17:00 by default) count a
+slot inside them; slots inside everyone's come first, then those inside
+the most people's, earliest first within a rank. Hours that are binding
+(a resource's ``opening_hours``: outside them it declines) drop the slots
+outside them altogether.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 
 from imiptools.periods import Period, Timeline, busy_only
+from imiptools.scheduling.opening import OpeningHours
 
 #: A free slot: its start and end.
 Slot = tuple[datetime, datetime]
@@ -67,6 +76,56 @@ def free_slots(
             if len(found) >= count:
                 break
     return found
+
+
+#: How many free slots :func:`ranked_slots` ranks at most.
+RANKED_POOL = 500
+
+
+@dataclass(frozen=True)
+class Hours:
+    """One participant's working hours: ``opening`` in ``zone`` (None:
+    Monday to Friday, 09:00-17:00 there); ``binding`` when a slot outside
+    them cannot be booked at all (a resource's opening hours)."""
+
+    zone: tzinfo
+    opening: OpeningHours | None = None
+    binding: bool = False
+
+    def inside(self, start: datetime, end: datetime) -> bool:
+        """Whether [start, end) lies within these hours."""
+        if self.opening is not None:
+            return self.opening.contains(start, end, self.zone)
+        first = start.astimezone(self.zone)
+        closing = datetime.combine(first.date(), time(17), self.zone)
+        return first.weekday() in WORKDAYS and time(9) <= first.time() and end <= closing
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A free slot and how many participants it suits: ``inside`` of ``of``
+    are within their working hours."""
+
+    start: datetime
+    end: datetime
+    inside: int
+    of: int
+
+
+def ranked_slots(
+    busy: Iterable[Period], search: Search, count: int, hours: Sequence[Hours]
+) -> list[Ranked]:
+    """The ``count`` best free slots of ``search`` (as :func:`free_slots`,
+    of the first :data:`RANKED_POOL`) for participants with ``hours``: the
+    slots outside binding hours left out, the rest ordered by how many
+    participants they suit, most first, then by start."""
+    fitting = []
+    for start, end in free_slots(busy, search, RANKED_POOL):
+        if all(h.inside(start, end) for h in hours if h.binding):
+            inside = sum(1 for h in hours if h.inside(start, end))
+            fitting.append(Ranked(start, end, inside, len(hours)))
+    fitting.sort(key=lambda r: (-r.inside, r.start))
+    return fitting[:count]
 
 
 def _candidates(search: Search) -> Iterator[datetime]:

@@ -24,6 +24,7 @@ import pytest
 import vobject
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from imip_agent.manager.calendars import grid_available
 from tests.manager.support import (
     ALICE,
     BOB,
@@ -111,6 +112,7 @@ class Scene:
         for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
             options.add_argument(argument)
         options.add_argument("--window-size=1000,900")
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.browser: WebDriver = webdriver.Chrome(
             options=options, service=Service(executable_path=str(CHROMEDRIVER))
         )
@@ -156,8 +158,29 @@ def test_1_the_invitation_from_imip_person_is_in_the_week(scene: Scene) -> None:
     scene.browser.get(f"{scene.alice}/calendar/{ALICE}/?week=2030-01-14")
     summaries = [e.text for e in scene.browser.find_elements(By.CLASS_NAME, "summary")]
     assert summaries == [SUMMARY], "shown as text: the markup is not HTML"
-    assert scene.browser.find_elements(By.TAG_NAME, "script") == []
+    scripts = scene.browser.find_elements(By.TAG_NAME, "script")
+    assert all(s.get_attribute("src").startswith(f"{scene.alice}/static/") for s in scripts), (
+        "no inline script: only the manager's own files"
+    )
     scene.shot("week")
+
+
+def test_1_the_week_grid_draws_the_instances(scene: Scene) -> None:
+    if not grid_available():
+        pytest.skip("no calendar grid: run tools/manager-assets (needs npm)")
+    browser = scene.browser
+    browser.get_log("browser")  # what earlier pages logged is not this page's
+    browser.get(f"{scene.alice}/calendar/{ALICE}/?week=2030-01-14")
+    WebDriverWait(browser, 60).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#grid.ready .ec-event"))
+    )
+    (event,) = browser.find_elements(By.CSS_SELECTOR, "#grid .ec-event")
+    assert SUMMARY in event.text, "the title is text: the markup is not HTML"
+    assert "10:00" in event.text
+    logged = browser.get_log("browser")
+    problems = [e for e in logged if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
+    assert problems == [], "no script error, nothing the Content-Security-Policy refused"
+    scene.shot("week-grid")
 
 
 def test_2_alice_accepts_one_instance(scene: Scene) -> None:

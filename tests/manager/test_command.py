@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import os
 import re
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -98,6 +100,50 @@ def test_the_demo_serves_alices_invitation(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"{url}calendar/{ALICE}/requests") as page:
             text = page.read().decode()
         assert "Weekly sync" in text and "10:00" in text and "Europe/Berlin" in text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_the_demo_with_its_own_login(tmp_path: Path) -> None:
+    environment = {
+        **os.environ,
+        "IMIP_DEMO_DIR": str(tmp_path / "demo"),
+        "PORT": "0",
+        "IMIP_DEMO_LOGIN": "password",
+    }
+    server = subprocess.Popen(
+        [str(ROOT / "demo-manager")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    try:
+        assert server.stderr is not None and server.stdout is not None
+        url = ""
+        for line in server.stderr:
+            if line.startswith("imip-manager: serving "):
+                url = line.strip().rpartition(" ")[2]
+                break
+        assert url, "the demo serves"
+        browser = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+        with browser.open(f"{url}calendar/{ALICE}/requests") as page:
+            form = page.read().decode()
+            assert page.url.startswith(f"{url}login?next=")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert token, "the login form carries its token"
+        fields = {
+            "csrf_token": token.group(1),
+            "next": f"/calendar/{ALICE}/requests",
+            "address": ALICE,
+            "password": "demo-password",
+        }
+        with browser.open(f"{url}login", urllib.parse.urlencode(fields).encode()) as page:
+            text = page.read().decode()
+        assert "Weekly sync" in text and "Europe/Berlin" in text
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -131,3 +131,46 @@ def test_another_users_search_is_403(tmp_path: Path) -> None:
         f"/calendar/{ALICE}/find-time?duration=60", environ_base={"REMOTE_USER": BOB}
     )
     assert answer.status_code == 403
+
+
+def test_slots_within_everyones_working_hours_come_first(tmp_path: Path) -> None:
+    agent = scene(tmp_path)
+    agent.set_pref(DAVE, "TZID", "America/New_York")  # 09:00 there is 14:00 UTC
+    client = manager(agent, tmp_path / "sent").test_client()
+    page = search(client, DAVE)
+    assert summary(page) == (
+        "Everyone free: Tue 08 Jan 14:00–15:00; Tue 08 Jan 14:30–15:30; "
+        "Tue 08 Jan 15:00–16:00; Tue 08 Jan 15:30–16:30; Tue 08 Jan 16:00–17:00."
+    )
+    assert f"{DAVE}: this site; working hours MO-FR 09:00-17:00 (America/New_York)" in page
+    page = search(client, f"{DAVE} {CAROL}", duration=240)  # no four hours suit both zones
+    assert summary(page) == (
+        "Everyone free: Tue 08 Jan 13:00–17:00 (within the working hours of 2 of 3)."
+    )
+
+
+def test_a_rooms_opening_hours_bind(tmp_path: Path) -> None:
+    agent = scene(tmp_path)
+    room = "room3@example.com"
+    agent.set_pref(room, "opening_hours", "MO-FR 15:00-16:30")
+    client = manager(agent, tmp_path / "sent").test_client()
+    page = search(client, room)
+    assert summary(page) == "Everyone free: Tue 08 Jan 15:00–16:00; Tue 08 Jan 15:30–16:30."
+
+
+def test_the_day_shows_others_side_by_side(tmp_path: Path) -> None:
+    client = manager(scene(tmp_path), tmp_path / "sent").test_client()
+    query = {"day": "2030-01-08", "with": f"{BOB} {DAVE} {CAROL} nobody"}
+    answer = client.get(f"/calendar/{ALICE}/day", query_string=query, environ_base=AS_ALICE)
+    page = answer.get_data(as_text=True)
+    hours = re.findall(r'<th scope="col">(\d\d:\d\d)', page)
+    assert hours[0] == "07:00" and hours[-1] == "19:30"
+    assert row(page, ALICE)[6:8] == ["busy", "busy"]  # 10:00-11:00
+    assert row(page, BOB)[4] == "busy"  # 09:00-09:30, from his VFREEBUSY reply
+    assert row(page, DAVE)[10:12] == ["busy", "busy"]  # 12:00-13:00, shared
+    assert set(row(page, CAROL)) == {"unknown"}
+    assert "Not addresses, left out: nobody." in page
+    following = re.search(r'href="([^"]*)" rel="next"', page)
+    assert following and "with=" in following.group(1), "the next day keeps the comparison"
+    plain = client.get(f"/calendar/{ALICE}/day?day=2030-01-08", environ_base=AS_ALICE)
+    assert "<table" not in plain.get_data(as_text=True)

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from imiptools.periods import Period
-from imiptools.views.freetime import Search, free_slots
+from imiptools.scheduling.hours import parse_opening_hours
+from imiptools.views.freetime import Hours, Search, free_slots, ranked_slots
 
 
 def busy(start: str, end: str, transp: str = "OPAQUE") -> Period:
@@ -81,3 +82,26 @@ def test_a_search_that_cannot_end_well_is_refused(bad: dict[str, object]) -> Non
     minutes = int(bad.pop("minutes", 60))  # type: ignore[call-overload]
     with pytest.raises(ValueError):
         free_slots([], search("2030-01-08T00:00+00:00", end, minutes, **bad), 1)
+
+
+def test_ranked_slots_put_everyones_working_hours_first() -> None:
+    berlin, new_york = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
+    start = datetime(2030, 1, 8, 0, 0, tzinfo=berlin)  # a Tuesday
+    search = Search(start, start + timedelta(days=1), timedelta(hours=1), zone=berlin)
+    ranked = ranked_slots([], search, 3, [Hours(berlin), Hours(new_york)])
+    assert [(r.start.astimezone(berlin).strftime("%H:%M"), r.inside) for r in ranked] == [
+        ("15:00", 2),
+        ("15:30", 2),
+        ("16:00", 2),
+    ]
+    alone = ranked_slots([], search, 1, [Hours(berlin)])
+    assert alone[0].start.astimezone(berlin).hour == 9 and alone[0].of == 1
+
+
+def test_binding_hours_leave_out_what_they_do_not_hold() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    start = datetime(2030, 1, 8, 0, 0, tzinfo=berlin)
+    search = Search(start, start + timedelta(days=1), timedelta(minutes=30), zone=berlin)
+    room = Hours(berlin, parse_opening_hours("TU 12:00-13:00"), binding=True)
+    ranked = ranked_slots([], search, 5, [Hours(berlin), room])
+    assert [r.start.astimezone(berlin).strftime("%H:%M") for r in ranked] == ["12:00", "12:30"]

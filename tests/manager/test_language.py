@@ -1,0 +1,79 @@
+"""The manager speaks its user's language: their ``LANG`` preference, else
+the browser's ``Accept-Language``, else English; dates said in it
+(:mod:`imip_agent.manager.language`)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from imip_agent.manager.language import available, choose, said
+from imiptools.i18n import translator
+from tests.manager.support import ALICE, invited, manager
+
+AS_ALICE = {"REMOTE_USER": ALICE}
+WEEK = f"/calendar/{ALICE}/?week=2030-01-07"
+
+
+def test_the_agents_languages_are_the_managers() -> None:
+    assert available() == ("en", "de")
+
+
+@pytest.mark.parametrize(
+    ("stated", "accepted", "site", "chosen"),
+    [
+        ("de", ["en"], None, "de"),
+        ("en", ["de"], None, "en"),
+        (None, ["fr", "de-AT", "en"], None, "de"),
+        (None, ["fr"], "de_DE.UTF-8", "de"),
+        (None, [], None, "en"),
+        ("xx", ["zz"], "!", "en"),
+    ],
+)
+def test_the_users_preference_comes_before_the_browser(
+    stated: str | None, accepted: list[str], site: str | None, chosen: str
+) -> None:
+    assert choose(stated, accepted, site) == chosen
+
+
+def test_dates_are_said_in_the_language() -> None:
+    german, english = translator("de"), translator("en")
+    assert said(date(2030, 1, 8), "date", german) == "Dienstag, 8. Januar 2030"
+    assert said(date(2030, 1, 8), "date", english) == "Tuesday 08 January 2030"
+    moment = datetime(2030, 3, 5, 9, 30)
+    assert said(moment, "short", german) == "Di 5. Mär 2030 09:30"
+    assert said(moment, "month", german) == "März 2030"
+
+
+def test_a_user_who_set_german_gets_german_pages(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    agent.set_pref(ALICE, "LANG", "de")
+    client = manager(agent, tmp_path / "sent").test_client()
+    page = client.get(WEEK, environ_base=AS_ALICE, headers={"Accept-Language": "en"})
+    text = page.get_data(as_text=True)
+    assert '<html lang="de">' in text
+    assert "Woche vom Montag, 7. Januar 2030" in text
+    assert "Dienstag, 8. Januar" in text and "unbeantwortet" in text
+    assert "Week of" not in text and "Tuesday" not in text
+    requests = client.get(f"/calendar/{ALICE}/requests", environ_base=AS_ALICE)
+    assert "Zusagen" in requests.get_data(as_text=True)
+
+
+def test_without_a_preference_the_browser_decides(tmp_path: Path) -> None:
+    client = manager(invited(tmp_path), tmp_path / "sent").test_client()
+    german = client.get(WEEK, environ_base=AS_ALICE, headers={"Accept-Language": "de-DE,de;q=0.9"})
+    assert "Woche vom" in german.get_data(as_text=True)
+    english = client.get(WEEK, environ_base=AS_ALICE, headers={"Accept-Language": "fr, en;q=0.5"})
+    page = english.get_data(as_text=True)
+    assert '<html lang="en">' in page and "Week of Monday 07 January 2030" in page
+
+
+def test_a_refusal_is_said_in_the_browsers_language(tmp_path: Path) -> None:
+    client = manager(invited(tmp_path), tmp_path / "sent").test_client()
+    other = client.get(
+        "/calendar/bob@example.com/", environ_base=AS_ALICE, headers={"Accept-Language": "de"}
+    )
+    assert other.status_code == 403
+    assert "Dies dürfen Sie weder sehen noch ändern." in other.get_data(as_text=True)
