@@ -303,6 +303,7 @@ def _day(moment: date | datetime, records: UserRecords) -> date:
 
 
 def instance_page(address: str) -> str:
+    """The form of one occurrence (``uid``, ``rid``) of the user's own series."""
     user = _hooks().own(address)
     records = _hooks().site().records(user)
     stored = _stored(records, request.args.get("uid", ""))
@@ -312,11 +313,16 @@ def instance_page(address: str) -> str:
     rid = request.args.get("rid", "")
     instance = _instance(records, stored, rid)
     values = eventform.from_event(instance, records.zone)
-    return _instance_page(address, stored, rid, values, [])
+    return _instance_page(address, records, stored, rid, values, [])
 
 
 def _instance_page(
-    address: str, stored: ItipObject, rid: str, values: EventForm, errors: list[str]
+    address: str,
+    records: UserRecords,
+    stored: ItipObject,
+    rid: str,
+    values: EventForm,
+    errors: list[str],
 ) -> str:
     source = stored.master or stored.first
     return render_template(
@@ -328,15 +334,19 @@ def _instance_page(
         errors=errors,
         series=text_of(source, "SUMMARY") or "(no title)",
         zones=eventform.zones(),
-        first=_is_first(source, rid),
+        first=_is_first(source, rid, records),
     )
 
 
-def _is_first(master: Component, rid: str) -> bool:
-    return format_recurrence_id(master.decoded("DTSTART")) == rid
+def _is_first(master: Component, rid: str, records: UserRecords) -> bool:
+    """Whether ``rid`` is the series' first occurrence (no split from it)."""
+    return format_recurrence_id(master.decoded("DTSTART"), records.zone) == rid
 
 
 def update_instance(address: str) -> Response | tuple[str, int]:
+    """Send the change of one occurrence, or with ``scope=following`` the
+    split of the series from it (RFC 5546 §3.2.2); 422 with the messages
+    for a form that makes no event."""
     user, site, records, stored, _ = _organised(address)
     rid = request.form.get("recurrence_id", "")
     instance = _instance(records, stored, rid)
@@ -356,7 +366,7 @@ def update_instance(address: str) -> Response | tuple[str, int]:
         )
     except (FormErrors, ValueError) as exc:
         messages = exc.messages if isinstance(exc, FormErrors) else [_sentence(exc)]
-        return _instance_page(address, stored, rid, values, messages), 422
+        return _instance_page(address, records, stored, rid, values, messages), 422
     _send_update(site, user, calendar, "Occurrence changed", "Change of the occurrence")
     return redirect(url_for("event", address=address, uid=stored.uid))
 
