@@ -32,6 +32,7 @@ from imiptools.itip.objects import (
     organizer_of,
     parse_calendars,
     recurrence_id_of,
+    sequence_of,
     text_of,
     to_text,
 )
@@ -287,6 +288,17 @@ class UserRecords:
     def cancelled_instances(self, uid: str) -> list[str]:
         """The RECURRENCE-IDs of the cancelled instances of ``uid``, sorted."""
         return self.store.cancelled_recurrence_ids(self.user, uid)
+
+    def cancelled_sequence(self, uid: str) -> int:
+        """The highest SEQUENCE of the stored CANCELs of single instances of
+        ``uid`` (-1 for none): sent, but not among the stored components, so
+        the next message must exceed it too (RFC 5545 §3.8.7.4)."""
+        found = -1
+        for rid in self.cancelled_instances(uid):
+            text = self.store.get_cancelled_recurrence(self.user, uid, rid)
+            for component in iter_components(text) if text else ():
+                found = max(found, sequence_of(component))
+        return found
 
     def cancel(self, uid: str, text: str) -> None:
         """Cancel the whole of ``uid``, keeping the CANCEL's ``text``."""

@@ -367,6 +367,23 @@ def from_event(
     return with_rule(values, _ical_text(rule))
 
 
+def instance_form(before: EventForm, form: Mapping[str, str]) -> EventForm:
+    """The form of one instance posted (``form``): its summary, location,
+    description and times; the zone, the kind (all-day or timed) and the
+    rest as ``before`` (the instance's own form) has them."""
+    posted = read_form(form)
+    return replace(
+        before,
+        summary=posted.summary,
+        location=posted.location,
+        description=posted.description,
+        start_date=posted.start_date,
+        start_time="" if before.all_day else posted.start_time,
+        end_date=posted.end_date,
+        end_time="" if before.all_day else posted.end_time,
+    )
+
+
 def with_rule(values: EventForm, rule: str) -> EventForm:
     """``values`` showing ``rule``: in the structured controls when they
     express it exactly, else in the raw field."""

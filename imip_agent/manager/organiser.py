@@ -13,7 +13,19 @@ Pages (``ADDRESS`` the user's own, as every page of the manager):
   changed, after the CANCEL to attendees removed
   (:func:`~imiptools.itip.organising.removal`, RFC 5546 §4.2.10);
 - ``/calendar/ADDRESS/event/cancel``: the CANCEL of the whole event or of
-  one instance (:func:`~imiptools.itip.organising.cancellation`, §3.2.5).
+  one instance (:func:`~imiptools.itip.organising.cancellation`, §3.2.5);
+- ``/calendar/ADDRESS/event/instance?uid=UID&rid=RID``: one occurrence's
+  form; a POST sends that instance alone
+  (:func:`imiptools.itip.series.instance_update`) or, for "this and
+  following", the old series ended and a new one
+  (:func:`~imiptools.itip.series.split`);
+- ``/calendar/ADDRESS/event/exclude``: an EXDATE added for one occurrence
+  of the preview, or taken away (:func:`~imiptools.itip.series.exclusion`),
+  sent as an update.
+
+Every message's SEQUENCE exceeds every one sent for the UID (RFC 5545
+§3.8.7.4): the stored CANCELs of single instances count
+(:meth:`~imiptools.records.UserRecords.cancelled_sequence`).
 
 Every message is composed by :func:`imiptools.mail.compose.build_message`
 (RFC 6047) and sent by :func:`imiptools.answering.send_as`: recorded as
@@ -37,15 +49,15 @@ from werkzeug.wrappers.response import Response
 from imip_agent.manager import eventform
 from imip_agent.manager.eventform import EventForm, FormErrors
 from imiptools import answering
-from imiptools.dates import parse_recurrence_id
+from imiptools.dates import format_recurrence_id
 from imiptools.errors import DeliveryFailed, ImipError, InputError
-from imiptools.itip import merge, organising
+from imiptools.itip import organising, series
+from imiptools.itip.instances import cancelled_exdates
 from imiptools.itip.objects import (
     ItipObject,
     attendees_of,
     mail_address_of,
     organizer_of,
-    recurrence_id_of,
     sequence_of,
     text_of,
 )
@@ -54,7 +66,7 @@ from imiptools.mail.compose import build_message
 from imiptools.mail.send import Sender
 from imiptools.records import UserRecords
 from imiptools.site import Site
-from imiptools.views.agenda import INSTANCES_AHEAD, MAX_LISTED
+from imiptools.views.occurrences import preview
 from imiptools.views.resources import Resource, resources
 from imiptools.views.roomcheck import RoomForecast, check_rooms
 
@@ -119,6 +131,11 @@ def register(app: Flask, hooks: Hooks) -> None:
     app.add_url_rule("/calendar/<address>/event", "event", event_page)
     app.add_url_rule("/calendar/<address>/event", "update_event", update, methods=["POST"])
     app.add_url_rule("/calendar/<address>/event/cancel", "cancel_event", cancel, methods=["POST"])
+    app.add_url_rule("/calendar/<address>/event/instance", "instance", instance_page)
+    app.add_url_rule(
+        "/calendar/<address>/event/instance", "update_instance", update_instance, methods=["POST"]
+    )
+    app.add_url_rule("/calendar/<address>/event/exclude", "exclude_date", exclude, methods=["POST"])
 
 
 def _hooks() -> Hooks:
@@ -181,18 +198,18 @@ def _event_page(
 ) -> str:
     source = stored.master or stored.first
     mine = organizer_of(source) == address
-    shown = values or eventform.from_event(source, records.zone)
+    shown = values or _form_of(records, stored)
     return render_template(
         "event.html",
         address=address,
         uid=stored.uid,
         mine=mine,
         event=source,
-        facts=_facts(stored, source),
+        facts=_facts(stored, source, records.cancelled_sequence(stored.uid)),
         people=_people(source),
         rule=_rule_text(source),
         described=eventform.describe(_rule_text(source), source.decoded("DTSTART")),
-        occurrences=_occurrences(records, stored),
+        occurrences=preview(records, stored),
         values=shown,
         errors=errors,
         zone=str(records.zone),
@@ -201,12 +218,21 @@ def _event_page(
     )
 
 
+def _form_of(records: UserRecords, stored: ItipObject) -> EventForm:
+    """The form of the stored event, the instances cancelled one by one
+    among its exceptions (an update sends them as EXDATEs)."""
+    source = stored.master or stored.first
+    cancelled = records.cancelled_instances(stored.uid) if stored.master is not None else []
+    gone = tuple(cancelled_exdates(source, cancelled, records.zone))
+    return eventform.from_event(source, records.zone, gone)
+
+
 def update(address: str) -> Response | tuple[str, int]:
     user, site, records, stored, source = _organised(address)
     values = eventform.read_form(request.form)
     try:
         draft = eventform.to_draft(values, stored.uid)
-        revision = _revision(eventform.from_event(source, records.zone), values, draft, source)
+        revision = _revision(_form_of(records, stored), values, draft, source)
     except FormErrors as exc:
         return _event_page(address, records, stored, values, exc.messages), 422
     if request.form.get("action") == "check":
@@ -217,26 +243,56 @@ def update(address: str) -> Response | tuple[str, int]:
         return redirect(url_for("event", address=address, uid=stored.uid))
     now = site.clock.now()
     summary = text_of(source, "SUMMARY") or "(no title)"
+    floor = records.cancelled_sequence(stored.uid)
     if revision.removed:
-        gone = organising.removal(stored, revision.removed, now)
+        gone = organising.removal(stored, revision.removed, now, floor=floor)
+        floor = max(floor, sequence_of(gone.walk("VEVENT")[0]))
         text = f"You are no longer invited to {summary}.\n"
         if not _send(site, user, gone, list(revision.removed), f"Removed: {summary}", text):
             return redirect(url_for("event", address=address, uid=stored.uid))
         stored = _stored(records, stored.uid)
-    calendar = organising.revised(stored, revision, now)
-    event = calendar.walk("VEVENT")[0]
-    invited = organising.recipients_of(event, user)
-    title = text_of(event, "SUMMARY") or "(no title)"
-    if _send(site, user, calendar, invited, f"Updated: {title}", _event_text(event)):
-        flash(f"Update sent to {', '.join(invited)}." if invited else "Saved in your calendar.")
+    try:
+        calendar = _revised(records, stored, revision, floor)
+    except ValueError as exc:
+        message = f"{str(exc)[:1].upper()}{str(exc)[1:]}."
+        return _event_page(address, records, stored, values, [message]), 422
+    _send_update(site, user, calendar, "Updated", "Update")
     return redirect(url_for("event", address=address, uid=stored.uid))
+
+
+def _revised(records: UserRecords, stored: ItipObject, revision: Revision, floor: int) -> Calendar:
+    """The REQUEST of ``revision`` (:func:`~imiptools.itip.organising.revised`),
+    the stored overrides and the cancelled instances carried."""
+    return organising.revised(
+        stored,
+        revision,
+        records.now,
+        floor=floor,
+        cancelled=tuple(records.cancelled_instances(stored.uid)),
+        zone=records.zone,
+    )
+
+
+def _send_update(site: Site, user: str, calendar: Calendar, what: str, told: str) -> bool:
+    """Send a REQUEST to its attendees as ``user`` (subject ``what``:
+    SUMMARY); flash ``told`` and who was told."""
+    event = calendar.walk("VEVENT")[0]
+    invited = list(
+        dict.fromkeys(a for c in calendar.walk("VEVENT") for a in organising.recipients_of(c, user))
+    )
+    title = text_of(event, "SUMMARY") or "(no title)"
+    sent = _send(site, user, calendar, invited, f"{what}: {title}", _event_text(event))
+    if sent:
+        flash(f"{told} sent to {', '.join(invited)}." if invited else "Saved in your calendar.")
+    return sent
 
 
 def cancel(address: str) -> Response:
     user, site, records, stored, source = _organised(address)
     rid = request.form.get("recurrence_id", "")
     instance = _instance(records, stored, rid) if rid else None
-    calendar = organising.cancellation(stored, site.clock.now(), instance)
+    floor = records.cancelled_sequence(stored.uid)
+    calendar = organising.cancellation(stored, site.clock.now(), instance, floor=floor)
     event = calendar.walk("VEVENT")[0]
     invited = organising.recipients_of(event, user)
     summary = text_of(source, "SUMMARY") or "(no title)"
@@ -254,6 +310,142 @@ def _day(moment: date | datetime, records: UserRecords) -> date:
     if isinstance(moment, datetime):
         return moment.astimezone(records.zone).date()
     return moment
+
+
+# -- one occurrence: change it, or this and the following; exclude, restore --------
+
+
+def instance_page(address: str) -> str:
+    """The form of one occurrence (``uid``, ``rid``) of the user's own series."""
+    user = _hooks().own(address)
+    records = _hooks().site().records(user)
+    stored = _stored(records, request.args.get("uid", ""))
+    source = stored.master or stored.first
+    if organizer_of(source) != address:
+        abort(403)
+    rid = request.args.get("rid", "")
+    instance = _instance(records, stored, rid)
+    values = eventform.from_event(instance, records.zone)
+    return _instance_page(address, records, stored, rid, values, [])
+
+
+def _instance_page(
+    address: str,
+    records: UserRecords,
+    stored: ItipObject,
+    rid: str,
+    values: EventForm,
+    errors: list[str],
+) -> str:
+    source = stored.master or stored.first
+    return render_template(
+        "instance.html",
+        address=address,
+        uid=stored.uid,
+        rid=rid,
+        values=values,
+        errors=errors,
+        series=text_of(source, "SUMMARY") or "(no title)",
+        zones=eventform.zones(),
+        first=_is_first(source, rid, records),
+    )
+
+
+def _is_first(master: Component, rid: str, records: UserRecords) -> bool:
+    """Whether ``rid`` is the series' first occurrence (no split from it)."""
+    return format_recurrence_id(master.decoded("DTSTART"), records.zone) == rid
+
+
+def update_instance(address: str) -> Response | tuple[str, int]:
+    """Send the change of one occurrence, or with ``scope=following`` the
+    split of the series from it (RFC 5546 §3.2.2); 422 with the messages
+    for a form that makes no event."""
+    user, site, records, stored, _ = _organised(address)
+    rid = request.form.get("recurrence_id", "")
+    instance = _instance(records, stored, rid)
+    before = eventform.from_event(instance, records.zone)
+    values = eventform.instance_form(before, request.form)
+    following = request.form.get("scope") == "following"
+    try:
+        change = _instance_change(before, values)
+        if change is None and not following:
+            flash("Nothing changed.")
+            return redirect(url_for("event", address=address, uid=stored.uid))
+        floor = records.cancelled_sequence(stored.uid)
+        if following:
+            return _split(address, site, user, records, stored, rid, change or Revision(), floor)
+        calendar = series.instance_update(
+            stored, instance, change or Revision(), site.clock.now(), floor=floor
+        )
+    except (FormErrors, ValueError) as exc:
+        messages = exc.messages if isinstance(exc, FormErrors) else [_sentence(exc)]
+        return _instance_page(address, records, stored, rid, values, messages), 422
+    _send_update(site, user, calendar, "Occurrence changed", "Change of the occurrence")
+    return redirect(url_for("event", address=address, uid=stored.uid))
+
+
+def _split(
+    address: str,
+    site: Site,
+    user: str,
+    records: UserRecords,
+    stored: ItipObject,
+    rid: str,
+    change: Revision,
+    floor: int,
+) -> Response:
+    """Send "this and following" (:func:`~imiptools.itip.series.split`):
+    the old series ended, then the new one; to the new one's page."""
+    old, new = series.split(
+        stored,
+        rid,
+        change,
+        site.clock.now(),
+        domain=_domain(user),
+        zone=records.zone,
+        floor=floor,
+        cancelled=tuple(records.cancelled_instances(stored.uid)),
+    )
+    if not _send_update(site, user, old, "Updated", "The series' end"):
+        return redirect(url_for("event", address=address, uid=stored.uid))
+    uid = str(new.walk("VEVENT")[0]["UID"])
+    _send_update(site, user, new, "Invitation", "The following occurrences")
+    return redirect(url_for("event", address=address, uid=uid))
+
+
+def _instance_change(before: EventForm, after: EventForm) -> Revision | None:
+    """What changed in the form of one instance, as a Revision of
+    :data:`~imiptools.itip.series.INSTANCE_FIELDS` (None for nothing)."""
+    draft = eventform.to_draft(after)
+    changes: dict[str, Any] = {}
+    for name in ("summary", "location", "description"):
+        if getattr(before, name) != getattr(after, name):
+            changes[name] = getattr(after, name)
+    moved = ("start_date", "start_time", "end_date", "end_time")
+    if any(getattr(before, n) != getattr(after, n) for n in moved):
+        changes.update(start=draft.start, end=draft.end)
+    return Revision(**changes) if changes else None
+
+
+def exclude(address: str) -> Response:
+    """Exclude one occurrence (an EXDATE) or restore it, and send the update."""
+    user, site, records, stored, _ = _organised(address)
+    rid = request.form.get("recurrence_id", "")
+    restore = request.form.get("action") == "restore"
+    cancelled = tuple(records.cancelled_instances(stored.uid))
+    listed = {o.rid for o in preview(records, stored)}
+    if stored.master is None or rid not in listed:
+        abort(404)
+    revision = series.exclusion(stored.master, rid, cancelled, records.zone, not restore)
+    calendar = _revised(records, stored, revision, records.cancelled_sequence(stored.uid))
+    what = "Restored" if restore else "Excluded"
+    _send_update(site, user, calendar, "Updated", f"{what}; the update")
+    return redirect(url_for("event", address=address, uid=stored.uid))
+
+
+def _sentence(exc: Exception) -> str:
+    text = str(exc)
+    return f"{text[:1].upper()}{text[1:]}."
 
 
 # -- what the pages are made of -------------------------------------------------
@@ -284,39 +476,13 @@ def _stored(records: UserRecords, uid: str) -> ItipObject:
 
 
 def _instance(records: UserRecords, stored: ItipObject, rid: str) -> Component:
-    """The component cancelled: an override, or an occurrence of the master
-    among those the calendar expands (404 for anything else)."""
-    for override in stored.overrides:
-        if recurrence_id_of(override, records.zone) == rid:
-            return override
-    if stored.master is None or rid not in {o[0] for o in _occurrences(records, stored)}:
+    """The component of occurrence ``rid``: an override, or one made from
+    the master for an occurrence of its series
+    (:func:`~imiptools.itip.series.occurrence`); 404 for anything else."""
+    found = series.occurrence(stored, rid, records.zone) if rid else None
+    if found is None:
         abort(404)
-    try:
-        return merge.instance_of(stored.master, parse_recurrence_id(rid))
-    except ValueError:
-        abort(404)
-
-
-def _occurrences(records: UserRecords, stored: ItipObject) -> list[tuple[str, datetime, str]]:
-    """The next instances of a series: RECURRENCE-ID, start in the user's
-    zone, and STATUS (CANCELLED for one cancelled)."""
-    master = stored.master
-    if master is None or not any(n in master for n in ("RRULE", "RDATE")):
-        return []
-    try:
-        window = records.limits(records.now, records.now + INSTANCES_AHEAD)
-        expansion = records.expand(stored, window, cancelled=())
-        cancelled = set(records.cancelled_instances(stored.uid))
-    except InputError:
-        return []
-    return [
-        (
-            i.recurrenceid,
-            i.start.astimezone(records.zone),
-            "CANCELLED" if i.recurrenceid in cancelled else text_of(i.component, "STATUS").upper(),
-        )
-        for i in expansion.instances[:MAX_LISTED]
-    ]
+    return found
 
 
 def _revision(
@@ -355,6 +521,15 @@ def _revision(
     removed = tuple(sorted(held - posted | {r.lower() for r in values.removed} & held))
     if removed and not (held - set(removed)):
         raise FormErrors(["Attendees: to remove everyone, cancel the event."])
+    roles = tuple(
+        (p.address, p.role)
+        for p in after.attendees
+        if any(
+            h.address.lower() == p.address.lower() and h.role != p.role for h in before.attendees
+        )
+    )
+    if roles:
+        changes["roles"] = roles
     if added:
         changes["invitees"] = added
     if removed:
@@ -362,9 +537,11 @@ def _revision(
     return Revision(**changes) if changes else None
 
 
-def _facts(stored: ItipObject, source: Component) -> list[tuple[str, str]]:
-    """Every property of the event, as (name, text), for the page."""
-    found = [("UID", stored.uid), ("SEQUENCE", str(max(sequence_of(c) for c in stored.components)))]
+def _facts(stored: ItipObject, source: Component, floor: int) -> list[tuple[str, str]]:
+    """Every property of the event, as (name, text), for the page; SEQUENCE
+    the highest sent (``floor``: of the CANCELs of single instances)."""
+    sequence = max(floor, *(sequence_of(c) for c in stored.components))
+    found = [("UID", stored.uid), ("SEQUENCE", str(sequence))]
     for name, value in source.property_items(recursive=False):
         if name in ("BEGIN", "END", "ATTENDEE", "UID", "SEQUENCE"):
             continue

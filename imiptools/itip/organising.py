@@ -1,4 +1,5 @@
-"""Building what an organiser sends: a new event, a CANCEL, a DECLINECOUNTER.
+"""Building what an organiser sends: a new event, an update, a CANCEL, a
+DECLINECOUNTER (one instance, or a series split: :mod:`imiptools.itip.series`).
 
 RFC 5546 §3.2.2 (REQUEST), §3.2.5 (CANCEL) and §3.2.8 (DECLINECOUNTER).
 Like :mod:`imiptools.itip.replies`, every function returns a complete
@@ -11,13 +12,20 @@ built as ``imip-person-outgoing`` records what a person sent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from uuid import uuid4
 
 from dateutil.rrule import rrulestr
 from icalendar import Calendar, Component, Event, vCalAddress, vRecur
 
 from imiptools.dates import to_utc
+from imiptools.itip.instances import (
+    cancelled_exdates,
+    carried,
+    next_sequence,
+    offset,
+    shift_dates,
+)
 from imiptools.itip.merge import copy_component
 from imiptools.itip.objects import (
     ItipObject,
@@ -219,6 +227,8 @@ class Revision:
     exdates: tuple[date | datetime, ...] | None = None
     rdates: tuple[date | datetime, ...] | None = None
     removed: tuple[str, ...] = ()
+    #: (address, ROLE) of attendees whose role changes (RFC 5545 §3.2.16).
+    roles: tuple[tuple[str, str], ...] = ()
 
     @property
     def significant(self) -> bool:
@@ -228,34 +238,108 @@ class Revision:
         return any(v is not None for v in (self.start, self.end, self.rrule, self.rdates))
 
 
-def revised(stored: ItipObject, revision: Revision, stamp: datetime) -> Calendar:
+def revised(
+    stored: ItipObject,
+    revision: Revision,
+    stamp: datetime,
+    *,
+    floor: int = -1,
+    cancelled: tuple[str, ...] = (),
+    zone: tzinfo = UTC,
+) -> Calendar:
     """The REQUEST updating ``stored`` (RFC 5546 §2.1.4, §3.2.2): the master
     (or the single event) with ``revision`` applied, SEQUENCE one more than
-    the highest stored, a new DTSTAMP, the new invitees added, and, for a
+    every one sent (:func:`~imiptools.itip.instances.next_sequence`, with
+    ``floor``), a new DTSTAMP, the new invitees added, and, for a
     significant change, every attendee but the organiser asked again
-    (NEEDS-ACTION, RSVP). The update replaces the event: overridden
-    instances are not carried over. Raises ValueError as :func:`check_draft`
-    for the result."""
-    event = copy_component(stored.master or stored.first)
+    (NEEDS-ACTION, RSVP).
+
+    The REQUEST replaces what attendees hold, so it is the complete event:
+    the instances cancelled one by one (``cancelled``, normalised
+    RECURRENCE-IDs in ``zone``) become EXDATEs, and every stored override
+    still an occurrence comes along as the series changed it
+    (:func:`~imiptools.itip.instances.carried`). When the start moves and
+    the revision leaves EXDATE (RDATE) alone, they move with it. Raises
+    ValueError as :func:`check_draft` for the result."""
+    source = stored.master or stored.first
+    event = copy_component(source)
     _apply(event, revision)
     _apply_extras(event, revision)
+    if stored.master is not None and cancelled and revision.exdates is None:
+        exdates = cancelled_exdates(source, cancelled, zone)
+        if exdates:
+            event.add("EXDATE", exdates)
+    _move_lists(event, source, revision)
     check_draft(_as_draft(event))
-    event.pop("SEQUENCE", None)
-    event.add("SEQUENCE", max(sequence_of(c) for c in stored.components) + 1)
-    event.pop("DTSTAMP", None)
-    event.add("DTSTAMP", to_utc(stamp))
+    sequence = next_sequence(stored, floor)
+    _stamp(event, sequence, stamp)
     for invitee in revision.invitees:
         event.add("ATTENDEE", _invited(invitee))
+    _set_roles(event, revision.roles)
     if revision.significant:
-        organiser = organizer_of(event)
-        for attendee in attendees_of(event):
-            if mail_address_of(attendee) != organiser:
-                attendee.params["PARTSTAT"] = "NEEDS-ACTION"
-                attendee.params["RSVP"] = "TRUE"
-    calendar = make_calendar([event], "REQUEST", list(stored.timezones))
+        _ask_again(event)
+    overrides = carried(
+        stored.overrides if stored.master is not None else [],
+        source,
+        event,
+        sequence=sequence,
+        stamp=stamp,
+        significant=revision.significant,
+        zone=zone,
+    )
+    calendar = make_calendar([event, *overrides], "REQUEST", list(stored.timezones))
     if isinstance(event.decoded("DTSTART"), datetime):
         calendar.add_missing_timezones()
     return calendar
+
+
+def _stamp(event: Component, sequence: int, stamp: datetime) -> None:
+    """SEQUENCE and DTSTAMP of a new version (RFC 5545 §3.8.7.2, §3.8.7.4)."""
+    event.pop("SEQUENCE", None)
+    event.add("SEQUENCE", sequence)
+    event.pop("DTSTAMP", None)
+    event.add("DTSTAMP", to_utc(stamp))
+
+
+def _ask_again(event: Component) -> None:
+    """Every attendee but the organiser asked to answer again (RFC 5546 §2.1.4)."""
+    organiser = organizer_of(event)
+    for attendee in attendees_of(event):
+        if mail_address_of(attendee) != organiser:
+            attendee.params["PARTSTAT"] = "NEEDS-ACTION"
+            attendee.params["RSVP"] = "TRUE"
+
+
+def _set_roles(event: Component, roles: tuple[tuple[str, str], ...]) -> None:
+    """ROLE of the attendees ``roles`` names (RFC 5545 §3.2.16); ValueError
+    for a role not in :data:`ROLES` or someone not an attendee."""
+    wanted = {mail_address_of(a): r for a, r in roles}
+    for role in wanted.values():
+        if role not in ROLES:
+            raise ValueError(f"not an attendee role: {role[:40]!r}")
+    found = set()
+    for attendee in attendees_of(event):
+        address = mail_address_of(attendee)
+        if address in wanted:
+            attendee.params["ROLE"] = wanted[address]
+            found.add(address)
+    if set(wanted) - found:
+        raise ValueError("not an attendee: " + ", ".join(sorted(set(wanted) - found)))
+
+
+def _move_lists(event: Component, source: Component, revision: Revision) -> None:
+    """When the start moves, the EXDATEs and RDATEs the revision leaves
+    alone move with it (they name occurrences of the old start)."""
+    if revision.start is None:
+        return
+    old, new = source.decoded("DTSTART"), event.decoded("DTSTART")
+    by = offset(old, new)
+    if not by:
+        return
+    zone = new.tzinfo if isinstance(new, datetime) else None
+    for name, given in (("EXDATE", revision.exdates), ("RDATE", revision.rdates)):
+        if given is None and name in event:
+            shift_dates(event, name, by, zone)
 
 
 def _apply(event: Component, revision: Revision) -> None:
@@ -333,17 +417,21 @@ def cancellation(
     stamp: datetime,
     instance: Component | None = None,
     comment: str = "",
+    *,
+    floor: int = -1,
 ) -> Calendar:
     """The CANCEL of ``stored`` (RFC 5546 §3.2.5): the whole event, or the
     one ``instance`` (a component carrying its RECURRENCE-ID).
 
-    SEQUENCE is one more than the highest stored, STATUS is CANCELLED, and
-    every attendee of the cancelled component is named, so each receives it.
+    SEQUENCE is one more than every one sent for the UID (the stored
+    components and ``floor``, the highest of the CANCELs of single
+    instances: RFC 5545 §3.8.7.4), STATUS is CANCELLED, and every attendee
+    of the cancelled component is named, so each receives it.
     """
     source = instance if instance is not None else (stored.master or stored.first)
     event = Event()
     event.add("UID", stored.uid)
-    event.add("SEQUENCE", max(sequence_of(c) for c in stored.components) + 1)
+    event.add("SEQUENCE", next_sequence(stored, floor))
     event.add("DTSTAMP", to_utc(stamp))
     for name in ("ORGANIZER", "ATTENDEE", "DTSTART", "DTEND", "RECURRENCE-ID", "SUMMARY"):
         if name in source:
@@ -354,16 +442,19 @@ def cancellation(
     return make_calendar([event], "CANCEL", list(stored.timezones))
 
 
-def removal(stored: ItipObject, removed: tuple[str, ...], stamp: datetime) -> Calendar:
+def removal(
+    stored: ItipObject, removed: tuple[str, ...], stamp: datetime, *, floor: int = -1
+) -> Calendar:
     """The CANCEL telling ``removed`` attendees they are no longer invited
     (RFC 5546 §3.2.5, §4.2.10): it names only them and is not STATUS
     CANCELLED, so the organiser's own copy keeps the event (the others
-    receive the update of :func:`revised`, ``Revision.removed``)."""
+    receive the update of :func:`revised`, ``Revision.removed``, whose
+    ``floor`` is then this SEQUENCE)."""
     source = stored.master or stored.first
     gone = {mail_address_of(a) for a in removed}
     event = Event()
     event.add("UID", stored.uid)
-    event.add("SEQUENCE", max(sequence_of(c) for c in stored.components) + 1)
+    event.add("SEQUENCE", next_sequence(stored, floor))
     event.add("DTSTAMP", to_utc(stamp))
     for name in ("ORGANIZER", "DTSTART", "DTEND", "SUMMARY"):
         if name in source:

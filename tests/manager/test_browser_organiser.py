@@ -2,8 +2,10 @@
 whose stand-in front server and scene these tests share): alice creates a
 weekly event with a room and two people, the iMIP REQUEST is read with
 icalendar and vobject, the room's own agent (``imip-resource``) answers it
-and alice's agent records the answer, then alice cancels one instance and
-the series. Screenshots as test_browser.py saves them."""
+and alice's agent records the answer; she moves one instance (the REQUEST
+carrying it alone, read with both, answered by the room's agent), then
+cancels another instance and the series. Screenshots as test_browser.py
+saves them."""
 
 from __future__ import annotations
 
@@ -101,14 +103,52 @@ def test_2_the_rooms_agent_accepts_and_alice_sees_it(scene: Scene) -> None:
     assert room and room[0].endswith("accepted"), [p.text for p in people]
 
 
-def test_3_alice_cancels_one_instance(scene: Scene) -> None:
+def test_3_alice_moves_one_instance_and_the_room_answers(scene: Scene) -> None:
+    browser = scene.browser
+    third = "20300116T090000Z"
+    follow(browser, browser.find_element(By.CSS_SELECTOR, f'a[href*="rid={third}"]'))
+    assert heading(browser) == "One occurrence of Planning <b>round</b>"
+    for field, value in (("start_time", "11:00"), ("end_time", "12:00")):
+        control = browser.find_element(By.ID, field)
+        browser.execute_script("arguments[0].value = arguments[1]", control, value)
+    browser.find_element(By.ID, "location").clear()
+    browser.find_element(By.ID, "location").send_keys("Room 1, later")
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "button[value=this]"))
+    assert status(scene) == f"Change of the occurrence sent to {ROOM}, {BOB}, {CAROL}."
+    message = last_sent(scene)
+    data, calendar = calendar_of(message)
+    parsed = vobject.readOne(data.decode())
+    assert parsed.method.value == "REQUEST"
+    assert parsed.vevent.recurrence_id.value.strftime("%Y%m%dT%H%M%SZ") == third
+    assert not hasattr(parsed.vevent, "rrule"), "the instance alone"
+    (event,) = calendar.walk("VEVENT")
+    assert event.decoded("DTSTART").strftime("%H:%M") == "11:00"
+    assert str(event["LOCATION"]) == "Room 1, later" and int(event["SEQUENCE"]) == 1
+    run = scene.agent.resource(message.as_bytes(), recipient=ROOM)
+    assert run.code == 0, run.stdout + run.stderr
+    (reply,) = run.replies()
+    (answer,) = reply.walk("VEVENT")
+    assert answer.decoded("RECURRENCE-ID").strftime("%Y%m%dT%H%M%SZ") == third
+    assert answer["ATTENDEE"].params["PARTSTAT"] == "ACCEPTED"
+    (sent,) = run.generated()
+    recorded = scene.agent.person(sent.as_bytes(), ALICE)
+    assert recorded.code == 0, recorded.stdout + recorded.stderr
+    browser.refresh()
+    marks = [m.text for m in browser.find_elements(By.CSS_SELECTOR, ".occurrences .marks")]
+    assert marks == ["", "", "moved from Wed 16 Jan 09:00", ""]
+    preview = browser.find_element(By.ID, "next-title")
+    browser.execute_script("arguments[0].scrollIntoView()", preview)
+    scene.shot("event-instance-moved")
+
+
+def test_4_alice_cancels_one_instance(scene: Scene) -> None:
     browser = scene.browser
     which = Select(browser.find_element(By.ID, "cancel-which"))
     which.select_by_value("20300109T090000Z")
     follow(browser, browser.find_element(By.CSS_SELECTOR, "button[value=cancel]"))
     assert status(scene) == f"Cancelled; {ROOM}, {BOB}, {CAROL} told."
     tags = [t.text for t in browser.find_elements(By.CSS_SELECTOR, ".occurrences .tag")]
-    assert tags == ["cancelled"]
+    assert tags == ["cancelled", "moved"], "the 9th cancelled; the 16th moved (test 3)"
     scene.shot("event-instance-cancelled")
     data, calendar = calendar_of(last_sent(scene))
     parsed = vobject.readOne(data.decode())
@@ -119,7 +159,7 @@ def test_3_alice_cancels_one_instance(scene: Scene) -> None:
     assert run.code == 0, run.stdout + run.stderr
 
 
-def test_4_alice_cancels_the_series(scene: Scene) -> None:
+def test_5_alice_cancels_the_series(scene: Scene) -> None:
     browser = scene.browser
     Select(browser.find_element(By.ID, "cancel-which")).select_by_value("")
     follow(browser, browser.find_element(By.CSS_SELECTOR, "button[value=cancel]"))
@@ -131,11 +171,12 @@ def test_4_alice_cancels_the_series(scene: Scene) -> None:
     assert vobject.readOne(data.decode()).vevent.status.value == "CANCELLED"
     (event,) = calendar.walk("VEVENT")
     assert "RECURRENCE-ID" not in event
+    assert int(event["SEQUENCE"]) == 3, "above the instance's change (1) and CANCEL (2)"
     message = message_from_bytes(last_sent(scene).as_bytes(), policy=policy.default)
     run = scene.agent.resource(message.as_bytes(), recipient=ROOM)
     assert run.code == 0, run.stdout + run.stderr
 
 
-def test_5_bob_cannot_open_alices_new_event_page(scene: Scene) -> None:
+def test_6_bob_cannot_open_alices_new_event_page(scene: Scene) -> None:
     scene.browser.get(f"{scene.bob}/calendar/{ALICE}/new")
     assert heading(scene.browser) == "403 Forbidden"

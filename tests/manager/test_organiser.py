@@ -7,6 +7,7 @@ refused."""
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from icalendar import Calendar
 from werkzeug.datastructures import MultiDict
 
 from tests.manager.support import ALICE, BOB, calendar_of, invited, manager, sent_messages, token_in
-from tests.support import Agent
+from tests.support import Agent, calendar_text, imip_message, vevent
 
 AS_ALICE = {"REMOTE_USER": ALICE}
 ROOM = "room3@example.com"
@@ -249,7 +250,9 @@ def test_cancelling_one_instance_then_the_series(tmp_path: Path) -> None:
     message = sent_messages(tmp_path / "sent")[-1]
     (event,) = calendar_of(message)[1].walk("VEVENT")
     assert str(calendar_of(message)[1]["METHOD"]) == "CANCEL"
-    assert event.decoded("RECURRENCE-ID").strftime("%Y%m%dT%H%M%SZ") == rid
+    moment = event.decoded("RECURRENCE-ID").astimezone(UTC)
+    assert moment.strftime("%Y%m%dT%H%M%SZ") == rid, "in the series' zone, the same instant"
+    assert event["RECURRENCE-ID"].params["TZID"] == "Europe/Berlin"
     shown = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
     assert '<span class="tag">cancelled</span>' in shown
     whole = post(
@@ -262,7 +265,7 @@ def test_cancelling_one_instance_then_the_series(tmp_path: Path) -> None:
     message = sent_messages(tmp_path / "sent")[-1]
     (event,) = calendar_of(message)[1].walk("VEVENT")
     assert "RECURRENCE-ID" not in event and str(event["STATUS"]) == "CANCELLED"
-    assert int(event["SEQUENCE"]) == 1, "one more than the series holds (instances are apart)"
+    assert int(event["SEQUENCE"]) == 2, "more than the instance's CANCEL (RFC 5545 §3.8.7.4)"
     assert message["To"] == f"{ROOM}, {BOB}, {CAROL}"
     assert whole.headers["Location"] == f"/calendar/{ALICE}/?week=2030-01-08"
     assert client.get(path, environ_base=AS_ALICE).status_code == 404, "no longer stored"
@@ -329,3 +332,278 @@ def test_another_zone_does_not_move_an_all_day_event(tmp_path: Path) -> None:
     shown = client.get(answer.headers["Location"], environ_base=AS_ALICE).get_data(as_text=True)
     assert "Nothing changed." in shown
     assert len(sent_messages(tmp_path / "sent")) == 1
+
+
+# -- a series in parts: one occurrence, this and following, a date, a role ----------
+
+#: Occurrences of :func:`fields`' event (Tuesdays 10:00 Berlin, every other week).
+JAN_22, FEB_5, FEB_19, MAR_5 = (
+    "20300122T090000Z",
+    "20300205T090000Z",
+    "20300219T090000Z",
+    "20300305T090000Z",
+)
+INSTANCE = f"/calendar/{ALICE}/event/instance"
+EXCLUDE = f"/calendar/{ALICE}/event/exclude"
+
+
+def instance_form(uid: str, rid: str, scope: str = "this", **changes: str) -> MultiDict[str, str]:
+    """The form of one occurrence of :func:`fields`' event, ``changes`` made."""
+    day = f"{rid[:4]}-{rid[4:6]}-{rid[6:8]}"
+    values = {
+        "uid": uid,
+        "recurrence_id": rid,
+        "scope": scope,
+        "summary": "Planning <b>",
+        "location": "Room 3",
+        "description": "Line one\nline two",
+        "start_date": day,
+        "start_time": "10:00",
+        "end_date": day,
+        "end_time": "11:00",
+    }
+    values.update(changes)
+    return MultiDict(values)
+
+
+def reply_from(agent: Agent, uid: str, rid: str, who: str, cutype: str, partstat: str) -> None:
+    """``who`` answers ``partstat`` for occurrence ``rid``; alice's agent records it."""
+    event = vevent(
+        uid,
+        rid,
+        rid[:9] + "100000Z",
+        organiser=ALICE,
+        attendees=(),
+        extra=f"RECURRENCE-ID:{rid}\nATTENDEE;CUTYPE={cutype};PARTSTAT={partstat}:mailto:{who}",
+    )
+    message = imip_message(
+        calendar_text(event, method="REPLY"), sender=who, to=ALICE, method="REPLY"
+    )
+    run = agent.person(message, ALICE)
+    assert run.code == 0, run.stdout + run.stderr
+
+
+def test_one_occurrence_is_changed_and_sent_alone(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    uid = uid_of(path)
+    page = client.get(f"{INSTANCE}?uid={uid}&rid={FEB_19}", environ_base=AS_ALICE)
+    shown = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'value="2030-02-19"' in shown and 'value="10:00"' in shown
+    form = instance_form(
+        uid, FEB_19, summary="Planning, later", start_time="14:00", end_time="15:00"
+    )
+    answer = post(client, INSTANCE, form, page=path)
+    assert answer.status_code == 302 and answer.headers["Location"] == path
+    message = sent_messages(tmp_path / "sent")[-1]
+    assert message["To"] == f"{ROOM}, {BOB}, {CAROL}"
+    data, calendar = calendar_of(message)
+    assert vobject.readOne(data.decode()).vevent.recurrence_id.value.hour == 10
+    (event,) = calendar.walk("VEVENT")
+    assert event.decoded("RECURRENCE-ID").astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") == FEB_19
+    assert event.decoded("DTSTART").hour == 14 and str(event["SUMMARY"]) == "Planning, later"
+    assert int(event["SEQUENCE"]) == 1 and "RRULE" not in event
+    shown = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
+    assert "Change of the occurrence sent to" in shown
+    assert '<span class="tag">moved</span> from Tue 19 Feb 09:00' in shown, "in alice's zone"
+
+
+def test_an_occurrence_is_recorded_as_imip_person_outgoing_records_it(tmp_path: Path) -> None:
+    agent = invited(tmp_path / "manager")
+    client, path = created(agent, tmp_path / "sent")
+    post(client, INSTANCE, instance_form(uid_of(path), FEB_19, location="Room 4"), page=path)
+    other = invited(tmp_path / "outgoing")
+    for message in sent_messages(tmp_path / "sent"):
+        run = other.outgoing(message.as_bytes(), ALICE)
+        assert run.code == 0, run.stdout + run.stderr
+    assert agent.admin("export", ALICE).stdout == other.admin("export", ALICE).stdout
+
+
+def test_an_update_after_an_occurrence_changed_keeps_it(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    uid = uid_of(path)
+    post(
+        client,
+        INSTANCE,
+        instance_form(uid, FEB_19, start_time="14:00", end_time="15:00"),
+        page=path,
+    )
+    post(
+        client,
+        f"/calendar/{ALICE}/event",
+        fields(summary="Planning, renamed") | {"uid": uid},
+        page=path,
+    )
+    master, override = calendar_of(sent_messages(tmp_path / "sent")[-1])[1].walk("VEVENT")
+    assert int(master["SEQUENCE"]) == int(override["SEQUENCE"]) == 2
+    assert (
+        str(override["SUMMARY"]) == "Planning, renamed" and override.decoded("DTSTART").hour == 14
+    )
+    stored = agent.site().records(f"mailto:{ALICE}").stored(uid)
+    assert stored is not None and len(stored.overrides) == 1, "the override is still stored"
+
+
+def test_this_and_following_makes_a_new_series(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    uid = uid_of(path)
+    answer = post(
+        client, INSTANCE, instance_form(uid, FEB_19, "following", location="Room 5"), page=path
+    )
+    assert answer.status_code == 302
+    new_uid = uid_of(answer.headers["Location"])
+    assert new_uid != uid
+    old, new = sent_messages(tmp_path / "sent")[-2:]
+    for message in (old, new):
+        assert vobject.readOne(calendar_of(message)[0].decode()).method.value == "REQUEST"
+    (ended,) = calendar_of(old)[1].walk("VEVENT")
+    assert b"UNTIL=20300219T085959Z" in ended["RRULE"].to_ical() and int(ended["SEQUENCE"]) == 1
+    assert str(ended["RELATED-TO"]) == new_uid and ended["RELATED-TO"].params["RELTYPE"] == "NEXT"
+    (rest,) = calendar_of(new)[1].walk("VEVENT")
+    assert str(rest["UID"]) == new_uid and str(rest["LOCATION"]) == "Room 5"
+    assert str(rest["RELATED-TO"]) == uid and rest["RELATED-TO"].params["RELTYPE"] == "FIRST"
+    assert new["To"] == f"{ROOM}, {BOB}, {CAROL}"
+    records = agent.site().records(f"mailto:{ALICE}")
+    assert records.stored(uid) is not None and records.stored(new_uid) is not None
+    shown = client.get(answer.headers["Location"], environ_base=AS_ALICE).get_data(as_text=True)
+    assert "The following occurrences sent to" in shown and "Room 5" in shown
+
+
+def test_this_and_following_from_the_first_is_refused(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    first = "20300108T090000Z"
+    shown = client.get(f"{INSTANCE}?uid={uid_of(path)}&rid={first}", environ_base=AS_ALICE)
+    assert 'value="following"' not in shown.get_data(as_text=True)
+    answer = post(client, INSTANCE, instance_form(uid_of(path), first, "following"), page=path)
+    assert answer.status_code == 422
+    assert "The first occurrence: change the whole series instead." in answer.get_data(as_text=True)
+    bad = post(client, INSTANCE, instance_form(uid_of(path), JAN_22, end_time="09:00"), page=path)
+    assert bad.status_code == 422 and "The end must be after the start." in bad.get_data(
+        as_text=True
+    )
+    assert len(sent_messages(tmp_path / "sent")) == 1
+
+
+def test_a_date_is_excluded_and_restored_with_one_action(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    uid = uid_of(path)
+    form = MultiDict({"uid": uid, "recurrence_id": FEB_19, "action": "exclude"})
+    assert post(client, EXCLUDE, form, page=path).status_code == 302
+    (event,) = calendar_of(sent_messages(tmp_path / "sent")[-1])[1].walk("VEVENT")
+    days = sorted(d.dt.day for e in _listed(event["EXDATE"]) for d in e.dts)
+    assert days == [5, 19] and int(event["SEQUENCE"]) == 1
+    shown = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
+    assert shown.count('<span class="tag">excluded</span>') == 2
+    form = MultiDict({"uid": uid, "recurrence_id": FEB_5, "action": "restore"})
+    assert post(client, EXCLUDE, form, page=path).status_code == 302
+    (event,) = calendar_of(sent_messages(tmp_path / "sent")[-1])[1].walk("VEVENT")
+    assert [d.dt.day for e in _listed(event["EXDATE"]) for d in e.dts] == [19]
+    assert int(event["SEQUENCE"]) == 2
+    nowhere = MultiDict({"uid": uid, "recurrence_id": "20300220T090000Z", "action": "exclude"})
+    assert post(client, EXCLUDE, nowhere, page=path).status_code == 404
+
+
+def _listed(value: object) -> list:  # type: ignore[type-arg]
+    return value if isinstance(value, list) else [value]
+
+
+def test_the_preview_marks_moved_cancelled_excluded_and_declined(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    uid = uid_of(path)
+    cancel = MultiDict({"uid": uid, "recurrence_id": JAN_22})
+    post(client, f"/calendar/{ALICE}/event/cancel", cancel, page=path)
+    post(
+        client, INSTANCE, instance_form(uid, MAR_5, start_time="12:00", end_time="13:00"), page=path
+    )
+    reply_from(agent, uid, FEB_19, BOB, "INDIVIDUAL", "DECLINED")
+    reply_from(agent, uid, FEB_19, ROOM, "ROOM", "DECLINED")
+    shown = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
+    rows = re.findall(
+        r"<tr[^>]*>\s*<td class=\"when\">(.*?)</td>\s*<td class=\"marks\">(.*?)</td>", shown, re.S
+    )
+    marks = {when.strip()[:15]: re.sub(r"<[^>]+>", "", mark).strip() for when, mark in rows}
+    assert marks["Tue 08 Jan 2030"] == ""
+    assert marks["Tue 22 Jan 2030"] == "cancelled"
+    assert marks["Tue 05 Feb 2030"] == "excluded"
+    assert marks["Tue 19 Feb 2030"] == f"declined by room {ROOM} declined by person {BOB}"
+    assert marks["Tue 05 Mar 2030"] == "moved from Tue 05 Mar 09:00"
+    assert len(rows) == 13, "to the end of June"
+    assert 'value="restore"' in shown and 'value="exclude"' in shown
+    whole = post(
+        client,
+        f"/calendar/{ALICE}/event/cancel",
+        MultiDict({"uid": uid, "recurrence_id": ""}),
+        page=path,
+    )
+    assert whole.status_code == 302
+    (event,) = calendar_of(sent_messages(tmp_path / "sent")[-1])[1].walk("VEVENT")
+    assert int(event["SEQUENCE"]) == 3, "above the instance's CANCEL (1) and the change (2)"
+
+
+def test_an_attendees_role_is_changed_by_an_update(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    form = fields(role=["NON-PARTICIPANT", "CHAIR", "OPT-PARTICIPANT"]) | {"uid": uid_of(path)}
+    assert post(client, f"/calendar/{ALICE}/event", form, page=path).status_code == 302
+    update = sent_messages(tmp_path / "sent")[-1]
+    (event,) = calendar_of(update)[1].walk("VEVENT")
+    roles = {str(a): a.params["ROLE"] for a in event["ATTENDEE"]}
+    assert roles[f"mailto:{BOB}"] == "CHAIR" and roles[f"mailto:{CAROL}"] == "OPT-PARTICIPANT"
+    assert update["To"] == f"{ROOM}, {BOB}, {CAROL}"
+    shown = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
+    assert f"{BOB}</span> · individual · chair" in shown
+
+
+def test_the_new_pages_are_the_organisers_own(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    uid = uid_of(path)
+    as_bob = {"REMOTE_USER": BOB}
+    assert client.get(f"{INSTANCE}?uid={uid}&rid={FEB_19}", environ_base=as_bob).status_code == 403
+    bobs = f"/calendar/{ALICE}/event/instance?uid=weekly-sync@example.com&rid=20300115T100000Z"
+    assert client.get(bobs, environ_base=AS_ALICE).status_code == 403, "bob organises it"
+    assert client.get(f"{INSTANCE}?uid={uid}&rid={FEB_5}", environ_base=AS_ALICE).status_code == 404
+    with client.session_transaction() as session:
+        session.update(user=f"mailto:{BOB}", csrf="bobs-token")
+    for target, form in (
+        (INSTANCE, instance_form(uid, FEB_19)),
+        (EXCLUDE, MultiDict({"uid": uid, "recurrence_id": FEB_19, "action": "exclude"})),
+    ):
+        form["csrf_token"] = "bobs-token"
+        assert client.post(target, data=form, environ_base=as_bob).status_code == 403
+    assert len(sent_messages(tmp_path / "sent")) == 1
+
+
+@pytest.mark.parametrize("target", [INSTANCE, EXCLUDE])
+def test_a_post_to_the_new_pages_without_the_token_is_refused(tmp_path: Path, target: str) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    form = instance_form(uid_of(path), FEB_19) | {"action": "exclude"}
+    assert client.post(target, data=form, environ_base=AS_ALICE).status_code == 403
+    form["csrf_token"] = "forged"
+    assert client.post(target, data=form, environ_base=AS_ALICE).status_code == 403
+    assert len(sent_messages(tmp_path / "sent")) == 1
+
+
+def test_an_attendees_agent_takes_the_instance_and_the_split(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    uid = uid_of(path)
+    moved = instance_form(uid, JAN_22, start_time="12:00", end_time="13:00")
+    post(client, INSTANCE, moved, page=path)
+    split = post(client, INSTANCE, instance_form(uid, FEB_19, "following"), page=path)
+    new_uid = uid_of(split.headers["Location"])
+    for message in sent_messages(tmp_path / "sent"):
+        run = agent.person(message.as_bytes(), BOB)
+        assert run.code == 0, run.stdout + run.stderr
+    records = agent.site().records(f"mailto:{BOB}")
+    old, new = records.stored(uid), records.stored(new_uid)
+    assert old is not None and old.master is not None and new is not None
+    assert b"UNTIL=20300219T085959Z" in old.master["RRULE"].to_ical()
+    (override,) = old.overrides
+    assert override.decoded("DTSTART").hour == 12, "the moved instance kept"
+    assert (new_uid, "", "REQUEST") in agent.requests(BOB), "the new series to answer"
