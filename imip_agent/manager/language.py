@@ -84,7 +84,21 @@ PARTSTATS = {
 }
 
 #: The words said for a kind of calendar user (CUTYPE, RFC 5545 section 3.2.3).
-CUTYPES = {"ROOM": N_("room"), "RESOURCE": N_("resource")}
+CUTYPES = {
+    "INDIVIDUAL": N_("individual"),
+    "ROOM": N_("room"),
+    "RESOURCE": N_("resource"),
+    "GROUP": N_("group"),
+    "UNKNOWN": N_("unknown"),
+}
+
+#: The words said for an attendee's role (ROLE, RFC 5545 section 3.2.16).
+ROLES = {
+    "REQ-PARTICIPANT": N_("req-participant"),
+    "OPT-PARTICIPANT": N_("opt-participant"),
+    "NON-PARTICIPANT": N_("non-participant"),
+    "CHAIR": N_("chair"),
+}
 
 #: The date patterns the pages use, by name (each a msgid: translate it).
 PATTERNS = {
@@ -102,6 +116,10 @@ PATTERNS = {
     "short": N_("%a %d %b %Y %H:%M"),
     # TRANSLATORS: a strftime pattern: short weekday, day, short month and time.
     "shortday": N_("%a %d %b %H:%M"),
+    # TRANSLATORS: a strftime pattern: short weekday, day, short month and year.
+    "shortdate": N_("%a %d %b %Y"),
+    # TRANSLATORS: a strftime pattern: short weekday, day and short month.
+    "shortnoyear": N_("%a %d %b"),
     "time": "%H:%M",
 }
 
@@ -179,7 +197,9 @@ def install(app: Flask, site_default: str | None, stated: StatedLanguage) -> Non
         own = stated(user) if user else None
         g.language = choose(own, request.accept_languages.values(), site_default)
 
-    app.jinja_env.globals.update(_=gettext, ngettext=ngettext, partstats=PARTSTATS, cutypes=CUTYPES)
+    app.jinja_env.globals.update(
+        _=gettext, ngettext=ngettext, partstats=PARTSTATS, cutypes=CUTYPES, roles=ROLES
+    )
     app.jinja_env.filters["when"] = when
 
     @app.context_processor

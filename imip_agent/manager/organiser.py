@@ -48,9 +48,11 @@ from werkzeug.wrappers.response import Response
 
 from imip_agent.manager import eventform
 from imip_agent.manager.eventform import EventForm, FormErrors
+from imip_agent.manager.language import gettext
 from imiptools import answering
 from imiptools.dates import format_recurrence_id
 from imiptools.errors import DeliveryFailed, ImipError, InputError
+from imiptools.i18n import N_
 from imiptools.itip import organising, series
 from imiptools.itip.instances import cancelled_exdates
 from imiptools.itip.objects import (
@@ -75,42 +77,46 @@ log = logging.getLogger(__name__)
 #: The choices the form offers, as (value, label).
 Choices = tuple[tuple[str, str], ...]
 CLASS_CHOICES: Choices = (
-    ("", "(not said)"),
-    ("PUBLIC", "Public"),
-    ("PRIVATE", "Private"),
-    ("CONFIDENTIAL", "Confidential"),
+    ("", N_("(not said)")),
+    ("PUBLIC", N_("Public")),
+    ("PRIVATE", N_("Private")),
+    ("CONFIDENTIAL", N_("Confidential")),
 )
 STATUS_CHOICES: Choices = (
-    ("", "(not said)"),
-    ("CONFIRMED", "Confirmed"),
-    ("TENTATIVE", "Tentative"),
-    ("CANCELLED", "Cancelled"),
+    ("", N_("(not said)")),
+    ("CONFIRMED", N_("Confirmed")),
+    ("TENTATIVE", N_("Tentative")),
+    ("CANCELLED", N_("Cancelled")),
 )
-TRANSP_CHOICES = (("", "Busy (default)"), ("OPAQUE", "Busy"), ("TRANSPARENT", "Free"))
-PRIORITY_CHOICES = (("", "(none)"), *((str(n), str(n)) for n in range(10)))
+TRANSP_CHOICES = (("", N_("Busy (default)")), ("OPAQUE", N_("Busy")), ("TRANSPARENT", N_("Free")))
+PRIORITY_CHOICES = (("", N_("(none)")), *((str(n), str(n)) for n in range(10)))
 ROLE_CHOICES = (
-    ("REQ-PARTICIPANT", "Required"),
-    ("OPT-PARTICIPANT", "Optional"),
-    ("NON-PARTICIPANT", "For information"),
-    ("CHAIR", "Chair"),
+    ("REQ-PARTICIPANT", N_("Required")),
+    ("OPT-PARTICIPANT", N_("Optional")),
+    ("NON-PARTICIPANT", N_("For information")),
+    ("CHAIR", N_("Chair")),
 )
 #: The roles a room picked from the site's list may have ('': not picked).
-ROOM_ROLE_CHOICES = (("", "Not invited"), *ROLE_CHOICES)
+ROOM_ROLE_CHOICES = (("", N_("Not invited")), *ROLE_CHOICES)
 CUTYPE_CHOICES = (
-    ("INDIVIDUAL", "Person"),
-    ("ROOM", "Room"),
-    ("RESOURCE", "Resource"),
-    ("GROUP", "Group"),
-    ("UNKNOWN", "Unknown"),
+    ("INDIVIDUAL", N_("Person")),
+    ("ROOM", N_("Room")),
+    ("RESOURCE", N_("Resource")),
+    ("GROUP", N_("Group")),
+    ("UNKNOWN", N_("Unknown")),
 )
 FREQ_CHOICES: Choices = (
-    ("", "Does not repeat"),
-    ("DAILY", "Daily"),
-    ("WEEKLY", "Weekly"),
-    ("MONTHLY", "Monthly"),
-    ("YEARLY", "Yearly"),
+    ("", N_("Does not repeat")),
+    ("DAILY", N_("Daily")),
+    ("WEEKLY", N_("Weekly")),
+    ("MONTHLY", N_("Monthly")),
+    ("YEARLY", N_("Yearly")),
 )
-ENDS_CHOICES = (("never", "Never"), ("count", "After a number of times"), ("until", "On a day"))
+ENDS_CHOICES = (
+    ("never", N_("Never")),
+    ("count", N_("After a number of times")),
+    ("until", N_("On a day")),
+)
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,7 @@ def create(address: str) -> Response | tuple[str, int]:
         forecasts = _check(site, user, message, values)
         return _form_page("new.html", address, values, checked=forecasts), 200
     if _send(site, user, calendar, invited, subject, _event_text(event)):
-        flash(f"Invitation sent to {', '.join(invited)}." if invited else "Saved in your calendar.")
+        flash(_sent_to(N_("Invitation"), invited))
     return redirect(url_for("event", address=address, uid=str(event["UID"])))
 
 
@@ -239,7 +245,7 @@ def update(address: str) -> Response | tuple[str, int]:
         checked = _check_update(site, user, stored, revision or Revision(), values)
         return _event_page(address, records, stored, values, [], checked), 200
     if revision is None:
-        flash("Nothing changed.")
+        flash(gettext("Nothing changed."))
         return redirect(url_for("event", address=address, uid=stored.uid))
     now = site.clock.now()
     summary = text_of(source, "SUMMARY") or "(no title)"
@@ -256,7 +262,7 @@ def update(address: str) -> Response | tuple[str, int]:
     except ValueError as exc:
         message = f"{str(exc)[:1].upper()}{str(exc)[1:]}."
         return _event_page(address, records, stored, values, [message]), 422
-    _send_update(site, user, calendar, "Updated", "Update")
+    _send_update(site, user, calendar, "Updated", N_("Update"))
     return redirect(url_for("event", address=address, uid=stored.uid))
 
 
@@ -273,6 +279,13 @@ def _revised(records: UserRecords, stored: ItipObject, revision: Revision, floor
     )
 
 
+def _sent_to(told: str, invited: list[str]) -> str:
+    """What was sent (``told``, a msgid) and to whom, in the page's language."""
+    if not invited:
+        return gettext("Saved in your calendar.")
+    return gettext("{what} sent to {who}.").format(what=gettext(told), who=", ".join(invited))
+
+
 def _send_update(site: Site, user: str, calendar: Calendar, what: str, told: str) -> bool:
     """Send a REQUEST to its attendees as ``user`` (subject ``what``:
     SUMMARY); flash ``told`` and who was told."""
@@ -283,7 +296,7 @@ def _send_update(site: Site, user: str, calendar: Calendar, what: str, told: str
     title = text_of(event, "SUMMARY") or "(no title)"
     sent = _send(site, user, calendar, invited, f"{what}: {title}", _event_text(event))
     if sent:
-        flash(f"{told} sent to {', '.join(invited)}." if invited else "Saved in your calendar.")
+        flash(_sent_to(told, invited))
     return sent
 
 
@@ -299,7 +312,11 @@ def cancel(address: str) -> Response:
     what = "This occurrence of " if rid else ""
     text = f"{what}{summary} is cancelled.\n"
     if _send(site, user, calendar, invited, f"Cancelled: {summary}", text):
-        flash("Cancelled" + (f"; {', '.join(invited)} told." if invited else "."))
+        flash(
+            gettext("Cancelled; {who} told.").format(who=", ".join(invited))
+            if invited
+            else gettext("Cancelled.")
+        )
     if site.records(user).stored(stored.uid) is None:  # the whole event is gone
         week = _day(source.decoded("DTSTART"), records).isoformat()
         return redirect(url_for("week", address=address, week=week))
@@ -369,7 +386,7 @@ def update_instance(address: str) -> Response | tuple[str, int]:
     try:
         change = _instance_change(before, values)
         if change is None and not following:
-            flash("Nothing changed.")
+            flash(gettext("Nothing changed."))
             return redirect(url_for("event", address=address, uid=stored.uid))
         floor = records.cancelled_sequence(stored.uid)
         if following:
@@ -380,7 +397,7 @@ def update_instance(address: str) -> Response | tuple[str, int]:
     except (FormErrors, ValueError) as exc:
         messages = exc.messages if isinstance(exc, FormErrors) else [_sentence(exc)]
         return _instance_page(address, records, stored, rid, values, messages), 422
-    _send_update(site, user, calendar, "Occurrence changed", "Change of the occurrence")
+    _send_update(site, user, calendar, "Occurrence changed", N_("Change of the occurrence"))
     return redirect(url_for("event", address=address, uid=stored.uid))
 
 
@@ -406,10 +423,10 @@ def _split(
         floor=floor,
         cancelled=tuple(records.cancelled_instances(stored.uid)),
     )
-    if not _send_update(site, user, old, "Updated", "The series' end"):
+    if not _send_update(site, user, old, "Updated", N_("The series' end")):
         return redirect(url_for("event", address=address, uid=stored.uid))
     uid = str(new.walk("VEVENT")[0]["UID"])
-    _send_update(site, user, new, "Invitation", "The following occurrences")
+    _send_update(site, user, new, "Invitation", N_("The following occurrences"))
     return redirect(url_for("event", address=address, uid=uid))
 
 
@@ -438,8 +455,8 @@ def exclude(address: str) -> Response:
         abort(404)
     revision = series.exclusion(stored.master, rid, cancelled, records.zone, not restore)
     calendar = _revised(records, stored, revision, records.cancelled_sequence(stored.uid))
-    what = "Restored" if restore else "Excluded"
-    _send_update(site, user, calendar, "Updated", f"{what}; the update")
+    told = N_("Restored; the update") if restore else N_("Excluded; the update")
+    _send_update(site, user, calendar, "Updated", told)
     return redirect(url_for("event", address=address, uid=stored.uid))
 
 
@@ -671,14 +688,18 @@ def _send(
         result = answering.send_as(site, user, message, to, _hooks().sender())
     except DeliveryFailed as exc:  # recorded and spooled: the outbox keeps it
         log.warning("user=%s message spooled, not yet sent: %s", user, exc)
-        flash("Recorded; the mail system did not take the message yet, it waits in the outbox.")
+        flash(
+            gettext(
+                "Recorded; the mail system did not take the message yet, it waits in the outbox."
+            )
+        )
         return False
     except ImipError as exc:
         log.warning("user=%s sending failed: %s", user, exc)
-        flash("Not sent: the calendar is busy or unavailable; try again.")
+        flash(gettext("Not sent: the calendar is busy or unavailable; try again."))
         return False
     if result.code:
-        flash(f"Not sent: {result.status}")
+        flash(gettext("Not sent: {reason}").format(reason=result.status))
         return False
     return True
 

@@ -19,6 +19,7 @@ from icalendar import Component
 
 from imiptools.dates import format_recurrence_id, parse_recurrence_id, to_utc
 from imiptools.errors import CalendarDataError, InputError
+from imiptools.i18n import N_
 from imiptools.itip.objects import (
     ItipObject,
     attendees_of,
@@ -34,7 +35,7 @@ LISTED = 20
 AHEAD = timedelta(days=3 * 366)
 
 #: The marks of an occurrence.
-CANCELLED, EXCLUDED = "cancelled", "excluded"
+CANCELLED, EXCLUDED = N_("cancelled"), N_("excluded")
 
 
 @dataclass(frozen=True)

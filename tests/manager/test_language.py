@@ -91,3 +91,12 @@ def test_the_resources_pages_speak_german_too(tmp_path: Path) -> None:
     page = week.get_data(as_text=True)
     assert "Buchungen, Woche vom Montag, 14. Januar 2030" in page
     assert "Dienstag, 15. Januar" in page and "zugesagt" in page
+
+
+def test_the_event_form_speaks_german(tmp_path: Path) -> None:
+    client = manager(invited(tmp_path), tmp_path / "sent").test_client()
+    page = client.get(
+        f"/calendar/{ALICE}/new", environ_base=AS_ALICE, headers={"Accept-Language": "de"}
+    ).get_data(as_text=True)
+    assert "Einladung senden" in page and ">Wöchentlich<" in page and ">Erforderlich<" in page
+    assert "Send the invitation" not in page
