@@ -30,6 +30,8 @@ from typing import Any
 from dateutil.rrule import rrulestr
 from icalendar import Component, vRecur
 
+from imip_agent.manager.language import MONTHS, gettext
+from imiptools.i18n import N_, translator
 from imiptools.itip.objects import attendees_of, mail_address_of, organizer_of, text_of
 from imiptools.itip.organising import (
     CLASSES,
@@ -241,28 +243,38 @@ def to_draft(values: EventForm, uid: str = "") -> Draft:
     start = end = None
     zone = _zone_or_none(values.tzid)
     if zone is None:
-        errors.append(f"Time zone: not a time zone: {values.tzid[:60]!r}.")
+        errors.append(
+            gettext("Time zone: not a time zone: {value}.").format(value=repr(values.tzid[:60]))
+        )
         zone = UTC
     try:
         start = _moment(values.start_date, values.start_time, values.all_day, zone)
     except ValueError:
-        errors.append("Start: give a date" + ("." if values.all_day else " and a time."))
+        errors.append(
+            gettext("Start: give a date.")
+            if values.all_day
+            else gettext("Start: give a date and a time.")
+        )
     try:
         end = _moment(values.end_date, values.end_time, values.all_day, zone)
         if values.all_day and end is not None:
             end += timedelta(days=1)  # the form says the last day; DTEND is exclusive
     except ValueError:
-        errors.append("End: give a date" + ("." if values.all_day else " and a time."))
+        errors.append(
+            gettext("End: give a date.")
+            if values.all_day
+            else gettext("End: give a date and a time.")
+        )
     errors += _text_errors(values)
     rule = ""
     try:
         rule = values.rule()
     except ValueError:
-        errors.append("Repeat: the rule's numbers or its end date cannot be read.")
-    exdates = _dates(values.exdates, values.all_day, zone, "Exceptions", errors)
-    rdates = _dates(values.rdates, values.all_day, zone, "Extra dates", errors)
+        errors.append(gettext("Repeat: the rule's numbers or its end date cannot be read."))
+    exdates = _dates(values.exdates, values.all_day, zone, N_("Exceptions"), errors)
+    rdates = _dates(values.rdates, values.all_day, zone, N_("Extra dates"), errors)
     if errors or start is None or end is None:
-        raise FormErrors(errors or ["The form is incomplete."])
+        raise FormErrors(errors or [gettext("The form is incomplete.")])
     draft = Draft(
         summary=values.summary,
         start=start,
@@ -290,31 +302,39 @@ def to_draft(values: EventForm, uid: str = "") -> Draft:
 
 def _text_errors(values: EventForm) -> list[str]:
     errors = []
-    for label, value in (("Summary", values.summary), ("Location", values.location)):
+    for label, value in ((N_("Summary"), values.summary), (N_("Location"), values.location)):
         if "\n" in value:
-            errors.append(f"{label}: one line only.")
+            errors.append(gettext("{label}: one line only.").format(label=gettext(label)))
     if not values.summary.strip():
-        errors.append("Summary: say what the event is.")
+        errors.append(gettext("Summary: say what the event is."))
     if values.priority and not (values.priority.isdigit() and 0 <= int(values.priority) <= 9):
-        errors.append("Priority: a number from 0 to 9.")
+        errors.append(gettext("Priority: a number from 0 to 9."))
     for label, value, allowed in (
-        ("Class", values.klass, CLASSES),
-        ("Status", values.status, STATUSES),
-        ("Show as", values.transp, TRANSPARENCIES),
+        (N_("Class"), values.klass, CLASSES),
+        (N_("Status"), values.status, STATUSES),
+        (N_("Show as"), values.transp, TRANSPARENCIES),
     ):
         if value and value not in allowed:
-            errors.append(f"{label}: not one of the choices.")
+            errors.append(gettext("{label}: not one of the choices.").format(label=gettext(label)))
     for person in values.attendees:
         if "@" not in person.address or any(c.isspace() for c in person.address):
-            errors.append(f"Attendee: not a mail address: {person.address[:80]!r}.")
+            errors.append(
+                gettext("Attendee: not a mail address: {value}.").format(
+                    value=repr(person.address[:80])
+                )
+            )
         if person.role not in ROLES or person.cutype not in CUTYPES:
-            errors.append(f"Attendee {person.address[:80]!r}: not one of the choices.")
+            errors.append(
+                gettext("Attendee {value}: not one of the choices.").format(
+                    value=repr(person.address[:80])
+                )
+            )
     if not values.rrule.strip() and values.freq and values.freq not in FREQUENCIES:
-        errors.append("Repeat: not one of the choices.")
+        errors.append(gettext("Repeat: not one of the choices."))
     if values.ends == "count" and values.freq and not values.count.strip().isdigit():
-        errors.append("Repeat: give how many times.")
+        errors.append(gettext("Repeat: give how many times."))
     if values.ends == "until" and values.freq and not values.until:
-        errors.append("Repeat: give the last day.")
+        errors.append(gettext("Repeat: give the last day."))
     return errors
 
 
@@ -455,9 +475,14 @@ def normalised(values: EventForm) -> EventForm:
     return with_rule(tidy, values.rule())
 
 
-def describe(rule: str, start: date | datetime | None = None) -> str:
+def describe(rule: str, start: date | datetime | None = None, language: str = "en") -> str:
     """``rule`` in words: "every second week on Tuesday until 30 June 2030"
-    (parts the words do not cover are named as they are)."""
+    (parts the words do not cover are named as they are), in English or,
+    for ``language`` ``de``, in German ("jede 2. Woche am Dienstag bis
+    30. Juni 2030": the words of a rule need each language's grammar, not
+    a catalogue's phrases)."""
+    if language.startswith("de"):
+        return _german(rule, start)
     if not rule:
         return "does not repeat"
     try:
@@ -565,7 +590,11 @@ def _dates(
             found.append(_moment(day, clock.strip(), all_day, zone))
         except ValueError:
             shape = "YYYY-MM-DD" if all_day else "YYYY-MM-DD HH:MM"
-            errors.append(f"{label}: {item[:40]!r} is not {shape}.")
+            errors.append(
+                gettext("{label}: {value} is not {shape}.").format(
+                    label=gettext(label), value=repr(item[:40]), shape=shape
+                )
+            )
     return tuple(sorted(set(found), key=_sort_key))
 
 
@@ -683,3 +712,80 @@ def _join(items: list[str]) -> str:
     if len(items) < 2:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+#: German: a unit's noun and the form of "every" that agrees with it (accusative).
+_GERMAN_UNITS = {
+    "DAILY": ("Tag", "jeden"),
+    "WEEKLY": ("Woche", "jede"),
+    "MONTHLY": ("Monat", "jeden"),
+    "YEARLY": ("Jahr", "jedes"),
+}
+_GERMAN_DAYS = dict(
+    zip(
+        WEEKDAYS,
+        ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
+        strict=True,
+    )
+)
+
+
+def _german(rule: str, start: date | datetime | None) -> str:
+    """``rule`` in German words (see :func:`describe`)."""
+    if not rule:
+        return "keine Wiederholung"
+    try:
+        recur = vRecur.from_ical(rule)
+    except ValueError:
+        return "keine lesbare Regel"
+    freq = str(_first(recur, "FREQ")).upper()
+    interval = int(_first(recur, "INTERVAL") or 1)
+    noun, every = _GERMAN_UNITS.get(freq, (freq.lower(), "jede"))
+    words = [every, noun] if interval == 1 else [every, f"{interval}.", noun]
+    days = [str(d) for d in recur.get("BYDAY", [])]
+    if days:
+        words += ["am", _german_join([_german_day(d) for d in days])]
+    if recur.get("BYMONTHDAY"):
+        words += ["an den Monatstagen", _german_join([str(d) for d in recur["BYMONTHDAY"]])]
+    if recur.get("BYSETPOS"):
+        positions = [_german_position(int(p)) for p in recur["BYSETPOS"]]
+        words += ["(davon jeweils", _german_join(positions) + ")"]
+    known = {"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYSETPOS", "COUNT", "UNTIL", "WKST"}
+    for name in recur:
+        if name.upper() not in known:
+            words.append(f"({name.upper()}={','.join(str(v) for v in recur[name])})")
+    count, until = _first(recur, "COUNT"), _first(recur, "UNTIL")
+    if count:
+        words.append("einmal" if int(count) == 1 else f"{int(count)}-mal")
+    if until:
+        shown = until
+        if isinstance(until, datetime) and isinstance(start, datetime) and start.tzinfo:
+            shown = until.astimezone(start.tzinfo)
+        words += ["bis", f"{shown.day}. {gettext_de(MONTHS[shown.month - 1])} {shown.year}"]
+    return " ".join(words)
+
+
+def gettext_de(message: str) -> str:
+    """``message`` from the German catalogue."""
+    return translator("de").gettext(message)
+
+
+def _german_day(text: str) -> str:
+    code = text[-2:].upper()
+    name = _GERMAN_DAYS.get(code, code)
+    number = text[:-2]
+    return f"{_german_position(int(number))} {name}" if number else name
+
+
+def _german_position(number: int) -> str:
+    if number == -1:
+        return "letzten"
+    if number < 0:
+        return f"{-number}.-letzten"
+    return f"{number}."
+
+
+def _german_join(items: list[str]) -> str:
+    if len(items) < 2:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " und " + items[-1]

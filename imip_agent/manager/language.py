@@ -157,6 +157,13 @@ def current() -> Translator:
     return translator(g.language)
 
 
+def code() -> str:
+    """This request's language (``en``, ``de``...); ``en`` outside one."""
+    if not has_request_context():
+        return "en"
+    return str(g.get("language", "en"))
+
+
 def gettext(message: str) -> str:
     """``message`` in this request's language."""
     return current().gettext(message)

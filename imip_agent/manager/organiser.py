@@ -46,7 +46,7 @@ from flask import Flask, abort, current_app, flash, redirect, render_template, r
 from icalendar import Calendar, Component
 from werkzeug.wrappers.response import Response
 
-from imip_agent.manager import eventform
+from imip_agent.manager import eventform, language
 from imip_agent.manager.eventform import EventForm, FormErrors
 from imip_agent.manager.language import gettext
 from imiptools import answering
@@ -214,7 +214,9 @@ def _event_page(
         facts=_facts(stored, source, records.cancelled_sequence(stored.uid)),
         people=_people(source),
         rule=_rule_text(source),
-        described=eventform.describe(_rule_text(source), source.decoded("DTSTART")),
+        described=eventform.describe(
+            _rule_text(source), source.decoded("DTSTART"), language.code()
+        ),
         occurrences=preview(records, stored),
         values=shown,
         errors=errors,
@@ -601,7 +603,7 @@ def _form_page(
 ) -> str:
     described = upcoming = None
     if preview is not None:
-        described = eventform.describe(preview.rrule, preview.start)
+        described = eventform.describe(preview.rrule, preview.start, language.code())
         upcoming = eventform.upcoming(preview)
     named = {p.address.lower() for p in values.attendees}
     rooms = [(r, r.address.lower() in named) for r in resources(_hooks().site())]

@@ -4,11 +4,13 @@ the browser's ``Accept-Language``, else English; dates said in it
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
+from imip_agent.manager.eventform import describe
 from imip_agent.manager.language import available, choose, said
 from imiptools.i18n import translator
 from tests.manager.support import ALICE, invited, manager
@@ -100,3 +102,41 @@ def test_the_event_form_speaks_german(tmp_path: Path) -> None:
     ).get_data(as_text=True)
     assert "Einladung senden" in page and ">Wöchentlich<" in page and ">Erforderlich<" in page
     assert "Send the invitation" not in page
+
+
+@pytest.mark.parametrize(
+    ("rule", "said"),
+    [
+        ("", "keine Wiederholung"),
+        (
+            "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU;UNTIL=20300630",
+            "jede 2. Woche am Dienstag bis 30. Juni 2030",
+        ),
+        ("FREQ=DAILY;COUNT=4", "jeden Tag 4-mal"),
+        ("FREQ=MONTHLY;BYDAY=-1FR", "jeden Monat am letzten Freitag"),
+        ("FREQ=YEARLY;BYMONTHDAY=1,15", "jedes Jahr an den Monatstagen 1 und 15"),
+        (
+            "FREQ=MONTHLY;BYDAY=MO,TU;BYSETPOS=1",
+            "jeden Monat am Montag und Dienstag (davon jeweils 1.)",
+        ),
+    ],
+)
+def test_a_rule_in_german_words(rule: str, said: str) -> None:
+    assert describe(rule, None, "de") == said
+
+
+def test_the_forms_checks_speak_german(tmp_path: Path) -> None:
+    client = manager(invited(tmp_path), tmp_path / "sent").test_client()
+    headers = {"Accept-Language": "de"}
+    page = client.get(f"/calendar/{ALICE}/new", environ_base=AS_ALICE, headers=headers)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
+    assert token
+    fields = {"csrf_token": token.group(1), "summary": "", "start_date": "", "end_date": ""}
+    fields |= {"action": "send", "tzid": "Europe/Berlin"}
+    refused = client.post(
+        f"/calendar/{ALICE}/new", data=fields, environ_base=AS_ALICE, headers=headers
+    )
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert "Beginn: Geben Sie ein Datum und eine Uhrzeit an." in text
+    assert "Titel: Sagen Sie, was der Termin ist." in text
