@@ -30,9 +30,11 @@ from flask import Blueprint, render_template, request
 
 from imip_agent.manager.common import own, services, site
 from imip_agent.manager.language import gettext, when
+from imiptools.countering import proposals
 from imiptools.dates import zone_or_utc
 from imiptools.errors import ImipError
 from imiptools.i18n import N_
+from imiptools.itip.objects import text_of
 from imiptools.periods import Period, Timeline, busy_only
 from imiptools.preferences import Preferences
 from imiptools.records import UserRecords
@@ -197,6 +199,37 @@ def table(
     return slots, rows
 
 
+@dataclass(frozen=True)
+class Received:
+    """A counter-proposal received for an event the user organises, within
+    the search: its proposer, time (the user's zone), event and whether
+    everyone searched is free then (the event itself left out)."""
+
+    attendee: str
+    start: datetime
+    end: datetime
+    summary: str
+    free: bool
+
+
+def received(
+    records: UserRecords, busy: list[Period], start: datetime, end: datetime
+) -> list[Received]:
+    """The proposals held for the user's events (RFC 5546 §3.2.7) that
+    fall in [start, end), each checked against ``busy`` (everyone's)."""
+    found = []
+    uids = dict.fromkeys(uid for uid, _, kind in records.queued() if kind == "COUNTER")
+    for uid in uids:
+        stored = records.stored(uid)
+        summary = text_of(stored.first, "SUMMARY") if stored is not None else ""
+        for p in proposals(records, uid):
+            if p.start < end and start < p.end:
+                clash = any(b.uid != uid and b.overlaps(p.start, p.end) for b in busy_only(busy))
+                local = (p.start.astimezone(records.zone), p.end.astimezone(records.zone))
+                found.append(Received(p.attendee, *local, summary, not clash))
+    return sorted(found, key=lambda r: (not r.free, r.start))
+
+
 def _said(slot: Ranked, zone: tzinfo) -> str:
     """A slot in words, with how many it suits when that is not everyone."""
     start, end = slot.start.astimezone(zone), slot.end.astimezone(zone)
@@ -271,5 +304,6 @@ def search(address: str) -> str:
         rows=rows,
         proposed=proposed,
         slots_text="; ".join(_said(r, zone) for r in ranked),
+        proposals=received(records, busy, start, end),
         hours={p.address: hours_text(p.hours) for p in people if p.hours is not None},
     )

@@ -214,3 +214,26 @@ def test_proposals_need_the_token_and_ones_own_calendar(tmp_path: Path) -> None:
     )
     assert other.status_code == 403
     assert sent_messages(tmp_path / "sent") == []
+
+
+def test_find_a_time_offers_the_proposals_received(tmp_path: Path) -> None:
+    agent = organised(tmp_path)
+    alice = manager(agent, tmp_path / "sent").test_client()
+    post(
+        alice,
+        f"/calendar/{ALICE}/requests/propose",
+        AS_ALICE,
+        uid=UID,
+        recurrence_id="",
+        start="2030-01-09T14:00",
+        end="2030-01-09T15:00",
+    )
+    (counter,) = sent_messages(tmp_path / "sent")
+    assert agent.person(counter.as_bytes(), BOB).code == 0
+    bob = manager(agent, tmp_path / "sent-bob").test_client()
+    query = {"people": ALICE, "duration": "60", "from": "2030-01-09", "days": "2"}
+    page = bob.get(f"/calendar/{BOB}/find-time", query_string=query, environ_base=AS_BOB)
+    text = page.get_data(as_text=True)
+    assert "Proposals received" in text
+    assert f"{ALICE} proposes Wed 09 Jan 14:00 to 15:00 for" in text
+    assert "everyone free then." in text
