@@ -40,6 +40,7 @@ from imiptools.itip.organising import (
     STATUSES,
     TRANSPARENCIES,
     Draft,
+    DraftError,
     Invitee,
     check_draft,
 )
@@ -295,8 +296,9 @@ def to_draft(values: EventForm, uid: str = "") -> Draft:
     )
     try:
         check_draft(draft)
-    except ValueError as exc:
-        raise FormErrors([f"{str(exc)[:1].upper()}{str(exc)[1:]}."]) from exc
+    except DraftError as exc:
+        said = gettext(exc.message).format(**exc.values)
+        raise FormErrors([f"{said[:1].upper()}{said[1:]}."]) from exc
     return draft
 
 

@@ -19,6 +19,7 @@ from dateutil.rrule import rrulestr
 from icalendar import Calendar, Component, Event, vCalAddress, vRecur
 
 from imiptools.dates import to_utc
+from imiptools.i18n import N_
 from imiptools.itip.instances import (
     cancelled_exdates,
     carried,
@@ -88,33 +89,47 @@ class Draft:
     rdates: tuple[date | datetime, ...] = ()
 
 
+class DraftError(ValueError):
+    """What :func:`check_draft` refuses: ``message`` an English
+    ``str.format`` template marked for translation (:func:`~imiptools.i18n.N_`),
+    ``values`` its placeholders; ``str()`` is the English text, and a front
+    end says it in its user's language by translating the template first."""
+
+    def __init__(self, message: str, **values: str) -> None:
+        super().__init__(message.format(**values))
+        self.message, self.values = message, values
+
+
 def check_draft(draft: Draft) -> None:
-    """Raise ValueError, naming the field, when ``draft`` is no valid event."""
+    """Raise :class:`DraftError`, naming the field, when ``draft`` is no valid event."""
     if not draft.summary.strip():
-        raise ValueError("the summary is empty")
+        raise DraftError(N_("the summary is empty"))
     timed = isinstance(draft.start, datetime)
     if timed != isinstance(draft.end, datetime):
-        raise ValueError("the start and the end must both be dates or both date-times")
+        raise DraftError(N_("the start and the end must both be dates or both date-times"))
     if (
         isinstance(draft.start, datetime)
         and isinstance(draft.end, datetime)
         and (draft.start.tzinfo is None or draft.end.tzinfo is None)
     ):
-        raise ValueError("the start and the end need a time zone")
+        raise DraftError(N_("the start and the end need a time zone"))
     if draft.end <= draft.start:
-        raise ValueError("the end must be after the start")
+        raise DraftError(N_("the end must be after the start"))
     for invitee in draft.invitees:
         if invitee.role not in ROLES:
-            raise ValueError(f"not an attendee role: {invitee.role!r}")
+            raise DraftError(N_("not an attendee role: {value}"), value=repr(invitee.role))
         if invitee.cutype not in CUTYPES:
-            raise ValueError(f"not a calendar user type: {invitee.cutype!r}")
+            raise DraftError(N_("not a calendar user type: {value}"), value=repr(invitee.cutype))
     _check_choices(draft)
     if draft.rrule:
         check_rule(draft.rrule, draft.start)
-    for name, moments in (("exception", draft.exdates), ("extra date", draft.rdates)):
-        for moment in moments:
-            if not _same_kind(moment, timed):
-                raise ValueError(f"an {name} must be of the start's kind (a date or a date-time)")
+    kinds = (
+        (N_("an exception must be of the start's kind (a date or a date-time)"), draft.exdates),
+        (N_("an extra date must be of the start's kind (a date or a date-time)"), draft.rdates),
+    )
+    for message, moments in kinds:
+        if not all(_same_kind(moment, timed) for moment in moments):
+            raise DraftError(message)
 
 
 def _same_kind(moment: date | datetime, timed: bool) -> bool:
@@ -124,22 +139,22 @@ def _same_kind(moment: date | datetime, timed: bool) -> bool:
 
 
 def _check_choices(draft: Draft) -> None:
-    for name, value, allowed in (
-        ("class", draft.klass, CLASSES),
-        ("status", draft.status, STATUSES),
-        ("transparency", draft.transp, TRANSPARENCIES),
+    for message, value, allowed in (
+        (N_("not a class: {value}"), draft.klass, CLASSES),
+        (N_("not a status: {value}"), draft.status, STATUSES),
+        (N_("not a transparency: {value}"), draft.transp, TRANSPARENCIES),
     ):
         if value and value not in allowed:
-            raise ValueError(f"not a {name}: {value[:40]!r}")
+            raise DraftError(message, value=repr(value[:40]))
     if draft.priority is not None and not 0 <= draft.priority <= 9:
-        raise ValueError("the priority must be from 0 to 9")
+        raise DraftError(N_("the priority must be from 0 to 9"))
     if draft.url and (not draft.url.isprintable() or " " in draft.url or ":" not in draft.url):
-        raise ValueError(f"not a URL: {draft.url[:100]!r}")
+        raise DraftError(N_("not a URL: {value}"), value=repr(draft.url[:100]))
 
 
 def check_rule(rule: str, start: date | datetime) -> None:
-    """ValueError unless ``rule`` is an RRULE value (RFC 5545 §3.3.10) that
-    icalendar and dateutil both read."""
+    """:class:`DraftError` unless ``rule`` is an RRULE value (RFC 5545
+    §3.3.10) that icalendar and dateutil both read."""
     try:
         vRecur.from_ical(rule)
         first = (
@@ -147,7 +162,7 @@ def check_rule(rule: str, start: date | datetime) -> None:
         )
         rrulestr(f"RRULE:{rule}", dtstart=first)
     except (ValueError, TypeError, KeyError) as exc:
-        raise ValueError(f"not a recurrence rule: {rule[:100]!r}") from exc
+        raise DraftError(N_("not a recurrence rule: {value}"), value=repr(rule[:100])) from exc
 
 
 def new_event(

@@ -140,3 +140,9 @@ def test_the_forms_checks_speak_german(tmp_path: Path) -> None:
     assert refused.status_code == 422
     assert "Beginn: Geben Sie ein Datum und eine Uhrzeit an." in text
     assert "Titel: Sagen Sie, was der Termin ist." in text
+    fields |= {"summary": "Planung", "start_date": "2030-01-08", "start_time": "10:00"}
+    fields |= {"end_date": "2030-01-08", "end_time": "09:00"}
+    backwards = client.post(
+        f"/calendar/{ALICE}/new", data=fields, environ_base=AS_ALICE, headers=headers
+    )
+    assert "Das Ende muss nach dem Beginn liegen." in backwards.get_data(as_text=True)
