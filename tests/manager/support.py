@@ -35,8 +35,8 @@ def invited(root: Path) -> Agent:
     return invite(Agent(root, now=NOW))
 
 
-def invite(agent: Agent) -> Agent:
-    """``agent``'s site, where alice got bob's weekly invitation through imip-person."""
+def invitation() -> bytes:
+    """Bob's invitation of alice to the weekly series, as mail (RFC 6047)."""
     event = vevent(
         UID,
         "20300108T100000Z",
@@ -46,8 +46,12 @@ def invite(agent: Agent) -> Agent:
         summary=SUMMARY,
         extra="RRULE:FREQ=WEEKLY;COUNT=4\nLOCATION:Room 3",
     )
-    message = imip_message(calendar_text(event), sender=BOB, to=ALICE)
-    run = agent.person(message, ALICE)
+    return imip_message(calendar_text(event), sender=BOB, to=ALICE)
+
+
+def invite(agent: Agent) -> Agent:
+    """``agent``'s site, where alice got bob's weekly invitation through imip-person."""
+    run = agent.person(invitation(), ALICE)
     assert run.code == 0, run.stdout + run.stderr
     assert agent.requests(ALICE) == [(UID, "", "REQUEST")]
     return agent

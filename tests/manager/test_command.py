@@ -9,6 +9,8 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.manager.support import ALICE, NOW, SUMMARY, invited
@@ -90,8 +92,11 @@ def test_no_user_named_is_401(tmp_path: Path) -> None:
         server.wait(timeout=30)
 
 
-def test_the_demo_serves_alices_invitation(tmp_path: Path) -> None:
-    environment = {**os.environ, "IMIP_DEMO_DIR": str(tmp_path / "demo"), "PORT": "0"}
+@contextmanager
+def demo(root: Path, **extra: str) -> Iterator[str]:
+    """``./demo-manager`` serving on a free loopback port (with ``extra``
+    in its environment): its address, until the block ends."""
+    environment = {**os.environ, "IMIP_DEMO_DIR": str(root / "demo"), "PORT": "0", **extra}
     server = subprocess.Popen(
         [str(ROOT / "demo-manager")],
         stdout=subprocess.PIPE,
@@ -107,36 +112,20 @@ def test_the_demo_serves_alices_invitation(tmp_path: Path) -> None:
                 url = line.strip().rpartition(" ")[2]
                 break
         assert url, "the demo serves"
-        with urllib.request.urlopen(f"{url}calendar/{ALICE}/requests") as page:
-            text = page.read().decode()
-        assert "Weekly sync" in text and "10:00" in text and "Europe/Berlin" in text
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
+def test_the_demo_serves_alices_invitation(tmp_path: Path) -> None:
+    with demo(tmp_path) as url, urllib.request.urlopen(f"{url}calendar/{ALICE}/requests") as page:
+        text = page.read().decode()
+    assert "Weekly sync" in text and "10:00" in text and "Europe/Berlin" in text
+
+
 def test_the_demo_with_its_own_login(tmp_path: Path) -> None:
-    environment = {
-        **os.environ,
-        "IMIP_DEMO_DIR": str(tmp_path / "demo"),
-        "PORT": "0",
-        "IMIP_DEMO_LOGIN": "password",
-    }
-    server = subprocess.Popen(
-        [str(ROOT / "demo-manager")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment,
-    )
-    try:
-        assert server.stderr is not None and server.stdout is not None
-        url = ""
-        for line in server.stderr:
-            if line.startswith("imip-manager: serving "):
-                url = line.strip().rpartition(" ")[2]
-                break
-        assert url, "the demo serves"
+    with demo(tmp_path, IMIP_DEMO_LOGIN="password") as url:
         browser = urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
         )
@@ -153,7 +142,4 @@ def test_the_demo_with_its_own_login(tmp_path: Path) -> None:
         }
         with browser.open(f"{url}login", urllib.parse.urlencode(fields).encode()) as page:
             text = page.read().decode()
-        assert "Weekly sync" in text and "Europe/Berlin" in text
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    assert "Weekly sync" in text and "Europe/Berlin" in text

@@ -17,9 +17,9 @@ from tests.manager.support import (
     ALICE,
     BOB,
     NOW,
-    SUMMARY,
     UID,
     calendar_of,
+    invitation,
     invited,
     manager,
     sent_messages,
@@ -36,17 +36,7 @@ def organised(root: Path) -> Agent:
     """alice invited by bob, whose own store holds the event too (as his
     copy through imip-person-outgoing recorded it)."""
     agent = invited(root)
-    event = vevent(
-        UID,
-        "20300108T100000Z",
-        "20300108T110000Z",
-        organiser=BOB,
-        attendees=(ALICE,),
-        summary=SUMMARY,
-        extra="RRULE:FREQ=WEEKLY;COUNT=4\nLOCATION:Room 3",
-    )
-    copy = imip_message(calendar_text(event), sender=BOB, to=ALICE)
-    assert agent.outgoing(copy, BOB).code == 0
+    assert agent.outgoing(invitation(), BOB).code == 0
     return agent
 
 
@@ -58,6 +48,17 @@ def post(client: FlaskClient, path: str, who: dict[str, str], **form: str) -> st
     assert done.status_code == 302, done.status_code
     shown = client.get(done.headers["Location"], environ_base=who)
     return shown.get_data(as_text=True)
+
+
+def proposed(agent: Agent, root: Path, rid: str, start: str, end: str) -> EmailMessage:
+    """alice proposes ``start``-``end`` for the series or instance ``rid``
+    from the manager; her COUNTER reaches bob through imip-person."""
+    alice = manager(agent, root / "sent").test_client()
+    form = {"uid": UID, "recurrence_id": rid, "start": start, "end": end}
+    post(alice, f"/calendar/{ALICE}/requests/propose", AS_ALICE, **form)
+    (counter,) = sent_messages(root / "sent")
+    assert agent.person(counter.as_bytes(), BOB).code == 0
+    return counter
 
 
 def readable(message: EmailMessage, method: str) -> vobject.base.Component:
@@ -113,19 +114,8 @@ def test_alice_proposes_and_bob_accepts(tmp_path: Path) -> None:
 
 def test_bob_declines_a_proposal(tmp_path: Path) -> None:
     agent = organised(tmp_path)
-    alice = manager(agent, tmp_path / "sent").test_client()
-    post(
-        alice,
-        f"/calendar/{ALICE}/requests/propose",
-        AS_ALICE,
-        uid=UID,
-        recurrence_id="20300115T100000Z",
-        start="2030-01-15T16:00",
-        end="2030-01-15T17:00",
-    )
-    (counter,) = sent_messages(tmp_path / "sent")
+    counter = proposed(agent, tmp_path, "20300115T100000Z", "2030-01-15T16:00", "2030-01-15T17:00")
     assert "RECURRENCE-ID" in str(readable(counter, "COUNTER").vevent.contents).upper()
-    assert agent.person(counter.as_bytes(), BOB).code == 0
     review = vevent(
         "review@example.com", "20300115T160000Z", "20300115T163000Z", organiser=BOB, attendees=()
     )
@@ -218,18 +208,7 @@ def test_proposals_need_the_token_and_ones_own_calendar(tmp_path: Path) -> None:
 
 def test_find_a_time_offers_the_proposals_received(tmp_path: Path) -> None:
     agent = organised(tmp_path)
-    alice = manager(agent, tmp_path / "sent").test_client()
-    post(
-        alice,
-        f"/calendar/{ALICE}/requests/propose",
-        AS_ALICE,
-        uid=UID,
-        recurrence_id="",
-        start="2030-01-09T14:00",
-        end="2030-01-09T15:00",
-    )
-    (counter,) = sent_messages(tmp_path / "sent")
-    assert agent.person(counter.as_bytes(), BOB).code == 0
+    proposed(agent, tmp_path, "", "2030-01-09T14:00", "2030-01-09T15:00")
     bob = manager(agent, tmp_path / "sent-bob").test_client()
     query = {"people": ALICE, "duration": "60", "from": "2030-01-09", "days": "2"}
     page = bob.get(f"/calendar/{BOB}/find-time", query_string=query, environ_base=AS_BOB)
