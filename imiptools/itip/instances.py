@@ -18,7 +18,7 @@ those the store keeps apart (the CANCELs of single instances).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from icalendar import Component, Event, vCalAddress
@@ -87,22 +87,37 @@ def shift(moment: Moment, by: timedelta, zone: tzinfo | None) -> Moment:
 def shift_dates(event: Component, name: str, by: timedelta, zone: tzinfo | None) -> None:
     """Move every value of ``event``'s ``name`` (EXDATE, RDATE) ``by``; a
     PERIOD value moves its start and keeps its length."""
+    rewrite_dates(event, name, by=by, zone=zone)
+
+
+def rewrite_dates(
+    event: Component,
+    name: str,
+    *,
+    keep: Callable[[object], bool] | None = None,
+    by: timedelta | None = None,
+    zone: tzinfo | None = None,
+) -> None:
+    """Keep the values of ``event``'s ``name`` (EXDATE, RDATE) that ``keep``
+    (a predicate; None: all) keeps, each moved ``by`` when given (a PERIOD
+    value moves its start and keeps its length); unreadable values leave
+    the property as it is."""
     try:
         values = list(date_values(event, name))
     except CalendarDataError:
         return
     if not values:
         return
-    moved: list[object] = []
-    for value in values:
-        if isinstance(value, tuple):
-            start, rest = value
-            moved.append((shift(start, by, zone), rest))
-        else:
-            moved.append(shift(value, by, zone))
     event.pop(name, None)
-    for each in moved:
-        event.add(name, [each])
+    for value in values:
+        if keep is not None and not keep(value):
+            continue
+        if by is not None:
+            if isinstance(value, tuple):
+                value = (shift(value[0], by, zone), value[1])
+            else:
+                value = shift(value, by, zone)
+        event.add(name, [value])
 
 
 def occurs(master: Component, rid: str, zone: tzinfo = UTC) -> bool:

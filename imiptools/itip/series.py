@@ -43,7 +43,7 @@ from imiptools.itip.instances import (
     next_sequence,
     occurs,
     offset,
-    shift,
+    rewrite_dates,
 )
 from imiptools.itip.merge import copy_component, instance_of
 from imiptools.itip.objects import ItipObject, make_calendar, recurrence_id_of
@@ -332,22 +332,7 @@ def _keep_dates(
 ) -> None:
     """Keep the values of ``name`` that ``keep`` (a predicate) keeps,
     moved ``by`` when given."""
-    try:
-        values = list(date_values(event, name))
-    except CalendarDataError:
-        return
-    if not values:
-        return
-    event.pop(name, None)
-    for value in values:
-        if not keep(value):
-            continue
-        if by is not None:
-            if isinstance(value, tuple):
-                value = (shift(value[0], by, zone), value[1])
-            else:
-                value = shift(value, by, zone)
-        event.add(name, [value])
+    rewrite_dates(event, name, keep=keep, by=by, zone=zone)
 
 
 def _first_of(stored: ItipObject) -> str:
