@@ -355,6 +355,15 @@ class PrivatePostfix:
         """The ``imip-admin`` options naming this instance."""
         return ["--mta", "postfix", "--postfix-config", str(self.directory)]
 
+    def logging_ready(self) -> bool:
+        """Whether master(8) has made postlogd's socket.
+
+        master opens its services' sockets in master.cf order, so smtpd's port
+        listens before ``public/postlog`` exists; a command run as root in that
+        window (``postsuper``) writes the log itself after dropping privileges
+        and fails with "open logfile ... Permission denied"."""
+        return (self.directory / "queue" / "public" / "postlog").is_socket()
+
     def queue(self) -> list[dict[str, object]]:
         """The queue as ``postqueue -j`` lists it (maildrop to deferred)."""
         done = self.run("postqueue", "-j")

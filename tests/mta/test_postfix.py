@@ -75,7 +75,9 @@ def mta(site: ms.Site, dovecot: Dovecot, private_root: Path) -> Iterator[ms.Priv
     process = start_reaped(ms.start_postfix(postfix))
     try:
         ms.wait_for(
-            lambda: _accepts(socket.AF_INET, ("127.0.0.1", postfix.port)),
+            lambda: (
+                _accepts(socket.AF_INET, ("127.0.0.1", postfix.port)) and postfix.logging_ready()
+            ),
             f"Postfix did not listen on 127.0.0.1:{postfix.port}",
             lambda: postfix.log.text()[-3000:],
         )
