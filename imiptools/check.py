@@ -267,7 +267,7 @@ def _user_findings(site: Site, records: UserRecords) -> list[Finding]:
         else:
             readable = _parse_findings(records.user, uid, texts.all(), parse_findings, memo)
             if periods is not None and readable:
-                finding = _compare(parsing, uid, periods, reset)
+                finding = _compare(parsing, texts, periods, reset)
                 compared += [finding] if finding is not None else []
         memo.clear()
     findings = parse_findings + _queue_findings(records)
@@ -469,11 +469,16 @@ def _not_stored_findings(
     ]
 
 
-def _compare(records: UserRecords, uid: str, held: list[Period], reset: Fix) -> Finding | None:
-    """A finding if ``uid``'s periods in the window differ from what it gives."""
+def _compare(
+    records: UserRecords, texts: _StoredTexts, held: list[Period], reset: Fix
+) -> Finding | None:
+    """A finding if the event's periods in the window differ from what its
+    stored ``texts`` (read once, see :class:`_StoredTexts`) give."""
+    uid = texts.uid
     try:
-        stored = records.stored(uid)
-        wanted = records.periods(stored) if stored is not None else []
+        stored = records.object_of(uid, texts.text, [t for _, t in texts.recurrences])
+        cancelled = [rid for rid, _ in texts.cancelled]
+        wanted = records.periods(stored, cancelled) if stored is not None else []
     except InputError as exc:
         return Finding(records.user, f'event "{uid}" cannot be expanded: {exc}')
     limits = records.limits()

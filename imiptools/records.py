@@ -127,14 +127,25 @@ class UserRecords:
     def stored(self, uid: str) -> ItipObject | None:
         """The stored object of ``uid`` (main object and overrides), if any."""
         text = self.store.get_object(self.user, uid)
+        overrides = [
+            self.store.get_recurrence(self.user, uid, rid)
+            for rid in self.store.recurrence_ids(self.user, uid)
+        ]
+        return self.object_of(uid, text, overrides)
+
+    def object_of(
+        self, uid: str, text: str | None, overrides: Iterable[str | None]
+    ) -> ItipObject | None:
+        """The object of ``uid`` from texts already read: its main object's
+        ``text`` and its stored instances' (None: not there); None when
+        neither holds an event. Each text is parsed by :attr:`parse`."""
         components: list[Component] = []
         zones: list[Timezone] = []
         if text is not None:
             calendars = self.parse(text)
             zones += [z for c in calendars for z in c.walk("VTIMEZONE") if isinstance(z, Timezone)]
             components += [c for c in calendars[0].subcomponents if c.name == "VEVENT"]
-        for rid in self.store.recurrence_ids(self.user, uid):
-            override = self.store.get_recurrence(self.user, uid, rid)
+        for override in overrides:
             if override is not None:
                 calendars = self.parse(override)  # once: each instance is a file
                 zones += [
@@ -232,9 +243,10 @@ class UserRecords:
         overrides = cast(list[Event], obj.overrides)
         return expand(master, overrides, self.zone, limits or self.limits(), cancelled)
 
-    def periods(self, obj: ItipObject) -> list[Period]:
-        """The user's free/busy periods for ``obj`` within the window."""
-        return self.instance_periods(self.expand(obj).instances)
+    def periods(self, obj: ItipObject, cancelled: Collection[str] | None = None) -> list[Period]:
+        """The user's free/busy periods for ``obj`` within the window, less
+        ``cancelled`` instances (by default the stored cancellations)."""
+        return self.instance_periods(self.expand(obj, cancelled=cancelled).instances)
 
     def instance_periods(self, instances: Iterable[Instance]) -> list[Period]:
         """The user's free/busy periods for ``instances`` (those that give none
