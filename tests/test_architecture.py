@@ -458,3 +458,18 @@ def test_the_architecture_page_draws_these_layers() -> None:
 def test_the_architecture_page_describes_each_layer(name: str) -> None:
     page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     assert f"- **{name}**" in page
+
+
+def test_ordered_scenes_stay_on_one_worker() -> None:
+    """A test module played as one ordered scene (``test_1_...``,
+    ``test_2_...`` over a module-scoped fixture) is one ``xdist_group``, so
+    that ``--dist loadgroup`` (pyproject.toml) runs it on one worker, in
+    order: spread over two workers, a later step meets a fresh scene."""
+    numbered = re.compile(r"^def test_\d+_", re.MULTILINE)
+    unmarked = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "tests").rglob("test_*.py"))
+        if numbered.search(text := path.read_text())
+        and "pytestmark = pytest.mark.xdist_group(__name__)" not in text
+    ]
+    assert unmarked == []

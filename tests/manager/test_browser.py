@@ -56,6 +56,10 @@ from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.select import Select  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
+#: One ordered scene (test_1_, test_2_, ...): one xdist worker, in order
+#: (``--dist loadgroup`` in pyproject.toml).
+pytestmark = pytest.mark.xdist_group(__name__)
+
 Application = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 

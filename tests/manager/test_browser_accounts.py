@@ -29,6 +29,10 @@ from tests.manager.support import ALICE, SUMMARY, UID, invited
 from tests.manager.test_browser import CHROMEDRIVER, CHROMIUM, follow, heading, serving
 from tests.support import Agent
 
+#: One ordered scene (test_1_, test_2_, ...): one xdist worker, in order
+#: (``--dist loadgroup`` in pyproject.toml).
+pytestmark = pytest.mark.xdist_group(__name__)
+
 
 class Scene:
     """The site (alice invited, with a password), the manager with its own

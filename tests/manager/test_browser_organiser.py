@@ -22,6 +22,10 @@ from tests.manager.support import ALICE, BOB, calendar_of, sent_messages
 from tests.manager.test_browser import Scene, follow, heading
 from tests.support import ROOM
 
+#: One ordered scene (test_1_, test_2_, ...): one xdist worker, in order
+#: (``--dist loadgroup`` in pyproject.toml).
+pytestmark = pytest.mark.xdist_group(__name__)
+
 CAROL = "carol@example.com"
 
 

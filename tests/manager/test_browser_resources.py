@@ -27,6 +27,10 @@ from tests.manager.test_browser import Front, chromium, follow, heading, screens
 from tests.manager.test_resources import ADMIN, OWNER, ROOM, XAVIER, site_with_rooms
 from tests.support import Agent
 
+#: One ordered scene (test_1_, test_2_, ...): one xdist worker, in order
+#: (``--dist loadgroup`` in pyproject.toml).
+pytestmark = pytest.mark.xdist_group(__name__)
+
 
 @dataclass
 class RoomScene:
