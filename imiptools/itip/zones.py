@@ -94,6 +94,18 @@ def vtimezone_problem(vtimezone: Component) -> str | None:
     need a STANDARD one (dateutil fails on times before a DAYLIGHT-only
     zone's first onset).
     """
+    key: bytes = vtimezone.to_ical()
+    if key in _VERDICTS:
+        return _VERDICTS[key]
+    verdict = _zone_problem(vtimezone)
+    if len(_VERDICTS) >= MAX_VERDICTS:
+        _VERDICTS.pop(next(iter(_VERDICTS)), None)  # the oldest
+    _VERDICTS[key] = verdict
+    return verdict
+
+
+def _zone_problem(vtimezone: Component) -> str | None:
+    """:func:`vtimezone_problem`, not remembered."""
     observances = vtimezone.subcomponents
     if not observances:
         return "no STANDARD or DAYLIGHT observance"
