@@ -6,8 +6,9 @@ in a fresh interpreter here, and the modules loaded by the end of the run
 are held to the budget below: a module that grows the set past its
 package's line fails this test with the names, and the heavy modules that
 only some runs need (SMTP with ssl, syslog's handlers, entry-point
-metadata, ctypes, OpenSSL's hashlib, tomllib) must not be loaded at all. Raise a line only for a module
-every such run needs, and say why in the commit.
+metadata, ctypes, OpenSSL's hashlib, tomllib) must not be loaded at all.
+Raise a line only for a module every such run needs, and say why in the
+commit.
 """
 
 from __future__ import annotations
