@@ -22,7 +22,6 @@ Every program (``imip-resource``, ``imip-person``, ``imip-person-outgoing``,
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
@@ -184,6 +183,8 @@ def plain(message: str, parser: argparse.ArgumentParser) -> str:
     if match is None or not commands:
         return message
     name = match.group(2)
+    import difflib  # lazy: start-up (only for a mistyped command)
+
     near = difflib.get_close_matches(name, commands, n=1)
     return f"unknown command '{name}'" + (f" (did you mean '{near[0]}'?)" if near else "")
 

@@ -18,7 +18,6 @@ the MTA keeps the mail while the admin fixes the file).
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
@@ -202,6 +201,8 @@ def load_settings(path: str | None = None) -> Settings:
     path = path or os.environ.get(ENV_CONFIG)
     if not path:
         return Settings()
+    import tomllib  # lazy: start-up (only when a configuration file is read)
+
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:

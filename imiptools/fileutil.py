@@ -49,12 +49,12 @@ import contextlib
 import errno
 import logging
 import os
-import secrets
 import stat
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
 
+from imiptools.digests import token_hex
 from imiptools.errors import StoreUnavailable, SymlinkRefused
 
 log = logging.getLogger(__name__)
@@ -436,7 +436,7 @@ def _create_temporary(directory: int, name: str) -> tuple[int, str]:
     """Open a new temporary file beside ``name`` (exclusive create)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC
     while True:
-        temporary = f".{name[:100]}.{secrets.token_hex(8)}.tmp"
+        temporary = f".{name[:100]}.{token_hex(8)}.tmp"
         try:
             return os.open(temporary, flags, 0o666, dir_fd=directory), temporary
         except FileExistsError:

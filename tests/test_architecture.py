@@ -47,6 +47,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "imiptools",
             "imiptools.errors",
+            "imiptools.digests",
             "imiptools.config",
             "imiptools.dates",
             "imiptools.fileutil",

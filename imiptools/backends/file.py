@@ -24,7 +24,6 @@ from imiptools.backends.base import Backend, Problem
 from imiptools.config import Settings
 from imiptools.errors import StoreUnavailable, UnsafeName
 from imiptools.fileutil import ensure_directory, is_symlink, list_names, remove_file
-from imiptools.initialise import own_like
 from imiptools.preferences_store import PreferenceFiles
 from imiptools.quota.journal import QuotaJournal
 from imiptools.spool import Spool
@@ -148,6 +147,8 @@ class FileBackend(Backend):
     def hand_over(self, user: str, preferences: Collection[str]) -> None:
         """Give the user's directories (and the preference files named) the
         owner of the store and preferences directories, when run as root."""
+        from imiptools.initialise import own_like  # lazy: start-up (only imip-admin)
+
         records = self.files.user_directory(user)
         own_like([records, records / ".lock"], self.files.root)
         directory = self.preference_files.root / user_component(user)

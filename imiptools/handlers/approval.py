@@ -32,7 +32,6 @@ Every step is a decision (``imip-admin log``) and a line of the decision log.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,6 +45,7 @@ from icalendar import Calendar, Component, vCalAddress
 from imiptools import addresses
 from imiptools.config import parse_duration
 from imiptools.dates import format_utc, parse_utc
+from imiptools.digests import sha256_hex
 from imiptools.handlers.common import HUMAN, Held, Outgoing
 from imiptools.handlers.resource import Booked, Case, ResourceHandler
 from imiptools.i18n import N_
@@ -109,7 +109,7 @@ def token_tag(token: str) -> str:
 
 def approval_token(resource: str, uid: str) -> str:
     """The token of ``uid``'s approval at ``resource`` (in subjects)."""
-    return hashlib.sha256(f"{resource}\0{uid}".encode("utf-8", "replace")).hexdigest()[:12]
+    return sha256_hex(f"{resource}\0{uid}".encode("utf-8", "replace"))[:12]
 
 
 def pending_entries(lines: Iterator[str]) -> dict[str, Pending]:

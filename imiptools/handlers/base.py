@@ -47,7 +47,7 @@ from imiptools.itip.objects import (
     to_text,
     version_key,
 )
-from imiptools.itip.recurrence_set import recurs
+from imiptools.itip.timing import recurs
 from imiptools.periods import Period
 
 log = logging.getLogger(__name__)

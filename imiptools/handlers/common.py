@@ -12,7 +12,6 @@ the agent sends after the lock is released.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from icalendar import Calendar
 
 from imiptools import addresses
 from imiptools.config import Settings
+from imiptools.digests import sha256_hex
 from imiptools.i18n import Translator, translator
 from imiptools.mail.keyring import Keyring
 from imiptools.mail.parse import ParsedMessage
@@ -172,7 +172,7 @@ class Unit:
     def key(self, *parts: object) -> str:
         """A stable key for an outgoing message: reprocessing replaces, not adds."""
         text = "\0".join(str(p) for p in (self.user, self.message.message_id, *parts))
-        return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
+        return sha256_hex(text.encode("utf-8", "replace"))[:32]
 
     def decision(
         self, uid: str, rid: str, outcome: str, code: str, reason: str, level: int = logging.INFO

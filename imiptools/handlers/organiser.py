@@ -31,7 +31,7 @@ from imiptools.itip.objects import (
     to_text,
     version_key,
 )
-from imiptools.itip.recurrence_set import recurs
+from imiptools.itip.timing import recurs
 
 
 class Organiser(BaseHandler):

@@ -55,14 +55,17 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING
 
 from icalendar import Event
 
 from imiptools.errors import CalendarDataError
-from imiptools.itip.budget import Deadline, run_within
 from imiptools.itip.overrides import latest_overrides
-from imiptools.itip.recurrence_set import MasterSet, master_set, recurs
-from imiptools.itip.timing import Instance, instance_of
+from imiptools.itip.timing import Instance, instance_of, recurs
+
+if TYPE_CHECKING:
+    from imiptools.itip.budget import Deadline
+    from imiptools.itip.recurrence_set import MasterSet
 
 __all__ = ["ITERATIONS_PER_INSTANCE", "Expansion", "Instance", "Limits", "expand"]
 
@@ -133,6 +136,8 @@ def _expand(
     plan = None
     if master is not None and recurs(master):
         window = (limits.window_start, limits.window_end)
+        from imiptools.itip.recurrence_set import master_set  # lazy: start-up (a series only)
+
         plan = master_set(master, chosen, zone, window, cancelled)
     elif master is not None:
         run.offer(instance_of(master, zone, ""))  # a single event has no RECURRENCE-ID
@@ -141,6 +146,8 @@ def _expand(
             run.offer(override.instance)
     if plan is None:
         return run.result(indefinite=False)
+    from imiptools.itip.budget import run_within  # lazy: start-up (only a recurring event)
+
     if not run.reason and not run_within(limits.budget_seconds, lambda d: _walk(plan, run, d)):
         run.stop("time budget")
     return run.result(plan.indefinite)

@@ -148,11 +148,6 @@ class MasterSet:
         return self.futures[index] if index >= 0 else None
 
 
-def recurs(master: Event) -> bool:
-    """True if ``master`` has an RRULE or RDATE (RFC 5545 §3.8.5)."""
-    return master.get("RRULE") is not None or master.get("RDATE") is not None
-
-
 def master_set(
     master: Event,
     overrides: dict[str, Override],

@@ -73,6 +73,11 @@ ZERO = Span(timedelta(0), nominal=False)
 ONE_DAY = Span(timedelta(days=1), nominal=True)
 
 
+def recurs(master: Event) -> bool:
+    """True if ``master`` has an RRULE or RDATE (RFC 5545 §3.8.5)."""
+    return master.get("RRULE") is not None or master.get("RDATE") is not None
+
+
 def value_of(component: Any, name: str) -> Moment | None:
     """A DATE or DATE-TIME property's value, None if absent.
 

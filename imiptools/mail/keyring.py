@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -203,6 +202,8 @@ class Keyring:
     def stop_agents(self) -> None:
         """Stop the gpg-agents that gpg started for the homes (an admin's
         must not keep the keys open; tests leave none behind). Quiet."""
+        import subprocess  # lazy: start-up (only the admin's commands stop agents)
+
         for home in (self.home, self._learned):
             if not home.is_dir():
                 continue

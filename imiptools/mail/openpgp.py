@@ -38,7 +38,6 @@ import email
 import email.policy
 import logging
 import re
-import secrets
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -46,6 +45,7 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 
 from imiptools import addresses
+from imiptools.digests import token_hex
 from imiptools.mail.keyring import Keyring, KeyringError, Signature
 from imiptools.mail.parse import ParsedMessage, Security, calendar_parts, parse_message, single_line
 
@@ -362,7 +362,7 @@ def _protected_entity(
 
 
 def _boundary() -> bytes:
-    return f"=-pgp-{secrets.token_hex(12)}".encode("ascii")
+    return f"=-pgp-{token_hex(12)}".encode("ascii")
 
 
 def _signed(entity: bytes, keyring: Keyring, signer: str) -> bytes:

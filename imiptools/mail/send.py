@@ -35,14 +35,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-import secrets
-import shlex
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, TextIO
 
 from imiptools import addresses
+from imiptools.digests import token_hex
 from imiptools.errors import DeliveryFailed, DeliveryRefused
 from imiptools.mail.parse import single_line
 
@@ -89,6 +87,8 @@ class SendmailSender:
     """Send through a sendmail-compatible command (``/usr/sbin/sendmail -i``)."""
 
     def __init__(self, command: str, timeout: float = SENDMAIL_TIMEOUT) -> None:
+        import shlex  # lazy: start-up (only the sendmail sender splits a command)
+
         self.argv = shlex.split(command)
         if not self.argv:
             raise ValueError("empty sendmail command")
@@ -101,6 +101,8 @@ class SendmailSender:
     def send(self, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
         """Run the command with ``message`` on stdin; exit 0 means accepted."""
         _check_envelope(envelope_from, recipients)
+        import subprocess  # lazy: start-up (not loaded by --output, SMTP or the LMTP service)
+
         argv = self.command_line(envelope_from, recipients)
         try:
             done = subprocess.run(
@@ -242,7 +244,7 @@ def _write_temporary(directory: Path, data: bytes) -> Path:
     Created with mode 0666 less the umask, as Maildir does, so that a
     delivery process running as another user in the group can read it.
     """
-    name = directory / f".tmp-{os.getpid()}-{secrets.token_hex(8)}.eml"
+    name = directory / f".tmp-{os.getpid()}-{token_hex(8)}.eml"
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as stream:

@@ -50,7 +50,6 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from imiptools.i18n import N_
 from imiptools.itip.recurrence import Instance
-from imiptools.scheduling.availability import opening_hours_from_vavailability
 from imiptools.scheduling.freebusy import describe
 from imiptools.scheduling.model import Answer, Decision, Request, add_request_status
 from imiptools.scheduling.opening import DAYS, MINUTES_PER_DAY, OpeningHours, Rule
@@ -261,6 +260,10 @@ def parse_opening(text: str, zone: tzinfo | None = None) -> OpeningHours | None:
     if not text:
         return None
     if text.upper().startswith("BEGIN:VCALENDAR"):
+        from imiptools.scheduling.availability import (  # lazy: start-up (only VAVAILABILITY)
+            opening_hours_from_vavailability,
+        )
+
         return opening_hours_from_vavailability(text, zone)
     return parse_opening_hours(text)
 

@@ -14,7 +14,6 @@ time a name is not found (:func:`lookup`). Running them is
 from __future__ import annotations
 
 import logging
-import shlex
 from collections.abc import Callable, Sequence
 
 from imiptools.functionlines import parse_function_lines
@@ -129,5 +128,7 @@ def check_function_lines(text: str) -> list[tuple[str, list[str]]]:
         try:
             ARGUMENTS.get(name, any_arguments)(args)
         except ValueError as exc:
+            import shlex  # lazy: start-up (only to report a bad line)
+
             raise ValueError(f"line {number}: {name} {shlex.join(args)}: {exc}") from exc
     return lines

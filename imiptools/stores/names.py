@@ -25,10 +25,10 @@ case-sensitive: a store on a case-insensitive filesystem is not supported.
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 
 from imiptools.addresses import normalise
+from imiptools.digests import sha256_hex
 from imiptools.errors import UnsafeName
 
 HASH_PREFIX = "_h_"
@@ -90,7 +90,7 @@ def is_safe_component(name: str) -> bool:
 
 def hashed_component(text: str) -> str:
     """``_h_`` + SHA-256 hex of ``text`` (UTF-8, lone surrogates kept)."""
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    digest = sha256_hex(text.encode("utf-8", "surrogatepass"))
     return HASH_PREFIX + digest
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from imiptools.dates import format_utc, parse_utc
+from imiptools.digests import token_hex
 from imiptools.outcomes import StoreWrite
 from imiptools.periods import Period
 from imiptools.spool import Outbox
@@ -174,7 +174,7 @@ def store_write(call: Call) -> StoreWrite:
 
 def new_id() -> str:
     """A transaction id: unique, sortable by time, safe as a file name."""
-    return f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
+    return f"{time.time_ns():020d}-{os.getpid()}-{token_hex(4)}"
 
 
 # -- serialising calls ---------------------------------------------------------------
