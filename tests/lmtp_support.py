@@ -165,9 +165,9 @@ class Daemon:
             self.process.wait()
 
     def workers(self) -> list[int]:
-        """The worker processes: below the fork server, two levels down."""
+        """The worker processes: the daemon's children (it forks them)."""
         assert self.process is not None
-        return [pid for child in children(self.process.pid) for pid in children(child)]
+        return children(self.process.pid)
 
     def deliver(
         self, role: str, message: bytes, sender: str, recipients: list[str], queue_id: str = ""
