@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -107,6 +108,9 @@ class Supervisor:
     # -- workers ----------------------------------------------------------------
 
     def _start(self) -> None:
+        # What was imported before the fork is kept out of the workers'
+        # garbage collections (which would also copy its pages).
+        gc.freeze()
         pid = os.fork()
         if pid == 0:  # the worker: never returns
             self._work()
