@@ -175,6 +175,32 @@ def test_a_worker_that_dies_loses_no_mail_and_is_replaced(daemon: Daemon, agent:
     assert "a worker stopped (signal 9); starting another" in daemon.log_text()
 
 
+def test_a_worker_delivering_leaves_new_connections_to_the_others(
+    daemon: Daemon, agent: Agent
+) -> None:
+    """A delivery waiting for its room's lock holds one worker; another
+    room's delivery meanwhile is done by another worker."""
+    wait_for(lambda: len(daemon.workers()) == 2, "not two workers")
+    other = "hall@example.com"
+    replies: list[list[Reply]] = []
+    store = agent.site().store
+    with store.lock(f"mailto:{ROOM}", 30.0):
+        sending = threading.Thread(
+            target=lambda: replies.append(
+                daemon.deliver("resource", request("a"), ALICE, [ROOM])[0]
+            )
+        )
+        sending.start()
+        wait_for(lambda: bool(busy_workers(daemon)), "no worker delivering")
+        for uid in ("b", "c", "d"):  # each on a connection of its own
+            message = imip_message(calendar_text(vevent(uid, attendees=(other,))), to=other)
+            done, _ = daemon.deliver("resource", message, ALICE, [other])
+            assert done[0].code == 250, done
+        assert replies == []  # still waiting for the lock
+    sending.join(timeout=120)
+    assert replies == [[ACCEPTED]]
+
+
 def busy_workers(daemon: Daemon) -> list[int]:
     """The workers holding a connection to one of the daemon's sockets."""
     connected = connections(set(daemon.sockets.values()))
