@@ -22,7 +22,7 @@ import pytest
 
 from imip_agent.lmtp_server import parse_listener, received_id, unix_socket
 from imiptools.errors import ConfigError
-from tests.lmtp_support import Daemon, Reply, lmtp_transaction
+from tests.lmtp_support import Daemon, Reply, connected_workers, lmtp_transaction
 from tests.support import ROOM, Agent, calendar_text, imip_message, vevent
 
 ALICE = "alice@example.com"
@@ -202,33 +202,9 @@ def test_a_worker_delivering_leaves_new_connections_to_the_others(
 
 
 def busy_workers(daemon: Daemon) -> list[int]:
-    """The workers holding a connection to one of the daemon's sockets."""
-    connected = connections(set(daemon.sockets.values()))
-    return [pid for pid in daemon.workers() if socket_inodes(pid) & connected]
-
-
-def connections(paths: set[Path]) -> set[str]:
-    """The inodes of the connected server ends of UNIX sockets at ``paths``
-    (``/proc/net/unix``: state 03, the path of the listener)."""
-    found = set()
-    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
-        fields = line.split()
-        if len(fields) >= 8 and fields[5] == "03" and Path(fields[7]) in paths:
-            found.add(fields[6])
-    return found
-
-
-def socket_inodes(pid: int) -> set[str]:
-    """The inodes of the sockets process ``pid`` has open."""
-    found = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            link = os.readlink(fd)
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            found.add(link.removeprefix("socket:[").removesuffix("]"))
-    return found
+    """The daemon's workers holding a connection to one of its sockets."""
+    assert daemon.process is not None
+    return connected_workers(daemon.process.pid, set(daemon.sockets.values()))
 
 
 # -- signals ---------------------------------------------------------------------------
