@@ -111,7 +111,12 @@ class Supervisor:
         # What was imported before the fork is kept out of the workers'
         # garbage collections (which would also copy its pages).
         gc.freeze()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # out of processes or memory: try again later
+            log.error("cannot start a worker: %s", exc.strerror)
+            self.due.append(self.clock() + RESTART_PAUSE)
+            return
         if pid == 0:  # the worker: never returns
             self._work()
         self.workers[pid] = self.clock()
