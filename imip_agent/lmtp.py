@@ -41,7 +41,7 @@ from imip_agent.cli import (
     settings_from,
     setup_logging,
 )
-from imip_agent.lmtp_prefork import Supervisor
+from imip_agent.lmtp_prefork import Supervisor, block_signals
 from imip_agent.lmtp_server import (
     Listener,
     listening_socket,
@@ -166,7 +166,8 @@ def run(argv: Sequence[str]) -> ExitCode:
     setup_logging(args, settings, PROGRAM)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's chatter
     logcontext.QUEUE_ID.set("")
-    Supervisor(args, open_sockets(args), args.workers or worker_count()).run()
+    unblocked = block_signals()
+    Supervisor(args, open_sockets(args), args.workers or worker_count(), unblocked).run()
     return ExitCode.OK
 
 

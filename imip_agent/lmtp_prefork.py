@@ -49,10 +49,18 @@ SIGNALS = {signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT}
 RESTART_PAUSE = 1.0
 
 
+def block_signals() -> set[int | signal.Signals]:
+    """Block :data:`SIGNALS` (before the first socket answers: whoever sees
+    it may signal at once); the signal mask before, for the workers."""
+    return signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+
+
 class Supervisor:
     """The workers over ``sockets``, and what the signals do to them.
 
-    ``clock`` is the monotonic clock the restart pauses are measured on.
+    :func:`block_signals` must have been called; ``unblocked`` is what it
+    returned. ``clock`` is the monotonic clock the restart pauses are
+    measured on.
     """
 
     def __init__(
@@ -60,9 +68,11 @@ class Supervisor:
         args: argparse.Namespace,
         sockets: Sequence[tuple[Listener, socket.socket]],
         count: int,
+        unblocked: set[int | signal.Signals],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.args = args
+        self.unblocked = unblocked
         self.sockets = sockets
         self.count = max(1, count)
         self.clock = clock
@@ -82,7 +92,6 @@ class Supervisor:
         second SIGTERM (a service manager's) that came during the drain
         must not end the process, pending, on its way out.
         """
-        self.unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         for _ in range(self.count):
             self._start()
         while not (self.stopping and not self.workers and not self.retiring):
