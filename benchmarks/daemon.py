@@ -8,7 +8,7 @@ runs it, in the harness's shuffled order. The figures are per message:
 wall time is what the senders wait (so B/A wall, the pipe over the daemon,
 is how many times more messages per second the daemon delivers), CPU time
 is that of the pipe processes or of the daemon's whole process tree (its
-fork server and workers, read from ``/proc``).
+supervisor and workers, read from ``/proc``).
 """
 
 from __future__ import annotations

@@ -12,23 +12,23 @@ logging options are those of the pipe programs.
 
 Each recipient gets one reply (RFC 2033 §4.2), the pipe program's exit
 code as a reply: 0 -> 250, 75 -> 451 4.x.x (the MTA retries), 65 ->
-550 5.x.x with the same one-line reason. Deliveries run in a pool of
-worker processes, two per core by default (``--workers``); a worker that
-dies answers 451 for its recipients, never losing mail. Every log line
-carries the MTA's queue id (Postfix sends it by XFORWARD; otherwise the
-topmost Received header's id). SIGHUP re-reads the configuration (new
-workers; jobs under way finish in the old ones; log files are reopened);
-SIGTERM or SIGINT stops listening, finishes the transactions under way
-and exits 0.
+550 5.x.x with the same one-line reason. The process started opens the
+listening sockets and forks the workers, two per core by default
+(``--workers``), which take the connections and deliver in their own
+process (:mod:`imip_agent.lmtp_prefork`); a worker that dies is replaced,
+and the MTA delivers again what it was delivering (no reply, no loss).
+Every log line carries the MTA's queue id (Postfix sends it by XFORWARD;
+otherwise the topmost Received header's id). SIGHUP re-reads the
+configuration (new workers; the old ones finish their transactions; log
+files are reopened); SIGTERM or SIGINT stops listening, finishes the
+transactions under way and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import grp
 import logging
-import signal
 import socket
 from collections.abc import Sequence
 from typing import NoReturn
@@ -41,22 +41,19 @@ from imip_agent.cli import (
     settings_from,
     setup_logging,
 )
+from imip_agent.lmtp_prefork import Supervisor, block_signals
 from imip_agent.lmtp_server import (
-    DATA_LIMIT,
-    Delivery,
     Listener,
-    Session,
-    Workers,
+    listening_socket,
     parse_listener,
     remove_socket,
-    unix_socket,
     worker_count,
 )
 from imip_agent.lmtp_work import PROGRAM, ROLES
 from imip_agent.options import DATES, ENVIRONMENT
 from imip_agent.person import add_delivery_options
 from imiptools import logcontext
-from imiptools.errors import ConfigError, ExitCode, ImipError
+from imiptools.errors import ConfigError, ExitCode
 
 log = logging.getLogger("imip_agent")
 
@@ -144,95 +141,22 @@ def socket_options(args: argparse.Namespace) -> tuple[int, int]:
         raise ConfigError(f"--socket-group: no such group: {args.socket_group}") from exc
 
 
-class Daemon:
-    """The listeners, the workers, and what the signals do."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.listeners = listeners(args)
-        self.mode, self.group = socket_options(args)
-        self.workers = Workers(args, args.workers or worker_count())
-        self.deliveries: list[Delivery] = []
-        self.servers: list[asyncio.Server] = []
-        self.stopped = asyncio.Event()
-
-    async def serve(self) -> None:
-        """Listen until SIGTERM or SIGINT, then drain."""
-        loop = asyncio.get_running_loop()
-        # Before the first socket answers: whoever sees it may signal at once.
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stopped.set)
-        try:
-            for listener in self.listeners:
-                self.servers.append(await self._listen(listener))
-                log.info("listening: %s", listener)
-            await self.stopped.wait()
-            log.info("stopping: finishing the deliveries under way")
-            await self.drain()
-        finally:
-            for listener in self.listeners:
-                if listener.path:
-                    remove_socket(listener.path)
-        log.info("stopped")
-
-    async def _listen(self, listener: Listener) -> asyncio.Server:
-        loop = asyncio.get_running_loop()
-        delivery = Delivery(listener.role, self.workers)
-        self.deliveries.append(delivery)
-        hostname = socket.getfqdn()  # once, not a resolver query a connection
-
-        def session() -> Session:
-            return Session(
-                delivery,
-                data_size_limit=DATA_LIMIT,
-                enable_SMTPUTF8=True,  # the agent itself refuses what it cannot use (5.1.3)
-                hostname=hostname,
-                loop=loop,
-            )
-
-        if listener.path:
-            listening = unix_socket(listener.path, self.mode, self.group)
-            return await loop.create_unix_server(session, sock=listening)
-        try:
-            return await loop.create_server(session, listener.host, listener.port)
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {listener}: {exc.strerror}") from exc
-
-    def reload(self) -> None:
-        """SIGHUP: the configuration read anew (a bad one is refused and the
-        old one kept), log files reopened, new workers."""
-        try:
-            settings = settings_from(self.args)
-        except ImipError as exc:
-            log.error("reload refused, configuration kept: %s", exc.status_line())
-            return
-        reset_logging()
-        setup_logging(self.args, settings, PROGRAM)
-        self.workers.reload(self.args)
-        log.info("reloaded: configuration read, new workers")
-
-    async def drain(self) -> None:
-        """Stop listening; refuse new transactions; wait for every DATA under
-        way to be answered; close the connections; stop the workers."""
-        Session.draining = True
-        for server in self.servers:
-            server.close()
-        sessions = [s for delivery in self.deliveries for s in delivery.sessions]
-        while any(session.busy for session in sessions):
-            await asyncio.sleep(0.05)
-        for session in sessions:
-            if session.transport is not None:
-                session.transport.close()
-        await asyncio.get_running_loop().run_in_executor(None, self.workers.shutdown)
-
-
-def reset_logging() -> None:
-    """Close and remove the root logger's handlers (before setting up anew)."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
+def open_sockets(args: argparse.Namespace) -> list[tuple[Listener, socket.socket]]:
+    """Each listener's socket, opened before any worker starts; ConfigError
+    (the sockets opened so far closed and removed) if one cannot be."""
+    mode, group = socket_options(args)
+    opened: list[tuple[Listener, socket.socket]] = []
+    try:
+        for listener in listeners(args):
+            opened.append((listener, listening_socket(listener, mode, group)))
+            log.info("listening: %s", listener)
+    except ConfigError:
+        for listener, listening in opened:
+            listening.close()
+            if listener.path:
+                remove_socket(listener.path)
+        raise
+    return opened
 
 
 def run(argv: Sequence[str]) -> ExitCode:
@@ -242,7 +166,8 @@ def run(argv: Sequence[str]) -> ExitCode:
     setup_logging(args, settings, PROGRAM)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's chatter
     logcontext.QUEUE_ID.set("")
-    asyncio.run(Daemon(args).serve())
+    unblocked = block_signals()
+    Supervisor(args, open_sockets(args), args.workers or worker_count(), unblocked).run()
     return ExitCode.OK
 
 

@@ -1,33 +1,37 @@
-"""The LMTP side of ``imip-agent-lmtp`` (RFC 2033, with aiosmtpd).
+"""The LMTP side of ``imip-agent-lmtp`` (RFC 2033, with aiosmtpd): what
+each worker process runs.
 
-- :class:`Listener`: where a role listens, a UNIX socket or a loopback port.
+- :class:`Listener`: where a role listens, a UNIX socket or a loopback port;
+  the supervisor (:mod:`imip_agent.lmtp_prefork`) opens the listening
+  sockets (:func:`unix_socket`, :func:`tcp_socket`) and its workers inherit
+  them.
 - :class:`Session`: aiosmtpd's LMTP with Postfix's ``XFORWARD`` (the
   client's queue id, ``IDENT``), which refuses new transactions while the
-  daemon drains.
+  worker drains.
 - :class:`Delivery`: the aiosmtpd handler of one listener: at the end of
-  DATA it hands the message to the workers, one job per recipient (or one
+  DATA it runs the delivery in this process, one job per recipient (or one
   for all, by the role), and answers one reply per recipient
   (RFC 2033 §4.2) with :func:`lmtp_reply`.
-- :class:`Workers`: the process pool; a worker that dies answers 4.x.x for
-  its recipients (the MTA keeps the message) and the pool is replaced.
+- :class:`Worker`: one worker's service on the inherited sockets. It takes
+  a new connection only while none of its sessions is in a transaction
+  (:class:`Intake`), so that a worker busy delivering leaves the waiting
+  connections to idle ones; SIGTERM drains it.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import ipaddress
 import logging
-import multiprocessing
 import os
 import re
+import signal
 import socket
 import stat
-from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
@@ -35,7 +39,7 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 from aiosmtpd.smtp import syntax
 
-from imip_agent.lmtp_work import ROLES, Job, Outcome, run_job, start_worker
+from imip_agent.lmtp_work import ROLES, Job, Outcome, run_job
 from imiptools.errors import ConfigError, ExitCode
 
 log = logging.getLogger("imip_agent")
@@ -43,13 +47,10 @@ log = logging.getLogger("imip_agent")
 #: The largest message taken (aiosmtpd answers 552 above it). Postfix's own
 #: default ``message_size_limit`` is 10 MB.
 DATA_LIMIT = 64 * 1024 * 1024
-#: What the workers' fork server imports once, so that each worker starts
-#: with every module of a delivery loaded.
-PRELOAD = ["imip_agent.lmtp_work"]
-#: The answer for a recipient whose worker died (the MTA retries).
-WORKER_DIED = Outcome(int(ExitCode.TEMPFAIL), "4.3.0 imip-agent worker stopped; try again")
-#: The answer to a new transaction while the daemon stops.
+#: The answer to a new transaction while the worker stops.
 SHUTTING_DOWN = "421 4.3.2 imip-agent-lmtp is shutting down"
+#: The kernel's queue of connections not yet taken by a worker.
+BACKLOG = 128
 
 
 def lmtp_reply(outcome: Outcome) -> str:
@@ -134,11 +135,37 @@ def unix_socket(path: Path, mode: int, group: int) -> socket.socket:
         listening.bind(str(path))
         os.chown(path, -1, group)
         os.chmod(path, mode)
-        listening.listen(128)
+        listening.listen(BACKLOG)
     except OSError as exc:
         listening.close()
         raise ConfigError(f"cannot listen on {path}: {exc.strerror}") from exc
     return listening
+
+
+def tcp_socket(listener: Listener) -> socket.socket:
+    """A listening TCP socket on ``listener``'s (loopback) host and port."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            listener.host, listener.port, type=socket.SOCK_STREAM
+        )[0]
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {listener}: {exc}") from exc
+    listening = socket.socket(family, kind, proto)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+        listening.listen(BACKLOG)
+    except OSError as exc:
+        listening.close()
+        raise ConfigError(f"cannot listen on {listener}: {exc.strerror}") from exc
+    return listening
+
+
+def listening_socket(listener: Listener, mode: int, group: int) -> socket.socket:
+    """``listener``'s listening socket, UNIX (``mode``, ``group``) or TCP."""
+    if listener.path:
+        return unix_socket(listener.path, mode, group)
+    return tcp_socket(listener)
 
 
 def _answers(path: Path) -> bool:
@@ -160,7 +187,7 @@ def remove_socket(path: Path) -> None:
         pass
 
 
-# -- the workers ------------------------------------------------------------------
+# -- how many workers -------------------------------------------------------------
 
 
 #: Workers per core by default: a delivery waits on fsync about as long as
@@ -179,62 +206,30 @@ def worker_count() -> int:
     return WORKERS_PER_CORE * cores
 
 
-class Workers:
-    """A pool of worker processes, replaced on reload and when one dies."""
-
-    def __init__(self, args: argparse.Namespace, count: int) -> None:
-        self.args = args
-        self.count = count
-        self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(PRELOAD)
-        self.pool = self._new_pool()
-
-    def _new_pool(self) -> Executor:
-        return ProcessPoolExecutor(
-            self.count, self.context, initializer=start_worker, initargs=(self.args,)
-        )
-
-    async def run(self, job: Job) -> Outcome:
-        """``job``'s outcome; WORKER_DIED if its worker (or the pool) died."""
-        pool = self.pool
-        try:
-            return await asyncio.get_running_loop().run_in_executor(pool, run_job, job)
-        except BrokenProcessPool:
-            log.error("a worker stopped; %s deferred, workers restarted", ",".join(job.recipients))
-            self._replace(pool)
-            return WORKER_DIED
-
-    def _replace(self, broken: Executor) -> None:
-        if self.pool is broken:
-            self.pool = self._new_pool()
-            broken.shutdown(wait=False, cancel_futures=True)
-
-    def reload(self, args: argparse.Namespace) -> None:
-        """New workers with ``args`` (their configuration read anew); jobs
-        already handed to the old ones finish there."""
-        old, self.args = self.pool, args
-        self.pool = self._new_pool()
-        old.shutdown(wait=False)
-
-    def shutdown(self) -> None:
-        """Wait for every job handed over, then stop the workers."""
-        self.pool.shutdown(wait=True)
-
-
 # -- LMTP -----------------------------------------------------------------------
 
 
 class Session(LMTP):
-    """aiosmtpd's LMTP, with XFORWARD and a refusal while draining."""
+    """aiosmtpd's LMTP, with XFORWARD and a refusal while draining.
 
-    #: Set by the daemon when it stops: new transactions are refused.
+    From its connection until its first transaction ends, and from each
+    MAIL until that transaction ends, the session holds its worker's
+    :class:`Intake`: the worker takes no new connection meanwhile.
+    """
+
+    #: Set by the worker when it stops: new transactions are refused.
     draining = False
 
-    def __init__(self, handler: Delivery, **kwargs: Any) -> None:
+    def __init__(self, handler: Delivery, intake: Intake, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.xforward: dict[str, str] = {}
         self.busy = False
+        self.intake = intake
         handler.sessions.add(self)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.intake.hold(self)
+        super().connection_made(transport)
 
     def __dir__(self) -> list[str]:
         """The session's commands and AUTH mechanisms (``smtp_*``,
@@ -260,25 +255,30 @@ class Session(LMTP):
             if self.transport is not None:
                 self.transport.close()
             return
+        self.intake.hold(self)
         await super().smtp_MAIL(arg)
 
     async def smtp_DATA(self, arg: str) -> None:
-        """DATA, busy until every reply is sent (the daemon drains those)."""
+        """DATA, busy until every reply is sent (the worker drains those)."""
         self.busy = True
         try:
             await super().smtp_DATA(arg)
         finally:
             self.busy = False
             self.xforward.clear()
+            if self.envelope is None or self.envelope.mail_from is None:  # it is over
+                self.intake.release(self)
 
     async def smtp_RSET(self, arg: str) -> None:
         self.xforward.clear()
         await super().smtp_RSET(arg)
+        self.intake.release(self)
 
     def connection_lost(self, error: Exception | None) -> None:
         handler = self.event_handler
         if isinstance(handler, Delivery):
             handler.sessions.discard(self)
+        self.intake.release(self)
         super().connection_lost(error)
 
 
@@ -318,9 +318,8 @@ def received_id(message: bytes) -> str:
 class Delivery:
     """The aiosmtpd handler of one listener (one role)."""
 
-    def __init__(self, role: str, workers: Workers) -> None:
+    def __init__(self, role: str) -> None:
         self.role = ROLES[role]
-        self.workers = workers
         self.sessions: set[Session] = set()
 
     async def handle_EHLO(
@@ -345,19 +344,20 @@ class Delivery:
             queue_id = received_id(message)
         sender = _sender(envelope.mail_from)
         recipients = tuple(envelope.rcpt_tos)
-        outcomes = await self.deliver(message, sender, recipients, queue_id)
+        outcomes = self.deliver(message, sender, recipients, queue_id)
         return "\r\n".join(lmtp_reply(outcome) for outcome in outcomes)
 
-    async def deliver(
+    def deliver(
         self, message: bytes, sender: str, recipients: Sequence[str], queue_id: str
     ) -> list[Outcome]:
-        """The outcome for each recipient: one job each, run side by side,
-        or one job for all (by the role)."""
+        """The outcome for each recipient: one job each, one after the other,
+        or one job for all (by the role). The jobs run here, in the worker's
+        only thread: the worker does nothing else meanwhile (its other
+        connections wait, new ones go to other workers)."""
         if not self.role.per_recipient:
             job = Job(self.role.name, message, sender, tuple(recipients), queue_id)
-            return [await self.workers.run(job)] * len(recipients)
-        jobs = [Job(self.role.name, message, sender, (r,), queue_id) for r in recipients]
-        return list(await asyncio.gather(*(self.workers.run(job) for job in jobs)))
+            return [run_job(job)] * len(recipients)
+        return [run_job(Job(self.role.name, message, sender, (r,), queue_id)) for r in recipients]
 
 
 def _sender(mail_from: str | None) -> str:
@@ -369,3 +369,138 @@ def _sender(mail_from: str | None) -> str:
 def _unix_lines(message: bytes) -> bytes:
     """The message with LF line ends, as a pipe program reads it from the MTA."""
     return message.replace(b"\r\n", b"\n")
+
+
+# -- a worker's service -------------------------------------------------------------
+
+
+class Intake:
+    """When a worker takes new connections from its listening sockets.
+
+    Only while no session holds it (:meth:`hold`: none is new or in a
+    transaction) and the worker is not stopping; then one connection per
+    readiness of a socket. The kernel wakes every idle worker for a new
+    connection; one takes it, the others find none.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.sockets: list[tuple[socket.socket, Callable[[], Session]]] = []
+        self.holders: set[object] = set()
+        self.stopping = False
+        self.reading = False
+
+    def add(self, listening: socket.socket, session: Callable[[], Session]) -> None:
+        listening.setblocking(False)
+        self.sockets.append((listening, session))
+
+    def hold(self, holder: object) -> None:
+        self.holders.add(holder)
+        self._pause()
+
+    def release(self, holder: object) -> None:
+        self.holders.discard(holder)
+        if not self.holders and not self.stopping:
+            self._resume()
+
+    def stop(self) -> None:
+        """Take no more connections; close this process's listening sockets."""
+        self.stopping = True
+        self._pause()
+        for listening, _ in self.sockets:
+            listening.close()
+
+    def _resume(self) -> None:
+        if not self.reading:
+            self.reading = True
+            for listening, session in self.sockets:
+                self.loop.add_reader(listening.fileno(), self._take, listening, session)
+
+    def _pause(self) -> None:
+        if self.reading:
+            self.reading = False
+            for listening, _ in self.sockets:
+                self.loop.remove_reader(listening.fileno())
+
+    def _take(self, listening: socket.socket, session: Callable[[], Session]) -> None:
+        if self.stopping or self.holders:
+            return
+        try:
+            connection, _ = listening.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another worker took it
+        except OSError as exc:  # out of file descriptors, say: try again later
+            log.warning("cannot take a connection: %s", exc.strerror)
+            self._pause()
+            self.loop.call_later(1.0, self.release, None)
+            return
+        connection.setblocking(False)
+        task = self.loop.create_task(self.loop.connect_accepted_socket(session, connection))
+        self.hold(task)  # until its session holds
+        task.add_done_callback(self._started)
+
+    def _started(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("cannot start a session: %s", task.exception())
+        self.release(task)
+
+
+class Worker:
+    """One worker's LMTP service on the listening sockets it inherited, until
+    SIGTERM; then it drains: no new connection or transaction (421), every
+    DATA under way answered, the connections closed."""
+
+    def __init__(self, sockets: Sequence[tuple[Listener, socket.socket]], hostname: str) -> None:
+        self.sockets = sockets
+        self.hostname = hostname
+        self.deliveries: list[Delivery] = []
+
+    async def serve(self) -> None:
+        """Serve until SIGTERM, then drain."""
+        loop = asyncio.get_running_loop()
+        intake = Intake(loop)
+        stopped = asyncio.Event()
+
+        def terminate(signum: int, frame: FrameType | None) -> None:
+            # A plain handler, run before any further Python code of this
+            # process: no connection is taken after the signal has arrived
+            # (the supervisor counts on it when it replaces its workers).
+            intake.stopping = True
+            loop.call_soon_threadsafe(stopped.set)
+
+        signal.signal(signal.SIGTERM, terminate)
+        for listener, listening in self.sockets:
+            intake.add(listening, self._sessions(Delivery(listener.role), intake, loop))
+        intake.release(None)  # start taking connections
+        await stopped.wait()
+        intake.stop()
+        await self.drain()
+
+    def _sessions(
+        self, delivery: Delivery, intake: Intake, loop: asyncio.AbstractEventLoop
+    ) -> Callable[[], Session]:
+        self.deliveries.append(delivery)
+
+        def session() -> Session:
+            return Session(
+                delivery,
+                intake,
+                data_size_limit=DATA_LIMIT,
+                enable_SMTPUTF8=True,  # the agent itself refuses what it cannot use (5.1.3)
+                hostname=self.hostname,
+                loop=loop,
+            )
+
+        return session
+
+    async def drain(self) -> None:
+        """Refuse new transactions; wait for every DATA under way to be
+        answered; close the connections."""
+        Session.draining = True
+        sessions = [s for delivery in self.deliveries for s in delivery.sessions]
+        while any(session.busy for session in sessions):
+            await asyncio.sleep(0.05)
+        for session in sessions:
+            if session.transport is not None:
+                session.transport.close()
+        await asyncio.sleep(0)  # let the transports close

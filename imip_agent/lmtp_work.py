@@ -2,7 +2,7 @@
 program would run it.
 
 Each worker is started once (:func:`start_worker`: the configuration read,
-logging set up; the imports were paid by the fork server the pool forks
+logging set up; the imports were paid by the supervisor it was forked
 from) and then runs one :class:`Job` after another (:func:`run_job`). A
 job is what one run of ``imip-resource``, ``imip-person`` or
 ``imip-person-outgoing`` is: the same options (the daemon's own), the
@@ -108,13 +108,14 @@ _started: tuple[argparse.Namespace, Settings] | ImipError | None = None
 
 
 def start_worker(args: argparse.Namespace) -> None:
-    """The worker's start: read the configuration, set up logging.
+    """The worker's start: read the configuration, set up logging anew (the
+    handlers inherited from the supervisor are closed in this process).
 
-    A configuration that cannot be read (changed since the daemon checked
-    it) is remembered: every job then answers as a pipe program would,
-    with its status line and 75. A worker ignores SIGINT and SIGHUP (the
-    daemon handles those); SIGTERM ends it as usual (the daemon stops its
-    workers only once drained).
+    A configuration that cannot be read (changed since the supervisor
+    checked it) is remembered: every job then answers as a pipe program
+    would, with its status line and 75. A worker ignores SIGINT and SIGHUP
+    (the supervisor handles those and tells its workers); SIGTERM drains it
+    (:class:`imip_agent.lmtp_server.Worker`).
     """
     global _started
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -124,9 +125,18 @@ def start_worker(args: argparse.Namespace) -> None:
     except ImipError as exc:
         _started = exc
         return
+    reset_logging()
     setup_logging(args, settings, PROGRAM)
     site.keep_connections()  # a database backend connects once per worker
     _started = (args, settings)
+
+
+def reset_logging() -> None:
+    """Close and remove the root logger's handlers (before setting up anew)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
 
 
 def run_job(job: Job) -> Outcome:

@@ -165,9 +165,9 @@ class Daemon:
             self.process.wait()
 
     def workers(self) -> list[int]:
-        """The worker processes: below the fork server, two levels down."""
+        """The worker processes: the daemon's children (it forks them)."""
         assert self.process is not None
-        return [pid for child in children(self.process.pid) for pid in children(child)]
+        return children(self.process.pid)
 
     def deliver(
         self, role: str, message: bytes, sender: str, recipients: list[str], queue_id: str = ""
@@ -216,3 +216,34 @@ def descendants(pid: int) -> list[int]:
     for child in children(pid):
         below += [child, *descendants(child)]
     return below
+
+
+def connected_workers(pid: int, paths: set[Path]) -> list[int]:
+    """The children of daemon ``pid`` (its workers) holding a connection to
+    one of the UNIX sockets at ``paths``."""
+    connected = _connections(paths)
+    return [child for child in children(pid) if _socket_inodes(child) & connected]
+
+
+def _connections(paths: set[Path]) -> set[str]:
+    """The inodes of the connected server ends of UNIX sockets at ``paths``
+    (``/proc/net/unix``: state 03, the path of the listener)."""
+    found = set()
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[5] == "03" and Path(fields[7]) in paths:
+            found.add(fields[6])
+    return found
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    """The inodes of the sockets process ``pid`` has open."""
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            found.add(link.removeprefix("socket:[").removesuffix("]"))
+    return found

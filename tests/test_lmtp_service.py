@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import smtplib
 import socket
 import subprocess
 import threading
@@ -21,7 +22,7 @@ import pytest
 
 from imip_agent.lmtp_server import parse_listener, received_id, unix_socket
 from imiptools.errors import ConfigError
-from tests.lmtp_support import Daemon, Reply, lmtp_transaction
+from tests.lmtp_support import Daemon, Reply, connected_workers, lmtp_transaction
 from tests.support import ROOM, Agent, calendar_text, imip_message, vevent
 
 ALICE = "alice@example.com"
@@ -136,29 +137,74 @@ def test_every_line_of_a_delivery_carries_its_queue_id(daemon: Daemon) -> None:
 # -- workers ---------------------------------------------------------------------------
 
 
-def test_a_worker_that_dies_defers_its_recipient_and_the_next_delivery_works(
+def test_the_daemon_forks_its_workers(daemon: Daemon) -> None:
+    """``--workers 2``: two children, each serving the sockets it inherited."""
+    wait_for(lambda: len(daemon.workers()) == 2, "not two workers")
+    for _ in range(4):
+        replies, _ = daemon.deliver("resource", request("a"), ALICE, [ROOM])
+        assert replies[0].code == 250
+
+
+def test_a_worker_that_dies_loses_no_mail_and_is_replaced(daemon: Daemon, agent: Agent) -> None:
+    """The worker's connection is lost before the reply to DATA, so the MTA
+    keeps the message (Postfix and Exim defer it); nothing was done, a new
+    worker takes the dead one's place, and the delivery again is done once."""
+    wait_for(lambda: len(daemon.workers()) == 2, "not two workers")
+    failures: list[BaseException] = []
+    store = agent.site().store
+
+    def send() -> None:
+        try:
+            daemon.deliver("resource", request("a"), ALICE, [ROOM])
+        except smtplib.SMTPServerDisconnected as exc:
+            failures.append(exc)
+
+    with store.lock(f"mailto:{ROOM}", 30.0):  # the delivery waits in a worker
+        sending = threading.Thread(target=send)
+        sending.start()
+        wait_for(lambda: bool(busy_workers(daemon)), "no worker delivering")
+        (dying,) = busy_workers(daemon)
+        os.kill(dying, signal.SIGKILL)
+        sending.join(timeout=120)
+    assert len(failures) == 1  # no reply: the MTA retries
+    assert not list(daemon.output.glob("*")), "nothing sent"
+    wait_for(lambda: len(daemon.workers()) == 2 and dying not in daemon.workers(), "not replaced")
+    again, run = daemon.deliver("resource", request("a"), ALICE, [ROOM])
+    assert again == [ACCEPTED]
+    assert len(run.sent) == 1
+    assert "a worker stopped (signal 9); starting another" in daemon.log_text()
+
+
+def test_a_worker_delivering_leaves_new_connections_to_the_others(
     daemon: Daemon, agent: Agent
 ) -> None:
-    """Its recipient gets 451 (the MTA keeps the message): never lost."""
+    """A delivery waiting for its room's lock holds one worker; another
+    room's delivery meanwhile is done by another worker."""
+    wait_for(lambda: len(daemon.workers()) == 2, "not two workers")
+    other = "hall@example.com"
     replies: list[list[Reply]] = []
     store = agent.site().store
-    with store.lock(f"mailto:{ROOM}", 30.0):  # the delivery waits in a worker
+    with store.lock(f"mailto:{ROOM}", 30.0):
         sending = threading.Thread(
             target=lambda: replies.append(
                 daemon.deliver("resource", request("a"), ALICE, [ROOM])[0]
             )
         )
         sending.start()
-        wait_for(lambda: bool(daemon.workers()), "no worker started")
-        time.sleep(1.0)  # the job has reached a worker, which polls the lock
-        for pid in daemon.workers():
-            os.kill(pid, signal.SIGKILL)
-        sending.join(timeout=120)
-    assert replies == [[Reply(451, "4.3.0 imip-agent worker stopped; try again")]]
-    again, run = daemon.deliver("resource", request("a"), ALICE, [ROOM])
-    assert again == [ACCEPTED]
-    assert len(run.sent) == 1
-    assert "a worker stopped" in daemon.log_text()
+        wait_for(lambda: bool(busy_workers(daemon)), "no worker delivering")
+        for uid in ("b", "c", "d"):  # each on a connection of its own
+            message = imip_message(calendar_text(vevent(uid, attendees=(other,))), to=other)
+            done, _ = daemon.deliver("resource", message, ALICE, [other])
+            assert done[0].code == 250, done
+        assert replies == []  # still waiting for the lock
+    sending.join(timeout=120)
+    assert replies == [[ACCEPTED]]
+
+
+def busy_workers(daemon: Daemon) -> list[int]:
+    """The daemon's workers holding a connection to one of its sockets."""
+    assert daemon.process is not None
+    return connected_workers(daemon.process.pid, set(daemon.sockets.values()))
 
 
 # -- signals ---------------------------------------------------------------------------
@@ -183,6 +229,34 @@ def test_sighup_reads_the_configuration_again(daemon: Daemon, config: Path) -> N
     wait_for(lambda: "reload refused" in daemon.log_text(), "the bad configuration was taken")
     replies, _ = daemon.deliver("resource", request("b"), ALICE, [ROOM])
     assert replies[0].text.startswith("5.3.4 message of "), replies  # still the old one
+
+
+def test_sighup_replaces_the_workers_and_the_old_ones_finish(daemon: Daemon, agent: Agent) -> None:
+    """New workers take the new connections; an old one answers the delivery
+    it has under way, then exits."""
+    wait_for(lambda: len(daemon.workers()) == 2, "not two workers")
+    old = set(daemon.workers())
+    replies: list[list[Reply]] = []
+    store = agent.site().store
+    with store.lock(f"mailto:{ROOM}", 30.0):
+        sending = threading.Thread(
+            target=lambda: replies.append(
+                daemon.deliver("resource", request("a"), ALICE, [ROOM])[0]
+            )
+        )
+        sending.start()
+        wait_for(lambda: bool(busy_workers(daemon)), "no worker delivering")
+        (busy,) = busy_workers(daemon)
+        daemon.signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded" in daemon.log_text(), "no reload")
+        assert busy in daemon.workers()  # still finishing its delivery
+        new = set(daemon.workers()) - old
+        assert len(new) == 2
+    sending.join(timeout=120)
+    assert replies == [[ACCEPTED]]
+    wait_for(lambda: set(daemon.workers()) == new, "the old workers did not exit")
+    again, _ = daemon.deliver("resource", request("b"), ALICE, [ROOM])
+    assert again[0].code == 250
 
 
 def test_sigterm_answers_the_delivery_under_way_then_exits(daemon: Daemon, agent: Agent) -> None:

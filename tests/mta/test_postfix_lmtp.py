@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.lmtp_support import connected_workers
 from tests.mta import mailsystem as ms
 from tests.mta.conftest import (
     AGENT_GROUP,
@@ -41,7 +42,16 @@ from tests.mta.conftest import (
     free_port,
     start_reaped,
 )
-from tests.mta.scenarios import ORGANISER, ROOM, Delivery, MailSystem, Scenarios
+from tests.mta.scenarios import (
+    HOLD_LOCK,
+    ORGANISER,
+    ROOM,
+    Delivery,
+    MailSystem,
+    Scenarios,
+    request,
+    uids,
+)
 from tests.mta.test_postfix import PostfixSystem
 
 pytestmark = pytest.mark.skipif(
@@ -256,3 +266,57 @@ class TestPostfixLmtp(Scenarios):
             f"ok   {ROOM} (resource): Postfix routes it to imip-resource",
         ):
             assert expected in lines, done.stdout
+
+    def test_a_worker_killed_mid_delivery_loses_nothing(
+        self, system: PostfixLmtpSystem, service: Service, site: ms.Site
+    ) -> None:
+        """The worker dies waiting for the room's lock, its connection with
+        it: Postfix defers the message ("lost connection"), the supervisor
+        starts another worker, and the retry delivers it once."""
+        smtp = f"127.0.0.1:{service.postfix.port}"
+        ms.write_config(site, smtp, lock_timeout=60.0)  # the worker waits for the lock
+        reloads = site.log_text().count("reloaded")
+        service.daemon.send_signal(signal.SIGHUP)
+        ms.wait_for(lambda: site.log_text().count("reloaded") > reloads, "no reload", site.log_text)
+        # The resource socket only: the organiser's copy goes to outgoing.lmtp.
+        sockets = {site.root / "run" / "resource.lmtp"}
+        holder = subprocess.Popen(
+            [str(site.program("python")), "-c", HOLD_LOCK, str(site.config), f"mailto:{ROOM}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            user=AGENT_USER,
+            group=AGENT_GROUP,
+            extra_groups=[],
+            cwd="/",
+        )
+        assert holder.stdout is not None and holder.stdin is not None
+        try:
+            assert holder.stdout.readline() == b"locked\n"
+            queue_id = system.send(request("meeting-1", ROOM), ORGANISER, ROOM)
+            ms.wait_for(
+                lambda: len(connected_workers(service.daemon.pid, sockets)) == 1,
+                "no worker took the message",
+                system.explain,
+            )
+            (busy,) = connected_workers(service.daemon.pid, sockets)
+            os.kill(busy, signal.SIGKILL)
+            ms.wait_for(
+                lambda: system.deferred(queue_id, ROOM), "Postfix did not defer", system.explain
+            )
+            assert system.replies(system.organiser) == []
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=30)
+            ms.write_config(site, smtp)
+        ms.wait_for(
+            lambda: "a worker stopped (signal 9); starting another" in site.log_text(),
+            "the worker was not replaced",
+            site.log_text,
+        )
+        system.flush()
+        system.settle()
+        assert system.replies(system.organiser) == [("meeting-1", "ACCEPTED")]
+        assert uids(ms.exported(system.site, ROOM)) == ["meeting-1"]
+        assert ms.admin(system.site, "log", ROOM).count("meeting-1") == 1
+        delivered = [d for d in system.deliveries() if d == (queue_id, ROOM, "imip-resource")]
+        assert len(delivered) == 1, system.explain()
