@@ -93,6 +93,7 @@ from imiptools.fileutil import (
     remove_file,
     resolve_root,
     sync_deferred_directories,
+    write_derived,
     write_new_file,
 )
 from imiptools.lock import file_lock
@@ -101,6 +102,7 @@ from imiptools.periods import Period
 from imiptools.spool import Spool, envelope_block
 from imiptools.spool import new_id as new_spool_id
 from imiptools.stores.base import Store
+from imiptools.stores.bucketindex import IndexedBucket, index, load, to_bytes
 from imiptools.stores.names import (
     is_hashed,
     is_safe_component,
@@ -126,6 +128,7 @@ FREEBUSY = "freebusy"
 FREEBUSY_INDEX = "freebusy-index"
 FREEBUSY_OTHER = "freebusy-other"
 FREEBUSY_OFFERS = "freebusy-offers"
+FREEBUSY_CACHE = "freebusy-cache"
 DECISIONS = "decisions.log"
 TXN = ".txn"
 STAGED = ".staged"
@@ -278,14 +281,14 @@ class _Bucket:
     of ``lines[: i + 1]``: the lines that may overlap [first, last) are a
     slice found by two bisections. A bucket holding a line of another shape
     is not indexed (``starts`` None) and every query scans it, so that
-    parsing reports the line. ``text`` is the bucket's text as read (its
-    lines, in the order read), searched whole at C speed.
+    parsing reports the line. A bucket as this store writes it is an
+    :class:`~imiptools.stores.bucketindex.IndexedBucket` instead; this is
+    for one that is not (lines out of order, a line of another shape).
     """
 
     lines: list[str]
     starts: list[str] | None = None
     reach: Sequence[str] = ()
-    text: str = ""
 
     @classmethod
     def indexed(cls, text: str) -> _Bucket:
@@ -293,14 +296,14 @@ class _Bucket:
         thousands)."""
         lines = _lines(text)
         if not all(map(_LINE_SHAPE.match, lines)):
-            return cls(lines, text=text)
+            return cls(lines)
         if not all(map(operator.le, lines, lines[1:])):
             lines = sorted(lines)  # not as this store writes it: index a sorted copy
         starts = list(map(_START_TEXT, lines))
         ends = list(map(_END_TEXT, lines))
         if not all(map(operator.le, ends, ends[1:])):  # else each end is its own reach
             ends = list(accumulate(ends, max))
-        return cls(lines, starts, ends, text)
+        return cls(lines, starts, ends)
 
     def near(self, first: str, last: str) -> list[str]:
         """The lines whose period may overlap [first, last) (UTC texts)."""
@@ -308,10 +311,6 @@ class _Bucket:
             return self.lines
         low = bisect_right(self.reach, first)
         return self.lines[low : bisect_left(self.starts, last, lo=low)]
-
-    def may_hold(self, needle: str) -> bool:
-        """False when no line holds ``needle`` (one search of the text)."""
-        return needle in self.text
 
 
 def _lines(text: str | None) -> list[str]:
@@ -335,7 +334,7 @@ class FileStore(Store):
         #: FileStore serves one thread: the LMTP service's workers are
         #: processes, each with its own.)
         self._locked: set[Path] = set()
-        self._buckets: dict[tuple[Path, str], _Bucket] = {}
+        self._buckets: dict[tuple[Path, str], _Bucket | IndexedBucket] = {}
         self._held_offers: dict[Path, list[tuple[datetime, Period]]] = {}
 
     # -- users and locking ------------------------------------------------
@@ -671,23 +670,41 @@ class FileStore(Store):
 
     # -- the user's own free/busy ----------------------------------------------
 
-    def _read_bucket(self, directory: Path, name: str) -> str:
-        """The text of bucket ``name`` (a hook: tests count the reads)."""
-        return read_text(directory / name) or ""
+    def _read_bucket(self, directory: Path, name: str) -> bytes:
+        """The bytes of bucket ``name`` (a hook: tests count the reads)."""
+        return read_bytes(directory / name) or b""
 
-    def _bucket(self, directory: Path, name: str) -> _Bucket:
+    def _bucket(self, directory: Path, name: str) -> _Bucket | IndexedBucket:
         """Bucket ``name`` of ``directory`` (a user's ``freebusy``): read and
-        indexed once while this process holds the user's lock, read afresh
-        (and scanned whole) otherwise."""
+        indexed once while this process holds the user's lock (see
+        :meth:`_indexed`), read afresh otherwise (with its index file if
+        that holds, else scanned whole)."""
         bucket = self._buckets.get((directory, name))
         if bucket is not None:
             return bucket
         if directory.parent not in self._locked:
-            return _Bucket(_lines(self._read_bucket(directory, name)))
-        bucket = self._buckets[directory, name] = _Bucket.indexed(
-            self._read_bucket(directory, name)
-        )
+            text = self._read_bucket(directory, name)
+            cache = directory.parent / FREEBUSY_CACHE / name
+            found = load(text, read_bytes(cache)) if text else None
+            return found if found is not None else _Bucket(_lines(decode_text(text)))
+        bucket = self._buckets[directory, name] = self._indexed(directory, name)
         return bucket
+
+    def _indexed(self, directory: Path, name: str) -> _Bucket | IndexedBucket:
+        """Bucket ``name`` with its index file (see
+        :mod:`~imiptools.stores.bucketindex`), or indexed from its text and
+        the index file written (a store's first use, or after a crash or
+        ``make-freebusy``); a bucket not as this store writes it is indexed
+        as lines (and not kept in an index file)."""
+        text = self._read_bucket(directory, name)
+        cache = directory.parent / FREEBUSY_CACHE / name
+        found = load(text, read_bytes(cache)) if text else index(text)
+        if found is None:
+            found = index(text)
+            if found is None:
+                return _Bucket.indexed(decode_text(text))
+            _write_cache(cache, found)
+        return found
 
     def _forget_buckets(self, user_directory: Path) -> None:
         """Drop the buckets (and offers) of ``user_directory`` read under its lock."""
@@ -742,25 +759,39 @@ class FileStore(Store):
             _write_index(index, uid, set(new))
 
     def _rewrite_bucket(self, directory: Path, name: str, marker: str, lines: set[str]) -> None:
-        """Replace the lines whose uid field is ``marker`` by ``lines``."""
-        bucket = self._bucket(directory, name)
+        """Replace the lines whose uid field is ``marker`` by ``lines`` (the
+        text is searched for them: a bucket the uid's index lost is mended
+        too); an indexed bucket is spliced (see
+        :meth:`~imiptools.stores.bucketindex.IndexedBucket.replaced`) and its
+        index file written after it."""
+        bucket = self._buckets.pop((directory, name), None) or self._indexed(directory, name)
+        cache = directory.parent / FREEBUSY_CACHE / name
+        if isinstance(bucket, IndexedBucket):
+            spliced = bucket.replaced(f"\t{marker}\t".encode(), sorted(lines))
+            if spliced is None:
+                self._keep(directory, name, bucket)
+                return
+            if spliced.text:
+                atomic_write(directory / name, spliced.text)
+                _write_cache(cache, spliced)
+                self._keep(directory, name, spliced)
+            else:
+                remove_file(directory / name)
+                remove_file(cache, durable=False)
+            return
         current = bucket.lines
-        if bucket.starts is not None:  # every line shaped: its uid field starts at 34
-            needle = "\t" + marker + "\t"
-            if bucket.may_hold(needle):
-                kept = [line for line in current if not line.startswith(needle, 33)]
-            else:  # no line of the uid here (as when a new event is booked)
-                kept = current
-            result = sorted(kept + sorted(lines))  # two sorted runs: merged in one pass
-        else:
-            result = sorted({line for line in current if not _has_uid_field(line, marker)} | lines)
+        result = sorted({line for line in current if not _has_uid_field(line, marker)} | lines)
         if result == current:
             return
-        self._buckets.pop((directory, name), None)
         if result:
             atomic_write(directory / name, _join(result))
         else:
             remove_file(directory / name)
+
+    def _keep(self, directory: Path, name: str, bucket: IndexedBucket) -> None:
+        """Keep ``bucket`` as read while this process holds the user's lock."""
+        if directory.parent in self._locked:
+            self._buckets[directory, name] = bucket
 
     def replace_freebusy(self, user: str, periods: Iterable[Period]) -> None:
         """Rewrite every bucket and index of the user from ``periods``.
@@ -993,6 +1024,16 @@ def _write_if_changed(path: Path, lines: list[str]) -> None:
         remove_file(path)
     elif read_bytes(path) != encode_text(_join(lines)):
         atomic_write(path, _join(lines))
+
+
+def _write_cache(path: Path, bucket: IndexedBucket) -> None:
+    """Write the index file of ``bucket`` at ``path``, not durably (see
+    :mod:`~imiptools.stores.bucketindex`); failing to is no error (the
+    bucket is indexed from its text next time)."""
+    try:
+        write_derived(path, to_bytes(bucket))
+    except StoreUnavailable as exc:
+        logger.debug("free/busy index not written: %s", exc)
 
 
 def _read_index(path: Path) -> set[str]:
