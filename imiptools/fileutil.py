@@ -443,14 +443,18 @@ def _create_temporary(directory: int, name: str) -> tuple[int, str]:
             continue
 
 
-def write_fully(descriptor: int, data: bytes, sync: bool = True) -> None:
-    """Write all of ``data`` to an open file and (with ``sync``) fsync it."""
+def write_fully(descriptor: int, data: bytes) -> None:
+    """Write all of ``data`` to an open file and fsync it."""
+    _write_all(descriptor, data)
+    os.fsync(descriptor)
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    """Write all of ``data`` to an open file (no fsync)."""
     view = memoryview(data)
     while view:
         written = os.write(descriptor, view)
         view = view[written:]
-    if sync:
-        os.fsync(descriptor)
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -497,7 +501,10 @@ def _replace(directory: int, path: Path, payload: bytes, sync: bool = True) -> N
     try:
         descriptor, temporary = _create_temporary(directory, path.name)
         try:
-            write_fully(descriptor, payload, sync)
+            if sync:
+                write_fully(descriptor, payload)
+            else:
+                _write_all(descriptor, payload)
         finally:
             os.close(descriptor)
         os.replace(temporary, path.name, src_dir_fd=directory, dst_dir_fd=directory)
