@@ -163,6 +163,11 @@ class _Builder:
     def __init__(self, old: IndexedBucket) -> None:
         self.old = old
         self.text = memoryview(old.text)
+        self.old_starts = memoryview(old.starts).cast("B")  # sliced by bytes
+        self.old_ends = memoryview(old.ends).cast("B")
+        self.old_reach = memoryview(old.reach).cast("B")
+        self.old_lengths = memoryview(old.lengths)  # summed by items
+        self.old_length_bytes = self.old_lengths.cast("B")
         self.row = self.position = 0  # an old row and where it starts
         self.pieces: list[bytes | memoryview] = []
         self.starts = array("q")
@@ -172,20 +177,23 @@ class _Builder:
         self.most = -1  # the largest end added as a new line so far
 
     def copy(self, low: int, high: int) -> None:
-        """Old rows [low, high): their reach raised to the new lines' ends
-        before them (the old reach ascends: one bisection finds where)."""
+        """Old rows [low, high) (each array's slice copied once): their
+        reach raised to the new lines' ends before them (the old reach
+        ascends: one bisection finds how far)."""
         if low >= high:
             return
-        old = self.old
         self.pieces.append(self.text[self._at(low) : self._at(high)])
-        self.starts += old.starts[low:high]
-        self.ends += old.ends[low:high]
-        self.lengths += old.lengths[low:high]
-        reach = old.reach[low:high]
-        if reach[0] < self.most:
-            raised = bisect_right(reach, self.most)
-            reach = array("q", [self.most]) * raised + reach[raised:]
-        self.reach += reach
+        first, last = low * _WIDTH, high * _WIDTH
+        self.starts.frombytes(self.old_starts[first:last])
+        self.ends.frombytes(self.old_ends[first:last])
+        self.lengths.frombytes(self.old_length_bytes[first:last])
+        reach = self.old.reach
+        if reach[low] >= self.most:
+            self.reach.frombytes(self.old_reach[first:last])
+            return
+        raised = bisect_right(reach, self.most, low, high)
+        self.reach += array("q", [self.most]) * (raised - low)
+        self.reach.frombytes(self.old_reach[raised * _WIDTH : last])
 
     def _at(self, row: int) -> int:
         """Where old row ``row`` starts (rows are asked in ascending order:
@@ -193,7 +201,7 @@ class _Builder:
         if self.old._offsets is not None:
             return self.old._offsets[row]
         if row != self.row:
-            self.position += sum(self.old.lengths[self.row : row])
+            self.position += sum(self.old_lengths[self.row : row])
             self.row = row
         return self.position
 

@@ -144,6 +144,9 @@ _MEMO_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 #: Periods touching more monthly buckets than this go to :data:`LONG_BUCKET`.
 MAX_MONTHS = 12
 LONG_BUCKET = "long"
+#: Buckets of fewer bytes than this (about 250 lines) are indexed from their
+#: text, which costs less than reading and writing an index file beside them.
+SMALL_BUCKET = 1 << 15
 #: Spans of more months than this list ``freebusy/`` instead of probing.
 PROBE_MONTHS = 36
 FIRST_YEAR = 1900
@@ -684,8 +687,10 @@ class FileStore(Store):
             return bucket
         if directory.parent not in self._locked:
             text = self._read_bucket(directory, name)
-            cache = directory.parent / FREEBUSY_CACHE / name
-            found = load(text, read_bytes(cache)) if text else None
+            if len(text) < SMALL_BUCKET:
+                found = index(text)
+            else:
+                found = load(text, read_bytes(directory.parent / FREEBUSY_CACHE / name))
             return found if found is not None else _Bucket(_lines(decode_text(text)))
         bucket = self._buckets[directory, name] = self._indexed(directory, name)
         return bucket
@@ -694,17 +699,18 @@ class FileStore(Store):
         """Bucket ``name`` with its index file (see
         :mod:`~imiptools.stores.bucketindex`), or indexed from its text and
         the index file written (a store's first use, or after a crash or
-        ``make-freebusy``); a bucket not as this store writes it is indexed
-        as lines (and not kept in an index file)."""
+        ``make-freebusy``); a bucket smaller than :data:`SMALL_BUCKET` is
+        indexed from its text without one, and a bucket not as this store
+        writes it as lines (and not kept in an index file)."""
         text = self._read_bucket(directory, name)
+        small = len(text) < SMALL_BUCKET
         cache = directory.parent / FREEBUSY_CACHE / name
-        found = load(text, read_bytes(cache)) if text else index(text)
-        if found is None:
+        found = index(text) if small else load(text, read_bytes(cache))
+        if found is None and not small:
             found = index(text)
-            if found is None:
-                return _Bucket.indexed(decode_text(text))
-            _write_cache(cache, found)
-        return found
+            if found is not None:
+                _write_cache(cache, found)
+        return found if found is not None else _Bucket.indexed(decode_text(text))
 
     def _forget_buckets(self, user_directory: Path) -> None:
         """Drop the buckets (and offers) of ``user_directory`` read under its lock."""
@@ -773,11 +779,13 @@ class FileStore(Store):
                 return
             if spliced.text:
                 atomic_write(directory / name, spliced.text)
-                _write_cache(cache, spliced)
                 self._keep(directory, name, spliced)
             else:
                 remove_file(directory / name)
-                remove_file(cache, durable=False)
+            if len(spliced.text) >= SMALL_BUCKET:
+                _write_cache(cache, spliced)
+            elif len(bucket.text) >= SMALL_BUCKET:
+                remove_file(cache, durable=False)  # would never be believed again
             return
         current = bucket.lines
         result = sorted({line for line in current if not _has_uid_field(line, marker)} | lines)

@@ -16,7 +16,7 @@ import pytest
 
 from imiptools.periods import Period
 from imiptools.stores.bucketindex import IndexedBucket, index, load, to_bytes
-from imiptools.stores.file import FREEBUSY_CACHE, FileStore
+from imiptools.stores.file import FREEBUSY_CACHE, SMALL_BUCKET, FileStore
 
 USER = "mailto:room@example.com"
 USER_DIR = "mailto:room@example.com"
@@ -147,16 +147,47 @@ def answers(store: FileStore) -> list[list[Period]]:
     return found
 
 
-def test_a_booking_writes_each_buckets_index_file(tmp_path: Path) -> None:
-    store = FileStore(tmp_path / "store")
+def filler() -> list[Period]:
+    """Enough periods that March's and April's buckets are not small."""
+    summary = "x" * 150
+    return [
+        Period(
+            BASE + timedelta(days=d, hours=h),
+            BASE + timedelta(days=d, hours=h, minutes=5),
+            "f",
+            "",
+            "OPAQUE",
+            summary,
+        )
+        for d in range(61)
+        for h in range(2, 10)
+    ]
+
+
+def bucket_and_cache(root: Path, name: str) -> tuple[bytes, bytes | None]:
+    path = cache(root, name)
+    text = (root / USER_DIR / "freebusy" / name).read_bytes()
+    return text, path.read_bytes() if path.exists() else None
+
+
+def test_a_booking_writes_each_large_buckets_index_file(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    store = FileStore(root)
     with store.lock(USER, 5):
         store.set_freebusy_for_uid(USER, "a", series("a", 0))
+        assert not cache(root, "2030-03").exists()  # small: indexed from its text
+        store.set_freebusy_for_uid(USER, "f", filler())
     for name in ("2030-03", "2030-04"):
-        bucket = (tmp_path / "store" / USER_DIR / "freebusy" / name).read_bytes()
-        assert load(bucket, cache(tmp_path / "store", name).read_bytes()) is not None
+        text, data = bucket_and_cache(root, name)
+        assert len(text) >= SMALL_BUCKET
+        assert load(text, data) is not None
     with store.lock(USER, 5):
         store.set_freebusy_for_uid(USER, "a", [])
-    assert not cache(tmp_path / "store", "2030-03").exists()
+    text, data = bucket_and_cache(root, "2030-03")
+    assert load(text, data) is not None
+    with store.lock(USER, 5):
+        store.set_freebusy_for_uid(USER, "f", [])
+    assert not cache(root, "2030-03").exists()
 
 
 @pytest.mark.parametrize("spoil", ["remove", "empty", "stale", "garbage"])
@@ -167,6 +198,7 @@ def test_a_spoilt_index_file_changes_no_answer_and_is_written_again(
     for a store written before index files existed (``remove``)."""
     root = tmp_path / "store"
     store = FileStore(root)
+    store.set_freebusy_for_uid(USER, "f", filler())
     store.set_freebusy_for_uid(USER, "a", series("a", 0))
     old = cache(root, "2030-03").read_bytes()
     store.set_freebusy_for_uid(USER, "b", series("b", 30))
@@ -182,6 +214,7 @@ def test_a_spoilt_index_file_changes_no_answer_and_is_written_again(
     assert load(bucket, target.read_bytes()) is not None  # indexed again under the lock
     store.set_freebusy_for_uid(USER, "c", series("c", 35))
     clean = FileStore(tmp_path / "clean")
+    clean.set_freebusy_for_uid(USER, "f", filler())
     for uid, minute in (("a", 0), ("b", 30), ("c", 35)):
         clean.set_freebusy_for_uid(USER, uid, series(uid, minute))
     assert answers(FileStore(root)) == answers(clean)
