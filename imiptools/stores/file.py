@@ -15,6 +15,7 @@ e.g. ``mailto:room@example.com``)::
     freebusy/YYYY-MM                    busy periods overlapping that UTC month
     freebusy/long                       periods touching more than 12 months
     freebusy-index/<uid>                "uid <escaped uid>" then the uid's buckets
+    freebusy-cache/YYYY-MM, long        a large bucket's arrays (derived, never fsynced)
     freebusy-other/<other>              free/busy received from others
     freebusy-offers                     periods offered in our COUNTERs, with expiry
     decisions.log                       the resource's decisions, one JSON object a line
@@ -40,7 +41,12 @@ clamped to 1900..9999), or in ``freebusy/long`` if it touches more than
 :data:`MAX_MONTHS` buckets, so that a hostile event lasting centuries costs
 one write, not thousands. :meth:`FileStore.get_freebusy` reads the buckets
 of the span and ``long``; :meth:`FileStore.set_freebusy_for_uid` finds the
-uid's old buckets in its index. Periods are stored from 1900-01-01 onward
+uid's old buckets in its index. Under the user's lock a bucket is read
+and indexed once; a bucket of :data:`SMALL_BUCKET` bytes or more is indexed
+by the arrays of its index file in ``freebusy-cache/`` (see
+:mod:`~imiptools.stores.bucketindex`: believed only for the very text it
+was written for, else built from the text and written again), and a
+booking's lines are spliced into the bucket and its arrays. Periods are stored from 1900-01-01 onward
 (earlier starts are clamped, periods ending before are dropped; the same
 holds for others' free/busy).
 
