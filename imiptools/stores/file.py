@@ -46,9 +46,9 @@ and indexed once; a bucket of :data:`SMALL_BUCKET` bytes or more is indexed
 by the arrays of its index file in ``freebusy-cache/`` (see
 :mod:`~imiptools.stores.bucketindex`: believed only for the very text it
 was written for, else built from the text and written again), and a
-booking's lines are spliced into the bucket and its arrays. Periods are stored from 1900-01-01 onward
-(earlier starts are clamped, periods ending before are dropped; the same
-holds for others' free/busy).
+booking's lines are spliced into the bucket and its arrays. Periods are
+stored from 1900-01-01 onward (earlier starts are clamped, periods ending
+before are dropped; the same holds for others' free/busy).
 
 Symlinks: the root may be reached through symlinks (it is resolved once,
 :func:`~imiptools.fileutil.resolve_root`); below it every file is reached
