@@ -776,7 +776,9 @@ class FileStore(Store):
         too); an indexed bucket is spliced (see
         :meth:`~imiptools.stores.bucketindex.IndexedBucket.replaced`) and its
         index file written after it."""
-        bucket = self._buckets.pop((directory, name), None) or self._indexed(directory, name)
+        bucket = self._buckets.pop((directory, name), None)
+        if bucket is None:  # not read under the lock yet (an empty one is falsy)
+            bucket = self._indexed(directory, name)
         cache = directory.parent / FREEBUSY_CACHE / name
         if isinstance(bucket, IndexedBucket):
             spliced = bucket.replaced(f"\t{marker}\t".encode(), sorted(lines))
