@@ -35,7 +35,6 @@ from __future__ import annotations
 import base64
 import binascii
 import email
-import email.policy
 import logging
 import re
 from collections.abc import Sequence
@@ -121,7 +120,7 @@ def _decrypted(parsed: ParsedMessage, keyring: Keyring, max_size: int | None) ->
     if not result.ok:
         log.warning("OpenPGP: message %s: %s", parsed.message_id[:200], result.problem)
         return replace(parsed, security=Security(encrypted=True, problem=result.problem))
-    inner = email.message_from_bytes(result.data, policy=email.policy.compat32)
+    inner = email.message_from_bytes(result.data)  # compat32, as parse_message reads
     signature = result.signature
     if _kind(inner) == "signed":
         signature = _check_signed(inner, result.data, keyring)

@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from imiptools.i18n import N_
-from imiptools.scheduling.alternatives import alternative
 from imiptools.scheduling.counter import delegated_limits
 from imiptools.scheduling.limits import check_limits
 from imiptools.scheduling.model import (
@@ -77,6 +76,8 @@ def limited(request: Request, broken: Decision) -> Decision:
     a compliant alternative (:func:`~.alternatives.alternative`) when there
     is one. The verdict names the limit, as a function line's would."""
     if request.preference("limit_action") == "counter":
+        from imiptools.scheduling.alternatives import alternative  # lazy: start-up
+
         offer = alternative(request, broken)
         if offer is not None:
             return replace(offer, verdicts=((broken.function, "COUNTER", offer.code),))

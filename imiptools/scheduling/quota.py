@@ -62,7 +62,6 @@ from imiptools.quota.model import (
     QuotaState,
     parse_user,
 )
-from imiptools.scheduling.alternatives import shortened, truncated
 from imiptools.scheduling.freebusy import clashes, describe, tolerated
 from imiptools.scheduling.model import (
     Answer,
@@ -281,6 +280,11 @@ def _fitting(
     declined: Decision,
 ) -> Decision | None:
     """The part of the request that fits the quota, as a COUNTER; None if none."""
+    from imiptools.scheduling.alternatives import (  # lazy: start-up (only a counter)
+        shortened,
+        truncated,
+    )
+
     user = _user(request)
     group = state.groups.get(user)
     members = state.members(group)

@@ -6,7 +6,8 @@ import email
 import email.policy
 import random
 import re
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage, Message
 from typing import Any, cast
@@ -392,3 +393,37 @@ def _headers_given(arguments: dict[str, Any]) -> list[tuple[str, str]]:
         single = single_line(value)[: compose_module.MAX_HEADER]
         headers.append((name, compose_module._encoded_text(single, name)))
     return headers
+
+
+def test_header_folding_is_the_policys() -> None:
+    """The direct writer folds a header itself when the policy would leave
+    it as it is (short lines of ASCII), and leaves every other value to
+    ``email.policy.SMTP`` (issue 15: its module is 0.7 MiB a plain reply
+    does not need); either way the lines are the policy's."""
+    rng = random.Random(1550)
+    pieces = ["a", "Z", " ", "é", "=?", "\n", "\r\n", "\r", "\x0b", "\x1c", "\x85", "\udcff", ";"]
+    names = ["To", "Subject", "References", "X-A-Rather-Long-Header-Name"]
+    values = ["", " ", "x" * 62, "x" * 63, "x" * 78, "x" * 79, "a\n " + "b" * 78, "a\n " + "b" * 77]
+    values += ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 90))) for _ in range(400)]
+    for name in names:
+        for value in values:
+            expected = _outcome(email.policy.SMTP.fold, name, value)
+            assert _outcome(compose_module._fold, name, value) == expected, (name, value)
+
+
+def _outcome(fold: Callable[[str, str], str], name: str, value: str) -> str | type[Exception]:
+    """What ``fold`` returns, or the kind of error it raises (the policy
+    cannot encode some undecodable bytes)."""
+    try:
+        return fold(name, value)
+    except Exception as exc:
+        return type(exc)
+
+
+def test_the_alternatives_content_type_is_folded_as_the_policy_folds_it() -> None:
+    boundaries = ["=" * 15 + f"{0:019d}==", "=" * 15 + f"{sys.maxsize - 1:019d}=="]
+    boundaries += [compose_module._make_boundary("") for _ in range(50)]
+    for boundary in boundaries:
+        content = f'multipart/alternative; boundary="{boundary}"'
+        expected = email.policy.SMTP.fold("Content-Type", content)
+        assert compose_module._alternative_content_type(boundary) == expected

@@ -357,6 +357,20 @@ def test_hostile_nesting_depth_does_not_raise() -> None:
     assert parsed.from_address == "alice@example.org"
 
 
+def test_every_message_is_read_with_the_compat32_policy() -> None:
+    """compat32 records defects instead of raising; parse_message relies on
+    it being the parsers' default (it does not import email.policy, which a
+    run does not need): whole messages, headers only, and the fallback for
+    hostile nesting."""
+    nested = b"".join(
+        b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+        for i in range(5000)
+    )
+    cases = ((message(INLINE_CALENDAR), False), (HEADERS, True), (HEADERS + nested, False))
+    for raw, only in cases:
+        assert parse_message(raw, headers_only=only).message.policy is email.policy.compat32
+
+
 def test_calendar_written_where_part_headers_belong() -> None:
     """Regression: a Lightning/OBM reply put the calendar before the part headers."""
     body = CALENDAR.replace("METHOD:REQUEST", "METHOD:REPLY") + (
