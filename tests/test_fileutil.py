@@ -30,6 +30,7 @@ from imiptools.fileutil import (
     resolve_root,
     write_new_file,
 )
+from tests.support import open_descriptors
 
 
 def test_write_and_read_text(tmp_path: Path) -> None:
@@ -371,17 +372,6 @@ def test_a_barrier_makes_the_batch_so_far_durable(tmp_path: Path, synced: list[s
 # -- held directories ---------------------------------------------------------------
 
 
-def _descriptors() -> set[str]:
-    """What this process has open (targets of ``/proc/self/fd``)."""
-    found = set()
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            found.add(os.readlink(f"/proc/self/fd/{name}"))
-        except FileNotFoundError:  # the listing's own descriptor, closed meanwhile
-            continue
-    return found
-
-
 @pytest.mark.parametrize("operation", OPERATIONS.values(), ids=OPERATIONS.keys())
 def test_a_symlink_below_a_held_directory_is_refused_not_followed(
     planted: tuple[Path, Path], operation: Callable[[Path], object]
@@ -438,14 +428,14 @@ def test_a_held_directory_is_walked_once_and_what_is_below_per_call(
 
 def test_a_held_directory_is_closed_when_its_block_ends(tmp_path: Path) -> None:
     (tmp_path / "user").mkdir()
-    before = _descriptors()
+    before = open_descriptors()
     with held_directory(tmp_path / "user"):
         atomic_write(tmp_path / "user" / "sub" / "f", "x")
-        assert str(tmp_path / "user") in _descriptors() - before
-    assert _descriptors() == before
+        assert str(tmp_path / "user") in open_descriptors() - before
+    assert open_descriptors() == before
     with pytest.raises(RuntimeError), held_directory(tmp_path / "user"):
         raise RuntimeError("the block fails")
-    assert _descriptors() == before
+    assert open_descriptors() == before
     assert fileutil._HELD.get() == ()
 
 

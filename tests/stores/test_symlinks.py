@@ -15,6 +15,7 @@ from imiptools.quota.journal import QuotaJournal
 from imiptools.spool import Spool
 from imiptools.stores.file import FileStore
 from tests.stores.contract import USER, event
+from tests.support import open_descriptors
 
 USER_DIR = "mailto:room@example.com"
 
@@ -51,17 +52,6 @@ def test_decision_log_symlink_is_not_appended_through(tmp_path: Path, outside: P
     assert os.listdir(outside) == []
 
 
-def _descriptors() -> set[str]:
-    """What this process has open (targets of ``/proc/self/fd``)."""
-    found = set()
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            found.add(os.readlink(f"/proc/self/fd/{name}"))
-        except FileNotFoundError:  # the listing's own descriptor, closed meanwhile
-            continue
-    return found
-
-
 def test_a_subdirectory_swapped_for_a_symlink_under_the_lock_is_refused(
     tmp_path: Path, outside: Path
 ) -> None:
@@ -82,17 +72,17 @@ def test_the_user_directory_is_held_only_while_locked(tmp_path: Path) -> None:
     store = FileStore(tmp_path / "store")
     store.set_object(USER, "a", event("a"))
     user_directory = str(tmp_path / "store" / USER_DIR)
-    before = _descriptors()
+    before = open_descriptors()
     with store.lock(USER, 1):
-        assert user_directory in _descriptors()
+        assert user_directory in open_descriptors()
         store.set_object(USER, "b", event("b"))
-    assert _descriptors() == before
+    assert open_descriptors() == before
     with pytest.raises(RuntimeError), store.lock(USER, 1):
         raise RuntimeError("the work fails")
-    assert _descriptors() == before
+    assert open_descriptors() == before
     with store.lock(USER, 1), pytest.raises(LockTimeout), store.lock(USER, 0):
         pass  # not re-entrant: the inner one times out, and lets go of its hold
-    assert _descriptors() == before
+    assert open_descriptors() == before
 
 
 def test_locks_of_two_users_hold_their_own_directories(tmp_path: Path) -> None:
