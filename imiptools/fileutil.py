@@ -516,11 +516,16 @@ def _create_temporary(directory: int, name: str) -> tuple[int, str]:
 
 def write_fully(descriptor: int, data: bytes) -> None:
     """Write all of ``data`` to an open file and fsync it."""
+    _write_all(descriptor, data)
+    os.fsync(descriptor)
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    """Write all of ``data`` to an open file (no fsync)."""
     view = memoryview(data)
     while view:
         written = os.write(descriptor, view)
         view = view[written:]
-    os.fsync(descriptor)
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -538,12 +543,39 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         _sync(directory, path.parent)
 
 
-def _replace(directory: int, path: Path, payload: bytes) -> None:
+def write_derived(path: Path, data: bytes) -> None:
+    """Replace the content of ``path`` with ``data`` atomically (a reader
+    sees the old or the new content) but not durably: nothing is fsynced,
+    and the directory is created without an fsync of its parent.
+
+    Only for derived data that its reader checks against what it was
+    derived from (a power failure may leave it old, empty or gone); errors
+    are raised as for :func:`atomic_write`.
+    """
+    with _directory(path.parent.parent) as parent:
+        if parent is None:
+            raise StoreUnavailable(f"cannot write {path}: its directory is missing")
+        try:
+            os.mkdir(path.parent.name, 0o777, dir_fd=parent)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise _unavailable("create directory", path.parent, exc) from exc
+    with _directory(path.parent, flags=_READ) as directory:
+        if directory is None:
+            raise StoreUnavailable(f"cannot write {path}: its directory is missing")
+        _replace(directory, path, data, sync=False)
+
+
+def _replace(directory: int, path: Path, payload: bytes, sync: bool = True) -> None:
     temporary: str | None = None
     try:
         descriptor, temporary = _create_temporary(directory, path.name)
         try:
-            write_fully(descriptor, payload)
+            if sync:
+                write_fully(descriptor, payload)
+            else:
+                _write_all(descriptor, payload)
         finally:
             os.close(descriptor)
         os.replace(temporary, path.name, src_dir_fd=directory, dst_dir_fd=directory)

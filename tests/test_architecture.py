@@ -102,6 +102,7 @@ BACKEND_MODULES = {
         "imiptools.backends.file",
         "imiptools.stores.file",
         "imiptools.stores.filecheck",
+        "imiptools.stores.bucketindex",
         "imiptools.quota.journal",
         "imiptools.preferences_store",
     ),
@@ -125,6 +126,7 @@ COMPOSITION_ROOT = "imiptools.site"
 #: ``Agent.site()``) and uses the interfaces, so it holds for any backend.
 OWN_TESTS = {
     "file": (
+        "tests/stores/test_bucketindex.py",
         "tests/stores/test_file_store.py",
         "tests/stores/test_overlay.py",
         "tests/stores/test_symlinks.py",

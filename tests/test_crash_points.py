@@ -103,6 +103,8 @@ def _cancel(uid: str, start: str, end: str, who: str = ALICE, room: str = ROOM1)
     return Delivery(room, who, uid, message, answered=False)
 
 
+#: A daily series for 40 days with a long summary (large monthly buckets).
+_DAILY: dict[str, Any] = {"extra": "RRULE:FREQ=DAILY;COUNT=40", "summary": "s" * 150}
 SLOT = ("20300108T100000Z", "20300108T110000Z")
 LATER = ("20300108T140000Z", "20300108T150000Z")
 SCENARIOS = [
@@ -139,6 +141,17 @@ SCENARIOS = [
         (),
         _request("s", *SLOT, extra=f"RECURRENCE-ID:{SLOT[0]}"),
         _request("b", *SLOT, who=BOB),
+    ),
+    # A daily series booked into months large enough to have index files
+    # beside them (freebusy-cache/): the bucket spliced, then its index file.
+    Scenario(
+        "series",
+        tuple(
+            _request(f"d{n}", f"20300102T0{n}0000Z", f"20300102T0{n}1000Z", **_DAILY)
+            for n in range(5)
+        ),
+        _request("a", "20300102T230000Z", "20300102T231000Z", **_DAILY),
+        _request("b", "20300103T230000Z", "20300103T231000Z", who=BOB),
     ),
 ]
 
@@ -435,6 +448,15 @@ def test_disk_full_at_each_write_leaves_a_consistent_store(
                 where = writes[fail_at - 1]
                 raise AssertionError(f"disk full at write {where} (rival={rival}): {exc}") from exc
     assert 75 in codes, "no write failed: the injection did not happen"
+
+
+def test_the_series_scenario_writes_index_files(tmp_path: Path) -> None:
+    """The "series" scenario's months are large enough to have index files,
+    so that a kill and a full disk are tried before each write of one too."""
+    [scenario] = [s for s in SCENARIOS if s.name == "series"]
+    prepared = _prepare(tmp_path, scenario)
+    writes = _traced_writes(tmp_path, prepared, scenario)
+    assert [w for w in writes if "/freebusy-cache/" in w], writes
 
 
 # -- the two reproducers of issue 11 (items 2 and 3), as fixture messages -----------

@@ -15,6 +15,7 @@ e.g. ``mailto:room@example.com``)::
     freebusy/YYYY-MM                    busy periods overlapping that UTC month
     freebusy/long                       periods touching more than 12 months
     freebusy-index/<uid>                "uid <escaped uid>" then the uid's buckets
+    freebusy-cache/YYYY-MM, long        a large bucket's arrays (derived, never fsynced)
     freebusy-other/<other>              free/busy received from others
     freebusy-offers                     periods offered in our COUNTERs, with expiry
     decisions.log                       the resource's decisions, one JSON object a line
@@ -40,9 +41,14 @@ clamped to 1900..9999), or in ``freebusy/long`` if it touches more than
 :data:`MAX_MONTHS` buckets, so that a hostile event lasting centuries costs
 one write, not thousands. :meth:`FileStore.get_freebusy` reads the buckets
 of the span and ``long``; :meth:`FileStore.set_freebusy_for_uid` finds the
-uid's old buckets in its index. Periods are stored from 1900-01-01 onward
-(earlier starts are clamped, periods ending before are dropped; the same
-holds for others' free/busy).
+uid's old buckets in its index. Under the user's lock a bucket is read
+and indexed once; a bucket of :data:`SMALL_BUCKET` bytes or more is indexed
+by the arrays of its index file in ``freebusy-cache/`` (see
+:mod:`~imiptools.stores.bucketindex`: believed only for the very text it
+was written for, else built from the text and written again), and a
+booking's lines are spliced into the bucket and its arrays. Periods are
+stored from 1900-01-01 onward (earlier starts are clamped, periods ending
+before are dropped; the same holds for others' free/busy).
 
 Symlinks: the root may be reached through symlinks (it is resolved once,
 :func:`~imiptools.fileutil.resolve_root`); below it every file is reached
@@ -94,6 +100,7 @@ from imiptools.fileutil import (
     remove_file,
     resolve_root,
     sync_deferred_directories,
+    write_derived,
     write_new_file,
 )
 from imiptools.lock import file_lock
@@ -102,6 +109,7 @@ from imiptools.periods import Period
 from imiptools.spool import Spool, envelope_block
 from imiptools.spool import new_id as new_spool_id
 from imiptools.stores.base import Store
+from imiptools.stores.bucketindex import IndexedBucket, index, load, to_bytes
 from imiptools.stores.names import (
     is_hashed,
     is_safe_component,
@@ -127,6 +135,7 @@ FREEBUSY = "freebusy"
 FREEBUSY_INDEX = "freebusy-index"
 FREEBUSY_OTHER = "freebusy-other"
 FREEBUSY_OFFERS = "freebusy-offers"
+FREEBUSY_CACHE = "freebusy-cache"
 DECISIONS = "decisions.log"
 TXN = ".txn"
 STAGED = ".staged"
@@ -142,6 +151,9 @@ _MEMO_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 #: Periods touching more monthly buckets than this go to :data:`LONG_BUCKET`.
 MAX_MONTHS = 12
 LONG_BUCKET = "long"
+#: Buckets of fewer bytes than this (about 250 lines) are indexed from their
+#: text, which costs less than reading and writing an index file beside them.
+SMALL_BUCKET = 1 << 15
 #: Spans of more months than this list ``freebusy/`` instead of probing.
 PROBE_MONTHS = 36
 FIRST_YEAR = 1900
@@ -279,14 +291,14 @@ class _Bucket:
     of ``lines[: i + 1]``: the lines that may overlap [first, last) are a
     slice found by two bisections. A bucket holding a line of another shape
     is not indexed (``starts`` None) and every query scans it, so that
-    parsing reports the line. ``text`` is the bucket's text as read (its
-    lines, in the order read), searched whole at C speed.
+    parsing reports the line. A bucket as this store writes it is an
+    :class:`~imiptools.stores.bucketindex.IndexedBucket` instead; this is
+    for one that is not (lines out of order, a line of another shape).
     """
 
     lines: list[str]
     starts: list[str] | None = None
     reach: Sequence[str] = ()
-    text: str = ""
 
     @classmethod
     def indexed(cls, text: str) -> _Bucket:
@@ -294,14 +306,14 @@ class _Bucket:
         thousands)."""
         lines = _lines(text)
         if not all(map(_LINE_SHAPE.match, lines)):
-            return cls(lines, text=text)
+            return cls(lines)
         if not all(map(operator.le, lines, lines[1:])):
             lines = sorted(lines)  # not as this store writes it: index a sorted copy
         starts = list(map(_START_TEXT, lines))
         ends = list(map(_END_TEXT, lines))
         if not all(map(operator.le, ends, ends[1:])):  # else each end is its own reach
             ends = list(accumulate(ends, max))
-        return cls(lines, starts, ends, text)
+        return cls(lines, starts, ends)
 
     def near(self, first: str, last: str) -> list[str]:
         """The lines whose period may overlap [first, last) (UTC texts)."""
@@ -309,10 +321,6 @@ class _Bucket:
             return self.lines
         low = bisect_right(self.reach, first)
         return self.lines[low : bisect_left(self.starts, last, lo=low)]
-
-    def may_hold(self, needle: str) -> bool:
-        """False when no line holds ``needle`` (one search of the text)."""
-        return needle in self.text
 
 
 def _lines(text: str | None) -> list[str]:
@@ -336,7 +344,7 @@ class FileStore(Store):
         #: FileStore serves one thread: the LMTP service's workers are
         #: processes, each with its own.)
         self._locked: set[Path] = set()
-        self._buckets: dict[tuple[Path, str], _Bucket] = {}
+        self._buckets: dict[tuple[Path, str], _Bucket | IndexedBucket] = {}
         self._held_offers: dict[Path, list[tuple[datetime, Period]]] = {}
 
     # -- users and locking ------------------------------------------------
@@ -674,23 +682,44 @@ class FileStore(Store):
 
     # -- the user's own free/busy ----------------------------------------------
 
-    def _read_bucket(self, directory: Path, name: str) -> str:
-        """The text of bucket ``name`` (a hook: tests count the reads)."""
-        return read_text(directory / name) or ""
+    def _read_bucket(self, directory: Path, name: str) -> bytes:
+        """The bytes of bucket ``name`` (a hook: tests count the reads)."""
+        return read_bytes(directory / name) or b""
 
-    def _bucket(self, directory: Path, name: str) -> _Bucket:
+    def _bucket(self, directory: Path, name: str) -> _Bucket | IndexedBucket:
         """Bucket ``name`` of ``directory`` (a user's ``freebusy``): read and
-        indexed once while this process holds the user's lock, read afresh
-        (and scanned whole) otherwise."""
+        indexed once while this process holds the user's lock (see
+        :meth:`_indexed`), read afresh otherwise (with its index file if
+        that holds, else scanned whole)."""
         bucket = self._buckets.get((directory, name))
         if bucket is not None:
             return bucket
         if directory.parent not in self._locked:
-            return _Bucket(_lines(self._read_bucket(directory, name)))
-        bucket = self._buckets[directory, name] = _Bucket.indexed(
-            self._read_bucket(directory, name)
-        )
+            text = self._read_bucket(directory, name)
+            if len(text) < SMALL_BUCKET:
+                found = index(text)
+            else:
+                found = load(text, read_bytes(directory.parent / FREEBUSY_CACHE / name))
+            return found if found is not None else _Bucket(_lines(decode_text(text)))
+        bucket = self._buckets[directory, name] = self._indexed(directory, name)
         return bucket
+
+    def _indexed(self, directory: Path, name: str) -> _Bucket | IndexedBucket:
+        """Bucket ``name`` with its index file (see
+        :mod:`~imiptools.stores.bucketindex`), or indexed from its text and
+        the index file written (a store's first use, or after a crash or
+        ``make-freebusy``); a bucket smaller than :data:`SMALL_BUCKET` is
+        indexed from its text without one, and a bucket not as this store
+        writes it as lines (and not kept in an index file)."""
+        text = self._read_bucket(directory, name)
+        small = len(text) < SMALL_BUCKET
+        cache = directory.parent / FREEBUSY_CACHE / name
+        found = index(text) if small else load(text, read_bytes(cache))
+        if found is None and not small:
+            found = index(text)
+            if found is not None:
+                _write_cache(cache, found)
+        return found if found is not None else _Bucket.indexed(decode_text(text))
 
     def _forget_buckets(self, user_directory: Path) -> None:
         """Drop the buckets (and offers) of ``user_directory`` read under its lock."""
@@ -745,25 +774,43 @@ class FileStore(Store):
             _write_index(index, uid, set(new))
 
     def _rewrite_bucket(self, directory: Path, name: str, marker: str, lines: set[str]) -> None:
-        """Replace the lines whose uid field is ``marker`` by ``lines``."""
-        bucket = self._bucket(directory, name)
+        """Replace the lines whose uid field is ``marker`` by ``lines`` (the
+        text is searched for them: a bucket the uid's index lost is mended
+        too); an indexed bucket is spliced (see
+        :meth:`~imiptools.stores.bucketindex.IndexedBucket.replaced`) and its
+        index file written after it."""
+        bucket = self._buckets.pop((directory, name), None)
+        if bucket is None:  # not read under the lock yet (an empty one is falsy)
+            bucket = self._indexed(directory, name)
+        cache = directory.parent / FREEBUSY_CACHE / name
+        if isinstance(bucket, IndexedBucket):
+            spliced = bucket.replaced(f"\t{marker}\t".encode(), sorted(lines))
+            if spliced is None:
+                self._keep(directory, name, bucket)
+                return
+            if spliced.text:
+                atomic_write(directory / name, spliced.text)
+                self._keep(directory, name, spliced)
+            else:
+                remove_file(directory / name)
+            if len(spliced.text) >= SMALL_BUCKET:
+                _write_cache(cache, spliced)
+            elif len(bucket.text) >= SMALL_BUCKET:
+                remove_file(cache, durable=False)  # would never be believed again
+            return
         current = bucket.lines
-        if bucket.starts is not None:  # every line shaped: its uid field starts at 34
-            needle = "\t" + marker + "\t"
-            if bucket.may_hold(needle):
-                kept = [line for line in current if not line.startswith(needle, 33)]
-            else:  # no line of the uid here (as when a new event is booked)
-                kept = current
-            result = sorted(kept + sorted(lines))  # two sorted runs: merged in one pass
-        else:
-            result = sorted({line for line in current if not _has_uid_field(line, marker)} | lines)
+        result = sorted({line for line in current if not _has_uid_field(line, marker)} | lines)
         if result == current:
             return
-        self._buckets.pop((directory, name), None)
         if result:
             atomic_write(directory / name, _join(result))
         else:
             remove_file(directory / name)
+
+    def _keep(self, directory: Path, name: str, bucket: IndexedBucket) -> None:
+        """Keep ``bucket`` as read while this process holds the user's lock."""
+        if directory.parent in self._locked:
+            self._buckets[directory, name] = bucket
 
     def replace_freebusy(self, user: str, periods: Iterable[Period]) -> None:
         """Rewrite every bucket and index of the user from ``periods``.
@@ -996,6 +1043,16 @@ def _write_if_changed(path: Path, lines: list[str]) -> None:
         remove_file(path)
     elif read_bytes(path) != encode_text(_join(lines)):
         atomic_write(path, _join(lines))
+
+
+def _write_cache(path: Path, bucket: IndexedBucket) -> None:
+    """Write the index file of ``bucket`` at ``path``, not durably (see
+    :mod:`~imiptools.stores.bucketindex`); failing to is no error (the
+    bucket is indexed from its text next time)."""
+    try:
+        write_derived(path, to_bytes(bucket))
+    except StoreUnavailable as exc:
+        logger.debug("free/busy index not written: %s", exc)
 
 
 def _read_index(path: Path) -> set[str]:

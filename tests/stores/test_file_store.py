@@ -307,9 +307,9 @@ def test_interrupted_cancel_converges(store: FileStore) -> None:
     assert store.get_cancelled_object(USER, "a") == event("a", "c")
 
 
-def snapshot(top: Path) -> dict[str, str]:
+def snapshot(top: Path) -> dict[str, bytes]:
     files = all_files(top)
-    return {str(p.relative_to(top)): p.read_text() for p in files if p.name != ".lock"}
+    return {str(p.relative_to(top)): p.read_bytes() for p in files if p.name != ".lock"}
 
 
 # -- locking ------------------------------------------------------------------
@@ -332,7 +332,7 @@ class SpyStore(FileStore):
         super().__init__(root)
         self.reads: list[str] = []
 
-    def _read_bucket(self, directory: Path, name: str) -> str:
+    def _read_bucket(self, directory: Path, name: str) -> bytes:
         self.reads.append(name)
         return super()._read_bucket(directory, name)
 
