@@ -41,6 +41,14 @@ Contracts:
 * Every :class:`OSError` leaves as :class:`~imiptools.errors.StoreUnavailable`
   (exit 75: the MTA keeps the message and retries), chained with
   ``raise ... from``; "file missing" is not an error where documented.
+
+Held directories: inside :func:`held_directory` (the file store holds a
+user's directory for as long as it holds the user's lock) a walk of a path
+below that directory starts at its open descriptor instead of at the root,
+so a file directly in it costs one ``open`` and one in a subdirectory two.
+Everything below the held directory is still walked, per call, exactly as
+above: a symlink planted there (a subdirectory swapped for one while the
+lock is held, say) is refused as ever.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ import os
 import stat
 from collections.abc import Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 
 from imiptools.digests import token_hex
@@ -173,40 +182,53 @@ def _make_directory(directory: int | None, name: str, path: Path) -> None:
             raise _unavailable("sync directory", path.parent, exc) from exc
 
 
-def _open_directory(path: Path, create: bool, flags: int) -> int | None:
+def _open_directory(path: Path, create: bool, flags: int) -> tuple[int | None, bool]:
     """An fd of directory ``path`` opened with ``flags``, reached without
     following any symlink below a resolved root (see :func:`_open_child` for
-    None and ``create``)."""
+    None and ``create``), and whether the caller must close it (not so for
+    a held directory's own, see :func:`held_directory`)."""
     parts = path.parts
     last = len(parts) - 1
-    first, current = _open_start(path, flags)
+    first, current, owned = _open_start(path, flags)
     if first > last:
-        return current
+        return current, owned
     try:
         for index in range(first, last + 1):
             child = _open_child(current, parts, index, create, flags if index == last else _WALK)
-            if current is not None:
+            if owned and current is not None:
                 os.close(current)
-            current = child
+            current, owned = child, True
             if current is None:
-                return None
+                return None, False
     except BaseException:
-        if current is not None:
+        if owned and current is not None:
             os.close(current)
         raise
-    return current
+    return current, owned
 
 
-def _open_start(path: Path, flags: int) -> tuple[int, int | None]:
+def _open_start(path: Path, flags: int) -> tuple[int, int | None, bool]:
     """Where a walk of ``path`` starts: (index of the first part still to
-    walk, fd of what comes before it; None for the working directory).
+    walk, fd of what comes before it, None for the working directory;
+    whether that fd is the walk's own to close).
 
-    The longest resolved root (:func:`resolve_root`) that ``path`` lies in
-    is opened in one call: it holds no symlink but an admin's. Else the
-    walk starts at ``/`` (or the working directory, for a relative path).
+    The innermost held directory (:func:`held_directory`) that ``path`` is
+    or lies in starts it without any call (its fd is not the walk's).
+    Else the longest resolved root (:func:`resolve_root`) that ``path``
+    lies in is opened in one call: it holds no symlink but an admin's. Else
+    the walk starts at ``/`` (or the working directory, for a relative path).
     """
-    parts = path.parts
     text = str(path)
+    for hold in reversed(_HELD.get()):
+        if text == hold.path or text.startswith(hold.prefix):
+            return hold.count, hold.descriptor, False
+    first, descriptor = _open_unheld_start(path, text, flags)
+    return first, descriptor, True
+
+
+def _open_unheld_start(path: Path, text: str, flags: int) -> tuple[int, int | None]:
+    """:func:`_open_start` outside held directories: (first part, fd)."""
+    parts = path.parts
     end = len(text)
     while end > 1:  # "/" itself is walked as usual
         prefix = text[:end]
@@ -226,16 +248,65 @@ def _open_start(path: Path, flags: int) -> tuple[int, int | None]:
 
 @contextlib.contextmanager
 def _directory(path: Path, create: bool = False, flags: int = _WALK) -> Iterator[int | None]:
-    """:func:`_open_directory` for a ``with`` block (closed after it)."""
+    """:func:`_open_directory` for a ``with`` block (closed after it, unless
+    it is a held directory's own)."""
     try:
-        descriptor = _open_directory(path, create, flags)
+        descriptor, owned = _open_directory(path, create, flags)
     except OSError as exc:
         raise _unavailable("open directory", path, exc) from exc
     try:
         yield descriptor
     finally:
-        if descriptor is not None:
+        if owned and descriptor is not None:
             os.close(descriptor)
+
+
+@dataclass(frozen=True)
+class _Hold:
+    """A directory held open by :func:`held_directory`."""
+
+    #: Its path as given (absolute), that path followed by ``/``, and its
+    #: number of parts (where a walk below it goes on).
+    path: str
+    prefix: str
+    count: int
+    #: Opened with ``_READ``: walked from, listed, fsynced.
+    descriptor: int
+
+
+#: The directories held open in this context, innermost last. A context
+#: variable, so that threads (and tasks) of one process never share one;
+#: each entry lives exactly as long as its :func:`held_directory` block.
+_HELD: ContextVar[tuple[_Hold, ...]] = ContextVar("held_directories", default=())
+
+
+@contextlib.contextmanager
+def held_directory(path: Path) -> Iterator[None]:
+    """Keep the existing directory ``path`` (absolute) open for the block,
+    and start every walk of a path in or below it at that descriptor.
+
+    ``path`` is walked once, on entry, as ever (a symlink on the way raises
+    :class:`~imiptools.errors.SymlinkRefused`; a missing directory
+    :class:`StoreUnavailable`). Inside the block the directory itself is
+    not looked up again: it must be one that nothing renames or removes
+    meanwhile (the file store holds a user's directory while it holds the
+    user's lock, whose file is in it). Whatever lies below it is walked
+    per call, without following symlinks, exactly as outside the block.
+    The descriptor is closed when the block ends, however it ends; blocks
+    nest (the innermost held directory containing a path is used).
+    """
+    if not path.is_absolute():
+        raise ValueError(f"a held directory must be absolute: {path}")
+    with _directory(path, flags=_READ) as descriptor:
+        if descriptor is None:
+            raise StoreUnavailable(f"cannot open directory {path}: missing")
+        text = str(path)
+        hold = _Hold(text, text.rstrip(os.sep) + os.sep, len(path.parts), descriptor)
+        token = _HELD.set((*_HELD.get(), hold))
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
 
 
 #: The directories whose fsync :func:`deferred_directory_syncs` put off (in

@@ -32,6 +32,17 @@ ROOM = "room@example.com"
 FROM_HEADER = "<From>"
 
 
+def open_descriptors() -> set[str]:
+    """What this process has open (the targets of ``/proc/self/fd``)."""
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found.add(os.readlink(f"/proc/self/fd/{name}"))
+        except FileNotFoundError:  # the listing's own descriptor, closed meanwhile
+            continue
+    return found
+
+
 def calendar_text(*components: str, method: str = "REQUEST", extra: str = "") -> str:
     """A VCALENDAR around ``components`` (content lines joined by CRLF)."""
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//tests//EN"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from imiptools.fileutil import (
     atomic_write,
     ensure_directory,
     fsync_directory,
+    held_directory,
     is_directory,
     is_symlink,
     list_names,
@@ -28,6 +30,7 @@ from imiptools.fileutil import (
     resolve_root,
     write_new_file,
 )
+from tests.support import open_descriptors
 
 
 def test_write_and_read_text(tmp_path: Path) -> None:
@@ -364,3 +367,115 @@ def test_a_barrier_makes_the_batch_so_far_durable(tmp_path: Path, synced: list[s
     assert synced[-1] == "dir d" and synced.count("dir d") == 2
     fileutil.sync_deferred_directories()  # outside a batch: nothing to do
     assert len(synced) == 4
+
+
+# -- held directories ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("operation", OPERATIONS.values(), ids=OPERATIONS.keys())
+def test_a_symlink_below_a_held_directory_is_refused_not_followed(
+    planted: tuple[Path, Path], operation: Callable[[Path], object]
+) -> None:
+    root, outside = planted
+    (root / "g").write_text("to move")
+    with held_directory(root), pytest.raises(SymlinkRefused, match="is a symlink"):
+        operation(root / "d" / "f")
+    assert sorted(os.listdir(outside)) == ["f"] and (outside / "f").read_text() == "outside"
+
+
+@pytest.mark.parametrize("operation", OPERATIONS.values(), ids=OPERATIONS.keys())
+def test_a_directory_swapped_for_a_symlink_while_held_is_refused(
+    tmp_path: Path, operation: Callable[[Path], object]
+) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "d").mkdir(parents=True)
+    outside.mkdir()
+    (root / "g").write_text("to move")
+    with held_directory(root):
+        atomic_write(root / "d" / "f", "inside")  # d walked once, as a directory
+        os.rename(root / "d", outside / "d")
+        os.symlink(outside / "d", root / "d")
+        with pytest.raises(SymlinkRefused):
+            operation(root / "d" / "f")
+    assert os.listdir(outside / "d") == ["f"] and (outside / "d" / "f").read_text() == "inside"
+
+
+def test_a_held_directory_is_walked_once_and_what_is_below_per_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "user" / "sub").mkdir(parents=True)
+    opened: list[str] = []
+    real = os.open
+
+    def counting(path: str, *args: object, **kwargs: object) -> int:
+        opened.append(str(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", counting)
+    with held_directory(tmp_path / "user"):
+        held = len(opened)
+        assert read_text(tmp_path / "user" / "f") is None
+        assert opened[held:] == ["f"]  # the file itself, no walk
+        atomic_write(tmp_path / "user" / "sub" / "f", "x")
+        assert opened[held + 1 : held + 2] == ["sub"]  # the subdirectory, per call
+        assert read_text(tmp_path / "user" / "sub" / "f") == "x"
+        assert opened[-2:] == ["sub", "f"]
+        fsync_directory(tmp_path / "user")
+        assert opened[-2:] == ["sub", "f"]  # the held descriptor itself
+    atomic_write(tmp_path / "user" / "f", "x")
+    assert "user" in opened[-3:]  # walked again after the block
+
+
+def test_a_held_directory_is_closed_when_its_block_ends(tmp_path: Path) -> None:
+    (tmp_path / "user").mkdir()
+    before = open_descriptors()
+    with held_directory(tmp_path / "user"):
+        atomic_write(tmp_path / "user" / "sub" / "f", "x")
+        assert str(tmp_path / "user") in open_descriptors() - before
+    assert open_descriptors() == before
+    with pytest.raises(RuntimeError), held_directory(tmp_path / "user"):
+        raise RuntimeError("the block fails")
+    assert open_descriptors() == before
+    assert fileutil._HELD.get() == ()
+
+
+def test_held_directories_nest_and_are_not_shared_with_other_threads(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    seen: list[tuple[object, ...]] = []
+    with held_directory(tmp_path / "a"), held_directory(tmp_path / "b"):
+        assert [hold.path for hold in fileutil._HELD.get()] == [
+            str(tmp_path / "a"),
+            str(tmp_path / "b"),
+        ]
+        atomic_write(tmp_path / "a" / "f", "a")
+        atomic_write(tmp_path / "b" / "f", "b")
+        thread = threading.Thread(target=lambda: seen.append(fileutil._HELD.get()))
+        thread.start()
+        thread.join()
+    assert seen == [()] and fileutil._HELD.get() == ()
+    assert (tmp_path / "a" / "f").read_text() == "a" and (tmp_path / "b" / "f").read_text() == "b"
+
+
+def test_a_held_directory_must_exist_and_not_be_a_symlink(planted: tuple[Path, Path]) -> None:
+    root, _ = planted
+    with pytest.raises(StoreUnavailable, match="missing"), held_directory(root / "missing"):
+        pass
+    with pytest.raises(SymlinkRefused), held_directory(root / "d"):
+        pass
+    with pytest.raises(ValueError, match="absolute"), held_directory(Path("relative")):
+        pass
+    assert fileutil._HELD.get() == ()
+
+
+def test_a_held_directory_renamed_away_is_still_the_one_written(tmp_path: Path) -> None:
+    (tmp_path / "user").mkdir()
+    (tmp_path / "outside").mkdir()
+    with held_directory(tmp_path / "user"):
+        os.rename(tmp_path / "user", tmp_path / "moved")
+        os.symlink(tmp_path / "outside", tmp_path / "user")
+        atomic_write(tmp_path / "user" / "f", "x")  # the held directory, not the link
+    assert (tmp_path / "moved" / "f").read_text() == "x"
+    assert os.listdir(tmp_path / "outside") == []
+    with pytest.raises(SymlinkRefused):
+        atomic_write(tmp_path / "user" / "f", "x")  # walked again: refused

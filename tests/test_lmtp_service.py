@@ -145,6 +145,23 @@ def test_the_daemon_forks_its_workers(daemon: Daemon) -> None:
         assert replies[0].code == 250
 
 
+def test_workers_hold_no_user_directory_between_deliveries(daemon: Daemon) -> None:
+    """A user's directory is held open only while their lock is
+    (fileutil.held_directory): a worker keeps none once it has answered."""
+    wait_for(lambda: len(daemon.workers()) == 2, "not two workers")
+    for uid, room in (("a", ROOM), ("b", "car@example.com"), ("c", ROOM)):
+        replies, _ = daemon.deliver("resource", request(uid), ALICE, [room])
+        assert replies[0].code in (250, 550), replies
+    for pid in daemon.workers():
+        held = []
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                held.append(os.readlink(f"/proc/{pid}/fd/{name}"))
+            except FileNotFoundError:
+                continue
+        assert not [target for target in held if "mailto:" in target], held
+
+
 def test_a_worker_that_dies_loses_no_mail_and_is_replaced(daemon: Daemon, agent: Agent) -> None:
     """The worker's connection is lost before the reply to DATA, so the MTA
     keeps the message (Postfix and Exim defer it); nothing was done, a new

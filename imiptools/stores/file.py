@@ -89,6 +89,7 @@ from imiptools.fileutil import (
     encode_text,
     ensure_directory,
     fsync_directory,
+    held_directory,
     is_directory,
     is_symlink,
     list_names,
@@ -373,10 +374,12 @@ class FileStore(Store):
         finish (see :meth:`commit`).
 
         Creates the user's directory, so a locked user is listed by
-        :meth:`users` from then on.
+        :meth:`users` from then on. The directory is held open meanwhile
+        (:func:`~imiptools.fileutil.held_directory`, closed with the lock),
+        so that each file below it is reached from there, not from the root.
         """
         directory = self._ensure_user(user)
-        with file_lock(directory / LOCK, timeout):
+        with held_directory(directory), file_lock(directory / LOCK, timeout):
             self._recover(user, directory, timeout)
             self._locked.add(directory)
             try:

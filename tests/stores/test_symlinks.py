@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from imiptools.errors import SymlinkRefused
+from imiptools.errors import LockTimeout, SymlinkRefused
 from imiptools.preferences_store import PreferenceFiles
 from imiptools.quota.journal import QuotaJournal
 from imiptools.spool import Spool
 from imiptools.stores.file import FileStore
 from tests.stores.contract import USER, event
+from tests.support import open_descriptors
 
 USER_DIR = "mailto:room@example.com"
 
@@ -49,6 +50,49 @@ def test_decision_log_symlink_is_not_appended_through(tmp_path: Path, outside: P
     with pytest.raises(SymlinkRefused):
         store.log_decision(USER, "{}")
     assert os.listdir(outside) == []
+
+
+def test_a_subdirectory_swapped_for_a_symlink_under_the_lock_is_refused(
+    tmp_path: Path, outside: Path
+) -> None:
+    store = FileStore(tmp_path / "store")
+    objects = tmp_path / "store" / USER_DIR / "objects"
+    with store.lock(USER, 1):
+        store.set_object(USER, "a", event("a"))
+        os.rename(objects, outside / "objects")
+        os.symlink(outside / "objects", objects)
+        with pytest.raises(SymlinkRefused):
+            store.set_object(USER, "b", event("b"))
+        with pytest.raises(SymlinkRefused):
+            store.get_object(USER, "a")
+    assert os.listdir(outside / "objects") == ["a"]
+
+
+def test_the_user_directory_is_held_only_while_locked(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "store")
+    store.set_object(USER, "a", event("a"))
+    user_directory = str(tmp_path / "store" / USER_DIR)
+    before = open_descriptors()
+    with store.lock(USER, 1):
+        assert user_directory in open_descriptors()
+        store.set_object(USER, "b", event("b"))
+    assert open_descriptors() == before
+    with pytest.raises(RuntimeError), store.lock(USER, 1):
+        raise RuntimeError("the work fails")
+    assert open_descriptors() == before
+    with store.lock(USER, 1), pytest.raises(LockTimeout), store.lock(USER, 0):
+        pass  # not re-entrant: the inner one times out, and lets go of its hold
+    assert open_descriptors() == before
+
+
+def test_locks_of_two_users_hold_their_own_directories(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "store")
+    other = "mailto:car@example.com"
+    with store.lock(USER, 1), store.lock(other, 1):
+        store.set_object(USER, "a", event("a"))
+        store.set_object(other, "b", event("b"))
+    assert list(store.object_uids(USER)) == ["a"]
+    assert list(store.object_uids(other)) == ["b"]
 
 
 def test_store_root_through_a_symlink_works(tmp_path: Path) -> None:
