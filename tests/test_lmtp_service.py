@@ -7,6 +7,7 @@ answers is compared with the pipe programs in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -199,23 +200,32 @@ def test_a_worker_delivering_leaves_new_connections_to_the_others(
     room's delivery meanwhile is done by another worker."""
     wait_for(lambda: len(daemon.workers()) == 2, "not two workers")
     other = "hall@example.com"
-    replies: list[list[Reply]] = []
-    store = agent.site().store
-    with store.lock(f"mailto:{ROOM}", 30.0):
-        sending = threading.Thread(
-            target=lambda: replies.append(
-                daemon.deliver("resource", request("a"), ALICE, [ROOM])[0]
-            )
-        )
-        sending.start()
-        wait_for(lambda: bool(busy_workers(daemon)), "no worker delivering")
+    with delivery_waiting_for_the_room(daemon, agent) as replies:
         for uid in ("b", "c", "d"):  # each on a connection of its own
             message = imip_message(calendar_text(vevent(uid, attendees=(other,))), to=other)
             done, _ = daemon.deliver("resource", message, ALICE, [other])
             assert done[0].code == 250, done
         assert replies == []  # still waiting for the lock
-    sending.join(timeout=120)
     assert replies == [[ACCEPTED]]
+
+
+@contextlib.contextmanager
+def delivery_waiting_for_the_room(daemon: Daemon, agent: Agent) -> Iterator[list[list[Reply]]]:
+    """A delivery of request "a" to the room, under way in a worker that
+    waits for the room's lock, which this block holds; after the block (the
+    lock released) the delivery is done and its replies are in the list."""
+    replies: list[list[Reply]] = []
+    sending = threading.Thread(
+        target=lambda: replies.append(daemon.deliver("resource", request("a"), ALICE, [ROOM])[0])
+    )
+    try:
+        with agent.site().store.lock(f"mailto:{ROOM}", 30.0):
+            sending.start()
+            wait_for(lambda: bool(busy_workers(daemon)), "no worker delivering")
+            yield replies
+    finally:
+        if sending.ident is not None:
+            sending.join(timeout=120)
 
 
 def busy_workers(daemon: Daemon) -> list[int]:
@@ -253,23 +263,13 @@ def test_sighup_replaces_the_workers_and_the_old_ones_finish(daemon: Daemon, age
     it has under way, then exits."""
     wait_for(lambda: len(daemon.workers()) == 2, "not two workers")
     old = set(daemon.workers())
-    replies: list[list[Reply]] = []
-    store = agent.site().store
-    with store.lock(f"mailto:{ROOM}", 30.0):
-        sending = threading.Thread(
-            target=lambda: replies.append(
-                daemon.deliver("resource", request("a"), ALICE, [ROOM])[0]
-            )
-        )
-        sending.start()
-        wait_for(lambda: bool(busy_workers(daemon)), "no worker delivering")
+    with delivery_waiting_for_the_room(daemon, agent) as replies:
         (busy,) = busy_workers(daemon)
         daemon.signal(signal.SIGHUP)
         wait_for(lambda: "reloaded" in daemon.log_text(), "no reload")
         assert busy in daemon.workers()  # still finishing its delivery
         new = set(daemon.workers()) - old
         assert len(new) == 2
-    sending.join(timeout=120)
     assert replies == [[ACCEPTED]]
     wait_for(lambda: set(daemon.workers()) == new, "the old workers did not exit")
     again, _ = daemon.deliver("resource", request("b"), ALICE, [ROOM])
@@ -277,21 +277,11 @@ def test_sighup_replaces_the_workers_and_the_old_ones_finish(daemon: Daemon, age
 
 
 def test_sigterm_answers_the_delivery_under_way_then_exits(daemon: Daemon, agent: Agent) -> None:
-    replies: list[list[Reply]] = []
-    store = agent.site().store
-    with store.lock(f"mailto:{ROOM}", 30.0):
-        sending = threading.Thread(
-            target=lambda: replies.append(
-                daemon.deliver("resource", request("a"), ALICE, [ROOM])[0]
-            )
-        )
-        sending.start()
-        time.sleep(1.0)  # in a worker, waiting for the lock
+    with delivery_waiting_for_the_room(daemon, agent) as replies:
         daemon.signal(signal.SIGTERM)
         wait_for(lambda: "stopping" in daemon.log_text(), "SIGTERM not seen")
         with socket.socket(socket.AF_UNIX) as probe, pytest.raises(OSError):
             probe.connect(str(daemon.sockets["resource"]))  # no longer listening
-    sending.join(timeout=120)
     assert replies == [[ACCEPTED]]  # the lock was released in time: done, not dropped
     assert daemon.stop() == 0
     assert not daemon.sockets["resource"].exists()

@@ -24,6 +24,7 @@ what its bounce says.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import os
 import subprocess
@@ -63,6 +64,29 @@ with open_site(load_settings(sys.argv[1])).store.lock(sys.argv[2], 10.0):
     print("locked", flush=True)
     sys.stdin.read()
 """
+
+
+@contextlib.contextmanager
+def room_locked(site: ms.Site) -> Iterator[None]:
+    """The room's lock held by another process of the agent's user
+    (:data:`HOLD_LOCK`) for the block, as a long delivery would hold it."""
+    holder = subprocess.Popen(
+        [str(site.program("python")), "-c", HOLD_LOCK, str(site.config), f"mailto:{ROOM}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        user=AGENT_USER,
+        group=AGENT_GROUP,
+        extra_groups=[],
+        cwd="/",
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        yield
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
 
 #: A delivery as the scenarios see it: (queue id, recipient, transport), the
 #: transport named as conf/postfix names its pipe services (``imip-person``).
@@ -417,20 +441,7 @@ class Scenarios:
         assert ms.admin(system.site, "approvals") == ""
 
     def test_held_lock_defers_and_the_mta_delivers_once_free(self, system: MailSystem) -> None:
-        config = str(system.site.config)
-        python = str(system.site.program("python"))
-        holder = subprocess.Popen(
-            [python, "-c", HOLD_LOCK, config, f"mailto:{ROOM}"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            user=AGENT_USER,
-            group=AGENT_GROUP,
-            extra_groups=[],
-            cwd="/",
-        )
-        assert holder.stdout is not None and holder.stdin is not None
-        try:
-            assert holder.stdout.readline() == b"locked\n"
+        with room_locked(system.site):
             queue_id = system.send(request("meeting-1", ROOM), ORGANISER, ROOM)
             ms.wait_for(
                 lambda: (queue_id, "deferred") in system.agent_outcomes(),
@@ -443,9 +454,6 @@ class Scenarios:
                 system.explain,
             )
             assert system.replies(system.organiser) == []
-        finally:
-            holder.stdin.close()
-            holder.wait(timeout=30)
         system.flush()
         system.settle()
         assert system.replies(system.organiser) == [("meeting-1", "ACCEPTED")]

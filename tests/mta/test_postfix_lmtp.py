@@ -43,13 +43,13 @@ from tests.mta.conftest import (
     start_reaped,
 )
 from tests.mta.scenarios import (
-    HOLD_LOCK,
     ORGANISER,
     ROOM,
     Delivery,
     MailSystem,
     Scenarios,
     request,
+    room_locked,
     uids,
 )
 from tests.mta.test_postfix import PostfixSystem
@@ -280,33 +280,21 @@ class TestPostfixLmtp(Scenarios):
         ms.wait_for(lambda: site.log_text().count("reloaded") > reloads, "no reload", site.log_text)
         # The resource socket only: the organiser's copy goes to outgoing.lmtp.
         sockets = {site.root / "run" / "resource.lmtp"}
-        holder = subprocess.Popen(
-            [str(site.program("python")), "-c", HOLD_LOCK, str(site.config), f"mailto:{ROOM}"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            user=AGENT_USER,
-            group=AGENT_GROUP,
-            extra_groups=[],
-            cwd="/",
-        )
-        assert holder.stdout is not None and holder.stdin is not None
         try:
-            assert holder.stdout.readline() == b"locked\n"
-            queue_id = system.send(request("meeting-1", ROOM), ORGANISER, ROOM)
-            ms.wait_for(
-                lambda: len(connected_workers(service.daemon.pid, sockets)) == 1,
-                "no worker took the message",
-                system.explain,
-            )
-            (busy,) = connected_workers(service.daemon.pid, sockets)
-            os.kill(busy, signal.SIGKILL)
-            ms.wait_for(
-                lambda: system.deferred(queue_id, ROOM), "Postfix did not defer", system.explain
-            )
-            assert system.replies(system.organiser) == []
+            with room_locked(site):
+                queue_id = system.send(request("meeting-1", ROOM), ORGANISER, ROOM)
+                ms.wait_for(
+                    lambda: len(connected_workers(service.daemon.pid, sockets)) == 1,
+                    "no worker took the message",
+                    system.explain,
+                )
+                (busy,) = connected_workers(service.daemon.pid, sockets)
+                os.kill(busy, signal.SIGKILL)
+                ms.wait_for(
+                    lambda: system.deferred(queue_id, ROOM), "Postfix did not defer", system.explain
+                )
+                assert system.replies(system.organiser) == []
         finally:
-            holder.stdin.close()
-            holder.wait(timeout=30)
             ms.write_config(site, smtp)
         ms.wait_for(
             lambda: "a worker stopped (signal 9); starting another" in site.log_text(),
