@@ -26,6 +26,7 @@ from typing import Protocol
 
 from imiptools.config import MAX_DURATION, parse_duration
 from imiptools.dates import resolve_zone
+from imiptools.errors import StoreUnavailable
 from imiptools.scheduling import FUNCTIONS, check_function_lines, lookup, parse_function_lines
 from imiptools.scheduling.access import parse_acl
 from imiptools.scheduling.approval import TIMEOUT_ACTIONS, check_approval, check_approvers
@@ -77,29 +78,39 @@ class UnitPreferences:
     values read once, all together, on the first read (under the user's
     lock, the agent reads some twenty a message; issue 15), other users'
     as ``source`` gives them. A value changed meanwhile is seen by the
-    next message; writes go to ``source`` and are seen at once."""
+    next message; writes go to ``source`` and are seen at once.
+
+    When the one reading fails (a file under some preference name is
+    unreadable, a symlink, not UTF-8), each value is read alone, as
+    ``source`` gives it: only a message that needs the unreadable value
+    fails (StoreUnavailable), not every message of the user."""
 
     def __init__(self, source: PreferenceSource, user: str) -> None:
         self.source, self.user = source, user
         self._values: dict[str, str] | None = None
+        self._each_alone = False
 
     def get(self, user: str, name: str) -> str | None:
         """The raw value, or None (``user``'s from the one reading)."""
-        if user != self.user:
+        if user != self.user or self._each_alone:
             return self.source.get(user, name)
         if self._values is None:
-            self._values = self.source.values(user)
+            try:
+                self._values = self.source.values(user)
+            except StoreUnavailable:
+                self._each_alone = True
+                return self.source.get(user, name)
         check_preference_name(name)
         return self._values.get(name)
 
     def set(self, user: str, name: str, value: str) -> None:
         """Set it in ``source`` (read again by the next :meth:`get`)."""
-        self._values = None
+        self._values, self._each_alone = None, False
         self.source.set(user, name, value)
 
     def unset(self, user: str, name: str) -> None:
         """Unset it in ``source`` (read again by the next :meth:`get`)."""
-        self._values = None
+        self._values, self._each_alone = None, False
         self.source.unset(user, name)
 
     def names(self, user: str) -> list[str]:

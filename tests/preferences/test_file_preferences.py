@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from imiptools.errors import UnsafeName
-from imiptools.preferences import PreferenceSource
+from imiptools.errors import StoreUnavailable, SymlinkRefused, UnsafeName
+from imiptools.preferences import PreferenceSource, UnitPreferences
 from imiptools.preferences_store import PreferenceFiles
 from tests.preferences.contract import PreferenceContract
 
@@ -101,3 +101,29 @@ def test_hashed_user_directory(prefs: PreferenceFiles) -> None:
     assert prefs.get(long_user, "CN") == "Long"
     (name,) = os.listdir(prefs.root)
     assert name.startswith("_h_")
+
+
+@pytest.mark.parametrize("spoil", ["symlink", "not utf-8"])
+def test_a_units_view_fails_only_for_the_unreadable_value(
+    prefs: PreferenceFiles, tmp_path: Path, spoil: str
+) -> None:
+    """One unreadable file under a preference name fails the messages that
+    need that value (75, deferred), not every message of the user, as
+    before the unit read all values at once."""
+    prefs.set(USER, "CN", "Room 1")
+    broken = prefs.root / USER / "LANG"
+    if spoil == "symlink":
+        (tmp_path / "elsewhere").write_text("de\n")
+        broken.symlink_to(tmp_path / "elsewhere")
+    else:
+        broken.write_bytes(b"\xff\xfe\n")
+    with pytest.raises(StoreUnavailable):
+        prefs.values(USER)
+    unit = UnitPreferences(prefs, USER)
+    assert unit.get(USER, "CN") == "Room 1"
+    assert unit.get(USER, "TZID") is None
+    with pytest.raises(SymlinkRefused if spoil == "symlink" else StoreUnavailable):
+        unit.get(USER, "LANG")
+    broken.unlink()
+    unit.set(USER, "LANG", "de")  # a write: the one reading again
+    assert (unit.get(USER, "LANG"), unit.get(USER, "CN")) == ("de", "Room 1")

@@ -142,3 +142,26 @@ def test_configured_directories_may_be_symlinks(tmp_path: Path) -> None:
     assert (real / "store" / USER_DIR / "objects" / "symlink-request@example.com").is_file()
     assert (real / "published" / "mailto%3Abob%40example.com.ifb").is_file()
     assert agent.admin("check").returncode == 0
+
+
+def test_a_symlink_among_preferences_defers_only_what_needs_it(agent: Agent) -> None:
+    """A symlink planted under a preference name the request does not need
+    (an admin's ``notes``) leaves the room's mail answered: the unit reads
+    each value alone once the reading of all fails; ``imip-admin check``
+    still names the link."""
+    store = booked(agent)
+    outside = agent.root / "outside"
+    outside.mkdir()
+    (outside / "notes").write_text("planted\n")
+    prefs = agent.root / "prefs" / USER_DIR
+    prefs.mkdir(parents=True, exist_ok=True)
+    (prefs / "notes").symlink_to(outside / "notes")
+    second = vevent("second@example.com", "20300109T100000Z", "20300109T110000Z")
+
+    run = agent.resource(imip_message(calendar_text(second)))
+
+    assert run.code == 0, run.stdout
+    assert partstat_of(run.replies()[0]) == "ACCEPTED"
+    assert (store / USER_DIR).is_dir()
+    check = agent.admin("check")
+    assert check.returncode == 65 and "symlink" in check.stdout, check.stdout
