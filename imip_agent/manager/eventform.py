@@ -504,18 +504,12 @@ def describe(rule: str, start: date | datetime | None = None, language: str = "e
     if recur.get("BYSETPOS"):
         positions = [_position(int(p)) for p in recur["BYSETPOS"]]
         words += ["(the", _join(positions), "of those in each", unit + ")"]
-    known = {"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYSETPOS", "COUNT", "UNTIL", "WKST"}
-    for name in recur:
-        if name.upper() not in known:
-            values = ",".join(str(v) for v in recur[name])
-            words.append(f"({name.upper()}={values})")
+    words += _unknown_parts(recur)
     count, until = _first(recur, "COUNT"), _first(recur, "UNTIL")
     if count:
         words.append("once" if int(count) == 1 else f"{int(count)} times")
     if until:
-        shown = until
-        if isinstance(until, datetime) and isinstance(start, datetime) and start.tzinfo:
-            shown = until.astimezone(start.tzinfo)
+        shown = _in_zone_of(until, start)
         words += ["until", f"{shown.day} {shown.strftime('%B %Y')}"]
     return " ".join(words)
 
@@ -752,19 +746,37 @@ def _german(rule: str, start: date | datetime | None) -> str:
     if recur.get("BYSETPOS"):
         positions = [_german_position(int(p)) for p in recur["BYSETPOS"]]
         words += ["(davon jeweils", _german_join(positions) + ")"]
-    known = {"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYSETPOS", "COUNT", "UNTIL", "WKST"}
-    for name in recur:
-        if name.upper() not in known:
-            words.append(f"({name.upper()}={','.join(str(v) for v in recur[name])})")
+    words += _unknown_parts(recur)
     count, until = _first(recur, "COUNT"), _first(recur, "UNTIL")
     if count:
         words.append("einmal" if int(count) == 1 else f"{int(count)}-mal")
     if until:
-        shown = until
-        if isinstance(until, datetime) and isinstance(start, datetime) and start.tzinfo:
-            shown = until.astimezone(start.tzinfo)
+        shown = _in_zone_of(until, start)
         words += ["bis", f"{shown.day}. {gettext_de(MONTHS[shown.month - 1])} {shown.year}"]
     return " ".join(words)
+
+
+#: The rule parts the describers put in words; any other is shown as it is.
+_DESCRIBED = frozenset(
+    {"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYSETPOS", "COUNT", "UNTIL", "WKST"}
+)
+
+
+def _unknown_parts(recur: Any) -> list[str]:
+    """``(NAME=values)`` for each part of ``recur`` no describer puts in words."""
+    return [
+        f"({name.upper()}={','.join(str(v) for v in recur[name])})"
+        for name in recur
+        if name.upper() not in _DESCRIBED
+    ]
+
+
+def _in_zone_of(until: Any, start: Any) -> Any:
+    """UNTIL as the event's start shows time: in its zone, when both are
+    aware date-times (RFC 5545 §3.3.10: UNTIL is UTC when DTSTART has a zone)."""
+    if isinstance(until, datetime) and isinstance(start, datetime) and start.tzinfo:
+        return until.astimezone(start.tzinfo)
+    return until
 
 
 def gettext_de(message: str) -> str:
