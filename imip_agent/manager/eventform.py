@@ -406,6 +406,29 @@ def instance_form(before: EventForm, form: Mapping[str, str]) -> EventForm:
     )
 
 
+def following_form(before: EventForm, form: Mapping[str, str]) -> EventForm:
+    """The new series' part of the form of one occurrence posted for "this
+    and following" (``form``): its rule (the controls, or the raw RRULE)
+    and its attendee rows (and those marked removed); the rest as
+    ``before`` (the series' form, its rule as the new series would keep
+    it) has them."""
+    posted = read_form(form)
+    return replace(
+        before,
+        freq=posted.freq,
+        interval=posted.interval,
+        byday=posted.byday,
+        bymonthday=posted.bymonthday,
+        bysetpos=posted.bysetpos,
+        ends=posted.ends,
+        count=posted.count,
+        until=posted.until,
+        rrule=posted.rrule,
+        attendees=posted.attendees,
+        removed=posted.removed,
+    )
+
+
 def with_rule(values: EventForm, rule: str) -> EventForm:
     """``values`` showing ``rule``: in the structured controls when they
     express it exactly, else in the raw field."""
