@@ -607,7 +607,7 @@ def _attendee_changes(
     )
     removed = tuple(sorted(held - posted | {r.lower() for r in marked} & held))
     if removed and not (held - set(removed)):
-        raise FormErrors(["Attendees: to remove everyone, cancel the event."])
+        raise FormErrors([gettext("Attendees: to remove everyone, cancel the event.")])
     roles = tuple(
         (p.address, p.role)
         for p in after.attendees
