@@ -21,7 +21,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 
 from tests.manager.support import ALICE, BOB, calendar_of, sent_messages
-from tests.manager.test_browser import Scene, follow, heading
+from tests.manager.test_browser import Scene, follow, heading, sideways
 from tests.support import ROOM
 
 #: One ordered scene (test_1_, test_2_, ...): one xdist worker, in order
@@ -211,6 +211,13 @@ def test_7_alice_splits_a_series_giving_the_following_their_own_rule_and_people(
     browser.find_element(By.ID, "remove-2").click()  # carol
     browser.find_element(By.ID, "attendee-3").send_keys("dave@example.com")
     scene.shot("event-split")
+    assert sideways(browser, [browser.current_url]) == [], "the form fits a phone"
+    browser.get(browser.current_url)  # after the phone's check: the form as it was
+    interval = browser.find_element(By.ID, "interval")
+    interval.clear()
+    interval.send_keys("2")
+    browser.find_element(By.ID, "remove-2").click()
+    browser.find_element(By.ID, "attendee-3").send_keys("dave@example.com")
     follow(browser, browser.find_element(By.CSS_SELECTOR, "button[value=following]"))
     assert heading(browser) == "Stand-up"
     old, new = sent_messages(scene.sent)[-2:]

@@ -26,7 +26,15 @@ from werkzeug.serving import BaseWSGIServer
 from imip_agent.manager.calendars import grid_available
 from imip_agent.manager.security import AccessConfig
 from tests.manager.support import ALICE, manager, sent_messages
-from tests.manager.test_browser import Front, chromium, follow, heading, screenshots, serving
+from tests.manager.test_browser import (
+    Front,
+    chromium,
+    follow,
+    heading,
+    screenshots,
+    serving,
+    sideways,
+)
 from tests.manager.test_resources import ADMIN, OWNER, ROOM, XAVIER, site_with_rooms
 from tests.support import Agent
 
@@ -178,3 +186,6 @@ def test_5_the_owner_sets_a_quota_limit(scene: RoomScene) -> None:
     shown = scene.agent.admin("quota", "show", "q").stdout
     assert "  mailto:bob@example.com count week 3\n" in shown
     scene.shot("resource-quota")
+    pages = ("/", "/decisions", "/quota", "/preferences")
+    urls = [f"{scene.owner}/resources/{ROOM}{page}" for page in pages]
+    assert sideways(browser, [f"{scene.owner}/resources/", *urls]) == [], "they fit a phone"
