@@ -98,6 +98,8 @@ ROLE_CHOICES = (
 )
 #: The roles a room picked from the site's list may have ('': not picked).
 ROOM_ROLE_CHOICES = (("", N_("Not invited")), *ROLE_CHOICES)
+#: RSVP (RFC 5545 §3.2.17): whether the attendee is asked to answer.
+RSVP_CHOICES = (("TRUE", N_("Yes")), ("FALSE", N_("No")))
 CUTYPE_CHOICES = (
     ("INDIVIDUAL", N_("Person")),
     ("ROOM", N_("Room")),
@@ -485,7 +487,12 @@ def _merged(change: Revision, rest: Revision | None) -> Revision:
     if rest is None:
         return change
     return replace(
-        change, rrule=rest.rrule, invitees=rest.invitees, removed=rest.removed, roles=rest.roles
+        change,
+        rrule=rest.rrule,
+        invitees=rest.invitees,
+        removed=rest.removed,
+        roles=rest.roles,
+        rsvps=rest.rsvps,
     )
 
 
@@ -595,13 +602,14 @@ def _attendee_changes(
     before: EventForm, after: EventForm, marked: tuple[str, ...]
 ) -> dict[str, Any]:
     """The attendees added (``invitees``), removed (``removed``: gone from
-    the rows, or ``marked``) and given another role (``roles``) from
-    ``before`` to ``after``; FormErrors when everyone would be removed."""
+    the rows, or ``marked``), given another role (``roles``) or asked to
+    answer or not (``rsvps``) from ``before`` to ``after``; FormErrors when
+    everyone would be removed."""
     found: dict[str, Any] = {}
     held = {p.address.lower() for p in before.attendees}
     posted = {p.address.lower() for p in after.attendees}
     added = tuple(
-        Invitee(p.address, p.role, p.cutype)
+        Invitee(p.address, p.role, p.cutype, rsvp=p.rsvp == "TRUE")
         for p in after.attendees
         if p.address.lower() not in held
     )
@@ -617,6 +625,15 @@ def _attendee_changes(
     )
     if roles:
         found["roles"] = roles
+    rsvps = tuple(
+        (p.address, p.rsvp == "TRUE")
+        for p in after.attendees
+        if any(
+            h.address.lower() == p.address.lower() and h.rsvp != p.rsvp for h in before.attendees
+        )
+    )
+    if rsvps:
+        found["rsvps"] = rsvps
     if added:
         found["invitees"] = added
     if removed:
@@ -745,6 +762,7 @@ def _choices() -> dict[str, Any]:
         "freq_choices": FREQ_CHOICES,
         "ends_choices": ENDS_CHOICES,
         "room_role_choices": ROOM_ROLE_CHOICES,
+        "rsvp_choices": RSVP_CHOICES,
     }
 
 

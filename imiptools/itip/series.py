@@ -66,6 +66,7 @@ from imiptools.itip.organising import (
     _set_roles,
     _stamp,
     check_draft,
+    set_rsvps,
 )
 from imiptools.itip.timing import date_values
 
@@ -75,8 +76,8 @@ from imiptools.itip.timing import date_values
 INSTANCE_FIELDS = ("summary", "start", "end", "location", "description")
 #: The fields "this and following" may change: an instance's, and the new
 #: series' own rule (``rrule``), attendees added (``invitees``), left out
-#: (``removed``) and their roles (``roles``).
-SPLIT_FIELDS = (*INSTANCE_FIELDS, "rrule", "invitees", "removed", "roles")
+#: (``removed``), their roles (``roles``) and RSVP (``rsvps``).
+SPLIT_FIELDS = (*INSTANCE_FIELDS, "rrule", "invitees", "removed", "roles", "rsvps")
 #: RFC 9253 §8 relation types linking the parts of a split series.
 NEXT, FIRST = "NEXT", "FIRST"
 
@@ -139,7 +140,7 @@ def _instance_fields_only(change: Revision) -> None:
 def _split_fields_only(change: Revision) -> None:
     """ValueError unless ``change`` changes only :data:`SPLIT_FIELDS`, and
     leaves the new series a rule."""
-    _instance_fields_only(replace(change, rrule=None, invitees=(), removed=(), roles=()))
+    _instance_fields_only(replace(change, rrule=None, invitees=(), removed=(), roles=(), rsvps=()))
     if change.rrule == "":
         raise ValueError("the following occurrences need a rule")
 
@@ -338,6 +339,7 @@ def _change_attendees(event: Component, change: Revision) -> None:
     for invitee in change.invitees:
         event.add("ATTENDEE", _invited(invitee))
     _set_roles(event, change.roles)
+    set_rsvps(event, change.rsvps)
 
 
 def following_rule(stored: ItipObject, rid: str, zone: tzinfo = UTC) -> str:

@@ -738,3 +738,31 @@ def test_the_occurrence_page_labels_every_control_once(tmp_path: Path) -> None:
     for each in ids:
         assert f'<label for="{each}"' in text or f'<label class="hidden-label" for="{each}"' in text
     assert "Only for this and the following occurrences: the new series" in text
+
+
+def test_rsvp_is_chosen_per_attendee_and_kept_by_updates(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent", rsvp=["FALSE", "TRUE", "TRUE"])
+
+    def rsvps() -> dict[str, str]:
+        (event,) = calendar_of(sent_messages(tmp_path / "sent")[-1])[1].walk("VEVENT")
+        return {str(a): str(a.params.get("RSVP")) for a in event["ATTENDEE"][1:]}
+
+    room, bob, carol = (f"mailto:{a}" for a in (ROOM, BOB, CAROL))
+    assert rsvps() == {room: "FALSE", bob: "TRUE", carol: "TRUE"}
+    page = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
+    shown = form_fields(page, f"/calendar/{ALICE}/event")
+    assert shown.getlist("rsvp")[:3] == ["FALSE", "TRUE", "TRUE"], "the form shows them"
+    form = fields(rsvp=["FALSE", "FALSE", "TRUE"]) | {"uid": uid_of(path)}
+    assert post(client, f"/calendar/{ALICE}/event", form, page=path).status_code == 302
+    assert rsvps() == {room: "FALSE", bob: "FALSE", carol: "TRUE"}
+    later = fields(rsvp=["FALSE", "FALSE", "TRUE"], start_time="11:00", end_time="12:00")
+    assert post(client, f"/calendar/{ALICE}/event", later | {"uid": uid_of(path)}, page=path)
+    assert rsvps() == {room: "FALSE", bob: "FALSE", carol: "TRUE"}, (
+        "a new time asks everyone again but those the organiser asked for no answer"
+    )
+    refused = post(client, NEW, fields(rsvp=["MAYBE", "TRUE", "TRUE"]))
+    assert refused.status_code == 422
+    assert "Attendee &#39;room3@example.com&#39;: not one of the choices." in refused.get_data(
+        as_text=True
+    )
