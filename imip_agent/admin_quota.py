@@ -22,12 +22,11 @@ from collections.abc import Callable
 
 from imip_agent.admin_parser import AdminParser, add_command
 from imip_agent.cli import site_from
-from imiptools.config import Settings, parse_duration
+from imiptools.config import Settings
 from imiptools.errors import InputError, UsageError
 from imiptools.quota import admin as quota_admin
 from imiptools.quota.base import QuotaLedger
-from imiptools.quota.limits import EVERYONE, GROUP_PREFIX, QuotaLimit, parse_value
-from imiptools.quota.model import QuotaState, parse_group, parse_user, parse_who
+from imiptools.quota.model import QuotaState, parse_group, parse_user
 from imiptools.views.quota import expire_quota, quota_summary, report_rows
 
 DESCRIPTION = """\
@@ -188,34 +187,13 @@ def _checked(function: Callable[[str], object], text: str, what: str) -> str:
         raise InputError(f"bad {what}: {exc}") from exc
 
 
-def _who(text: str) -> str:
-    """WHO of set-limit: '*', an address, or a group name (``staff`` or ``@staff``)."""
-    if text == EVERYONE or "@" in text.lstrip(GROUP_PREFIX):
-        return _checked(parse_who, text, "address")
-    return GROUP_PREFIX + _checked(parse_group, text.lstrip(GROUP_PREFIX), "group name")
-
-
-def _period(text: str) -> str:
-    if text in ("day", "week", "month", "outstanding"):
-        return text
-    try:
-        window = parse_duration(text)
-    except ValueError as exc:
-        raise InputError(f"bad --per {text!r}: day, week, month, outstanding or P7D") from exc
-    if window.total_seconds() <= 0:
-        raise InputError(f"bad --per {text!r}: a rolling window must be positive")
-    return f"rolling:{text.upper()}"
-
-
 def set_limit(args: argparse.Namespace, settings: Settings) -> str:
-    """Add or replace the line for (WHO, measure, period); or remove it."""
-    who, period = _who(args.who), _period(args.per)
-    measure = "count" if args.limit.isdigit() else "time"
+    """Add or replace the line for (WHO, measure, period); or remove it
+    (the words read by :func:`imiptools.quota.admin.limit_of`)."""
     try:
-        value = parse_value(measure, args.limit)
+        limit = quota_admin.limit_of(args.who, args.limit, args.per)
     except ValueError as exc:
-        raise InputError(f"bad limit: {exc}") from exc
-    limit = QuotaLimit(who, measure, period, value)
+        raise InputError(str(exc)) from exc
     ledger = ledger_from(args, settings)
     _changed(lambda: quota_admin.set_limit(ledger, args.quota, limit, args.remove))
     return ""

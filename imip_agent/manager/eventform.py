@@ -52,6 +52,8 @@ WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 #: How a series ends.
 ENDS = ("never", "count", "until")
+#: An attendee's RSVP (RFC 5545 §3.2.17): an answer requested, or none.
+RSVPS = ("TRUE", "FALSE")
 #: Attendee rows the form offers beyond those it holds.
 SPARE_ROWS = 3
 #: The parts the structured controls express.
@@ -68,11 +70,14 @@ class FormErrors(ValueError):
 
 @dataclass(frozen=True)
 class Person:
-    """One attendee row: address, ROLE and CUTYPE (a person, a room, a resource)."""
+    """One attendee row: address, ROLE, CUTYPE (a person, a room, a
+    resource) and RSVP (``TRUE``: an answer is requested, RFC 5545
+    §3.2.17; ``FALSE``: none)."""
 
     address: str
     role: str = "REQ-PARTICIPANT"
     cutype: str = "INDIVIDUAL"
+    rsvp: str = "TRUE"
 
 
 @dataclass(frozen=True)
@@ -183,11 +188,12 @@ def read_form(form: Mapping[str, str], resources: Mapping[str, str] | None = Non
     attendees = []
     removed = {r.lower() for r in values("remove")}
     for index, address in enumerate(values("attendee")):
-        roles, kinds = values("role"), values("cutype")
+        roles, kinds, rsvps = values("role"), values("cutype"), values("rsvp")
         if address.strip() and address.strip().lower() not in removed:
             role = roles[index] if index < len(roles) else "REQ-PARTICIPANT"
             cutype = kinds[index] if index < len(kinds) else "INDIVIDUAL"
-            attendees.append(Person(address.strip(), role, cutype))
+            rsvp = rsvps[index] if index < len(rsvps) else "TRUE"
+            attendees.append(Person(address.strip(), role, cutype, rsvp))
     attendees += _picked(values("room"), values("room_role"), resources or {}, attendees)
     return EventForm(
         summary=text("summary"),
@@ -280,7 +286,9 @@ def to_draft(values: EventForm, uid: str = "") -> Draft:
         summary=values.summary,
         start=start,
         end=end,
-        invitees=tuple(Invitee(p.address, p.role, p.cutype) for p in values.attendees),
+        invitees=tuple(
+            Invitee(p.address, p.role, p.cutype, rsvp=p.rsvp == "TRUE") for p in values.attendees
+        ),
         location=values.location,
         description=values.description,
         rrule=rule,
@@ -325,7 +333,7 @@ def _text_errors(values: EventForm) -> list[str]:
                     value=repr(person.address[:80])
                 )
             )
-        if person.role not in ROLES or person.cutype not in CUTYPES:
+        if person.role not in ROLES or person.cutype not in CUTYPES or person.rsvp not in RSVPS:
             errors.append(
                 gettext("Attendee {value}: not one of the choices.").format(
                     value=repr(person.address[:80])
@@ -358,6 +366,7 @@ def from_event(
             mail_address_of(a),
             str(a.params.get("ROLE", "REQ-PARTICIPANT")).upper(),
             str(a.params.get("CUTYPE", "INDIVIDUAL")).upper(),
+            _rsvp_of(a),
         )
         for a in attendees_of(event)
         if mail_address_of(a) != organiser
@@ -389,6 +398,13 @@ def from_event(
     return with_rule(values, _ical_text(rule))
 
 
+def _rsvp_of(attendee: Any) -> str:
+    """The form's RSVP of an attendee: ``FALSE`` only when the event says
+    so; without RSVP (an attendee who has answered: their answer clears
+    it) the next version asks them again, as ``TRUE`` says."""
+    return "FALSE" if str(attendee.params.get("RSVP", "")).upper() == "FALSE" else "TRUE"
+
+
 def instance_form(before: EventForm, form: Mapping[str, str]) -> EventForm:
     """The form of one instance posted (``form``): its summary, location,
     description and times; the zone, the kind (all-day or timed) and the
@@ -403,6 +419,29 @@ def instance_form(before: EventForm, form: Mapping[str, str]) -> EventForm:
         start_time="" if before.all_day else posted.start_time,
         end_date=posted.end_date,
         end_time="" if before.all_day else posted.end_time,
+    )
+
+
+def following_form(before: EventForm, form: Mapping[str, str]) -> EventForm:
+    """The new series' part of the form of one occurrence posted for "this
+    and following" (``form``): its rule (the controls, or the raw RRULE)
+    and its attendee rows (and those marked removed); the rest as
+    ``before`` (the series' form, its rule as the new series would keep
+    it) has them."""
+    posted = read_form(form)
+    return replace(
+        before,
+        freq=posted.freq,
+        interval=posted.interval,
+        byday=posted.byday,
+        bymonthday=posted.bymonthday,
+        bysetpos=posted.bysetpos,
+        ends=posted.ends,
+        count=posted.count,
+        until=posted.until,
+        rrule=posted.rrule,
+        attendees=posted.attendees,
+        removed=posted.removed,
     )
 
 

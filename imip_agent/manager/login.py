@@ -43,6 +43,7 @@ from werkzeug.wrappers.response import Response
 
 from imip_agent.manager.accounts import FeedTokens, PasswordFile
 from imip_agent.manager.common import is_public, public, services
+from imip_agent.manager.language import gettext
 from imip_agent.manager.security import authenticated_user, csrf_token
 from imiptools.config import Settings
 from imiptools.dates import format_utc, parse_datetime
@@ -219,7 +220,7 @@ def logout() -> Response:
     session.clear()
     if services().access.source != "password":
         return redirect(url_for("home"))
-    flash("You are logged out.")
+    flash(gettext("You are logged out."))
     return redirect(url_for("auth.login"))
 
 

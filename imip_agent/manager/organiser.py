@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -98,6 +98,8 @@ ROLE_CHOICES = (
 )
 #: The roles a room picked from the site's list may have ('': not picked).
 ROOM_ROLE_CHOICES = (("", N_("Not invited")), *ROLE_CHOICES)
+#: RSVP (RFC 5545 §3.2.17): whether the attendee is asked to answer.
+RSVP_CHOICES = (("TRUE", N_("Yes")), ("FALSE", N_("No")))
 CUTYPE_CHOICES = (
     ("INDIVIDUAL", N_("Person")),
     ("ROOM", N_("Room")),
@@ -355,8 +357,12 @@ def _instance_page(
     rid: str,
     values: EventForm,
     errors: list[str],
+    following: EventForm | None = None,
 ) -> str:
     source = stored.master or stored.first
+    first = _is_first(source, rid, records)
+    if following is None and not first:
+        following = _following_form(records, stored, rid)
     return render_template(
         "instance.html",
         address=address,
@@ -365,9 +371,19 @@ def _instance_page(
         values=values,
         errors=errors,
         series=text_of(source, "SUMMARY") or "(no title)",
-        zones=eventform.zones(),
-        first=_is_first(source, rid, records),
+        first=first,
+        following=following,
+        **_choices(),
     )
+
+
+def _following_form(records: UserRecords, stored: ItipObject, rid: str) -> EventForm:
+    """The form of the series as the new one of a split from ``rid`` would
+    be unless changed: its attendees, and its rule (a COUNT less the
+    occurrences before, :func:`~imiptools.itip.series.following_rule`)."""
+    source = stored.master or stored.first
+    values = eventform.from_event(source, records.zone)
+    return eventform.with_rule(values, series.following_rule(stored, rid, records.zone))
 
 
 def _is_first(master: Component, rid: str, records: UserRecords) -> bool:
@@ -385,20 +401,36 @@ def update_instance(address: str) -> Response | tuple[str, int]:
     before = eventform.from_event(instance, records.zone)
     values = eventform.instance_form(before, request.form)
     following = request.form.get("scope") == "following"
+    later = None
+    master = stored.master
+    if request.form.get("following_series") and master and not _is_first(master, rid, records):
+        later = eventform.following_form(_following_form(records, stored, rid), request.form)
     try:
         change = _instance_change(before, values)
-        if change is None and not following:
+        rest = _following_change(_following_form(records, stored, rid), later)
+        if rest is not None and not following:
+            raise FormErrors(
+                [
+                    gettext(
+                        "The rule and the attendees change only for this and the following "
+                        "occurrences (a new series)."
+                    )
+                ]
+            )
+        if change is None and rest is None and not following:
             flash(gettext("Nothing changed."))
             return redirect(url_for("event", address=address, uid=stored.uid))
         floor = records.cancelled_sequence(stored.uid)
         if following:
-            return _split(address, site, user, records, stored, rid, change or Revision(), floor)
+            merged = _merged(change or Revision(), rest)
+            return _split(address, site, user, records, stored, rid, merged, floor)
         calendar = series.instance_update(
             stored, instance, change or Revision(), site.clock.now(), floor=floor
         )
     except (FormErrors, ValueError) as exc:
         messages = exc.messages if isinstance(exc, FormErrors) else [_sentence(exc)]
-        return _instance_page(address, records, stored, rid, values, messages), 422
+        page = _instance_page(address, records, stored, rid, values, messages, later)
+        return page, 422
     _send_update(site, user, calendar, "Occurrence changed", N_("Change of the occurrence"))
     return redirect(url_for("event", address=address, uid=stored.uid))
 
@@ -430,6 +462,38 @@ def _split(
     uid = str(new.walk("VEVENT")[0]["UID"])
     _send_update(site, user, new, "Invitation", N_("The following occurrences"))
     return redirect(url_for("event", address=address, uid=uid))
+
+
+def _following_change(before: EventForm, after: EventForm | None) -> Revision | None:
+    """What the organiser changed of the new series' rule and attendees
+    (``after``, None when the form had no such part) from ``before``, as
+    a Revision of ``rrule``, ``invitees``, ``removed`` and ``roles`` (None
+    for nothing); FormErrors as the event form gives them, and for no rule."""
+    if after is None:
+        return None
+    eventform.to_draft(after)
+    changes = _attendee_changes(
+        eventform.normalised(before), eventform.normalised(after), after.removed
+    )
+    if before.rule() != after.rule():
+        if not after.rule():
+            raise FormErrors([gettext("Repeat: the following occurrences need a rule.")])
+        changes["rrule"] = after.rule()
+    return Revision(**changes) if changes else None
+
+
+def _merged(change: Revision, rest: Revision | None) -> Revision:
+    """An occurrence's ``change`` with the new series' ``rest``."""
+    if rest is None:
+        return change
+    return replace(
+        change,
+        rrule=rest.rrule,
+        invitees=rest.invitees,
+        removed=rest.removed,
+        roles=rest.roles,
+        rsvps=rest.rsvps,
+    )
 
 
 def _instance_change(before: EventForm, after: EventForm) -> Revision | None:
@@ -530,16 +594,28 @@ def _revision(
         changes["exdates"] = draft.exdates
     if before.rdates != after.rdates:
         changes["rdates"] = draft.rdates
+    changes.update(_attendee_changes(before, after, values.removed))
+    return Revision(**changes) if changes else None
+
+
+def _attendee_changes(
+    before: EventForm, after: EventForm, marked: tuple[str, ...]
+) -> dict[str, Any]:
+    """The attendees added (``invitees``), removed (``removed``: gone from
+    the rows, or ``marked``), given another role (``roles``) or asked to
+    answer or not (``rsvps``) from ``before`` to ``after``; FormErrors when
+    everyone would be removed."""
+    found: dict[str, Any] = {}
     held = {p.address.lower() for p in before.attendees}
     posted = {p.address.lower() for p in after.attendees}
     added = tuple(
-        Invitee(p.address, p.role, p.cutype)
+        Invitee(p.address, p.role, p.cutype, rsvp=p.rsvp == "TRUE")
         for p in after.attendees
         if p.address.lower() not in held
     )
-    removed = tuple(sorted(held - posted | {r.lower() for r in values.removed} & held))
+    removed = tuple(sorted(held - posted | {r.lower() for r in marked} & held))
     if removed and not (held - set(removed)):
-        raise FormErrors(["Attendees: to remove everyone, cancel the event."])
+        raise FormErrors([gettext("Attendees: to remove everyone, cancel the event.")])
     roles = tuple(
         (p.address, p.role)
         for p in after.attendees
@@ -548,12 +624,21 @@ def _revision(
         )
     )
     if roles:
-        changes["roles"] = roles
+        found["roles"] = roles
+    rsvps = tuple(
+        (p.address, p.rsvp == "TRUE")
+        for p in after.attendees
+        if any(
+            h.address.lower() == p.address.lower() and h.rsvp != p.rsvp for h in before.attendees
+        )
+    )
+    if rsvps:
+        found["rsvps"] = rsvps
     if added:
-        changes["invitees"] = added
+        found["invitees"] = added
     if removed:
-        changes["removed"] = removed
-    return Revision(**changes) if changes else None
+        found["removed"] = removed
+    return found
 
 
 def _facts(stored: ItipObject, source: Component, floor: int) -> list[tuple[str, str]]:
@@ -677,6 +762,7 @@ def _choices() -> dict[str, Any]:
         "freq_choices": FREQ_CHOICES,
         "ends_choices": ENDS_CHOICES,
         "room_role_choices": ROOM_ROLE_CHOICES,
+        "rsvp_choices": RSVP_CHOICES,
     }
 
 

@@ -19,7 +19,13 @@ configured with; anyone else gets 403, an address that is no resource 404):
 - ``/resources/ADDRESS/decisions``: its decision log with the reasons
   (:func:`imiptools.views.decisions.decision_log`);
 - ``/resources/ADDRESS/quota``: each quota it records in, each user's use
-  (:func:`~imiptools.views.resources.quota_use`);
+  (:func:`~imiptools.views.resources.quota_use`) and the quota's limits;
+  for those who may change them
+  (:func:`~imiptools.views.resources.may_change_quota`: the administrators,
+  or whoever manages every resource recording in the quota), a POST sets or
+  removes a limit as ``imip-admin quota set-limit`` does
+  (:func:`~imiptools.views.resources.change_limit`; refused: 422 with its
+  message);
 - ``/resources/ADDRESS/preferences``: a form made from the preference
   definitions; a POST validates every value as ``imip-admin prefs set``
   does (:func:`~imiptools.views.resources.change_preferences`) and writes
@@ -53,6 +59,7 @@ from imiptools import approvals
 from imiptools.errors import DeliveryFailed, ImipError
 from imiptools.i18n import N_
 from imiptools.preferences import DEFINITIONS
+from imiptools.quota.limits import ROLLING, format_amount
 from imiptools.site import Site
 from imiptools.stores.names import normalise_user
 from imiptools.views.agenda import Entry
@@ -60,10 +67,13 @@ from imiptools.views.decisions import decision_log
 from imiptools.views.resources import (
     Resource,
     bookings,
+    change_limit,
     change_preferences,
+    may_change_quota,
     may_manage,
     preference_fields,
     quota_use,
+    recorded_in,
     resource_of,
     resources,
 )
@@ -218,10 +228,48 @@ def decisions(address: str) -> str:
 
 @blueprint.route("/<address>/quota")
 def quota(address: str) -> str:
-    """Each quota the resource records in, and each user's use of it."""
+    """Each quota the resource records in, each user's use of it and its limits."""
     site, resource = _managed(address)
+    return _quota_page(site, resource)
+
+
+@blueprint.route("/<address>/quota", methods=["POST"])
+def change_quota(address: str) -> Response | tuple[str, int]:
+    """Set or remove a limit of one of the resource's quotas, as ``imip-admin
+    quota set-limit`` does; 403 for who may not change that quota's limits,
+    404 for a quota the resource does not record in."""
+    site, resource = _managed(address)
+    name = request.form.get("quota", "")
+    if name not in recorded_in(site, resource):
+        abort(404)
+    if not may_change_quota(site, name, g.user, _admins()):
+        log.warning("user=%s refused changing the limits of quota %s", g.user, name)
+        abort(403)
+    form = request.form
+    remove = form.get("action") == "remove"
+    per = form.get("window", "").strip() or form.get("per", "")
+    problem = change_limit(
+        site, name, form.get("who", ""), form.get("limit", ""), per, remove=remove
+    )
+    if problem:
+        return _quota_page(site, resource, name, problem), 422
+    log.info("user=%s %s a limit of quota %s", g.user, "removed" if remove else "set", name)
+    flash(gettext("Limit removed.") if remove else gettext("Limit saved."))
+    return redirect(url_for("resources.quota", address=resource.address))
+
+
+def _quota_page(site: Site, resource: Resource, refused: str = "", problem: str = "") -> str:
+    quotas = quota_use(site, resource)
     return render_template(
-        "resource_quota.html", resource=resource, quotas=quota_use(site, resource)
+        "resource_quota.html",
+        resource=resource,
+        quotas=quotas,
+        changeable={q.name for q in quotas if may_change_quota(site, q.name, g.user, _admins())},
+        refused=refused,
+        problem=problem,
+        posted=request.form if refused else {},
+        amount=format_amount,
+        per_word=lambda period: period.removeprefix(ROLLING),
     )
 
 

@@ -245,7 +245,8 @@ def _attendees_of_series(event: Component, series: Component, significant: bool)
         chosen.params["ROLE"] = attendee.params.get("ROLE", "REQ-PARTICIPANT")
         if significant and address != organiser:
             chosen.params["PARTSTAT"] = "NEEDS-ACTION"
-            chosen.params["RSVP"] = "TRUE"
+            asked = str(attendee.params.get("RSVP", "")).upper() != "FALSE"
+            chosen.params["RSVP"] = "TRUE" if asked else "FALSE"
         event.add("ATTENDEE", chosen)
 
 

@@ -50,12 +50,14 @@ TRANSPARENCIES = ("OPAQUE", "TRANSPARENT")
 
 @dataclass(frozen=True)
 class Invitee:
-    """An attendee of a new event: address, ROLE, CUTYPE (RFC 5545 §3.2.3)."""
+    """An attendee of a new event: address, ROLE, CUTYPE (RFC 5545 §3.2.3)
+    and whether an answer is requested (RSVP, §3.2.17)."""
 
     address: str
     role: str = "REQ-PARTICIPANT"
     cutype: str = "INDIVIDUAL"
     name: str = ""
+    rsvp: bool = True
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,8 @@ def new_event(
     """The REQUEST inviting ``draft``'s invitees (RFC 5546 §3.2.2).
 
     SEQUENCE 0; the organiser is also an ATTENDEE, CHAIR and ACCEPTED;
-    every invitee is NEEDS-ACTION with RSVP=TRUE. Raises ValueError as
+    every invitee is NEEDS-ACTION with its RSVP (TRUE unless the invitee
+    says otherwise). Raises ValueError as
     :func:`check_draft`.
     """
     check_draft(draft)
@@ -244,6 +247,8 @@ class Revision:
     removed: tuple[str, ...] = ()
     #: (address, ROLE) of attendees whose role changes (RFC 5545 §3.2.16).
     roles: tuple[tuple[str, str], ...] = ()
+    #: (address, RSVP) of attendees asked to answer (True) or not (§3.2.17).
+    rsvps: tuple[tuple[str, bool], ...] = ()
 
     @property
     def significant(self) -> bool:
@@ -291,6 +296,7 @@ def revised(
     for invitee in revision.invitees:
         event.add("ATTENDEE", _invited(invitee))
     _set_roles(event, revision.roles)
+    set_rsvps(event, revision.rsvps)
     if revision.significant:
         _ask_again(event)
     overrides = carried(
@@ -317,12 +323,15 @@ def _stamp(event: Component, sequence: int, stamp: datetime) -> None:
 
 
 def _ask_again(event: Component) -> None:
-    """Every attendee but the organiser asked to answer again (RFC 5546 §2.1.4)."""
+    """Every attendee but the organiser asked to answer again (RFC 5546
+    §2.1.4): NEEDS-ACTION, and RSVP=TRUE unless the organiser chose
+    RSVP=FALSE for them (no answer expected, RFC 5545 §3.2.17)."""
     organiser = organizer_of(event)
     for attendee in attendees_of(event):
         if mail_address_of(attendee) != organiser:
             attendee.params["PARTSTAT"] = "NEEDS-ACTION"
-            attendee.params["RSVP"] = "TRUE"
+            if str(attendee.params.get("RSVP", "")).upper() != "FALSE":
+                attendee.params["RSVP"] = "TRUE"
 
 
 def _set_roles(event: Component, roles: tuple[tuple[str, str], ...]) -> None:
@@ -337,6 +346,20 @@ def _set_roles(event: Component, roles: tuple[tuple[str, str], ...]) -> None:
         address = mail_address_of(attendee)
         if address in wanted:
             attendee.params["ROLE"] = wanted[address]
+            found.add(address)
+    if set(wanted) - found:
+        raise ValueError("not an attendee: " + ", ".join(sorted(set(wanted) - found)))
+
+
+def set_rsvps(event: Component, rsvps: tuple[tuple[str, bool], ...]) -> None:
+    """RSVP of the attendees ``rsvps`` names (RFC 5545 §3.2.17: TRUE asks
+    them to answer); ValueError for someone not an attendee."""
+    wanted = {mail_address_of(a): r for a, r in rsvps}
+    found = set()
+    for attendee in attendees_of(event):
+        address = mail_address_of(attendee)
+        if address in wanted:
+            attendee.params["RSVP"] = "TRUE" if wanted[address] else "FALSE"
             found.add(address)
     if set(wanted) - found:
         raise ValueError("not an attendee: " + ", ".join(sorted(set(wanted) - found)))
@@ -518,7 +541,7 @@ def _invited(invitee: Invitee) -> vCalAddress:
         "ROLE": invitee.role,
         "CUTYPE": invitee.cutype,
         "PARTSTAT": "NEEDS-ACTION",
-        "RSVP": "TRUE",
+        "RSVP": "TRUE" if invitee.rsvp else "FALSE",
     }
     return _address(invitee.address, cn=invitee.name, **params)
 

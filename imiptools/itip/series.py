@@ -18,7 +18,11 @@ this and the following ones split off, a date excluded or restored.
   They are linked by RELATED-TO (RFC 5545 §3.8.4.5) with the relation
   types of RFC 9253 §8 (and JSCalendar's, RFC 8984 §4.1.3): the old series
   names the new one ``RELTYPE=NEXT``, the new one names the first of the
-  chain ``RELTYPE=FIRST``;
+  chain ``RELTYPE=FIRST``. The new series may have its own rule and its
+  own attendees (:data:`SPLIT_FIELDS`; :func:`following_rule` is the rule
+  it has unless changed): the old series goes to everyone it had, so an
+  attendee left out of the new one keeps the occurrences before and hears
+  of no later ones, and the new series goes to its own attendees only;
 - :func:`exclusion`: the :class:`~imiptools.itip.organising.Revision`
   adding an EXDATE (RFC 5545 §3.8.5.1) for one occurrence, or taking it
   away again.
@@ -46,14 +50,23 @@ from imiptools.itip.instances import (
     rewrite_dates,
 )
 from imiptools.itip.merge import copy_component, instance_of
-from imiptools.itip.objects import ItipObject, make_calendar, recurrence_id_of
+from imiptools.itip.objects import (
+    ItipObject,
+    attendees_of,
+    mail_address_of,
+    make_calendar,
+    recurrence_id_of,
+)
 from imiptools.itip.organising import (
     Revision,
     _apply,
     _as_draft,
     _ask_again,
+    _invited,
+    _set_roles,
     _stamp,
     check_draft,
+    set_rsvps,
 )
 from imiptools.itip.timing import date_values
 
@@ -61,6 +74,10 @@ from imiptools.itip.timing import date_values
 #: instance has: RFC 5545 §3.8.4.4 lets an override change any, the
 #: attendees and the rule stay the series').
 INSTANCE_FIELDS = ("summary", "start", "end", "location", "description")
+#: The fields "this and following" may change: an instance's, and the new
+#: series' own rule (``rrule``), attendees added (``invitees``), left out
+#: (``removed``), their roles (``roles``) and RSVP (``rsvps``).
+SPLIT_FIELDS = (*INSTANCE_FIELDS, "rrule", "invitees", "removed", "roles", "rsvps")
 #: RFC 9253 §8 relation types linking the parts of a split series.
 NEXT, FIRST = "NEXT", "FIRST"
 
@@ -120,6 +137,14 @@ def _instance_fields_only(change: Revision) -> None:
         raise ValueError("only the summary, the time, the location and the description")
 
 
+def _split_fields_only(change: Revision) -> None:
+    """ValueError unless ``change`` changes only :data:`SPLIT_FIELDS`, and
+    leaves the new series a rule."""
+    _instance_fields_only(replace(change, rrule=None, invitees=(), removed=(), roles=(), rsvps=()))
+    if change.rrule == "":
+        raise ValueError("the following occurrences need a rule")
+
+
 def exclusion(
     master: Component, rid: str, cancelled: tuple[str, ...], zone: tzinfo, exclude: bool
 ) -> Revision:
@@ -160,15 +185,19 @@ def split(
     """ "This and following" from occurrence ``rid``: the REQUEST ending
     the old series just before it, and the REQUEST of the new series (UID
     ``uid``, else made in ``domain``) from it on, with ``change``
-    (:data:`INSTANCE_FIELDS`) applied (see the module).
+    (:data:`SPLIT_FIELDS`) applied (see the module).
 
     The old series keeps the overrides, EXDATEs, RDATEs and the instances
     cancelled one by one (as EXDATEs) before ``rid``; the new one takes
-    those from ``rid`` on, moved as ``change`` moves its start. The new
-    series keeps the attendees and their answers (PARTSTAT), unless its
-    time changes, when they are asked again. Raises ValueError when
-    ``rid`` is no occurrence, is the first (change the series instead),
-    or ``change`` is not an instance's.
+    those from ``rid`` on, moved as ``change`` moves its start (an
+    override that is no occurrence of a new rule is left out). The new
+    series keeps the attendees and their answers (PARTSTAT), but those
+    ``change`` removes, and invites those it adds (NEEDS-ACTION, RSVP);
+    when its time or its rule changes, everyone is asked again (RFC 5546
+    §2.1.4). Raises ValueError when ``rid`` is no occurrence, is the first
+    (change the series instead), ``change`` is not one of
+    :data:`SPLIT_FIELDS`, takes the rule away, removes someone who is no
+    attendee or adds someone who is one already.
     """
     master = stored.master
     if master is None or not occurs(master, rid, zone):
@@ -177,7 +206,7 @@ def split(
     start = master.decoded("DTSTART")
     if to_utc(moment, zone) <= to_utc(start, zone):
         raise ValueError("the first occurrence: change the whole series instead")
-    _instance_fields_only(change)
+    _split_fields_only(change)
     new_uid = uid or f"{uuid4()}@{domain}"
     sequence = next_sequence(stored, floor)
     before = [o for o in stored.overrides if not _at_or_after(o, moment, zone)]
@@ -195,10 +224,11 @@ def split(
     _stamp(new, 0, stamp)
     by = offset(moment, new.decoded("DTSTART")) or timedelta(0)
     moved = change.start is not None or change.end is not None
-    if moved and (by or _length_changed(master, new)):
+    significant = moved or change.rrule is not None
+    if change.rrule is not None or (moved and (by or _length_changed(master, new))):
         _ask_again(new)
     overrides = carried(
-        after, master, new, sequence=0, stamp=stamp, significant=moved, zone=zone, by=by
+        after, master, new, sequence=0, stamp=stamp, significant=significant, zone=zone, by=by
     )
     return old_calendar, _calendar(stored, new, overrides)
 
@@ -279,6 +309,7 @@ def _rest(
         event.add("EXDATE", exdates)
     _apply(event, change)
     check_draft(_as_draft(event))
+    _change_attendees(event, change)
     by = offset(moment, event.decoded("DTSTART"))
     if by:
         frame = moment.tzinfo if isinstance(moment, datetime) else None
@@ -286,6 +317,42 @@ def _rest(
             _keep_dates(event, name, lambda v: True, by=by, zone=frame)
     _relate(event, FIRST, _first_of(stored), drop=(FIRST,))
     return event
+
+
+def _change_attendees(event: Component, change: Revision) -> None:
+    """The new series' attendees: those ``change`` removes left out, those
+    it adds invited (:func:`~imiptools.itip.organising._invited`), the
+    roles it names set; ValueError for someone removed who is no attendee,
+    or added who is one already."""
+    held = {mail_address_of(a): a for a in attendees_of(event)}
+    gone = {mail_address_of(a) for a in change.removed}
+    if gone - set(held):
+        raise ValueError("not an attendee: " + ", ".join(sorted(gone - set(held))))
+    added = [i for i in change.invitees if mail_address_of(i.address) in held]
+    if added:
+        raise ValueError("an attendee already: " + ", ".join(i.address for i in added))
+    if gone:
+        event.pop("ATTENDEE", None)
+        for address, attendee in held.items():
+            if address not in gone:
+                event.add("ATTENDEE", attendee)
+    for invitee in change.invitees:
+        event.add("ATTENDEE", _invited(invitee))
+    _set_roles(event, change.roles)
+    set_rsvps(event, change.rsvps)
+
+
+def following_rule(stored: ItipObject, rid: str, zone: tzinfo = UTC) -> str:
+    """The RRULE the new series of a split from occurrence ``rid`` has
+    unless the organiser changes it (the series' own, a COUNT less the
+    occurrences before; '' for a series without a rule)."""
+    master = stored.master
+    if master is None or "RRULE" not in master:
+        return ""
+    moment = _in_series_zone(master, parse_recurrence_id(rid))
+    event = copy_component(master)
+    _count_rest(event, master, moment)
+    return _rule_text(event)
 
 
 def _count_rest(event: Component, master: Component, moment: Moment) -> None:

@@ -12,9 +12,56 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from imiptools.config import parse_duration
 from imiptools.quota.base import QuotaLedger
-from imiptools.quota.limits import QuotaLimit
-from imiptools.quota.model import parse_user
+from imiptools.quota.limits import EVERYONE, GROUP_PREFIX, QuotaLimit, parse_value
+from imiptools.quota.model import parse_group, parse_user, parse_who
+
+#: The calendar periods and ``outstanding``, as ``set-limit --per`` names them.
+PERIOD_WORDS = ("day", "week", "month", "outstanding")
+
+
+def limit_of(who: str, limit: str, per: str = "outstanding") -> QuotaLimit:
+    """The limit ``imip-admin quota set-limit QUOTA WHO LIMIT --per PER``
+    sets, from those words as an admin types them (the manager's quota form
+    reads them with this too): WHO is ``*``, an address or a group name
+    (``staff`` or ``@staff``); LIMIT a number of bookings (``20``) or booked
+    time (``PT6H``, RFC 5545 §3.3.6); PER ``day``, ``week``, ``month``,
+    ``outstanding`` or a duration for a rolling window (``P7D``).
+    Raises ValueError saying which word is bad and why."""
+    chosen, period = _who(who), _period(per)
+    measure = "count" if limit.isdigit() else "time"
+    try:
+        value = parse_value(measure, limit)
+    except ValueError as exc:
+        raise ValueError(f"bad limit: {exc}") from exc
+    return QuotaLimit(chosen, measure, period, value)
+
+
+def _who(text: str) -> str:
+    """WHO: '*', an address, or a group name (``staff`` or ``@staff``)."""
+    try:
+        if text == EVERYONE or "@" in text.lstrip(GROUP_PREFIX):
+            return parse_who(text)
+    except ValueError as exc:
+        raise ValueError(f"bad address: {exc}") from exc
+    try:
+        return GROUP_PREFIX + parse_group(text.lstrip(GROUP_PREFIX))
+    except ValueError as exc:
+        raise ValueError(f"bad group name: {exc}") from exc
+
+
+def _period(text: str) -> str:
+    """PER: a word of :data:`PERIOD_WORDS`, or ``rolling:`` a positive duration."""
+    if text in PERIOD_WORDS:
+        return text
+    try:
+        window = parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"bad --per {text!r}: day, week, month, outstanding or P7D") from exc
+    if window.total_seconds() <= 0:
+        raise ValueError(f"bad --per {text!r}: a rolling window must be positive")
+    return f"rolling:{text.upper()}"
 
 
 def set_limit(ledger: QuotaLedger, quota: str, limit: QuotaLimit, remove: bool = False) -> None:

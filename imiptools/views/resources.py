@@ -15,7 +15,11 @@ the front end is configured with) manage every resource.
 store's users, the backend's users with preferences, the preference
 source). :func:`bookings`, :func:`quota_use` and :func:`preference_fields`
 are what a resource's pages show; :func:`change_preferences` writes a
-form's values, each validated by the code ``imip-admin prefs set`` runs.
+form's values, each validated by the code ``imip-admin prefs set`` runs,
+and :func:`change_limit` a quota limit, read and written by the code of
+``imip-admin quota set-limit`` (:func:`imiptools.quota.admin.limit_of`,
+:func:`imiptools.quota.admin.set_limit`) for those who may
+(:func:`may_change_quota`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from imiptools.preferences import (
     set_validated,
     validate,
 )
+from imiptools.quota import admin as quota_admin
+from imiptools.quota.limits import QuotaLimit
 from imiptools.quota.sync import recorded_quotas
 from imiptools.scheduling.approval import approvers_of
 from imiptools.site import Site
@@ -108,20 +114,51 @@ class QuotaUse:
     name: str
     rows: list[ReportRow]
     problem: str = ""
+    #: The quota's limits, as its ``limits`` file holds them.
+    limits: tuple[QuotaLimit, ...] = ()
 
 
 def quota_use(site: Site, resource: Resource) -> list[QuotaUse]:
     """The quotas named in the resource's ``scheduling_function`` and their use now."""
-    preference = site.preferences_of(resource.user).get
     found = []
-    for name in recorded_quotas(preference):
+    for name in recorded_in(site, resource):
         try:
             state = site.ledger.snapshot(name)
         except ValueError as exc:
             found.append(QuotaUse(name, [], str(exc)))
             continue
-        found.append(QuotaUse(name, report_rows(state, site.clock.now())))
+        found.append(QuotaUse(name, report_rows(state, site.clock.now()), "", state.limits))
     return found
+
+
+def recorded_in(site: Site, resource: Resource) -> list[str]:
+    """The quotas ``resource`` records its bookings in (its
+    ``scheduling_function``'s recording functions), sorted."""
+    return recorded_quotas(site.preferences_of(resource.user).get)
+
+
+def may_change_quota(site: Site, quota: str, user: str, admins: Collection[str]) -> bool:
+    """Whether ``user`` may change the limits of ``quota``: an administrator,
+    or someone who manages every resource of the site recording in it (a
+    quota binds all of them, so the owner of one room cannot loosen the
+    limits of another's)."""
+    sharing = [r for r in resources(site) if quota in recorded_in(site, r)]
+    return bool(sharing) and all(may_manage(r, user, admins) for r in sharing)
+
+
+def change_limit(
+    site: Site, quota: str, who: str, limit: str, per: str, *, remove: bool = False
+) -> str:
+    """Set (or with ``remove`` take away) the limit of ``who`` in ``quota``
+    from the words ``imip-admin quota set-limit QUOTA WHO LIMIT --per PER``
+    takes, read and written by its own code (validated, then written under
+    the quota's lock). Returns why it was refused ('' when written)."""
+    try:
+        chosen = quota_admin.limit_of(who.strip(), limit.strip(), per.strip() or "outstanding")
+        quota_admin.set_limit(site.ledger, quota, chosen, remove)
+    except ValueError as exc:
+        return str(exc)
+    return ""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,13 @@ from imiptools.itip.organising import (
     new_event,
     revised,
 )
-from imiptools.itip.series import exclusion, instance_update, occurrence, split
+from imiptools.itip.series import (
+    exclusion,
+    following_rule,
+    instance_update,
+    occurrence,
+    split,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 STAMP = datetime(2030, 1, 1, 12, tzinfo=UTC)
@@ -268,4 +274,82 @@ def test_the_first_occurrence_or_none_is_no_split() -> None:
     with pytest.raises(ValueError, match="not an occurrence"):
         split(stored, "20300109T090000Z", Revision(), LATER, domain="example.com")
     with pytest.raises(ValueError, match="only the summary"):
+        split(stored, FOURTH, Revision(url="https://example.com/"), LATER, domain="example.com")
+    with pytest.raises(ValueError, match="the following occurrences need a rule"):
         split(stored, FOURTH, Revision(rrule=""), LATER, domain="example.com")
+
+
+def test_the_rule_the_following_keep_unless_changed() -> None:
+    assert following_rule(made(), FOURTH) == "FREQ=WEEKLY;COUNT=3"
+    weekly = made(replace(DRAFT, rrule="FREQ=WEEKLY;BYDAY=TU"))
+    assert following_rule(weekly, FOURTH) == "FREQ=WEEKLY;BYDAY=TU"
+
+
+def test_the_following_with_their_own_rule_and_attendees() -> None:
+    stored = accepted(made())
+    fifth = occurrence(stored, "20300212T090000Z")
+    sixth = occurrence(stored, "20300205T090000Z")
+    assert fifth is not None and sixth is not None
+    stored = with_parts(
+        stored,
+        instance_update(stored, fifth, Revision(summary="Fifth"), LATER),
+        instance_update(stored, sixth, Revision(summary="Gone"), LATER),
+    )
+    change = Revision(
+        rrule="FREQ=WEEKLY;INTERVAL=2;COUNT=2",
+        invitees=(Invitee("carol@example.com", role="OPT-PARTICIPANT"),),
+        removed=("bob@example.com",),
+    )
+    old, new = split(stored, FOURTH, change, LATER, domain="example.com", uid="rest@example.com")
+    _, (master, *_) = read(old)
+    assert master["RRULE"].to_ical() == b"FREQ=WEEKLY;UNTIL=20300129T085959Z"
+    assert set(partstats(master)) == {
+        "mailto:alice@example.com",
+        "mailto:bob@example.com",
+        "mailto:room@example.com",
+    }, "the old series goes to everyone it had"
+    _, (first, moved) = read(new)
+    assert first["RRULE"].to_ical() == b"FREQ=WEEKLY;COUNT=2;INTERVAL=2", "as given"
+    assert partstats(first) == {
+        "mailto:alice@example.com": "ACCEPTED",
+        "mailto:room@example.com": "NEEDS-ACTION",
+        "mailto:carol@example.com": "NEEDS-ACTION",
+    }, "bob left out, carol invited, a new rule asks everyone again"
+    carol = next(a for a in first["ATTENDEE"] if str(a) == "mailto:carol@example.com")
+    assert carol.params["ROLE"] == "OPT-PARTICIPANT" and carol.params["RSVP"] == "TRUE"
+    assert str(moved["SUMMARY"]) == "Fifth", "an occurrence of the new rule keeps its change"
+    assert set(partstats(moved)) == set(partstats(first))
+    assert str(first["RELATED-TO"]) == "review@example.com"
+    assert str(master["RELATED-TO"]) == "rest@example.com"
+    parsed = vobject.readOne(new.to_ical().decode())
+    assert set(parsed.vevent.rrule.value.split(";")) == {"FREQ=WEEKLY", "INTERVAL=2", "COUNT=2"}
+
+
+def test_the_following_with_other_attendees_keep_the_answers_of_the_rest() -> None:
+    stored = accepted(made())
+    change = Revision(invitees=(Invitee("carol@example.com"),), removed=("bob@example.com",))
+    _, new = split(stored, FOURTH, change, LATER, domain="example.com")
+    _, (first,) = read(new)
+    assert first["RRULE"].to_ical() == b"FREQ=WEEKLY;COUNT=3"
+    assert partstats(first) == {
+        "mailto:alice@example.com": "ACCEPTED",
+        "mailto:room@example.com": "ACCEPTED",
+        "mailto:carol@example.com": "NEEDS-ACTION",
+    }
+    roles = split(
+        stored, FOURTH, Revision(roles=(("bob@example.com", "CHAIR"),)), LATER, domain="x.org"
+    )[1]
+    bob = next(a for a in roles.walk("VEVENT")[0]["ATTENDEE"] if "bob" in str(a))
+    assert bob.params["ROLE"] == "CHAIR" and bob.params["PARTSTAT"] == "ACCEPTED"
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (Revision(removed=("carol@example.com",)), "not an attendee: carol@example.com"),
+        (Revision(invitees=(Invitee("BOB@example.com"),)), "an attendee already"),
+    ],
+)
+def test_the_following_attendees_must_make_sense(change: Revision, said: str) -> None:
+    with pytest.raises(ValueError, match=said):
+        split(made(), FOURTH, change, LATER, domain="example.com")

@@ -8,10 +8,12 @@ import email
 import re
 from email import policy
 from email.message import EmailMessage
+from html.parser import HTMLParser
 from pathlib import Path
 
 from flask import Flask
 from icalendar import Calendar
+from werkzeug.datastructures import MultiDict
 
 from imip_agent.manager.app import create_app
 from imip_agent.manager.security import AccessConfig
@@ -84,6 +86,63 @@ def token_in(page: str) -> str:
     found = TOKEN.search(page)
     assert found, "the page has a form token"
     return found.group(1)
+
+
+class _FormReader(HTMLParser):
+    """The fields of the first form posting to ``action``, as a browser
+    would post them untouched: inputs (checkboxes only when checked),
+    the selected option of each list (else its first), textareas."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__()
+        self.action, self.inside, self.done = action, False, False
+        self.fields: MultiDict[str, str] = MultiDict()
+        self.select: str | None = None
+        self.options: list[tuple[str, bool]] = []
+        self.area: str | None = None
+        self.text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form" and not self.done and a.get("action") == self.action:
+            self.inside = True
+        if not self.inside:
+            return
+        if tag == "input" and "name" in a and a.get("type") not in ("submit", "button"):
+            if a.get("type") not in ("checkbox", "radio") or "checked" in a:
+                self.fields.add(a["name"], a.get("value", ""))
+        elif tag == "select":
+            self.select, self.options = a.get("name"), []
+        elif tag == "option" and self.select is not None:
+            self.options.append((a.get("value", ""), "selected" in a))
+        elif tag == "textarea":
+            self.area, self.text = a.get("name"), ""
+
+    def handle_data(self, data: str) -> None:
+        if self.area is not None:
+            self.text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.inside:
+            return
+        if tag == "select" and self.select is not None:
+            chosen = [v for v, selected in self.options if selected] or [self.options[0][0]]
+            self.fields.add(self.select, chosen[0])
+            self.select = None
+        elif tag == "textarea" and self.area is not None:
+            self.fields.add(self.area, self.text.removeprefix("\n"))
+            self.area = None
+        elif tag == "form":
+            self.inside, self.done = False, True
+
+
+def form_fields(page: str, action: str) -> MultiDict[str, str]:
+    """What a browser posts of the form of ``page`` whose action is ``action``
+    (unchanged; the submit button's name and value not included)."""
+    reader = _FormReader(action)
+    reader.feed(page)
+    assert reader.done, f"no form posting to {action}"
+    return reader.fields
 
 
 def sent_messages(directory: Path) -> list[EmailMessage]:

@@ -221,7 +221,11 @@ def test_2_alice_accepts_one_instance(scene: Scene) -> None:
 
 
 def test_3_bob_cannot_see_alices_calendar(scene: Scene) -> None:
-    for path in (f"/calendar/{ALICE}/", f"/calendar/{ALICE}/requests"):
+    for path in (
+        f"/calendar/{ALICE}/",
+        f"/calendar/{ALICE}/requests",
+        f"/calendar/{ALICE}/event?uid={UID}",
+    ):
         scene.browser.get(f"{scene.bob}{path}")
         assert heading(scene.browser) == "403 Forbidden"
         assert SUMMARY not in scene.browser.page_source
@@ -236,6 +240,47 @@ def test_4_a_cross_site_form_post_is_refused(scene: Scene) -> None:
     assert heading(scene.browser) == "403 Forbidden"
     assert len(sent_messages(scene.sent)) == before
     assert scene.agent.requests(ALICE) == [(UID, "", "REQUEST")]
+
+
+#: A phone's screen (CSS pixels) and the pages that must fit its width.
+PHONE = (360, 740)
+PHONE_PAGES = (
+    "/calendar/{me}/?week=2030-01-14",
+    "/calendar/{me}/month?month=2030-01",
+    f"/calendar/{{me}}/day?day=2030-01-15&others={BOB}",
+    "/calendar/{me}/requests",
+    f"/calendar/{{me}}/find-time?with={BOB}&duration=60&first=2030-01-14&days=5",
+    "/calendar/{me}/subscriptions",
+    "/calendar/{me}/new",
+    f"/calendar/{{me}}/event?uid={UID}",
+    "/resources/",
+)
+
+
+def sideways(browser: WebDriver, urls: Iterable[str]) -> list[tuple[str, int, int]]:
+    """The pages of ``urls`` that scroll sideways on a phone's screen
+    (:data:`PHONE`): each with its width and the screen's."""
+    found = []
+    browser.set_window_size(*PHONE)
+    try:
+        for url in urls:
+            browser.get(url)
+            wide, shown = browser.execute_script(
+                "return [document.documentElement.scrollWidth,"
+                " document.documentElement.clientWidth]"
+            )
+            if wide > shown:
+                found.append((url, wide, shown))
+    finally:
+        browser.set_window_size(1000, 900)
+    return found
+
+
+def test_5_every_page_fits_a_phone(scene: Scene) -> None:
+    """On a phone's screen no page scrolls sideways: wide tables scroll in
+    their own box, controls shrink to the screen, attendee rows stack."""
+    urls = [scene.alice + path.format(me=ALICE) for path in PHONE_PAGES]
+    assert sideways(scene.browser, urls) == []
 
 
 def test_chromium_is_debians(scene: Scene) -> None:

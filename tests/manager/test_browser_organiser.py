@@ -4,8 +4,10 @@ weekly event with a room and two people, the iMIP REQUEST is read with
 icalendar and vobject, the room's own agent (``imip-resource``) answers it
 and alice's agent records the answer; she moves one instance (the REQUEST
 carrying it alone, read with both, answered by the room's agent), then
-cancels another instance and the series. Screenshots as test_browser.py
-saves them."""
+cancels another instance and the series; bob cannot open her pages; she
+splits another series, the following occurrences every second week and
+carol left out for dave (the old series to bob and carol, the new one to
+bob and dave). Screenshots as test_browser.py saves them."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 
 from tests.manager.support import ALICE, BOB, calendar_of, sent_messages
-from tests.manager.test_browser import Scene, follow, heading
+from tests.manager.test_browser import Scene, follow, heading, sideways
 from tests.support import ROOM
 
 #: One ordered scene (test_1_, test_2_, ...): one xdist worker, in order
@@ -184,3 +186,53 @@ def test_5_alice_cancels_the_series(scene: Scene) -> None:
 def test_6_bob_cannot_open_alices_new_event_page(scene: Scene) -> None:
     scene.browser.get(f"{scene.bob}/calendar/{ALICE}/new")
     assert heading(scene.browser) == "403 Forbidden"
+
+
+def test_7_alice_splits_a_series_giving_the_following_their_own_rule_and_people(
+    scene: Scene,
+) -> None:
+    browser = scene.browser
+    browser.get(f"{scene.alice}/calendar/{ALICE}/new")
+    browser.find_element(By.ID, "summary").send_keys("Stand-up")
+    Select(browser.find_element(By.ID, "freq")).select_by_value("WEEKLY")
+    browser.find_element(By.ID, "byday-WE").click()
+    Select(browser.find_element(By.ID, "ends")).select_by_value("count")
+    browser.find_element(By.ID, "count").send_keys("6")
+    browser.find_element(By.ID, "attendee-1").send_keys(BOB)
+    browser.find_element(By.ID, "attendee-2").send_keys(CAROL)
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "button[value=send]"))
+    links = browser.find_elements(By.CSS_SELECTOR, '.occurrences a[href*="rid="]')
+    follow(browser, links[3])  # the fourth of six
+    assert heading(browser) == "One occurrence of Stand-up"
+    interval = browser.find_element(By.ID, "interval")
+    interval.clear()
+    interval.send_keys("2")
+    assert browser.find_element(By.ID, "count").get_attribute("value") == "3", "six less three"
+    browser.find_element(By.ID, "remove-2").click()  # carol
+    browser.find_element(By.ID, "attendee-3").send_keys("dave@example.com")
+    scene.shot("event-split")
+    assert sideways(browser, [browser.current_url]) == [], "the form fits a phone"
+    browser.get(browser.current_url)  # after the phone's check: the form as it was
+    interval = browser.find_element(By.ID, "interval")
+    interval.clear()
+    interval.send_keys("2")
+    browser.find_element(By.ID, "remove-2").click()
+    browser.find_element(By.ID, "attendee-3").send_keys("dave@example.com")
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "button[value=following]"))
+    assert heading(browser) == "Stand-up"
+    old, new = sent_messages(scene.sent)[-2:]
+    assert old["To"] == f"{BOB}, {CAROL}" and new["To"] == f"{BOB}, dave@example.com"
+    (ended,) = calendar_of(old)[1].walk("VEVENT")
+    assert "UNTIL" in ended["RRULE"] and ended["RELATED-TO"].params["RELTYPE"] == "NEXT"
+    data, calendar = calendar_of(new)
+    parsed = vobject.readOne(data.decode())
+    assert parsed.method.value == "REQUEST"
+    assert set(parsed.vevent.rrule.value.split(";")) == {
+        "FREQ=WEEKLY",
+        "INTERVAL=2",
+        "COUNT=3",
+        "BYDAY=WE",
+    }
+    (rest,) = calendar.walk("VEVENT")
+    assert str(rest["RELATED-TO"]) == str(ended["UID"])
+    assert rest["RELATED-TO"].params["RELTYPE"] == "FIRST"

@@ -4,7 +4,10 @@ xavier's booking in the week's table, changes a preference (a value
 ``imip-admin prefs set`` refuses is refused beside its field, the next is
 saved and ``prefs get`` reads it); alice, about to invite the room to a
 series that clashes with that booking, checks the rooms first and reads
-the forecast. Screenshots as test_browser.py saves them."""
+the forecast; the owner sees the rooms' timeline and sets a quota limit
+(one ``imip-admin quota set-limit`` refuses is refused with its message,
+the next is saved and ``quota show`` reads it). Screenshots as
+test_browser.py saves them."""
 
 from __future__ import annotations
 
@@ -23,7 +26,15 @@ from werkzeug.serving import BaseWSGIServer
 from imip_agent.manager.calendars import grid_available
 from imip_agent.manager.security import AccessConfig
 from tests.manager.support import ALICE, manager, sent_messages
-from tests.manager.test_browser import Front, chromium, follow, heading, screenshots, serving
+from tests.manager.test_browser import (
+    Front,
+    chromium,
+    follow,
+    heading,
+    screenshots,
+    serving,
+    sideways,
+)
 from tests.manager.test_resources import ADMIN, OWNER, ROOM, XAVIER, site_with_rooms
 from tests.support import Agent
 
@@ -154,3 +165,27 @@ def test_4_the_owner_sees_the_rooms_timeline(scene: RoomScene) -> None:
     logged = browser.get_log("browser")
     problems = [e for e in logged if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
     assert problems == [], "no script error, nothing the Content-Security-Policy refused"
+
+
+def test_5_the_owner_sets_a_quota_limit(scene: RoomScene) -> None:
+    browser = scene.browser
+    browser.get(f"{scene.owner}/resources/{ROOM}/")
+    follow(browser, browser.find_element(By.LINK_TEXT, "Quota use"))
+    assert heading(browser) == "Quota use of Room 3"
+    browser.find_element(By.ID, "who-1").send_keys("bob@example.com")
+    browser.find_element(By.ID, "limit-1").send_keys("four hours")
+    Select(browser.find_element(By.ID, "per-1")).select_by_value("week")
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "form.limit button"))
+    refused = browser.find_element(By.CSS_SELECTOR, ".errors[role=alert]").text
+    assert "bad limit: not an RFC 5545 duration: 'four hours'" in refused
+    field = browser.find_element(By.ID, "limit-1")
+    field.clear()
+    field.send_keys("3")
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "form.limit button"))
+    assert browser.find_element(By.CSS_SELECTOR, "[role=status]").text == "Limit saved."
+    shown = scene.agent.admin("quota", "show", "q").stdout
+    assert "  mailto:bob@example.com count week 3\n" in shown
+    scene.shot("resource-quota")
+    pages = ("/", "/decisions", "/quota", "/preferences")
+    urls = [f"{scene.owner}/resources/{ROOM}{page}" for page in pages]
+    assert sideways(browser, [f"{scene.owner}/resources/", *urls]) == [], "they fit a phone"

@@ -48,6 +48,7 @@ def forms(draw: st.DrawFn) -> EventForm:
             a,
             draw(st.sampled_from(("REQ-PARTICIPANT", "OPT-PARTICIPANT", "NON-PARTICIPANT"))),
             draw(st.sampled_from(("INDIVIDUAL", "ROOM", "RESOURCE"))),
+            draw(st.sampled_from(("TRUE", "FALSE"))),
         )
         for a in [BOB, *people]
     )
@@ -134,6 +135,7 @@ def as_fields(values: EventForm) -> MultiDict[str, str]:
         form.add("attendee", person.address)
         form.add("role", person.role)
         form.add("cutype", person.cutype)
+        form.add("rsvp", person.rsvp)
     return form
 
 

@@ -4,6 +4,7 @@ the browser's ``Accept-Language``, else English; dates said in it
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -12,9 +13,11 @@ import pytest
 
 from imip_agent.manager.eventform import describe
 from imip_agent.manager.language import available, choose, said
+from imip_agent.manager.security import AccessConfig
 from imiptools.i18n import translator
-from tests.manager.support import ALICE, invited, manager
-from tests.manager.test_resources import OWNER, ROOM, site_with_rooms
+from tests.manager.support import ALICE, BOB, invited, manager, token_in
+from tests.manager.test_organiser import fields
+from tests.manager.test_resources import OWNER, ROOM, rooms_in, site_with_rooms
 
 AS_ALICE = {"REMOTE_USER": ALICE}
 WEEK = f"/calendar/{ALICE}/?week=2030-01-07"
@@ -146,3 +149,54 @@ def test_the_forms_checks_speak_german(tmp_path: Path) -> None:
         f"/calendar/{ALICE}/new", data=fields, environ_base=AS_ALICE, headers=headers
     )
     assert "Das Ende muss nach dem Beginn liegen." in backwards.get_data(as_text=True)
+
+
+def _visible(page: str) -> list[str]:
+    """The lines of text a page shows (markup, scripts and styles left out)."""
+    page = re.sub(r"<(script|style)[^>]*>.*?</\1>", "", page, flags=re.S)
+    text = html.unescape(re.sub(r"<[^>]+>", "\n", page))
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def test_every_page_speaks_german(tmp_path: Path) -> None:
+    """No message of the catalogue is left in English on any page of a
+    German user: the calendar views, requests, find a time, subscriptions,
+    the event form, an event and one occurrence, the resources' pages
+    (their preferences' help included) and an error page."""
+    agent = rooms_in(invited(tmp_path))
+    client = manager(agent, tmp_path / "sent", AccessConfig(admins=(ALICE,))).test_client()
+    german = {"Accept-Language": "de"}
+    page = client.get(f"/calendar/{ALICE}/new", environ_base=AS_ALICE, headers=german)
+    form = fields()
+    form["csrf_token"] = token_in(page.get_data(as_text=True))
+    form["action"] = "send"
+    made = client.post(f"/calendar/{ALICE}/new", data=form, environ_base=AS_ALICE)
+    event = made.headers["Location"]
+    uid = event.partition("uid=")[2]
+    catalogue = translator("de")
+    english = {
+        m
+        for m in catalogue._catalog  # type: ignore[attr-defined]
+        if isinstance(m, str) and len(m) > 3 and "{" not in m and catalogue.gettext(m) != m
+    }
+    for path in (
+        WEEK,
+        f"/calendar/{ALICE}/month?month=2030-01",
+        f"/calendar/{ALICE}/day?day=2030-01-08",
+        f"/calendar/{ALICE}/requests",
+        f"/calendar/{ALICE}/find-time",
+        f"/calendar/{ALICE}/subscriptions",
+        f"/calendar/{ALICE}/new",
+        event,
+        f"/calendar/{ALICE}/event/instance?uid={uid}&rid=20300219T090000Z",
+        "/resources/",
+        f"/resources/{ROOM}/",
+        f"/resources/{ROOM}/decisions",
+        f"/resources/{ROOM}/quota",
+        f"/resources/{ROOM}/preferences",
+        f"/calendar/{BOB}/",
+    ):
+        shown = client.get(path, environ_base=AS_ALICE, headers=german)
+        assert shown.status_code in (200, 403), path
+        left = [line for line in _visible(shown.get_data(as_text=True)) if line in english]
+        assert left == [], (path, left)

@@ -16,7 +16,16 @@ from flask.testing import FlaskClient
 from icalendar import Calendar
 from werkzeug.datastructures import MultiDict
 
-from tests.manager.support import ALICE, BOB, calendar_of, invited, manager, sent_messages, token_in
+from tests.manager.support import (
+    ALICE,
+    BOB,
+    calendar_of,
+    form_fields,
+    invited,
+    manager,
+    sent_messages,
+    token_in,
+)
 from tests.support import Agent, calendar_text, imip_message, vevent
 
 AS_ALICE = {"REMOTE_USER": ALICE}
@@ -607,3 +616,153 @@ def test_an_attendees_agent_takes_the_instance_and_the_split(tmp_path: Path) -> 
     (override,) = old.overrides
     assert override.decoded("DTSTART").hour == 12, "the moved instance kept"
     assert (new_uid, "", "REQUEST") in agent.requests(BOB), "the new series to answer"
+
+
+def following_page(client: FlaskClient, uid: str, rid: str) -> MultiDict[str, str]:
+    """The form of occurrence ``rid`` as the page shows it, to post "this and following"."""
+    page = client.get(f"{INSTANCE}?uid={uid}&rid={rid}", environ_base=AS_ALICE)
+    form = form_fields(page.get_data(as_text=True), INSTANCE)
+    form["scope"] = "following"
+    return form
+
+
+def test_the_following_get_their_own_rule_and_attendees(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    uid = uid_of(path)
+    form = following_page(client, uid, FEB_19)
+    assert form["following_series"] == "yes" and form["freq"] == "WEEKLY"
+    assert form["interval"] == "2" and form.getlist("attendee")[:3] == [ROOM, BOB, CAROL]
+    form["interval"] = "1"
+    form.add("remove", CAROL)
+    attendees = form.getlist("attendee")
+    attendees[3] = "dave@example.com"
+    form.setlist("attendee", attendees)
+    answer = client.post(INSTANCE, data=form, environ_base=AS_ALICE)
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    new_uid = uid_of(answer.headers["Location"])
+    old, new = sent_messages(tmp_path / "sent")[-2:]
+    assert old["To"] == f"{ROOM}, {BOB}, {CAROL}", "the series so far to everyone it had"
+    assert new["To"] == f"{ROOM}, {BOB}, dave@example.com", "the new one to its own"
+    (ended,) = calendar_of(old)[1].walk("VEVENT")
+    assert b"UNTIL=20300219T085959Z" in ended["RRULE"].to_ical()
+    assert str(ended["RELATED-TO"]) == new_uid and ended["RELATED-TO"].params["RELTYPE"] == "NEXT"
+    (rest,) = calendar_of(new)[1].walk("VEVENT")
+    parsed = vobject.readOne(calendar_of(new)[0].decode())
+    assert parsed.method.value == "REQUEST" and "INTERVAL" not in parsed.vevent.rrule.value
+    assert "INTERVAL" not in rest["RRULE"] and rest["RRULE"]["BYDAY"] == ["TU"]
+    assert rest["RELATED-TO"].params["RELTYPE"] == "FIRST" and str(rest["RELATED-TO"]) == uid
+    partstats = {str(a): a.params["PARTSTAT"] for a in rest["ATTENDEE"]}
+    assert f"mailto:{CAROL}" not in partstats and "mailto:dave@example.com" in partstats
+    asked = {a: p for a, p in partstats.items() if a != f"mailto:{ALICE}"}
+    assert set(asked.values()) == {"NEEDS-ACTION"}, "a new rule: everyone asked again"
+    records = agent.site().records(f"mailto:{ALICE}")
+    stored = records.stored(new_uid)
+    assert stored is not None and stored.master is not None
+    assert {str(a) for a in stored.master["ATTENDEE"]} >= {"mailto:dave@example.com"}
+    for message in (old, new):
+        if CAROL in message["To"]:  # delivered to her as the mail system would
+            run = agent.person(message.as_bytes(), CAROL)
+            assert run.code == 0, run.stdout + run.stderr
+    held = agent.site().records(f"mailto:{CAROL}")
+    assert held.stored(new_uid) is None, "carol is not invited to the new series"
+    ended_for_carol = held.stored(uid)
+    assert ended_for_carol is not None and ended_for_carol.master is not None
+    assert b"UNTIL=20300219T085959Z" in ended_for_carol.master["RRULE"].to_ical()
+
+
+def test_the_following_keep_the_answers_when_only_attendees_change(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    uid = uid_of(path)
+    series = calendar_of(sent_messages(tmp_path / "sent")[-1])[1].walk("VEVENT")[0]
+    rule = series["RRULE"].to_ical()
+    reply = vevent(
+        uid,
+        "20300108T090000Z",
+        "20300108T100000Z",
+        organiser=ALICE,
+        attendees=(),
+        extra=f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{BOB}",
+    )
+    message = imip_message(
+        calendar_text(reply, method="REPLY"), sender=BOB, to=ALICE, method="REPLY"
+    )
+    assert agent.person(message, ALICE).code == 0
+    form = following_page(client, uid, FEB_19)
+    form.add("remove", CAROL)
+    answer = client.post(INSTANCE, data=form, environ_base=AS_ALICE)
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    (rest,) = calendar_of(sent_messages(tmp_path / "sent")[-1])[1].walk("VEVENT")
+    assert rest["RRULE"].to_ical() == rule, "the rule unchanged"
+    partstats = {str(a): str(a.params["PARTSTAT"]) for a in rest["ATTENDEE"]}
+    assert partstats[f"mailto:{BOB}"] == "ACCEPTED", "bob's answer carried over"
+    assert f"mailto:{CAROL}" not in partstats
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"scope": "this", "interval": "1"}, "The rule and the attendees change only for this"),
+        ({"freq": ""}, "Repeat: the following occurrences need a rule."),
+        ({"rrule": "FREQ=SOMETIMES"}, "Repeat:"),
+        ({"attendee": "not an address"}, "Attendee: not a mail address"),
+    ],
+)
+def test_the_following_series_is_checked_before_anything_is_sent(
+    tmp_path: Path, change: dict[str, str], said: str
+) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent")
+    form = following_page(client, uid_of(path), FEB_19)
+    for name, value in change.items():
+        if name == "attendee":
+            attendees = form.getlist("attendee")
+            attendees[3] = value
+            form.setlist("attendee", attendees)
+        else:
+            form[name] = value
+    answer = client.post(INSTANCE, data=form, environ_base=AS_ALICE)
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 422 and said in text, text
+    assert len(sent_messages(tmp_path / "sent")) == 1, "nothing sent"
+    assert 'name="following_series"' in text, "the new series' part is shown again"
+
+
+def test_the_occurrence_page_labels_every_control_once(tmp_path: Path) -> None:
+    client, path = created(invited(tmp_path), tmp_path / "sent")
+    page = client.get(f"{INSTANCE}?uid={uid_of(path)}&rid={FEB_19}", environ_base=AS_ALICE)
+    text = page.get_data(as_text=True)
+    ids = re.findall(r'<(?:input|select|textarea) id="([^"]+)"', text)
+    assert len(ids) == len(set(ids)) > 20
+    for each in ids:
+        assert f'<label for="{each}"' in text or f'<label class="hidden-label" for="{each}"' in text
+    assert "Only for this and the following occurrences: the new series" in text
+
+
+def test_rsvp_is_chosen_per_attendee_and_kept_by_updates(tmp_path: Path) -> None:
+    agent = invited(tmp_path)
+    client, path = created(agent, tmp_path / "sent", rsvp=["FALSE", "TRUE", "TRUE"])
+
+    def rsvps() -> dict[str, str]:
+        (event,) = calendar_of(sent_messages(tmp_path / "sent")[-1])[1].walk("VEVENT")
+        return {str(a): str(a.params.get("RSVP")) for a in event["ATTENDEE"][1:]}
+
+    room, bob, carol = (f"mailto:{a}" for a in (ROOM, BOB, CAROL))
+    assert rsvps() == {room: "FALSE", bob: "TRUE", carol: "TRUE"}
+    page = client.get(path, environ_base=AS_ALICE).get_data(as_text=True)
+    shown = form_fields(page, f"/calendar/{ALICE}/event")
+    assert shown.getlist("rsvp")[:3] == ["FALSE", "TRUE", "TRUE"], "the form shows them"
+    form = fields(rsvp=["FALSE", "FALSE", "TRUE"]) | {"uid": uid_of(path)}
+    assert post(client, f"/calendar/{ALICE}/event", form, page=path).status_code == 302
+    assert rsvps() == {room: "FALSE", bob: "FALSE", carol: "TRUE"}
+    later = fields(rsvp=["FALSE", "FALSE", "TRUE"], start_time="11:00", end_time="12:00")
+    assert post(client, f"/calendar/{ALICE}/event", later | {"uid": uid_of(path)}, page=path)
+    assert rsvps() == {room: "FALSE", bob: "FALSE", carol: "TRUE"}, (
+        "a new time asks everyone again but those the organiser asked for no answer"
+    )
+    refused = post(client, NEW, fields(rsvp=["MAYBE", "TRUE", "TRUE"]))
+    assert refused.status_code == 422
+    assert "Attendee &#39;room3@example.com&#39;: not one of the choices." in refused.get_data(
+        as_text=True
+    )

@@ -290,3 +290,114 @@ def test_a_hand_edited_value_outside_the_choices_is_kept_unless_changed(
     assert answer.status_code == 302, "the value untouched is not validated again"
     assert agent.site().preferences.get(f"mailto:{ROOM}", "conflict_details") == "maybe"
     assert agent.admin("prefs", "get", ROOM, "LANG").stdout == "de\n"
+
+
+def _limits(agent: Agent) -> list[str]:
+    """The limits of quota q, as ``imip-admin quota show`` prints them."""
+    shown = agent.admin("quota", "show", "q").stdout.splitlines()
+    start = shown.index("limits:") + 1
+    return [line.strip() for line in shown[start:] if line.startswith("  ")]
+
+
+def _quota_form(client: FlaskClient, user: str) -> dict[str, str]:
+    page = client.get(f"/resources/{ROOM}/quota", environ_base=as_user(user))
+    return {"csrf_token": token_in(page.get_data(as_text=True)), "quota": "q"}
+
+
+def test_the_owner_sets_and_removes_limits_as_imip_admin_quota_set_limit(
+    agent: Agent, tmp_path: Path
+) -> None:
+    client = client_of(agent, tmp_path / "sent")
+    page = client.get(f"/resources/{ROOM}/quota", environ_base=as_user(OWNER))
+    assert "Set a limit of q" in page.get_data(as_text=True)
+    form = _quota_form(client, OWNER) | {"who": BOB, "limit": "3", "per": "week"}
+    saved = client.post(f"/resources/{ROOM}/quota", data=form, environ_base=as_user(OWNER))
+    assert saved.status_code == 302
+    rolling = _quota_form(client, OWNER) | {"who": "staff", "limit": "PT6H", "window": "p7d"}
+    assert (
+        client.post(
+            f"/resources/{ROOM}/quota", data=rolling, environ_base=as_user(OWNER)
+        ).status_code
+        == 302
+    )
+    assert _limits(agent) == [
+        "* time week PT10H",
+        "mailto:bob@example.com count week 3",
+        "@staff time rolling:P7D PT6H",
+    ]
+    shown = client.get(f"/resources/{ROOM}/quota", environ_base=as_user(OWNER))
+    text = shown.get_data(as_text=True)
+    assert "Remove the limit of bob@example.com per week" in text and "Limit saved." in text
+    gone = _quota_form(client, OWNER) | {
+        "who": "*",
+        "limit": "PT10H",
+        "per": "week",
+        "action": "remove",
+    }
+    removed = client.post(f"/resources/{ROOM}/quota", data=gone, environ_base=as_user(OWNER))
+    assert removed.status_code == 302
+    assert _limits(agent) == ["mailto:bob@example.com count week 3", "@staff time rolling:P7D PT6H"]
+
+
+@pytest.mark.parametrize(
+    ("limit", "per"), [("four hours", "week"), ("3", "P0D"), ("3", "fortnight")]
+)
+def test_a_limit_imip_admin_refuses_is_refused_with_its_message(
+    agent: Agent, tmp_path: Path, limit: str, per: str
+) -> None:
+    client = client_of(agent, tmp_path / "sent")
+    refused = agent.admin("quota", "set-limit", "q", BOB, limit, "--per", per)
+    assert refused.returncode == 65
+    message = refused.stdout.strip().removeprefix("5.6.0 ")
+    form = _quota_form(client, OWNER) | {"who": BOB, "limit": limit, "window": per}
+    answer = client.post(f"/resources/{ROOM}/quota", data=form, environ_base=as_user(OWNER))
+    assert answer.status_code == 422
+    text = answer.get_data(as_text=True)
+    assert message.replace("'", "&#39;") in text and "Nothing was saved" in text
+    assert f'value="{limit}"' in text, "the value is kept"
+    assert _limits(agent) == ["* time week PT10H"]
+
+
+def test_only_who_manages_every_room_of_a_quota_changes_its_limits(
+    agent: Agent, tmp_path: Path
+) -> None:
+    other = "room4@example.com"
+    agent.set_pref(other, "scheduling_function", "schedule_in_freebusy\ncheck_quota q")
+    agent.set_pref(other, "approvers", XAVIER)
+    client = client_of(agent, tmp_path / "sent")
+    page = client.get(f"/resources/{ROOM}/quota", environ_base=as_user(OWNER))
+    assert "Set a limit of q" not in page.get_data(as_text=True), "room 4 is not hers"
+    form = _prefs_form(client, OWNER) | {"quota": "q", "who": "*", "limit": "PT99H", "per": "week"}
+    answer = client.post(f"/resources/{ROOM}/quota", data=form, environ_base=as_user(OWNER))
+    assert answer.status_code == 403
+    admin = _quota_form(client, ADMIN) | {"who": "*", "limit": "PT20H", "per": "week"}
+    assert (
+        client.post(f"/resources/{ROOM}/quota", data=admin, environ_base=as_user(ADMIN)).status_code
+        == 302
+    )
+    assert _limits(agent) == ["* time week PT20H"]
+
+
+def test_quota_posts_by_others_without_the_token_or_for_another_quota_are_refused(
+    agent: Agent, tmp_path: Path
+) -> None:
+    client = client_of(agent, tmp_path / "sent")
+    shown = client.get(f"/calendar/{BOB}/new", environ_base=as_user(BOB)).get_data(as_text=True)
+    limit = {"quota": "q", "who": "*", "limit": "PT99H", "per": "week"}
+    by_bob = client.post(
+        f"/resources/{ROOM}/quota",
+        data=limit | {"csrf_token": token_in(shown)},
+        environ_base=as_user(BOB),
+    )
+    assert by_bob.status_code == 403
+    client.get(f"/resources/{ROOM}/quota", environ_base=as_user(OWNER))
+    forged = client.post(
+        f"/resources/{ROOM}/quota",
+        data=limit | {"csrf_token": "forged"},
+        environ_base=as_user(OWNER),
+    )
+    assert forged.status_code == 403
+    other = _quota_form(client, OWNER) | limit | {"quota": "cars"}
+    elsewhere = client.post(f"/resources/{ROOM}/quota", data=other, environ_base=as_user(OWNER))
+    assert elsewhere.status_code == 404
+    assert _limits(agent) == ["* time week PT10H"]

@@ -59,3 +59,32 @@ def test_a_bad_value_writes_nothing(ledger: QuotaLedger) -> None:
     with pytest.raises(ValueError, match="tzid:1: unknown time zone"):
         admin.set_zone(ledger, "rooms", "Mars/Olympus")
     assert ledger.admin_lines("rooms", "tzid") == []
+
+
+@pytest.mark.parametrize(
+    ("words", "line"),
+    [
+        (("*", "PT10H", "week"), "* time week PT10H"),
+        (("Bob@Example.com", "3", "outstanding"), "mailto:bob@example.com count outstanding 3"),
+        (("staff", "20", "month"), "@staff count month 20"),
+        (("@staff", "PT6H", "p7d"), "@staff time rolling:P7D PT6H"),
+    ],
+)
+def test_limit_of_reads_the_words_of_set_limit(words: tuple[str, str, str], line: str) -> None:
+    assert admin.limit_of(*words).to_line() == line
+
+
+@pytest.mark.parametrize(
+    ("words", "said"),
+    [
+        (("*", "four hours", "week"), "bad limit: "),
+        (("*", "3", "fortnight"), "bad --per 'fortnight'"),
+        (("*", "3", "P0D"), "a rolling window must be positive"),
+        (("bad group!", "3", "week"), "bad group name: "),
+        (("a b@example.com", "3", "week"), "bad address: "),
+    ],
+)
+def test_limit_of_says_which_word_is_bad(words: tuple[str, str, str], said: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        admin.limit_of(*words)
+    assert said in str(raised.value)
