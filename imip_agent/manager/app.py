@@ -62,7 +62,7 @@ from imiptools.dates import Clock
 from imiptools.i18n import N_
 from imiptools.mail.send import Sender
 from imiptools.records import UserRecords
-from imiptools.views.agenda import Entry, agenda, pending
+from imiptools.views.agenda import agenda, pending
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +72,6 @@ ANSWER_LABELS = (
     ("TENTATIVE", N_("Tentative")),
     ("DECLINED", N_("Decline")),
 )
-
-
-@dataclass(frozen=True)
-class Day:
-    """One day of the week view and the entries overlapping it."""
-
-    day: date
-    entries: list[Entry]
 
 
 def create_app(
@@ -192,7 +184,10 @@ def week(address: str) -> str:
     start = datetime.combine(first, time(0), records.zone)
     end = datetime.combine(first + timedelta(days=7), time(0), records.zone)
     entries = agenda(records, start, end)
-    days = [Day(d, [e for e in entries if _on(e, d)]) for d in _days(first, 7)]
+    days = [
+        calendars.Day(d, [e for e in entries if calendars.on_day(e, d)]) for d in _days(first, 7)
+    ]
+    days = calendars.with_busy(records, days)
     return render_template(
         "week.html",
         address=address,
@@ -257,12 +252,3 @@ def _monday(day: date) -> date:
 
 def _days(first: date, count: int) -> Iterator[date]:
     return (first + timedelta(days=n) for n in range(count))
-
-
-def _on(entry: Entry, day: date) -> bool:
-    """Whether ``entry`` overlaps ``day`` (the user's zone; an all-day
-    event's end is exclusive, as an instant event's start is inclusive)."""
-    first, last = entry.start.date(), entry.end.date()
-    if entry.end > entry.start and entry.end.timetz() == time(0, tzinfo=entry.end.tzinfo):
-        last -= timedelta(days=1)
-    return first <= day <= max(first, last)

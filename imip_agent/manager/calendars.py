@@ -8,13 +8,16 @@
 As the week, in the user's zone (``TZID``), recurring events expanded by
 the library (:func:`imiptools.views.agenda.agenda`). ``empty=hide`` (and
 ``empty=show``, the default) is the original manager's "hide empty days"
-choice; the views' links keep it.
+choice, ``busy=show`` (``busy=hide``, the default) its "show busy periods":
+each day also lists the busy time the agents keep for the user, as others
+see it in free/busy (RFC 5545 §3.6.4, FBTYPE; a transparent event gives
+none). The views' links keep both.
 """
 
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,19 +29,32 @@ from imip_agent.manager import findtime
 from imip_agent.manager.common import day_argument, own, site
 from imip_agent.manager.language import WEEKDAYS, WEEKDAYS_SHORT, gettext
 from imiptools.i18n import N_
+from imiptools.records import UserRecords
 from imiptools.views.agenda import Entry, agenda
 
 blueprint = Blueprint("views", __name__)
 
 
 @dataclass(frozen=True)
+class Busy:
+    """A busy period of the user within one day, in their zone; ``kind``
+    its FBTYPE (``BUSY``, ``BUSY-TENTATIVE``, ``BUSY-UNAVAILABLE``)."""
+
+    start: datetime
+    end: datetime
+    kind: str
+
+
+@dataclass(frozen=True)
 class Day:
     """A day of a view and the entries overlapping it; ``inside``: whether
-    it belongs to the month shown."""
+    it belongs to the month shown; ``busy``: the user's busy periods that
+    day, when the view shows them."""
 
     day: date
     entries: list[Entry]
     inside: bool = True
+    busy: tuple[Busy, ...] = ()
 
 
 def on_day(entry: Entry, day: date) -> bool:
@@ -55,25 +71,69 @@ def hide_empty() -> bool:
     return request.args.get("empty") == "hide"
 
 
+def show_busy() -> bool:
+    """Whether the request asks to show the user's busy periods."""
+    return request.args.get("busy") == "show"
+
+
+def _toggled(name: str, value: str | None) -> str:
+    """This page with argument ``name`` set to ``value`` (None: left out)."""
+    arguments: dict[str, Any] = {k: v for k, v in request.args.items() if k != name}
+    if value is not None:
+        arguments[name] = value
+    return url_for(request.endpoint or "home", **(request.view_args or {}), **arguments)
+
+
 def view_links(day: date) -> dict[str, Any]:
     """What ``_views.html`` needs besides the address: the day shown, whether
-    empty days are hidden, the arguments that keep that choice (``keep``)
-    and this page with the other choice (``toggle``)."""
-    hide = hide_empty()
-    arguments: dict[str, Any] = {k: v for k, v in request.args.items() if k != "empty"}
-    if not hide:
-        arguments["empty"] = "hide"
-    toggle = url_for(request.endpoint or "home", **(request.view_args or {}), **arguments)
+    empty days are hidden and busy periods shown, the arguments that keep
+    those choices (``keep``) and this page with the other choice of each
+    (``toggle``, ``busy_toggle``)."""
+    hide, busy = hide_empty(), show_busy()
+    keep = ({"empty": "hide"} if hide else {}) | ({"busy": "show"} if busy else {})
     return {
         "shown_day": day,
         "hide": hide,
-        "keep": {"empty": "hide"} if hide else {},
-        "toggle": toggle,
+        "show_busy": busy,
+        "keep": keep,
+        "toggle": _toggled("empty", None if hide else "hide"),
+        "busy_toggle": _toggled("busy", None if busy else "show"),
     }
 
 
+def busy_by_day(records: UserRecords, first: date, last: date) -> dict[date, tuple[Busy, ...]]:
+    """The user's opaque busy periods from ``first`` to ``last`` (their
+    zone), cut at midnight into the days they cover."""
+    zone = records.zone
+    start = datetime.combine(first, time(0), zone)
+    end = datetime.combine(last + timedelta(days=1), time(0), zone)
+    found: dict[date, list[Busy]] = {}
+    for period in sorted(records.busy_between(start, end), key=lambda p: p.key()):
+        if period.transp == "TRANSPARENT":
+            continue
+        begin, finish = (
+            max(period.start, start).astimezone(zone),
+            min(period.end, end).astimezone(zone),
+        )
+        while begin < finish:
+            midnight = datetime.combine(begin.date() + timedelta(days=1), time(0), zone)
+            piece = Busy(begin, min(finish, midnight), period.status)
+            found.setdefault(begin.date(), []).append(piece)
+            begin = midnight
+    return {d: tuple(pieces) for d, pieces in found.items()}
+
+
+def with_busy(records: UserRecords, days: list[Day]) -> list[Day]:
+    """``days`` with their busy periods when the request shows them."""
+    if not days or not show_busy():
+        return days
+    busy = busy_by_day(records, days[0].day, days[-1].day)
+    return [replace(d, busy=busy.get(d.day, ())) for d in days]
+
+
 def _days(address: str, first: date, last: date) -> tuple[list[Day], str, date]:
-    """The days ``first``..``last`` with their entries, the zone, today."""
+    """The days ``first``..``last`` with their entries (and busy periods
+    when shown), the zone, today."""
     records = site().records(own(address))
     zone = records.zone
     start = datetime.combine(first, time(0), zone)
@@ -83,7 +143,7 @@ def _days(address: str, first: date, last: date) -> tuple[list[Day], str, date]:
         Day(d, [e for e in entries if on_day(e, d)])
         for d in (first + timedelta(days=n) for n in range((last - first).days + 1))
     ]
-    return days, str(zone), records.now.astimezone(zone).date()
+    return with_busy(records, days), str(zone), records.now.astimezone(zone).date()
 
 
 def _month(text: str | None, default: date) -> date:
@@ -207,7 +267,7 @@ def month(address: str) -> str:
     grid_first = first - timedelta(days=first.weekday())
     grid_last = last + timedelta(days=6 - last.weekday())
     days, zone, today = _days(address, grid_first, grid_last)
-    days = [Day(d.day, d.entries, d.day.month == first.month) for d in days]
+    days = [replace(d, inside=d.day.month == first.month) for d in days]
     weeks = [days[n : n + 7] for n in range(0, len(days), 7)]
     before = (first - timedelta(days=1)).replace(day=1)
     after = last + timedelta(days=1)
@@ -215,7 +275,7 @@ def month(address: str) -> str:
         "month.html",
         first=first,
         weeks=weeks,
-        busy_days=[d for d in days if d.inside and d.entries],
+        busy_days=[d for d in days if d.inside and (d.entries or d.busy)],
         weekdays=list(zip(WEEKDAYS, WEEKDAYS_SHORT, strict=True)),
         zone=zone,
         today=today,

@@ -83,6 +83,13 @@ PARTSTATS = {
     "DELEGATED": N_("delegated"),
 }
 
+#: The words said for a busy period's FBTYPE (RFC 5545 section 3.2.9).
+FBTYPES = {
+    "BUSY": N_("busy"),
+    "BUSY-TENTATIVE": N_("tentative"),
+    "BUSY-UNAVAILABLE": N_("unavailable"),
+}
+
 #: The words said for a kind of calendar user (CUTYPE, RFC 5545 section 3.2.3).
 CUTYPES = {
     "INDIVIDUAL": N_("individual"),
@@ -205,7 +212,12 @@ def install(app: Flask, site_default: str | None, stated: StatedLanguage) -> Non
         g.language = choose(own, request.accept_languages.values(), site_default)
 
     app.jinja_env.globals.update(
-        _=gettext, ngettext=ngettext, partstats=PARTSTATS, cutypes=CUTYPES, roles=ROLES
+        _=gettext,
+        ngettext=ngettext,
+        partstats=PARTSTATS,
+        cutypes=CUTYPES,
+        roles=ROLES,
+        fbtypes=FBTYPES,
     )
     app.jinja_env.filters["when"] = when
 

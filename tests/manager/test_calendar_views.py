@@ -1,5 +1,6 @@
 """The day and month views beside the week: navigation between them, the
-user's zone, the series expanded, and hiding or showing empty days."""
+user's zone, the series expanded, hiding or showing empty days, and showing
+or hiding busy periods."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 from flask.testing import FlaskClient
 
-from tests.manager.support import ALICE, invited, manager
-from tests.support import Agent
+from tests.manager.support import ALICE, BOB, invited, manager
+from tests.support import Agent, calendar_text, imip_message, vevent
 
 AS_ALICE = {"REMOTE_USER": ALICE}
 ESCAPED = "Team &lt;b&gt;sync&lt;/b&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt;"
@@ -101,6 +102,57 @@ def test_empty_days_can_be_hidden_and_shown_again(tmp_path: Path) -> None:
     assert "Show empty days" in month
     empty_month = get(client, f"/calendar/{ALICE}/month?month=2030-03&empty=hide")
     assert "No events this month." in empty_month
+
+
+BUSY = re.compile(r'<p class="busy">.*?</p>')
+
+
+def test_busy_periods_can_be_shown_and_hidden_again(tmp_path: Path) -> None:
+    client = client_of(invited(tmp_path), tmp_path)
+    week = get(client, f"/calendar/{ALICE}/?week=2030-01-14")
+    assert 'class="busy' not in week, "hidden by default, as before"
+    show = links(week)["Show busy periods"]
+    assert "busy=show" in show
+    shown = get(client, show)
+    assert BUSY.findall(shown) == [
+        '<p class="busy"><span class="label">Busy:</span> '
+        '<span class="period">10:00–11:00 (tentative)</span></p>'
+    ], "the unanswered invitation is held tentatively (FBTYPE=BUSY-TENTATIVE)"
+    assert shown.count("Not busy.") == 6
+    kept = links(shown)
+    for name in ("Next week", "Day", "Month", "Hide empty days"):
+        assert "busy=show" in kept[name], f"{name} keeps the choice"
+    assert "busy=show" not in kept["Hide busy periods"]
+    month = get(client, kept["Month"])
+    assert len(BUSY.findall(month)) == 4, "four Tuesdays, in the table's cells"
+    assert "Not busy." not in month, "a month's cells say nothing of a free day"
+    day = get(client, f"/calendar/{ALICE}/day?day=2030-01-16&busy=show")
+    assert "Not busy." in day and "Hide busy periods" in day
+
+
+def test_busy_periods_are_as_free_busy_has_them(tmp_path: Path) -> None:
+    """A transparent event gives no busy time; one over midnight is cut into
+    the days it covers, in the user's zone."""
+    agent = Agent(tmp_path, now="2030-01-01T00:00:00Z")
+    agent.set_pref(ALICE, "TZID", "Europe/Berlin")
+    for uid, start, end, extra in (
+        ("night@example.com", "20300115T220000Z", "20300116T010000Z", ""),
+        ("see-through@example.com", "20300115T100000Z", "20300115T110000Z", "TRANSP:TRANSPARENT"),
+    ):
+        event = vevent(uid, start, end, organiser=BOB, attendees=(ALICE,), extra=extra)
+        run = agent.person(imip_message(calendar_text(event), sender=BOB, to=ALICE), ALICE)
+        assert run.code == 0, run.stdout + run.stderr
+    page = get(client_of(agent, tmp_path), f"/calendar/{ALICE}/?week=2030-01-14&busy=show")
+    assert BUSY.findall(page) == [
+        '<p class="busy"><span class="label">Busy:</span> '
+        '<span class="period">23:00–24:00 (tentative)</span></p>',
+        '<p class="busy"><span class="label">Busy:</span> '
+        '<span class="period">00:00–02:00 (tentative)</span></p>',
+    ]
+    hidden = get(
+        client_of(agent, tmp_path), f"/calendar/{ALICE}/?week=2030-01-14&busy=show&empty=hide"
+    )
+    assert hidden.count('<section class="day') == 2
 
 
 def test_a_wrong_date_is_404(tmp_path: Path) -> None:

@@ -182,7 +182,8 @@ def test_every_page_speaks_german(tmp_path: Path) -> None:
     for path in (
         WEEK,
         f"/calendar/{ALICE}/month?month=2030-01",
-        f"/calendar/{ALICE}/day?day=2030-01-08",
+        f"/calendar/{ALICE}/month?month=2030-01&busy=show&empty=hide",
+        f"/calendar/{ALICE}/day?day=2030-01-08&busy=show",
         f"/calendar/{ALICE}/requests",
         f"/calendar/{ALICE}/find-time",
         f"/calendar/{ALICE}/subscriptions",
