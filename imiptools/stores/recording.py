@@ -53,6 +53,12 @@ class RecordingStore(OverlayStore):
         """The base's lock (the unit of work holds it)."""
         return self.base.lock(user, timeout)
 
+    def set_derivation(self, user: str, uid: str, text: str | None) -> None:
+        """Keep the derivation record for the commit, to be written after
+        the store calls (see :attr:`Transaction.derivations`); reads do not
+        see it (it only saves ``imip-admin check`` work)."""
+        self.transaction.derivations[uid] = text
+
     def commit(self, transaction: Transaction | None = None) -> None:
         """Commit what was recorded to the base, then read the base again."""
         self.base.commit(self.transaction if transaction is None else transaction)

@@ -59,6 +59,8 @@ READS = {
     "decisions",
     "get_requests",
     "get_memo",
+    "get_derivation",
+    "set_derivation",  # derived data: carried beside the calls (Transaction.derivations)
 }
 
 
