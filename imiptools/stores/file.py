@@ -94,6 +94,7 @@ from imiptools.fileutil import (
     is_directory,
     is_symlink,
     list_names,
+    overwrite_checked,
     read_bytes,
     read_text,
     remove_directory,
@@ -1022,15 +1023,15 @@ class FileStore(Store):
         return read_text(self._user_dir(user) / FREEBUSY_DERIVED / safe_component(uid))
 
     def set_derivation(self, user: str, uid: str, text: str | None) -> None:
-        """Write ``freebusy-derived/<uid>`` (or remove it) without any fsync,
-        as the free/busy index files (derived data its reader checks);
-        failing to is only logged."""
+        """Write ``freebusy-derived/<uid>`` in place (or remove it), without
+        any fsync (:func:`~imiptools.fileutil.overwrite_checked`: the record
+        carries its own digest); failing to is only logged."""
         path = self._user_dir(user) / FREEBUSY_DERIVED / safe_component(uid)
         try:
             if text is None:
                 remove_file(path, durable=False)
             else:
-                write_derived(path, encode_text(text))
+                overwrite_checked(path, encode_text(text))
         except StoreUnavailable as exc:
             logger.debug("derivation record not written: %s", exc)
 
