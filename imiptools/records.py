@@ -5,7 +5,9 @@ loads and saves scheduling objects (main object plus overridden instances,
 the original's ``objects/`` and ``recurrences/``), expands them within the
 configured window and keeps the user's free/busy equal to what the stored
 objects say. :meth:`UserRecords.refresh_freebusy` is idempotent, so a unit
-of work interrupted by a crash converges when the message is reprocessed.
+of work interrupted by a crash converges when the message is reprocessed;
+it also keeps the event's derivation record (:meth:`UserRecords.record_derivation`:
+what the periods were derived from, for ``imip-admin check``).
 
 :class:`UserRecords` is the one repository the handlers use for every
 record of their user: objects and cancellations, free/busy (their own and
@@ -377,7 +379,11 @@ class UserRecords:
         :meth:`save` (authoritative) and not changed since, which is then
         what is stored: its periods are derived from it, without reading and
         parsing back the text just written (issue 15: the calendar is
-        parsed once a message)."""
+        parsed once a message).
+
+        The event's derivation record is kept too (:meth:`record_derivation`;
+        the expansion looks :data:`LOOKAHEAD` beyond the window for its span,
+        see :meth:`derive`)."""
         stored = saved if saved is not None else self.stored(uid)
         derivation = self.derive(stored)
         self.store.set_freebusy_for_uid(self.user, uid, derivation.periods)

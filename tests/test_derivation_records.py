@@ -24,7 +24,14 @@ from imiptools.dates import FixedClock
 from imiptools.handlers.common import Envelope
 from imiptools.handlers.resource import ResourceHandler
 from imiptools.mail.send import DirectorySender
-from imiptools.records import Held, derivation_record, periods_digest, read_derivation
+from imiptools.periods import Period
+from imiptools.records import (
+    Held,
+    derivation_record,
+    fingerprint_of,
+    periods_digest,
+    read_derivation,
+)
 from imiptools.site import Site, open_site
 from tests.support import ROOM, calendar_text, imip_message, vevent
 
@@ -208,3 +215,16 @@ def test_purging_an_event_drops_its_record(booked: Site) -> None:
         maintenance.purge(records, NOW + timedelta(days=20))
     assert booked.store.get_derivation(USER, "a") is None
     assert booked.store.get_derivation(USER, "w") is not None
+
+
+def test_the_hashes_are_those_of_make_freebusys_memo_version_2() -> None:
+    """Moved from maintenance to records and hashed without hashlib: the
+    same digests, so memos written before stay valid (values from then)."""
+    overrides = [("20300101T100000Z", "text"), ("20300108T100000Z", None)]
+    text = "BEGIN:VCALENDAR\r\nX:é\r\n"
+    assert fingerprint_of("a", text, overrides, ["20300115T100000Z"]) == (
+        "e879cc15049052dcac4500c840433fc9"
+    )
+    assert fingerprint_of("b", None, [], []) == "91ce314c0a497422917fd072edfe96ee"
+    period = Period(datetime(2030, 1, 1, 10, tzinfo=UTC), datetime(2030, 1, 1, 11, tzinfo=UTC), "a")
+    assert periods_digest([period]) == "a639cd23f3c350886f8fbdf9f7a1d7ee"
