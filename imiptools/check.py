@@ -393,7 +393,8 @@ class _StoredTexts:
 def _vouched(
     records: UserRecords, texts: _StoredTexts, held: list[Period], derived: Held | None
 ) -> bool:
-    """Whether make-freebusy's memo entry ``derived`` vouches for the event:
+    """Whether ``derived`` (make-freebusy's memo entry, or the event's
+    derivation record) vouches for the event:
     derived from these very texts (so they parsed), holding at this "now"
     (so deriving now gives the same periods), and the stored periods within
     the window are exactly those it derived (their digests are equal)."""
