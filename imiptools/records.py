@@ -416,11 +416,21 @@ class UserRecords:
         """Keep what ``uid``'s free/busy was just derived from, as the
         store's derivation record (:meth:`~imiptools.stores.base.Store.set_derivation`:
         derived data, written without fsync); ``imip-admin check`` takes it
-        as make-freebusy's memo. A derivation without a span drops the record."""
+        as make-freebusy's memo. A derivation without a span drops the record.
+
+        Nothing is worked out for a store that keeps no records, and nothing
+        is written when the record kept already says the same of these very
+        texts and periods and holds now (a message that changes nothing
+        writes nothing)."""
+        if not self.store.keeps_derivations():
+            return
         if derivation.span is None:
             self.store.set_derivation(self.user, uid, None)
             return
         held = Held(self.fingerprint(uid), *derivation.span, periods_digest(derivation.periods))
+        kept = self.derivation(uid)
+        if kept and kept.periods == held.periods and kept.holds(held.fingerprint, self.now):
+            return
         record = derivation_record(self.derivation_context(), uid, held)
         self.store.set_derivation(self.user, uid, record)
 

@@ -288,6 +288,12 @@ class Store(ABC):
 
     # -- derivation records: what an event's free/busy was last derived from ----
 
+    def keeps_derivations(self) -> bool:
+        """Whether :meth:`set_derivation` keeps anything: when not, callers
+        need not work out a record (nor read what it hashes). This default
+        keeps none."""
+        return False
+
     def get_derivation(self, user: str, uid: str) -> str | None:
         """The text kept for ``uid`` of ``user`` by :meth:`set_derivation`
         (None: none kept).

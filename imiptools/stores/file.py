@@ -1019,6 +1019,9 @@ class FileStore(Store):
 
     # -- derivation records (freebusy-derived/<uid>) -------------------------------
 
+    def keeps_derivations(self) -> bool:
+        return True
+
     def get_derivation(self, user: str, uid: str) -> str | None:
         return read_text(self._user_dir(user) / FREEBUSY_DERIVED / safe_component(uid))
 

@@ -60,6 +60,7 @@ READS = {
     "get_requests",
     "get_memo",
     "get_derivation",
+    "keeps_derivations",
     "set_derivation",  # derived data: carried beside the calls (Transaction.derivations)
 }
 
