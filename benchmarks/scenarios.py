@@ -10,8 +10,10 @@
 - ``quota``: a request answered in process under a quota whose journal
   holds 0 and 20,000 bookings;
 - ``check``: ``imip-admin check`` on an empty store, on one with N
-  objects and on the same after a make-freebusy run (CPU per object over
-  the empty run);
+  objects written straight to the store (no derivation record: an imported
+  or older store), on one whose N objects had their free/busy derived as
+  the agents do (each with its derivation record) and on the first after a
+  make-freebusy run (CPU per object over the empty run);
 - ``freebusy``: ``make-freebusy --all`` on an empty store, the first run on
   U users and a re-run an hour later with nothing changed (CPU per user
   over the empty run);
@@ -39,6 +41,7 @@ from sites import (
     ROOM,
     BenchSite,
     add_bookings,
+    add_bookings_by_agents,
     add_daily_series,
     add_quota,
     add_users,
@@ -255,10 +258,15 @@ def _admin(bench: BenchSite, *args: str, now: str = NOW_TEXT) -> list[str]:
 
 
 def check(config: Config) -> Outcome:
-    """``imip-admin check`` on an empty store, on one with N objects, and on
-    the same after a ``make-freebusy`` run (whose memo vouches for them)."""
+    """``imip-admin check`` on an empty store, on one with N objects and no
+    derivation record, on one whose objects' free/busy the agents' path
+    derived (its records vouch for them), and on the second after a
+    ``make-freebusy`` run (whose memo vouches for them)."""
     empty = _prepare(config.work / "check-0", _nothing)
     full = _prepare(config.work / "check-n", _opened(add_bookings, config.check_objects))
+    agents = _prepare(
+        config.work / "check-a", _opened(add_bookings_by_agents, config.check_objects)
+    )
     kept = _prepare(config.work / "check-m", _maintained(config.check_objects))
     objects = f"{config.check_objects:,} objects"
     return compare(
@@ -271,6 +279,11 @@ def check(config: Config) -> Outcome:
                 units=config.check_objects,
             ),
             Variant(
+                f"{objects}, derived by the agents",
+                lambda _: run_program(_admin(agents, "check"), env=MTA_ENV),
+                units=config.check_objects,
+            ),
+            Variant(
                 f"{objects}, after make-freebusy",
                 lambda _: run_program(_admin(kept, "check"), env=MTA_ENV),
                 units=config.check_objects,
@@ -280,8 +293,11 @@ def check(config: Config) -> Outcome:
         config.seed,
         unit_name="object",
         note="one room's bookings; per object: (CPU of the run - CPU of the empty run) / N; "
-        "after make-freebusy: the same store once `make-freebusy --all` has run (as from "
-        "cron), so its memo vouches for each unchanged event and check parses none",
+        "N objects: written straight to the store, no derivation record, so check parses "
+        "each; derived by the agents: each stored and its free/busy derived by "
+        "`UserRecords.refresh_freebusy` (what every delivery runs), whose derivation record "
+        "vouches for it; after make-freebusy: the first store once `make-freebusy --all` "
+        "has run (as from cron), so its memo vouches for each unchanged event",
     )
 
 

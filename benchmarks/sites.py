@@ -196,6 +196,18 @@ def add_bookings(site: Site, count: int, user: str = ROOM) -> None:
     site.store.replace_freebusy(user, periods)
 
 
+def add_bookings_by_agents(site: Site, count: int, user: str = ROOM) -> None:
+    """The bookings of :func:`add_bookings`, each stored and its free/busy
+    derived as the agents do (:meth:`~imiptools.records.UserRecords.refresh_freebusy`,
+    which also keeps the event's derivation record)."""
+    records = site.records(user, NOW)
+    for index, start in enumerate(booking_slots(count)):
+        uid = f"booking-{index}@example.com"
+        end = start + timedelta(hours=1)
+        site.store.set_object(user, uid, event_text(uid, start, end, attendee=user))
+        records.refresh_freebusy(uid)
+
+
 def add_daily_series(site: Site, count: int) -> None:
     """``count`` accepted daily series without end, ten minutes each, one
     after the other from 00:00 UTC; their free/busy derived as the agent does."""

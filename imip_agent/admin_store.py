@@ -80,7 +80,10 @@ temporary files, every preference value is valid, no symlink in the store,
 the outbox, the preferences or the quota journal (the agents refuse them).
 Prints one line per finding; exits 65 when a problem remains (with
 --repair: when one could not be repaired). --repair regenerates free/busy
-and removes stray files; it neither follows nor removes a symlink.
+and removes stray files; it neither follows nor removes a symlink. An
+event whose free/busy was derived (by make-freebusy or an agent) from the
+very texts stored, with the very periods stored, is not parsed again;
+--full parses every event all the same.
 --compare FILE instead compares this site with the one another
 configuration file describes (after copy-store --to-config): every user's
 records and preferences and, without USERs, the quota groups; one line per
@@ -89,6 +92,7 @@ difference, 65 when there is one.
 example:
   imip-admin check
   imip-admin check --repair room@example.com
+  imip-admin check --full
   imip-admin check --compare /etc/imip-agent/postgresql.toml
 """
 
@@ -116,6 +120,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     sub = add_command(commands, "check", _check, "verify (and repair) the store", CHECK)
     sub.add_argument("users", nargs="*", metavar="USER", help="users (default: all)")
     sub.add_argument("--repair", action="store_true", help="repair what can be derived")
+    sub.add_argument(
+        "--full", action="store_true", help="parse every event (believe no derivation record)"
+    )
     sub.add_argument("--compare", metavar="FILE", help="compare with the site FILE configures")
     admin_transfer.add_commands(commands)
     admin_show.add_commands(commands)
@@ -226,7 +233,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> str:
     if args.compare:
         return _compare(args, site)
     users = selected_users(args, site, default_all=True, preferences=True)
-    report = check.check_store(site, with_progress(users, "check"), now_from(args), args.repair)
+    progress = with_progress(users, "check")
+    report = check.check_store(site, progress, now_from(args), args.repair, args.full)
     _print_lines([finding.line() for finding in report.findings])
     if report.remaining:
         raise StoreProblems(f"check: {report.summary()}")

@@ -9,11 +9,15 @@ lock (so agents never see a half-repaired state):
   event's periods within the window are present and as the event says;
   a window that has merely not been moved forward (``make-freebusy``) is
   a *note*, not a fault; an event whose main object and instances are the
-  very texts make-freebusy last derived its free/busy from (its memo, see
-  :mod:`imiptools.maintenance`), at a "now" within the span that memo
-  gives, and whose stored periods hash as those it derived, is taken as
-  verified without parsing it (its other texts, such as counter-proposals,
-  are still parsed);
+  very texts its free/busy was last derived from, at a "now" within the
+  span that derivation gives, and whose stored periods hash as those it
+  derived, is taken as verified without parsing it (its other texts, such
+  as counter-proposals, are still parsed). What vouches so is
+  make-freebusy's memo (see :mod:`imiptools.maintenance`) or the event's
+  derivation record, written by whoever last derived its free/busy through
+  the library (the agents: see
+  :meth:`~imiptools.records.UserRecords.record_derivation`); ``full``
+  (``imip-admin check --full``) believes neither and parses everything;
 * the backend's own layout (:meth:`~imiptools.backends.base.Backend.record_problems`
   and the other hooks): for files, every free/busy line is named by its
   uid's index; stray temporary files (left by a write that a crash
@@ -42,6 +46,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from icalendar import Calendar
 
@@ -53,7 +58,7 @@ from imiptools.periods import Period
 from imiptools.preferences import DEFINITIONS, fallback, validate
 from imiptools.quota.base import QuotaLedger
 from imiptools.quota.sync import recorded_quotas, sync_resource
-from imiptools.records import UserRecords
+from imiptools.records import Held, UserRecords, fingerprint_of, periods_digest
 from imiptools.site import Site
 from imiptools.spool import HeldMessage, Outbox
 from imiptools.stores.base import ALL_TIME
@@ -109,9 +114,12 @@ class Report:
         return f"{faults} problem(s), {repaired} repaired, {notes} note(s)"
 
 
-def check_user(site: Site, user: str, now: datetime, repair: bool) -> list[Finding]:
+def check_user(
+    site: Site, user: str, now: datetime, repair: bool, full: bool = False
+) -> list[Finding]:
     """Check ``user``'s records under the user's lock; with ``repair``,
-    apply each distinct derivable repair once, still under the lock.
+    apply each distinct derivable repair once, still under the lock; with
+    ``full``, parse every stored text (no memo or derivation record vouches).
 
     Symlinks in the user's directories are reported alone: the records are
     not read (nor repaired) through them.
@@ -120,13 +128,15 @@ def check_user(site: Site, user: str, now: datetime, repair: bool) -> list[Findi
     if blocking:
         return blocking
     with maintenance.locked_records(site, user, now) as records:
-        findings = _user_findings(site, records)
+        findings = _user_findings(site, records, full)
         if repair:
             _repair(findings)
     return findings + _checked_preferences(site, user, repair)
 
 
-def check_store(site: Site, users: Iterable[str], now: datetime, repair: bool) -> Report:
+def check_store(
+    site: Site, users: Iterable[str], now: datetime, repair: bool, full: bool = False
+) -> Report:
     """Check every user in ``users`` (see :func:`check_user`; a user who
     has preferences but no records yet: the preferences alone), then the
     site: its layout and the configuration's site defaults."""
@@ -137,7 +147,7 @@ def check_store(site: Site, users: Iterable[str], now: datetime, repair: bool) -
     report.findings += site_preference_findings(site.settings.preference_defaults)
     for user in users:
         if user in stored:
-            report.findings += check_user(site, user, now, repair)
+            report.findings += check_user(site, user, now, repair, full)
         else:
             report.findings += _preferences_only(site, user, repair)
     report.findings += quota_findings(site, [u for u in users if u in stored], now, repair)
@@ -240,29 +250,30 @@ def _repair(findings: list[Finding]) -> None:
         finding.repaired = True
 
 
-def _user_findings(site: Site, records: UserRecords) -> list[Finding]:
+def _user_findings(site: Site, records: UserRecords, full: bool = False) -> list[Finding]:
     """Every finding about ``records.user``: texts that do not parse, the
     queue and offers, free/busy against the stored objects, the backend's
     own problems (in that order). Each stored text is parsed once: the
     parse check and the free/busy comparison share a memo, emptied after
     each uid so that memory does not grow with the store.
 
-    An event that make-freebusy derived from the very texts stored now
-    (its memo's fingerprint), for a span of "now" holding this one, and
-    whose stored periods hash as those derived, is verified without parsing
-    its main object and instances again (see :func:`_vouched`)."""
+    An event that make-freebusy (its memo) or the last writer of its
+    free/busy (its derivation record) derived from the very texts stored
+    now, for a span of "now" holding this one, and whose stored periods
+    hash as those derived, is verified without parsing its main object and
+    instances again (see :func:`_vouched`); not with ``full``."""
     reset = _resetter(records)
     memo = _ParseMemo()
     parsing = records.parsing_with(memo.parse)
     held = _held_freebusy(records, reset)
-    derived = maintenance.read_memo(records) if isinstance(held, dict) else {}
+    derived = maintenance.read_memo(records) if isinstance(held, dict) and not full else {}
     stored = set(records.uids())
     parse_findings: list[Finding] = []
     compared: list[Finding] = []
     for uid in sorted(stored | set(records.store.cancelled_object_uids(records.user))):
         texts = _StoredTexts.read(records, uid)
         periods = held.get(uid, []) if isinstance(held, dict) and uid in stored else None
-        if periods is not None and _vouched(records, texts, periods, derived.get(uid)):
+        if periods is not None and not full and _vouched_by_any(records, texts, periods, derived):
             _parse_findings(records.user, uid, texts.unvouched(), parse_findings, memo)
         else:
             readable = _parse_findings(records.user, uid, texts.all(), parse_findings, memo)
@@ -359,10 +370,11 @@ class _StoredTexts:
             store.get_counters(user, uid),
         )
 
+    @cached_property
     def fingerprint(self) -> str:
-        """:func:`maintenance.event_fingerprint` of these texts."""
+        """:func:`~imiptools.records.fingerprint_of` these texts (once)."""
         cancelled = [rid for rid, _ in self.cancelled]
-        return maintenance.fingerprint_of(self.uid, self.text, self.recurrences, cancelled)
+        return fingerprint_of(self.uid, self.text, self.recurrences, cancelled)
 
     def unvouched(self) -> list[tuple[str, str | None]]:
         """The texts the fingerprint does not cover (what, text)."""
@@ -379,19 +391,30 @@ class _StoredTexts:
 
 
 def _vouched(
-    records: UserRecords, texts: _StoredTexts, held: list[Period], derived: maintenance.Held | None
+    records: UserRecords, texts: _StoredTexts, held: list[Period], derived: Held | None
 ) -> bool:
-    """Whether make-freebusy's memo entry ``derived`` vouches for the event:
+    """Whether ``derived`` (make-freebusy's memo entry, or the event's
+    derivation record) vouches for the event:
     derived from these very texts (so they parsed), holding at this "now"
     (so deriving now gives the same periods), and the stored periods within
     the window are exactly those it derived (their digests are equal)."""
     if derived is None or not derived.periods:
         return False
-    if not derived.holds(texts.fingerprint(), records.now):
+    if not derived.holds(texts.fingerprint, records.now):
         return False
     limits = records.limits()
     inside = [p for p in held if p.overlaps(limits.window_start, limits.window_end)]
-    return maintenance.periods_digest(inside) == derived.periods
+    return periods_digest(inside) == derived.periods
+
+
+def _vouched_by_any(
+    records: UserRecords, texts: _StoredTexts, held: list[Period], memo: Mapping[str, Held]
+) -> bool:
+    """Whether make-freebusy's ``memo`` vouches for the event, else its
+    derivation record (read only then; see :func:`_vouched`)."""
+    if _vouched(records, texts, held, memo.get(texts.uid)):
+        return True
+    return _vouched(records, texts, held, records.derivation(texts.uid))
 
 
 def _parse_problem(text: str | None, memo: _ParseMemo) -> str:

@@ -567,6 +567,40 @@ def write_derived(path: Path, data: bytes) -> None:
         _replace(directory, path, data, sync=False)
 
 
+def overwrite_checked(path: Path, data: bytes) -> None:
+    """Make ``path`` hold ``data`` in place: neither atomically nor durably
+    (no temporary file, no rename, nothing fsynced; the directory is created
+    without an fsync of its parent), so a reader may find it torn, empty,
+    old or gone.
+
+    Only for derived data that carries its own digest and that its reader
+    checks against what it was derived from (see
+    :meth:`imiptools.records.UserRecords.record_derivation`); a fifth of the
+    cost of :func:`write_derived`, whose rename over the old file is most of
+    it. Errors are raised as for :func:`atomic_write`.
+    """
+    with _directory(path.parent.parent) as parent:
+        if parent is None:
+            raise StoreUnavailable(f"cannot write {path}: its directory is missing")
+        try:
+            os.mkdir(path.parent.name, 0o777, dir_fd=parent)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise _unavailable("create directory", path.parent, exc) from exc
+        with _directory(path.parent, flags=_READ) as directory:
+            if directory is None:
+                raise StoreUnavailable(f"cannot write {path}: its directory is missing")
+            descriptor = _open_in(directory, path, os.O_WRONLY | os.O_CREAT, 0o666, "write")
+    try:  # written over, then cut: the blocks of a record as long are not freed
+        _write_all(descriptor, data)
+        os.ftruncate(descriptor, len(data))
+    except OSError as exc:
+        raise _unavailable("write", path, exc) from exc
+    finally:
+        os.close(descriptor)
+
+
 def _replace(directory: int, path: Path, payload: bytes, sync: bool = True) -> None:
     temporary: str | None = None
     try:

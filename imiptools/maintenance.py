@@ -30,20 +30,20 @@ simply re-derives, and ``--reset`` forgets the memo.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from imiptools.dates import format_utc, parse_utc
 from imiptools.errors import InputError
 from imiptools.itip.objects import ItipObject, parse_calendars, scheduling_objects
-from imiptools.itip.recurrence import Expansion, Instance, Limits
+from imiptools.itip.recurrence import Limits
 from imiptools.periods import Period
-from imiptools.records import UserRecords
+from imiptools.records import DERIVATION_VERSION, Held, UserRecords, periods_digest
+from imiptools.records import LOOKAHEAD as LOOKAHEAD  # make-freebusy's, as before
 from imiptools.site import Site
 
 log = logging.getLogger(__name__)
@@ -128,87 +128,20 @@ def refresh_window(records: UserRecords) -> Refreshed:
 #: The memo (:meth:`~imiptools.stores.base.Store.get_memo`) of make-freebusy.
 MEMO = "freebusy"
 #: Bumped whenever what a memo entry means changes (old memos are then ignored).
-MEMO_VERSION = 2
-#: How far beyond the window an expansion looks, to know when the next
-#: instance of a series enters the window (and so how long a skip is safe).
-LOOKAHEAD = timedelta(days=7)
-
-
-@dataclass(frozen=True)
-class Held:
-    """An event's free/busy as last derived: from inputs whose hash is
-    ``fingerprint`` (:func:`event_fingerprint`), the same for every "now"
-    in ``[since, until)`` (``until`` None: for ever); ``periods`` is the
-    :func:`periods_digest` of the periods derived ('' when not known), which
-    ``imip-admin check`` compares with the stored ones instead of deriving
-    them again."""
-
-    fingerprint: str
-    since: datetime
-    until: datetime | None
-    periods: str = ""
-
-    def holds(self, fingerprint: str, now: datetime) -> bool:
-        """Whether deriving at ``now`` from inputs of ``fingerprint`` would
-        give the periods derived then (so the stored ones, unchanged)."""
-        later = self.until is None or now < self.until
-        return fingerprint == self.fingerprint and self.since <= now and later
+MEMO_VERSION = DERIVATION_VERSION
 
 
 def event_fingerprint(records: UserRecords, uid: str) -> str:
     """A hash of everything ``uid``'s free/busy is derived from but the
     time: its stored main object, overridden instances and cancelled
     instances (the user's zone and window are in :func:`memo_context`)."""
-    store, user = records.store, records.user
-    recurrences = [
-        (rid, store.get_recurrence(user, uid, rid)) for rid in store.recurrence_ids(user, uid)
-    ]
-    cancelled = store.cancelled_recurrence_ids(user, uid)
-    return fingerprint_of(uid, store.get_object(user, uid), recurrences, cancelled)
-
-
-def fingerprint_of(
-    uid: str,
-    text: str | None,
-    recurrences: Iterable[tuple[str, str | None]],
-    cancelled: Iterable[str],
-) -> str:
-    """:func:`event_fingerprint` of texts already read: the main object's
-    ``text``, the overridden instances by recurrence id, the recurrence ids
-    of the cancelled instances (both in the store's order)."""
-    digest = hashlib.sha256()
-    for part in (uid, text or "\x00"):
-        digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
-    for rid, override in recurrences:
-        digest.update(f"r\x00{rid}\x00{override or ''}\x00".encode("utf-8", "surrogatepass"))
-    for rid in cancelled:
-        digest.update(f"c\x00{rid}\x00".encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()[:32]
-
-
-def periods_digest(periods: Iterable[Period]) -> str:
-    """A hash of ``periods`` as free/busy lines, in any order (duplicates count)."""
-    lines = sorted(period.to_line() for period in periods)
-    return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return records.fingerprint(uid)
 
 
 def memo_context(records: UserRecords) -> str:
     """What every entry of a user's memo also depends on: the format, the
     user, the zone and the window's bounds (a change ignores the memo)."""
-    limits = records.limits()
-    window = records.window
-    return json.dumps(
-        [
-            MEMO_VERSION,
-            records.user,
-            str(records.zone),
-            (records.now - limits.window_start).total_seconds(),
-            window.ahead.total_seconds(),
-            window.max_instances,
-            window.budget_seconds,
-            LOOKAHEAD.total_seconds(),
-        ]
-    )
+    return records.derivation_context()
 
 
 def read_memo(records: UserRecords) -> dict[str, Held]:
@@ -264,39 +197,11 @@ def derive_event(records: UserRecords, uid: str) -> tuple[datetime, datetime | N
 def _derive(
     records: UserRecords, uid: str
 ) -> tuple[tuple[datetime, datetime | None] | None, list[Period]]:
-    """:func:`derive_event`, and the periods it wrote."""
-    stored = records.stored(uid)
-    if stored is None:
-        records.store.set_freebusy_for_uid(records.user, uid, [])
-        return (records.now, None), []
-    limits = records.limits()
-    wider = records.expand(stored, replace(limits, window_end=limits.window_end + LOOKAHEAD))
-    if wider.reason not in ("", "window"):
-        periods = records.periods(stored)
-        records.store.set_freebusy_for_uid(records.user, uid, periods)
-        return None, periods
-    inside = [i for i in wider.instances if i.start < limits.window_end]
-    periods = records.instance_periods(inside)
-    records.store.set_freebusy_for_uid(records.user, uid, periods)
-    return (records.now, _until(records, limits, wider, inside)), periods
-
-
-def _until(
-    records: UserRecords, limits: Limits, wider: Expansion, inside: list[Instance]
-) -> datetime | None:
-    """The first "now" from which the window holds other instances of the
-    event than ``inside`` (None: never), given the wider expansion."""
-    bounds = []
-    ends = [i.end for i in inside if i.end > i.start]
-    if ends:  # the earliest to end leaves when the window's start passes its end
-        bounds.append(min(ends) + (records.now - limits.window_start))
-    ahead = limits.window_end - records.now
-    beyond = [i.start for i in wider.instances if i.start >= limits.window_end]
-    if beyond:  # the next to start enters when the window's end passes its start
-        bounds.append(min(beyond) - ahead)
-    elif wider.truncated:  # instances exist beyond the wider window only
-        bounds.append(records.now + LOOKAHEAD)
-    return min(bounds) if bounds else None
+    """:func:`derive_event`, and the periods it wrote (make-freebusy's memo
+    records what they were derived from: no derivation record is written)."""
+    derivation = records.derive(records.stored(uid))
+    records.store.set_freebusy_for_uid(records.user, uid, derivation.periods)
+    return derivation.span, derivation.periods
 
 
 def derived_periods(records: UserRecords) -> tuple[list[Period], list[str]]:

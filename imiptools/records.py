@@ -5,7 +5,9 @@ loads and saves scheduling objects (main object plus overridden instances,
 the original's ``objects/`` and ``recurrences/``), expands them within the
 configured window and keeps the user's free/busy equal to what the stored
 objects say. :meth:`UserRecords.refresh_freebusy` is idempotent, so a unit
-of work interrupted by a crash converges when the message is reprocessed.
+of work interrupted by a crash converges when the message is reprocessed;
+it also keeps the event's derivation record (:meth:`UserRecords.record_derivation`:
+what the periods were derived from, for ``imip-admin check``).
 
 :class:`UserRecords` is the one repository the handlers use for every
 record of their user: objects and cancellations, free/busy (their own and
@@ -16,14 +18,18 @@ so the user is named once, here, and every write goes through one object.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Protocol, cast
 
 from icalendar import Calendar, Component, Event, Timezone
 
 from imiptools.config import Settings
+from imiptools.dates import format_utc, parse_utc
+from imiptools.digests import sha256_hex
+from imiptools.errors import StoreUnavailable
 from imiptools.itip.objects import (
     ItipObject,
     find_attendee,
@@ -42,6 +48,103 @@ from imiptools.stores.base import Store
 
 #: Free/busy is recorded from this long before "now" (recent history).
 HISTORY = timedelta(days=7)
+
+# -- what an event's free/busy was derived from, and for which "now" it holds ------
+
+#: Bumped whenever what a derivation's hashes mean changes (make-freebusy's
+#: memos and the per-event derivation records of older versions are then ignored).
+DERIVATION_VERSION = 2
+#: How far beyond the window a derivation looks, to know when the next
+#: instance of a series enters the window (and so how long its result holds).
+LOOKAHEAD = timedelta(days=7)
+#: The first field of a derivation record (:func:`derivation_record`).
+_RECORD_TAG = "imip-derived-1"
+
+
+@dataclass(frozen=True)
+class Held:
+    """An event's free/busy as last derived: from inputs whose hash is
+    ``fingerprint`` (:func:`fingerprint_of`), the same for every "now"
+    in ``[since, until)`` (``until`` None: for ever); ``periods`` is the
+    :func:`periods_digest` of the periods derived ('' when not known), which
+    ``imip-admin check`` compares with the stored ones instead of deriving
+    them again."""
+
+    fingerprint: str
+    since: datetime
+    until: datetime | None
+    periods: str = ""
+
+    def holds(self, fingerprint: str, now: datetime) -> bool:
+        """Whether deriving at ``now`` from inputs of ``fingerprint`` would
+        give the periods derived then (so the stored ones, unchanged)."""
+        later = self.until is None or now < self.until
+        return fingerprint == self.fingerprint and self.since <= now and later
+
+
+def fingerprint_of(
+    uid: str,
+    text: str | None,
+    recurrences: Iterable[tuple[str, str | None]],
+    cancelled: Iterable[str],
+) -> str:
+    """A hash of everything ``uid``'s free/busy is derived from but the time
+    and the user's settings: the main object's ``text``, the overridden
+    instances by recurrence id, the recurrence ids of the cancelled
+    instances (both in the store's order)."""
+    parts = [f"{uid}\x00{text or chr(0)}\x00"]
+    parts += [f"r\x00{rid}\x00{override or ''}\x00" for rid, override in recurrences]
+    parts += [f"c\x00{rid}\x00" for rid in cancelled]
+    return sha256_hex("".join(parts).encode("utf-8", "surrogatepass"))[:32]
+
+
+def periods_digest(periods: Iterable[Period]) -> str:
+    """A hash of ``periods`` as free/busy lines, in any order (duplicates count)."""
+    lines = sorted(period.to_line() for period in periods)
+    return sha256_hex("\n".join(lines).encode("utf-8", "surrogatepass"))[:32]
+
+
+def derivation_record(context: str, uid: str, held: Held) -> str:
+    """``held`` as one line of text, for :meth:`Store.set_derivation`: its
+    fields, then a SHA-256 over them, the ``context`` they hold in
+    (:meth:`UserRecords.derivation_context`) and ``uid``, so that a record
+    that is torn, of another event, user or setting, or not one at all is
+    never read as one (:func:`read_derivation`)."""
+    until = format_utc(held.until) if held.until is not None else ""
+    fields = [_RECORD_TAG, held.fingerprint, format_utc(held.since), until, held.periods]
+    body = "\t".join(fields)
+    return f"{body}\t{_record_check(context, uid, body)}\n"
+
+
+def read_derivation(context: str, uid: str, text: str | None) -> Held | None:
+    """The :class:`Held` of a :func:`derivation_record` of ``uid`` in
+    ``context``; None for anything else (missing, torn, another context)."""
+    if not text or not text.endswith("\n"):
+        return None
+    body, _, check = text[:-1].rpartition("\t")
+    fields = body.split("\t")
+    if len(fields) != 5 or fields[0] != _RECORD_TAG or check != _record_check(context, uid, body):
+        return None
+    try:
+        since, until = parse_utc(fields[2]), parse_utc(fields[3]) if fields[3] else None
+    except ValueError:
+        return None
+    return Held(fields[1], since, until, fields[4])
+
+
+def _record_check(context: str, uid: str, body: str) -> str:
+    data = f"{context}\x00{uid}\x00{body}".encode("utf-8", "surrogatepass")
+    return sha256_hex(data)[:32]
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """What deriving one event's free/busy gave: the ``periods`` within
+    the window, and the span ``(since, until)`` of "now" over which deriving
+    again gives the same periods (None: it cannot be told)."""
+
+    periods: list[Period]
+    span: tuple[datetime, datetime | None] | None
 
 
 class PreferenceValues(Protocol):
@@ -276,11 +379,98 @@ class UserRecords:
         :meth:`save` (authoritative) and not changed since, which is then
         what is stored: its periods are derived from it, without reading and
         parsing back the text just written (issue 15: the calendar is
-        parsed once a message)."""
+        parsed once a message).
+
+        The event's derivation record is kept too (:meth:`record_derivation`;
+        the expansion looks :data:`LOOKAHEAD` beyond the window for its span,
+        see :meth:`derive`)."""
         stored = saved if saved is not None else self.stored(uid)
-        periods = self.periods(stored) if stored is not None else []
-        self.store.set_freebusy_for_uid(self.user, uid, periods)
-        return periods
+        derivation = self.derive(stored)
+        self.store.set_freebusy_for_uid(self.user, uid, derivation.periods)
+        self.record_derivation(uid, derivation)
+        return derivation.periods
+
+    def derive(self, stored: ItipObject | None) -> Derivation:
+        """The free/busy periods of ``stored`` within the window at
+        :attr:`now` (as :meth:`periods`), and for which "now" they hold.
+
+        The expansion looks :data:`LOOKAHEAD` beyond the window, so it knows
+        the first instance that will enter the window; the first period to
+        leave it is the earliest to end. Between the two, deriving again
+        gives the same periods. An expansion cut short by a bound (instance
+        cap, iterations, time) cannot tell: the periods are then derived
+        over the window alone, with no span. Nothing stored: no periods,
+        for ever. Raises InputError.
+        """
+        if stored is None:
+            return Derivation([], (self.now, None))
+        limits = self.limits()
+        wider = self.expand(stored, replace(limits, window_end=limits.window_end + LOOKAHEAD))
+        if wider.reason not in ("", "window"):
+            return Derivation(self.periods(stored), None)
+        inside = [i for i in wider.instances if i.start < limits.window_end]
+        until = _until(self.now, limits, wider, inside)
+        return Derivation(self.instance_periods(inside), (self.now, until))
+
+    def record_derivation(self, uid: str, derivation: Derivation) -> None:
+        """Keep what ``uid``'s free/busy was just derived from, as the
+        store's derivation record (:meth:`~imiptools.stores.base.Store.set_derivation`:
+        derived data, written without fsync); ``imip-admin check`` takes it
+        as make-freebusy's memo. A derivation without a span drops the record.
+
+        Nothing is worked out for a store that keeps no records, and nothing
+        is written when the record kept already says the same of these very
+        texts and periods and holds now (a message that changes nothing
+        writes nothing)."""
+        if not self.store.keeps_derivations():
+            return
+        if derivation.span is None:
+            self.store.set_derivation(self.user, uid, None)
+            return
+        held = Held(self.fingerprint(uid), *derivation.span, periods_digest(derivation.periods))
+        kept = self.derivation(uid)
+        if kept and kept.periods == held.periods and kept.holds(held.fingerprint, self.now):
+            return
+        record = derivation_record(self.derivation_context(), uid, held)
+        self.store.set_derivation(self.user, uid, record)
+
+    def derivation(self, uid: str) -> Held | None:
+        """The store's derivation record of ``uid`` if it is intact and of
+        this user's settings (:meth:`derivation_context`), else None (a
+        record that cannot be read too: it only saves work)."""
+        try:
+            text = self.store.get_derivation(self.user, uid)
+        except StoreUnavailable:
+            return None
+        return read_derivation(self.derivation_context(), uid, text)
+
+    def fingerprint(self, uid: str) -> str:
+        """:func:`fingerprint_of` the texts stored for ``uid`` now."""
+        store, user = self.store, self.user
+        recurrences = [
+            (rid, store.get_recurrence(user, uid, rid)) for rid in store.recurrence_ids(user, uid)
+        ]
+        cancelled = store.cancelled_recurrence_ids(user, uid)
+        return fingerprint_of(uid, store.get_object(user, uid), recurrences, cancelled)
+
+    def derivation_context(self) -> str:
+        """What every derivation of the user also depends on: the format,
+        the user, the zone and the window's bounds (a change ignores
+        make-freebusy's memo and the derivation records)."""
+        limits = self.limits()
+        window = self.window
+        return json.dumps(
+            [
+                DERIVATION_VERSION,
+                self.user,
+                str(self.zone),
+                (self.now - limits.window_start).total_seconds(),
+                window.ahead.total_seconds(),
+                window.max_instances,
+                window.budget_seconds,
+                LOOKAHEAD.total_seconds(),
+            ]
+        )
 
     def busy_between(self, start: datetime, end: datetime, exclude_uid: str = "") -> list[Period]:
         """The user's periods overlapping [start, end), except ``exclude_uid``'s."""
@@ -384,3 +574,21 @@ class UserRecords:
     def log_decision(self, line: str) -> None:
         """Append one line (JSON, no newline) to the user's decision log."""
         self.store.log_decision(self.user, line)
+
+
+def _until(
+    now: datetime, limits: Limits, wider: Expansion, inside: list[Instance]
+) -> datetime | None:
+    """The first "now" from which the window holds other instances of the
+    event than ``inside`` (None: never), given the wider expansion at ``now``."""
+    bounds = []
+    ends = [i.end for i in inside if i.end > i.start]
+    if ends:  # the earliest to end leaves when the window's start passes its end
+        bounds.append(min(ends) + (now - limits.window_start))
+    ahead = limits.window_end - now
+    beyond = [i.start for i in wider.instances if i.start >= limits.window_end]
+    if beyond:  # the next to start enters when the window's end passes its start
+        bounds.append(min(beyond) - ahead)
+    elif wider.truncated:  # instances exist beyond the wider window only
+        bounds.append(now + LOOKAHEAD)
+    return min(bounds) if bounds else None

@@ -2,7 +2,11 @@
 to the state of an uninterrupted run and each reply is sent exactly once.
 
 Fault injection: a FileStore whose N-th mutating call raises ``Crash``
-(as if the process died there). Runs in process (``imiptools.agent.run``).
+(as if the process died there), the derivation records' writes among them.
+Runs in process (``imiptools.agent.run``). After each crash ``imip-admin
+check`` finds what a full check (``--full``: no derivation record believed)
+finds, and no fault: a record the crash left behind, old or missing, makes
+check parse the event rather than vouch for what is not stored.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ from typing import Any
 
 import pytest
 
-from imiptools import agent
+from imiptools import agent, check
 from imiptools.config import Settings
 from imiptools.dates import FixedClock
 from imiptools.handlers.common import Envelope
 from imiptools.handlers.resource import ResourceHandler
 from imiptools.mail.send import DirectorySender
 from imiptools.preferences_store import PreferenceFiles
+from imiptools.site import open_site
 from imiptools.spool import Spool
 from imiptools.stores.file import FileStore
 from tests.support import ROOM, calendar_text, imip_message, vevent
@@ -40,6 +45,7 @@ MUTATORS = {
     "remove_counters",
     "queue_request",
     "dequeue_request",
+    "set_derivation",
 }
 
 
@@ -127,7 +133,18 @@ def run_all(root: Path, crash_step: int, crash_at: int) -> None:
         if index == crash_step:
             with pytest.raises(Crash):
                 deliver(root, CrashingStore(root / "store", crash_at), message)
+            checked, full = checked_lines(root, full=False), checked_lines(root, full=True)
+            assert checked == full and not any("note" not in line for line in checked), checked
         deliver(root, FileStore(root / "store"), message)  # the MTA redelivers
+
+
+def checked_lines(root: Path, full: bool) -> list[str]:
+    """What ``imip-admin check`` (``--full``) reports for the room (it
+    completes a committed transaction first, under the room's lock)."""
+    settings = Settings(store=str(root / "store"), preferences=str(root / "prefs"))
+    site = open_site(settings, FixedClock(datetime(2030, 1, 1, tzinfo=UTC)))
+    report = check.check_store(site, [f"mailto:{ROOM}"], site.clock.now(), False, full)
+    return [finding.line() for finding in report.findings]
 
 
 def count_writes(root: Path, step: int) -> int:

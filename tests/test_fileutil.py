@@ -228,6 +228,7 @@ OPERATIONS = {
     "write_new_file": lambda path: write_new_file(path.with_name("new"), b"x"),
     "open_file": lambda path: open_file(path, os.O_RDWR | os.O_CREAT),
     "move_file": lambda path: move_file(path.parent.parent / "g", path.parent / "g"),
+    "overwrite_checked": lambda path: fileutil.overwrite_checked(path, b"x"),
 }
 
 
@@ -479,3 +480,24 @@ def test_a_held_directory_renamed_away_is_still_the_one_written(tmp_path: Path) 
     assert os.listdir(tmp_path / "outside") == []
     with pytest.raises(SymlinkRefused):
         atomic_write(tmp_path / "user" / "f", "x")  # walked again: refused
+
+
+def test_overwrite_checked_writes_in_place_without_fsync(tmp_path: Path, synced: list[str]) -> None:
+    """Derived data with its own digest: no temporary file, no fsync; the
+    directory is made if missing; a shorter text leaves no tail behind."""
+    path = tmp_path / "user" / "derived" / "uid"
+    (tmp_path / "user").mkdir()
+    fileutil.overwrite_checked(path, b"a longer first text\n")
+    fileutil.overwrite_checked(path, b"short\n")
+    assert path.read_bytes() == b"short\n"
+    assert os.listdir(path.parent) == ["uid"]
+    assert synced == []
+
+
+def test_overwrite_checked_refuses_a_symlink_as_the_file(planted: tuple[Path, Path]) -> None:
+    root, outside = planted
+    (root / "e").mkdir()
+    os.symlink(outside / "f", root / "e" / "f")
+    with pytest.raises(SymlinkRefused):
+        fileutil.overwrite_checked(root / "e" / "f", b"x")
+    assert (outside / "f").read_text() == "outside"

@@ -54,6 +54,8 @@ class Store(ABC):
                     atomic_write(path, text)
         for name, args in transaction.calls:
             getattr(self, name)(*args)
+        for uid, text in transaction.derivations.items():
+            self.set_derivation(transaction.user, uid, text)
         for message in transaction.messages:
             assert transaction.outbox is not None
             transaction.outbox.put(
@@ -282,4 +284,37 @@ class Store(ABC):
         """Keep ``text`` under ``name`` for ``user`` (``None``: drop it),
         atomically: a reader sees the old memo or the new one (or none).
         The caller holds the user's lock. This default keeps nothing."""
+        return None
+
+    # -- derivation records: what an event's free/busy was last derived from ----
+
+    def keeps_derivations(self) -> bool:
+        """Whether :meth:`set_derivation` keeps anything: when not, callers
+        need not work out a record (nor read what it hashes). This default
+        keeps none."""
+        return False
+
+    def get_derivation(self, user: str, uid: str) -> str | None:
+        """The text kept for ``uid`` of ``user`` by :meth:`set_derivation`
+        (None: none kept).
+
+        A derivation record says which texts an event's free/busy was
+        derived from and what that gave (see
+        :meth:`~imiptools.records.UserRecords.record_derivation`): derived
+        data that only saves work (``imip-admin check`` takes it instead of
+        parsing the event again), whose reader believes it only when its
+        own digest and every hash in it match what is stored. So a store
+        may keep it without fsync, lose it, or keep an old one after a
+        crash; keeping none at all (this default) is correct, only slower.
+        """
+        return None
+
+    def set_derivation(self, user: str, uid: str, text: str | None) -> None:
+        """Keep ``text`` as the derivation record of ``uid`` (``None``:
+        drop it), atomically (a reader sees the old or the new text) but not
+        necessarily durably: never an fsync. Writing it is no store write
+        of a unit of work (a transaction carries it beside its calls, see
+        :attr:`~imiptools.stores.transaction.Transaction.derivations`), and
+        failing to is no error. The caller holds the user's lock. This
+        default keeps nothing."""
         return None

@@ -16,6 +16,7 @@ e.g. ``mailto:room@example.com``)::
     freebusy/long                       periods touching more than 12 months
     freebusy-index/<uid>                "uid <escaped uid>" then the uid's buckets
     freebusy-cache/YYYY-MM, long        a large bucket's arrays (derived, never fsynced)
+    freebusy-derived/<uid>              what the uid's free/busy was derived from (never fsynced)
     freebusy-other/<other>              free/busy received from others
     freebusy-offers                     periods offered in our COUNTERs, with expiry
     decisions.log                       the resource's decisions, one JSON object a line
@@ -93,6 +94,7 @@ from imiptools.fileutil import (
     is_directory,
     is_symlink,
     list_names,
+    overwrite_checked,
     read_bytes,
     read_text,
     remove_directory,
@@ -136,6 +138,7 @@ FREEBUSY_INDEX = "freebusy-index"
 FREEBUSY_OTHER = "freebusy-other"
 FREEBUSY_OFFERS = "freebusy-offers"
 FREEBUSY_CACHE = "freebusy-cache"
+FREEBUSY_DERIVED = "freebusy-derived"
 DECISIONS = "decisions.log"
 TXN = ".txn"
 STAGED = ".staged"
@@ -428,6 +431,8 @@ class FileStore(Store):
         }
         atomic_write(directory / TXN, json.dumps(record, ensure_ascii=False))
         self._apply(transaction.user, directory, record, None)
+        for uid, text in transaction.derivations.items():
+            self.set_derivation(transaction.user, uid, text)
 
     @staticmethod
     def _stage(directory: Path, txn: str, transaction: Transaction) -> list[str]:
@@ -602,11 +607,13 @@ class FileStore(Store):
 
     def remove_object(self, user: str, uid: str) -> None:
         """Remove the overridden instances (their directory, then its
-        sidecar), then the main object."""
+        sidecar), then the main object (and its derivation record, not
+        durably: see :meth:`set_derivation`)."""
         base = self._user_dir(user)
         remove_directory(base / RECURRENCES / safe_component(uid))
         self._remove_keyed(base / RECURRENCES, uid)
         self._remove_keyed(base / OBJECTS, uid)
+        self.set_derivation(user, uid, None)
 
     def object_uids(self, user: str) -> Iterator[str]:
         """The UIDs in ``objects/``, then those only in ``recurrences/``
@@ -1009,6 +1016,27 @@ class FileStore(Store):
         else:
             self._ensure_user(user)
             atomic_write(path, text)
+
+    # -- derivation records (freebusy-derived/<uid>) -------------------------------
+
+    def keeps_derivations(self) -> bool:
+        return True
+
+    def get_derivation(self, user: str, uid: str) -> str | None:
+        return read_text(self._user_dir(user) / FREEBUSY_DERIVED / safe_component(uid))
+
+    def set_derivation(self, user: str, uid: str, text: str | None) -> None:
+        """Write ``freebusy-derived/<uid>`` in place (or remove it), without
+        any fsync (:func:`~imiptools.fileutil.overwrite_checked`: the record
+        carries its own digest); failing to is only logged."""
+        path = self._user_dir(user) / FREEBUSY_DERIVED / safe_component(uid)
+        try:
+            if text is None:
+                remove_file(path, durable=False)
+            else:
+                overwrite_checked(path, encode_text(text))
+        except StoreUnavailable as exc:
+            logger.debug("derivation record not written: %s", exc)
 
 
 def _parse_request(line: str) -> tuple[str, str, str]:

@@ -53,6 +53,22 @@ class RecordingStore(OverlayStore):
         """The base's lock (the unit of work holds it)."""
         return self.base.lock(user, timeout)
 
+    def keeps_derivations(self) -> bool:
+        """Whether the base keeps derivation records (see :meth:`set_derivation`)."""
+        return self.base.keeps_derivations()
+
+    def get_derivation(self, user: str, uid: str) -> str | None:
+        """The record kept for the commit, else the base's."""
+        if uid in self.transaction.derivations:
+            return self.transaction.derivations[uid]
+        return self.base.get_derivation(user, uid)
+
+    def set_derivation(self, user: str, uid: str, text: str | None) -> None:
+        """Keep the derivation record for the commit, to be written after
+        the store calls (see :attr:`Transaction.derivations`); reads do not
+        see it (it only saves ``imip-admin check`` work)."""
+        self.transaction.derivations[uid] = text
+
     def commit(self, transaction: Transaction | None = None) -> None:
         """Commit what was recorded to the base, then read the base again."""
         self.base.commit(self.transaction if transaction is None else transaction)

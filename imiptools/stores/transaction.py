@@ -131,6 +131,11 @@ class Transaction:
     #: store when it commits, in the same database transaction. A store
     #: that does not know them refuses to commit them.
     deferred: list[Deferred] = field(default_factory=list)
+    #: Derivation records (uid -> text, None to drop) to write once the
+    #: store calls are applied (:meth:`~imiptools.stores.base.Store.set_derivation`):
+    #: derived data, neither in the commit record nor replayed after a crash
+    #: (a record lost that way only makes ``imip-admin check`` parse the event).
+    derivations: dict[str, str | None] = field(default_factory=dict)
 
     def empty(self) -> bool:
         """Whether there is nothing to commit."""
@@ -147,6 +152,7 @@ class Transaction:
         self.messages.clear()
         self.foreign.clear()
         self.deferred.clear()
+        self.derivations.clear()
 
     def send(self, message: OutgoingMessage) -> None:
         """Spool ``message`` when (and only if) the transaction commits."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from imiptools.dates import parse_utc
 from imiptools.periods import Period
+from imiptools.records import Held, derivation_record, periods_digest
 from tests.admin.conftest import ROOM, admin_ok, answer, book, busy, vevent
 from tests.support import Agent
 
@@ -86,3 +88,29 @@ def test_what_cannot_be_derived_is_reported_and_fails(agent: Agent) -> None:
     assert result.stdout.splitlines()[-1].startswith("5.6.0 check: 2 problem(s), 0 repaired")
     # the unreadable event keeps its free/busy: nothing is lost
     assert "20300108T100000Z/20300108T110000Z" in busy(agent, *YEAR)
+
+
+def test_check_full_believes_no_derivation_record(agent: Agent) -> None:
+    """The agents' records vouch for their events (check parses none); a
+    record vouching for free/busy that is not what the event gives (written
+    by hand here, with a digest that holds) is believed by check, not by
+    check --full, which parses and derives every event."""
+    _book_three(agent)
+    site = agent.site()
+    assert all(site.store.get_derivation(ROOM, uid) for uid in "abc")
+    assert admin_ok(agent, "check") == ""
+    records = site.records(USER_DIR, datetime.fromisoformat(agent.now))
+    day = timedelta(days=1)
+    moved = [
+        replace(p, start=p.start + day, end=p.end + day)
+        for p in site.store.all_freebusy(ROOM)
+        if p.uid == "a"
+    ]
+    site.store.set_freebusy_for_uid(ROOM, "a", moved)
+    held = Held(records.fingerprint("a"), records.now, None, periods_digest(moved))
+    record = derivation_record(records.derivation_context(), "a", held)
+    site.store.set_derivation(ROOM, "a", record)
+    assert admin_ok(agent, "check") == ""
+    full = agent.admin("check", "--full")
+    assert full.returncode == 65
+    assert 'free/busy of "a" differs from the stored event: 1 period(s) missing' in full.stdout

@@ -59,6 +59,9 @@ READS = {
     "decisions",
     "get_requests",
     "get_memo",
+    "get_derivation",
+    "keeps_derivations",
+    "set_derivation",  # derived data: carried beside the calls (Transaction.derivations)
 }
 
 
