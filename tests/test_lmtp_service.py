@@ -213,19 +213,37 @@ def test_a_worker_delivering_leaves_new_connections_to_the_others(
 def delivery_waiting_for_the_room(daemon: Daemon, agent: Agent) -> Iterator[list[list[Reply]]]:
     """A delivery of request "a" to the room, under way in a worker that
     waits for the room's lock, which this block holds; after the block (the
-    lock released) the delivery is done and its replies are in the list."""
+    lock released) the delivery is done and its replies are in the list.
+
+    The block starts once a worker has the room's lock file open: its DATA
+    is in (a worker merely connected may still be before DATA, which a
+    drain answers with 421, not a delivery)."""
     replies: list[list[Reply]] = []
     sending = threading.Thread(
         target=lambda: replies.append(daemon.deliver("resource", request("a"), ALICE, [ROOM])[0])
     )
     try:
         with agent.site().store.lock(f"mailto:{ROOM}", 30.0):
+            lock_file = agent.root / "store" / f"mailto:{ROOM}" / ".lock"
+            assert lock_file.exists()
             sending.start()
-            wait_for(lambda: bool(busy_workers(daemon)), "no worker delivering")
+            wait_for(lambda: bool(workers_opening(daemon, lock_file)), "no worker delivering")
             yield replies
     finally:
         if sending.ident is not None:
             sending.join(timeout=120)
+
+
+def workers_opening(daemon: Daemon, path: Path) -> list[int]:
+    """The daemon's workers that have file ``path`` open."""
+    assert daemon.process is not None
+    found = []
+    for pid in daemon.workers():
+        with contextlib.suppress(OSError):  # a worker gone meanwhile
+            links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+            if str(path) in links:
+                found.append(pid)
+    return found
 
 
 def busy_workers(daemon: Daemon) -> list[int]:
