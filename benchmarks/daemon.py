@@ -22,7 +22,7 @@ from itertools import count
 from pathlib import Path
 
 from harness import Outcome, Sample, Variant, compare
-from lmtp import through_lmtp, through_pipe
+from lmtp import CachedClients, through_lmtp, through_pipe
 from scenarios import Config
 from sites import BIN
 
@@ -31,6 +31,10 @@ from tests.lmtp_support import Daemon
 from tests.support import Agent
 
 PROGRAM = "imip-agent-lmtp"
+#: The variants' labels: the daemon fed as Postfix's lmtp(8) feeds it (the
+#: baseline), and as every earlier run of this benchmark fed it.
+CACHED = "imip-agent-lmtp"
+PER_MESSAGE = "imip-agent-lmtp, a connection a message"
 CLIENTS = (1, 2, 8)
 #: Messages per variant and round.
 MESSAGES = 16
@@ -53,24 +57,58 @@ def daemon(config: Config) -> list[Outcome]:
         pipe = through_pipe(piped, root / "pipe-out")
         lmtp = through_lmtp(service)
         assert service.process is not None
-        pid = service.process.pid
+        tree = _tree(service.process.pid)
         return [
-            compare(
-                f"daemon vs pipe, {clients} client{'s' if clients > 1 else ''}",
-                [
-                    Variant("imip-agent-lmtp", _measured(lmtp, clients, counter, _tree(pid))),
-                    Variant("imip-resource", _measured(pipe, clients, counter, _children)),
-                ],
-                config.rounds,
-                config.seed,
-                note=f"per message, {MESSAGES} messages a round; B/A wall: how many times"
-                " the daemon's messages per second",
-            )
-            for clients in CLIENTS
+            _compared(config, service, clients, counter, tree, lmtp, pipe) for clients in CLIENTS
         ]
     finally:
         service.stop()
         service.kill()
+
+
+def _compared(
+    config: Config,
+    service: Daemon,
+    clients: int,
+    counter: Iterator[int],
+    tree: Callable[[], float],
+    lmtp: Callable[[int], None],
+    pipe: Callable[[int], None],
+) -> Outcome:
+    """One client count: cached connections (A), a connection a message, the pipe."""
+    cached = CachedClients(service, clients)
+    try:
+        return compare(
+            f"daemon vs pipe, {clients} client{'s' if clients > 1 else ''}",
+            [
+                Variant(CACHED, _batched(cached, counter, tree)),
+                Variant(PER_MESSAGE, _measured(lmtp, clients, counter, tree)),
+                Variant("imip-resource", _measured(pipe, clients, counter, _children)),
+            ],
+            config.rounds,
+            config.seed,
+            note=f"per message, {MESSAGES} messages a round; B/A wall: how many times"
+            " the daemon's messages per second (A: cached connections, a lean client"
+            " in a process of its own; the second row the older way, a new connection"
+            " a message from smtplib threads in the harness)",
+        )
+    finally:
+        cached.close()
+
+
+def _batched(
+    clients: CachedClients, counter: Iterator[int], cpu: Callable[[], float]
+) -> Callable[[int], Sample]:
+    """A variant delivering :data:`MESSAGES` new messages over ``clients``'
+    cached connections."""
+
+    def measure(_: int) -> Sample:
+        numbers = [next(counter) for _ in range(MESSAGES)]
+        used = cpu()
+        wall = clients.deliver(numbers)
+        return Sample(wall / MESSAGES, (cpu() - used) / MESSAGES)
+
+    return measure
 
 
 def _measured(

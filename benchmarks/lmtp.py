@@ -16,12 +16,14 @@ rates. The two paths have stores of their own, which grow alike. Usage::
 from __future__ import annotations
 
 import argparse
+import pickle
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +34,12 @@ sys.path.insert(0, str(ROOT))
 from tests.lmtp_support import Daemon, lmtp_transaction  # noqa: E402
 from tests.support import BIN, Agent  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from lmtp_load import wire  # noqa: E402
+
 ROOMS = 16
+#: The load generator run by :class:`CachedClients`.
+LOAD = Path(__file__).resolve().parent / "lmtp_load.py"
 
 
 def invitation(index: int) -> tuple[bytes, str]:
@@ -85,6 +92,63 @@ def through_lmtp(daemon: Daemon) -> Callable[[int], None]:
         assert [r.code for r in replies] == [250], replies
 
     return deliver
+
+
+class CachedClients:
+    """``clients`` cached LMTP connections to ``daemon``'s resource socket,
+    held by :mod:`lmtp_load` in a process of its own (Postfix's lmtp(8)
+    with connection caching, see there)."""
+
+    def __init__(self, daemon: Daemon, clients: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-S", str(LOAD), str(daemon.sockets["resource"]), str(clients)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self._read() == ("ready",)
+
+    def deliver(self, indices: Sequence[int]) -> float:
+        """Deliver the invitations ``indices`` (built and sent to the client
+        beforehand); the wall time from the start to the last reply."""
+        batch = []
+        for index in indices:
+            message, room = invitation(index)
+            batch.append(("alice@example.com", [room], "", wire(message)))
+        self._write(("batch", batch))
+        assert self._read() == ("loaded",)
+        begin = time.perf_counter()
+        self._write(("go",))
+        done = self._read()
+        wall = time.perf_counter() - begin
+        assert done[0] == "done", done
+        replies = done[1]
+        assert isinstance(replies, list)
+        assert all(len(r) == 1 and r[0].startswith("250 ") for r in replies), replies
+        return wall
+
+    def close(self) -> None:
+        """Quit: the client closes its connections and exits."""
+        if self.process.poll() is None:
+            self._write(("quit",))
+            self.process.wait(timeout=60)
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+
+    def _write(self, frame: tuple[object, ...]) -> None:
+        assert self.process.stdin is not None
+        data = pickle.dumps(frame)
+        self.process.stdin.write(struct.pack("!I", len(data)) + data)
+        self.process.stdin.flush()
+
+    def _read(self) -> tuple[object, ...]:
+        assert self.process.stdout is not None
+        head = self.process.stdout.read(4)
+        if len(head) < 4:
+            raise RuntimeError(f"the LMTP load client exited ({self.process.wait()})")
+        found = pickle.loads(self.process.stdout.read(struct.unpack("!I", head)[0]))
+        assert isinstance(found, tuple)
+        return found
 
 
 def rate(deliver: Callable[[int], None], first: int, count: int, clients: int) -> float:
