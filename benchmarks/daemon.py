@@ -1,14 +1,32 @@
 """Daemon against pipe: ``imip-agent-lmtp`` against ``imip-resource`` (issue 15).
 
 For 1, 2 and 8 concurrent clients, each round delivers the same number of
-invitations (requests for free hours of 16 rooms, see :mod:`lmtp`) once
-over LMTP to one running ``imip-agent-lmtp`` (its default workers) and once
-through ``imip-resource``, one process per message as Postfix's pipe(8)
-runs it, in the harness's shuffled order. The figures are per message:
-wall time is what the senders wait (so B/A wall, the pipe over the daemon,
-is how many times more messages per second the daemon delivers), CPU time
-is that of the pipe processes or of the daemon's whole process tree (its
-supervisor and workers, read from ``/proc``).
+invitations (requests for free hours of 16 rooms, see :mod:`lmtp`) over LMTP
+to one running ``imip-agent-lmtp`` (its default workers) and through
+``imip-resource``, one process per message as Postfix's pipe(8) runs it, in
+the harness's shuffled order. The figures are per message: wall time is what
+the senders wait (so B/A wall, the pipe over the daemon, is how many times
+more messages per second the daemon delivers), CPU time is that of the pipe
+processes or of the daemon's whole process tree (its supervisor and workers,
+read from ``/proc``).
+
+How the daemon is fed. The baseline (A, ``imip-agent-lmtp``) is fed as
+Postfix's lmtp(8) feeds it under load: Postfix caches LMTP connections while
+a destination has mail waiting (``lmtp_connection_cache_on_demand``, on by
+default, postconf(5); CONNECTION_CACHE_README) and sends ``RSET`` on a cached
+session before its next transaction; its client is C. So ``clients``
+connections stay open for the whole comparison, each delivering one message
+after another (``RSET``, ``MAIL``, ``RCPT``, ``DATA``), from a lean client
+(:mod:`lmtp_load`: raw sockets, messages built before the clock starts,
+replies read as far as their code) in a process of its own, so that neither
+its CPU nor its lock is the harness's. The first (warm-up) round opens the
+connections. Every run of this benchmark before that change fed the daemon
+a new connection a message from ``clients`` threads of smtplib in the
+harness's own process (``LHLO`` each time, about 0.6 ms of the harness's CPU a
+message on the same two cores); that way is still measured, as the second row
+(``imip-agent-lmtp, a connection a message``), so that both can be read side
+by side. The pipe side is as before: the MTA forks and execs one process a
+message whatever its client does.
 """
 
 from __future__ import annotations

@@ -4,13 +4,17 @@ For each number of concurrent clients (1, 2 and 8 by default), each round
 delivers the same count of invitations twice, once through ``imip-resource``
 (one process per message, as Postfix's pipe(8) runs it, ``clients`` at a
 time) and once over LMTP to one running ``imip-agent-lmtp`` (``clients``
-connections at a time, one transaction per message), alternating which goes
+connections kept open, one transaction after another on each, as Postfix's
+lmtp(8) caches them: :class:`CachedClients`; with
+``--connection-per-message``, ``clients`` smtplib threads in this process
+opening a connection a message, as earlier runs did), alternating which goes
 first. Every message is a request for a free hour of one of 16 rooms, so
 both book and answer it. Each round gives the ratio of the daemon's rate to
 the pipe's; the ratios of all rounds are printed as min/median/max, with the
 rates. The two paths have stores of their own, which grow alike. Usage::
 
     .venv/bin/python benchmarks/lmtp.py [--messages 40] [--rounds 5] [--clients 1 2 8]
+        [--connection-per-message]
 """
 
 from __future__ import annotations
@@ -164,6 +168,11 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=40, help="per path and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 2, 8])
+    parser.add_argument(
+        "--connection-per-message",
+        action="store_true",
+        help="a new LMTP connection a message from smtplib threads (the older way)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-lmtp-") as scratch:
         root = Path(scratch)
@@ -174,13 +183,29 @@ def main() -> int:
             next_index = 0
             print("clients  daemon/pipe min  median  max   (pipe msg/s, daemon msg/s, medians)")
             for clients in args.clients:
-                ratios, pipe_rates, lmtp_rates = [], [], []
+                cached = None if args.connection_per_message else CachedClients(daemon, clients)
+
+                def piped_rate(first: int, clients: int = clients) -> float:
+                    return rate(pipe, first, args.messages, clients)
+
+                def served_rate(
+                    first: int, clients: int = clients, cached: CachedClients | None = cached
+                ) -> float:
+                    if cached is None:
+                        return rate(lmtp, first, args.messages, clients)
+                    return args.messages / cached.deliver(range(first, first + args.messages))
+
+                ratios: list[float] = []
+                pipe_rates: list[float] = []
+                lmtp_rates: list[float] = []
                 for round_ in range(args.rounds):
-                    order = [(pipe, pipe_rates), (lmtp, lmtp_rates)]
-                    for deliver, rates in order if round_ % 2 == 0 else order[::-1]:
-                        rates.append(rate(deliver, next_index, args.messages, clients))
+                    order = [(piped_rate, pipe_rates), (served_rate, lmtp_rates)]
+                    for measure, rates in order if round_ % 2 == 0 else order[::-1]:
+                        rates.append(measure(next_index))
                         next_index += args.messages
                     ratios.append(lmtp_rates[-1] / pipe_rates[-1])
+                if cached is not None:
+                    cached.close()
                 print(
                     f"{clients:7d}  {min(ratios):15.1f}  {statistics.median(ratios):6.1f}"
                     f"  {max(ratios):4.1f}   ({statistics.median(pipe_rates):.1f},"
