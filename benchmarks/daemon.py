@@ -19,7 +19,7 @@ connections stay open for the whole comparison, each delivering one message
 after another (``RSET``, ``MAIL``, ``RCPT``, ``DATA``), from a lean client
 (:mod:`lmtp_load`: raw sockets, messages built before the clock starts,
 replies read as far as their code) in a process of its own, so that neither
-its CPU nor its lock is the harness's. The first (warm-up) round opens the
+its CPU nor its GIL is the harness's. The first (warm-up) round opens the
 connections. Every run of this benchmark before that change fed the daemon
 a new connection a message from ``clients`` threads of smtplib in the
 harness's own process (``LHLO`` each time, about 0.6 ms of the harness's CPU a

@@ -1,27 +1,27 @@
 """A lean LMTP load generator: cached connections, as Postfix's lmtp(8) keeps them.
 
-Postfix's LMTP client is C and, while a destination has mail queued,
-caches its connections and delivers one message after another over each
+Postfix's LMTP client is C and, while a destination has mail queued, caches
+its connections and delivers one message after another over each
 (``lmtp_connection_cache_on_demand = yes`` by default, postconf(5); before
 reusing a cached session it sends ``RSET`` "to verify that a cached session
 is still usable", ``smtp_rset_timeout``). This program stands in for it in
 the benchmarks, in a process of its own (its CPU time is not the harness's,
-and no lock is shared with it): it keeps ``CONNECTIONS`` connections to a
-UNIX socket (each opened with its first message, greeting with ``LHLO`` once),
-and for every batch of pre-built messages it is given delivers them over
-those connections, each taking the next message when its transaction ends: ``RSET`` (on a used
-connection), ``XFORWARD IDENT=`` when the message has a queue id, ``MAIL``,
-``RCPT`` per recipient, ``DATA``, the dot-stuffed text, then one reply per
-recipient (RFC 2033 §4.2). One command at a time (no pipelining); a reply is
-read only as far as its code.
+and no GIL is shared with it). It keeps ``CONNECTIONS`` connections to a
+UNIX socket, each opened with its first message (greeting with ``LHLO``
+once), and delivers every batch of pre-built messages it is given over
+them, each connection taking the next message when its transaction ends:
+``RSET`` (on a used connection), ``XFORWARD IDENT=`` when the message has a
+queue id, ``MAIL``, ``RCPT`` per recipient, ``DATA``, the dot-stuffed text,
+then one reply per recipient (RFC 2033 §4.2). One command at a time (no
+pipelining); a reply is read only as far as its code and its last line.
 
 It speaks frames on stdin and stdout: a 4-byte big-endian length, then a
 pickled tuple. In: ``("batch", [(sender, recipients, queue_id, data), ...])``
 (``data`` ready for the wire, ending with ``.\\r\\n``: :func:`wire`), then
-``("go",)`` to deliver it, or ``("quit",)``. Out: ``("ready",)`` at
-its start, ``("loaded",)`` for a batch, and ``("done", replies)`` for a
-``go``, ``replies`` one list of reply lines (code and text) per message.
-It needs only the standard library (run it with ``python -S``).
+``("go",)`` to deliver it, or ``("quit",)``. Out: ``("ready",)`` at its
+start, ``("loaded",)`` for a batch, and ``("done", replies)`` for a ``go``,
+``replies`` one list of reply lines (code and text) per message. It needs
+only the standard library (run it with ``python -S``).
 """
 
 from __future__ import annotations
