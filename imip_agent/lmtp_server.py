@@ -239,6 +239,23 @@ class Session(LMTP):
         of CPU a connection; issue 15)."""
         return _protocol_names(type(self))
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """The address of MAIL or RCPT and the text after it: aiosmtpd's
+        answer, found without its RFC 5322 parser when ``arg`` is a plain
+        ``<local@domain>`` (:data:`_PLAIN_PATH`), which is what an MTA sends
+        (that parser costs about a tenth of a millisecond a command). The
+        answer is the same as aiosmtpd's for every such ``arg``
+        (``tests/test_lmtp_service.py`` compares the two); anything else goes
+        to aiosmtpd."""
+        plain = _PLAIN_PATH.fullmatch(arg) if arg else None
+        if plain is None:
+            result: tuple[str | None, str | None] = super()._getaddr(arg)
+            return result
+        address = plain.group(1)
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, plain.group(2) or ""
+
     @syntax("XFORWARD attribute=value ...")
     async def smtp_XFORWARD(self, arg: str) -> None:
         """Postfix's XFORWARD (its XFORWARD_README): remember the attributes
@@ -281,6 +298,15 @@ class Session(LMTP):
         self.intake.release(self)
         super().connection_lost(error)
 
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+#: A reverse or forward path that is a plain ``<dot-atom@host>`` (RFC 5321
+#: §4.1.2, ASCII only, no quoting, comments or source route), then the
+#: parameters after any spaces: what :meth:`Session._getaddr` answers itself.
+_PLAIN_PATH = re.compile(
+    rf"<({_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*)>[ \t]*([^ \t\r\n(][^\r\n]*?)?"
+)
 
 #: :func:`_protocol_names` of each session class.
 _PROTOCOL_NAMES: dict[type, list[str]] = {}

@@ -246,19 +246,37 @@ def _open_unheld_start(path: Path, text: str, flags: int) -> tuple[int, int | No
     return 1, os.open(parts[0], flags if len(parts) == 1 else _WALK)
 
 
-@contextlib.contextmanager
-def _directory(path: Path, create: bool = False, flags: int = _WALK) -> Iterator[int | None]:
+class _OpenDirectory:
+    """:func:`_open_directory` for a ``with`` block: the descriptor (or
+    None) is what ``with`` gives, closed after the block however it ends,
+    unless it is a held directory's own. A class rather than a generator
+    context manager: every file operation opens one (issue 15)."""
+
+    __slots__ = ("create", "descriptor", "flags", "owned", "path")
+
+    def __init__(self, path: Path, create: bool, flags: int) -> None:
+        self.path = path
+        self.create = create
+        self.flags = flags
+        self.descriptor: int | None = None
+        self.owned = False
+
+    def __enter__(self) -> int | None:
+        try:
+            self.descriptor, self.owned = _open_directory(self.path, self.create, self.flags)
+        except OSError as exc:
+            raise _unavailable("open directory", self.path, exc) from exc
+        return self.descriptor
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.owned and self.descriptor is not None:
+            os.close(self.descriptor)
+
+
+def _directory(path: Path, create: bool = False, flags: int = _WALK) -> _OpenDirectory:
     """:func:`_open_directory` for a ``with`` block (closed after it, unless
     it is a held directory's own)."""
-    try:
-        descriptor, owned = _open_directory(path, create, flags)
-    except OSError as exc:
-        raise _unavailable("open directory", path, exc) from exc
-    try:
-        yield descriptor
-    finally:
-        if owned and descriptor is not None:
-            os.close(descriptor)
+    return _OpenDirectory(path, create, flags)
 
 
 @dataclass(frozen=True)

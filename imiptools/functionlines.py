@@ -17,16 +17,29 @@ the quotas a resource records in.
 
 from __future__ import annotations
 
+import functools
 import shlex
 
 __all__ = ["parse_function_lines"]
 
 
 def parse_function_lines(text: str) -> list[tuple[str, list[str]]]:
-    """Split ``text`` into (name, arguments) lines; ValueError on bad quoting."""
+    """Split ``text`` into (name, arguments) lines; ValueError on bad quoting.
+
+    Each call returns new lists (callers may change them); the splitting of
+    a text is remembered (a few texts per process: one preference read by
+    several steps of every message, and by each message of an LMTP worker).
+    """
+    return [(name, list(arguments)) for name, arguments in _split(text)]
+
+
+@functools.lru_cache(maxsize=64)
+def _split(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """:func:`parse_function_lines` of ``text``, frozen (an error is not
+    remembered: it is raised again each time)."""
     lines = []
     for line in text.splitlines():
         words = shlex.split(line, comments=True)
         if words:
-            lines.append((words[0], words[1:]))
-    return lines
+            lines.append((words[0], tuple(words[1:])))
+    return tuple(lines)

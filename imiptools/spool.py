@@ -48,8 +48,8 @@ import os
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +57,7 @@ from imiptools.errors import StoreUnavailable
 from imiptools.fileutil import (
     atomic_write,
     ensure_directory,
+    held_directory,
     list_names,
     move_file,
     read_bytes,
@@ -235,10 +236,18 @@ class Spool(Outbox):
         """The lock file taken to send or move messages."""
         return self.directory / ".lock"
 
-    def locked(self, timeout: float) -> AbstractContextManager[None]:
+    @contextmanager
+    def locked(self, timeout: float) -> Iterator[None]:
         """Hold the outbox's lock (taken to send or move messages), so that
-        two runs never send one message twice; LockTimeout after ``timeout`` s."""
-        return file_lock(self.lock_path, timeout)
+        two runs never send one message twice; LockTimeout after ``timeout`` s.
+
+        The outbox's directory (created with the lock file) is held open
+        meanwhile (:func:`~imiptools.fileutil.held_directory`; nothing renames
+        or removes it), so that what is sent is reached from there, not
+        walked from the root again for each file.
+        """
+        with file_lock(self.lock_path, timeout), held_directory(self.directory):
+            yield
 
     def put(
         self,

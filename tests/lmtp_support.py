@@ -157,8 +157,14 @@ class Daemon:
                 self.process.stdout.close()
 
     def kill(self) -> None:
-        """SIGKILL the daemon and every process below it (after a failed test)."""
+        """SIGKILL the daemon and every process below it (after a failed test).
+
+        The supervisor is stopped (SIGSTOP) first, so that it cannot fork a
+        replacement for a worker killed here: such a worker would outlive
+        the test, orphaned."""
         if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGSTOP)
             for pid in [*descendants(self.process.pid), self.process.pid]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)

@@ -20,8 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiosmtpd.lmtp import LMTP
 
-from imip_agent.lmtp_server import parse_listener, received_id, unix_socket
+from imip_agent.lmtp_server import Session, parse_listener, received_id, unix_socket
 from imiptools.errors import ConfigError
 from tests.lmtp_support import Daemon, Reply, connected_workers, lmtp_transaction
 from tests.support import ROOM, Agent, calendar_text, imip_message, vevent
@@ -331,3 +332,20 @@ def test_workers_that_cannot_read_the_configuration_answer_as_the_pipe_does(
         if "worker stopped" not in replies[0].text:
             break
     assert replies == [Reply(451, piped.stdout.strip())]
+
+
+def test_plain_paths_are_read_as_aiosmtpd_reads_them() -> None:
+    """Session._getaddr's own reading of a plain ``<local@domain>`` gives
+    aiosmtpd's answer, for paths it reads and paths it leaves to aiosmtpd."""
+    session = object.__new__(Session)
+    locals_ = ["alice", "a.b", "a+tag", "o'brien", "x" * 64, "x" * 65, "a..b", ".a", "é", '"q"']
+    domains = ["example.com", "ex-1.example.com", "-x.com", "x-.com", "[127.0.0.1]", "a_b.org"]
+    rests = ["", " ", "BODY=8BITMIME", " SIZE=12 ", "\tX=1", " (comment) X=1", "  A=1  B=2", "(c)"]
+    paths = [f"<{local}@{domain}>" for local in locals_ for domain in domains]
+    paths += ["<>", "alice@example.com", " <alice@example.com>", "<alice@example.com", ""]
+    for limit in (0, 64):
+        session.local_part_limit = limit
+        for path in paths:
+            for rest in rests:
+                arg = path + rest
+                assert session._getaddr(arg) == LMTP._getaddr(session, arg), (limit, arg)

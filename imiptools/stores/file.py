@@ -347,13 +347,19 @@ class FileStore(Store):
         #: FileStore serves one thread: the LMTP service's workers are
         #: processes, each with its own.)
         self._locked: set[Path] = set()
+        self._user_dirs: dict[str, Path] = {}
         self._buckets: dict[tuple[Path, str], _Bucket | IndexedBucket] = {}
         self._held_offers: dict[Path, list[tuple[datetime, Period]]] = {}
 
     # -- users and locking ------------------------------------------------
 
     def _user_dir(self, user: str) -> Path:
-        return self.root / user_component(user)
+        """``root/<user_component(user)>``, made once per user (every
+        access of a user's records starts here)."""
+        found = self._user_dirs.get(user)
+        if found is None:
+            found = self._user_dirs[user] = self.root / user_component(user)
+        return found
 
     def user_directory(self, user: str) -> Path:
         """The directory holding ``user``'s records (for checks and tools)."""
