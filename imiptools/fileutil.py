@@ -561,30 +561,6 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         _sync(directory, path.parent)
 
 
-def write_derived(path: Path, data: bytes) -> None:
-    """Replace the content of ``path`` with ``data`` atomically (a reader
-    sees the old or the new content) but not durably: nothing is fsynced,
-    and the directory is created without an fsync of its parent.
-
-    Only for derived data that its reader checks against what it was
-    derived from (a power failure may leave it old, empty or gone); errors
-    are raised as for :func:`atomic_write`.
-    """
-    with _directory(path.parent.parent) as parent:
-        if parent is None:
-            raise StoreUnavailable(f"cannot write {path}: its directory is missing")
-        try:
-            os.mkdir(path.parent.name, 0o777, dir_fd=parent)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise _unavailable("create directory", path.parent, exc) from exc
-    with _directory(path.parent, flags=_READ) as directory:
-        if directory is None:
-            raise StoreUnavailable(f"cannot write {path}: its directory is missing")
-        _replace(directory, path, data, sync=False)
-
-
 def overwrite_checked(path: Path, data: bytes) -> None:
     """Make ``path`` hold ``data`` in place: neither atomically nor durably
     (no temporary file, no rename, nothing fsynced; the directory is created
@@ -593,9 +569,10 @@ def overwrite_checked(path: Path, data: bytes) -> None:
 
     Only for derived data that carries its own digest and that its reader
     checks against what it was derived from (see
-    :meth:`imiptools.records.UserRecords.record_derivation`); a fifth of the
-    cost of :func:`write_derived`, whose rename over the old file is most of
-    it. Errors are raised as for :func:`atomic_write`.
+    :meth:`imiptools.records.UserRecords.record_derivation` and
+    :mod:`imiptools.stores.bucketindex`): about a fifth of the cost of a
+    temporary file renamed over the old one. Errors are raised as for
+    :func:`atomic_write`.
     """
     with _directory(path.parent.parent) as parent:
         if parent is None:

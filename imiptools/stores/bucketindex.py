@@ -17,10 +17,12 @@ copied in C), so that accepting a series does not rebuild what it leaves
 alone.
 
 The arrays are kept in an *index file* per bucket (``freebusy-cache/NAME``,
-see :func:`to_bytes`), written after the bucket without any fsync: it is
-derived data, and :func:`load` takes it only if it names the bucket's size
-and CRC-32 and its own CRC-32 holds, so that an index that is old, torn,
-empty or gone after a crash or a power failure is never believed; the
+see :func:`to_bytes`), written after the bucket in place and without any
+fsync (:func:`~imiptools.fileutil.overwrite_checked`): it is derived data,
+and :func:`load` takes it only if it names the bucket's size and CRC-32,
+its length is its arrays' and its own CRC-32 holds, so that an index that
+is old, torn, half-overwritten, empty or gone after a crash or a power
+failure, or read while it is being written, is never believed; the
 bucket is then indexed from its text again (as on the first use of a store
 written before index files existed).
 """

@@ -102,7 +102,6 @@ from imiptools.fileutil import (
     remove_file,
     resolve_root,
     sync_deferred_directories,
-    write_derived,
     write_new_file,
 )
 from imiptools.lock import file_lock
@@ -1084,7 +1083,7 @@ def _write_cache(path: Path, bucket: IndexedBucket) -> None:
     :mod:`~imiptools.stores.bucketindex`); failing to is no error (the
     bucket is indexed from its text next time)."""
     try:
-        write_derived(path, to_bytes(bucket))
+        overwrite_checked(path, to_bytes(bucket))
     except StoreUnavailable as exc:
         logger.debug("free/busy index not written: %s", exc)
 
