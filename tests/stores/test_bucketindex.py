@@ -190,12 +190,13 @@ def test_a_booking_writes_each_large_buckets_index_file(tmp_path: Path) -> None:
     assert not cache(root, "2030-03").exists()
 
 
-@pytest.mark.parametrize("spoil", ["remove", "empty", "stale", "garbage"])
+@pytest.mark.parametrize("spoil", ["remove", "empty", "stale", "garbage", "half"])
 def test_a_spoilt_index_file_changes_no_answer_and_is_written_again(
     tmp_path: Path, spoil: str
 ) -> None:
-    """As after a crash or a power failure (the file is never fsynced), or
-    for a store written before index files existed (``remove``)."""
+    """As after a crash or a power failure (the file is never fsynced, and
+    written in place: ``half`` is the new file's first half over the old
+    one), or for a store written before index files existed (``remove``)."""
     root = tmp_path / "store"
     store = FileStore(root)
     store.set_freebusy_for_uid(USER, "f", filler())
@@ -207,6 +208,9 @@ def test_a_spoilt_index_file_changes_no_answer_and_is_written_again(
     target = cache(root, "2030-03")
     if spoil == "remove":
         target.unlink()
+    elif spoil == "half":
+        new = target.read_bytes()
+        target.write_bytes(new[: len(new) // 2] + old[len(new) // 2 :])
     else:
         target.write_bytes({"empty": b"", "stale": old, "garbage": b"\0" * len(old)}[spoil])
     assert answers(FileStore(root)) == expected
