@@ -295,8 +295,7 @@ def revised(
     _stamp(event, sequence, stamp)
     for invitee in revision.invitees:
         event.add("ATTENDEE", _invited(invitee))
-    _set_roles(event, revision.roles)
-    set_rsvps(event, revision.rsvps)
+    set_attendee_params(event, revision.roles, revision.rsvps)
     if revision.significant:
         _ask_again(event)
     overrides = carried(
@@ -334,32 +333,30 @@ def _ask_again(event: Component) -> None:
                 attendee.params["RSVP"] = "TRUE"
 
 
-def _set_roles(event: Component, roles: tuple[tuple[str, str], ...]) -> None:
-    """ROLE of the attendees ``roles`` names (RFC 5545 §3.2.16); ValueError
-    for a role not in :data:`ROLES` or someone not an attendee."""
-    wanted = {mail_address_of(a): r for a, r in roles}
-    for role in wanted.values():
+def set_attendee_params(
+    event: Component,
+    roles: tuple[tuple[str, str], ...],
+    rsvps: tuple[tuple[str, bool], ...],
+) -> None:
+    """ROLE (RFC 5545 §3.2.16) and RSVP (§3.2.17: TRUE asks for an answer)
+    of the attendees ``roles`` and ``rsvps`` name; ValueError for a role
+    not in :data:`ROLES` or someone not an attendee."""
+    for _, role in roles:
         if role not in ROLES:
             raise ValueError(f"not an attendee role: {role[:40]!r}")
+    _set_param(event, "ROLE", {mail_address_of(a): r for a, r in roles})
+    answers = {mail_address_of(a): "TRUE" if r else "FALSE" for a, r in rsvps}
+    _set_param(event, "RSVP", answers)
+
+
+def _set_param(event: Component, name: str, wanted: dict[str, str]) -> None:
+    """Parameter ``name`` of each attendee ``wanted`` names (address ->
+    value); ValueError for an address that is no attendee."""
     found = set()
     for attendee in attendees_of(event):
         address = mail_address_of(attendee)
         if address in wanted:
-            attendee.params["ROLE"] = wanted[address]
-            found.add(address)
-    if set(wanted) - found:
-        raise ValueError("not an attendee: " + ", ".join(sorted(set(wanted) - found)))
-
-
-def set_rsvps(event: Component, rsvps: tuple[tuple[str, bool], ...]) -> None:
-    """RSVP of the attendees ``rsvps`` names (RFC 5545 §3.2.17: TRUE asks
-    them to answer); ValueError for someone not an attendee."""
-    wanted = {mail_address_of(a): r for a, r in rsvps}
-    found = set()
-    for attendee in attendees_of(event):
-        address = mail_address_of(attendee)
-        if address in wanted:
-            attendee.params["RSVP"] = "TRUE" if wanted[address] else "FALSE"
+            attendee.params[name] = wanted[address]
             found.add(address)
     if set(wanted) - found:
         raise ValueError("not an attendee: " + ", ".join(sorted(set(wanted) - found)))

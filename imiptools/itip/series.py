@@ -63,10 +63,9 @@ from imiptools.itip.organising import (
     _as_draft,
     _ask_again,
     _invited,
-    _set_roles,
     _stamp,
     check_draft,
-    set_rsvps,
+    set_attendee_params,
 )
 from imiptools.itip.timing import date_values
 
@@ -338,8 +337,7 @@ def _change_attendees(event: Component, change: Revision) -> None:
                 event.add("ATTENDEE", attendee)
     for invitee in change.invitees:
         event.add("ATTENDEE", _invited(invitee))
-    _set_roles(event, change.roles)
-    set_rsvps(event, change.rsvps)
+    set_attendee_params(event, change.roles, change.rsvps)
 
 
 def following_rule(stored: ItipObject, rid: str, zone: tzinfo = UTC) -> str:

@@ -311,8 +311,9 @@ class Store(ABC):
 
     def set_derivation(self, user: str, uid: str, text: str | None) -> None:
         """Keep ``text`` as the derivation record of ``uid`` (``None``:
-        drop it), atomically (a reader sees the old or the new text) but not
-        necessarily durably: never an fsync. Writing it is no store write
+        drop it), neither necessarily atomically nor durably (never an
+        fsync): the record carries its own digest, so a reader refuses one
+        torn, old or half overwritten (see :meth:`get_derivation`). Writing it is no store write
         of a unit of work (a transaction carries it beside its calls, see
         :attr:`~imiptools.stores.transaction.Transaction.derivations`), and
         failing to is no error. The caller holds the user's lock. This
