@@ -401,13 +401,14 @@ def update_instance(address: str) -> Response | tuple[str, int]:
     before = eventform.from_event(instance, records.zone)
     values = eventform.instance_form(before, request.form)
     following = request.form.get("scope") == "following"
-    later = None
+    series_form = later = None
     master = stored.master
     if request.form.get("following_series") and master and not _is_first(master, rid, records):
-        later = eventform.following_form(_following_form(records, stored, rid), request.form)
+        series_form = _following_form(records, stored, rid)
+        later = eventform.following_form(series_form, request.form)
     try:
         change = _instance_change(before, values)
-        rest = _following_change(_following_form(records, stored, rid), later)
+        rest = _following_change(series_form, later) if series_form else None
         if rest is not None and not following:
             raise FormErrors(
                 [
