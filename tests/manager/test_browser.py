@@ -48,6 +48,10 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     pytest.skip(message, allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402 (only with a browser to drive)
+from selenium.common.exceptions import (  # noqa: E402
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
@@ -164,7 +168,26 @@ def follow(browser: WebDriver, element: WebElement) -> None:
     deadline against a hung browser only: nothing asserts durations.)"""
     page = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, 60).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, 60).until(lambda _: _replaced(page))
+
+
+#: What chromedriver answers, instead of a stale element reference, about an
+#: element of a document being replaced in the middle of the question.
+DETACHED = "does not belong to the document"
+
+
+def _replaced(page: WebElement) -> bool:
+    """Whether ``page`` (an element) no longer belongs to the browser's
+    document (selenium's ``staleness_of``, and chromedriver's other answer)."""
+    try:
+        page.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if DETACHED in (exc.msg or ""):
+            return True
+        raise
+    return False
 
 
 def test_1_the_invitation_from_imip_person_is_in_the_week(scene: Scene) -> None:
