@@ -36,7 +36,6 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from imip_agent.admin_exim import Exim
@@ -45,6 +44,7 @@ from imip_agent.admin_parser import add_command
 from imip_agent.admin_postfix import MAP_PARAMETERS, Postfix
 from imip_agent.admin_routes import PERSON, PROGRAM_OF, PROGRAMS, RESOURCE, Kind
 from imiptools.config import ENV_CONFIG, Settings
+from imiptools.deferred import dataclass
 from imiptools.errors import ConfigError, ImipError, UsageError
 from imiptools.site import open_site
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from imip_agent.admin_routes import (
@@ -24,6 +23,7 @@ from imip_agent.admin_routes import (
     require_tables,
     run,
 )
+from imiptools.deferred import dataclass
 from imiptools.errors import ConfigError
 
 #: The default configuration directory of Postfix (its default instance).

@@ -32,10 +32,10 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from imiptools.deferred import dataclass
 from imiptools.errors import ConfigError
 from imiptools.fileutil import atomic_write
 

@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from imip_agent.cli import settings_from, setup_logging
 from imip_agent.lmtp_server import Listener, Worker, remove_socket
 from imip_agent.lmtp_work import PROGRAM, reset_logging, start_worker
+from imiptools import deferred
 from imiptools.errors import ExitCode, ImipError
 
 log = logging.getLogger("imip_agent")
@@ -92,6 +93,7 @@ class Supervisor:
         second SIGTERM (a service manager's) that came during the drain
         must not end the process, pending, on its way out.
         """
+        deferred.settle_all()  # made once, shared by every worker
         for _ in range(self.count):
             self._start()
         while not (self.stopping and not self.workers and not self.retiring):

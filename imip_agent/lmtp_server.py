@@ -29,7 +29,6 @@ import signal
 import socket
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -40,6 +39,7 @@ from aiosmtpd.smtp import Session as SmtpSession
 from aiosmtpd.smtp import syntax
 
 from imip_agent.lmtp_work import ROLES, Job, Outcome, run_job
+from imiptools.deferred import dataclass
 from imiptools.errors import ConfigError, ExitCode
 
 log = logging.getLogger("imip_agent")

@@ -25,7 +25,6 @@ import io
 import logging
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from imip_agent.cli import INTERNAL_ERROR, recipients_envelope, run_delivery, setup_logging
 from imip_agent.cli import settings_from as read_settings
@@ -33,6 +32,7 @@ from imip_agent.person import deliverer_from
 from imip_agent.person_outgoing import sender_envelope
 from imiptools import agent, logcontext, site
 from imiptools.config import Settings
+from imiptools.deferred import dataclass
 from imiptools.errors import ExitCode, ImipError
 from imiptools.handlers.approval import ApprovingResourceHandler
 from imiptools.handlers.common import Envelope

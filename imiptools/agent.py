@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 from icalendar import Component
@@ -23,6 +23,7 @@ from icalendar import Component
 from imiptools import addresses
 from imiptools.config import Settings
 from imiptools.dates import Clock, zone_or_utc
+from imiptools.deferred import dataclass
 from imiptools.errors import (
     CalendarDataError,
     ConfigError,

@@ -21,13 +21,13 @@ idempotent.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from icalendar import Calendar, Component
 
 from imiptools import agent
 from imiptools.dates import format_utc, parse_recurrence_id
+from imiptools.deferred import dataclass
 from imiptools.errors import InputError
 from imiptools.handlers.common import Envelope, Held, Unit
 from imiptools.handlers.outgoing import OutgoingHandler

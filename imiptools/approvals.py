@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
 from imiptools import agent
 from imiptools.dates import FixedClock, format_utc
+from imiptools.deferred import dataclass
 from imiptools.handlers.approval import APPROVAL, ApprovingResourceHandler, pending_entries
 from imiptools.handlers.common import Envelope
 from imiptools.mail.parse import parse_message

@@ -44,7 +44,7 @@ admin moved; what replaces it is the admin's decision).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from functools import cached_property
 
@@ -52,6 +52,7 @@ from icalendar import Calendar
 
 from imiptools import maintenance
 from imiptools.backends.base import Problem
+from imiptools.deferred import dataclass
 from imiptools.errors import InputError, StoreUnavailable, SymlinkRefused
 from imiptools.itip.objects import parse_calendars
 from imiptools.periods import Period

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from icalendar.prop import vDuration
 
+from imiptools.deferred import dataclass
 from imiptools.errors import ConfigError
 
 ENV_CONFIG = "IMIP_AGENT_CONFIG"

@@ -15,13 +15,13 @@ last one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from icalendar import Calendar, Component
 
 from imiptools.answering import Answered, NotAnswerable, send_as
 from imiptools.dates import to_utc
+from imiptools.deferred import dataclass
 from imiptools.errors import InputError
 from imiptools.itip import organising
 from imiptools.itip.objects import (

@@ -10,7 +10,7 @@ Windows names that Outlook sends (``W. Europe Standard Time``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from icalendar.timezone import tzp
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
+from imiptools.deferred import dataclass
 from imiptools.errors import ConfigError
 
 UTC_FORMAT = "%Y%m%dT%H%M%SZ"

@@ -60,9 +60,9 @@ import os
 import stat
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
 
+from imiptools.deferred import dataclass
 from imiptools.digests import token_hex
 from imiptools.errors import StoreUnavailable, SymlinkRefused
 

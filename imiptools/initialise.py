@@ -17,10 +17,10 @@ import grp
 import os
 import pwd
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from imiptools.config import Settings, example_config
+from imiptools.deferred import dataclass
 from imiptools.errors import StoreUnavailable, UsageError
 from imiptools.fileutil import atomic_write, ensure_directory, resolve_root
 

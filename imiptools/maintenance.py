@@ -34,10 +34,11 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 
 from imiptools.dates import format_utc, parse_utc
+from imiptools.deferred import dataclass
 from imiptools.errors import InputError
 from imiptools.itip.objects import ItipObject, parse_calendars, scheduling_objects
 from imiptools.itip.recurrence import Limits

@@ -18,8 +18,10 @@ of the project, so that every layer may build or read its values.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from typing import Any
+
+from imiptools.deferred import dataclass
 
 
 @dataclass(frozen=True)

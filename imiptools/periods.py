@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import quote, unquote
 
 from imiptools.dates import format_utc, parse_utc
+from imiptools.deferred import dataclass
 
 FIELDS = 8
 

@@ -20,12 +20,12 @@ import functools
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from imiptools.config import MAX_DURATION, parse_duration
 from imiptools.dates import resolve_zone
+from imiptools.deferred import dataclass
 from imiptools.errors import StoreUnavailable
 from imiptools.scheduling import FUNCTIONS, check_function_lines, lookup, parse_function_lines
 from imiptools.scheduling.access import parse_acl

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Protocol, cast
 
@@ -28,6 +28,7 @@ from icalendar import Calendar, Component, Event, Timezone
 
 from imiptools.config import Settings
 from imiptools.dates import format_utc, parse_utc
+from imiptools.deferred import dataclass
 from imiptools.digests import sha256_hex
 from imiptools.errors import StoreUnavailable
 from imiptools.itip.objects import (

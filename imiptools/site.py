@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from imiptools.backends import file
 from imiptools.backends.base import Backend, reuse_connections
 from imiptools.config import Settings
 from imiptools.dates import Clock, SystemClock, zone_or_utc
+from imiptools.deferred import dataclass
 from imiptools.errors import ConfigError
 from imiptools.mail.keyring import Keyring
 from imiptools.mail.send import Sender

@@ -50,9 +50,9 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from imiptools.deferred import dataclass
 from imiptools.errors import StoreUnavailable
 from imiptools.fileutil import (
     atomic_write,

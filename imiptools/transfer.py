@@ -18,11 +18,12 @@ a crash converges.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 
 from icalendar import Calendar, Component, Timezone
 
+from imiptools.deferred import dataclass
 from imiptools.itip import merge
 from imiptools.itip.objects import (
     ItipObject,

@@ -47,6 +47,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "imiptools",
             "imiptools.errors",
+            "imiptools.deferred",
             "imiptools.digests",
             "imiptools.config",
             "imiptools.dates",

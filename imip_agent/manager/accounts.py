@@ -34,13 +34,14 @@ import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from imiptools.config import Settings
 from imiptools.dates import format_utc
+from imiptools.deferred import dataclass
 from imiptools.errors import ConfigError, InputError, StoreUnavailable
 from imiptools.stores.names import normalise_user
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -55,10 +55,11 @@ from imip_agent.manager.security import (
     csrf_token,
     csrf_valid,
 )
-from imiptools import answering
+from imiptools import answering, deferred
 from imiptools.config import Settings
 from imiptools.countering import Proposal, proposals
 from imiptools.dates import Clock
+from imiptools.deferred import dataclass
 from imiptools.i18n import N_
 from imiptools.mail.send import Sender
 from imiptools.records import UserRecords
@@ -92,6 +93,7 @@ def create_app(
     development server). ``accounts`` are the password file and feed
     tokens (by default the site's, :func:`~imip_agent.manager.accounts.manager_home`).
     """
+    deferred.settle_all()  # before the server's threads make instances
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=secret_key or secrets.token_bytes(32),

@@ -17,7 +17,7 @@ none). The views' links keep both.
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from werkzeug.wrappers.response import Response
 from imip_agent.manager import findtime
 from imip_agent.manager.common import day_argument, own, site
 from imip_agent.manager.language import WEEKDAYS, WEEKDAYS_SHORT, gettext
+from imiptools.deferred import dataclass
 from imiptools.i18n import N_
 from imiptools.records import UserRecords
 from imiptools.views.agenda import Entry, agenda

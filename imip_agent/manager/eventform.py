@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import cache
 from itertools import islice
@@ -31,6 +31,7 @@ from dateutil.rrule import rrulestr
 from icalendar import Component, vRecur
 
 from imip_agent.manager.language import MONTHS, gettext
+from imiptools.deferred import dataclass
 from imiptools.i18n import N_, translator
 from imiptools.itip.objects import attendees_of, mail_address_of, organizer_of, text_of
 from imiptools.itip.organising import (

@@ -23,7 +23,6 @@ script; headers for rows and columns, every cell a word).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from flask import Blueprint, render_template, request
@@ -32,6 +31,7 @@ from imip_agent.manager.common import own, services, site
 from imip_agent.manager.language import gettext, when
 from imiptools.countering import proposals
 from imiptools.dates import zone_or_utc
+from imiptools.deferred import dataclass
 from imiptools.errors import ImipError
 from imiptools.i18n import N_
 from imiptools.itip.objects import text_of

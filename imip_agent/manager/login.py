@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 
 from flask import (
@@ -47,6 +47,7 @@ from imip_agent.manager.language import gettext
 from imip_agent.manager.security import authenticated_user, csrf_token
 from imiptools.config import Settings
 from imiptools.dates import format_utc, parse_datetime
+from imiptools.deferred import dataclass
 from imiptools.errors import ImipError
 from imiptools.i18n import N_
 from imiptools.stores.names import normalise_user

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, tzinfo
 
 from flask import Blueprint, flash, redirect, request, url_for
@@ -28,6 +28,7 @@ from imip_agent.manager.common import own, services, site
 from imip_agent.manager.language import gettext
 from imiptools import answering, countering
 from imiptools.countering import Proposal
+from imiptools.deferred import dataclass
 from imiptools.i18n import N_
 from imiptools.itip.objects import attendees_of, mail_address_of
 from imiptools.periods import busy_only

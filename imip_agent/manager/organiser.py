@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,7 @@ from imip_agent.manager.eventform import EventForm, FormErrors
 from imip_agent.manager.language import gettext
 from imiptools import answering
 from imiptools.dates import format_recurrence_id
+from imiptools.deferred import dataclass
 from imiptools.errors import DeliveryFailed, ImipError, InputError
 from imiptools.i18n import N_
 from imiptools.itip import organising, series

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from flask import flash
 
 from imip_agent.manager.language import gettext
 from imiptools.answering import Answered, NotAnswerable
+from imiptools.deferred import dataclass
 from imiptools.errors import DeliveryFailed, ImipError
 from imiptools.i18n import N_
 

@@ -24,9 +24,9 @@ import hmac
 import ipaddress
 import secrets
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
 from typing import Any
 
+from imiptools.deferred import dataclass
 from imiptools.errors import ImipError
 from imiptools.stores.names import normalise_user
 

@@ -17,10 +17,10 @@ check, no owner to hand data to).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from pathlib import Path
 
 from imiptools.config import Settings
+from imiptools.deferred import dataclass
 from imiptools.preferences import PreferenceSource
 from imiptools.quota.base import QuotaLedger
 from imiptools.spool import Outbox

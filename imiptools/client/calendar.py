@@ -21,7 +21,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from email.parser import BytesParser
 from pathlib import Path
@@ -45,6 +45,7 @@ from imiptools.client.model import (
 from imiptools.client.vdir import write_vdir
 from imiptools.config import Settings
 from imiptools.dates import Clock, format_recurrence_id, format_utc, parse_datetime
+from imiptools.deferred import dataclass
 from imiptools.errors import (
     CalendarDataError,
     ClientParseError,

@@ -5,8 +5,10 @@ with ``as_dict()`` giving the JSON form ``imip-client`` prints (see
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from typing import Any
+
+from imiptools.deferred import dataclass
 
 
 @dataclass(frozen=True)

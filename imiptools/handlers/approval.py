@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -45,6 +44,7 @@ from icalendar import Calendar, Component, vCalAddress
 from imiptools import addresses
 from imiptools.config import parse_duration
 from imiptools.dates import format_utc, parse_utc
+from imiptools.deferred import dataclass
 from imiptools.digests import sha256_hex
 from imiptools.handlers.common import HUMAN, Held, Outgoing
 from imiptools.handlers.resource import Booked, Case, ResourceHandler

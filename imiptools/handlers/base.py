@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, ClassVar, cast
@@ -28,6 +27,7 @@ from typing import Any, ClassVar, cast
 from icalendar import Component, Event, Timezone
 
 from imiptools.dates import format_recurrence_id, parse_recurrence_id, to_utc
+from imiptools.deferred import dataclass
 from imiptools.errors import CalendarDataError
 from imiptools.handlers.common import Held, Outgoing, Unit
 from imiptools.itip import merge, replies

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, tzinfo
 from types import MappingProxyType
 
@@ -22,6 +22,7 @@ from icalendar import Calendar
 
 from imiptools import addresses
 from imiptools.config import Settings
+from imiptools.deferred import dataclass
 from imiptools.digests import sha256_hex
 from imiptools.i18n import Translator, translator
 from imiptools.mail.keyring import Keyring

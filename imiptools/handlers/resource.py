@@ -19,7 +19,7 @@ import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
 
@@ -28,6 +28,7 @@ from icalendar import Component, Event
 from imiptools import addresses
 from imiptools.config import parse_duration
 from imiptools.dates import format_utc, parse_recurrence_id, to_utc
+from imiptools.deferred import dataclass
 from imiptools.errors import CalendarDataError
 from imiptools.handlers.base import BaseHandler
 from imiptools.handlers.common import Held, Outgoing

@@ -27,10 +27,11 @@ Everything here is pure: components and addresses in, a verdict out.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from icalendar import Component, vCalAddress
 
+from imiptools.deferred import dataclass
 from imiptools.itip.objects import attendees_of, find_attendee, mail_address_of, sent_by_of
 
 

@@ -24,7 +24,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from imiptools.deferred import dataclass
 
 
 class _BudgetExceeded(BaseException):

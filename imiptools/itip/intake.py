@@ -30,13 +30,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import date
 
 from icalendar import Calendar, Component, vCalAddress
 from icalendar.prop import vBroken
 
 from imiptools.config import Settings
+from imiptools.deferred import dataclass
 from imiptools.errors import CalendarDataError
 from imiptools.itip.objects import ItipObject
 

@@ -15,13 +15,14 @@ Contracts:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, date, datetime, time, tzinfo
 
 from icalendar import Calendar, Component, Timezone, vCalAddress
 
 from imiptools import addresses
 from imiptools.dates import database_zone, format_recurrence_id, to_utc
+from imiptools.deferred import dataclass
 from imiptools.errors import CalendarDataError
 from imiptools.itip import zones
 

@@ -11,7 +11,7 @@ built as ``imip-person-outgoing`` records what a person sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from uuid import uuid4
 
@@ -19,6 +19,7 @@ from dateutil.rrule import rrulestr
 from icalendar import Calendar, Component, Event, vCalAddress, vRecur
 
 from imiptools.dates import to_utc
+from imiptools.deferred import dataclass
 from imiptools.i18n import N_
 from imiptools.itip.instances import (
     cancelled_exdates,

@@ -11,12 +11,12 @@ an hour on the clock on both sides of a DST change.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from icalendar import Event
 
 from imiptools.dates import format_recurrence_id
+from imiptools.deferred import dataclass
 from imiptools.errors import CalendarDataError
 from imiptools.itip.timing import (
     Instance,

@@ -53,12 +53,13 @@ the set and applies the bounds.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
 
 from icalendar import Event
 
+from imiptools.deferred import dataclass
 from imiptools.errors import CalendarDataError
 from imiptools.itip.overrides import latest_overrides
 from imiptools.itip.timing import Instance, instance_of, recurs

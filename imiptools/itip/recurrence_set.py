@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from dateutil.rrule import rrule
 from icalendar import Event
 
 from imiptools.dates import DATE_FORMAT, format_recurrence_id, parse_utc
+from imiptools.deferred import dataclass
 from imiptools.itip.overrides import Future, Override, futures_of
 from imiptools.itip.rules import (
     build_rule,

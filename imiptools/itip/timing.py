@@ -15,7 +15,6 @@ An :class:`Instance` is one occurrence of an event in UTC.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -23,6 +22,7 @@ from icalendar import Event
 from icalendar.prop import vBroken
 
 from imiptools.dates import add_duration, to_utc
+from imiptools.deferred import dataclass
 from imiptools.errors import CalendarDataError
 
 Moment = date | datetime

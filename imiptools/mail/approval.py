@@ -13,8 +13,9 @@ subject (``[approval TOKEN]``). Nothing here decides anything: see
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from email.message import Message
+
+from imiptools.deferred import dataclass
 
 #: The verdict words and what they mean.
 VERDICTS = {

@@ -34,14 +34,13 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imiptools import addresses
+from imiptools.deferred import dataclass
 from imiptools.mail.parse import single_line
 
 if TYPE_CHECKING:
@@ -361,6 +360,8 @@ class Keyring:
         admin's keys (a learned key proves nothing)."""
         if not self.exists():
             return Signature(False, problem="the site has no keyring")
+        import tempfile  # lazy: start-up (and shutil, lzma, bz2: only to verify)
+
         with tempfile.NamedTemporaryFile(prefix="imip-sig-", suffix=".asc") as sig:
             sig.write(signature)
             sig.flush()

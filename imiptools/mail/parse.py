@@ -27,13 +27,14 @@ import codecs
 import email
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import collapse_rfc2231_value, getaddresses
 from typing import IO
 
 from imiptools.addresses import normalise
+from imiptools.deferred import dataclass
 from imiptools.errors import MessageTooBig
 
 __all__ = [

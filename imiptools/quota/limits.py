@@ -36,10 +36,10 @@ each) and the first that fails is reported.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from imiptools.config import parse_duration
+from imiptools.deferred import dataclass
 
 MEASURES = ("time", "count")
 CALENDAR_PERIODS = ("day", "week", "month")

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, tzinfo
 from urllib.parse import quote, unquote
 
 from imiptools.dates import format_utc, parse_utc, resolve_zone
+from imiptools.deferred import dataclass
 from imiptools.errors import UnsafeName
 from imiptools.quota.limits import (
     EVERYONE,

@@ -47,9 +47,9 @@ they read the request and decide (see :mod:`imiptools.scheduling`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
+from imiptools.deferred import dataclass
 from imiptools.i18n import N_
 from imiptools.itip.objects import address
 from imiptools.scheduling.model import Answer, Decision, Request

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from imiptools.deferred import dataclass
 from imiptools.scheduling.access import check_pattern, matches_any
 from imiptools.scheduling.model import Answer, Decision
 

@@ -37,10 +37,11 @@ function did not see.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from imiptools.config import parse_duration
+from imiptools.deferred import dataclass
 from imiptools.i18n import N_
 from imiptools.periods import Period, PeriodIndex
 from imiptools.scheduling.freebusy import (

@@ -45,9 +45,9 @@ limits in the shape of :mod:`imiptools.scheduling.limits`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
+from imiptools.deferred import dataclass
 from imiptools.i18n import N_
 from imiptools.itip.recurrence import Instance
 from imiptools.scheduling.freebusy import describe

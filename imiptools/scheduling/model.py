@@ -14,12 +14,13 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta, tzinfo
 from functools import cached_property
 
 from icalendar import Component
 
+from imiptools.deferred import dataclass
 from imiptools.i18n import N_, N_plural, Translator
 from imiptools.itip.recurrence import Instance
 from imiptools.periods import (

@@ -20,8 +20,9 @@ with the offset before the gap (02:30 becomes 03:30 summer time).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+
+from imiptools.deferred import dataclass
 
 __all__ = ["DAYS", "MINUTES_PER_DAY", "OpeningHours", "Rule"]
 

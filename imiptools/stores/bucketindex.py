@@ -37,9 +37,10 @@ import zlib
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from itertools import accumulate
 
+from imiptools.deferred import dataclass
 from imiptools.fileutil import decode_text, encode_text
 
 #: The index file's header: magic (with the byte order of the arrays),

@@ -73,7 +73,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
@@ -81,6 +81,7 @@ from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
 from imiptools.dates import format_utc, parse_utc
+from imiptools.deferred import dataclass
 from imiptools.errors import StoreUnavailable, UnsafeName
 from imiptools.fileutil import (
     append_line,

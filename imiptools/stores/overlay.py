@@ -35,9 +35,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import datetime
 
+from imiptools.deferred import dataclass
 from imiptools.periods import Period
 from imiptools.stores.base import Store
 from imiptools.stores.names import normalise_user

@@ -25,12 +25,13 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from imiptools.dates import format_utc, parse_utc
+from imiptools.deferred import dataclass
 from imiptools.digests import token_hex
 from imiptools.outcomes import StoreWrite
 from imiptools.periods import Period

@@ -18,9 +18,9 @@ end escapes them) and aware datetimes in the user's zone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from imiptools.deferred import dataclass
 from imiptools.errors import InputError
 from imiptools.itip.objects import ItipObject, find_attendee, organizer_of, text_of
 from imiptools.itip.recurrence import Instance

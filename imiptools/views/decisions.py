@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from imiptools.deferred import dataclass
 from imiptools.stores.base import Store
 
 #: The keys every logged decision has.

@@ -19,9 +19,9 @@ outside them altogether.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 
+from imiptools.deferred import dataclass
 from imiptools.periods import Period, Timeline, busy_only
 from imiptools.scheduling.opening import OpeningHours
 

@@ -12,12 +12,13 @@ that replies stored for that instance, or for the series, say: RFC 5546
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from icalendar import Component
 
 from imiptools.dates import format_recurrence_id, parse_recurrence_id, to_utc
+from imiptools.deferred import dataclass
 from imiptools.errors import CalendarDataError, InputError
 from imiptools.i18n import N_
 from imiptools.itip.objects import (

@@ -9,12 +9,13 @@ the JSON object ``show --json`` prints.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from datetime import timedelta
 
 from icalendar import Component
 
 from imiptools.dates import format_utc, to_utc
+from imiptools.deferred import dataclass
 from imiptools.errors import InputError
 from imiptools.itip.objects import iter_components, organizer_of, text_of
 from imiptools.records import UserRecords, freebusy_status

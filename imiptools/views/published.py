@@ -25,13 +25,13 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from http.client import HTTPException
 from urllib.parse import urlsplit
 
 from icalendar import Component
 
+from imiptools.deferred import dataclass
 from imiptools.errors import InputError
 from imiptools.handlers.base import freebusy_periods
 from imiptools.itip.objects import mail_address_of, parse_calendars

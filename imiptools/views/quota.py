@@ -11,9 +11,9 @@ no longer count for any limit).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
+from imiptools.deferred import dataclass
 from imiptools.quota.base import QuotaLedger
 from imiptools.quota.limits import (
     GROUP_PREFIX,

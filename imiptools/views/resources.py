@@ -25,9 +25,9 @@ and :func:`change_limit` a quota limit, read and written by the code of
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 
+from imiptools.deferred import dataclass
 from imiptools.preferences import (
     DEFINITIONS,
     MULTILINE,

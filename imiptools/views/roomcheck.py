@@ -14,11 +14,11 @@ allows (:func:`imiptools.scheduling.freebusy.booking_words`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from icalendar import Component
 
 from imiptools.dates import to_utc
+from imiptools.deferred import dataclass
 from imiptools.errors import ImipError
 from imiptools.itip.objects import find_attendee, iter_components
 from imiptools.mail.parse import parse_message

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from imiptools import agent
+from imiptools.deferred import dataclass
 from imiptools.handlers.approval import ApprovingResourceHandler
 from imiptools.handlers.common import Envelope
 from imiptools.mail.parse import parse_message

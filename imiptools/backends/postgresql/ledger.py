@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 
 from imiptools.backends.postgresql.periods import utc
 from imiptools.backends.postgresql.session import PerTransaction, PgSession, lock_key
 from imiptools.backends.postgresql.text import from_db, to_db
+from imiptools.deferred import dataclass
 from imiptools.quota.base import Change, QuotaLedger
 from imiptools.quota.limits import QuotaBooking
 from imiptools.quota.model import LockOrderError, booking_order, check_quota_name

@@ -1,0 +1,111 @@
+"""Dataclasses whose methods are made when the class is first used (issue 15).
+
+CPython's :func:`dataclasses.dataclass` makes a class's methods (``__init__``,
+``__repr__``, ``__eq__``, ``__hash__`` and, for a frozen class,
+``__setattr__`` and ``__delattr__``) by writing their source text and
+compiling it, about half a millisecond a class on Python 3.11: some 37 ms of
+the 75 classes a resource's delivery imports, twice what the delivery itself
+costs, and most of those classes are never instantiated in one run (a
+counter-proposal, a quota, an approval are made only when the message needs
+one).
+
+:func:`dataclass` here takes the same arguments and makes the same class, but
+later: the decorator records the options and puts a stand-in ``__init__`` on
+the class; the first instantiation (of the class or of a subclass) hands the
+class, its pending bases first, to :func:`dataclasses.dataclass` and goes on
+with the real ``__init__``. An instance therefore only ever exists once its
+class is complete, so everything that starts from an instance
+(``==``, ``hash``, ``repr``, :func:`dataclasses.replace`, :func:`dataclasses.fields`
+of an instance, ``match``) sees an ordinary dataclass.
+
+The contract, and its limits:
+
+- Before its first instantiation a class is not yet a dataclass:
+  :func:`dataclasses.fields` of the class itself and a class attribute given
+  by :func:`dataclasses.field` answer as for a plain class. Call :func:`settle`
+  (or :func:`settle_all`) first where that matters.
+- A mistake in the options (``order=True`` beside a hand-written ``__lt__``,
+  a frozen class on a mutable base) is raised at the first instantiation, not
+  at the definition; the test suite settles every class of the library
+  (``tests/test_deferred.py``) so that it is still caught there.
+- A class defining its own ``__init__`` or asking for ``slots`` is processed
+  at once, as by :func:`dataclasses.dataclass`.
+- Settling holds a lock, but a thread may briefly see the class between its
+  stand-in and its real ``__init__``: a long-running, threaded front end calls
+  :func:`settle_all` before it serves (the pipe programs are single-threaded,
+  and pay only for the classes their message uses).
+
+For the type checker this *is* :func:`dataclasses.dataclass`, so mypy checks
+every class as the dataclass it becomes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+#: Classes decorated but not yet processed, with their options.
+_PENDING: dict[type, dict[str, Any]] = {}
+_LOCK = threading.RLock()
+
+
+def settle(cls: type) -> None:
+    """Make ``cls`` (and its pending bases) the dataclass it was declared as;
+    nothing for a class already settled or never deferred."""
+    with _LOCK:
+        options = _PENDING.pop(cls, None)
+        if options is None:
+            return
+        for base in reversed(cls.__mro__[1:]):
+            settle(base)
+        del cls.__init__  # type: ignore[misc]  # the stand-in
+        dataclasses.dataclass(cls, **options)
+
+
+def settle_all() -> None:
+    """Settle every class deferred so far (a long-running service, once
+    everything is imported and before it serves or forks)."""
+    with _LOCK:
+        for cls in list(_PENDING):
+            settle(cls)
+
+
+def pending() -> int:
+    """How many classes are still deferred (for tests and benchmarks)."""
+    return len(_PENDING)
+
+
+def _stand_in(cls: type) -> Callable[..., None]:
+    """The ``__init__`` of a deferred ``cls``: settle it, then initialise."""
+
+    def __init__(self: object, *args: object, **kwargs: object) -> None:
+        settle(cls)
+        cls.__init__(self, *args, **kwargs)  # type: ignore[misc]
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    return __init__
+
+
+def _deferred(cls: type, options: dict[str, Any]) -> type:
+    """``cls`` with its processing deferred, where that is safe."""
+    if "__init__" in cls.__dict__ or options.get("slots") or not options.get("init", True):
+        return dataclasses.dataclass(cls, **options)
+    with _LOCK:
+        _PENDING[cls] = options
+        cls.__init__ = _stand_in(cls)  # type: ignore[misc]
+    return cls
+
+
+def _dataclass(cls: type | None = None, /, **options: Any) -> Any:
+    """:func:`dataclasses.dataclass`, its methods made on first instantiation."""
+    if cls is None:
+        return lambda later: _deferred(later, options)
+    return _deferred(cls, options)
+
+
+if TYPE_CHECKING:
+    from dataclasses import dataclass as dataclass
+else:
+    dataclass = _dataclass

@@ -1,0 +1,180 @@
+"""Deferred dataclasses (:mod:`imiptools.deferred`, issue 15): the same
+classes as :func:`dataclasses.dataclass` makes, made at first use.
+
+Every library class is settled here, so that a mistake in a class's options,
+which :func:`dataclasses.dataclass` would raise at the definition, still fails
+the suite; and a run of the pipe program is shown to leave the classes its
+message never uses unmade.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+import subprocess
+import sys
+from dataclasses import field
+
+import pytest
+
+import imip_agent
+import imiptools
+from imiptools import deferred
+from imiptools.deferred import dataclass
+
+
+@dataclass(frozen=True)
+class Base:
+    """A frozen class with a default."""
+
+    name: str
+    size: int = 1
+
+
+@dataclass(frozen=True)
+class Derived(Base):
+    """A subclass adding a field with a factory and a post-init check."""
+
+    tags: tuple[str, ...] = field(default_factory=tuple)
+    secret: str = field(default="", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            raise ValueError("negative size")
+
+
+@dataclass
+class Mutable:
+    """A mutable class: not hashable, assignable."""
+
+    items: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, order=True)
+class Ordered:
+    """An ordered class."""
+
+    rank: int
+
+
+def test_a_deferred_class_is_the_dataclass_it_declares() -> None:
+    first, same = Derived("a", 2, ("x",), secret="s"), Derived("a", 2, ("x",))
+    assert dataclasses.is_dataclass(Derived) and dataclasses.is_dataclass(Base)
+    assert first == same and hash(first) == hash(same)
+    assert repr(first) == "Derived(name='a', size=2, tags=('x',))"
+    assert dataclasses.replace(first, size=3).size == 3
+    assert [f.name for f in dataclasses.fields(Derived)] == ["name", "size", "tags", "secret"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.name = "b"  # type: ignore[misc]
+    with pytest.raises(ValueError, match="negative"):
+        Derived("a", -1)
+    with pytest.raises(TypeError):
+        Base()  # type: ignore[call-arg]
+
+
+def test_the_base_is_made_with_its_first_subclass() -> None:
+    assert Base("b") == Base("b", 1) and Base("b") != Derived("b")
+    assert Mutable() == Mutable([]) and Mutable.__hash__ is None
+    changed = Mutable()
+    changed.items = [1]
+    assert changed == Mutable([1])
+    assert sorted([Ordered(2), Ordered(1)]) == [Ordered(1), Ordered(2)]
+
+
+def test_a_class_with_its_own_init_is_made_at_once() -> None:
+    @dataclass(frozen=True)
+    class Own:
+        """Its own ``__init__``: nothing to defer."""
+
+        value: int = 0
+
+        def __init__(self) -> None:
+            object.__setattr__(self, "value", 5)
+
+    assert dataclasses.is_dataclass(Own) and Own().value == 5
+
+
+def _library_modules() -> list[str]:
+    names = []
+    for package in (imiptools, imip_agent):
+        prefix = package.__name__ + "."
+        for module in pkgutil.walk_packages(package.__path__, prefix):
+            names.append(module.name)
+    return names
+
+
+def test_every_library_class_settles() -> None:
+    for name in _library_modules():
+        importlib.import_module(name)
+    deferred.settle_all()
+    assert deferred.pending() == 0
+
+
+def test_a_pipe_import_leaves_the_classes_unmade() -> None:
+    """Importing the resource program makes none of the library's classes;
+    each is made only when its first instance is."""
+    script = (
+        "import imip_agent.resource, imiptools.deferred as d, sys; "
+        "print(d.pending(), sum(m.startswith('imiptools.') for m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    pending, modules = map(int, run.stdout.split())
+    assert pending > 40 and modules > 40
+
+
+def _twins(frozen: bool) -> tuple[type, type]:
+    """The same class made by :mod:`imiptools.deferred` and by :mod:`dataclasses`."""
+
+    def body() -> dict[str, object]:
+        return {
+            "__annotations__": {"name": "str", "tags": "tuple[str, ...]", "note": "str"},
+            "__doc__": "A twin.",
+            "tags": field(default_factory=tuple),
+            "note": field(default="", repr=False, compare=False),
+        }
+
+    made = dataclass(frozen=frozen)(type("Twin", (), body()))
+    plain = dataclasses.dataclass(frozen=frozen)(type("Twin", (), body()))
+    return made, plain
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_equality_hash_and_repr_are_those_dataclasses_make(frozen: bool) -> None:
+    made, plain = _twins(frozen)
+    values = [("a", ("x",), "n"), ("a", ("x",), "m"), ("b", (), ""), ("a", (), "n")]
+    ours = [made(*value) for value in values]
+    theirs = [plain(*value) for value in values]
+    for one, other in zip(ours, theirs, strict=True):
+        assert repr(one) == repr(other)
+    for i, j in [(i, j) for i in range(4) for j in range(4)]:
+        assert (ours[i] == ours[j]) == (theirs[i] == theirs[j])
+        assert (ours[i] != ours[j]) == (theirs[i] != theirs[j])
+    assert (made.__hash__ is None) == (plain.__hash__ is None) == (not frozen)
+    if frozen:
+        assert hash(ours[0]) == hash(ours[1]) == hash(theirs[0])
+    assert ours[0] != theirs[0] and ours[0].__eq__(theirs[0]) is NotImplemented
+
+
+def test_a_recursive_repr_is_guarded() -> None:
+    @dataclass
+    class Node:
+        """A node that may hold itself."""
+
+        children: list[object] = field(default_factory=list)
+
+    node = Node()
+    node.children.append(node)
+    assert repr(node) == "Node(children=[...])"
+
+
+def test_explicit_hashing_and_ordering_are_left_to_dataclasses() -> None:
+    @dataclass(frozen=True)
+    class Keyed:
+        """A field left out of the hash only."""
+
+        key: str
+        weight: int = field(default=0, hash=False)
+
+    assert Keyed("a", 1) != Keyed("a", 2) and hash(Keyed("a", 1)) == hash(Keyed("a", 2))
+    assert Ordered(1) < Ordered(2) and Ordered(1) == Ordered(1)
