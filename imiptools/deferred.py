@@ -28,6 +28,9 @@ The contract, and its limits:
   a frozen class on a mutable base) is raised at the first instantiation, not
   at the definition; the test suite settles every class of the library
   (``tests/test_deferred.py``) so that it is still caught there.
+- An instance made without ``__init__`` (unpickled, ``object.__new__``)
+  in a process that has made none of its class finds it unsettled: nothing
+  here pickles the library's classes; :func:`settle_all` first if it must.
 - A class defining its own ``__init__`` or asking for ``slots`` is processed
   at once, as by :func:`dataclasses.dataclass`.
 - Settling holds a lock, but a thread may briefly see the class between its
@@ -53,26 +56,53 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-#: Classes decorated but not yet processed, with their options.
-_PENDING: dict[type, dict[str, Any]] = {}
+#: Classes decorated but not yet processed: their options, and their
+#: namespace as declared (with the stand-in ``__init__``).
+_PENDING: dict[type, tuple[dict[str, Any], dict[str, Any]]] = {}
 _LOCK = threading.RLock()
 
 
 def settle(cls: type) -> None:
     """Make ``cls`` (and its pending bases) the dataclass it was declared as;
-    nothing for a class already settled or never deferred."""
+    nothing for a class already settled or never deferred.
+
+    All or nothing: whatever interrupts the making (a wrong option, or the
+    recurrence budget's alarm, an exception raised in this thread at any
+    point, :mod:`imiptools.itip.budget`) leaves the class as declared, still
+    deferred, and is raised."""
     with _LOCK:
-        options = _PENDING.pop(cls, None)
-        if options is None:
+        entry = _PENDING.get(cls)
+        if entry is None:
             return
         for base in reversed(cls.__mro__[1:]):
             settle(base)
-        del cls.__init__  # type: ignore[misc]  # the stand-in
-        if _plain_values(cls, options):
-            dataclasses.dataclass(cls, **options, eq=False, repr=False)
-            _add_value_methods(cls, frozen=options.get("frozen", False))
-        else:
-            dataclasses.dataclass(cls, **options)
+        options, declared = entry
+        try:
+            _restore(cls, declared)
+            del cls.__init__  # type: ignore[misc]  # the stand-in
+            _make(cls, options)
+        except BaseException:
+            _restore(cls, declared)
+            raise
+        del _PENDING[cls]
+
+
+def _make(cls: type, options: dict[str, Any]) -> None:
+    """Process ``cls`` as :func:`dataclasses.dataclass` with ``options``."""
+    if _plain_values(cls, options):
+        dataclasses.dataclass(cls, **options, eq=False, repr=False)
+        _add_value_methods(cls, frozen=options.get("frozen", False))
+    else:
+        dataclasses.dataclass(cls, **options)
+
+
+def _restore(cls: type, declared: dict[str, Any]) -> None:
+    """Put ``cls``'s namespace back as ``declared`` (undo a making cut short)."""
+    for name in [name for name in cls.__dict__ if name not in declared]:
+        delattr(cls, name)
+    for name, value in declared.items():
+        if cls.__dict__.get(name) is not value:
+            setattr(cls, name, value)
 
 
 #: The options :func:`_add_value_methods` stands in for the generated
@@ -163,8 +193,8 @@ def _deferred(cls: type, options: dict[str, Any]) -> type:
     if "__init__" in cls.__dict__ or options.get("slots") or not options.get("init", True):
         return dataclasses.dataclass(cls, **options)
     with _LOCK:
-        _PENDING[cls] = options
         cls.__init__ = _stand_in(cls)  # type: ignore[misc]
+        _PENDING[cls] = (options, dict(cls.__dict__))
     return cls
 
 

@@ -178,3 +178,29 @@ def test_explicit_hashing_and_ordering_are_left_to_dataclasses() -> None:
 
     assert Keyed("a", 1) != Keyed("a", 2) and hash(Keyed("a", 1)) == hash(Keyed("a", 2))
     assert Ordered(1) < Ordered(2) and Ordered(1) == Ordered(1)
+
+
+def test_a_making_cut_short_leaves_the_class_as_declared() -> None:
+    """A class whose options are wrong raises at each instantiation and stays
+    as declared in between (in a child: it must never be settled here)."""
+    script = """
+from imiptools.deferred import dataclass
+import imiptools.deferred as d
+
+@dataclass(frozen=True, order=True)
+class Broken:
+    '''Ordered, with its own ordering: dataclasses refuses.'''
+    rank: int
+    def __lt__(self, other: object) -> bool:
+        return False
+
+declared = dict(Broken.__dict__)
+for _ in range(2):
+    try:
+        Broken(1)
+    except TypeError as exc:
+        print(type(exc).__name__, "__lt__" in str(exc))
+print(dict(Broken.__dict__) == declared, "__dataclass_fields__" in Broken.__dict__, d.pending())
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.split("\n")[:3] == ["TypeError True", "TypeError True", "True False 1"]
