@@ -43,7 +43,7 @@ from imiptools.itip.objects import (
     scheduling_objects,
     text_of,
 )
-from imiptools.mail.compose import build_message
+from imiptools.mail.compose import build_message, new_message_id
 from imiptools.mail.keyring import Keyring, KeyringError
 from imiptools.mail.openpgp import learn_autocrypt, open_message, protect
 from imiptools.mail.parse import ParsedMessage, Security, parse_message
@@ -432,19 +432,20 @@ def make_unit(user: str, envelope: Envelope, message: ParsedMessage, ctx: Contex
 def _spool(unit: Unit, outgoing: Outgoing) -> None:
     """Keep ``outgoing`` in the unit's transaction: spooled when it commits."""
     addresses.check_envelope(unit.calendar_address, outgoing.recipients)
-    data = compose(unit, outgoing)
+    message_id = new_message_id(unit.calendar_address.rpartition("@")[2] or "localhost")
+    data = compose(unit, outgoing, message_id)
     message = OutgoingMessage(unit.calendar_address, outgoing.recipients, data, outgoing.key)
     unit.transaction.send(message)
-    message_id = parse_message(data, headers_only=True).message_id
     queued = Queued(
         outgoing.method, tuple(outgoing.recipients), outgoing.subject, message_id, outgoing.key
     )
     unit.outcomes.sent.append(queued)
 
 
-def compose(unit: Unit, outgoing: Outgoing) -> bytes:
+def compose(unit: Unit, outgoing: Outgoing, message_id: str = "") -> bytes:
     """The RFC 6047 message for ``outgoing``, answering the unit's message,
-    signed and encrypted as :func:`protected` says."""
+    signed and encrypted as :func:`protected` says (which keeps the
+    Message-ID outside); ``message_id`` as :func:`build_message` takes it."""
     message = unit.message
     references = [*message.references, message.message_id] if message.message_id else []
     calendar = outgoing.calendar
@@ -460,6 +461,7 @@ def compose(unit: Unit, outgoing: Outgoing) -> bytes:
         date=unit.now,
         message_id_domain=unit.calendar_address.rpartition("@")[2] or "localhost",
         attachments=[(c.to_ical(), m, name) for c, m, name in outgoing.attachments],
+        message_id=message_id,
     )
     return protected(unit, outgoing.recipients, data)
 

@@ -112,8 +112,12 @@ def build_message(
     message_id_domain: str,
     extra_headers: Mapping[str, str] = _NO_HEADERS,
     attachments: Sequence[tuple[bytes, str, str]] = (),
+    message_id: str = "",
 ) -> bytes:
     """Build an iMIP message (RFC 6047 §2) and return its bytes (CRLF).
+
+    ``message_id``: the Message-ID, as :func:`new_message_id` makes it (a
+    caller that must know it); by default a new one at ``message_id_domain``.
 
     ``attachments`` are further calendars, (data, METHOD, filename), added
     as ``text/calendar`` attachments after the alternative (e.g. the
@@ -130,7 +134,7 @@ def build_message(
         ("To", recipients),
         ("Subject", _encoded_text(clean_subject(subject), "Subject")),
         ("Date", _date(date)),
-        ("Message-ID", make_msgid(domain=_domain(message_id_domain))),
+        ("Message-ID", message_id or new_message_id(message_id_domain)),
         *_threading(in_reply_to, references),
     ]
     if auto_submitted:
@@ -149,6 +153,12 @@ def build_message(
     if not attachments and _plain_addresses(sender, to_addrs):
         return _direct(headers, text, calendar, method)
     return _email_package(headers, text, calendar, method, attachments)
+
+
+def new_message_id(domain: str) -> str:
+    """A new Message-ID (RFC 5322 §3.6.4) at ``domain``; ValueError for a
+    bad domain."""
+    return make_msgid(domain=_domain(domain))
 
 
 def _email_package(

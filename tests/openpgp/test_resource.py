@@ -97,10 +97,13 @@ def test_an_encrypted_signed_invitation_is_accepted_and_answered_encrypted(
     site: Agent, parties: Parties
 ) -> None:
     message = gpg_encrypted(invitation(), parties.alice, parties.room)
-    run = site.resource(message)
+    log = site.root / "agent.log"
+    run = site.resource(message, args=("--log", str(log)))
     assert run.code == 0, run.stdout + run.stderr
     (reply,) = run.generated()
     assert reply["To"] == ALICE and reply["Auto-Submitted"] == "auto-replied"
+    # the outcome names the Message-ID the encrypted reply carries outside
+    assert f" sent=REPLY{reply['Message-ID']}->{ALICE}" in log.read_text(encoding="utf-8")
     assert "addr=room@example.com; keydata=" in " ".join(reply.get_all("Autocrypt", []))
     inner = opened(reply, parties.alice, parties.room)
     assert inner.get_param("protected-headers") == "v1"
