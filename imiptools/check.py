@@ -55,14 +55,21 @@ from imiptools.backends.base import Problem
 from imiptools.deferred import dataclass
 from imiptools.errors import InputError, StoreUnavailable, SymlinkRefused
 from imiptools.itip.objects import parse_calendars
+from imiptools.itip.recurrence import Limits
 from imiptools.periods import Period
 from imiptools.preferences import DEFINITIONS, fallback, validate
 from imiptools.quota.base import QuotaLedger
 from imiptools.quota.sync import recorded_quotas, sync_resource
-from imiptools.records import Held, UserRecords, fingerprint_of, periods_digest
+from imiptools.records import (
+    Held,
+    UserRecords,
+    fingerprint_of,
+    periods_digest,
+    read_derivation,
+)
 from imiptools.site import Site
 from imiptools.spool import HeldMessage, Outbox
-from imiptools.stores.base import ALL_TIME
+from imiptools.stores.base import ALL_TIME, EventReader, EventTexts
 
 #: The "user" of findings about the site's configuration.
 SITE = "configuration"
@@ -262,7 +269,11 @@ def _user_findings(site: Site, records: UserRecords, full: bool = False) -> list
     free/busy (its derivation record) derived from the very texts stored
     now, for a span of "now" holding this one, and whose stored periods
     hash as those derived, is verified without parsing its main object and
-    instances again (see :func:`_vouched`); not with ``full``."""
+    instances again (see :func:`_vouched`); not with ``full``.
+
+    The texts are read through the store's
+    :meth:`~imiptools.stores.base.Store.event_reader` (the file store opens
+    and lists each directory once)."""
     reset = _resetter(records)
     memo = _ParseMemo()
     parsing = records.parsing_with(memo.parse)
@@ -271,17 +282,24 @@ def _user_findings(site: Site, records: UserRecords, full: bool = False) -> list
     stored = set(records.uids())
     parse_findings: list[Finding] = []
     compared: list[Finding] = []
-    for uid in sorted(stored | set(records.store.cancelled_object_uids(records.user))):
-        texts = _StoredTexts.read(records, uid)
-        periods = held.get(uid, []) if isinstance(held, dict) and uid in stored else None
-        if periods is not None and not full and _vouched_by_any(records, texts, periods, derived):
-            _parse_findings(records.user, uid, texts.unvouched(), parse_findings, memo)
-        else:
-            readable = _parse_findings(records.user, uid, texts.all(), parse_findings, memo)
-            if periods is not None and readable:
-                finding = _compare(parsing, texts, periods, reset)
-                compared += [finding] if finding is not None else []
-        memo.clear()
+    limits = records.limits()
+    with records.store.event_reader(records.user) as reader:
+        recorded = _recorded_derivations(records, reader)
+        for uid in sorted(stored | set(records.store.cancelled_object_uids(records.user))):
+            texts = _StoredTexts(*reader.texts(uid))
+            periods = held.get(uid, []) if isinstance(held, dict) and uid in stored else None
+            if (
+                periods is not None
+                and not full
+                and _vouched_by_any(records, texts, periods, derived, recorded)
+            ):
+                _parse_findings(records.user, uid, texts.unvouched(), parse_findings, memo)
+            else:
+                readable = _parse_findings(records.user, uid, texts.all(), parse_findings, memo)
+                if periods is not None and readable:
+                    finding = _compare(parsing, texts, periods, reset, limits)
+                    compared += [finding] if finding is not None else []
+            memo.clear()
     findings = parse_findings + _queue_findings(records)
     if isinstance(held, Finding):
         findings.append(held)
@@ -342,34 +360,14 @@ def _parse_findings(
     return readable
 
 
-@dataclass(frozen=True)
-class _StoredTexts:
-    """Every stored text of one uid, each read once."""
-
-    uid: str
-    text: str | None
-    recurrences: list[tuple[str, str | None]]
-    cancellation: str | None
-    cancelled: list[tuple[str, str | None]]
-    counters: dict[str, str]
+class _StoredTexts(EventTexts):
+    """Every stored text of one uid, each read once (see
+    :class:`~imiptools.stores.base.EventTexts`)."""
 
     @classmethod
     def read(cls, records: UserRecords, uid: str) -> _StoredTexts:
-        store, user = records.store, records.user
-        return cls(
-            uid,
-            store.get_object(user, uid),
-            [
-                (rid, store.get_recurrence(user, uid, rid))
-                for rid in store.recurrence_ids(user, uid)
-            ],
-            store.get_cancelled_object(user, uid),
-            [
-                (rid, store.get_cancelled_recurrence(user, uid, rid))
-                for rid in store.cancelled_recurrence_ids(user, uid)
-            ],
-            store.get_counters(user, uid),
-        )
+        """The texts of ``uid``, read through the store's getters."""
+        return cls(*EventReader(records.store, records.user).texts(uid))
 
     @cached_property
     def fingerprint(self) -> str:
@@ -409,13 +407,34 @@ def _vouched(
 
 
 def _vouched_by_any(
-    records: UserRecords, texts: _StoredTexts, held: list[Period], memo: Mapping[str, Held]
+    records: UserRecords,
+    texts: _StoredTexts,
+    held: list[Period],
+    memo: Mapping[str, Held],
+    recorded: Callable[[str], Held | None],
 ) -> bool:
     """Whether make-freebusy's ``memo`` vouches for the event, else its
-    derivation record (read only then; see :func:`_vouched`)."""
+    derivation record (``recorded``, read only then; see :func:`_vouched`)."""
     if _vouched(records, texts, held, memo.get(texts.uid)):
         return True
-    return _vouched(records, texts, held, records.derivation(texts.uid))
+    return _vouched(records, texts, held, recorded(texts.uid))
+
+
+def _recorded_derivations(
+    records: UserRecords, reader: EventReader
+) -> Callable[[str], Held | None]:
+    """:meth:`~imiptools.records.UserRecords.derivation`, each record read
+    through ``reader`` (its context worked out once)."""
+    context = records.derivation_context()
+
+    def recorded(uid: str) -> Held | None:
+        try:
+            text = reader.derivation(uid)
+        except StoreUnavailable:
+            return None  # a record that cannot be read only saves work
+        return read_derivation(context, uid, text)
+
+    return recorded
 
 
 def _parse_problem(text: str | None, memo: _ParseMemo) -> str:
@@ -494,20 +513,36 @@ def _not_stored_findings(
 
 
 def _compare(
-    records: UserRecords, texts: _StoredTexts, held: list[Period], reset: Fix
+    records: UserRecords,
+    texts: _StoredTexts,
+    held: list[Period],
+    reset: Fix,
+    limits: Limits | None = None,
 ) -> Finding | None:
     """A finding if the event's periods in the window differ from what its
-    stored ``texts`` (read once, see :class:`_StoredTexts`) give."""
+    stored ``texts`` (read once, see :class:`_StoredTexts`) give;
+    ``limits``: ``records.limits()``, if the caller has it already.
+
+    Periods are compared as the lines the store keeps; periods that are
+    equal give equal lines, so when the stored ones within the window are
+    the derived ones, in order, no line is made."""
     uid = texts.uid
+    limits = limits or records.limits()
     try:
         stored = records.object_of(uid, texts.text, [t for _, t in texts.recurrences])
         cancelled = [rid for rid, _ in texts.cancelled]
-        wanted = records.periods(stored, cancelled) if stored is not None else []
+        wanted = (
+            records.instance_periods(records.expand(stored, limits, cancelled).instances)
+            if stored is not None
+            else []
+        )
     except InputError as exc:
         return Finding(records.user, f'event "{uid}" cannot be expanded: {exc}')
-    limits = records.limits()
     span = (limits.window_start, limits.window_end)
-    have = {p.to_line(): p for p in held if p.overlaps(*span)}
+    inside = [p for p in held if p.overlaps(*span)]
+    if inside == wanted:
+        return None
+    have = {p.to_line(): p for p in inside}
     want = {p.to_line(): p for p in wanted}
     missing = [want[line] for line in want.keys() - have.keys()]
     extra = have.keys() - want.keys()

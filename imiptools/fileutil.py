@@ -480,6 +480,132 @@ def list_names(path: Path, hidden: bool = False) -> list[str]:
     return sorted(name for name in names if hidden or not name.startswith("."))
 
 
+class DirectoryReader:
+    """A directory opened once, to list it and read many files in it
+    (issue 15: ``imip-admin check`` reads thousands of files of a few
+    directories; a walk per file cost a pathlib join and a directory open).
+
+    It is reached as every path is (no symlink followed on the way, see the
+    module docstring) and then never looked up again: use it only while
+    nothing renames or replaces it (the file store reads a user's records
+    so while it holds the user's lock). Each file, and each subdirectory
+    opened from it, is opened relative to its descriptor with
+    ``O_NOFOLLOW``: a symlink there raises
+    :class:`~imiptools.errors.SymlinkRefused`, as for any path. Names are
+    single path components (``ValueError`` otherwise). A missing directory
+    reads as an empty one: no names, every file missing. Close it (it is a
+    context manager); a held directory's own descriptor is never closed
+    here (see :func:`held_directory`).
+    """
+
+    __slots__ = ("descriptor", "owned", "path")
+
+    def __init__(self, path: Path, descriptor: int | None, owned: bool) -> None:
+        self.path = path
+        self.descriptor = descriptor
+        self.owned = owned
+
+    def __enter__(self) -> DirectoryReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the descriptor (once; not a held directory's own)."""
+        descriptor, self.descriptor = self.descriptor, None
+        if self.owned and descriptor is not None:
+            os.close(descriptor)
+
+    def names(self, hidden: bool = False) -> list[str]:
+        """The names in the directory, sorted, as :func:`list_names` gives them."""
+        if self.descriptor is None:
+            return []
+        try:
+            names = os.listdir(self.descriptor)
+        except OSError as exc:
+            raise _unavailable("list", self.path, exc) from exc
+        return sorted(name for name in names if hidden or not name.startswith("."))
+
+    def directory(self, name: str) -> DirectoryReader:
+        """The subdirectory ``name``, opened relative to this one (missing,
+        or not a directory: an empty one, as for :func:`list_names`)."""
+        descriptor = None if self.descriptor is None else self._open_child(_component(name))
+        return DirectoryReader(self.path / name, descriptor, True)
+
+    def _open_child(self, name: str) -> int | None:
+        try:
+            return os.open(name, _READ, dir_fd=self.descriptor)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno in _LINK_ERRORS and _is_link(self.descriptor, name):
+                raise _refused(self.path / name) from exc
+            if exc.errno == errno.ENOTDIR:
+                return None
+            raise _unavailable("open directory", self.path / name, exc) from exc
+
+    def read_bytes(self, name: str) -> bytes | None:
+        """The content of file ``name``, or None if it does not exist (as
+        :func:`read_bytes`)."""
+        if self.descriptor is None:
+            return None
+        flags = os.O_RDONLY | os.O_NOFOLLOW | _CLOEXEC
+        try:
+            descriptor = os.open(_component(name), flags, dir_fd=self.descriptor)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno in _LINK_ERRORS and _is_link(self.descriptor, name):
+                raise _refused(self.path / name) from exc
+            raise _unavailable("read", self.path / name, exc) from exc
+        try:
+            return _read_to_end(descriptor)
+        except OSError as exc:
+            raise _unavailable("read", self.path / name, exc) from exc
+        finally:
+            os.close(descriptor)
+
+    def read_text(self, name: str) -> str | None:
+        """The text of file ``name``, or None if missing (as :func:`read_text`)."""
+        data = self.read_bytes(name)
+        if data is None:
+            return None
+        try:
+            return decode_text(data)
+        except UnicodeDecodeError as exc:
+            raise StoreUnavailable(f"cannot decode {self.path / name}: not UTF-8") from exc
+
+
+def reading_directory(path: Path) -> DirectoryReader:
+    """Directory ``path`` opened for reading (see :class:`DirectoryReader`),
+    walked as every path is; close it after use."""
+    try:
+        descriptor, owned = _open_directory(path, False, _READ)
+    except OSError as exc:
+        raise _unavailable("open directory", path, exc) from exc
+    return DirectoryReader(path, descriptor, owned)
+
+
+def _component(name: str) -> str:
+    """``name`` if it is one path component, else ValueError."""
+    if not name or os.sep in name or name in (".", ".."):
+        raise ValueError(f"not a single path component: {name[:80]!r}")
+    return name
+
+
+def _read_to_end(descriptor: int) -> bytes:
+    """Everything from an open file's offset to its end: one ``read`` of the
+    size ``fstat`` gives (and one more to see the end), more while the file
+    grows, and no buffered file object (whose set-up costs four calls)."""
+    want = os.fstat(descriptor).st_size + 1
+    chunks = []
+    while chunk := os.read(descriptor, want):
+        chunks.append(chunk)
+        want = 1 << 16
+    return b"".join(chunks)
+
+
 def remove_directory(path: Path) -> None:
     """Remove the flat directory ``path``: its files one by one, then itself.
 

@@ -24,6 +24,7 @@ from imiptools.fileutil import (
     open_file,
     read_bytes,
     read_text,
+    reading_directory,
     remove_directory,
     remove_empty_directory,
     remove_file,
@@ -229,6 +230,7 @@ OPERATIONS = {
     "open_file": lambda path: open_file(path, os.O_RDWR | os.O_CREAT),
     "move_file": lambda path: move_file(path.parent.parent / "g", path.parent / "g"),
     "overwrite_checked": lambda path: fileutil.overwrite_checked(path, b"x"),
+    "reading_directory": lambda path: reading_directory(path.parent).close(),
 }
 
 
@@ -501,3 +503,73 @@ def test_overwrite_checked_refuses_a_symlink_as_the_file(planted: tuple[Path, Pa
     with pytest.raises(SymlinkRefused):
         fileutil.overwrite_checked(root / "e" / "f", b"x")
     assert (outside / "f").read_text() == "outside"
+
+
+# -- a directory opened once to read many files (imip-admin check) -------------------
+
+
+def test_a_directory_reader_lists_and_reads_as_the_path_functions(tmp_path: Path) -> None:
+    atomic_write(tmp_path / "d" / "f", "Ünïcödé\r\n")
+    atomic_write(tmp_path / "d" / ".hidden", "x")
+    atomic_write(tmp_path / "d" / "sub" / "g", b"\x00\xff")
+    (tmp_path / "d" / "bad").write_bytes(b"\xff")
+    with reading_directory(tmp_path / "d") as directory:
+        assert directory.names() == list_names(tmp_path / "d") == ["bad", "f", "sub"]
+        assert directory.names(hidden=True) == list_names(tmp_path / "d", hidden=True)
+        assert directory.read_text("f") == read_text(tmp_path / "d" / "f") == "Ünïcödé\r\n"
+        assert directory.read_text("missing") is None
+        with pytest.raises(StoreUnavailable, match="not UTF-8"):
+            directory.read_text("bad")
+        with pytest.raises(StoreUnavailable, match="Is a directory"):
+            directory.read_bytes("sub")
+        with directory.directory("sub") as sub:
+            assert sub.names() == ["g"] and sub.read_bytes("g") == b"\x00\xff"
+        for empty in (directory.directory("missing"), directory.directory("f")):
+            with empty:
+                assert empty.names() == [] and empty.read_bytes("g") is None
+
+
+def test_a_missing_directory_reads_as_an_empty_one(tmp_path: Path) -> None:
+    with reading_directory(tmp_path / "missing") as directory:
+        assert directory.names() == [] and directory.read_text("f") is None
+        with directory.directory("sub") as sub:
+            assert sub.names() == []
+
+
+def test_a_directory_reader_takes_single_components_only(tmp_path: Path) -> None:
+    atomic_write(tmp_path / "d" / "sub" / "f", "x")
+    with reading_directory(tmp_path / "d") as directory:
+        for name in ("sub/f", "..", ".", "", "/etc"):
+            with pytest.raises(ValueError, match="single path component"):
+                directory.read_bytes(name)
+            with pytest.raises(ValueError, match="single path component"):
+                directory.directory(name)
+
+
+def test_a_directory_reader_refuses_symlinks_in_it(planted: tuple[Path, Path]) -> None:
+    root, outside = planted
+    os.symlink(outside / "f", root / "file")
+    os.symlink(outside / "missing", root / "dangling")
+    with reading_directory(root) as directory:
+        for name in ("file", "dangling", "d"):
+            with pytest.raises(SymlinkRefused, match="is a symlink"):
+                directory.read_bytes(name)
+        with pytest.raises(SymlinkRefused, match="is a symlink"):
+            directory.directory("d")
+    with pytest.raises(SymlinkRefused):
+        reading_directory(root / "d")
+
+
+def test_a_directory_reader_closes_what_it_opened(tmp_path: Path) -> None:
+    atomic_write(tmp_path / "user" / "sub" / "f", "x")
+    before = open_descriptors()
+    with reading_directory(tmp_path / "user") as directory, directory.directory("sub") as sub:
+        assert sub.read_text("f") == "x"
+        assert str(tmp_path / "user" / "sub") in open_descriptors() - before
+    assert open_descriptors() == before
+    with held_directory(tmp_path / "user"):
+        held = open_descriptors()
+        with reading_directory(tmp_path / "user") as directory:
+            assert directory.read_text("f") is None
+        assert open_descriptors() == held  # the held descriptor is not the reader's
+        assert read_text(tmp_path / "user" / "sub" / "f") == "x"

@@ -71,8 +71,8 @@ import logging
 import operator
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
@@ -84,6 +84,7 @@ from imiptools.dates import format_utc, parse_utc
 from imiptools.deferred import dataclass
 from imiptools.errors import StoreUnavailable, UnsafeName
 from imiptools.fileutil import (
+    DirectoryReader,
     append_line,
     atomic_write,
     decode_text,
@@ -98,6 +99,7 @@ from imiptools.fileutil import (
     overwrite_checked,
     read_bytes,
     read_text,
+    reading_directory,
     remove_directory,
     remove_empty_directory,
     remove_file,
@@ -110,7 +112,7 @@ from imiptools.pending import apply_record, write_record
 from imiptools.periods import Period
 from imiptools.spool import Spool, envelope_block
 from imiptools.spool import new_id as new_spool_id
-from imiptools.stores.base import Store
+from imiptools.stores.base import EventReader, EventTexts, Store
 from imiptools.stores.bucketindex import IndexedBucket, index, load, to_bytes
 from imiptools.stores.names import (
     is_hashed,
@@ -593,15 +595,7 @@ class FileStore(Store):
     @staticmethod
     def _key(directory: Path, name: str) -> str | None:
         """The real key of entry ``name`` of ``directory``; None for a stray."""
-        if is_verbatim(name):
-            return name
-        if not is_hashed(name):
-            return None
-        key = read_text(directory / (name + NAME_SUFFIX))
-        if key is not None and safe_component(key) == name:
-            return key
-        logger.warning("no usable name for %s", directory / name)
-        return None
+        return _real_key(name, lambda sidecar: read_text(directory / sidecar), directory)
 
     # -- current objects ------------------------------------------------------
 
@@ -1043,6 +1037,110 @@ class FileStore(Store):
                 overwrite_checked(path, encode_text(text))
         except StoreUnavailable as exc:
             logger.debug("derivation record not written: %s", exc)
+
+    # -- reading many events at once (imip-admin check) ---------------------------
+
+    @contextmanager
+    def event_reader(self, user: str) -> Iterator[EventReader]:
+        """A :class:`_FileEventReader`: each directory of the user's events
+        opened and listed once, for the block (run under the user's lock)."""
+        base = self._user_dir(user)
+        with ExitStack() as stack:
+
+            def listed(name: str) -> _Listed:
+                return _Listed(stack.enter_context(reading_directory(base / name)))
+
+            yield _FileEventReader(self, user, listed)
+
+
+class _Listed:
+    """A directory of a user's records opened and listed once (see
+    :class:`_FileEventReader`): its entries' names, and each file read
+    relative to it."""
+
+    __slots__ = ("directory", "names")
+
+    def __init__(self, directory: DirectoryReader) -> None:
+        self.directory = directory
+        self.names = frozenset(directory.names())
+
+    def read(self, name: str) -> str | None:
+        """The text of entry ``name`` (None: not listed, or gone)."""
+        return self.directory.read_text(name) if name in self.names else None
+
+    def keyed(self, name: str, by_key: bool = True) -> list[tuple[str, str | None]]:
+        """The texts the directory ``name`` holds, by real key (what
+        :meth:`FileStore._keys` lists, sorted by key, else in its order),
+        each read relative to it."""
+        if name not in self.names:
+            return []
+        with self.directory.directory(name) as directory:
+            names = directory.names()
+            listed = set(names)
+
+            def sidecar(entry: str) -> str | None:
+                return directory.read_text(entry) if entry in listed else None
+
+            keyed = []
+            for entry in names:
+                key = _real_key(entry, sidecar, directory.path)
+                if key is not None:
+                    keyed.append((key, entry))
+            if by_key:
+                keyed.sort()
+            return [(key, directory.read_text(entry)) for key, entry in keyed]
+
+
+class _FileEventReader(EventReader):
+    """The file store's :class:`~imiptools.stores.base.EventReader`: the
+    user's ``objects/``, ``recurrences/``, ``cancellations/objects/``,
+    ``cancellations/recurrences/``, ``counters/objects/`` and
+    ``freebusy-derived/`` opened and listed once (their descriptors held
+    for the block, under the user's lock: nothing renames them meanwhile),
+    each event's files read relative to them, and only those listed: the
+    same texts as the getters read, without a walk and a failed open per
+    missing file. Every file is still opened without following a symlink
+    (:class:`~imiptools.fileutil.DirectoryReader`)."""
+
+    def __init__(self, store: FileStore, user: str, listed: Callable[[str], _Listed]) -> None:
+        """``listed``: each directory (relative to the user's) opened and
+        listed, for as long as the reader is used."""
+        super().__init__(store, user)
+        self.objects = listed(OBJECTS)
+        self.recurrences = listed(RECURRENCES)
+        self.cancelled_objects = listed(CANCELLED_OBJECTS)
+        self.cancelled_recurrences = listed(CANCELLED_RECURRENCES)
+        self.counters = listed(COUNTERS)
+        self.derived = listed(FREEBUSY_DERIVED)
+
+    def texts(self, uid: str) -> EventTexts:
+        name = safe_component(uid)
+        text = self.objects.read(name)
+        recurrences = self.recurrences.keyed(name)
+        cancellation = self.cancelled_objects.read(name)
+        cancelled = self.cancelled_recurrences.keyed(name)
+        counters = self.counters.keyed(name, by_key=False)
+        kept = {attendee: counter for attendee, counter in counters if counter is not None}
+        return EventTexts(uid, text, recurrences, cancellation, cancelled, kept)
+
+    def derivation(self, uid: str) -> str | None:
+        return self.derived.read(safe_component(uid))
+
+
+def _real_key(name: str, read: Callable[[str], str | None], directory: Path) -> str | None:
+    """The real key of entry ``name`` of ``directory``: itself if verbatim,
+    else what its sidecar names (``read`` of the sidecar's name gives its
+    text, None if missing), if that hashes to ``name``; None for a stray (a
+    hashed one without a usable sidecar is logged)."""
+    if is_verbatim(name):
+        return name
+    if not is_hashed(name):
+        return None
+    key = read(name + NAME_SUFFIX)
+    if key is not None and safe_component(key) == name:
+        return key
+    logger.warning("no usable name for %s", directory / name)
+    return None
 
 
 def _parse_request(line: str) -> tuple[str, str, str]:

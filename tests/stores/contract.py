@@ -17,7 +17,7 @@ import pytest
 
 from imiptools.errors import LockTimeout
 from imiptools.periods import Period
-from imiptools.stores.base import Store
+from imiptools.stores.base import EventReader, Store
 
 USER = "mailto:room@example.com"
 OTHER_USER = "mailto:car@example.com"
@@ -567,6 +567,38 @@ class StoreContract:
             assert store.get_memo(OTHER_USER, "freebusy") is None
             store.set_memo(USER, "freebusy", None)
             assert store.get_memo(USER, "freebusy") is None
+
+    # -- reading many events at once (imip-admin check) ---------------------------
+
+    def test_the_event_reader_reads_what_the_getters_read(self, store: Store) -> None:
+        """Main objects, instances, cancellations and counter-proposals of
+        awkward uids, RECURRENCE-IDs and attendees (hashed names among
+        them), derivation records or none: the reader (the file store's
+        opens each directory once) gives the getters' texts, in their order."""
+        hashed_rid = "not/a plain rid"
+        for number, uid in enumerate(["a", "b", *AWKWARD_UIDS]):
+            if number % 3 != 2:
+                store.set_object(USER, uid, event(uid, f"main {number}"))
+            if number % 2:
+                store.set_recurrence(USER, uid, "20300115T100000Z", event(uid, "moved"))
+                store.set_recurrence(USER, uid, hashed_rid, event(uid, "odd"))
+            if number % 3 == 1:
+                store.cancel_recurrence(USER, uid, "20300122T100000Z", event(uid, "gone"))
+                store.set_counter(USER, uid, "mailto:zed@example.com", event(uid, "zed"))
+                store.set_counter(USER, uid, "mailto:Odd One@example.com", event(uid, "odd"))
+                store.set_counter(USER, uid, ALICE, event(uid, "alice"))
+            if number % 4 == 3:
+                store.cancel_object(USER, uid, event(uid, "cancelled"))
+            if number % 2 == 0:
+                store.set_derivation(USER, uid, f"record of {uid}\n")
+        uids = [*store.object_uids(USER), *store.cancelled_object_uids(USER), "missing"]
+        with store.lock(USER, 5), store.event_reader(USER) as reader:
+            getters = EventReader(store, USER)
+            for uid in uids:
+                assert reader.texts(uid) == getters.texts(uid), uid
+                assert reader.derivation(uid) == store.get_derivation(USER, uid), uid
+        assert any(getters.texts(uid).counters for uid in uids)
+        assert any(len(getters.texts(uid).recurrences) == 2 for uid in uids)
 
 
 def all_periods(store: Store, user: str) -> Iterator[Period]:

@@ -62,6 +62,7 @@ READS = {
     "get_derivation",
     "keeps_derivations",
     "set_derivation",  # derived data: carried beside the calls (Transaction.derivations)
+    "event_reader",  # the getters' texts, read in one pass (imip-admin check)
 }
 
 
