@@ -595,13 +595,17 @@ def _component(name: str) -> str:
 
 
 def _read_to_end(descriptor: int) -> bytes:
-    """Everything from an open file's offset to its end: one ``read`` of the
-    size ``fstat`` gives (and one more to see the end), more while the file
-    grows, and no buffered file object (whose set-up costs four calls)."""
+    """Everything from an open file's offset to its end: one ``read`` of one
+    byte more than the size ``fstat`` gives, which a file that has not grown
+    answers short (its end: a regular file's ``read`` stops short only
+    there), then more while it grows; no buffered file object (whose
+    set-up costs four calls)."""
     want = os.fstat(descriptor).st_size + 1
     chunks = []
     while chunk := os.read(descriptor, want):
         chunks.append(chunk)
+        if len(chunk) < want:
+            break
         want = 1 << 16
     return b"".join(chunks)
 

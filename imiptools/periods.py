@@ -112,6 +112,15 @@ class Period:
         )
 
 
+def line_uid(line: str) -> str | None:
+    """The uid a line of :meth:`Period.to_line` names (its third field,
+    unescaped), the rest unread; None for a line without eight fields
+    (which :meth:`Period.from_line` refuses too). A line that gives a uid
+    may still not parse; one that parses gives its period's uid."""
+    parts = line.rstrip("\n").split("\t")
+    return _unescape(parts[2]) if len(parts) == FIELDS else None
+
+
 def busy_only(periods: Iterable[Period]) -> list[Period]:
     """The periods that make the user busy (not TRANSPARENT)."""
     return [p for p in periods if p.transp != "TRANSPARENT"]

@@ -21,7 +21,7 @@ from imiptools.dates import (
     to_utc,
 )
 from imiptools.errors import EXIT_CODES, ExitCode
-from imiptools.periods import Period, max_overlap
+from imiptools.periods import Period, line_uid, max_overlap
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -155,6 +155,24 @@ def test_period_fields_escape_as_percent_encoding_does(field: str) -> None:
     quoted = quote(field, safe=safe, errors="surrogatepass")
     assert period.to_line().split("\t")[2] == quoted
     assert Period.from_line(period.to_line()) == period
+
+
+@pytest.mark.parametrize("uid", ["plain@example.com", "a\tb\nc%-", "-", "", "caf\u00e9", "\udc80"])
+def test_a_lines_uid_is_its_periods(uid: str) -> None:
+    """line_uid reads the uid field alone: what from_line gives, for a line
+    that parses; None for a line from_line refuses for its field count."""
+    start = datetime(2030, 1, 8, 10, tzinfo=UTC)
+    line = Period(start, start + timedelta(hours=1), uid, "r", "OPAQUE", "s", "o", "BUSY").to_line()
+    assert line_uid(line) == line_uid(line + "\n") == Period.from_line(line).uid == uid
+    fields = line.split("\t")
+    unreadable = "\t".join(["20301301T000000Z", *fields[1:]])
+    assert line_uid(unreadable) == uid
+    with pytest.raises(ValueError):
+        Period.from_line(unreadable)
+    for short in ("", "not a line", "\t".join(fields[:7]), line + "\textra"):
+        assert line_uid(short) is None
+        with pytest.raises(ValueError):
+            Period.from_line(short)
 
 
 def test_max_overlap() -> None:

@@ -17,11 +17,10 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-from imiptools.fileutil import list_names, read_text
-from imiptools.periods import Period
+from imiptools.fileutil import DirectoryReader, reading_directory
+from imiptools.periods import Period, line_uid
 from imiptools.stores.file import (
     FREEBUSY,
     FREEBUSY_INDEX,
@@ -40,9 +39,12 @@ def stray_temporary_files(directory: Path, min_age: float = 0.0) -> list[Path]:
     seconds old by their modification time, sorted."""
     found = []
     limit = time.time() - min_age
-    for path in _walk(directory):
-        if _TEMPORARY.fullmatch(path.name) and _mtime(path) <= limit:
-            found.append(path)
+    for root, _, names in os.walk(directory):
+        for name in names:  # a path made only for a temporary name (issue 15)
+            if name[:1] == "." and _TEMPORARY.fullmatch(name):
+                path = Path(root, name)
+                if _mtime(path) <= limit:
+                    found.append(path)
     return sorted(found)
 
 
@@ -83,12 +85,6 @@ def link_target(path: Path) -> str:
         return "?"
 
 
-def _walk(directory: Path) -> Iterator[Path]:
-    for root, _, names in os.walk(directory):
-        for name in names:
-            yield Path(root) / name
-
-
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime
@@ -99,32 +95,42 @@ def _mtime(path: Path) -> float:
 def unindexed_periods(store: FileStore, user: str) -> dict[str, list[str]]:
     """uid -> bucket names holding its lines that its index does not name.
 
-    Unreadable lines are skipped (reading free/busy reports those).
+    Unreadable lines are skipped (reading free/busy reports those). Each
+    directory is opened once and its files read relative to it
+    (:func:`~imiptools.fileutil.reading_directory`: the caller holds the
+    user's lock).
     """
     base = store.user_directory(user)
-    indexed = _indexes(base / FREEBUSY_INDEX)
+    with reading_directory(base / FREEBUSY_INDEX) as directory:
+        indexed = _indexes(directory)
     missing: dict[str, list[str]] = {}
-    for name in list_names(base / FREEBUSY):
-        if name != LONG_BUCKET and not _MONTH.fullmatch(name):
-            continue
-        for uid in _bucket_uids(base / FREEBUSY / name):
-            if name not in indexed.get(uid, set()):
+    with reading_directory(base / FREEBUSY) as buckets:
+        for name in buckets.names():
+            if name != LONG_BUCKET and not _MONTH.fullmatch(name):
+                continue
+            for uid in _unindexed_uids(buckets.read_text(name), name, indexed):
                 missing.setdefault(uid, []).append(name)
     return missing
 
 
-def _indexes(directory: Path) -> dict[str, set[str]]:
+def _indexes(directory: DirectoryReader) -> dict[str, set[str]]:
     indexes: dict[str, set[str]] = {}
-    for name in filter(is_safe_component, list_names(directory)):
-        lines = [line for line in (read_text(directory / name) or "").split("\n") if line]
+    for name in filter(is_safe_component, directory.names()):
+        lines = [line for line in (directory.read_text(name) or "").split("\n") if line]
         if lines and lines[0].startswith("uid "):
             indexes[unescape_field(lines[0][4:])] = set(lines[1:])
     return indexes
 
 
-def _bucket_uids(path: Path) -> set[str]:
+def _unindexed_uids(text: str | None, name: str, indexed: dict[str, set[str]]) -> set[str]:
+    """The uids of the readable lines of bucket ``name`` (its ``text``)
+    whose index does not name it; a line is parsed only when its uid field
+    is not so named (a line its index names cannot count, readable or not)."""
     uids = set()
-    for line in (read_text(path) or "").split("\n"):
+    for line in (text or "").split("\n"):
+        uid = line_uid(line)
+        if uid is None or name in indexed.get(uid, ()):
+            continue
         try:
             uids.add(Period.from_line(line).uid)
         except ValueError:
