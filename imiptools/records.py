@@ -178,16 +178,20 @@ class Window:
         return cls(settings.window, cap, settings.expansion_seconds)
 
 
-def freebusy_status(component: Component, user: str) -> str | None:
+def freebusy_status(component: Component, user: str, organiser: str | None = None) -> str | None:
     """The FBTYPE ``component`` gives ``user`` (RFC 5545 §3.2.9), None for none.
 
     Organiser: BUSY. Attendee: ACCEPTED -> BUSY; NEEDS-ACTION, TENTATIVE ->
     BUSY-TENTATIVE; DECLINED, DELEGATED -> none. Cancelled events: none.
-    A user not named at all (a PUBLISHed event) is BUSY.
+    A user not named at all (a PUBLISHed event) is BUSY. ``organiser``:
+    :func:`~imiptools.itip.objects.organizer_of` the component, if the
+    caller has it already.
     """
     if text_of(component, "STATUS").upper() == "CANCELLED":
         return None
-    if organizer_of(component) == user.removeprefix("mailto:"):
+    if organiser is None:
+        organiser = organizer_of(component)
+    if organiser == user.removeprefix("mailto:"):
         return "BUSY"
     attendee = find_attendee(component, user)
     if attendee is None:
@@ -198,6 +202,11 @@ def freebusy_status(component: Component, user: str) -> str | None:
     if partstat in ("NEEDS-ACTION", "TENTATIVE"):
         return "BUSY-TENTATIVE"
     return None
+
+
+#: What a free/busy period takes from its component (see
+#: :meth:`UserRecords.instance_periods`): uid, TRANSP, SUMMARY, organiser, FBTYPE.
+_Described = tuple[str, str, str, str, str]
 
 
 class UserRecords:
@@ -354,23 +363,42 @@ class UserRecords:
 
     def instance_periods(self, instances: Iterable[Instance]) -> list[Period]:
         """The user's free/busy periods for ``instances`` (those that give none
-        left out: see :func:`freebusy_status`)."""
-        return [p for p in map(self._period, instances) if p is not None]
+        left out: see :func:`freebusy_status`). What a period takes from its
+        component is read once per component, however many instances it
+        describes (a series' master describes them all)."""
+        described: dict[int, _Described | None] = {}
+        periods = []
+        for instance in instances:
+            component = instance.component
+            key = id(component)  # the instances hold the components meanwhile
+            if key not in described:
+                described[key] = self._described(component)
+            fields = described[key]
+            if fields is not None and instance.start < instance.end:
+                uid, transp, summary, organiser, status = fields
+                periods.append(
+                    Period(
+                        instance.start,
+                        instance.end,
+                        uid,
+                        instance.recurrenceid,
+                        transp,
+                        summary,
+                        organiser,
+                        status,
+                    )
+                )
+        return periods
 
-    def _period(self, instance: Instance) -> Period | None:
-        status = freebusy_status(instance.component, self.user)
-        if status is None or instance.end <= instance.start:
+    def _described(self, component: Component) -> _Described | None:
+        """What a period of ``component`` takes from it: uid, transparency,
+        summary, organiser and status; None when it gives the user none."""
+        organiser = organizer_of(component)
+        status = freebusy_status(component, self.user, organiser)
+        if status is None:
             return None
-        return Period(
-            instance.start,
-            instance.end,
-            text_of(instance.component, "UID"),
-            instance.recurrenceid,
-            text_of(instance.component, "TRANSP").upper() or "OPAQUE",
-            text_of(instance.component, "SUMMARY"),
-            organizer_of(instance.component),
-            status,
-        )
+        transp = text_of(component, "TRANSP").upper() or "OPAQUE"
+        return text_of(component, "UID"), transp, text_of(component, "SUMMARY"), organiser, status
 
     def refresh_freebusy(self, uid: str, saved: ItipObject | None = None) -> list[Period]:
         """Make the free/busy of ``uid`` match the stored object (idempotent);

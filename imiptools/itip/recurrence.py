@@ -132,6 +132,33 @@ def _expand(
     limits: Limits,
     cancelled: frozenset[str],
 ) -> Expansion:
+    if master is not None and not overrides and limits.max_instances > 0 and not recurs(master):
+        return _single(instance_of(master, zone, ""), limits)
+    return _walked(master, overrides, zone, limits, cancelled)
+
+
+def _single(instance: Instance, limits: Limits) -> Expansion:
+    """The expansion of an event that is this one ``instance`` (a master
+    that does not recur, without overrides): what :func:`_walked` gives
+    for it (``tests/itip`` compares the two), without setting up a walk
+    (issue 15: most stored events are single, and check derives each).
+    Needs ``limits.max_instances`` of one at least."""
+    if instance.start >= limits.window_end:
+        return Expansion([], False, True, "window")
+    start = limits.window_start
+    kept = [instance] if instance.end > start or instance.start >= start else []
+    return Expansion(kept, False, False, "")
+
+
+def _walked(
+    master: Event | None,
+    overrides: Sequence[Event],
+    zone: tzinfo,
+    limits: Limits,
+    cancelled: frozenset[str],
+) -> Expansion:
+    """Any event: its overrides chosen, its master's set walked (see the
+    module docstring)."""
     run = _Run(limits)
     chosen = latest_overrides(overrides, zone)
     plan = None

@@ -115,13 +115,15 @@ def start_of(component: Any) -> Moment:
     return value
 
 
-def span_of(component: Any, zone: tzinfo) -> Span:
+def span_of(component: Any, zone: tzinfo, start: Moment | None = None) -> Span:
     """The length of ``component`` (RFC 5545 §3.6.1); never negative.
 
     DTEND wins over DURATION; a DTEND before DTSTART, or a negative
-    DURATION, gives a zero-length event.
+    DURATION, gives a zero-length event. ``start``: :func:`start_of` the
+    component, if the caller has it already.
     """
-    start = start_of(component)
+    if start is None:
+        start = start_of(component)
     end = value_of(component, "DTEND")
     if end is not None:
         return _between(start, end, zone)
@@ -223,5 +225,5 @@ def instance_of(component: Event, zone: tzinfo, rid: str) -> Instance:
     """The instance a component describes by its own DTSTART and length."""
     start = start_of(component)
     local = localise(start, zone)
-    end = span_of(component, zone).end(local)
+    end = span_of(component, zone, start).end(local)
     return Instance(local.astimezone(UTC), end, rid, component, is_all_day(start))

@@ -23,6 +23,7 @@ from icalendar import Calendar, Event
 
 from imiptools.dates import to_utc
 from imiptools.errors import CalendarDataError
+from imiptools.itip import recurrence
 from imiptools.itip.budget import run_within
 from imiptools.itip.recurrence import Expansion, Instance, Limits, expand
 from imiptools.itip.timing import start_of
@@ -89,6 +90,44 @@ def window(start: datetime, days: float) -> Limits:
 def small(max_instances: int, budget: float = 0.5) -> Limits:
     """The year 2030 with a small instance cap and time budget."""
     return Limits(YEAR_2030.window_start, YEAR_2030.window_end, max_instances, budget)
+
+
+#: Single events (no RRULE, RDATE or override) of every shape of start and
+#: end, for the shortcut that expands them without a walk.
+SINGLES = [
+    ("DTSTART:20300108T100000Z", "DTEND:20300108T110000Z"),
+    ("DTSTART;VALUE=DATE:20300108", "DTEND;VALUE=DATE:20300109"),
+    ("DTSTART;VALUE=DATE:20300108",),
+    ("DTSTART:20300108T100000",),
+    ("DTSTART;TZID=America/New_York:20300310T013000", "DURATION:P1DT1H"),
+    ("DTSTART:20300108T100000Z", "DTEND:20300108T090000Z"),
+    ("DTSTART:20300108T100000Z", "DURATION:-PT1H"),
+    ("DTSTART:20291231T230000Z", "DTEND:20300101T010000Z"),
+    ("DTSTART:20301231T230000Z", "DTEND:20310101T010000Z"),
+    ("DTSTART:20310101T000000Z", "DTEND:20310101T010000Z"),
+    ("DTSTART:20300101T000000Z",),
+    ("DTSTART:20291231T000000Z", "DTEND:20300101T000000Z"),
+    ("DTSTART:20291231T000000Z",),
+    ("DTSTART:20290101T000000Z", "DTEND:20290101T010000Z"),
+    ("DTSTART:20300108T100000Z", "EXDATE:20300108T100000Z"),
+    ("DTSTART:20300108T100000Z", "STATUS:CANCELLED", "RECURRENCE-ID:20300108T100000Z"),
+]
+
+
+@pytest.mark.parametrize("lines", SINGLES, ids=[" ".join(lines) for lines in SINGLES])
+@pytest.mark.parametrize("cap", [1, 2000, 0])
+@pytest.mark.parametrize("zone", [BERLIN, ZoneInfo("UTC")])
+def test_a_single_event_expands_as_the_walk_expands_it(
+    lines: tuple[str, ...], cap: int, zone: ZoneInfo
+) -> None:
+    """The shortcut for an event that does not recur (issue 15) gives what
+    walking it gives, at the window's edges, with any instance cap (0
+    takes the walk), cancelled instances named or not."""
+    master = event(*lines)
+    limits = Limits(YEAR_2030.window_start, YEAR_2030.window_end, cap)
+    for cancelled in (frozenset(), frozenset({"20300108T100000Z", ""})):
+        walked = recurrence._walked(master, [], zone, limits, cancelled)
+        assert run(master, zone=zone, limits=limits, cancelled=tuple(cancelled)) == walked
 
 
 # -- single events and their ends (RFC 5545 §3.6.1) --------------------------
