@@ -39,6 +39,7 @@ RFC 3463 5.1.3), which is also a ValueError.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from urllib.parse import unquote
@@ -61,13 +62,30 @@ def normalise(value: object) -> str:
 
     ``MAILTO:Jane%2EDoe@Example.NET.?subject=x`` -> ``jane.doe@example.net``
     (see the module docstring). The result is not checked: see :func:`check`.
+    A function of the text alone: the last texts of address length are
+    remembered (issue 15: deriving an event's free/busy normalises its
+    organiser, its attendees and the user's own address, over and over).
     """
-    text = str(value or "").strip()
+    text = str(value or "")
+    return _remembered(text) if len(text) <= _REMEMBERED_LENGTH else _normalised(text)
+
+
+#: The longest text :func:`normalise` remembers (a mailto: URI of the
+#: longest address, with room for header fields).
+_REMEMBERED_LENGTH = 320
+
+
+def _normalised(value: str) -> str:
+    """:func:`normalise` of ``value``, worked out."""
+    text = value.strip()
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1].strip()
     if text[: len(MAILTO)].lower() == MAILTO:
         text = _mailto_address(text[len(MAILTO) :])
     return _canonical(text)
+
+
+_remembered = functools.lru_cache(maxsize=1024)(_normalised)
 
 
 def uri(value: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from icalendar import vCalAddress
 
 from imiptools import addresses
 from imiptools.errors import ExitCode, InputError, UnusableAddress
@@ -31,6 +32,17 @@ from imiptools.stores.names import normalise_user
 )
 def test_normalise(value: object, expected: str) -> None:
     assert addresses.normalise(value) == expected
+
+
+def test_normalise_remembers_only_what_its_text_gives() -> None:
+    """Remembered by text (issue 15): an address property and its text, asked
+    again or not, long or not, normalise alike."""
+    prop = vCalAddress("MAILTO:Room@Example.COM")
+    prop.params["CN"] = "Room"
+    long = "mailto:" + "r" * 400 + "@Example.com?subject=" + "x" * 100
+    for _ in range(2):
+        assert addresses.normalise(prop) == addresses.normalise(str(prop)) == "room@example.com"
+        assert addresses.normalise(long) == "r" * 400 + "@example.com"
 
 
 def test_every_parser_is_the_one_parser() -> None:
