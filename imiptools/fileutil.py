@@ -594,19 +594,28 @@ def _component(name: str) -> str:
     return name
 
 
+#: What :func:`_read_to_end` asks for first: most files of a store are
+#: smaller, and are read by that one call.
+_FIRST_READ = 1 << 16
+
+
 def _read_to_end(descriptor: int) -> bytes:
-    """Everything from an open file's offset to its end: one ``read`` of one
-    byte more than the size ``fstat`` gives, which a file that has not grown
-    answers short (its end: a regular file's ``read`` stops short only
-    there), then more while it grows; no buffered file object (whose
-    set-up costs four calls)."""
-    want = os.fstat(descriptor).st_size + 1
-    chunks = []
+    """Everything from an open file's offset to its end, without a buffered
+    file object (whose set-up costs four calls): one ``read`` of
+    :data:`_FIRST_READ` bytes, which a smaller file answers short (its end:
+    a regular file's ``read`` stops short only there); a larger one is
+    read on with one ``read`` of the rest of the size ``fstat`` gives (and
+    one byte more), then more while it grows."""
+    chunk = os.read(descriptor, _FIRST_READ)
+    if len(chunk) < _FIRST_READ:
+        return chunk
+    chunks = [chunk]
+    want = max(os.fstat(descriptor).st_size - _FIRST_READ, 0) + 1
     while chunk := os.read(descriptor, want):
         chunks.append(chunk)
         if len(chunk) < want:
             break
-        want = 1 << 16
+        want = _FIRST_READ
     return b"".join(chunks)
 
 

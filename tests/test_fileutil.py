@@ -529,6 +529,14 @@ def test_a_directory_reader_lists_and_reads_as_the_path_functions(tmp_path: Path
                 assert empty.names() == [] and empty.read_bytes("g") is None
 
 
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 300_001])
+def test_a_directory_reader_reads_files_of_any_size(tmp_path: Path, size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    atomic_write(tmp_path / "d" / "f", data)
+    with reading_directory(tmp_path / "d") as directory:
+        assert directory.read_bytes("f") == read_bytes(tmp_path / "d" / "f") == data
+
+
 def test_a_missing_directory_reads_as_an_empty_one(tmp_path: Path) -> None:
     with reading_directory(tmp_path / "missing") as directory:
         assert directory.names() == [] and directory.read_text("f") is None
