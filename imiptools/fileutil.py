@@ -72,8 +72,8 @@ ENCODING = "utf-8"
 ERRORS = "surrogatepass"
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-#: What :func:`_read_all` asks for after its first read (of the size known).
-_READ_CHUNK = 64 * 1024
+#: What :func:`_read_all` asks for first: most files of a store are smaller.
+_FIRST_READ = 64 * 1024
 #: A directory opened to reach what is below it (Linux ``O_PATH``: no read
 #: permission needed, as for a path walked by the kernel).
 _WALK = os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC | getattr(os, "O_PATH", os.O_RDONLY)
@@ -560,7 +560,7 @@ class DirectoryReader:
                 raise _refused(self.path / name) from exc
             raise _unavailable("read", self.path / name, exc) from exc
         try:
-            return _read_to_end(descriptor)
+            return _read_all(descriptor)
         except OSError as exc:
             raise _unavailable("read", self.path / name, exc) from exc
         finally:
@@ -592,31 +592,6 @@ def _component(name: str) -> str:
     if not name or os.sep in name or name in (".", ".."):
         raise ValueError(f"not a single path component: {name[:80]!r}")
     return name
-
-
-#: What :func:`_read_to_end` asks for first: most files of a store are
-#: smaller, and are read by that one call.
-_FIRST_READ = 1 << 16
-
-
-def _read_to_end(descriptor: int) -> bytes:
-    """Everything from an open file's offset to its end, without a buffered
-    file object (whose set-up costs four calls): one ``read`` of
-    :data:`_FIRST_READ` bytes, which a smaller file answers short (its end:
-    a regular file's ``read`` stops short only there); a larger one is
-    read on with one ``read`` of the rest of the size ``fstat`` gives (and
-    one byte more), then more while it grows."""
-    chunk = os.read(descriptor, _FIRST_READ)
-    if len(chunk) < _FIRST_READ:
-        return chunk
-    chunks = [chunk]
-    want = max(os.fstat(descriptor).st_size - _FIRST_READ, 0) + 1
-    while chunk := os.read(descriptor, want):
-        chunks.append(chunk)
-        if len(chunk) < want:
-            break
-        want = _FIRST_READ
-    return b"".join(chunks)
 
 
 def remove_directory(path: Path) -> None:
@@ -873,16 +848,18 @@ def read_bytes(path: Path) -> bytes | None:
 def _read_all(descriptor: int) -> bytes:
     """Everything from an open file's offset to its end.
 
-    One ``read`` of the size ``fstat`` gives (and one more), then more
-    until one returns nothing (the file may grow meanwhile): no buffered file object,
-    whose set-up alone costs four system calls (issue 15: a delivery reads
-    about ten files).
+    ``read`` until one returns nothing (a short read is not taken for the
+    end, nor the size ``fstat`` gave: the file may grow meanwhile), asking
+    for :data:`_FIRST_READ` bytes, twice as many after each full answer: a
+    small file costs two calls and no buffered file object, whose set-up
+    alone costs four (issue 15: a delivery reads about ten files, a check
+    four an event).
     """
-    want = os.fstat(descriptor).st_size + 1
-    chunks = []
+    chunks, want = [], _FIRST_READ
     while chunk := os.read(descriptor, want):
         chunks.append(chunk)
-        want = _READ_CHUNK
+        if len(chunk) == want:
+            want *= 2
     return b"".join(chunks)
 
 
