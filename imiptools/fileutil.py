@@ -568,13 +568,7 @@ class DirectoryReader:
 
     def read_text(self, name: str) -> str | None:
         """The text of file ``name``, or None if missing (as :func:`read_text`)."""
-        data = self.read_bytes(name)
-        if data is None:
-            return None
-        try:
-            return decode_text(data)
-        except UnicodeDecodeError as exc:
-            raise StoreUnavailable(f"cannot decode {self.path / name}: not UTF-8") from exc
+        return _decoded(self.read_bytes(name), self.path / name)
 
 
 def reading_directory(path: Path) -> DirectoryReader:
@@ -869,7 +863,12 @@ def read_text(path: Path) -> str | None:
     Undecodable content (not written by :func:`atomic_write`) raises
     :class:`StoreUnavailable`: an admin must look at the file.
     """
-    data = read_bytes(path)
+    return _decoded(read_bytes(path), path)
+
+
+def _decoded(data: bytes | None, path: Path) -> str | None:
+    """:func:`decode_text` of ``data`` read from ``path`` (None: None);
+    StoreUnavailable when it is not UTF-8."""
     if data is None:
         return None
     try:
