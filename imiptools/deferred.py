@@ -35,8 +35,10 @@ The contract, and its limits:
   at once, as by :func:`dataclasses.dataclass`.
 - Settling holds a lock, but a thread may briefly see the class between its
   stand-in and its real ``__init__``: a long-running, threaded front end calls
-  :func:`settle_all` before it serves (the pipe programs are single-threaded,
-  and pay only for the classes their message uses).
+  :func:`settle_all` before it serves, and from then on every class is made
+  at its definition, as by :func:`dataclasses.dataclass`, so that a module
+  imported later defers nothing (the pipe programs are single-threaded, and
+  pay only for the classes their message uses).
 
 Settling also makes ``__eq__``, ``__hash__`` and ``__repr__`` without
 compiling source text, where they are the defaults (:func:`_add_value_methods`;
@@ -60,6 +62,8 @@ from typing import TYPE_CHECKING, Any
 #: namespace as declared (with the stand-in ``__init__``).
 _PENDING: dict[type, tuple[dict[str, Any], dict[str, Any]]] = {}
 _LOCK = threading.RLock()
+#: Whether classes are made at their definition (after :func:`settle_all`).
+_AT_ONCE = False
 
 
 def settle(cls: type) -> None:
@@ -165,9 +169,12 @@ def _getter(names: tuple[str, ...]) -> Callable[[object], tuple[object, ...]]:
 
 
 def settle_all() -> None:
-    """Settle every class deferred so far (a long-running service, once
-    everything is imported and before it serves or forks)."""
+    """Settle every class deferred so far, and make every class defined from
+    now on at its definition (a long-running service, before it serves or
+    forks: no thread of it ever meets a class being made)."""
+    global _AT_ONCE
     with _LOCK:
+        _AT_ONCE = True
         for cls in list(_PENDING):
             settle(cls)
 
@@ -193,6 +200,9 @@ def _deferred(cls: type, options: dict[str, Any]) -> type:
     if "__init__" in cls.__dict__ or options.get("slots") or not options.get("init", True):
         return dataclasses.dataclass(cls, **options)
     with _LOCK:
+        if _AT_ONCE:
+            _make(cls, options)
+            return cls
         cls.__init__ = _stand_in(cls)  # type: ignore[misc]
         _PENDING[cls] = (options, dict(cls.__dict__))
     return cls

@@ -204,3 +204,29 @@ print(dict(Broken.__dict__) == declared, "__dataclass_fields__" in Broken.__dict
 """
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert run.stdout.split("\n")[:3] == ["TypeError True", "TypeError True", "True False 1"]
+
+
+def test_after_settle_all_a_class_is_made_at_its_definition() -> None:
+    """A long-running service settles everything before it serves; a module
+    it imports later defers nothing (in a child: the switch is for good)."""
+    script = """
+import dataclasses
+from imiptools import deferred
+from imiptools.deferred import dataclass
+
+@dataclass(frozen=True)
+class Before:
+    '''Defined before.'''
+    value: int = 0
+
+deferred.settle_all()
+
+@dataclass(frozen=True)
+class After:
+    '''Defined after.'''
+    value: int = 0
+
+print(deferred.pending(), dataclasses.is_dataclass(After), After(1) == After(1), repr(After(2)))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["0", "True", "True", "After(value=2)"]
