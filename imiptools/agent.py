@@ -432,7 +432,7 @@ def make_unit(user: str, envelope: Envelope, message: ParsedMessage, ctx: Contex
 def _spool(unit: Unit, outgoing: Outgoing) -> None:
     """Keep ``outgoing`` in the unit's transaction: spooled when it commits."""
     addresses.check_envelope(unit.calendar_address, outgoing.recipients)
-    message_id = new_message_id(unit.calendar_address.rpartition("@")[2] or "localhost")
+    message_id = new_message_id(_id_domain(unit))
     data = compose(unit, outgoing, message_id)
     message = OutgoingMessage(unit.calendar_address, outgoing.recipients, data, outgoing.key)
     unit.transaction.send(message)
@@ -459,11 +459,16 @@ def compose(unit: Unit, outgoing: Outgoing, message_id: str = "") -> bytes:
         in_reply_to=message.message_id,
         references=references,
         date=unit.now,
-        message_id_domain=unit.calendar_address.rpartition("@")[2] or "localhost",
+        message_id_domain=_id_domain(unit),
         attachments=[(c.to_ical(), m, name) for c, m, name in outgoing.attachments],
         message_id=message_id,
     )
     return protected(unit, outgoing.recipients, data)
+
+
+def _id_domain(unit: Unit) -> str:
+    """The domain of the Message-IDs of the unit's replies: its address's."""
+    return unit.calendar_address.rpartition("@")[2] or "localhost"
 
 
 def protected(unit: Unit, recipients: Sequence[str], data: bytes) -> bytes:

@@ -82,7 +82,6 @@ def settle(cls: type) -> None:
             settle(base)
         options, declared = entry
         try:
-            _restore(cls, declared)
             del cls.__init__  # type: ignore[misc]  # the stand-in
             _make(cls, options)
         except BaseException:

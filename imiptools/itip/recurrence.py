@@ -120,21 +120,11 @@ def expand(
     if limits.window_start.tzinfo is None or limits.window_end.tzinfo is None:
         raise ValueError("the window must be given as aware datetimes")
     try:
-        return _expand(master, overrides, zone, limits, frozenset(cancelled))
+        if master is None or overrides or limits.max_instances < 1 or recurs(master):
+            return _walked(master, overrides, zone, limits, frozenset(cancelled))
+        return _single(instance_of(master, zone, ""), limits)
     except OverflowError as exc:
         raise CalendarDataError("date out of range") from exc
-
-
-def _expand(
-    master: Event | None,
-    overrides: Sequence[Event],
-    zone: tzinfo,
-    limits: Limits,
-    cancelled: frozenset[str],
-) -> Expansion:
-    if master is not None and not overrides and limits.max_instances > 0 and not recurs(master):
-        return _single(instance_of(master, zone, ""), limits)
-    return _walked(master, overrides, zone, limits, cancelled)
 
 
 def _single(instance: Instance, limits: Limits) -> Expansion:
