@@ -9,9 +9,14 @@ imip-agent's lock directories.
 
 Contracts of :func:`file_lock`:
 
-* Waits by polling ``LOCK_EX | LOCK_NB`` with short sleeps until a deadline
-  on :func:`time.monotonic`; then raises :class:`~imiptools.errors.LockTimeout`
-  (exit 75: the MTA retries later). ``timeout=0`` tries exactly once.
+* Waits by polling ``LOCK_EX | LOCK_NB`` until a deadline on
+  :func:`time.monotonic`; then raises :class:`~imiptools.errors.LockTimeout`
+  (exit 75: the MTA retries later). ``timeout=0`` tries exactly once. Each
+  pause is a tenth of the time waited so far, between :data:`FIRST_PAUSE`
+  and :data:`LONGEST_PAUSE`: a waiter finds a lock let go at most about 10%
+  of its wait late (a delivery holds a user's lock a few milliseconds, so
+  fixed pauses of 5 ms and more left it idle about as long as it was held,
+  issue 15), and a long wait still wakes at most ten times a second.
 * Not re-entrant: ``flock`` locks belong to an open file description, so
   taking the same lock again while holding it (same process, even the same
   thread) waits for itself and times out. Threads of one process exclude
@@ -35,9 +40,11 @@ from pathlib import Path
 from imiptools.errors import LockTimeout, StoreUnavailable
 from imiptools.fileutil import open_file
 
-#: First and largest pause between two attempts, in seconds.
-FIRST_PAUSE = 0.005
+#: Shortest and longest pause between two attempts, in seconds.
+FIRST_PAUSE = 0.0005
 LONGEST_PAUSE = 0.1
+#: Each pause is this share of the time waited so far (within those bounds).
+PAUSE_SHARE = 0.1
 
 
 @contextmanager
@@ -72,10 +79,14 @@ def _try_lock(descriptor: int, path: Path) -> bool:
 
 
 def _acquire(descriptor: int, path: Path, deadline: float) -> None:
-    pause = FIRST_PAUSE
+    started = time.monotonic()
     while not _try_lock(descriptor, path):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        now = time.monotonic()
+        if now >= deadline:
             raise LockTimeout(f"lock {path} is held by another process")
-        time.sleep(min(pause, remaining))
-        pause = min(pause * 2, LONGEST_PAUSE)
+        time.sleep(min(_pause(now - started), deadline - now))
+
+
+def _pause(waited: float) -> float:
+    """The pause after ``waited`` seconds of waiting (see the module docstring)."""
+    return min(max(waited * PAUSE_SHARE, FIRST_PAUSE), LONGEST_PAUSE)

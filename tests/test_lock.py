@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from imiptools.errors import LockTimeout, StoreUnavailable
-from imiptools.lock import file_lock
+from imiptools.lock import FIRST_PAUSE, LONGEST_PAUSE, _pause, file_lock
 
 HOLDER = """
 import sys
 from pathlib import Path
-from imiptools.lock import file_lock
+from imiptools.lock import FIRST_PAUSE, LONGEST_PAUSE, _pause, file_lock
 with file_lock(Path(sys.argv[1]), 10):
     print("locked", flush=True)
     sys.stdin.read()
@@ -108,6 +108,16 @@ def test_waiter_gets_the_lock_when_it_is_released(tmp_path: Path) -> None:
     with file_lock(path, 30):
         assert events == ["holder done"]
     thread.join(30)
+
+
+def test_a_pause_is_a_tenth_of_the_wait_within_bounds() -> None:
+    """A lock let go is found at most about 10% of the wait late (a
+    delivery holds a user's lock milliseconds); a long wait polls at most
+    ten times a second."""
+    assert _pause(0.0) == FIRST_PAUSE == 0.0005
+    assert _pause(0.02) == pytest.approx(0.002)
+    assert _pause(0.5) == pytest.approx(0.05)
+    assert _pause(3600.0) == LONGEST_PAUSE == 0.1
 
 
 def test_not_reentrant(tmp_path: Path) -> None:
