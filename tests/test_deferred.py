@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import marshal
 import pkgutil
 import subprocess
 import sys
 from dataclasses import field
+from pathlib import Path
 
 import pytest
 
@@ -230,3 +232,98 @@ print(deferred.pending(), dataclasses.is_dataclass(After), After(1) == After(1),
 """
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert run.stdout.split() == ["0", "True", "True", "After(value=2)"]
+
+
+# -- the compiled methods' cache ------------------------------------------------
+
+SOURCE = "def __create_fn__(x):\n def f(self):\n  return x\n return f"
+
+
+def test_a_text_is_compiled_once_and_kept_for_the_next_process(tmp_path: Path) -> None:
+    """What one process compiles, the next reads back instead of compiling;
+    the code is that of ``exec(text)``."""
+    path = tmp_path / "__pycache__" / deferred.CACHE_SUFFIX
+    first = deferred._Codes(path)
+    code = first.code(SOURCE)
+    assert first.code(SOURCE) == code and first.new == 1
+    first.save()
+    assert path.is_file() and first.new == 0
+    second = deferred._Codes(path)
+    again = second.code(SOURCE)
+    assert second.new == 0 and again == code
+    namespace: dict[str, object] = {}
+    exec(again, {}, namespace)
+    function = namespace["__create_fn__"](42)  # type: ignore[operator]
+    assert function(None) == 42
+
+
+def test_a_cache_written_meanwhile_is_merged(tmp_path: Path) -> None:
+    path = tmp_path / deferred.CACHE_SUFFIX
+    one, other = deferred._Codes(path), deferred._Codes(path)
+    one.code(SOURCE)
+    other.code(SOURCE.replace("x", "y"))
+    one.save()
+    other.save()
+    assert len(deferred._Codes(path).read()) == 2
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not marshal", marshal.dumps(("another", 1, 0)), marshal.dumps((("x",), {1: 2}))],
+)
+def test_an_unusable_cache_is_a_miss(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / deferred.CACHE_SUFFIX
+    path.write_bytes(content)
+    codes = deferred._Codes(path)
+    assert codes.read() == {}
+    codes.code(SOURCE)
+    assert codes.new == 1
+
+
+def test_a_cache_that_cannot_be_written_is_left_alone(tmp_path: Path) -> None:
+    """Where bytecode cannot be written (here: ``__pycache__`` is a file),
+    nothing is raised and nothing is left behind."""
+    (tmp_path / "__pycache__").write_text("a file")
+    codes = deferred._Codes(tmp_path / "__pycache__" / deferred.CACHE_SUFFIX)
+    codes.code(SOURCE)
+    codes.save()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["__pycache__"]
+
+
+def test_no_cache_is_written_where_bytecode_may_not_be() -> None:
+    """``python -B`` (``sys.dont_write_bytecode``) writes no cache either."""
+    script = (
+        "import sys, tempfile, pathlib, imiptools.deferred as d; "
+        "path = pathlib.Path(tempfile.mkdtemp()) / d.CACHE_SUFFIX; "
+        "codes = d._Codes(path); codes.code(sys.argv[1]); codes.save(); "
+        "print(path.exists())"
+    )
+    run = subprocess.run(
+        [sys.executable, "-B", "-c", script, SOURCE], capture_output=True, text=True, check=True
+    )
+    assert run.stdout.split() == ["False"]
+
+
+def test_making_a_class_leaves_dataclasses_as_it_was() -> None:
+    """The cached ``exec`` is lent to :mod:`dataclasses` only while a class
+    is made."""
+    made, _ = _twins(frozen=True)
+    made("a")
+    assert "exec" not in vars(dataclasses)
+
+
+def test_precompiling_reaches_every_class() -> None:
+    """``python -m imip_agent.precompile`` imports every module declaring a
+    class: importing all the others afterwards defers no more classes."""
+    script = (
+        "import importlib, pkgutil, imiptools, imip_agent, imip_agent.precompile, "
+        "imiptools.deferred as d\n"
+        "before = d.pending()\n"
+        "for package in (imiptools, imip_agent):\n"
+        "    for module in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+        "        importlib.import_module(module.name)\n"
+        "print(before, d.pending())\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    before, after = map(int, run.stdout.split())
+    assert before == after > 100
