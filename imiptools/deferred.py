@@ -58,7 +58,9 @@ compiled something new, if it can and may (``sys.dont_write_bytecode``),
 atomically and without fsync (a lost or torn file is a cache that misses). A
 text is its own key, so a class that changed can never meet stale code; the
 cost it saves was about 14 of the 17 ms a room's delivery spent making its
-classes (issue 15).
+classes (issue 15). Where the MTA's user cannot write ``__pycache__``,
+``python -m imip_agent.precompile`` writes every class's at install time, as
+``compileall`` writes bytecode.
 
 For the type checker this *is* :func:`dataclasses.dataclass`, so mypy checks
 every class as the dataclass it becomes.
