@@ -521,22 +521,28 @@ def _encrypt_to(unit: Unit, keyring: Keyring, recipients: Sequence[str]) -> list
 
 
 def flush(ctx: Context) -> int:
-    """Send everything spooled (ours and any left by an interrupted run).
+    """Send everything spooled (ours and any left by an interrupted run)
+    that no other run is sending.
 
-    Holds the spool's lock so that two runs never send one message twice.
-    Each message goes through :func:`send_spooled`: a transient failure
-    raises DeliveryFailed (75) and leaves it and the rest spooled; one that
-    can never be sent is set aside and the others still go. Unreadable
-    spool files are set aside too.
+    Holds the spool's lock as one of its senders, and sends, or sets aside,
+    each message only while it has claimed it (see :class:`~imiptools.spool.Outbox`),
+    so that two runs never send one message twice, yet send side by side. Each
+    message goes through :func:`send_spooled`: a transient failure raises
+    DeliveryFailed (75) and leaves it and the rest spooled; one that can
+    never be sent is set aside and the others still go. Unreadable spool
+    files are set aside too.
     """
     sent = 0
-    with ctx.spool.locked(ctx.settings.lock_timeout):
+    with ctx.spool.locked(ctx.settings.lock_timeout, shared=True):
         items, unreadable = ctx.spool.scan()
         for identifier, reason in unreadable:
-            log.error("outbox: set aside %s: %s", identifier, reason)
-            ctx.spool.hold(identifier, reason)
+            with ctx.spool.claimed(identifier) as ours:
+                if ours:
+                    log.error("outbox: set aside %s: %s", identifier, reason)
+                    ctx.spool.hold(identifier, reason)
         for item in items:
-            sent += send_spooled(ctx, item)
+            with ctx.spool.claimed(item.id) as ours:
+                sent += ours and send_spooled(ctx, item)
     return sent
 
 

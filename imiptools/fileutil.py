@@ -779,6 +779,35 @@ def open_file(path: Path, flags: int, mode: int = 0o666, action: str = "open") -
         return _open_in(directory, path, flags, mode, action)
 
 
+def open_if_present(path: Path, flags: int) -> int | None:
+    """A descriptor of the existing file ``path`` opened with ``flags`` (as
+    :func:`open_file`, never creating it); None when it or its directory is
+    missing."""
+    with _directory(path.parent) as directory:
+        if directory is None:
+            return None
+        try:
+            return os.open(path.name, flags | os.O_NOFOLLOW | _CLOEXEC, dir_fd=directory)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno in _LINK_ERRORS and _is_link(directory, path.name):
+                raise _refused(path) from exc
+            raise _unavailable("open", path, exc) from exc
+
+
+def same_file(descriptor: int, path: Path) -> bool:
+    """Whether ``path`` (its last component not followed) still names the
+    file open as ``descriptor``: False once it was removed, renamed or
+    replaced."""
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    opened = os.fstat(descriptor)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
 def append_line(path: Path, data: bytes, mode: int = 0o666) -> None:
     """Append ``data`` to ``path`` (created if missing) with ``O_APPEND``
     and fsync it: a crash can only cut what was being appended."""

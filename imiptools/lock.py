@@ -48,14 +48,17 @@ PAUSE_SHARE = 0.1
 
 
 @contextmanager
-def file_lock(path: Path, timeout: float) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` for the ``with`` block.
+def file_lock(path: Path, timeout: float, shared: bool = False) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` for the ``with`` block; with
+    ``shared``, a shared one (any number of holders at once, never beside an
+    exclusive one).
 
     Raises :class:`LockTimeout` if it cannot be taken within ``timeout`` s.
     """
     descriptor = _open_lock_file(path)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
-        _acquire(descriptor, path, time.monotonic() + max(timeout, 0.0))
+        _acquire(descriptor, path, time.monotonic() + max(timeout, 0.0), mode)
         try:
             yield
         finally:
@@ -68,9 +71,11 @@ def _open_lock_file(path: Path) -> int:
     return open_file(path, os.O_RDWR | os.O_CREAT, 0o666, "open lock file")
 
 
-def _try_lock(descriptor: int, path: Path) -> bool:
+def try_flock(descriptor: int, path: Path, mode: int = fcntl.LOCK_EX) -> bool:
+    """Take the ``flock`` ``mode`` on the open ``descriptor`` if it is free
+    now; False while another open file holds it. Raises StoreUnavailable."""
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(descriptor, mode | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     except OSError as exc:
@@ -78,9 +83,9 @@ def _try_lock(descriptor: int, path: Path) -> bool:
     return True
 
 
-def _acquire(descriptor: int, path: Path, deadline: float) -> None:
+def _acquire(descriptor: int, path: Path, deadline: float, mode: int) -> None:
     started = time.monotonic()
-    while not _try_lock(descriptor, path):
+    while not try_flock(descriptor, path, mode):
         now = time.monotonic()
         if now >= deadline:
             raise LockTimeout(f"lock {path} is held by another process")

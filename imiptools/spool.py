@@ -15,8 +15,20 @@ Layout under the spool directory::
                         permanent refusal, an unusable address, an
                         unreadable file); unchanged, so it can be retried
     held/<id>.reason    why, one line (written before the message moves)
-    .lock               taken by whoever sends or moves messages (see
-                        ``imiptools.agent.flush`` and ``imip-admin outbox``)
+    .lock               shared by whoever sends messages
+                        (``imiptools.agent.flush``), exclusive for whoever
+                        moves them otherwise (``imip-admin outbox``)
+
+Senders work side by side (issue 15: under one exclusive lock, every
+delivery of a site waited for the others' replies to go, one ``sendmail`` at
+a time): each sends only the messages it has claimed, a claim being an
+exclusive ``flock`` on the message's own file, taken without waiting (one
+being sent by another sender is left to it) and kept until the message is
+gone from ``new/``; a sender that dies lets go of its claims with its open
+files. So two senders never send one message twice, but between two of
+them the order of sending is not that of the ids; nothing depends on it
+(mail keeps no order, and iTIP orders by SEQUENCE and DTSTAMP, RFC 5546
+§2.1.5).
 
 A held message never stops the others: ``imip-admin check`` reports it and
 ``imip-admin outbox list|retry|drop`` shows it, puts it back into ``new/``
@@ -49,7 +61,7 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from imiptools.deferred import dataclass
@@ -60,12 +72,14 @@ from imiptools.fileutil import (
     held_directory,
     list_names,
     move_file,
+    open_if_present,
     read_bytes,
     remove_file,
     resolve_root,
+    same_file,
     write_new_file,
 )
-from imiptools.lock import file_lock
+from imiptools.lock import file_lock, try_flock
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +173,11 @@ class Outbox(ABC):
 
     Contract: :meth:`put` is durable when it returns (or, inside a store's
     transaction, when that commits) and replaces a pending message with
-    the same key; whoever sends or moves messages holds :meth:`locked`, so
-    that two runs never send one message twice; ids are :func:`new_id`
-    values, sortable by the time the message was spooled.
+    the same key; whoever sends messages holds :meth:`locked` ``shared`` and
+    sends, sets aside or forgets a message only inside :meth:`claimed`,
+    whoever moves them otherwise holds :meth:`locked` exclusively, so that
+    two runs never send one message twice; ids are :func:`new_id` values,
+    sortable by the time the message was spooled.
     """
 
     @property
@@ -170,8 +186,17 @@ class Outbox(ABC):
         """Where the messages are kept, for people."""
 
     @abstractmethod
-    def locked(self, timeout: float) -> AbstractContextManager[None]:
-        """Hold the outbox's lock; LockTimeout after ``timeout`` s."""
+    def locked(self, timeout: float, shared: bool = False) -> AbstractContextManager[None]:
+        """Hold the outbox's lock (``shared``: as one of its senders, see
+        :meth:`claimed`; an outbox may take it exclusively all the same);
+        LockTimeout after ``timeout`` s."""
+
+    def claimed(self, identifier: str) -> AbstractContextManager[bool]:
+        """Whether the message ``identifier`` is this sender's to send, set
+        aside or forget for the block (False: another sender has it, or it is
+        gone). Here always True: an outbox whose :meth:`locked` is always
+        exclusive has one sender at a time."""
+        return nullcontext(True)
 
     @abstractmethod
     def put(
@@ -237,17 +262,35 @@ class Spool(Outbox):
         return self.directory / ".lock"
 
     @contextmanager
-    def locked(self, timeout: float) -> Iterator[None]:
-        """Hold the outbox's lock (taken to send or move messages), so that
-        two runs never send one message twice; LockTimeout after ``timeout`` s.
+    def locked(self, timeout: float, shared: bool = False) -> Iterator[None]:
+        """Hold the outbox's lock: ``shared`` by senders (each sends what it
+        claims, :meth:`claimed`), exclusively to move messages otherwise;
+        LockTimeout after ``timeout`` s.
 
         The outbox's directory (created with the lock file) is held open
         meanwhile (:func:`~imiptools.fileutil.held_directory`; nothing renames
         or removes it), so that what is sent is reached from there, not
         walked from the root again for each file.
         """
-        with file_lock(self.lock_path, timeout), held_directory(self.directory):
+        with file_lock(self.lock_path, timeout, shared), held_directory(self.directory):
             yield
+
+    @contextmanager
+    def claimed(self, identifier: str) -> Iterator[bool]:
+        """Claim ``new/<id>`` for the block: an exclusive ``flock`` on the
+        file, taken without waiting; True only if it was free and the file
+        is still ``new/<id>`` once held (not sent and removed, nor set aside,
+        by the sender that had it). Raises StoreUnavailable."""
+        key_of(identifier)  # validates: an id never names another path
+        path = self.new / identifier
+        descriptor = open_if_present(path, os.O_RDONLY)
+        if descriptor is None:
+            yield False
+            return
+        try:
+            yield try_flock(descriptor, path) and same_file(descriptor, path)
+        finally:
+            os.close(descriptor)
 
     def put(
         self,

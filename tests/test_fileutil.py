@@ -581,3 +581,23 @@ def test_a_directory_reader_closes_what_it_opened(tmp_path: Path) -> None:
             assert directory.read_text("f") is None
         assert open_descriptors() == held  # the held descriptor is not the reader's
         assert read_text(tmp_path / "user" / "sub" / "f") == "x"
+
+
+def test_open_if_present_opens_a_file_there_and_refuses_a_symlink(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"x")
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    descriptor = fileutil.open_if_present(tmp_path / "file", os.O_RDONLY)
+    assert descriptor is not None
+    try:
+        assert os.read(descriptor, 1) == b"x"
+        assert fileutil.same_file(descriptor, tmp_path / "file")
+        os.rename(tmp_path / "file", tmp_path / "moved")
+        assert not fileutil.same_file(descriptor, tmp_path / "file")
+        (tmp_path / "file").write_bytes(b"another")
+        assert not fileutil.same_file(descriptor, tmp_path / "file")
+    finally:
+        os.close(descriptor)
+    assert fileutil.open_if_present(tmp_path / "missing", os.O_RDONLY) is None
+    assert fileutil.open_if_present(tmp_path / "no" / "file", os.O_RDONLY) is None
+    with pytest.raises(SymlinkRefused):
+        fileutil.open_if_present(tmp_path / "link", os.O_RDONLY)

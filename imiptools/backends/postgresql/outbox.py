@@ -50,9 +50,11 @@ class PgOutbox(Outbox):
         return f"the outbox table of the {self.db.describe()}"
 
     @contextmanager
-    def locked(self, timeout: float) -> Iterator[None]:
+    def locked(self, timeout: float, shared: bool = False) -> Iterator[None]:
         """Hold the outbox's session-level lock (across the transactions of
-        each sent message); LockTimeout after ``timeout`` s."""
+        each sent message), exclusively even for a sender (``shared``): one
+        sender at a time, each message its own (:meth:`claimed` is always
+        True); LockTimeout after ``timeout`` s."""
         key = lock_key("outbox", "")
         self.db.lock_session(key, timeout, "outbox")
         try:
