@@ -542,7 +542,8 @@ def flush(ctx: Context) -> int:
                     ctx.spool.hold(identifier, reason)
         for item in items:
             with ctx.spool.claimed(item.id) as ours:
-                sent += ours and send_spooled(ctx, item)
+                if ours:
+                    sent += send_spooled(ctx, item)
     return sent
 
 

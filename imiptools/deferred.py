@@ -241,8 +241,8 @@ def _cached_exec(
 ) -> None:
     """:func:`exec` for :mod:`dataclasses`, a text's code object compiled once
     (kept in the cache of the module whose namespace ``globals`` is)."""
-    codes = _codes(str((globals or {}).get("__name__", ""))) if isinstance(source, str) else None
     if isinstance(source, str):
+        codes = _codes(str((globals or {}).get("__name__", "")))
         source = codes.code(source) if codes else compile(source, "<string>", "exec")
     builtins.exec(source, globals, locals)
 

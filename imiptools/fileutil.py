@@ -799,7 +799,8 @@ def open_if_present(path: Path, flags: int) -> int | None:
 def same_file(descriptor: int, path: Path) -> bool:
     """Whether ``path`` (its last component not followed) still names the
     file open as ``descriptor``: False once it was removed, renamed or
-    replaced."""
+    replaced (the path is looked up as it is: a symlink on the way can only
+    make it False)."""
     try:
         named = os.stat(path, follow_symlinks=False)
     except OSError:

@@ -9,7 +9,7 @@ imip-agent's lock directories.
 
 Contracts of :func:`file_lock`:
 
-* Waits by polling ``LOCK_EX | LOCK_NB`` until a deadline on
+* Waits by polling ``flock`` with ``LOCK_NB`` until a deadline on
   :func:`time.monotonic`; then raises :class:`~imiptools.errors.LockTimeout`
   (exit 75: the MTA retries later). ``timeout=0`` tries exactly once. Each
   pause is a tenth of the time waited so far, between :data:`FIRST_PAUSE`

@@ -28,7 +28,9 @@ gone from ``new/``; a sender that dies lets go of its claims with its open
 files. So two senders never send one message twice, but between two of
 them the order of sending is not that of the ids; nothing depends on it
 (mail keeps no order, and iTIP orders by SEQUENCE and DTSTAMP, RFC 5546
-§2.1.5).
+§2.1.5). ``flock`` does not queue waiters: while senders overlap without a
+pause (a slow ``sendmail`` under steady load), ``imip-admin outbox`` may wait
+for one until its ``lock_timeout``, and then exits 75 to be run again.
 
 A held message never stops the others: ``imip-admin check`` reports it and
 ``imip-admin outbox list|retry|drop`` shows it, puts it back into ``new/``
