@@ -550,15 +550,10 @@ class DirectoryReader:
         :func:`read_bytes`)."""
         if self.descriptor is None:
             return None
-        flags = os.O_RDONLY | os.O_NOFOLLOW | _CLOEXEC
-        try:
-            descriptor = os.open(_component(name), flags, dir_fd=self.descriptor)
-        except FileNotFoundError:
+        name = _component(name)
+        descriptor = _open_present_in(self.descriptor, name, os.O_RDONLY, self.path, "read")
+        if descriptor is None:
             return None
-        except OSError as exc:
-            if exc.errno in _LINK_ERRORS and _is_link(self.descriptor, name):
-                raise _refused(self.path / name) from exc
-            raise _unavailable("read", self.path / name, exc) from exc
         try:
             return _read_all(descriptor)
         except OSError as exc:
@@ -779,21 +774,29 @@ def open_file(path: Path, flags: int, mode: int = 0o666, action: str = "open") -
         return _open_in(directory, path, flags, mode, action)
 
 
-def open_if_present(path: Path, flags: int) -> int | None:
+def open_if_present(path: Path, flags: int, action: str = "open") -> int | None:
     """A descriptor of the existing file ``path`` opened with ``flags`` (as
     :func:`open_file`, never creating it); None when it or its directory is
-    missing."""
+    missing. Errors name ``action``."""
     with _directory(path.parent) as directory:
         if directory is None:
             return None
-        try:
-            return os.open(path.name, flags | os.O_NOFOLLOW | _CLOEXEC, dir_fd=directory)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno in _LINK_ERRORS and _is_link(directory, path.name):
-                raise _refused(path) from exc
-            raise _unavailable("open", path, exc) from exc
+        return _open_present_in(directory, path.name, flags, path.parent, action)
+
+
+def _open_present_in(
+    directory: int, name: str, flags: int, parent: Path, action: str
+) -> int | None:
+    """``open`` of ``name`` in ``directory`` (``parent``, for messages) with
+    ``O_NOFOLLOW``; None when it is missing."""
+    try:
+        return os.open(name, flags | os.O_NOFOLLOW | _CLOEXEC, dir_fd=directory)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno in _LINK_ERRORS and _is_link(directory, name):
+            raise _refused(parent / name) from exc
+        raise _unavailable(action, parent / name, exc) from exc
 
 
 def same_file(descriptor: int, path: Path) -> bool:
@@ -848,19 +851,9 @@ def _unlink(directory: int, path: Path) -> None:
 
 def read_bytes(path: Path) -> bytes | None:
     """The content of ``path``, or None if it does not exist."""
-    with _directory(path.parent) as directory:
-        if directory is None:
-            return None
-        try:
-            descriptor = os.open(
-                path.name, os.O_RDONLY | os.O_NOFOLLOW | _CLOEXEC, dir_fd=directory
-            )
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno in _LINK_ERRORS and _is_link(directory, path.name):
-                raise _refused(path) from exc
-            raise _unavailable("read", path, exc) from exc
+    descriptor = open_if_present(path, os.O_RDONLY, "read")
+    if descriptor is None:
+        return None
     try:
         return _read_all(descriptor)
     except OSError as exc:
