@@ -301,7 +301,7 @@ _HELD: ContextVar[tuple[_Hold, ...]] = ContextVar("held_directories", default=()
 
 
 @contextlib.contextmanager
-def held_directory(path: Path) -> Iterator[None]:
+def held_directory(path: Path, required: bool = True) -> Iterator[None]:
     """Keep the existing directory ``path`` (absolute) open for the block,
     and start every walk of a path in or below it at that descriptor.
 
@@ -313,11 +313,16 @@ def held_directory(path: Path) -> Iterator[None]:
     user's lock, whose file is in it). Whatever lies below it is walked
     per call, without following symlinks, exactly as outside the block.
     The descriptor is closed when the block ends, however it ends; blocks
-    nest (the innermost held directory containing a path is used).
+    nest (the innermost held directory containing a path is used). Unless
+    ``required``, a missing ``path`` is not held (and not created): the
+    block runs as without it.
     """
     if not path.is_absolute():
         raise ValueError(f"a held directory must be absolute: {path}")
     with _directory(path, flags=_READ) as descriptor:
+        if descriptor is None and not required:
+            yield
+            return
         if descriptor is None:
             raise StoreUnavailable(f"cannot open directory {path}: missing")
         text = str(path)

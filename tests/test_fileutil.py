@@ -601,3 +601,21 @@ def test_open_if_present_opens_a_file_there_and_refuses_a_symlink(tmp_path: Path
     assert fileutil.open_if_present(tmp_path / "no" / "file", os.O_RDONLY) is None
     with pytest.raises(SymlinkRefused):
         fileutil.open_if_present(tmp_path / "link", os.O_RDONLY)
+
+
+def test_a_directory_held_unless_missing(tmp_path: Path) -> None:
+    """``held_directory(..., required=False)``: held when it is there (what
+    lies in it is reached from it), the block run unheld when it is not;
+    a symlink there is refused as ever."""
+    (tmp_path / "there").mkdir()
+    (tmp_path / "there" / "file").write_bytes(b"x")
+    with fileutil.held_directory(tmp_path / "there", required=False):
+        (held,) = fileutil._HELD.get()
+        assert held.path == str(tmp_path / "there")
+        assert fileutil.read_bytes(tmp_path / "there" / "file") == b"x"
+    with fileutil.held_directory(tmp_path / "missing", required=False):
+        assert fileutil._HELD.get() == ()
+    assert not (tmp_path / "missing").exists()
+    (tmp_path / "link").symlink_to(tmp_path / "there")
+    with pytest.raises(SymlinkRefused), fileutil.held_directory(tmp_path / "link", required=False):
+        pass

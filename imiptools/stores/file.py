@@ -142,6 +142,10 @@ FREEBUSY_OFFERS = "freebusy-offers"
 FREEBUSY_CACHE = "freebusy-cache"
 FREEBUSY_DERIVED = "freebusy-derived"
 DECISIONS = "decisions.log"
+#: The user's directories held open with the user's lock, when they exist
+#: (:func:`~imiptools.fileutil.held_directory`: each file in them is reached
+#: from there): those a delivery reads and writes, which nothing removes.
+HELD_SUBDIRECTORIES = (OBJECTS, FREEBUSY, FREEBUSY_INDEX, FREEBUSY_DERIVED)
 TXN = ".txn"
 STAGED = ".staged"
 #: A ``.txn`` record whose messages are staged as ``.staged/<txn>.<id>``
@@ -387,10 +391,13 @@ class FileStore(Store):
         Creates the user's directory, so a locked user is listed by
         :meth:`users` from then on. The directory is held open meanwhile
         (:func:`~imiptools.fileutil.held_directory`, closed with the lock),
-        so that each file below it is reached from there, not from the root.
+        so that each file below it is reached from there, not from the root;
+        so are those of :data:`HELD_SUBDIRECTORIES` that exist.
         """
         directory = self._ensure_user(user)
-        with held_directory(directory), file_lock(directory / LOCK, timeout):
+        with held_directory(directory), file_lock(directory / LOCK, timeout), ExitStack() as held:
+            for name in HELD_SUBDIRECTORIES:
+                held.enter_context(held_directory(directory / name, required=False))
             self._recover(user, directory, timeout)
             self._locked.add(directory)
             try:
