@@ -56,7 +56,7 @@ module declaring the class, one file a module (:func:`cache_path`: its name,
 read only when one of its classes is made, written at exit when a process
 compiled something new, if it can and may (``sys.dont_write_bytecode``),
 atomically and without fsync (a lost or torn file is a cache that misses). A
-text is its own key, so a class that changed can never meet stale code; the
+text's SHA-256 is its key, so a class that changed never meets stale code; the
 cost it saves was about 14 of the 17 ms a room's delivery spent making its
 classes (issue 15). Where the MTA's user cannot write ``__pycache__``,
 ``python -m imip_agent.precompile`` writes every class's at install time, as
@@ -82,6 +82,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import CodeType
 from typing import TYPE_CHECKING, Any
+
+from imiptools.digests import sha256_hex
 
 #: Classes decorated but not yet processed: their options, and their
 #: namespace as declared (with the stand-in ``__init__``).
@@ -136,14 +138,15 @@ def _make(cls: type, options: dict[str, Any]) -> None:
 #: How a module's cache of compiled methods is named after the module.
 CACHE_SUFFIX = f"dataclass-methods.{sys.implementation.cache_tag}.marshal"
 #: The first item of the cached tuple: what wrote it.
-_CACHE_HEADER = ("imiptools.deferred", 1, sys.hexversion)
+_CACHE_HEADER = ("imiptools.deferred", 2, sys.hexversion)
 
 
 class _Codes:
-    """The marshalled code objects of the source texts met so far, by
-    text: read from :attr:`path` when first needed, written back when new
-    ones were compiled. A code object is unmarshalled when its text is met
-    and not kept (its function keeps what it needs of it)."""
+    """The marshalled code objects of the source texts met so far, by the
+    SHA-256 of the text (the texts themselves would take about three times
+    the memory): read from :attr:`path` when first needed, written back when
+    new ones were compiled. A code object is unmarshalled when its text is
+    met and not kept (its function keeps what it needs of it)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -154,16 +157,17 @@ class _Codes:
         """The code object of ``text`` (compiled as ``exec(text)`` would)."""
         if self.known is None:
             self.known = self.read()
-        data = self.known.get(text)
+        key = sha256_hex(text.encode("utf-8", "surrogatepass"))
+        data = self.known.get(key)
         found = None if data is None else _loaded(data)
         if found is None:
             found = compile(text, "<string>", "exec")
-            self.known[text] = marshal.dumps(found)
+            self.known[key] = marshal.dumps(found)
             self.new += 1
         return found
 
     def read(self) -> dict[str, bytes]:
-        """What :attr:`path` holds (marshalled code objects by text);
+        """What :attr:`path` holds (marshalled code objects by their text's digest);
         nothing when it is missing, unreadable or written by another
         interpreter."""
         try:
