@@ -21,12 +21,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness import spread
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,20 +136,13 @@ def main() -> int:
     one, many = rates[1], rates[args.workers]
     ratios = sorted(b / a for a, b in zip(one, many, strict=True))
     print("| workers | messages/s (min / median / max) | B/A |\n|---|--:|--:|")
-    print(f"| 1 | {_spread(one)} | A |")
-    print(f"| {args.workers} | {_spread(many)} | {_spread(ratios, 2)} |")
+    print(f"| 1 | {spread(one)} | A |")
+    print(f"| {args.workers} | {spread(many)} | {spread(ratios, digits=2)} |")
     print(
         f"\n`benchmarks/outbox.py --rounds {args.rounds} --workers {args.workers} "
         f"--messages {args.messages} --delay {args.delay:g}`"
     )
     return 0
-
-
-def _spread(values: list[float], digits: int = 1) -> str:
-    ordered = sorted(values)
-    return " / ".join(
-        f"{v:.{digits}f}" for v in (ordered[0], statistics.median(ordered), ordered[-1])
-    )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from types import ModuleType
 
-# The programs, and what they import at start-up:
+# The programs, and what they import at start-up (imported for their classes):
 import imip_agent.admin
 import imip_agent.client
 import imip_agent.lmtp
@@ -35,26 +34,10 @@ import imiptools.itip.recurrence_set
 import imiptools.mail.approval
 from imiptools import deferred
 
-#: The modules imported for their classes (with theirs).
-MODULES: list[ModuleType] = [
-    imip_agent.admin,
-    imip_agent.client,
-    imip_agent.lmtp,
-    imip_agent.person,
-    imip_agent.person_outgoing,
-    imip_agent.resource,
-    imiptools.itip.budget,
-    imiptools.itip.recurrence_set,
-    imiptools.mail.approval,
-]
 with contextlib.suppress(ImportError):  # the [manager] extra
-    import imip_agent.manager.app
-
-    MODULES.append(imip_agent.manager.app)
+    import imip_agent.manager.app  # noqa: F401
 with contextlib.suppress(ImportError):  # the [postgresql] extra
-    import imiptools.backends.postgresql.ledger
-
-    MODULES.append(imiptools.backends.postgresql.ledger)
+    import imiptools.backends.postgresql.ledger  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:
