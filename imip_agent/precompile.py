@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     del argv
     made = deferred.pending()
     deferred.settle_all()
+    deferred.save_caches(always=True)  # as compileall, even under python -B
     print(f"{made} classes made; their compiled methods kept in __pycache__")
     return 0
 

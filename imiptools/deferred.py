@@ -178,11 +178,13 @@ class _Codes:
             return {}
         return {k: v for k, v in codes.items() if isinstance(k, str) and isinstance(v, bytes)}
 
-    def save(self) -> None:
+    def save(self, *, always: bool = False) -> None:
         """Write what is known (merged with what another process wrote
-        meanwhile) back to :attr:`path`, if bytecode may be written there;
-        any failure leaves the cache as it was."""
-        if not self.new or self.known is None or sys.dont_write_bytecode:
+        meanwhile) back to :attr:`path`, if bytecode may be written there
+        (``sys.dont_write_bytecode`` is false) or ``always`` (an explicit
+        request, as ``compileall`` writes under ``python -B``); any failure
+        leaves the cache as it was."""
+        if not self.new or self.known is None or (sys.dont_write_bytecode and not always):
             return
         merged = {**self.read(), **self.known}
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -231,11 +233,12 @@ def _codes(module: str) -> _Codes | None:
     return _CACHES[module]
 
 
-def save_caches() -> None:
-    """Write back every cache that met a text it did not hold."""
+def save_caches(*, always: bool = False) -> None:
+    """Write back every cache that met a text it did not hold (``always``:
+    as :meth:`_Codes.save`)."""
     for codes in _CACHES.values():
         if codes is not None:
-            codes.save()
+            codes.save(always=always)
 
 
 def _cached_exec(

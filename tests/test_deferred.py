@@ -246,7 +246,7 @@ def test_a_text_is_compiled_once_and_kept_for_the_next_process(tmp_path: Path) -
     first = deferred._Codes(path)
     code = first.code(SOURCE)
     assert first.code(SOURCE) == code and first.new == 1
-    first.save()
+    first.save(always=True)
     assert path.is_file() and first.new == 0
     second = deferred._Codes(path)
     again = second.code(SOURCE)
@@ -262,8 +262,8 @@ def test_a_cache_written_meanwhile_is_merged(tmp_path: Path) -> None:
     one, other = deferred._Codes(path), deferred._Codes(path)
     one.code(SOURCE)
     other.code(SOURCE.replace("x", "y"))
-    one.save()
-    other.save()
+    one.save(always=True)
+    other.save(always=True)
     assert len(deferred._Codes(path).read()) == 2
 
 
@@ -286,22 +286,24 @@ def test_a_cache_that_cannot_be_written_is_left_alone(tmp_path: Path) -> None:
     (tmp_path / "__pycache__").write_text("a file")
     codes = deferred._Codes(tmp_path / "__pycache__" / deferred.CACHE_SUFFIX)
     codes.code(SOURCE)
-    codes.save()
+    codes.save(always=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["__pycache__"]
 
 
 def test_no_cache_is_written_where_bytecode_may_not_be() -> None:
-    """``python -B`` (``sys.dont_write_bytecode``) writes no cache either."""
+    """``python -B`` (``sys.dont_write_bytecode``) writes no cache either,
+    unless asked to all the same (as ``python -m imip_agent.precompile`` does)."""
     script = (
-        "import sys, tempfile, pathlib, imiptools.deferred as d; "
-        "path = pathlib.Path(tempfile.mkdtemp()) / d.CACHE_SUFFIX; "
-        "codes = d._Codes(path); codes.code(sys.argv[1]); codes.save(); "
-        "print(path.exists())"
+        "import sys, tempfile, pathlib, imiptools.deferred as d\n"
+        "for always in (False, True):\n"
+        "    path = pathlib.Path(tempfile.mkdtemp()) / d.CACHE_SUFFIX\n"
+        "    codes = d._Codes(path); codes.code(sys.argv[1]); codes.save(always=always)\n"
+        "    print(path.exists())\n"
     )
     run = subprocess.run(
         [sys.executable, "-B", "-c", script, SOURCE], capture_output=True, text=True, check=True
     )
-    assert run.stdout.split() == ["False"]
+    assert run.stdout.split() == ["False", "True"]
 
 
 def test_making_a_class_leaves_dataclasses_as_it_was() -> None:
