@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -134,3 +136,50 @@ def test_verdicts_are_remembered_by_the_zones_text_not_its_name() -> None:
 def test_a_vtimezone_for_a_known_name_is_not_checked_against_the_rules() -> None:
     text = calendar("Europe/Berlin", "FREQ=SECONDLY")
     assert offset_of(text) == timedelta(hours=2)  # the named zone, no refusal
+
+
+@pytest.mark.parametrize(
+    ("tzid", "known"),
+    [
+        ("Europe/Berlin", True),
+        ("UTC", True),
+        ("Office", False),
+        ("Europe", False),  # a directory of the database
+        ("zone.tab", False),  # a file of it that is no zone
+        ("../../etc/passwd", False),
+        ("/etc/localtime", False),
+        ("Europe/../Europe/Berlin", False),
+        ("x" * 300, False),
+        ("Europe/Berlin\x00", False),
+        ("Europe/\udcff", False),
+    ],
+)
+def test_a_known_zone_name_is_one_the_database_can_load(tzid: str, known: bool) -> None:
+    assert zones.GuardedZones().knows_timezone_id(tzid) is known
+
+
+def test_reading_a_vtimezone_never_lists_the_whole_zone_database() -> None:
+    """icalendar's provider opens each of the database's files to list its
+    names the first time a VTIMEZONE is read (about 20 ms a process); ours
+    looks the one name up. Checked in a fresh process: icalendar's list
+    stays unmade, and the zones are still told apart."""
+    script = (
+        "import sys\n"
+        "from imiptools.itip.objects import parse_calendars\n"
+        "from icalendar.timezone.zoneinfo import ZONEINFO\n"
+        "for text in sys.argv[1:]:\n"
+        "    start = parse_calendars(text)[0].walk('VEVENT')[0].decoded('DTSTART')\n"
+        "    print(type(start.tzinfo).__name__, start.utcoffset())\n"
+        "print(ZONEINFO._available_timezones_cache is None)\n"
+    )
+    texts = [
+        calendar("Europe/Berlin", "FREQ=SECONDLY"),
+        calendar("Office", "FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU"),
+    ]
+    run = subprocess.run(
+        [sys.executable, "-c", script, *texts], capture_output=True, text=True, check=True
+    )
+    named, built, listed = run.stdout.splitlines()
+    assert named == "ZoneInfo 2:00:00"  # the system's zone of that name
+    assert built.endswith(" 2:00:00") and not built.startswith("ZoneInfo")  # from the VTIMEZONE
+    assert listed == "True"
