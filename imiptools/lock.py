@@ -67,6 +67,38 @@ def file_lock(path: Path, timeout: float, shared: bool = False) -> Iterator[None
         os.close(descriptor)
 
 
+@contextmanager
+def gated_lock(path: Path, gate: Path, timeout: float, shared: bool = False) -> Iterator[None]:
+    """:func:`file_lock` on ``path``, passed through ``gate`` first, so that
+    an exclusive taker is not starved by shared holders that overlap
+    (``flock`` does not queue its waiters: a lock some reader always holds
+    is never free for a writer).
+
+    Every taker takes ``gate`` in its own mode, then ``path``, then lets
+    ``gate`` go: a shared taker holds ``gate`` only for that moment, while
+    an exclusive one holds it while it waits for ``path``; no shared taker
+    arrives meanwhile, and those holding ``path`` finish and let it go.
+    Both waits together end by one deadline (LockTimeout after
+    ``timeout`` s); the other contracts are :func:`file_lock`'s.
+    """
+    deadline = time.monotonic() + max(timeout, 0.0)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    descriptor = _open_lock_file(path)
+    try:
+        passage = _open_lock_file(gate)
+        try:
+            _acquire(passage, gate, deadline, mode)
+            _acquire(descriptor, path, deadline, mode)
+        finally:
+            os.close(passage)  # lets the gate go
+        try:
+            yield
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)
+
+
 def _open_lock_file(path: Path) -> int:
     return open_file(path, os.O_RDWR | os.O_CREAT, 0o666, "open lock file")
 

@@ -18,6 +18,7 @@ Layout under the spool directory::
     .lock               shared by whoever sends messages
                         (``imiptools.agent.flush``), exclusive for whoever
                         moves them otherwise (``imip-admin outbox``)
+    .gate               passed through before ``.lock`` (see below)
 
 Senders work side by side (issue 15: under one exclusive lock, every
 delivery of a site waited for the others' replies to go, one ``sendmail`` at
@@ -28,9 +29,12 @@ gone from ``new/``; a sender that dies lets go of its claims with its open
 files. So two senders never send one message twice, but between two of
 them the order of sending is not that of the ids; nothing depends on it
 (mail keeps no order, and iTIP orders by SEQUENCE and DTSTAMP, RFC 5546
-§2.1.5). ``flock`` does not queue waiters: while senders overlap without a
-pause (a slow ``sendmail`` under steady load), ``imip-admin outbox`` may wait
-for one until its ``lock_timeout``, and then exits 75 to be run again.
+§2.1.5). ``flock`` does not queue waiters, so while senders overlapped without
+a pause (a slow ``sendmail`` under steady load), ``imip-admin outbox`` could
+wait for a free lock until its ``lock_timeout``: every taker of ``.lock``
+passes ``.gate`` first (:func:`~imiptools.lock.gated_lock`), which
+``imip-admin outbox`` holds while it waits, so that no new sender starts and
+those sending finish.
 
 A held message never stops the others: ``imip-admin check`` reports it and
 ``imip-admin outbox list|retry|drop`` shows it, puts it back into ``new/``
@@ -81,7 +85,7 @@ from imiptools.fileutil import (
     same_file,
     write_new_file,
 )
-from imiptools.lock import file_lock, try_flock
+from imiptools.lock import gated_lock, try_flock
 
 log = logging.getLogger(__name__)
 
@@ -263,18 +267,28 @@ class Spool(Outbox):
         """The lock file taken to send or move messages."""
         return self.directory / ".lock"
 
+    @property
+    def gate_path(self) -> Path:
+        """The lock file passed before :attr:`lock_path` (see :meth:`locked`)."""
+        return self.directory / ".gate"
+
     @contextmanager
     def locked(self, timeout: float, shared: bool = False) -> Iterator[None]:
         """Hold the outbox's lock: ``shared`` by senders (each sends what it
-        claims, :meth:`claimed`), exclusively to move messages otherwise;
-        LockTimeout after ``timeout`` s.
+        claims, :meth:`claimed`), exclusively to move messages otherwise,
+        which senders that keep overlapping cannot put off (taken through
+        :attr:`gate_path`, :func:`~imiptools.lock.gated_lock`); LockTimeout
+        after ``timeout`` s.
 
         The outbox's directory (created with the lock file) is held open
         meanwhile (:func:`~imiptools.fileutil.held_directory`; nothing renames
         or removes it), so that what is sent is reached from there, not
         walked from the root again for each file.
         """
-        with file_lock(self.lock_path, timeout, shared), held_directory(self.directory):
+        with (
+            gated_lock(self.lock_path, self.gate_path, timeout, shared),
+            held_directory(self.directory),
+        ):
             yield
 
     @contextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from imiptools.errors import LockTimeout, StoreUnavailable
-from imiptools.lock import FIRST_PAUSE, LONGEST_PAUSE, _pause, file_lock
+from imiptools.lock import FIRST_PAUSE, LONGEST_PAUSE, _pause, file_lock, gated_lock
 
 HOLDER = """
 import sys
@@ -151,3 +151,62 @@ def test_parent_that_is_a_file_is_store_unavailable(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreUnavailable), file_lock(tmp_path / "file" / ".lock", 0):
         pass  # pragma: no cover - never reached
+
+
+# -- through a gate: a writer among readers that keep overlapping -------------------
+
+READER = """
+import sys, time
+from pathlib import Path
+from imiptools.lock import gated_lock
+lock, gate, stop, writing = (Path(a) for a in sys.argv[1:5])
+turns = beside_the_writer = 0
+while not stop.exists():
+    with gated_lock(lock, gate, 60, shared=True):
+        if turns == 0:
+            print("reading", flush=True)
+        turns += 1
+        beside_the_writer += writing.exists()
+        time.sleep(0.04)
+        beside_the_writer += writing.exists()
+print(turns, beside_the_writer, flush=True)
+"""
+
+
+def test_a_writer_gets_a_gated_lock_that_readers_never_leave_free(tmp_path: Path) -> None:
+    """Three readers take the lock shared again as soon as they let it go, so
+    it is never free (``flock`` alone keeps a writer waiting until its
+    deadline); through the gate, the writer stops new readers and gets it
+    once those reading finish, no reader holds it beside the writer, and
+    the readers go on after it."""
+    lock, gate, stop, writing = (tmp_path / name for name in (".lock", ".gate", "stop", "w"))
+    readers = []
+    try:
+        for _ in range(3):
+            reader = subprocess.Popen(
+                [sys.executable, "-c", READER, *map(str, (lock, gate, stop, writing))],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            readers.append(reader)
+            assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+        with gated_lock(lock, gate, 60):
+            writing.touch()
+            time.sleep(0.1)  # long enough for a reader beside it to see the file
+            writing.unlink()
+        time.sleep(0.2)  # the readers take turns again
+    finally:
+        stop.touch()
+        results = [reader.communicate(timeout=60)[0].split() for reader in readers]
+    assert all(int(turns) >= 2 and beside == "0" for turns, beside in results), results
+
+
+def test_a_gated_lock_times_out_at_the_gate_too(tmp_path: Path) -> None:
+    """A writer holding the gate keeps a reader out, even with the lock free."""
+    gate = tmp_path / ".gate"
+    with (
+        held_by_child(gate),
+        pytest.raises(LockTimeout),
+        gated_lock(tmp_path / ".lock", gate, 0.2, shared=True),
+    ):
+        pass

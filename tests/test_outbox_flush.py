@@ -206,6 +206,36 @@ def test_senders_wait_for_whoever_moves_messages(tmp_path: Path) -> None:
     assert agent.flush(ctx) == 3
 
 
+GATEKEEPER = """
+import sys
+from pathlib import Path
+from imiptools.lock import file_lock
+from imiptools.spool import Spool
+with file_lock(Spool(Path(sys.argv[1])).gate_path, 10):
+    print("waiting", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_no_sender_starts_while_whoever_moves_messages_waits(tmp_path: Path) -> None:
+    """``imip-admin outbox`` waits for the lock holding the outbox's gate
+    (:func:`imiptools.lock.gated_lock`): a sender that comes meanwhile waits
+    too, so the senders that overlap cannot keep the lock from it."""
+    ctx = context(tmp_path, {})
+    spool_three(ctx.spool, "carol@example.org")
+    waiter = _child(GATEKEEPER, str(ctx.spool.directory))
+    assert waiter.stdin is not None and waiter.stdout is not None
+    try:
+        assert waiter.stdout.readline().strip() == "waiting"
+        quick = replace(ctx, settings=replace(ctx.settings, lock_timeout=0.2))
+        with pytest.raises(LockTimeout):
+            agent.flush(quick)
+    finally:
+        waiter.stdin.close()
+        waiter.wait(timeout=30)
+    assert agent.flush(ctx) == 3
+
+
 def test_a_claim_is_refused_for_a_message_gone_or_set_aside(tmp_path: Path) -> None:
     """One sender's claim is refused while another holds it, and once the
     message has left ``new/`` (sent, or set aside: a file still existing
