@@ -33,8 +33,8 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from imiptools.errors import LockTimeout, StoreUnavailable
@@ -47,28 +47,19 @@ LONGEST_PAUSE = 0.1
 PAUSE_SHARE = 0.1
 
 
-@contextmanager
-def file_lock(path: Path, timeout: float, shared: bool = False) -> Iterator[None]:
+def file_lock(path: Path, timeout: float, shared: bool = False) -> AbstractContextManager[None]:
     """Hold an exclusive ``flock`` on ``path`` for the ``with`` block; with
     ``shared``, a shared one (any number of holders at once, never beside an
     exclusive one).
 
     Raises :class:`LockTimeout` if it cannot be taken within ``timeout`` s.
     """
-    descriptor = _open_lock_file(path)
-    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-    try:
-        _acquire(descriptor, path, time.monotonic() + max(timeout, 0.0), mode)
-        try:
-            yield
-        finally:
-            fcntl.flock(descriptor, fcntl.LOCK_UN)
-    finally:
-        os.close(descriptor)
+    return _held(path, None, timeout, shared)
 
 
-@contextmanager
-def gated_lock(path: Path, gate: Path, timeout: float, shared: bool = False) -> Iterator[None]:
+def gated_lock(
+    path: Path, gate: Path, timeout: float, shared: bool = False
+) -> AbstractContextManager[None]:
     """:func:`file_lock` on ``path``, passed through ``gate`` first, so that
     an exclusive taker is not starved by shared holders that overlap
     (``flock`` does not queue its waiters: a lock some reader always holds
@@ -81,22 +72,36 @@ def gated_lock(path: Path, gate: Path, timeout: float, shared: bool = False) -> 
     Both waits together end by one deadline (LockTimeout after
     ``timeout`` s); the other contracts are :func:`file_lock`'s.
     """
+    return _held(path, gate, timeout, shared)
+
+
+@contextmanager
+def _held(path: Path, gate: Path | None, timeout: float, shared: bool) -> Iterator[None]:
+    """``path`` locked (through ``gate`` if given) for the ``with`` block."""
     deadline = time.monotonic() + max(timeout, 0.0)
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     descriptor = _open_lock_file(path)
     try:
-        passage = _open_lock_file(gate)
-        try:
-            _acquire(passage, gate, deadline, mode)
+        if gate is None:
             _acquire(descriptor, path, deadline, mode)
-        finally:
-            os.close(passage)  # lets the gate go
+        else:
+            _pass(gate, deadline, mode, lambda: _acquire(descriptor, path, deadline, mode))
         try:
             yield
         finally:
             fcntl.flock(descriptor, fcntl.LOCK_UN)
     finally:
         os.close(descriptor)
+
+
+def _pass(gate: Path, deadline: float, mode: int, take: Callable[[], None]) -> None:
+    """Hold ``gate`` in ``mode`` (by ``deadline``) while ``take`` runs."""
+    passage = _open_lock_file(gate)
+    try:
+        _acquire(passage, gate, deadline, mode)
+        take()
+    finally:
+        os.close(passage)  # lets the gate go
 
 
 def _open_lock_file(path: Path) -> int:

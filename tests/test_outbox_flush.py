@@ -136,7 +136,7 @@ import sys
 from pathlib import Path
 from imiptools.spool import Spool
 with Spool(Path(sys.argv[1])).locked(10):
-    print("locked", flush=True)
+    print("holding", flush=True)
     sys.stdin.read()
 """
 
@@ -191,18 +191,25 @@ def test_two_senders_at_once_send_each_message_once(tmp_path: Path) -> None:
 
 def test_senders_wait_for_whoever_moves_messages(tmp_path: Path) -> None:
     """``imip-admin outbox`` holds the outbox exclusively: no sender runs meanwhile."""
+    _no_flush_while(tmp_path, LOCKER)
+
+
+def _no_flush_while(tmp_path: Path, script: str) -> None:
+    """A flush times out while a child running ``script`` on the outbox's
+    directory holds what it takes (it prints one line then), and sends the
+    three messages spooled once the child has gone."""
     ctx = context(tmp_path, {})
     spool_three(ctx.spool, "carol@example.org")
-    locker = _child(LOCKER, str(ctx.spool.directory))
-    assert locker.stdin is not None and locker.stdout is not None
+    holder = _child(script, str(ctx.spool.directory))
+    assert holder.stdin is not None and holder.stdout is not None
     try:
-        assert locker.stdout.readline().strip() == "locked"
+        assert holder.stdout.readline().strip() == "holding"
         quick = replace(ctx, settings=replace(ctx.settings, lock_timeout=0.2))
         with pytest.raises(LockTimeout):
             agent.flush(quick)
     finally:
-        locker.stdin.close()
-        locker.wait(timeout=30)
+        holder.stdin.close()
+        holder.wait(timeout=30)
     assert agent.flush(ctx) == 3
 
 
@@ -212,7 +219,7 @@ from pathlib import Path
 from imiptools.lock import file_lock
 from imiptools.spool import Spool
 with file_lock(Spool(Path(sys.argv[1])).gate_path, 10):
-    print("waiting", flush=True)
+    print("holding", flush=True)
     sys.stdin.read()
 """
 
@@ -221,19 +228,7 @@ def test_no_sender_starts_while_whoever_moves_messages_waits(tmp_path: Path) -> 
     """``imip-admin outbox`` waits for the lock holding the outbox's gate
     (:func:`imiptools.lock.gated_lock`): a sender that comes meanwhile waits
     too, so the senders that overlap cannot keep the lock from it."""
-    ctx = context(tmp_path, {})
-    spool_three(ctx.spool, "carol@example.org")
-    waiter = _child(GATEKEEPER, str(ctx.spool.directory))
-    assert waiter.stdin is not None and waiter.stdout is not None
-    try:
-        assert waiter.stdout.readline().strip() == "waiting"
-        quick = replace(ctx, settings=replace(ctx.settings, lock_timeout=0.2))
-        with pytest.raises(LockTimeout):
-            agent.flush(quick)
-    finally:
-        waiter.stdin.close()
-        waiter.wait(timeout=30)
-    assert agent.flush(ctx) == 3
+    _no_flush_while(tmp_path, GATEKEEPER)
 
 
 def test_a_claim_is_refused_for_a_message_gone_or_set_aside(tmp_path: Path) -> None:
