@@ -254,12 +254,17 @@ def _flush(host: Host, directory: Path) -> int:
 
 
 def _answers(directories: list[Path]) -> tuple[dict[str, set[str]], dict[str, str], int]:
-    """Reply Message-IDs by request, PARTSTAT by request, identical re-sends."""
+    """Reply Message-IDs by request, PARTSTAT by request, identical re-sends.
+
+    Only the messages the output sink wrote count (its numbered files): a run
+    killed while writing one leaves the sink's temporary file (``.tmp-*.eml``,
+    cut short, or whole beside the message it became), which was never sent.
+    """
     by_request: dict[str, set[str]] = {}
     partstat: dict[str, str] = {}
     seen: Counter[str] = Counter()
     for directory in directories:
-        for path in sorted(directory.glob("*.eml")):
+        for path in DirectorySender(directory).files():
             mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
             assert isinstance(mail, EmailMessage)
             answered = str(mail["In-Reply-To"])
