@@ -33,7 +33,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -82,10 +82,8 @@ def _held(path: Path, gate: Path | None, timeout: float, shared: bool) -> Iterat
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     descriptor = _open_lock_file(path)
     try:
-        if gate is None:
+        with _passing(gate, deadline, mode):
             _acquire(descriptor, path, deadline, mode)
-        else:
-            _pass(gate, deadline, mode, lambda: _acquire(descriptor, path, deadline, mode))
         try:
             yield
         finally:
@@ -94,12 +92,16 @@ def _held(path: Path, gate: Path | None, timeout: float, shared: bool) -> Iterat
         os.close(descriptor)
 
 
-def _pass(gate: Path, deadline: float, mode: int, take: Callable[[], None]) -> None:
-    """Hold ``gate`` in ``mode`` (by ``deadline``) while ``take`` runs."""
+@contextmanager
+def _passing(gate: Path | None, deadline: float, mode: int) -> Iterator[None]:
+    """Hold ``gate`` in ``mode`` (by ``deadline``) for the block; no gate: nothing."""
+    if gate is None:
+        yield
+        return
     passage = _open_lock_file(gate)
     try:
         _acquire(passage, gate, deadline, mode)
-        take()
+        yield
     finally:
         os.close(passage)  # lets the gate go
 
