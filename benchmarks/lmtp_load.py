@@ -12,8 +12,11 @@ once), and delivers every batch of pre-built messages it is given over
 them, each connection taking the next message when its transaction ends:
 ``RSET`` (on a used connection), ``XFORWARD IDENT=`` when the message has a
 queue id, ``MAIL``, ``RCPT`` per recipient, ``DATA``, the dot-stuffed text,
-then one reply per recipient (RFC 2033 §4.2). One command at a time (no
-pipelining); a reply is read only as far as its code and its last line.
+then one reply per recipient (RFC 2033 §4.2). As Postfix's client does with
+a server that offers PIPELINING (RFC 2920; an LMTP server must, RFC 2033
+§5), ``XFORWARD``, ``MAIL``, every ``RCPT`` and ``DATA`` go in one write and
+their replies are read after it; else one command at a time. ``RSET`` waits
+for its reply. A reply is read only as far as its code and its last line.
 
 It speaks frames on stdin and stdout: a 4-byte big-endian length, then a
 pickled tuple. In: ``("batch", [(sender, recipients, queue_id, data), ...])``
@@ -62,6 +65,7 @@ class Connection:
         self.buffer = b""
         self.lines: list[bytes] = []
         self.used = False
+        self.pipelining = False
         self.dialogue: Dialogue | None = None
 
     def replies(self, data: bytes) -> Iterator[tuple[int, list[bytes]]]:
@@ -78,8 +82,9 @@ class Connection:
         """220, then LHLO and its answer."""
         code, _ = yield b""
         assert code == 220, code
-        code, _ = yield b"LHLO load.example.test\r\n"
+        code, lines = yield b"LHLO load.example.test\r\n"
         assert code == 250, code
+        self.pipelining = any(line[4:].upper() == b"PIPELINING" for line in lines)
 
     def transaction(self, message: Message, replies: list[str]) -> Dialogue:
         """One message: the replies go to ``replies`` (one per recipient, or
@@ -93,19 +98,21 @@ class Connection:
             code, _ = yield b"RSET\r\n"
             assert code == 250, code
         self.used = True
-        if queue_id:
-            code, _ = yield f"XFORWARD IDENT={queue_id}\r\n".encode()
-            assert code == 250, code
-        code, lines = yield f"MAIL FROM:<{sender}>\r\n".encode()
-        if code != 250:
-            replies.append(lines[-1].decode("utf-8", "replace"))
-            return
-        for recipient in recipients:
-            code, lines = yield f"RCPT TO:<{recipient}>\r\n".encode()
-            assert code == 250, (recipient, lines)
-        code, lines = yield b"DATA\r\n"
-        if code != 354:
-            replies.append(lines[-1].decode("utf-8", "replace"))
+        commands = [f"XFORWARD IDENT={queue_id}\r\n".encode()] if queue_id else []
+        commands.append(f"MAIL FROM:<{sender}>\r\n".encode())
+        commands += [f"RCPT TO:<{recipient}>\r\n".encode() for recipient in recipients]
+        commands.append(b"DATA\r\n")
+        if self.pipelining:  # all in one write, then every reply
+            commands = [b"".join(commands)] + [b""] * (len(commands) - 1)
+        answers = []
+        for command in commands:
+            answers.append((yield command))
+            if not self.pipelining and answers[-1][0] not in (250, 354):
+                break
+        refused = [lines for code, lines in answers if code not in (250, 354)]
+        if refused:  # the first refusal is the message's only reply
+            assert answers[-1][0] != 354, "a recipient refused: not handled here"
+            replies.append(refused[0][-1].decode("utf-8", "replace"))
             return
         code, lines = yield data
         replies.append(lines[-1].decode("utf-8", "replace"))

@@ -21,6 +21,7 @@ each worker process runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -28,10 +29,10 @@ import re
 import signal
 import socket
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
@@ -73,6 +74,50 @@ def lmtp_reply(outcome: Outcome) -> str:
         basic, klass = "550", "5"
     detail = enhanced[1:] if enhanced else ".0.0"
     return f"{basic} {klass}{detail} {' '.join(text.split()) or 'done'}"[:500]
+
+
+#: An RFC 3463 status code at the start of a reply's text.
+_ENHANCED = re.compile(r"[245]\.\d{1,3}\.\d{1,3}(?: |$)")
+#: The RFC 3463 code for a reply of aiosmtpd's own that carries none, by its
+#: basic code (RFC 5248's registry; as Postfix's smtpd(8) answers the same
+#: errors); any other gets its class's ``X.0.0``.
+_ENHANCED_BY_BASIC = {
+    "421": "4.3.2",  # not accepting messages
+    "500": "5.5.2",  # syntax error: bad syntax, line too long, unknown command
+    "501": "5.5.4",  # invalid arguments
+    "502": "5.5.1",  # not implemented
+    "503": "5.5.1",  # bad sequence of commands
+    "504": "5.5.4",
+    "530": "5.7.0",
+    "552": "5.3.4",  # message too big
+    "553": "5.1.3",  # bad address syntax
+}
+#: A 250 answering MAIL or RCPT: the sender's or the recipient's address valid.
+_ENHANCED_BY_COMMAND = {"MAIL": "2.1.0", "RCPT": "2.1.5"}
+
+
+def with_enhanced_code(reply: str, command: str = "") -> str:
+    """``reply`` (one or more CRLF-separated lines) with an RFC 3463 code
+    after the basic code of each 2xx, 4xx and 5xx line that has none, as
+    ENHANCEDSTATUSCODES requires of every such reply but the greeting and
+    the answer to LHLO (RFC 2034 §3, which RFC 2033 §5 makes an LMTP
+    server's duty). ``command`` is the one answered (``MAIL``, ``RCPT``:
+    their 250 says which address is valid). A 3xx line, a line already
+    coded and a line that is not a reply are left as they are."""
+    return "\r\n".join(_coded(line, command) for line in reply.split("\r\n"))
+
+
+def _coded(line: str, command: str) -> str:
+    basic, separator, text = line[:3], line[3:4], line[4:]
+    if not (basic.isdigit() and basic[0] in "245" and separator in (" ", "-", "")):
+        return line
+    if _ENHANCED.match(text):
+        return line
+    if basic == "250" and command in _ENHANCED_BY_COMMAND:
+        code = _ENHANCED_BY_COMMAND[command]
+    else:
+        code = _ENHANCED_BY_BASIC.get(basic, f"{basic[0]}.0.0")
+    return f"{basic}{separator or ' '}{code} {text}".rstrip()
 
 
 # -- where a role listens -------------------------------------------------------
@@ -225,11 +270,44 @@ class Session(LMTP):
         self.xforward: dict[str, str] = {}
         self.busy = False
         self.intake = intake
+        #: The command being answered, for :func:`with_enhanced_code`.
+        self.answering = ""
+        #: Whether the greeting has been sent (it carries no RFC 3463 code).
+        self.greeted = False
         handler.sessions.add(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.intake.hold(self)
         super().connection_made(transport)
+
+    async def push(self, status: AnyStr) -> None:
+        """Send a reply, each 2xx, 4xx and 5xx line with its RFC 3463 code
+        (ENHANCEDSTATUSCODES), but the greeting and the answer to LHLO."""
+        if not self.greeted:
+            self.greeted = True
+        elif isinstance(status, str) and self.answering != "LHLO":
+            await super().push(with_enhanced_code(status, self.answering))
+            return
+        await super().push(status)
+
+    @contextlib.contextmanager
+    def _answering(self, command: str) -> Iterator[None]:
+        """While ``command`` is answered (its replies' RFC 3463 codes)."""
+        self.answering = command
+        try:
+            yield
+        finally:
+            self.answering = ""
+
+    @syntax("LHLO hostname")
+    async def smtp_LHLO(self, arg: str) -> None:
+        with self._answering("LHLO"):
+            await super().smtp_LHLO(arg)
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        with self._answering("RCPT"):
+            await super().smtp_RCPT(arg)
 
     def __dir__(self) -> list[str]:
         """The session's commands and AUTH mechanisms (``smtp_*``,
@@ -266,6 +344,7 @@ class Session(LMTP):
                 self.xforward[name.upper()] = _xtext(value)
         await self.push("250 2.0.0 Ok")
 
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
         if self.draining:
             await self.push(SHUTTING_DOWN)
@@ -273,8 +352,10 @@ class Session(LMTP):
                 self.transport.close()
             return
         self.intake.hold(self)
-        await super().smtp_MAIL(arg)
+        with self._answering("MAIL"):
+            await super().smtp_MAIL(arg)
 
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         """DATA, busy until every reply is sent (the worker drains those)."""
         self.busy = True
@@ -286,6 +367,7 @@ class Session(LMTP):
             if self.envelope is None or self.envelope.mail_from is None:  # it is over
                 self.intake.release(self)
 
+    @syntax("RSET")
     async def smtp_RSET(self, arg: str) -> None:
         self.xforward.clear()
         await super().smtp_RSET(arg)
@@ -356,9 +438,16 @@ class Delivery:
         hostname: str,
         responses: list[str],
     ) -> list[str]:
-        """The LHLO answer, offering XFORWARD (Postfix then sends its queue id)."""
+        """The LHLO answer, offering PIPELINING and ENHANCEDSTATUSCODES (an
+        LMTP server's duty, RFC 2033 §5), and XFORWARD (Postfix then sends
+        its queue id)."""
         session.host_name = hostname
-        return [*responses[:-1], "250-XFORWARD NAME ADDR PROTO HELO IDENT SOURCE", responses[-1]]
+        offered = [
+            "250-PIPELINING",
+            "250-ENHANCEDSTATUSCODES",
+            "250-XFORWARD NAME ADDR PROTO HELO IDENT SOURCE",
+        ]
+        return [*responses[:-1], *offered, responses[-1]]
 
     async def handle_DATA(
         self, server: Session, session: SmtpSession, envelope: SmtpEnvelope

@@ -22,8 +22,15 @@ from pathlib import Path
 import pytest
 from aiosmtpd.lmtp import LMTP
 
-from imip_agent.lmtp_server import Session, parse_listener, received_id, unix_socket
+from imip_agent.lmtp_server import (
+    Session,
+    parse_listener,
+    received_id,
+    unix_socket,
+    with_enhanced_code,
+)
 from imiptools.errors import ConfigError
+from imiptools.mail.send import DirectorySender
 from tests.lmtp_support import Daemon, Reply, connected_workers, lmtp_transaction
 from tests.support import ROOM, Agent, calendar_text, imip_message, vevent
 
@@ -134,6 +141,113 @@ def test_every_line_of_a_delivery_carries_its_queue_id(daemon: Daemon) -> None:
     # Lines of the daemon itself belong to no delivery.
     assert all(": INFO imip_agent: listening" in line for line in lines if "listening" in line)
     assert not any(re.search(r"\]: \S+: INFO imip_agent: listening", line) for line in lines)
+
+
+# -- the protocol: PIPELINING, ENHANCEDSTATUSCODES (RFC 2033 §5) -----------------------
+
+
+class Wire:
+    """A raw LMTP client: what it writes goes out as given (several commands
+    in one write, as a pipelining client sends them); replies are read whole."""
+
+    def __init__(self, path: Path) -> None:
+        self.socket = socket.socket(socket.AF_UNIX)
+        self.socket.settimeout(60)
+        self.socket.connect(str(path))
+        self.buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self.socket.sendall(data)
+
+    def reply(self) -> list[str]:
+        """The lines of the next reply (up to the one without a ``-``)."""
+        lines: list[str] = []
+        while not lines or lines[-1][3:4] == "-":
+            while b"\r\n" not in self.buffer:
+                data = self.socket.recv(65536)
+                assert data, f"connection closed after {lines}"
+                self.buffer += data
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            lines.append(line.decode())
+        return lines
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.fixture
+def wire(daemon: Daemon) -> Iterator[Wire]:
+    client = Wire(daemon.sockets["resource"])
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def test_lhlo_offers_pipelining_and_enhanced_status_codes(wire: Wire) -> None:
+    """Both are an LMTP server's duty (RFC 2033 §5); neither the greeting
+    nor the LHLO answer carries an RFC 3463 code (RFC 2034 §3)."""
+    greeting = wire.reply()
+    assert len(greeting) == 1 and re.fullmatch(r"220 \S+ .*", greeting[0])
+    assert not re.match(r"220 \d\.", greeting[0])
+    wire.send(b"LHLO client.example.test\r\n")
+    offered = wire.reply()
+    assert {"250-PIPELINING", "250-ENHANCEDSTATUSCODES"} <= set(offered)
+    assert all(not re.match(r"250[ -]\d\.\d", line) for line in offered), offered
+
+
+def test_a_pipelined_transaction_is_answered_in_order(wire: Wire, daemon: Daemon) -> None:
+    """MAIL, RCPT and DATA in one write, as Postfix's lmtp(8) sends them to a
+    server offering PIPELINING (RFC 2920): one reply each, in order, every
+    2xx, 4xx and 5xx one with its RFC 3463 code; then the delivery."""
+    wire.reply()
+    wire.send(b"LHLO client.example.test\r\n")
+    wire.reply()
+    wire.send(f"MAIL FROM:<{ALICE}>\r\nRCPT TO:<{ROOM}>\r\nRCPT TO:<nobody>\r\nDATA\r\n".encode())
+    assert wire.reply()[0].startswith("250 2.1.0 ")
+    assert wire.reply()[0].startswith("250 2.1.5 ")
+    assert wire.reply()[0].startswith("250 2.1.5 ")  # refused after DATA, by the agent
+    assert wire.reply()[0].startswith("354 ")
+    wire.send(request("piped").replace(b"\n", b"\r\n") + b".\r\n")
+    assert wire.reply() == [f"{ACCEPTED}"]
+    assert wire.reply()[0].startswith("550 5.1.3 not a mail address")
+    wire.send(b"RSET\r\nNOOP\r\nRCPT TO:<x@example.com>\r\nBOGUS\r\nQUIT\r\n")
+    replies = [wire.reply()[0] for _ in range(5)]
+    assert replies[:2] == ["250 2.0.0 OK", "250 2.0.0 OK"]
+    assert replies[2].startswith("503 5.5.1 ")  # RCPT before MAIL
+    assert replies[3].startswith("500 5.5.2 ")  # not a command
+    assert replies[4].startswith("221 2.0.0 ")
+    assert len(DirectorySender(daemon.output).files()) == 1  # the room's answer
+
+
+def test_every_reply_of_aiosmtpd_gets_a_code_of_its_class() -> None:
+    """with_enhanced_code: a reply without an RFC 3463 code gets one of its
+    own class (the registry's where one fits); a coded one, a 3xx one and
+    what is not a reply are left alone; each line of a multi-line reply."""
+    assert with_enhanced_code("250 OK", "MAIL") == "250 2.1.0 OK"
+    assert with_enhanced_code("250 OK", "RCPT") == "250 2.1.5 OK"
+    assert with_enhanced_code("250 OK") == "250 2.0.0 OK"
+    assert with_enhanced_code("221 Bye") == "221 2.0.0 Bye"
+    assert with_enhanced_code("552 Error: Too much mail data") == (
+        "552 5.3.4 Error: Too much mail data"
+    )
+    assert with_enhanced_code("503 Error: need MAIL command", "RCPT").startswith("503 5.5.1 ")
+    assert with_enhanced_code("501 Syntax: RSET") == "501 5.5.4 Syntax: RSET"
+    assert with_enhanced_code("554 no") == "554 5.0.0 no"
+    assert with_enhanced_code("450 busy") == "450 4.0.0 busy"
+    for kept in (
+        "553 5.1.3 Error: malformed address",
+        "354 End data with <CR><LF>.<CR><LF>",
+        "421 4.3.2 shutting down",
+        "hello",
+        "2500 x",
+        "",
+    ):
+        assert with_enhanced_code(kept) == kept
+    several = "250 2.0.0 done\r\n451 4.2.0 busy\r\n550 failed"
+    assert with_enhanced_code(several) == "250 2.0.0 done\r\n451 4.2.0 busy\r\n550 5.0.0 failed"
+    assert with_enhanced_code("250-first\r\n250 last") == "250-2.0.0 first\r\n250 2.0.0 last"
+    assert with_enhanced_code("250") == "250 2.0.0"
 
 
 # -- workers ---------------------------------------------------------------------------
