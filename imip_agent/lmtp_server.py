@@ -50,6 +50,8 @@ log = logging.getLogger("imip_agent")
 DATA_LIMIT = 64 * 1024 * 1024
 #: The answer to a new transaction while the worker stops.
 SHUTTING_DOWN = "421 4.3.2 imip-agent-lmtp is shutting down"
+#: SMTP's port, which LMTP must not use (RFC 2033 §1).
+SMTP_PORT = 25
 #: The kernel's queue of connections not yet taken by a worker.
 BACKLOG = 128
 
@@ -138,8 +140,9 @@ class Listener:
 
 def parse_listener(role: str, text: str) -> Listener:
     """``unix:/path``, ``/path`` or ``HOST:PORT`` with a loopback host
-    (``127.0.0.1``, ``[::1]``, ``localhost``); ConfigError otherwise: the
-    agent must never be reachable from other machines."""
+    (``127.0.0.1``, ``[::1]``, ``localhost``) and a port other than SMTP's
+    25; ConfigError otherwise: the agent must never be reachable from other
+    machines."""
     if text.startswith("unix:") or text.startswith("/"):
         path = Path(text.removeprefix("unix:"))
         if not path.is_absolute():
@@ -151,6 +154,8 @@ def parse_listener(role: str, text: str) -> Listener:
         raise ConfigError(f"--{role}: not unix:/PATH or HOST:PORT: {text!r}")
     if not _loopback(host):
         raise ConfigError(f"--{role}: {host!r} is not a loopback address")
+    if int(port) == SMTP_PORT:
+        raise ConfigError(f"--{role}: LMTP must not be used on port 25 (RFC 2033 §1)")
     return Listener(role, host=host, port=int(port))
 
 

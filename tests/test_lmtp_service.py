@@ -81,7 +81,8 @@ def test_listeners_are_unix_sockets_or_loopback_ports() -> None:
     assert parse_listener("person", "127.0.0.1:8024").port == 8024
     assert parse_listener("person", "[::1]:8024").host == "::1"
     assert parse_listener("person", "localhost:24").host == "localhost"
-    for bad in ("0.0.0.0:24", "192.0.2.1:24", "mail.example.com:24", "unix:relative", "24"):
+    bad_ones = ("0.0.0.0:24", "192.0.2.1:24", "mail.example.com:24", "unix:relative", "24")
+    for bad in (*bad_ones, "127.0.0.1:25", "[::1]:25"):  # RFC 2033 §1: never SMTP's port
         with pytest.raises(ConfigError):
             parse_listener("resource", bad)
 
