@@ -26,12 +26,15 @@ before spooling.
 - :class:`DirectorySender` writes each message into a directory as
   ``NNNN-<recipient>.eml`` (temporary dot-file, fsync, hard link into
   place, fsync of the directory: the Maildir protocol), for tests and
-  dry runs. The file holds exactly the message; the envelope is not kept.
+  dry runs; the last number is kept in the directory's extended attribute
+  ``user.imip-agent.sequence``. The file holds exactly the message; the
+  envelope is not kept.
 - :class:`PrintSender` writes messages to a text stream.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -64,6 +67,12 @@ SEPARATOR = "-" * 72
 _NAME = re.compile(r"(\d{4,})-.*\.eml")
 _UNSAFE = re.compile(r"[^a-z0-9.@_-]+")
 _LINK_ATTEMPTS = 100
+#: The extended attribute of a :class:`DirectorySender`'s directory that
+#: holds the last message number given there (see :func:`_link_next`).
+SEQUENCE_ATTRIBUTE = "user.imip-agent.sequence"
+#: The directories whose attribute this process has written, and may
+#: therefore trust (see :func:`_link_next`).
+_SEQUENCED: set[str] = set()
 
 
 class Sender(Protocol):
@@ -222,11 +231,15 @@ class DirectorySender:
         """Write ``message`` under the next free number and return its path."""
         self.directory.mkdir(parents=True, exist_ok=True)
         temporary = _write_temporary(self.directory, message)
+        handle = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            path = _link_next(temporary, self.directory, slug)
+            try:
+                path = _link_next(temporary, self.directory, handle, slug)
+            finally:
+                temporary.unlink()
+            os.fsync(handle)
         finally:
-            temporary.unlink()
-        _fsync_directory(self.directory)
+            os.close(handle)
         return path
 
     def files(self) -> list[Path]:
@@ -257,39 +270,70 @@ def _write_temporary(directory: Path, data: bytes) -> Path:
     return name
 
 
-def _link_next(temporary: Path, directory: Path, slug: str) -> Path:
-    """Hard-link ``temporary`` to the next free ``NNNN-slug.eml`` name.
+def _link_next(temporary: Path, directory: Path, handle: int, slug: str) -> Path:
+    """Hard-link ``temporary`` to the next free ``NNNN-slug.eml`` name in
+    ``directory`` (``handle``: its descriptor).
 
-    A link never replaces an existing file (unlike ``os.replace``), so two
-    writers racing for the same number cannot lose a message: the loser
-    takes the next number.
+    The number is taken under an exclusive flock of the directory and kept
+    in its extended attribute :data:`SEQUENCE_ATTRIBUTE`, so that a message
+    costs no listing: a dry run's directory grows without end, and listing
+    it for every message made sending quadratic (issue 15). A process lists
+    the directory at its first message there, when the attribute cannot be
+    read (a file system without user attributes: every time) and never
+    trusts a number it did not see written: the attribute is not synced,
+    and a power failure may leave it behind the files (a new process
+    lists again). A link never replaces an existing file (unlike
+    ``os.replace``): two writers racing for a number cannot lose a message,
+    and a writer that does not keep the attribute (an older version) costs
+    at worst a number given twice, to different recipients, never a message.
     """
-    number = _last_number(directory) + 1
-    for _ in range(_LINK_ATTEMPTS):
-        path = directory / f"{number:04d}-{slug}.eml"
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            number += 1
-            continue
-        return path
-    raise FileExistsError(f"no free message file name in {directory}")
-
-
-def _last_number(directory: Path) -> int:
-    """The highest message number in ``directory`` (0: none); one listing,
-    names only (no path object a file: a directory of thousands is read
-    for every message)."""
-    numbers = [int(m.group(1)) for name in os.listdir(directory) if (m := _NAME.fullmatch(name))]
-    return max(numbers, default=0)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+    fcntl.flock(handle, fcntl.LOCK_EX)
     try:
-        os.fsync(fd)
+        number = _last_number(directory, handle) + 1
+        for _ in range(_LINK_ATTEMPTS):
+            path = directory / f"{number:04d}-{slug}.eml"
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                number += 1
+                continue
+            if _store_number(handle, number):
+                _SEQUENCED.add(str(directory))
+            return path
+        raise FileExistsError(f"no free message file name in {directory}")
     finally:
-        os.close(fd)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _last_number(directory: Path, handle: int) -> int:
+    """The highest message number given in ``directory`` (0: none): its
+    attribute once this process has seen it written, else by a listing
+    (names only: no path object a file)."""
+    if str(directory) in _SEQUENCED:
+        stored = _stored_number(handle)
+        if stored is not None:
+            return stored
+    names = os.listdir(directory)
+    return max((int(m.group(1)) for name in names if (m := _NAME.fullmatch(name))), default=0)
+
+
+def _stored_number(handle: int) -> int | None:
+    """The directory's :data:`SEQUENCE_ATTRIBUTE`; None if it has none or
+    it is not a number."""
+    try:
+        value = os.getxattr(handle, SEQUENCE_ATTRIBUTE)
+    except OSError:  # none yet (ENODATA), or not on this file system (ENOTSUP)
+        return None
+    return int(value) if value.isdigit() and len(value) < 20 else None
+
+
+def _store_number(handle: int, number: int) -> bool:
+    """Keep ``number`` as the directory's last; False if it cannot be kept."""
+    try:
+        os.setxattr(handle, SEQUENCE_ATTRIBUTE, b"%d" % number)
+    except OSError:
+        return False
+    return True
 
 
 # -- printing ----------------------------------------------------------------

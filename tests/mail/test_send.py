@@ -7,6 +7,8 @@ import logging
 import os
 import socketserver
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from imiptools.errors import DeliveryFailed, DeliveryRefused, ExitCode, UnusableAddress
 from imiptools.mail.send import (
     SEPARATOR,
+    SEQUENCE_ATTRIBUTE,
     DirectorySender,
     PrintSender,
     Sender,
@@ -64,6 +67,68 @@ def test_directory_sender_slug_is_safe(tmp_path: Path) -> None:
     [path] = sender.files()
     assert path.parent == tmp_path
     assert path.name == "0001-etc_passwd@x.eml"
+
+
+def _send_from_new_process(directory: Path, recipient: str) -> None:
+    """One message sent by another process (one that has never listed ``directory``)."""
+    code = (
+        "import sys; from pathlib import Path; from imiptools.mail.send import DirectorySender;"
+        " DirectorySender(Path(sys.argv[1])).send('room@example.com', [sys.argv[2]], b'x')"
+    )
+    subprocess.run([sys.executable, "-c", code, str(directory), recipient], check=True)
+
+
+def test_directory_sender_lists_the_directory_once_a_process(tmp_path: Path) -> None:
+    """The last number is kept in the directory's attribute: after its first
+    message a process no longer lists the directory (a file put there by
+    hand is not seen), while a new process lists it once (issue 15: a
+    listing a message made a long run quadratic)."""
+    sender = DirectorySender(tmp_path)
+    sender.send("room@example.com", ["alice@example.org"], MESSAGE)
+    assert os.getxattr(tmp_path, SEQUENCE_ATTRIBUTE) == b"1"
+    (tmp_path / "0100-by-hand.eml").write_bytes(b"x")
+    sender.send("room@example.com", ["bob@example.org"], MESSAGE)
+    _send_from_new_process(tmp_path, "carol@example.org")
+    sender.send("room@example.com", ["dave@example.org"], MESSAGE)  # reads what the other wrote
+    names = [p.name for p in sender.files()]
+    assert names == [
+        "0001-alice@example.org.eml",
+        "0002-bob@example.org.eml",
+        "0100-by-hand.eml",
+        "0101-carol@example.org.eml",
+        "0102-dave@example.org.eml",
+    ]
+
+
+def test_directory_sender_lists_again_when_the_attribute_is_unreadable(tmp_path: Path) -> None:
+    sender = DirectorySender(tmp_path)
+    sender.send("room@example.com", ["alice@example.org"], MESSAGE)
+    (tmp_path / "0007-by-hand.eml").write_bytes(b"x")
+    for garbage in (b"seven", b"9" * 40, b""):
+        os.setxattr(tmp_path, SEQUENCE_ATTRIBUTE, garbage)
+        sender.send("room@example.com", ["bob@example.org"], MESSAGE)
+    assert [p.name[:4] for p in sender.files()] == ["0001", "0007", "0008", "0009", "0010"]
+
+
+def test_directory_sender_processes_share_the_numbers(tmp_path: Path) -> None:
+    """Processes sending at once into one directory: every message kept,
+    each under a number of its own, as if one had sent them all."""
+    DirectorySender(tmp_path).send("room@example.com", ["first@example.org"], MESSAGE)
+    code = (
+        "import sys; from pathlib import Path; from imiptools.mail.send import DirectorySender\n"
+        "sender = DirectorySender(Path(sys.argv[1]))\n"
+        "for n in range(15): sender.send('room@example.com', [sys.argv[2]], b'%d' % n)"
+    )
+    senders = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path), f"p{n}@example.org"])
+        for n in range(3)
+    ]
+    assert [process.wait(timeout=120) for process in senders] == [0, 0, 0]
+    files = DirectorySender(tmp_path).files()
+    assert [int(p.name[:4]) for p in files] == list(range(1, 47))
+    for n in range(3):  # each process's messages in the order it sent them
+        bodies = [p.read_bytes() for p in files if f"-p{n}@" in p.name]
+        assert bodies == [b"%d" % i for i in range(15)]
 
 
 def test_directory_sender_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
