@@ -70,8 +70,8 @@ _LINK_ATTEMPTS = 100
 #: The extended attribute of a :class:`DirectorySender`'s directory that
 #: holds the last message number given there (see :func:`_link_next`).
 SEQUENCE_ATTRIBUTE = "user.imip-agent.sequence"
-#: The directories whose attribute this process has written, and may
-#: therefore trust (see :func:`_link_next`).
+#: The directories this process has listed and whose attribute it has
+#: written since: their attribute is trusted (see :func:`_link_next`).
 _SEQUENCED: set[str] = set()
 
 
@@ -274,18 +274,18 @@ def _link_next(temporary: Path, directory: Path, handle: int, slug: str) -> Path
     """Hard-link ``temporary`` to the next free ``NNNN-slug.eml`` name in
     ``directory`` (``handle``: its descriptor).
 
-    The number is taken under an exclusive flock of the directory and kept
-    in its extended attribute :data:`SEQUENCE_ATTRIBUTE`, so that a message
-    costs no listing: a dry run's directory grows without end, and listing
-    it for every message made sending quadratic (issue 15). A process lists
-    the directory at its first message there, when the attribute cannot be
-    read (a file system without user attributes: every time) and never
-    trusts a number it did not see written: the attribute is not synced,
-    and a power failure may leave it behind the files (a new process
-    lists again). A link never replaces an existing file (unlike
-    ``os.replace``): two writers racing for a number cannot lose a message,
-    and a writer that does not keep the attribute (an older version) costs
-    at worst a number given twice, to different recipients, never a message.
+    The number is taken under an exclusive flock of the directory, and the
+    last one given is kept in the directory's extended attribute
+    :data:`SEQUENCE_ATTRIBUTE`: a message costs no listing (a dry run's
+    directory grows without end, and a listing a message made sending
+    quadratic, issue 15). The directory is listed instead at a process's
+    first message there (the attribute is not synced: after a power failure
+    it may lag behind the files) and whenever the attribute cannot be read
+    (a file system without user attributes). A link never replaces an
+    existing file (unlike ``os.replace``): two writers racing for a number
+    cannot lose a message, and a writer that does not keep the attribute
+    (an older version) costs at worst a number given twice, to different
+    recipients, never a message.
     """
     fcntl.flock(handle, fcntl.LOCK_EX)
     try:
