@@ -34,11 +34,12 @@ before spooling.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, TextIO
 
@@ -280,16 +281,15 @@ def _link_next(temporary: Path, directory: Path, handle: int, slug: str) -> Path
     directory grows without end, and a listing a message made sending
     quadratic, issue 15). The directory is listed instead at a process's
     first message there (the attribute is not synced: after a power failure
-    it may lag behind the files) and whenever the attribute cannot be read
-    (a file system without user attributes). A link never replaces an
-    existing file (unlike ``os.replace``): two writers racing for a number
-    cannot lose a message, and a writer that does not keep the attribute
-    (an older version) costs at worst a number given twice, to different
-    recipients, never a message.
+    it may lag behind the files), and for every message where the file
+    system refuses the lock or the attribute (a network file system, say).
+    A link never replaces an existing file (unlike ``os.replace``): two
+    writers racing for a number cannot lose a message, and a writer that
+    does not keep the attribute (an older version) costs at worst a number
+    given twice, to different recipients, never a message.
     """
-    fcntl.flock(handle, fcntl.LOCK_EX)
-    try:
-        number = _last_number(directory, handle) + 1
+    with _locked(handle) as locked:
+        number = _last_number(directory, handle, locked) + 1
         for _ in range(_LINK_ATTEMPTS):
             path = directory / f"{number:04d}-{slug}.eml"
             try:
@@ -297,19 +297,32 @@ def _link_next(temporary: Path, directory: Path, handle: int, slug: str) -> Path
             except FileExistsError:
                 number += 1
                 continue
-            if _store_number(handle, number):
+            if locked and _store_number(handle, number):
                 _SEQUENCED.add(str(directory))
             return path
-        raise FileExistsError(f"no free message file name in {directory}")
+    raise FileExistsError(f"no free message file name in {directory}")
+
+
+@contextlib.contextmanager
+def _locked(handle: int) -> Iterator[bool]:
+    """An exclusive flock of the directory open as ``handle`` for the block;
+    False, and no lock, where the file system refuses one."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    except OSError:  # an NFS directory open read-only: EBADF; no locks: ENOLCK
+        yield False
+        return
+    try:
+        yield True
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _last_number(directory: Path, handle: int) -> int:
+def _last_number(directory: Path, handle: int, locked: bool) -> int:
     """The highest message number given in ``directory`` (0: none): its
-    attribute once this process has seen it written, else by a listing
-    (names only: no path object a file)."""
-    if str(directory) in _SEQUENCED:
+    attribute, if ``locked`` and this process has seen it written; else by
+    a listing (names only: no path object a file)."""
+    if locked and str(directory) in _SEQUENCED:
         stored = _stored_number(handle)
         if stored is not None:
             return stored

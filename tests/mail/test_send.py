@@ -24,6 +24,7 @@ from imiptools.mail.send import (
     Sender,
     SendmailSender,
     SmtpSender,
+    _link_next,  # the path no local file system takes
     parse_smtp_target,
 )
 
@@ -108,6 +109,28 @@ def test_directory_sender_lists_again_when_the_attribute_is_unreadable(tmp_path:
         os.setxattr(tmp_path, SEQUENCE_ATTRIBUTE, garbage)
         sender.send("room@example.com", ["bob@example.org"], MESSAGE)
     assert [p.name[:4] for p in sender.files()] == ["0001", "0007", "0008", "0009", "0010"]
+
+
+def test_directory_sender_without_lock_or_attribute_lists_every_time(tmp_path: Path) -> None:
+    """Where the file system refuses the flock and the attribute (a network
+    file system; here a descriptor opened with O_PATH, which both refuse),
+    the number comes from a listing for every message, as it always did."""
+    handle = os.open(tmp_path, os.O_PATH | os.O_DIRECTORY)
+    try:
+        for name, by_hand in (("a", "0007"), ("b", "0011")):
+            temporary = tmp_path / f".tmp-{name}"
+            temporary.write_bytes(name.encode())
+            _link_next(temporary, tmp_path, handle, f"{name}@example.org")
+            temporary.unlink()
+            (tmp_path / f"{by_hand}-by-hand.eml").write_bytes(b"x")
+    finally:
+        os.close(handle)
+    assert [p.name[:4] for p in DirectorySender(tmp_path).files()] == [
+        "0001",
+        "0007",
+        "0008",
+        "0011",
+    ]
 
 
 def test_directory_sender_processes_share_the_numbers(tmp_path: Path) -> None:
