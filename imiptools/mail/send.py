@@ -231,9 +231,9 @@ class DirectorySender:
     def _write(self, slug: str, message: bytes) -> Path:
         """Write ``message`` under the next free number and return its path."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        temporary = _write_temporary(self.directory, message)
         handle = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
+            temporary = _write_temporary(self.directory, message)
             try:
                 path = _link_next(temporary, self.directory, handle, slug)
             finally:
