@@ -22,7 +22,9 @@ Every program (``imip-resource``, ``imip-person``, ``imip-person-outgoing``,
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
@@ -49,9 +51,43 @@ def package_version() -> str:
         return "unknown"
 
 
+def terminal_columns() -> int:
+    """The width help is formatted for, as :func:`shutil.get_terminal_size`
+    gives it: ``$COLUMNS`` when a positive number, else the width of the
+    terminal on stdout, else 80.
+
+    argparse asks :mod:`shutil`, but it makes a formatter for every option
+    a parser is given (to check the option's metavar), so that every run of
+    an agent imported shutil, and bz2 and lzma with it, for help it does not
+    show (about 1% of a resource's run, issue 15)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions and epilogs as written (examples keep their lines); a
     usage line built by :func:`usage_line` unless the parser gives one."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        """As argparse's, the width from :func:`terminal_columns` (less 2, as
+        argparse takes it) unless given."""
+        if width is None:
+            width = terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
 
     def add_usage(
         self,

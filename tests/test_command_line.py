@@ -207,3 +207,19 @@ def test_every_command_that_takes_arguments_has_an_example(
     if own:
         assert re.search(r"^examples?:\n  \S", text, re.M), f"{prog} --help has no example"
         assert re.search(rf"^ +{re.escape(prog)} ", text, re.M), f"{prog}: example of another"
+
+
+@pytest.mark.parametrize("columns", [None, "100", "0", "-3", "wide"])
+def test_help_is_as_wide_as_shutil_would_make_it(
+    columns: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parsers' width without importing shutil (imip_agent/parsing.py)."""
+    import shutil
+
+    from imip_agent.parsing import terminal_columns
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns() == shutil.get_terminal_size().columns

@@ -60,6 +60,7 @@ NEVER = (
     "email.contentmanager",  # or non-ASCII one, or a reply with attachments)
     "tomllib",  # only when a configuration file is read (this run names none)
     "difflib",  # only to suggest a command for a mistyped one
+    "shutil",  # and bz2, lzma: argparse asks it the terminal's width (imip_agent/parsing.py)
     "psycopg2",  # only the postgresql backend (imiptools/site.py loads it when a site names it)
     "psycopg",  # the driver the backend does not use (it costs a pipe run five times psycopg2)
     "flask",  # only imip-manager, the web interface (imip_agent/manager)
