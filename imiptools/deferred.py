@@ -78,12 +78,16 @@ import os
 import reprlib
 import sys
 import threading
+import types
 from collections.abc import Callable
 from pathlib import Path
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 from imiptools.digests import sha256_hex
+
+#: dataclasses' marker of "no default" (typed loosely: it is compared with any default).
+MISSING: Any = dataclasses.MISSING
 
 #: Classes decorated but not yet processed: their options, and their
 #: namespace as declared (with the stand-in ``__init__``).
@@ -126,13 +130,181 @@ def _make(cls: type, options: dict[str, Any]) -> None:
         namespace["exec"] = _cached_exec
     try:
         if _plain_values(cls, options):
-            dataclasses.dataclass(cls, **options, eq=False, repr=False)
-            _add_value_methods(cls, frozen=options.get("frozen", False))
+            frozen = options.get("frozen", False)
+            fields = _simple_fields(cls, options)
+            if fields is None:
+                dataclasses.dataclass(cls, **options, eq=False, repr=False)
+            else:
+                _make_simple(cls, fields, frozen=frozen)
+            _add_value_methods(cls, frozen=frozen)
         else:
             dataclasses.dataclass(cls, **options)
     finally:
         if shimmed:
             namespace.pop("exec", None)
+
+
+# -- the simple classes, made without dataclasses' general machinery ---------------
+
+#: The interpreters whose :mod:`dataclasses` :func:`_make_simple` follows, and
+#: whose private helpers it calls (``_init_fn``, ``_DataclassParams``,
+#: ``_FIELD``): ``tests/test_deferred.py`` makes every library class both ways
+#: and compares them. Any other interpreter makes every class with
+#: :func:`dataclasses.dataclass`.
+_SIMPLE_VERSIONS = frozenset({(3, 11)})
+#: Words whose presence in an annotation sends a class to dataclasses (which
+#: reads them as ``ClassVar``, ``InitVar`` or ``KW_ONLY`` pseudo-fields).
+_SPECIAL_TYPES = ("ClassVar", "InitVar", "KW_ONLY")
+#: Methods a class may not write itself to be simple (dataclasses would keep
+#: them, check them or call them).
+_OWN_METHODS = ("__init__", "__setattr__", "__delattr__", "__post_init__", "__match_args__")
+
+
+def _simple_fields(cls: type, options: dict[str, Any]) -> dict[str, dataclasses.Field[Any]] | None:
+    """All of ``cls``'s fields (its bases' first), when it is a simple class:
+    only ``frozen`` among the options; a plain ``type``, whose bases are
+    ``object`` or simple dataclasses as frozen as it; every annotation a
+    string naming no pseudo-field; no field ``kw_only``, no mutable default,
+    no field without a default after one with; a docstring; none of
+    :data:`_OWN_METHODS`, and no ``__post_init__`` inherited. None for any
+    other class, which :func:`dataclasses.dataclass` then makes (and, where
+    the class is wrong, refuses). Changes nothing but the declared
+    :class:`dataclasses.Field` objects' ``name``, ``type`` and kind, which
+    dataclasses sets the same way."""
+    if not _simple_class(cls, options):
+        return None
+    fields: dict[str, dataclasses.Field[Any]] = {}
+    for base in reversed(cls.__mro__[1:-1]):
+        fields.update(base.__dict__["__dataclass_fields__"])
+    annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 as dataclasses reads them
+    for name, annotation in annotations.items():
+        made = _simple_field(cls, name, annotation)
+        if made is None:
+            return None
+        fields[name] = made
+    strays = (n for n, v in cls.__dict__.items() if isinstance(v, dataclasses.Field))
+    if any(name not in annotations for name in strays) or not _defaults_last(fields):
+        return None
+    return fields
+
+
+def _simple_class(cls: type, options: dict[str, Any]) -> bool:
+    """The checks of :func:`_simple_fields` on the class as a whole."""
+    if sys.version_info[:2] not in _SIMPLE_VERSIONS or not set(options) <= {"frozen"}:
+        return False
+    if type(cls) is not type or not cls.__doc__ or hasattr(cls, "__post_init__"):
+        return False
+    if any(name in cls.__dict__ for name in _OWN_METHODS) or cls.__mro__[-1] is not object:
+        return False
+    frozen = options.get("frozen", False)
+    return all(_simple_base(base, frozen) for base in cls.__mro__[1:-1])
+
+
+def _simple_base(base: type, frozen: bool) -> bool:
+    """Whether ``base`` is a dataclass of plain, positional fields, frozen as ``frozen``."""
+    fields = base.__dict__.get("__dataclass_fields__")
+    params = base.__dict__.get("__dataclass_params__")
+    if fields is None or params is None or params.frozen != frozen:
+        return False
+    return all(f._field_type is dataclasses._FIELD and f.kw_only is False for f in fields.values())  # type: ignore[attr-defined]
+
+
+def _simple_field(cls: type, name: str, annotation: object) -> dataclasses.Field[Any] | None:
+    """The field ``name`` as dataclasses' ``_get_field`` makes a plain one; None
+    when it may not be plain (dataclasses decides)."""
+    if not isinstance(annotation, str) or any(word in annotation for word in _SPECIAL_TYPES):
+        return None
+    default: Any = getattr(cls, name, MISSING)
+    if isinstance(default, dataclasses.Field):
+        made = default
+    elif isinstance(default, types.MemberDescriptorType):
+        return None
+    else:
+        made = dataclasses.field(default=default)
+    if made.kw_only is True or made.default.__class__.__hash__ is None:
+        return None
+    made.name, made.type = name, annotation
+    made._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
+    made.kw_only = False
+    return made
+
+
+def _defaults_last(fields: dict[str, dataclasses.Field[Any]]) -> bool:
+    """Whether no argument of ``__init__`` without a default follows one with."""
+    seen = False
+    for f in fields.values():
+        if not f.init:
+            continue
+        has_default = not (f.default is MISSING and f.default_factory is MISSING)
+        if seen and not has_default:
+            return False
+        seen = seen or has_default
+    return True
+
+
+def _make_simple(cls: Any, fields: dict[str, dataclasses.Field[Any]], *, frozen: bool) -> None:
+    """Make ``cls`` as ``dataclasses.dataclass(cls, frozen=frozen, eq=False,
+    repr=False)`` makes a simple class (:func:`_simple_fields`), without what
+    that class does not need: the checks for pseudo-fields, slots, order and
+    hashing; a frozen class's ``__setattr__`` and ``__delattr__`` are
+    closures rather than source text compiled per class. ``__init__`` is
+    made by dataclasses' own ``_init_fn`` (its text compiled once,
+    :func:`_cached_exec`)."""
+    cls.__dataclass_params__ = dataclasses._DataclassParams(  # type: ignore[attr-defined]
+        True, False, False, False, False, frozen
+    )
+    for name in cls.__dict__.get("__annotations__", {}):  # noqa: RUF063 as dataclasses
+        if isinstance(cls.__dict__.get(name), dataclasses.Field):
+            default = fields[name].default
+            if default is MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, default)
+    cls.__dataclass_fields__ = fields
+    module = sys.modules.get(cls.__module__)
+    arguments = tuple(f for f in fields.values() if f.init)
+    init = dataclasses._init_fn(  # type: ignore[attr-defined]
+        list(fields.values()),
+        arguments,
+        (),
+        frozen,
+        False,
+        "__dataclass_self__" if "self" in fields else "self",
+        module.__dict__ if module is not None else {},
+        False,
+    )
+    _set_method(cls, init)
+    if frozen:
+        for method in _frozen_methods(cls, frozenset(fields)):
+            _set_method(cls, method)
+    cls.__match_args__ = tuple(f.name for f in arguments)  # type: ignore[misc]
+
+
+def _set_method(cls: type, method: Callable[..., Any]) -> None:
+    """``method`` as ``cls``'s, named as a method of it."""
+    method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
+    setattr(cls, method.__name__, method)
+
+
+def _frozen_methods(cls: Any, names: frozenset[str]) -> tuple[Callable[..., None], ...]:
+    """A frozen dataclass's ``__setattr__`` and ``__delattr__`` as
+    dataclasses makes them (Python 3.11): refused on an instance of ``cls``
+    itself or for a field's name, with the same message; otherwise left to
+    the next class in the MRO."""
+
+    def __setattr__(self: object, name: str, value: object) -> None:
+        if type(self) is cls or name in names:
+            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self: object, name: str) -> None:
+        if type(self) is cls or name in names:
+            raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    for method in (__setattr__, __delattr__):
+        method.__annotations__ = {}  # as dataclasses' own, which have none
+    return __setattr__, __delattr__
 
 
 #: How a module's cache of compiled methods is named after the module.

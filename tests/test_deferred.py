@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import marshal
 import pkgutil
 import subprocess
@@ -329,3 +330,181 @@ def test_precompiling_reaches_every_class() -> None:
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     before, after = map(int, run.stdout.split())
     assert before == after > 100
+
+
+# -- simple classes, made without dataclasses' general machinery --------------
+
+TWINS = """
+import copy, dataclasses, importlib, inspect, json, pkgutil, sys
+import imip_agent, imiptools
+from imiptools import deferred
+
+for package in (imiptools, imip_agent):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        importlib.import_module(module.name)
+pending = dict(deferred._PENDING)
+NOT_COPIED = ("__init__", "__dict__", "__weakref__")
+MADE = ("__init__", "__setattr__", "__delattr__", "__match_args__", "__dict__", "__weakref__")
+
+
+def twin(cls, declared):
+    namespace = {
+        name: copy.copy(value) if isinstance(value, dataclasses.Field) else value
+        for name, value in declared.items()
+        if name not in NOT_COPIED
+    }
+    return type(cls.__name__, cls.__bases__, namespace)
+
+
+def field_facts(made):
+    keys = ("name", "type", "init", "repr", "hash", "compare", "metadata", "kw_only", "_field_type")
+    return [
+        ([getattr(f, k) for k in keys], f.default, f.default_factory)
+        for f in made.__dataclass_fields__.values()
+    ]
+
+
+def method_facts(method):
+    return (
+        method.__name__, method.__qualname__, str(inspect.signature(method)),
+        method.__annotations__, method.__defaults__, method.__kwdefaults__,
+    )
+
+
+def differences(ours, theirs):
+    found = []
+    if set(ours.__dict__) != set(theirs.__dict__):
+        found.append(sorted(set(ours.__dict__) ^ set(theirs.__dict__)))
+    if repr(ours.__dataclass_params__) != repr(theirs.__dataclass_params__):
+        found.append("params")
+    a, b = field_facts(ours), field_facts(theirs)
+    if [x[0] for x in a] != [x[0] for x in b] or any(
+        x[1] is not y[1] or x[2] is not y[2] for x, y in zip(a, b)
+    ):
+        found.append("fields")
+    if ours.__match_args__ != theirs.__match_args__:
+        found.append("match_args")
+    if method_facts(ours.__init__) != method_facts(theirs.__init__):
+        found.append("__init__")
+    if ours.__init__.__code__.co_code != theirs.__init__.__code__.co_code:
+        found.append("__init__ code")
+    for name in ("__setattr__", "__delattr__"):
+        if (name in ours.__dict__) != (name in theirs.__dict__):
+            found.append(name)
+        elif name in ours.__dict__:
+            if method_facts(ours.__dict__[name]) != method_facts(theirs.__dict__[name]):
+                found.append(name)
+    for name, value in ours.__dict__.items():
+        if name.startswith("__dataclass") or name in MADE:
+            continue
+        if value is not theirs.__dict__[name]:
+            found.append(name)
+    return found
+
+
+report = {"simple": 0, "general": 0, "different": {}}
+for cls, (options, declared) in pending.items():
+    for base in cls.__mro__[1:]:
+        deferred.settle(base)
+    ours = twin(cls, declared)
+    fields = deferred._simple_fields(ours, options)
+    if fields is None:
+        report["general"] += 1
+        continue
+    report["simple"] += 1
+    deferred._make_simple(ours, fields, frozen=options.get("frozen", False))
+    theirs = twin(cls, declared)
+    dataclasses.dataclass(theirs, **options, eq=False, repr=False)
+    found = differences(ours, theirs)
+    if found:
+        report["different"][cls.__module__ + "." + cls.__qualname__] = repr(found)
+print(json.dumps(report))
+"""
+
+
+def test_every_simple_library_class_is_made_as_dataclasses_makes_it() -> None:
+    """Each library class the simple path makes, made a second time by
+    :func:`dataclasses.dataclass` from the same declaration: the same
+    fields, parameters, class attributes and methods (in a child: the
+    classes are settled there)."""
+    run = subprocess.run([sys.executable, "-c", TWINS], capture_output=True, text=True, check=True)
+    report = json.loads(run.stdout)
+    assert report["different"] == {}
+    assert report["simple"] > 100, report  # the common case takes the simple path
+
+
+def _simple_twins(frozen: bool) -> tuple[type, type]:
+    """A simple class and a subclass, made by the simple path and by dataclasses."""
+
+    def make(simple: bool) -> tuple[type, type]:
+        def decorate(cls: type) -> type:
+            if not simple:
+                return dataclasses.dataclass(frozen=frozen, eq=False, repr=False)(cls)
+            fields = deferred._simple_fields(cls, {"frozen": frozen})
+            assert fields is not None
+            deferred._make_simple(cls, fields, frozen=frozen)
+            return cls
+
+        declared = {"__annotations__": {"a": "int", "b": "str"}, "__doc__": "B", "b": "x"}
+        base = decorate(type("Base", (), declared))
+        namespace = {
+            "__annotations__": {"c": "tuple[int, ...]"},
+            "__doc__": "D",
+            "c": field(default_factory=tuple),
+        }
+        return base, decorate(type("Derived", (base,), namespace))
+
+    return make(True), make(False)  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_a_simple_class_behaves_as_dataclasses_makes_it(frozen: bool) -> None:
+    (base, derived), (_, their_derived) = _simple_twins(frozen)  # type: ignore[misc]
+    ours, theirs = derived(1), their_derived(1)
+    assert vars(ours) == vars(theirs) == {"a": 1, "b": "x", "c": ()}
+    assert derived.__match_args__ == their_derived.__match_args__ == ("a", "b", "c")
+    assert "b" in vars(base) and "c" not in vars(derived)  # a factory leaves no class attribute
+    for one in (ours, theirs):
+        if frozen:
+            with pytest.raises(dataclasses.FrozenInstanceError) as assigning:
+                one.a = 2
+            with pytest.raises(dataclasses.FrozenInstanceError) as deleting:
+                del one.c
+            assert str(assigning.value) == "cannot assign to field 'a'"
+            assert str(deleting.value) == "cannot delete field 'c'"
+        else:
+            one.a = 2
+            assert one.a == 2
+    with pytest.raises(TypeError):
+        derived()
+
+
+@pytest.mark.parametrize(
+    ("annotations", "namespace", "options"),
+    [
+        ({"a": "ClassVar[int]"}, {"a": 1}, {}),
+        ({"a": "InitVar[int]"}, {}, {}),
+        ({"a": "int"}, {"a": field(default=1, kw_only=True)}, {}),
+        ({"a": "list[int]"}, {"a": []}, {}),  # a mutable default: dataclasses refuses it
+        ({"a": "int", "b": "int"}, {"a": 1}, {}),  # no default after a default
+        ({"a": "int"}, {"__post_init__": lambda self: None}, {}),
+        ({"a": "int"}, {}, {"frozen": True, "kw_only": True}),
+        ({"a": int}, {}, {}),  # not a string: dataclasses reads it
+        ({"a": "int"}, {"b": field(default=1)}, {}),  # a field without annotation
+    ],
+)
+def test_anything_else_is_left_to_dataclasses(
+    annotations: dict[str, object], namespace: dict[str, object], options: dict[str, object]
+) -> None:
+    cls = type("Other", (), {"__annotations__": annotations, "__doc__": "O", **namespace})
+    assert deferred._simple_fields(cls, options) is None
+
+
+def test_a_class_without_docstring_or_with_a_general_base_is_left_to_dataclasses() -> None:
+    undocumented = type("Undocumented", (), {"__annotations__": {"a": "int"}, "__doc__": None})
+    assert deferred._simple_fields(undocumented, {}) is None
+    plain_base = type("Child", (ValueError,), {"__annotations__": {"a": "int"}, "__doc__": "C"})
+    assert deferred._simple_fields(plain_base, {}) is None
+    frozen_base = dataclasses.dataclass(frozen=True)(type("F", (), {"__doc__": "F"}))
+    thawed = type("Thawed", (frozen_base,), {"__annotations__": {"a": "int"}, "__doc__": "T"})
+    assert deferred._simple_fields(thawed, {}) is None
