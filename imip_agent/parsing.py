@@ -38,7 +38,7 @@ SHARED_OPTIONS = frozenset(
 )
 
 _UNRECOGNISED = "unrecognized arguments: "
-_INVALID_CHOICE = re.compile(r"argument (\S+): invalid choice: '(.*)' \(choose from .*\)$", re.S)
+_INVALID_CHOICE = r"argument (\S+): invalid choice: '(.*)' \(choose from .*\)$"
 
 
 def package_version() -> str:
@@ -214,7 +214,7 @@ def plain(message: str, parser: argparse.ArgumentParser) -> str:
     the nearest one suggested); every other message is kept as it is."""
     if message.startswith(_UNRECOGNISED):
         return unrecognised(message[len(_UNRECOGNISED) :].split())
-    match = _INVALID_CHOICE.match(message)
+    match = re.match(_INVALID_CHOICE, message, flags=re.S)
     commands = _commands(parser)
     if match is None or not commands:
         return message

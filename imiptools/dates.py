@@ -52,7 +52,7 @@ class FixedClock:
 
 
 #: What a zone database key looks like (no path tricks: ``..``, leading ``/``).
-_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*")
+_ZONE_NAME = r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*"
 
 _ICAL_DT = re.compile(r"^(\d{8})(?:T(\d{6})(Z)?)?$")
 
@@ -105,7 +105,7 @@ def database_zone(name: str | None) -> ZoneInfo | None:
         return None
     cleaned = name.strip().strip("/")
     for candidate in (cleaned, WINDOWS_TO_OLSON.get(cleaned, "")):
-        if candidate and _ZONE_NAME.fullmatch(candidate):
+        if candidate and re.fullmatch(_ZONE_NAME, candidate):
             try:
                 return ZoneInfo(candidate)
             except (ZoneInfoNotFoundError, ValueError, OSError):

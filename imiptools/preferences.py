@@ -162,23 +162,23 @@ def _any(value: str) -> str:
     return value
 
 
-_DIGITS = re.compile(r"[0-9]{1,9}")
+_DIGITS = r"[0-9]{1,9}"
 
 
 def _whole(value: str) -> str:
-    if not _DIGITS.fullmatch(value):
+    if not re.fullmatch(_DIGITS, value):
         raise ValueError("must be a whole number below 1000000000")
     return value
 
 
 def _percent(value: str) -> str:
-    if not _DIGITS.fullmatch(value) or int(value) > 100:
+    if not re.fullmatch(_DIGITS, value) or int(value) > 100:
         raise ValueError("must be a whole number from 0 to 100")
     return value
 
 
 def _count(value: str) -> str:
-    if not _DIGITS.fullmatch(value) or int(value) < 1:
+    if not re.fullmatch(_DIGITS, value) or int(value) < 1:
         raise ValueError("must be a positive whole number below 1000000000")
     return value
 

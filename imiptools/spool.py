@@ -91,10 +91,10 @@ log = logging.getLogger(__name__)
 
 FROM_HEADER = b"X-Imip-Envelope-From: "
 TO_HEADER = b"X-Imip-Envelope-To: "
-_KEY = re.compile(r"[A-Za-z0-9_]{1,100}")
+_KEY = r"[A-Za-z0-9_]{1,100}"
 _ID = re.compile(r"(\d{20})-(\d+)-(\d+)(?:-([A-Za-z0-9_]{1,100}))?")
 _BAD_ADDRESS = re.compile(r"[\r\n\x00]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = r"[\x00-\x1f\x7f]"
 REASON_SUFFIX = ".reason"
 MAX_REASON = 500
 _counter = itertools.count()
@@ -160,7 +160,7 @@ def key_of(identifier: str) -> str:
 def check_key(key: str) -> str:
     """``key`` if usable as a message key (letters, digits, ``_``; or ''),
     else ValueError."""
-    if key and _KEY.fullmatch(key) is None:
+    if key and re.fullmatch(_KEY, key) is None:
         raise ValueError(f"unusable spool key {key[:80]!r}")
     return key
 
@@ -469,7 +469,7 @@ def _mtime(path: Path) -> float:
 
 def one_line(reason: str) -> str:
     """``reason`` as one line of at most MAX_REASON characters (controls made spaces)."""
-    return " ".join(_CONTROL.sub(" ", reason).split())[:MAX_REASON] or "(no reason given)"
+    return " ".join(re.sub(_CONTROL, " ", reason).split())[:MAX_REASON] or "(no reason given)"
 
 
 def _discard(path: Path) -> None:

@@ -57,7 +57,7 @@ _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 _DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _MSG_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,250}>")  # printable ASCII but < and >
 _TOKEN = re.compile(r"[A-Za-z0-9-]+")
-_FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")  # RFC 5322 §3.6.8 ftext
+_FIELD_NAME = r"[\x21-\x39\x3b-\x7e]+"  # RFC 5322 §3.6.8 ftext
 _RESERVED = frozenset(
     {
         "from",
@@ -361,7 +361,7 @@ def _token(value: str, what: str) -> str:
 
 
 def _field_name(name: str) -> str:
-    if not _FIELD_NAME.fullmatch(name) or name.lower() in _RESERVED:
+    if not re.fullmatch(_FIELD_NAME, name) or name.lower() in _RESERVED:
         raise ValueError(f"bad or reserved extra header name: {name!r}")
     return name
 

@@ -67,7 +67,7 @@ AUTOCRYPT_STATE = "state.json"
 MICALG = {"2": "pgp-sha1", "8": "pgp-sha256", "9": "pgp-sha384", "10": "pgp-sha512"}
 #: How long one gpg run may take (key generation included).
 GPG_TIMEOUT = 60
-_UNSAFE_NAME = re.compile(r"[^\w .,'()-]+")
+_UNSAFE_NAME = r"[^\w .,'()-]+"
 
 
 class KeyringError(Exception):
@@ -266,7 +266,7 @@ class Keyring:
         the home's mode 0700 protects it) and without expiry."""
         self.create()
         address = addresses.check(addresses.normalise(address))
-        real = _UNSAFE_NAME.sub(" ", single_line(name)).strip() or address.split("@")[0]
+        real = re.sub(_UNSAFE_NAME, " ", single_line(name)).strip() or address.split("@")[0]
         gpg = self._run(self.home)
         request = gpg.gen_key_input(
             key_type="EDDSA",

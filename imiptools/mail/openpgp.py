@@ -68,8 +68,8 @@ OUTER = (
 )
 #: Headers copied inside as protected headers (Autocrypt, "Protected Headers").
 PROTECTED = ("from", "to", "cc", "subject", "date", "message-id")
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
-_LINE_END = re.compile(rb"\r?\n")
+_HEADER_END = rb"\r?\n\r?\n"
+_LINE_END = rb"\r?\n"
 _MAX_KEYDATA = 64 * 1024
 
 
@@ -163,7 +163,7 @@ def signed_bytes(raw: bytes, boundary: str) -> bytes | None:
     """The first body part of the multipart entity ``raw`` as it was
     received, line ends made CRLF (RFC 3156 §5, RFC 1847 §2.1): what a
     ``multipart/signed`` signature covers. None when it is not there."""
-    end = _HEADER_END.search(raw)
+    end = re.search(_HEADER_END, raw)
     if end is None:
         return None
     body = raw[end.end() :]
@@ -175,7 +175,7 @@ def signed_bytes(raw: bytes, boundary: str) -> bytes | None:
     last = following.search(body, first.end())
     if last is None:
         return None
-    return _LINE_END.sub(b"\r\n", body[first.end() : last.start()])
+    return re.sub(_LINE_END, b"\r\n", body[first.end() : last.start()])
 
 
 def _security(encrypted: bool, signature: Signature | None) -> Security:
@@ -321,7 +321,7 @@ def protect(
 
 def _split(data: bytes) -> tuple[list[bytes], bytes]:
     """The header fields (each with its folded lines) and the body."""
-    data = _LINE_END.sub(b"\r\n", data)
+    data = re.sub(_LINE_END, b"\r\n", data)
     head, _, body = data.partition(b"\r\n\r\n")
     fields: list[bytes] = []
     for line in head.split(b"\r\n"):
@@ -380,7 +380,7 @@ def _signed(entity: bytes, keyring: Keyring, signer: str) -> bytes:
             b'Content-Type: application/pgp-signature; name="signature.asc"\r\n',
             b"Content-Description: OpenPGP digital signature\r\n",
             b'Content-Disposition: attachment; filename="signature.asc"\r\n\r\n',
-            _LINE_END.sub(b"\r\n", signature).rstrip(b"\r\n"),
+            re.sub(_LINE_END, b"\r\n", signature).rstrip(b"\r\n"),
             b"\r\n--" + mark + b"--\r\n",
         ]
     )
@@ -403,7 +403,7 @@ def _encrypted(entity: bytes, keyring: Keyring, recipients: Sequence[str]) -> by
             b'Content-Type: application/octet-stream; name="encrypted.asc"\r\n',
             b"Content-Description: OpenPGP encrypted message\r\n",
             b'Content-Disposition: inline; filename="encrypted.asc"\r\n\r\n',
-            _LINE_END.sub(b"\r\n", armored).rstrip(b"\r\n"),
+            re.sub(_LINE_END, b"\r\n", armored).rstrip(b"\r\n"),
             b"\r\n--" + mark + b"--\r\n",
         ]
     )

@@ -65,10 +65,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=")
 _TOKEN = re.compile(r"[A-Z0-9-]+")  # RFC 5545 §3.1 iana-token / x-name
 _MSG_ID = re.compile(r"<[^<>\s]+>")
-_KEYWORD = re.compile(r"\s*([A-Za-z0-9-]+)\s*(?:$|[;(])")
+_KEYWORD = r"\s*([A-Za-z0-9-]+)\s*(?:$|[;(])"
 _ADDR_SPEC = re.compile(r"[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+")
 _BEGIN = re.compile(r"BEGIN\s*:\s*VCALENDAR", re.IGNORECASE)
-_END = re.compile(r"END\s*:\s*VCALENDAR", re.IGNORECASE)
+_END = r"END\s*:\s*VCALENDAR"
 
 
 # -- reading ---------------------------------------------------------------
@@ -315,7 +315,7 @@ def _auto_submitted(message: Message) -> str:
 
 
 def _keyword(value: str) -> str:
-    found = _KEYWORD.match(value)
+    found = re.match(_KEYWORD, value)
     return found.group(1).lower() if found else "unreadable"
 
 
@@ -479,7 +479,9 @@ def _calendar_in_headers(leaf: Message) -> str:
     if not begins:
         return ""
     lines = fields[begins[0] :]
-    ends = [i for i, line in enumerate(lines) if _END.fullmatch(line.strip())]
+    ends = [
+        i for i, line in enumerate(lines) if re.fullmatch(_END, line.strip(), flags=re.IGNORECASE)
+    ]
     payload = leaf.get_payload()
     if ends:
         lines = lines[: ends[0] + 1]

@@ -57,7 +57,7 @@ BOOKING_FIELDS = 6
 ADMIN_LISTS = ("limits", "groups", "exempt", "delegates", "tzid")
 _SAFE = " !\"#$&'()*+,-./:;<=>?@[]^_`{|}~"
 #: Text that quote() with _SAFE leaves unchanged (ASCII letters, digits, _SAFE).
-_PLAIN = re.compile(r"[A-Za-z0-9" + re.escape(_SAFE) + r"]+")
+_PLAIN = r"[A-Za-z0-9" + re.escape(_SAFE) + r"]+"
 
 
 class LockOrderError(RuntimeError):
@@ -77,7 +77,7 @@ def _escape(text: str) -> str:
         return "-"
     if text == "-":
         return "%2D"
-    if _PLAIN.fullmatch(text):  # the common case, without quote()'s cost
+    if re.fullmatch(_PLAIN, text):  # the common case, without quote()'s cost
         return text
     return quote(text, safe=_SAFE, errors="surrogatepass")
 

@@ -42,7 +42,7 @@ FINAL_CODES = frozenset({"past", "outside-window", "truncated", "misconfigured"}
 #: period is taken (a double booking is never approved).
 CLASH_CODES = frozenset({"conflict"})
 
-_GROUP = re.compile(r"group:([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)")
+_GROUP = r"group:([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)"
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def parse_approval(value: str) -> ApprovalPolicy:
     for word in words:
         if word.lower() in MODES:
             raise ValueError(f"{word!r} must stand alone")
-        found = _GROUP.fullmatch(word)
+        found = re.fullmatch(_GROUP, word)
         if found:
             groups.append((found.group(1), found.group(2)))
         elif word.lower().startswith("group:"):

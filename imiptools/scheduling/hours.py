@@ -76,8 +76,8 @@ __all__ = [
 REQUEST_STATUS: dict[str, str] = {"opening-hours": "3.5", "permitted-times": "3.5"}
 add_request_status(REQUEST_STATUS)
 
-_TIME = re.compile(r"(\d{1,2}):(\d{2})")
-_NUMBERS = re.compile(r"\d{1,2}(,\d{1,2})*")
+_TIME = r"(\d{1,2}):(\d{2})"
+_NUMBERS = r"\d{1,2}(,\d{1,2})*"
 
 
 def _require_aware(moment: datetime) -> tzinfo:
@@ -160,7 +160,7 @@ def snap(moment: datetime, times: PermittedTimes | None, forward: bool, zone: tz
 
 
 def _numbers(text: str, limit: int, what: str) -> tuple[int, ...]:
-    if not _NUMBERS.fullmatch(text):
+    if not re.fullmatch(_NUMBERS, text):
         raise ValueError(f"expected comma-separated {what}, not {text!r}")
     values = sorted({int(part) for part in text.split(",")})
     if values[-1] > limit:
@@ -202,7 +202,7 @@ def _parse_days(text: str) -> frozenset[int]:
 
 
 def _parse_minute(text: str, end: bool) -> int:
-    match = _TIME.fullmatch(text)
+    match = re.fullmatch(_TIME, text)
     if match is None:
         raise ValueError(f"expected HH:MM, not {text!r}")
     hour, minute = int(match[1]), int(match[2])

@@ -155,7 +155,7 @@ STAGING_FLAT = 2
 LOG_TAIL = 1 << 20
 REQUESTS = "requests"
 MEMOS = "memos"
-_MEMO_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+_MEMO_NAME = r"[a-z0-9][a-z0-9-]{0,63}"
 
 #: Periods touching more monthly buckets than this go to :data:`LONG_BUCKET`.
 MAX_MONTHS = 12
@@ -169,7 +169,7 @@ FIRST_YEAR = 1900
 LAST_YEAR = 9999
 FLOOR = datetime(FIRST_YEAR, 1, 1, tzinfo=UTC)
 _TICK = timedelta(microseconds=1)
-_MONTH_NAME = re.compile(r"[0-9]{4}-[0-9]{2}")
+_MONTH_NAME = r"[0-9]{4}-[0-9]{2}"
 _INDEX_HEADER = "uid "
 _SAFE_CHARS = " !\"#$&'()*+,-./:;<=>?@[]^_`{|}~"
 
@@ -219,7 +219,7 @@ def period_buckets(period: Period) -> list[str]:
 
 
 def _is_month_name(name: str) -> bool:
-    return _MONTH_NAME.fullmatch(name) is not None
+    return re.fullmatch(_MONTH_NAME, name) is not None
 
 
 def _uid_field(uid: str) -> str:
@@ -1008,7 +1008,7 @@ class FileStore(Store):
     # -- memos (memos/<name>) ---------------------------------------------------
 
     def _memo(self, user: str, name: str) -> Path:
-        if _MEMO_NAME.fullmatch(name) is None:
+        if re.fullmatch(_MEMO_NAME, name) is None:
             raise ValueError(f"not a memo name: {name[:80]!r}")
         return self._user_dir(user) / MEMOS / name
 

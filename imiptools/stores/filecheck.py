@@ -30,8 +30,8 @@ from imiptools.stores.file import (
 )
 from imiptools.stores.names import is_safe_component
 
-_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
-_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
+_TEMPORARY = r"\..+\.[0-9a-f]{16}\.tmp"
+_MONTH = r"[0-9]{4}-[0-9]{2}"
 
 
 def stray_temporary_files(directory: Path, min_age: float = 0.0) -> list[Path]:
@@ -41,7 +41,7 @@ def stray_temporary_files(directory: Path, min_age: float = 0.0) -> list[Path]:
     limit = time.time() - min_age
     for root, _, names in os.walk(directory):
         for name in names:  # a path made only for a temporary name (issue 15)
-            if name[:1] == "." and _TEMPORARY.fullmatch(name):
+            if name[:1] == "." and re.fullmatch(_TEMPORARY, name):
                 path = Path(root, name)
                 if _mtime(path) <= limit:
                     found.append(path)
@@ -106,7 +106,7 @@ def unindexed_periods(store: FileStore, user: str) -> dict[str, list[str]]:
     missing: dict[str, list[str]] = {}
     with reading_directory(base / FREEBUSY) as buckets:
         for name in buckets.names():
-            if name != LONG_BUCKET and not _MONTH.fullmatch(name):
+            if name != LONG_BUCKET and not re.fullmatch(_MONTH, name):
                 continue
             for uid in _unindexed_uids(buckets.read_text(name), name, indexed):
                 missing.setdefault(uid, []).append(name)
