@@ -110,8 +110,9 @@ def finish(status: object) -> NoReturn:
 
     An integer (or ``None``, 0) ``status`` while this is the only thread:
     the :mod:`atexit` functions run (:func:`logging.shutdown` among them),
-    stdout and stderr are flushed (a reader that has gone away is ignored,
-    as nothing could be told), and :func:`os._exit` ends the process.
+    stdout and stderr are flushed, and the originals if a program replaced
+    them (a reader that has gone away is ignored, as nothing could be told),
+    and :func:`os._exit` ends the process.
     Otherwise ``SystemExit(status)`` is raised: Python's usual exit.
     """
     if status is None:
@@ -119,8 +120,8 @@ def finish(status: object) -> NoReturn:
     if not isinstance(status, int) or other_threads_running():
         raise SystemExit(status)
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        flush_quietly(stream)
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        flush_quietly(stream)  # the originals too, if a program replaced them
     os._exit(status)
 
 

@@ -118,6 +118,17 @@ def test_the_exit_runs_atexit_flushes_and_keeps_the_status(tmp_path: Path) -> No
     assert log.read_text() == "the outcome line\n"
 
 
+def test_the_original_stdout_is_flushed_when_a_program_replaced_it() -> None:
+    done = python(
+        "import io, sys\n"
+        "print('written before', end='')\n"
+        "sys.stdout = io.StringIO()\n"
+        "from imip_agent.launch import finish\n"
+        "finish(0)\n"
+    )
+    assert (done.returncode, done.stdout) == (0, "written before")
+
+
 def test_none_is_status_zero() -> None:
     done = python("from imip_agent.launch import finish; finish(None)")
     assert (done.returncode, done.stderr) == (0, "")
