@@ -17,9 +17,17 @@ from pathlib import Path
 
 import icalendar
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from imiptools.errors import ExitCode, MessageTooBig
-from imiptools.mail.parse import decode_bytes, decode_header_value, parse_message, read_message
+from imiptools.mail.parse import (
+    decode_bytes,
+    decode_header_value,
+    parse_message,
+    read_message,
+    single_line,
+)
 from tests.support import INTEROP
 
 CALENDAR = (
@@ -655,3 +663,14 @@ def test_from_address_with_trailing_dot_is_normalised() -> None:
     assert parse_message(headers_only("From: Room <Room@Example.COM.>")).from_address == (
         "room@example.com"
     )
+
+
+#: What single_line makes a space: C0, DEL, C1, U+2028 and U+2029.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x3000)))
+def test_single_line_makes_every_control_and_break_one_space(text: str) -> None:
+    line = single_line(text)
+    assert line == " ".join(_CONTROLS.sub(" ", text).split())
+    assert not _CONTROLS.search(line) and "  " not in line and line == line.strip()
