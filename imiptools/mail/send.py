@@ -230,7 +230,8 @@ class DirectorySender:
 
     def _write(self, slug: str, message: bytes) -> Path:
         """Write ``message`` under the next free number and return its path."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.directory.is_dir():
+            _make_directories(self.directory)
         handle = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             temporary = _write_temporary(self.directory, message)
@@ -246,6 +247,27 @@ class DirectorySender:
     def files(self) -> list[Path]:
         """The message files written so far, in order."""
         return sorted(p for p in self.directory.glob("*.eml") if _NAME.fullmatch(p.name))
+
+
+def _make_directories(directory: Path) -> None:
+    """Create ``directory`` and its missing parents durably: each parent is
+    fsynced after its new child, as :func:`imiptools.fileutil.ensure_directory`
+    does, so that a power failure cannot take back a directory whose messages
+    were fsynced (the outbox forgets a message once it is written here).
+    Unlike the store's, this path is the admin's own and may hold symlinks."""
+    missing = []
+    path = directory
+    while not path.is_dir() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile: synced below all the same
+            path.mkdir()
+        parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(parent)
+        finally:
+            os.close(parent)
 
 
 def _slug(recipient: str) -> str:
