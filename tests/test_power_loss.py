@@ -46,6 +46,12 @@ and each answered request must have its decision in the room's log.
 :func:`test_each_fsync_is_needed` leaves out, in turn, each fsync the
 store's documentation gives a reason for, and expects some power cut to
 break a promise: so the test is known to see what each one prevents.
+
+What it does not try: the images are the extremes (every unsynced change of
+a kind kept, or none), not every mix a filesystem may leave, such as one
+unsynced rename of a directory kept and an earlier one lost, nor a file cut
+in the middle of its data; a design that relies on the order of unsynced
+changes needs those mixes too.
 """
 
 from __future__ import annotations
