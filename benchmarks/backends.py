@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
-from daemon import NotAvailable
+from daemon import NotAvailable, at_each_count
 from harness import Outcome, Sample, Variant, compare, run_program
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn, parse_dsn
@@ -41,6 +41,7 @@ from sites import BIN, NOW_TEXT, ORGANISER, BenchSite, invitation, request
 
 from imiptools.backends.postgresql import schema
 from imiptools.config import Settings
+from tests.support import Agent
 
 ADMIN_DSN = os.environ.get("IMIP_BENCH_POSTGRESQL", "dbname=postgres")
 
@@ -168,3 +169,22 @@ def backends(config: Config) -> list[Outcome]:
 
 if __name__ == "__main__":
     sys.exit("run it as: .venv/bin/python benchmarks/run.py --only backends [--rounds N]")
+
+
+def daemon_postgresql(config: Config) -> list[Outcome]:
+    """The daemon row on the PostgreSQL backend: ``imip-agent-lmtp`` against
+    ``imip-resource``, each on a database of its own, at each client count
+    (see :mod:`daemon`). The pipe connects for every message; the daemon's
+    workers keep their connection (as on a real site)."""
+    root = config.work / "daemon-postgresql"
+    root.mkdir(parents=True)
+    with database() as piped_dsn, database() as served_dsn:
+        piped = Agent(root / "pipe", config=_configuration(root / "pipe.toml", piped_dsn))
+        served = Agent(root / "lmtp", config=_configuration(root / "lmtp.toml", served_dsn))
+        return at_each_count(config, root, piped, served, "PostgreSQL")
+
+
+def _configuration(path: Path, dsn: str) -> Path:
+    """A configuration file at ``path`` putting the site in database ``dsn``."""
+    path.write_text(f'[agent]\nbackend = "postgresql"\ndsn = "{dsn}"\n', encoding="utf-8")
+    return path

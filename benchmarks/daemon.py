@@ -64,10 +64,18 @@ class NotAvailable(Exception):
 
 def daemon(config: Config) -> list[Outcome]:
     """Per message: the daemon (A) against the pipe (B), at each client count."""
+    root = config.work / "daemon"
+    return at_each_count(config, root, Agent(root / "pipe"), Agent(root / "lmtp"))
+
+
+def at_each_count(
+    config: Config, root: Path, piped: Agent, served: Agent, backend: str = ""
+) -> list[Outcome]:
+    """The comparison at each of :data:`CLIENTS`: ``served``'s site behind
+    the daemon, ``piped``'s through the pipe program (``backend``: named in
+    the scenario's title, when not the file store)."""
     if not (BIN / PROGRAM).exists():
         raise NotAvailable(f"{PROGRAM} is not installed in this venv")
-    root = config.work / "daemon"
-    piped, served = Agent(root / "pipe"), Agent(root / "lmtp")
     workers = ("--workers", str(worker_count()))  # the daemon's default
     service = Daemon(served, root / "service", workers).start()
     counter = count()
@@ -77,7 +85,8 @@ def daemon(config: Config) -> list[Outcome]:
         assert service.process is not None
         tree = _tree(service.process.pid)
         return [
-            _compared(config, service, clients, counter, tree, lmtp, pipe) for clients in CLIENTS
+            _compared(config, service, clients, counter, tree, lmtp, pipe, backend)
+            for clients in CLIENTS
         ]
     finally:
         service.stop()
@@ -92,12 +101,14 @@ def _compared(
     tree: Callable[[], float],
     lmtp: Callable[[int], None],
     pipe: Callable[[int], None],
+    backend: str = "",
 ) -> Outcome:
     """One client count: cached connections (A), a connection a message, the pipe."""
     cached = CachedClients(service, clients)
+    on = f" on {backend}" if backend else ""
     try:
         return compare(
-            f"daemon vs pipe, {clients} client{'s' if clients > 1 else ''}",
+            f"daemon vs pipe{on}, {clients} client{'s' if clients > 1 else ''}",
             [
                 Variant(CACHED, _batched(cached, counter, tree)),
                 Variant(PER_MESSAGE, _measured(lmtp, clients, counter, tree)),

@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backends import backends
+from backends import backends, daemon_postgresql
 from daemon import NotAvailable, daemon
 from harness import Outcome, table
 from scenarios import SCENARIOS, Config, remove, scratch_directory
 
-ALL = {**SCENARIOS, "daemon": daemon, "backends": backends}
+ALL = {**SCENARIOS, "daemon": daemon, "daemon-postgresql": daemon_postgresql, "backends": backends}
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
