@@ -12,6 +12,10 @@ harness's shuffled order per round (see :mod:`harness`):
   the connection open already, as in the LMTP service's workers), a
   request for a free slot.
 
+:func:`daemon_postgresql` is the daemon row (:mod:`daemon`) on this backend:
+``imip-agent-lmtp`` against ``imip-resource``, each on a database of its own
+(``run.py --only daemon-postgresql``).
+
 The CPU figures are the agent's process's; the database server's work
 shows in the wall time (the agent waits for it). The database is created
 on the server ``$IMIP_BENCH_POSTGRESQL`` names (a connection string to a
@@ -167,10 +171,6 @@ def backends(config: Config) -> list[Outcome]:
     return [pipe, in_process]
 
 
-if __name__ == "__main__":
-    sys.exit("run it as: .venv/bin/python benchmarks/run.py --only backends [--rounds N]")
-
-
 def daemon_postgresql(config: Config) -> list[Outcome]:
     """The daemon row on the PostgreSQL backend: ``imip-agent-lmtp`` against
     ``imip-resource``, each on a database of its own, at each client count
@@ -188,3 +188,7 @@ def _configuration(path: Path, dsn: str) -> Path:
     """A configuration file at ``path`` putting the site in database ``dsn``."""
     path.write_text(f'[agent]\nbackend = "postgresql"\ndsn = "{dsn}"\n', encoding="utf-8")
     return path
+
+
+if __name__ == "__main__":
+    sys.exit("run it as: .venv/bin/python benchmarks/run.py --only backends [--rounds N]")
