@@ -60,6 +60,7 @@ import email
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import stat
@@ -105,18 +106,18 @@ class Durable:
     entries: dict[int, dict[str, tuple[int, int]]] = field(default_factory=dict)
     #: File identity -> content.
     content: dict[int, bytes] = field(default_factory=dict)
-    issued: int = 0
 
     def identity(self, target: int | str) -> int:
         """The identity of ``target`` (an open descriptor, or a path, not
-        followed), given now if it has none."""
+        followed), given now if it has none (at random: a tree copied with
+        its attributes keeps them, and must not meet them again)."""
         follow = isinstance(target, int)  # a descriptor: nothing to follow
         try:
             return int(os.getxattr(target, IDENTITY, follow_symlinks=follow))
         except OSError:
-            self.issued += 1
-            os.setxattr(target, IDENTITY, str(self.issued).encode(), follow_symlinks=follow)
-            return self.issued
+            issued = secrets.randbits(62)
+            os.setxattr(target, IDENTITY, str(issued).encode(), follow_symlinks=follow)
+            return issued
 
     def take_directory(self, descriptor: int, into: dict[int, dict[str, tuple[int, int]]]) -> None:
         """Record the entries of the directory open as ``descriptor`` ``into``."""
