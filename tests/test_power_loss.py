@@ -34,18 +34,21 @@ power failure, then SIGKILLs itself:
 All three are outcomes a POSIX filesystem allows (the second is ext4's
 ``data=writeback``, the first a disk cache that lost everything since the
 last flush, the third the kernel's writeback of data before a directory's
-change). On each image, put back where the site was, what follows is what
-an MTA does: maybe another delivery arrives first (the *rival*), then the
-killed message is delivered again, as it was never acknowledged; after the
-exit nothing is (the MTA forgot it), but the next agent run sends what the
-outbox holds. Then :func:`tests.test_crash_points.verify` checks every
+change). On each image, put back where the site was, ``check`` must first
+find the store whole (it takes each user's lock, which completes a committed
+transaction): the old or the new state, never a mix. Then what follows is
+what an MTA does: maybe another delivery arrives first (the *rival*), then
+the killed message is delivered again, as it was never acknowledged; after
+the exit nothing is (the MTA forgot it), but the next agent run sends what
+the outbox holds. Then :func:`tests.test_crash_points.verify` checks every
 promise (no double booking, one answer a request agreeing with the store,
 free/busy equal to the bookings, ``check`` clean, nothing left pending),
 and each answered request must have its decision in the room's log.
 
 :func:`test_each_fsync_is_needed` leaves out, in turn, each fsync the
-store's documentation gives a reason for, and expects some power cut to
-break a promise: so the test is known to see what each one prevents.
+store's documentation gives a reason for (all but the user's directory's
+as ``.txn`` goes, which only spares a resend), and expects some power cut
+to break a promise: so the test is known to see what each one prevents.
 
 What it does not try: the images are the extremes (every unsynced change of
 a kind kept, or none), not every mix a filesystem may leave, such as one
@@ -57,6 +60,7 @@ changes needs those mixes too.
 from __future__ import annotations
 
 import email
+import itertools
 import json
 import os
 import re
@@ -68,6 +72,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -75,6 +80,8 @@ import pytest
 from imip_agent import resource
 from imip_agent.cli import context_from
 from imiptools import agent
+from imiptools.check import check_store
+from imiptools.errors import ImipError
 from imiptools.mail.send import DirectorySender
 from tests.test_crash_points import (
     SCENARIOS,
@@ -198,15 +205,26 @@ AFTER_EXIT = -1
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """The fsyncs left out: those of paths ``pattern`` finds, or only the
+    ``occurrence``-th of them (1-based; 0: every one), in the delivery of
+    scenario ``scenario`` (one that makes them)."""
+
+    pattern: str
+    occurrence: int = 0
+    scenario: str = "update"
+
+
+@dataclass(frozen=True)
 class Cut:
     """Where the power is cut in a delivery: after fsync ``at`` (1-based;
     0: never, :data:`AFTER_EXIT`: once it exited 0), the images written into
-    ``images``; ``skipped``, a pattern of paths whose fsyncs are left out
-    (not made, not durable: to show that each is needed)."""
+    ``images``; ``skipped``, the fsyncs left out (not made, not durable: to
+    show that each is needed), see :data:`NEEDED`."""
 
     at: int
     images: Path
-    skipped: str | None = None
+    skipped: Skipped | None = None
 
 
 def _install_cutter(site: Path, cut: Cut, trace: Path) -> Callable[[], None]:
@@ -217,7 +235,7 @@ def _install_cutter(site: Path, cut: Cut, trace: Path) -> Callable[[], None]:
     durable = Durable()
     durable.take_tree(site, durable.entries)
     real = os.fsync
-    count = 0
+    count = matched = 0
     log = os.open(trace, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 
     def write_images() -> None:
@@ -225,10 +243,12 @@ def _install_cutter(site: Path, cut: Cut, trace: Path) -> Callable[[], None]:
             _write_image(durable, site, cut.images / name, name)
 
     def fsync(descriptor: int) -> None:
-        nonlocal count
+        nonlocal count, matched
         path = os.readlink(f"/proc/self/fd/{descriptor}")
-        if cut.skipped is not None and re.search(cut.skipped, path):
-            return
+        if cut.skipped is not None and re.search(cut.skipped.pattern, path):
+            matched += 1
+            if cut.skipped.occurrence in (0, matched):
+                return
         real(descriptor)
         mode = os.fstat(descriptor).st_mode
         if stat.S_ISDIR(mode):
@@ -286,6 +306,7 @@ def _after_the_cut(image: Path, site: Path, scenario: Scenario, cut: Cut, rival:
     then the killed message again, unless the delivery had exited 0."""
     shutil.rmtree(site, ignore_errors=True)
     shutil.copytree(image, site, symlinks=True)
+    _old_or_new(site)
     deliveries = [scenario.killed]
     if rival:
         assert deliver(site, scenario.rival) == 0
@@ -311,6 +332,20 @@ def _decisions_logged(site: Path, deliveries: list[Delivery]) -> None:
             )
 
 
+def _old_or_new(site: Path) -> None:
+    """Before anything else arrives, the store is whole: ``check`` (which
+    takes each user's lock, so completes a committed transaction first)
+    finds nothing wrong. A crash leaves the old or the new state of each
+    scheduling object, not a mix of the two."""
+    opened = _site_of(site)
+    now = datetime(2030, 1, 1, 12, tzinfo=UTC)
+    try:
+        report = check_store(opened, opened.store.users(), now, repair=False)
+    except ImipError as exc:  # a store that cannot even be read
+        raise AssertionError(f"check: {exc}") from exc
+    assert not report.faults, [f.text for f in report.faults]
+
+
 def _flush(site: Path) -> None:
     """What the next agent run does first, or ``imip-admin outbox flush``:
     send what waits in the outbox. A sent message is forgotten without an
@@ -320,7 +355,7 @@ def _flush(site: Path) -> None:
     agent.flush(context_from(opened, DirectorySender(site / "out")))
 
 
-def _cuts(root: Path, fsyncs: int, skipped: str | None = None) -> Iterator[Cut]:
+def _cuts(root: Path, fsyncs: int, skipped: Skipped | None = None) -> Iterator[Cut]:
     """A cut after each of ``fsyncs`` fsyncs, then one after the exit."""
     for at in [*range(1, fsyncs + 1), AFTER_EXIT]:
         images = root / f"images{at}"
@@ -361,37 +396,45 @@ def test_power_cut_after_each_fsync_leaves_a_consistent_store(
 
 
 #: Each fsync of an accepted request that the store's documentation says is
-#: needed (docs/admin/store.md, "The durability promise"), by a pattern of its
-#: path: without it, some power cut must break a promise.
+#: needed (docs/admin/store.md, "The durability promise"): without it, some
+#: power cut must break a promise. All but the user's directory's second one
+#: (as ``.txn`` goes), which only spares a resend.
 NEEDED = {
-    "the staged reply": r"/\.staged/[^/]+$",
-    ".staged/": r"/\.staged$",
-    ".txn's data": r"/\.\.txn\.[^/]+\.tmp$",
-    "decisions.log": r"/decisions\.log$",
-    "the event's data": r"/objects/\.[^/]+\.tmp$",
-    "the free/busy index's data": r"/freebusy-index/\.[^/]+\.tmp$",
-    "the monthly free/busy file's data": r"/freebusy/\.[^/]+\.tmp$",
-    "objects/": r"/objects$",
-    "freebusy-index/": r"/freebusy-index$",
-    "freebusy/": r"/freebusy$",
-    "the outbox's new/": r"/\.outbox/new$",
+    "the staged reply": Skipped(r"/\.staged/[^/]+$"),
+    ".staged/": Skipped(r"/\.staged$"),
+    ".txn's data": Skipped(r"/\.\.txn\.[^/]+\.tmp$"),
+    "the user's directory at the commit point": Skipped(r"/store/mailto:room1@example\.com$", 1),
+    "decisions.log": Skipped(r"/decisions\.log$"),
+    "the event's data": Skipped(r"/objects/\.[^/]+\.tmp$"),
+    "the free/busy index's data": Skipped(r"/freebusy-index/\.[^/]+\.tmp$", 0, "new-booking"),
+    "the monthly free/busy file's data": Skipped(r"/freebusy/\.[^/]+\.tmp$"),
+    "objects/": Skipped(r"/objects$"),
+    "freebusy-index/": Skipped(r"/freebusy-index$", 0, "new-booking"),
+    "freebusy/": Skipped(r"/freebusy$"),
+    "the outbox's new/": Skipped(r"/\.outbox/new$"),
 }
 
 
 @pytest.mark.parametrize("skipped", NEEDED.values(), ids=NEEDED.keys())
-def test_each_fsync_is_needed(tmp_path: Path, skipped: str) -> None:
-    """Leave out one fsync of a new booking: some power cut (after an
-    fsync, or after the exit) must leave a store that breaks a promise, so
-    that the test above is known to see what each fsync prevents."""
-    [scenario] = [s for s in SCENARIOS if s.name == "new-booking"]
+def test_each_fsync_is_needed(tmp_path: Path, skipped: Skipped) -> None:
+    """Leave out one fsync of a delivery (an update, whose room's
+    directories the booking before made, so that no new directory's fsync
+    covers the commit point's; a new booking for the free/busy index, which
+    an update within its month leaves alone): some power cut (after an
+    fsync, or after the exit), with or without the rival next, must leave a
+    store that breaks a promise, so that the test above is known to see what
+    each fsync prevents."""
+    [scenario] = [s for s in SCENARIOS if s.name == skipped.scenario]
     prepared = _prepare(tmp_path, scenario)
     fsyncs = _traced_fsyncs(tmp_path, prepared, scenario)
-    assert [f for f in fsyncs if re.search(skipped, f)], f"no fsync matches {skipped}"
-    for cut in _cuts(tmp_path, len(fsyncs) - 1, skipped):
+    matching = [f for f in fsyncs if re.search(skipped.pattern, f)]
+    assert len(matching) >= max(1, skipped.occurrence), f"no fsync matches {skipped}"
+    left_out = 1 if skipped.occurrence else len(matching)
+    for cut in _cuts(tmp_path, len(fsyncs) - left_out, skipped):
         site = _run_cut(tmp_path, prepared, scenario, cut)
-        for name in IMAGES:
+        for name, rival in itertools.product(IMAGES, (False, True)):
             try:
-                _after_the_cut(cut.images / name, site, scenario, cut, rival=False)
+                _after_the_cut(cut.images / name, site, scenario, cut, rival)
             except AssertionError:
                 return
     raise AssertionError(f"no power cut shows the fsync of {skipped} is needed")
