@@ -25,7 +25,9 @@ Locking: :meth:`OverlayStore.lock` is a no-op. Nothing is written, so
 nothing needs excluding, and taking the base's lock would write its lock
 file. A concurrent delivery may therefore change the base while a what-if
 runs; the what-if then mixes the two states, which is fine for a forecast
-(it answers "what would happen now", and "now" moved).
+(it answers "what would happen now", and "now" moved). The lists of an
+event's overridden and cancelled instances are asked of the base once per
+view; a unit of work's commit starts a new view.
 
 Cost: reads are those of the base plus a scan of the changes, which is
 linear in their number: fine for one message, not meant for long runs.
@@ -129,6 +131,9 @@ class OverlayStore(Store):
         self._cancelled = Changes()
         self._cancelled_recurrences = Changes()
         self._counters = Changes()
+        #: The base's lists of an event's overridden and cancelled instances,
+        #: each read once (:meth:`_base_ids`).
+        self._base_listed: dict[Key, list[str]] = {}
         self._freebusy: dict[Key, list[Period]] = {}
         self._freebusy_other: dict[Key, list[Period]] = {}
         self._offers: dict[Key, Offer | None] = {}
@@ -198,8 +203,22 @@ class OverlayStore(Store):
         self._recurrences.set((self._user(user), uid, rid), None)
 
     def recurrence_ids(self, user: str, uid: str) -> list[str]:
-        base = self.base.recurrence_ids(user, uid)
+        base = self._base_ids("recurrences", user, uid, self.base.recurrence_ids)
         return sorted(self._recurrences.names((self._user(user), uid), base))
+
+    def _base_ids(
+        self, kind: str, user: str, uid: str, read: Callable[[str, str], list[str]]
+    ) -> list[str]:
+        """``read(user, uid)`` of the base, asked once for this view: a unit
+        of work holds the user's lock and writes the base only at its
+        commit, which starts a new view (:class:`~imiptools.stores.recording.RecordingStore`);
+        a what-if reads a moving base anyway (see the module docstring).
+        Building a reply lists an event's instances again: on a database
+        each list is a round trip."""
+        key = (kind, self._user(user), uid)
+        if key not in self._base_listed:
+            self._base_listed[key] = read(user, uid)
+        return self._base_listed[key]
 
     # -- cancellations -------------------------------------------------------
 
@@ -228,7 +247,7 @@ class OverlayStore(Store):
         self._cancelled_recurrences.set((self._user(user), uid, rid), None)
 
     def cancelled_recurrence_ids(self, user: str, uid: str) -> list[str]:
-        base = self.base.cancelled_recurrence_ids(user, uid)
+        base = self._base_ids("cancelled", user, uid, self.base.cancelled_recurrence_ids)
         return sorted(self._cancelled_recurrences.names((self._user(user), uid), base))
 
     def cancelled_object_uids(self, user: str) -> Iterator[str]:

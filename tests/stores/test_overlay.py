@@ -22,6 +22,8 @@ import pytest
 from imiptools.stores.base import Store
 from imiptools.stores.file import FileStore
 from imiptools.stores.overlay import OverlayStore
+from imiptools.stores.recording import RecordingStore
+from imiptools.stores.transaction import Transaction
 from tests.stores.contract import (
     ALICE,
     BOB,
@@ -358,3 +360,40 @@ def test_read_results_are_copies(tmp_path: Path) -> None:
     overlay.get_counters(USER, "a")["x"] = "y"
     assert overlay.get_requests(USER) == [("a", "", "REQUEST")]
     assert overlay.get_counters(USER, "a") == {}
+
+
+class CountingStore(FileStore):
+    """A file store that counts how often an event's instances are listed."""
+
+    listed = 0
+
+    def recurrence_ids(self, user: str, uid: str) -> list[str]:
+        self.listed += 1
+        return super().recurrence_ids(user, uid)
+
+    def cancelled_recurrence_ids(self, user: str, uid: str) -> list[str]:
+        self.listed += 1
+        return super().cancelled_recurrence_ids(user, uid)
+
+
+def test_an_events_instances_are_listed_once_a_view(tmp_path: Path) -> None:
+    """Building a reply lists an event's instances again (on a database, a
+    round trip each): a view asks its base once, and its own changes still
+    show; a unit's commit starts a new view, which asks again."""
+    base = CountingStore(tmp_path / "store")
+    base.set_recurrence(USER, "a", "20300101T100000Z", event("a"))
+    unit = RecordingStore(base, Transaction(USER, None))
+    for _ in range(3):
+        assert unit.recurrence_ids(USER, "a") == ["20300101T100000Z"]
+        assert unit.cancelled_recurrence_ids(USER, "a") == []
+    assert base.listed == 2
+    unit.set_recurrence(USER, "a", "20300102T100000Z", event("a"))
+    unit.cancel_recurrence(USER, "a", "20300101T100000Z", event("a"))
+    assert unit.recurrence_ids(USER, "a") == ["20300102T100000Z"]
+    assert unit.cancelled_recurrence_ids(USER, "a") == ["20300101T100000Z"]
+    assert base.listed == 2
+    with base.lock(USER, 5):
+        unit.commit()
+    assert unit.recurrence_ids(USER, "a") == ["20300102T100000Z"]
+    assert unit.cancelled_recurrence_ids(USER, "a") == ["20300101T100000Z"]
+    assert base.listed == 4
