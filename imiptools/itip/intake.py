@@ -206,8 +206,13 @@ def object_problem(obj: ItipObject) -> str | None:
 
 
 def _writing_problem(component: Component) -> str | None:
+    """Why ``component`` cannot be serialised; None when it can.
+
+    Its content lines are made and encoded as :meth:`Component.to_ical`
+    makes and encodes them, without the folding, which raises nothing of
+    its own (issue 15: a third of what serialising costs)."""
     try:
-        component.to_ical()
+        "\r\n".join(component.content_lines()).encode("utf-8")
     except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
         return f"{component.name} cannot be written back: {' '.join(str(exc).split())[:100]}"
     return None

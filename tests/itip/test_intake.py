@@ -68,6 +68,7 @@ def test_cpu_budget_with_time_left_hands_out_everything() -> None:
         ("RECURRENCE-ID:foo", 0, "unreadable RECURRENCE-ID"),
         ("", 2**31, "SEQUENCE out of range"),
         ("DTSTAMP:20300108T100000Z/20300108T090000Z", 0, "cannot be written back"),
+        ("COMMENT:a\udcffb", 0, "cannot be written back"),  # not encodable
     ],
 )
 def test_values_the_handlers_rely_on_are_checked(extra: str, sequence: int, problem: str) -> None:
