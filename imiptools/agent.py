@@ -41,6 +41,7 @@ from imiptools.itip.objects import (
     parse_calendars,
     recurrence_id_of,
     scheduling_objects,
+    serialise,
     text_of,
 )
 from imiptools.mail.compose import build_message, new_message_id
@@ -454,13 +455,13 @@ def compose(unit: Unit, outgoing: Outgoing, message_id: str = "") -> bytes:
         to_addrs=outgoing.recipients,
         subject=outgoing.subject,
         text=outgoing.text,
-        calendar=None if calendar is None else calendar.to_ical(),
+        calendar=None if calendar is None else serialise(calendar),
         method=None if calendar is None else outgoing.method,
         in_reply_to=message.message_id,
         references=references,
         date=unit.now,
         message_id_domain=_id_domain(unit),
-        attachments=[(c.to_ical(), m, name) for c, m, name in outgoing.attachments],
+        attachments=[(serialise(c), m, name) for c, m, name in outgoing.attachments],
         message_id=message_id,
     )
     return protected(unit, outgoing.recipients, data)

@@ -37,6 +37,7 @@ from imiptools.itip.objects import (
     make_calendar,
     organizer_of,
     recurrence_id_of,
+    serialise,
     text_of,
 )
 from imiptools.mail.compose import build_message
@@ -251,7 +252,7 @@ def _message(
         to_addrs=[to],
         subject=subject,
         text=text,
-        calendar=calendar.to_ical(),
+        calendar=serialise(calendar),
         method=method,
         auto_submitted="",  # a person answered
         date=now,

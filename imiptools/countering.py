@@ -29,6 +29,7 @@ from imiptools.itip.objects import (
     organizer_of,
     parse_calendars,
     scheduling_objects,
+    serialise,
     text_of,
 )
 from imiptools.mail.compose import build_message
@@ -161,7 +162,7 @@ def _message(
         to_addrs=to,
         subject=subject,
         text=text,
-        calendar=calendar.to_ical(),
+        calendar=serialise(calendar),
         method=str(calendar.get("METHOD", "")),
         auto_submitted="",  # the organiser answered
         date=now,

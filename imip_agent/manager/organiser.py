@@ -62,6 +62,7 @@ from imiptools.itip.objects import (
     mail_address_of,
     organizer_of,
     sequence_of,
+    serialise,
     text_of,
 )
 from imiptools.itip.organising import Invitee, Revision
@@ -804,7 +805,7 @@ def _message(
         to_addrs=to or [address],
         subject=subject,
         text=text,
-        calendar=calendar.to_ical(),
+        calendar=serialise(calendar),
         method=str(calendar.get("METHOD", "")),
         auto_submitted="",  # a person sends it
         date=site.clock.now(),

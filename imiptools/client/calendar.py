@@ -72,6 +72,7 @@ from imiptools.itip.objects import (
     make_calendar,
     organizer_of,
     recurrence_id_of,
+    serialise,
     text_of,
     version_key,
 )
@@ -324,7 +325,7 @@ class UserCalendar:
             for uid in sorted(records.uids()):
                 calendar = export_event(records, uid)
                 if calendar is not None:
-                    items.setdefault(uid, calendar.to_ical())
+                    items.setdefault(uid, serialise(calendar))
         return write_vdir(directory, items)
 
     # -- writing --------------------------------------------------------------
@@ -668,7 +669,7 @@ class UserCalendar:
             to_addrs=list(to),
             subject=subject,
             text=text,
-            calendar=calendar.to_ical(),
+            calendar=serialise(calendar),
             method=str(calendar.get("METHOD", "")),
             in_reply_to=in_reply_to,
             references=references,

@@ -15,7 +15,7 @@ from icalendar import Component, Event, vCalAddress
 
 from imiptools.dates import format_recurrence_id, parse_recurrence_id
 from imiptools.errors import CalendarDataError
-from imiptools.itip.objects import attendees_of, find_attendee, mail_address_of
+from imiptools.itip.objects import attendees_of, find_attendee, mail_address_of, serialise
 from imiptools.itip.timing import date_values, start_zone, value_of
 
 #: ATTENDEE parameters an attendee controls in its REPLY (RFC 5545 §3.2).
@@ -61,7 +61,7 @@ def remove_attendees(component: Component, addresses: Iterable[str]) -> int:
 
 def copy_component(component: Component) -> Event:
     """An independent copy (through the serialised form)."""
-    copied = Event.from_ical(component.to_ical())
+    copied = Event.from_ical(serialise(component))
     assert isinstance(copied, Event)
     return copied
 

@@ -19,6 +19,7 @@ from dataclasses import field
 from datetime import UTC, date, datetime, time, tzinfo
 
 from icalendar import Calendar, Component, Timezone, vCalAddress
+from icalendar.parser import Contentline
 
 from imiptools import addresses
 from imiptools.dates import database_zone, format_recurrence_id, to_utc
@@ -273,8 +274,32 @@ def make_calendar(
 
 def to_text(calendar: Calendar) -> str:
     """Serialise a calendar (CRLF line endings, folded, RFC 5545 §3.1)."""
-    data: bytes = calendar.to_ical()
-    return data.decode("utf-8")
+    return serialise(calendar).decode("utf-8")
+
+
+def serialise(component: Component) -> bytes:
+    """``component.to_ical()``, byte for byte, made faster (issue 15).
+
+    icalendar folds every content line a character at a time, but a line
+    of fewer than :data:`FOLD_OCTETS` octets is never folded (RFC 5545
+    §3.1): such a line is only encoded here, every other one folded by
+    icalendar as ever. A test holds the two equal over the interop corpus.
+    """
+    lines = component.content_lines()
+    return b"\r\n".join(_line_octets(line) for line in lines if line) + b"\r\n"
+
+
+#: Lines of this many octets or more are folded (RFC 5545 §3.1: "SHOULD NOT
+#: be longer than 75 octets", and icalendar folds before the 75th).
+FOLD_OCTETS = 75
+
+
+def _line_octets(line: Contentline) -> bytes:
+    octets = line.encode("utf-8")
+    if len(octets) < FOLD_OCTETS:
+        return octets
+    folded: bytes = line.to_ical()  # type: ignore[no-untyped-call]
+    return folded
 
 
 def iter_components(text: str, kind: str = "VEVENT") -> Iterator[Component]:

@@ -25,7 +25,13 @@ from icalendar import (
 )
 
 from imiptools.dates import to_utc
-from imiptools.itip.objects import find_attendee, make_calendar, sequence_of, text_of
+from imiptools.itip.objects import (
+    find_attendee,
+    make_calendar,
+    sequence_of,
+    serialise,
+    text_of,
+)
 from imiptools.periods import Period
 
 
@@ -58,7 +64,7 @@ def delegation(source: Component, delegator: str, delegate: str) -> Component:
     delegator's ROLE and CUTYPE. Returns the new component; ``source`` is
     left alone.
     """
-    copy = type(source).from_ical(source.to_ical())
+    copy = type(source).from_ical(serialise(source))
     attendees = copy.get("ATTENDEE", [])
     found = find_attendee(copy, delegator)
     new = _attendee(delegate, "NEEDS-ACTION")
