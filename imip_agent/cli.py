@@ -27,6 +27,7 @@ from imiptools import agent, logcontext
 from imiptools.config import Settings, load_settings
 from imiptools.dates import Clock, FixedClock, SystemClock, parse_datetime
 from imiptools.errors import ConfigError, ExitCode, ImipError, SiteMissing, UsageError
+from imiptools.fileutil import roots_resolved_once
 from imiptools.handlers.common import Envelope
 from imiptools.mail.parse import read_message, single_line
 from imiptools.mail.send import (
@@ -273,13 +274,16 @@ def run_delivery(
     in one line (:func:`log_outcome`).
 
     The pipe programs and ``imip-agent-lmtp`` both come here, so that
-    both answer alike. An :class:`ImipError` is an outcome (its exit code
+    both answer alike. Each configured directory is resolved once a
+    delivery (:func:`~imiptools.fileutil.roots_resolved_once`). An
+    :class:`ImipError` is an outcome (its exit code
     and status line); any other exception is an internal bug: logged as a
     deferral, then raised for the caller to log with its traceback and
     answer :data:`INTERNAL_ERROR` (75).
     """
     try:
-        result = _run_once(args, settings, stream, factory, deliverer, envelope)
+        with roots_resolved_once():
+            result = _run_once(args, settings, stream, factory, deliverer, envelope)
     except ImipError as exc:
         result = agent.Result(exc.exit_code, exc.status_line())
     except Exception:

@@ -113,9 +113,38 @@ def resolve_root(path: Path) -> Path:
     walking from ``/`` (a shortcut only: walking from ``/`` refuses the
     same symlinks, those below the root).
     """
-    resolved = os.path.realpath(path)
+    text = os.fspath(path)
+    memo = _RESOLVED.get()
+    resolved = None if memo is None else memo.get(text)
+    if resolved is None:
+        resolved = os.path.realpath(text)
+        if memo is not None:
+            memo[text] = memo[resolved] = resolved
     _ROOTS.add(resolved)
     return Path(resolved)
+
+
+#: Inside :func:`roots_resolved_once`: each path :func:`resolve_root` was
+#: given, and each it gave, mapped to its resolution; None outside. A
+#: context variable, so that threads (and tasks) never share one.
+_RESOLVED: ContextVar[dict[str, str] | None] = ContextVar("resolved_roots", default=None)
+
+
+@contextlib.contextmanager
+def roots_resolved_once() -> Iterator[None]:
+    """Resolve each root once in the block: one delivery (issue 15).
+
+    A delivery opens the site's directories and its outbox more than
+    once; inside the block :func:`resolve_root` resolves each path it is
+    given the first time only, and a path it gave resolves to itself.
+    So a symlink an admin changes during the block takes effect at the
+    next block, as it would at the next run of a pipe program.
+    """
+    token = _RESOLVED.set({})
+    try:
+        yield
+    finally:
+        _RESOLVED.reset(token)
 
 
 def encode_text(data: bytes | str) -> bytes:

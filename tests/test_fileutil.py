@@ -29,6 +29,7 @@ from imiptools.fileutil import (
     remove_empty_directory,
     remove_file,
     resolve_root,
+    roots_resolved_once,
     write_new_file,
 )
 from tests.support import open_descriptors
@@ -289,6 +290,22 @@ def test_a_resolved_root_may_be_reached_through_a_symlink(tmp_path: Path) -> Non
     atomic_write(root / "a" / "f", "x")
     assert read_text(root / "a" / "f") == "x" and list_names(root) == ["a"]
     assert (tmp_path / "real" / "a" / "f").read_text() == "x"
+
+
+def test_a_root_is_resolved_once_a_block_and_anew_in_the_next(tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+    configured = tmp_path / "configured"
+    os.symlink(tmp_path / "one", configured)
+    with roots_resolved_once():
+        assert resolve_root(configured) == tmp_path / "one"
+        configured.unlink()
+        os.symlink(tmp_path / "two", configured)  # the admin moves it meanwhile
+        assert resolve_root(configured) == tmp_path / "one"
+        assert resolve_root(tmp_path / "one") == tmp_path / "one"
+    assert resolve_root(configured) == tmp_path / "two"  # outside any block
+    with roots_resolved_once():
+        assert resolve_root(configured) == tmp_path / "two"
 
 
 def test_is_directory_and_is_symlink_do_not_follow(planted: tuple[Path, Path]) -> None:
