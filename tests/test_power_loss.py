@@ -174,19 +174,21 @@ class Durable:
                     self.content[self.identity(path)] = Path(path).read_bytes()
 
 
-def _write_image(durable: Durable, root: Path, target: Path, image: str) -> None:
+def _write_image(
+    durable: Durable, now: tuple[Listing, dict[int, bytes]], root: Path, target: Path, image: str
+) -> None:
     """The site as a power cut may leave it (``image``, one of
-    :data:`IMAGES` or :data:`MIXED`), at ``target``; for a mixed one,
-    what it kept and lost beside it (``<target>.mix``)."""
+    :data:`IMAGES` or :data:`MIXED`; ``now``: its entries and contents as
+    they are, :func:`_now`), at ``target``; for a mixed one, what it kept
+    and lost beside it (``<target>.mix``)."""
     listing = durable.entries
     content = durable.content
     if image == "entries-kept":
-        listing = {}
-        durable.take_tree(root, listing)
+        listing = now[0]
     elif image == "data-kept":
-        content = {**content, **_current_content(durable, root)}
+        content = {**content, **now[1]}
     elif image in MIXED:
-        listing, content, choices = _mixed(durable, root, random.Random())
+        listing, content, choices = _mixed(durable, now, random.Random())
         target.with_suffix(".mix").write_text("\n".join(choices), encoding="utf-8")
     _build(content, listing, durable.identity(str(root)), target, 0o755)
 
@@ -194,17 +196,23 @@ def _write_image(durable: Durable, root: Path, target: Path, image: str) -> None
 Listing = dict[int, dict[str, tuple[int, int]]]
 
 
+def _now(durable: Durable, root: Path) -> tuple[Listing, dict[int, bytes]]:
+    """Every directory's entries and every file's content below ``root``
+    as they are now, by identity (read once a cut)."""
+    listing: Listing = {}
+    durable.take_tree(root, listing)
+    return listing, _current_content(durable, root)
+
+
 def _mixed(
-    durable: Durable, root: Path, chance: random.Random
+    durable: Durable, now_read: tuple[Listing, dict[int, bytes]], chance: random.Random
 ) -> tuple[Listing, dict[int, bytes], list[str]]:
     """A mix of what is unsynced, drawn by ``chance``: the unsynced entries
     naming each file or directory kept or lost (together: a rename, within
     a directory or across two, is kept or lost whole, as a journal keeps
     it), and each file's unsynced content kept or lost, each apart from the
     others, in no order. Also what was kept and lost, a line each."""
-    now: Listing = {}
-    durable.take_tree(root, now)
-    current = _current_content(durable, root)
+    now, current = now_read
     changes = [
         (d, *change)
         for d in sorted(set(now) | set(durable.entries))
@@ -328,12 +336,13 @@ def _install_cutter(site: Path, cut: Cut, trace: Path) -> Callable[[], None]:
     log = os.open(trace, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 
     def write_images() -> None:
+        now = _now(durable, site)
         extremes = set()
         for name in IMAGES:
-            _write_image(durable, site, cut.images / name, name)
+            _write_image(durable, now, site, cut.images / name, name)
             extremes.add(_digest(cut.images / name))
         for name in MIXED:
-            _write_image(durable, site, cut.images / name, name)
+            _write_image(durable, now, site, cut.images / name, name)
             if _digest(cut.images / name) in extremes:  # tried already, with and without the rival
                 shutil.rmtree(cut.images / name)
 
