@@ -780,6 +780,46 @@ def write_new_file(path: Path, data: bytes) -> None:
                 _discard(directory, path.name)
 
 
+def rewrite_in_place(path: Path, data: bytes) -> None:
+    """Make ``path`` hold ``data`` durably, in the same file once it exists:
+    written from its start, cut to the length of ``data``, fsynced (and, the
+    call that creates it, its directory too, which must exist).
+
+    Not atomic: a crash before the fsync returns may leave the file torn (new
+    bytes over old ones), so it is only for a record that carries its own
+    digest (the file store's ``.txn``, :func:`imiptools.pending.sealed`).
+    What it saves over :func:`atomic_write` is a new file, a rename and the
+    directory's fsync each time: about half a millisecond of kernel time a
+    file on some filesystems (docs/development/performance.md).
+    """
+    with _directory(path.parent, flags=_READ) as directory:
+        if directory is None:
+            raise StoreUnavailable(f"cannot write {path}: its directory is missing")
+        descriptor, created = _open_or_create(directory, path)
+        try:
+            _write_all(descriptor, data)
+            os.ftruncate(descriptor, len(data))
+            os.fsync(descriptor)
+        except OSError as exc:
+            raise _unavailable("write", path, exc) from exc
+        finally:
+            os.close(descriptor)
+        if created:
+            _fsync(directory, path.parent)
+
+
+def _open_or_create(directory: int, path: Path) -> tuple[int, bool]:
+    """``path`` opened for writing in ``directory`` (created if missing), and
+    whether this call created it."""
+    try:
+        return _open_in(directory, path, os.O_WRONLY, 0, "write"), False
+    except StoreUnavailable as exc:
+        if not isinstance(exc.__cause__, FileNotFoundError):
+            raise
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    return _open_in(directory, path, flags, 0o666, "create"), True
+
+
 def move_file(source: Path, target: Path) -> None:
     """Rename ``source`` to ``target`` (replacing it), creating the target's
     directory if missing, and fsync the target's directory."""

@@ -20,6 +20,15 @@ whose commit file is gone never committed. Record format (JSON)::
      "writes": [["/path", "content" or null], ...]}
 
 Content is text (``surrogatepass``); ``null`` removes the file.
+
+The commit file itself is written in place (see
+:func:`~imiptools.fileutil.rewrite_in_place`), so it is *sealed*: the
+record's JSON text, a newline, and the SHA-256 (hex) of that text, then a
+newline. A power failure while it is written may leave it torn; a torn or
+empty commit file holds no committed transaction (nothing was applied or
+sent before its fsync returned). A record without the digest line was
+written whole, by a rename, by versions before the seal: it is taken as it
+is.
 """
 
 from __future__ import annotations
@@ -28,8 +37,10 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from imiptools.fileutil import atomic_write, list_names, read_text, remove_file
+from imiptools.digests import sha256_hex
+from imiptools.fileutil import atomic_write, list_names, read_bytes, read_text, remove_file
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +62,58 @@ def write_record(
     return path
 
 
-def committed_id(commit: Path) -> str | None:
-    """The transaction id a commit file holds (None: none or unreadable)."""
-    text = read_text(commit)
+def sealed(text: str) -> bytes:
+    """The bytes of a commit file holding record ``text`` (JSON, one line)."""
+    data = text.encode("utf-8", "surrogatepass")
+    return data + b"\n" + sha256_hex(data).encode("ascii") + b"\n"
+
+
+def unsealed(data: bytes) -> str | None:
+    """The record text of a commit file's bytes: None when it is empty or
+    torn (its digest line does not match, or a record with none is not whole
+    JSON); a record without a digest line is returned as it is."""
+    body, digest = _split_seal(data)
+    if digest is not None:
+        return body.decode("utf-8", "surrogatepass") if sha256_hex(body) == digest else None
+    text = body.decode("utf-8", "surrogatepass").strip()
+    try:
+        json.loads(text)
+    except ValueError:
+        return None
+    return text or None
+
+
+def _split_seal(data: bytes) -> tuple[bytes, str | None]:
+    """(the record, its digest) of a sealed commit file; (all of it, None)
+    when it does not end in a digest line."""
+    body, _, last = data.rstrip(b"\n").rpartition(b"\n")
+    if len(last) == 64 and body and all(c in b"0123456789abcdef" for c in last):
+        return body, last.decode("ascii")
+    return data, None
+
+
+def read_commit(commit: Path) -> dict[str, Any] | None:
+    """The record a commit file holds: None when it is missing, empty or torn
+    (see the module; a torn one never committed)."""
+    return commit_record(read_bytes(commit) or b"")
+
+
+def commit_record(data: bytes) -> dict[str, Any] | None:
+    """The record of a commit file's bytes (None: empty or torn)."""
+    text = unsealed(data) if data else None
     if text is None:
         return None
     try:
-        found = json.loads(text).get("id")
-    except (ValueError, AttributeError):
+        record = json.loads(text)
+    except ValueError:
         return None
+    return record if isinstance(record, dict) else None
+
+
+def committed_id(commit: Path) -> str | None:
+    """The transaction id a commit file holds (None: none, torn or unreadable)."""
+    record = read_commit(commit)
+    found = record.get("id") if record is not None else None
     return found if isinstance(found, str) else None
 
 

@@ -231,6 +231,7 @@ OPERATIONS = {
     "open_file": lambda path: open_file(path, os.O_RDWR | os.O_CREAT),
     "move_file": lambda path: move_file(path.parent.parent / "g", path.parent / "g"),
     "overwrite_checked": lambda path: fileutil.overwrite_checked(path, b"x"),
+    "rewrite_in_place": lambda path: fileutil.rewrite_in_place(path, b"x"),
     "reading_directory": lambda path: reading_directory(path.parent).close(),
 }
 
@@ -519,6 +520,37 @@ def test_overwrite_checked_refuses_a_symlink_as_the_file(planted: tuple[Path, Pa
     os.symlink(outside / "f", root / "e" / "f")
     with pytest.raises(SymlinkRefused):
         fileutil.overwrite_checked(root / "e" / "f", b"x")
+    assert (outside / "f").read_text() == "outside"
+
+
+def test_rewrite_in_place_keeps_the_file_and_syncs_its_directory_once(
+    tmp_path: Path, synced: list[str]
+) -> None:
+    """A sealed record (the store's ``.txn``): the call that creates the file
+    syncs it and its directory; later ones the file only, in the same inode,
+    and a shorter text leaves no tail; nothing else is left beside it."""
+    path = tmp_path / "user" / ".txn"
+    (tmp_path / "user").mkdir()
+    fileutil.rewrite_in_place(path, b"a longer first record\n")
+    assert synced == ["file .txn", "dir user"]
+    inode = path.stat().st_ino
+    fileutil.rewrite_in_place(path, b"short\n")
+    fileutil.rewrite_in_place(path, b"")
+    assert path.read_bytes() == b"" and path.stat().st_ino == inode
+    assert synced[2:] == ["file .txn", "file .txn"]
+    assert os.listdir(path.parent) == [".txn"]
+
+
+def test_rewrite_in_place_needs_its_directory_and_refuses_a_symlink_as_the_file(
+    planted: tuple[Path, Path],
+) -> None:
+    root, outside = planted
+    with pytest.raises(StoreUnavailable, match="missing"):
+        fileutil.rewrite_in_place(root / "nowhere" / ".txn", b"x")
+    (root / "e").mkdir()
+    os.symlink(outside / "f", root / "e" / "f")
+    with pytest.raises(SymlinkRefused):
+        fileutil.rewrite_in_place(root / "e" / "f", b"x")
     assert (outside / "f").read_text() == "outside"
 
 

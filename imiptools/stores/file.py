@@ -104,11 +104,12 @@ from imiptools.fileutil import (
     remove_empty_directory,
     remove_file,
     resolve_root,
+    rewrite_in_place,
     sync_deferred_directories,
     write_new_file,
 )
 from imiptools.lock import file_lock
-from imiptools.pending import apply_record, write_record
+from imiptools.pending import apply_record, commit_record, sealed, write_record
 from imiptools.periods import Period
 from imiptools.spool import Spool, envelope_block
 from imiptools.spool import new_id as new_spool_id
@@ -414,12 +415,15 @@ class FileStore(Store):
 
         Order: the messages are staged (``.staged/<id>.<message id>``, each
         fsynced, then ``.staged/`` once), the foreign writes become pending
-        records in their domains (see :mod:`imiptools.pending`), then
-        ``.txn`` is written atomically: the commit point. It is then applied
-        (see :meth:`_apply`) and ``.txn`` removed. A crash before the commit
-        point leaves garbage that the next lock removes (nothing was
-        decided); a crash after it is completed by the next lock of the user
-        (or, for the pending records, of their domain).
+        records in their domains (see :mod:`imiptools.pending`), then the
+        record is written into ``.txn``, sealed with its digest, in place
+        (:func:`~imiptools.fileutil.rewrite_in_place`: the same file every
+        time, so no new name to make durable) and fsynced: the commit point.
+        It is then applied (see :meth:`_apply`) and ``.txn`` emptied. A crash
+        before the commit point leaves garbage that the next lock removes
+        (nothing was decided; a torn ``.txn`` is known by its digest); a
+        crash after it is completed by the next lock of the user (or, for
+        the pending records, of their domain).
         """
         if transaction.empty():
             return
@@ -444,7 +448,7 @@ class FileStore(Store):
             "messages": messages,
             "staging": STAGING_FLAT,
         }
-        atomic_write(directory / TXN, json.dumps(record, ensure_ascii=False))
+        rewrite_in_place(directory / TXN, sealed(json.dumps(record, ensure_ascii=False)))
         self._apply(transaction.user, directory, record, None)
         for uid, text in transaction.derivations.items():
             self.set_derivation(transaction.user, uid, text)
@@ -475,14 +479,14 @@ class FileStore(Store):
         directory fsyncs deferred (:func:`~imiptools.fileutil.deferred_directory_syncs`):
         every file is fsynced before it is renamed into place, and each
         directory touched is fsynced once at the end. Only then is ``.txn``
-        removed (and the user's directory fsynced): until that point a
+        emptied (and fsynced): until that point a
         crash, even a power failure keeping any subset of the renames,
         leaves ``.txn`` to apply the same calls again, which converges from
         any such state (each call is idempotent given its arguments; a
         message already moved is not moved again; a decision line already
         logged is not logged again). A staged message's departure from
         ``.staged/`` needs no fsync: one that a power failure brings back
-        once ``.txn`` is gone is dropped by the next lock as uncommitted.
+        once ``.txn`` is empty is dropped by the next lock as uncommitted.
         """
         for path, lock in record["pending"]:
             if timeout is None:
@@ -497,7 +501,7 @@ class FileStore(Store):
                 if not (replaying and name == "log_decision" and self._logged(user, args[1])):
                     getattr(self, name)(*args)
             self._spool(directory, record)
-        remove_file(directory / TXN)
+        rewrite_in_place(directory / TXN, b"")
 
     @staticmethod
     def _spool(directory: Path, record: dict[str, Any]) -> None:
@@ -516,15 +520,17 @@ class FileStore(Store):
 
     def _recover(self, user: str, directory: Path, timeout: float) -> None:
         """Finish a committed transaction left by a crash; drop uncommitted
-        staged messages. Runs under the user's lock."""
-        text = read_text(directory / TXN)
-        if text is not None:
-            try:
-                record = json.loads(text)
-            except ValueError as exc:
-                raise StoreUnavailable(f"unreadable transaction {directory / TXN}") from exc
+        staged messages. Runs under the user's lock. A torn ``.txn`` (a
+        power failure while it was written: its digest does not match) never
+        committed: it is emptied."""
+        data = read_bytes(directory / TXN)
+        record = commit_record(data) if data else None
+        if record is not None:
             logger.warning("user=%s completing interrupted transaction %s", user, record["id"])
             self._apply(user, directory, record, timeout)
+        elif data:
+            logger.warning("user=%s dropping a torn, uncommitted transaction record", user)
+            rewrite_in_place(directory / TXN, b"")
         for name in list_names(directory / STAGED):
             logger.info("user=%s dropping uncommitted message %s", user, name)
             staged = directory / STAGED / name

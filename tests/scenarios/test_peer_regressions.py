@@ -134,10 +134,14 @@ def test_a_reply_that_changes_nothing_records_nothing(tmp_path: Path) -> None:
     written = {p: p.stat().st_mtime_ns for p in user.rglob("*") if p.is_file()}
     log = reply(agent, "reply-accepting-the-series.ics")
     assert "outcome=unchanged code=reply" in log and "outcome=merged" not in log
-    changed = [p for p in user.rglob("*") if p.is_file() and p.name != "decisions.log"]
+    # what its transaction writes besides: the decision's line and the commit
+    # record (.txn, written in place and emptied again)
+    bookkeeping = ("decisions.log", ".txn")
+    changed = [p for p in user.rglob("*") if p.is_file() and p.name not in bookkeeping]
     assert {p: p.stat().st_mtime_ns for p in changed} == {
-        p: t for p, t in written.items() if p.name != "decisions.log"
+        p: t for p, t in written.items() if p.name not in bookkeeping
     }
+    assert not (user / ".txn").read_bytes()
 
 
 def test_a_party_crasher_is_ignored_unless_uninvited_replies_add(tmp_path: Path) -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from imiptools.pending import resolve_all, write_record
+from imiptools.pending import committed_id, resolve_all, sealed, unsealed, write_record
 from imiptools.spool import Spool
 from imiptools.stores.base import Store
 from imiptools.stores.file import STAGED, TXN, FileStore
@@ -140,14 +141,89 @@ def test_a_transaction_committed_but_not_applied_is_completed_by_the_next_lock(
             store.commit(_transaction(tmp_path))
     monkeypatch.undo()
     directory = store.user_directory(USER)
-    assert (directory / TXN).exists() and store.get_object(USER, "a") is not None
+    assert _held(directory) and store.get_object(USER, "a") is not None
     assert store.all_freebusy(USER) == []  # not yet
     with store.lock(USER, 5):
         pass
     assert [p.uid for p in store.all_freebusy(USER)] == ["a"]
     assert list(store.decisions(USER)) == ['{"uid": "a"}']  # appended once
     assert len(Spool(tmp_path / "store" / ".outbox").pending()) == 1
-    assert not (directory / TXN).exists() and not list((directory / STAGED).glob("*"))
+    assert not _held(directory) and not list((directory / STAGED).glob("*"))
+
+
+def _held(directory: Path) -> bytes:
+    """What the user's ``.txn`` holds (empty: no transaction pending)."""
+    path = directory / TXN
+    return path.read_bytes() if path.exists() else b""
+
+
+def _torn_cut_in_the_digest(data: bytes) -> bytes:
+    return data[:-10]
+
+
+def _torn_cut_in_the_record(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _torn_a_byte_of_the_record(data: bytes) -> bytes:
+    return data[:20] + bytes([data[20] ^ 1]) + data[21:]
+
+
+def _torn_over_a_longer_record(data: bytes) -> bytes:
+    """The new record written whole over a longer one, its cut lost."""
+    longer = sealed(json.dumps({"id": "older", "calls": [], "padding": "x" * len(data)}))
+    assert len(longer) > len(data)
+    return data + longer[len(data) :]
+
+
+TORN = [
+    _torn_cut_in_the_digest,
+    _torn_cut_in_the_record,
+    _torn_a_byte_of_the_record,
+    _torn_over_a_longer_record,
+]
+
+
+@pytest.mark.parametrize("tear", TORN, ids=[t.__name__.removeprefix("_torn_") for t in TORN])
+def test_a_torn_commit_file_never_committed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tear: Callable[[bytes], bytes],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``.txn`` is written in place (no new file a commit): a power failure
+    before its fsync returned may leave it torn. Nothing was applied or
+    sent then, so the next lock drops it, as it drops any uncommitted
+    transaction, and empties it."""
+    store = FileStore(tmp_path / "store")
+
+    def crash(*args: object) -> None:
+        raise Crash
+
+    with store.lock(USER, 5):
+        monkeypatch.setattr(store, "set_object", crash)  # the first call of the apply
+        with pytest.raises(Crash):
+            store.commit(_transaction(tmp_path))
+    monkeypatch.undo()
+    directory = store.user_directory(USER)
+    (directory / TXN).write_bytes(tear(_held(directory)))
+    with store.lock(USER, 5):
+        pass
+    assert store.get_object(USER, "a") is None and list(store.decisions(USER)) == []
+    assert Spool(tmp_path / "store" / ".outbox").pending() == []
+    assert not _held(directory) and not list((directory / STAGED).glob("*"))
+    assert "torn, uncommitted transaction" in caplog.text
+
+
+def test_a_commit_file_is_sealed_with_its_digest() -> None:
+    """What :func:`sealed` writes :func:`unsealed` reads back; a record from
+    before the seal (JSON written whole, by a rename) is read as it is; an
+    empty file, or one not whole, holds none."""
+    text = json.dumps({"id": "t1", "calls": [["x", "é\udce9"]]}, ensure_ascii=False)
+    assert unsealed(sealed(text)) == text
+    assert unsealed(b'{"id": "t0"}') == '{"id": "t0"}'
+    assert unsealed(b"") is None and unsealed(b'{"id": "t0", "cal') is None
+    assert committed_id(Path("/nonexistent/.txn")) is None
 
 
 def test_an_uncommitted_transaction_leaves_nothing(
@@ -158,7 +234,7 @@ def test_an_uncommitted_transaction_leaves_nothing(
     def crash(*args: object) -> None:
         raise Crash
 
-    monkeypatch.setattr("imiptools.stores.file.atomic_write", crash)  # the .txn write
+    monkeypatch.setattr("imiptools.stores.file.rewrite_in_place", crash)  # the .txn write
     with store.lock(USER, 5), pytest.raises(Crash):
         store.commit(_transaction(tmp_path))
     monkeypatch.undo()
@@ -203,4 +279,4 @@ def test_a_record_of_the_earlier_staging_layout_is_completed(tmp_path: Path) -> 
     with store.lock(USER, 5):
         pass
     assert [m.id for m in Spool(outbox).pending()] == [message]
-    assert not (directory / TXN).exists() and list((directory / STAGED).iterdir()) == []
+    assert not _held(directory) and list((directory / STAGED).iterdir()) == []
