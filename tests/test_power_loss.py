@@ -58,8 +58,10 @@ to break a promise: so the test is known to see what each one prevents.
 What it does not try: every mix a filesystem may leave (two are drawn a
 cut, not all of them), half a rename (a name gone from one directory and
 not yet in the other: no journaling filesystem leaves that), nor a file cut
-in the middle of its data. A failure names the mixed image's draw; a mixed
-image that drew the same tree as an extreme one is not run again.
+in the middle of its data (the one file written in place that must survive
+that, ``.txn``, is torn four ways by ``tests/stores/test_transaction.py``).
+A failure names the mixed image's draw; a mixed image that drew the same
+tree as an extreme one is not run again.
 """
 
 from __future__ import annotations
