@@ -92,12 +92,6 @@ def _split_seal(data: bytes) -> tuple[bytes, str | None]:
     return data, None
 
 
-def read_commit(commit: Path) -> dict[str, Any] | None:
-    """The record a commit file holds: None when it is missing, empty or torn
-    (see the module; a torn one never committed)."""
-    return commit_record(read_bytes(commit) or b"")
-
-
 def commit_record(data: bytes) -> dict[str, Any] | None:
     """The record of a commit file's bytes (None: empty or torn)."""
     text = unsealed(data) if data else None
@@ -111,8 +105,9 @@ def commit_record(data: bytes) -> dict[str, Any] | None:
 
 
 def committed_id(commit: Path) -> str | None:
-    """The transaction id a commit file holds (None: none, torn or unreadable)."""
-    record = read_commit(commit)
+    """The transaction id a commit file holds (None: missing, empty, torn or
+    unreadable; a torn one never committed)."""
+    record = commit_record(read_bytes(commit) or b"")
     found = record.get("id") if record is not None else None
     return found if isinstance(found, str) else None
 
